@@ -1,0 +1,416 @@
+// A real Kubernetes control plane for tests and the lab: etcd plus kube-apiserver, built
+// from their Go modules by build.sh, with TLS, RBAC and ServiceAccount token signing.
+import { execFile, spawn } from "node:child_process";
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Where the control plane's state lives unless told otherwise. */
+export const cacheRoot =
+  process.env.IRONLB_CACHE ??
+  join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "ironlb");
+
+/** Service ClusterIP ranges. No traffic is ever sent to them: no kube-proxy runs in tests. */
+export const serviceCIDRs = "10.96.0.0/16,2001:db8:96::/112";
+
+export interface ControlPlaneOptions {
+  /** Folder for certificates, etcd data, logs and the kubeconfig (created, then removed on stop). */
+  dir: string;
+  /** Address kube-apiserver listens on (default 127.0.0.1; the lab uses 0.0.0.0). */
+  bindAddress?: string;
+  /** Address clients are told to use (default 127.0.0.1); also put in the serving certificate. */
+  advertiseAddress?: string;
+  /** Start the processes in their own session so they outlive the caller (`cluster:up`). */
+  detached?: boolean;
+  /** Progress messages (default: stderr). */
+  log?: (msg: string) => void;
+}
+
+/** The saved description of a running control plane (state.json in its folder). */
+export interface ControlPlaneState {
+  dir: string;
+  kubeconfig: string;
+  /** The apiserver URL as seen from this host (always loopback). */
+  server: string;
+  /** The apiserver port, for kubeconfigs that reach it through another address. */
+  port: number;
+  pids: number[];
+  binDir: string;
+}
+
+/** Builds (or finds in the cache) the pinned binaries and returns their folder. */
+export async function ensureBinaries(log: (msg: string) => void = defaultLog): Promise<string> {
+  log(
+    "checking control-plane binaries (kube-apiserver, etcd, kubectl, helm); the first build takes minutes",
+  );
+  const child = spawn("bash", [join(here, "build.sh")], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const code: number = await new Promise((res) => child.on("close", (c) => res(c ?? 1)));
+  if (code !== 0)
+    throw new Error(
+      `building the control-plane binaries failed (exit ${code}); see the messages above`,
+    );
+  const lines = out.trim().split("\n");
+  return lines[lines.length - 1]!;
+}
+
+/** Starts etcd and kube-apiserver, waits for /readyz, and writes a kubeconfig. */
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlaneState> {
+  const log = opts.log ?? defaultLog;
+  const binDir = await ensureBinaries(log);
+  const dir = opts.dir;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, "pki"), { recursive: true });
+  const bind = opts.bindAddress ?? "127.0.0.1";
+  const advertise = opts.advertiseAddress ?? "127.0.0.1";
+  const pids: number[] = [];
+  const state: ControlPlaneState = {
+    dir,
+    kubeconfig: join(dir, "kubeconfig"),
+    server: "",
+    port: 0,
+    pids,
+    binDir,
+  };
+  try {
+    log("generating certificates");
+    const pki = await makePki(join(dir, "pki"), [advertise, "127.0.0.1"]);
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    log(`starting etcd on ${etcdUrl}`);
+    pids.push(
+      startProcess(
+        join(binDir, "etcd"),
+        [
+          "--name=default",
+          `--data-dir=${join(dir, "etcd")}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+          "--unsafe-no-fsync", // test data: durability is not worth the disk latency
+          "--log-level=warn",
+        ],
+        join(dir, "etcd.log"),
+        opts.detached,
+      ),
+    );
+    state.port = apiPort;
+    state.server = `https://127.0.0.1:${apiPort}`;
+    log(`starting kube-apiserver on ${state.server}`);
+    pids.push(
+      startProcess(
+        join(binDir, "kube-apiserver"),
+        [
+          `--etcd-servers=${etcdUrl}`,
+          `--bind-address=${bind}`,
+          `--advertise-address=${advertise}`,
+          `--secure-port=${apiPort}`,
+          `--tls-cert-file=${pki.serverCert}`,
+          `--tls-private-key-file=${pki.serverKey}`,
+          `--client-ca-file=${pki.caCert}`,
+          "--anonymous-auth=false",
+          "--authorization-mode=RBAC",
+          `--service-account-issuer=https://kubernetes.default.svc.cluster.local`,
+          `--service-account-key-file=${pki.saPub}`,
+          `--service-account-signing-key-file=${pki.saKey}`,
+          `--service-cluster-ip-range=${serviceCIDRs}`,
+          // No kube-controller-manager creates default ServiceAccounts, so the admission
+          // plugin that requires them would reject every pod (envtest does the same).
+          "--disable-admission-plugins=ServiceAccount",
+          "--allow-privileged=true",
+          `--cert-dir=${join(dir, "pki")}`,
+          "--profiling=false",
+          "--max-requests-inflight=1000",
+          "--max-mutating-requests-inflight=500",
+        ],
+        join(dir, "kube-apiserver.log"),
+        opts.detached,
+      ),
+    );
+    await waitReady(state.server, pki, pids, dir);
+    writeKubeconfig(state, state.kubeconfig);
+    writeFileSync(join(dir, "state.json"), JSON.stringify(state, null, 2));
+    log("control plane ready");
+    return state;
+  } catch (err) {
+    await stopControlPlane(state);
+    throw err;
+  }
+}
+
+/** Stops the processes of a control plane and removes its folder. */
+export async function stopControlPlane(
+  state: Pick<ControlPlaneState, "dir" | "pids">,
+): Promise<void> {
+  for (const pid of [...state.pids].reverse()) await killAndWait(pid);
+  rmSync(state.dir, { recursive: true, force: true });
+}
+
+/** Reads the state of a control plane started earlier in `dir`, if any. */
+export function readState(dir: string): ControlPlaneState | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as ControlPlaneState;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Pki {
+  caCert: string;
+  caKey: string;
+  serverCert: string;
+  serverKey: string;
+  adminCert: string;
+  adminKey: string;
+  saKey: string;
+  saPub: string;
+}
+
+async function openssl(args: string[]): Promise<void> {
+  try {
+    await run("openssl", args);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === "ENOENT")
+      throw new Error("openssl is not installed (Debian: apt-get install openssl)");
+    throw new Error(`openssl ${args[0]} failed: ${e.stderr ?? e.message}`);
+  }
+}
+
+async function makePki(dir: string, ips: string[]): Promise<Pki> {
+  const p = (f: string) => join(dir, f);
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await openssl([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+    "-days",
+    "3650",
+    "-subj",
+    "/CN=ironlb-test-ca",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  const sign = async (name: string, subj: string, ext: string) => {
+    await openssl([
+      "req",
+      "-new",
+      ...ec,
+      "-keyout",
+      p(`${name}.key`),
+      "-out",
+      p(`${name}.csr`),
+      "-subj",
+      subj,
+    ]);
+    writeFileSync(p(`${name}.ext`), ext);
+    await openssl([
+      "x509",
+      "-req",
+      "-in",
+      p(`${name}.csr`),
+      "-CA",
+      p("ca.crt"),
+      "-CAkey",
+      p("ca.key"),
+      "-CAcreateserial",
+      "-out",
+      p(`${name}.crt`),
+      "-days",
+      "3650",
+      "-extfile",
+      p(`${name}.ext`),
+    ]);
+  };
+  const sans = [...new Set(ips.filter((ip) => ip !== "0.0.0.0")), "10.96.0.1"].map(
+    (ip) => `IP:${ip}`,
+  );
+  sans.push(
+    "DNS:localhost",
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+  );
+  await sign(
+    "apiserver",
+    "/CN=kube-apiserver",
+    `subjectAltName=${sans.join(",")}\nextendedKeyUsage=serverAuth\n`,
+  );
+  // system:masters is the bootstrap superuser group that RBAC always allows.
+  await sign("admin", "/O=system:masters/CN=ironlb-admin", "extendedKeyUsage=clientAuth\n");
+  await openssl([
+    "genpkey",
+    "-algorithm",
+    "RSA",
+    "-pkeyopt",
+    "rsa_keygen_bits:2048",
+    "-out",
+    p("sa.key"),
+  ]);
+  await openssl(["pkey", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub")]);
+  return pkiPaths(dir);
+}
+
+function pkiPaths(dir: string): Pki {
+  const p = (f: string) => join(dir, f);
+  return {
+    caCert: p("ca.crt"),
+    caKey: p("ca.key"),
+    serverCert: p("apiserver.crt"),
+    serverKey: p("apiserver.key"),
+    adminCert: p("admin.crt"),
+    adminKey: p("admin.key"),
+    saKey: p("sa.key"),
+    saPub: p("sa.pub"),
+  };
+}
+
+/**
+ * Writes an admin kubeconfig for the control plane; `host` is the address to reach it by
+ * (default loopback; the lab passes its uplink address, which the serving certificate names).
+ */
+export function writeKubeconfig(state: ControlPlaneState, path: string, host = "127.0.0.1"): void {
+  const pki = pkiPaths(join(state.dir, "pki"));
+  writeFileSync(path, kubeconfigYaml(`https://${host}:${state.port}`, pki));
+}
+
+function kubeconfigYaml(server: string, pki: Pki): string {
+  const b64 = (f: string) => readFileSync(f).toString("base64");
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: ironlb-test
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${b64(pki.caCert)}
+users:
+- name: ironlb-admin
+  user:
+    client-certificate-data: ${b64(pki.adminCert)}
+    client-key-data: ${b64(pki.adminKey)}
+contexts:
+- name: ironlb-test
+  context:
+    cluster: ironlb-test
+    user: ironlb-admin
+current-context: ironlb-test
+`;
+}
+
+function startProcess(bin: string, args: string[], logFile: string, detached = false): number {
+  const fd = openSync(logFile, "a");
+  const child = spawn(bin, args, { stdio: ["ignore", fd, fd], detached });
+  if (detached) child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${bin}`);
+  return child.pid;
+}
+
+/** A free TCP port on loopback (the kernel picks it; the small race with others is acceptable in tests). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() =>
+        typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function killAndWait(pid: number): Promise<void> {
+  if (!alive(pid)) return;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
+  if (alive(pid)) process.kill(pid, "SIGKILL");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function get(url: string, pki: Pki): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        ca: readFileSync(pki.caCert),
+        cert: readFileSync(pki.adminCert),
+        key: readFileSync(pki.adminKey),
+        timeout: 2000,
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function waitReady(server: string, pki: Pki, pids: number[], dir: string): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  let last = "";
+  while (Date.now() < deadline) {
+    for (const [i, pid] of pids.entries()) {
+      if (!alive(pid)) {
+        const name = i === 0 ? "etcd" : "kube-apiserver";
+        const tail = readFileSync(join(dir, `${name}.log`), "utf8")
+          .split("\n")
+          .slice(-15)
+          .join("\n");
+        throw new Error(`${name} exited during start-up; last log lines:\n${tail}`);
+      }
+    }
+    try {
+      const r = await get(`${server}/readyz`, pki);
+      if (r.status === 200) return;
+      last = `${r.status}: ${r.body.slice(0, 300)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(250);
+  }
+  throw new Error(`kube-apiserver did not become ready within 90 s (last answer: ${last})`);
+}
+
+function defaultLog(msg: string): void {
+  process.stderr.write(`[controlplane] ${msg}\n`);
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what ironlb's tests and lab need on a fresh Debian machine: Debian packages
+# (only those missing), npm packages, and checks for Go (needed to build the control plane).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+say() { echo "[deps] $*" >&2; }
+
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v nft >/dev/null || need+=(nftables)
+command -v make >/dev/null || need+=(make)
+command -v g++ >/dev/null || need+=(g++)
+command -v python3 >/dev/null || need+=(python3)
+command -v flock >/dev/null || need+=(util-linux)
+[ -f /usr/include/node/node_api.h ] || need+=(libnode-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { say "missing Debian packages ${need[*]} and not root to install them"; exit 1; }
+  say "installing Debian packages: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v go >/dev/null || { say "Go >= 1.26 is needed to build kube-apiserver and etcd for the tests; install it (apt-get install golang-go, if recent enough)"; exit 1; }
+
+if [ ! -x node_modules/.bin/vitest ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
