@@ -1,0 +1,61 @@
+// When two Services may hold the same IP. Kept apart from the allocator so that the rule
+// reads in one place and can be tested on its own.
+
+import type { ServiceRequest } from "./types.ts";
+
+/** Why a Service may not take an IP another Service holds. */
+export interface SharingConflict {
+  reason: "IPInUse" | "SharingRefused";
+  /** Human-readable explanation, naming the holder. */
+  why: string;
+}
+
+function sameSelector(a?: Record<string, string>, b?: Record<string, string>): boolean {
+  const ea = Object.entries(a ?? {});
+  const eb = b ?? {};
+  if (ea.length !== Object.keys(eb).length) return false;
+  return ea.every(([k, v]) => Object.hasOwn(eb, k) && eb[k] === v);
+}
+
+/**
+ * Whether `wanting` may share an IP with `holder` (whose key is `holderKey`): both need the
+ * same sharing key, no common (protocol, port), and compatible traffic policies (both
+ * Cluster, or both Local with the same pod selector, since a Local IP is announced only
+ * where that selector's endpoints are). Returns undefined when sharing is legal.
+ */
+export function sharingConflict(
+  wanting: ServiceRequest,
+  holder: ServiceRequest,
+  holderKey: string,
+): SharingConflict | undefined {
+  if (wanting.sharingKey === undefined) {
+    return { reason: "IPInUse", why: `in use by ${holderKey}` };
+  }
+  if (holder.sharingKey === undefined) {
+    return { reason: "IPInUse", why: `in use by ${holderKey}, which does not allow sharing` };
+  }
+  if (wanting.sharingKey !== holder.sharingKey) {
+    return {
+      reason: "SharingRefused",
+      why: `sharing key "${wanting.sharingKey}" differs from "${holder.sharingKey}" of ${holderKey}`,
+    };
+  }
+  for (const p of wanting.ports) {
+    if (holder.ports.some((q) => q.port === p.port && q.protocol === p.protocol)) {
+      return {
+        reason: "SharingRefused",
+        why: `port ${p.port}/${p.protocol} already used by ${holderKey}`,
+      };
+    }
+  }
+  if (wanting.trafficPolicy !== holder.trafficPolicy) {
+    return {
+      reason: "SharingRefused",
+      why: `traffic policy ${wanting.trafficPolicy} differs from ${holder.trafficPolicy} of ${holderKey}`,
+    };
+  }
+  if (wanting.trafficPolicy === "Local" && !sameSelector(wanting.selector, holder.selector)) {
+    return { reason: "SharingRefused", why: `Local pod selector differs from ${holderKey}` };
+  }
+  return undefined;
+}
