@@ -1,0 +1,245 @@
+// Which nodes may announce one Service IP, and on which interfaces. Pure: the k8s edge
+// translates Nodes, Leases, L2Advertisements, pools and EndpointSlices into these types,
+// and the election (election.ts) then picks one owner among the eligible nodes.
+
+import { anySelectorMatches } from "../allocator/selectors.ts";
+import type { LabelSelector } from "../allocator/types.ts";
+
+/** A Kubernetes condition status. */
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+/** Label that removes a node from external load balancers (any value, even empty). */
+export const EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/** What eligibility needs of a Node object. */
+export interface NodeInfo {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  /** Status of the `Ready` condition; absent (no condition yet) counts as not ready. */
+  ready?: ConditionStatus;
+  /** Status of the `NetworkUnavailable` condition; only "True" disqualifies. */
+  networkUnavailable?: ConditionStatus;
+}
+
+/** An L2Advertisement's spec, with its name (for messages). */
+export interface L2AdvertisementInfo {
+  name: string;
+  /** Pool names. With `ipAddressPoolSelectors` both empty/absent: every pool. */
+  ipAddressPools?: readonly string[];
+  /** Alternatives matched against pool labels. */
+  ipAddressPoolSelectors?: readonly LabelSelector[];
+  /** Alternatives matched against node labels; empty/absent: every node. */
+  nodeSelectors?: readonly LabelSelector[];
+  /** Interfaces to announce on; empty/absent: the default choice ("auto"). */
+  interfaces?: readonly string[];
+}
+
+/** The pool an IP was allocated from. */
+export interface PoolInfo {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+/** Ready endpoints of a Service, as counted by `countReadyEndpoints`. */
+export interface EndpointCounts {
+  /** Ready endpoints per node name (endpoints without a nodeName are not here). */
+  byNode: ReadonlyMap<string, number>;
+  /** All ready endpoints, with or without a nodeName. */
+  total: number;
+}
+
+/** What eligibility needs of a Service. */
+export interface ServiceInfo {
+  externalTrafficPolicy: "Cluster" | "Local";
+  endpoints: EndpointCounts;
+}
+
+/** The parts of an EndpointSlice that matter here (the discovery.k8s.io/v1 shape). */
+export interface EndpointSliceLike {
+  addressType?: string;
+  endpoints?: ReadonlyArray<{
+    conditions?: { ready?: boolean | null } | null;
+    nodeName?: string | null;
+  }> | null;
+}
+
+/**
+ * Counts ready endpoints over a Service's EndpointSlices. An endpoint is ready unless
+ * `conditions.ready` is false (Kubernetes reads unset as ready). When `addressType` is
+ * given ("IPv4" / "IPv6"), only slices of that type count, so that an IPv4 VIP is not
+ * announced from a node whose only local endpoints are IPv6. A dual-stack pod appears in
+ * one slice per family; counts are only compared with zero, so that does not matter.
+ */
+export function countReadyEndpoints(
+  slices: Iterable<EndpointSliceLike>,
+  addressType?: string,
+): EndpointCounts {
+  const byNode = new Map<string, number>();
+  let total = 0;
+  for (const slice of slices) {
+    if (addressType !== undefined && slice.addressType !== addressType) continue;
+    for (const ep of slice.endpoints ?? []) {
+      if (ep.conditions?.ready === false) continue;
+      total++;
+      if (ep.nodeName) byNode.set(ep.nodeName, (byNode.get(ep.nodeName) ?? 0) + 1);
+    }
+  }
+  return { byNode, total };
+}
+
+/** Interfaces a node announces on: explicit names, or "auto" for the default choice. */
+export type InterfaceChoice = readonly string[] | "auto";
+
+/** Why a node is not eligible; the first failing check, in the order listed. */
+export type NodeExclusion =
+  | "SpeakerNotLive"
+  | "NotReady"
+  | "NetworkUnavailable"
+  | "ExcludedByLabel"
+  | "NotSelectedByAdvertisement"
+  | "NoLocalEndpoint";
+
+export interface EligibleNode {
+  name: string;
+  interfaces: InterfaceChoice;
+}
+
+export interface EligibilityResult {
+  /** Eligible nodes, sorted by name. */
+  nodes: EligibleNode[];
+  /** Set when `nodes` is empty: why, in words fit for an Event or a log line. */
+  reason?: string;
+  /** Every known node that is not eligible, with the first check it failed. */
+  excluded: Array<{ name: string; cause: NodeExclusion }>;
+}
+
+export interface EligibilityInput {
+  nodes: readonly NodeInfo[];
+  /** Nodes whose speaker heartbeat (lease or UDP) is live. */
+  liveSpeakers: ReadonlySet<string>;
+  l2Advertisements: readonly L2AdvertisementInfo[];
+  pool: PoolInfo;
+  service: ServiceInfo;
+}
+
+/** Whether an advertisement applies to a pool: by name, by selector, or to all pools. */
+export function advertisementSelectsPool(ad: L2AdvertisementInfo, pool: PoolInfo): boolean {
+  const names = ad.ipAddressPools ?? [];
+  const selectors = ad.ipAddressPoolSelectors ?? [];
+  if (names.length === 0 && selectors.length === 0) return true;
+  return names.includes(pool.name) || anySelectorMatches(selectors, pool.labels);
+}
+
+/** Whether an advertisement applies to a node: by selector, or to all nodes. */
+export function advertisementSelectsNode(ad: L2AdvertisementInfo, node: NodeInfo): boolean {
+  const selectors = ad.nodeSelectors ?? [];
+  return selectors.length === 0 || anySelectorMatches(selectors, node.labels);
+}
+
+/** Union of the advertisements' interfaces; any advertisement without a list makes it "auto". */
+function unionInterfaces(ads: readonly L2AdvertisementInfo[]): InterfaceChoice {
+  const names = new Set<string>();
+  for (const ad of ads) {
+    // "auto" absorbs explicit names: an advertisement without a list says "wherever the
+    // IP's subnet is", which is where LAN clients send their ARP requests anyway.
+    if (!ad.interfaces || ad.interfaces.length === 0) return "auto";
+    for (const name of ad.interfaces) names.add(name);
+  }
+  return [...names].sort();
+}
+
+const CAUSE_WORDS: Record<NodeExclusion, string> = {
+  SpeakerNotLive: "without a live speaker",
+  NotReady: "not Ready",
+  NetworkUnavailable: "NetworkUnavailable",
+  ExcludedByLabel: `labelled ${EXCLUDE_FROM_LB_LABEL}`,
+  NotSelectedByAdvertisement: "not selected by the nodeSelectors of",
+  NoLocalEndpoint: "without a ready local endpoint",
+};
+
+function quoteList(names: readonly string[]): string {
+  return names.map((n) => `"${n}"`).join(", ");
+}
+
+/**
+ * The nodes eligible to announce one Service IP, with the interfaces each may use.
+ *
+ * A node is eligible when its speaker is live, it is Ready and not NetworkUnavailable, it
+ * does not carry the exclude-from-external-load-balancers label, and at least one
+ * L2Advertisement selects both the IP's pool and the node. With
+ * `externalTrafficPolicy: Local` it must also hold a ready endpoint of the Service. A
+ * Service with no ready endpoint at all has no eligible node under either policy: an
+ * announced IP that blackholes traffic is worse than none. When the result is empty,
+ * `reason` says why.
+ */
+export function eligibleNodes(input: EligibilityInput): EligibilityResult {
+  const { pool, service } = input;
+  const excluded: EligibilityResult["excluded"] = [];
+  const none = (reason: string): EligibilityResult => ({ nodes: [], reason, excluded });
+
+  if (input.l2Advertisements.length === 0) {
+    return none(`no L2Advertisement exists, so IPs of pool "${pool.name}" are not announced`);
+  }
+  const poolAds = input.l2Advertisements.filter((ad) => advertisementSelectsPool(ad, pool));
+  if (poolAds.length === 0) return none(`no L2Advertisement selects pool "${pool.name}"`);
+  if (service.endpoints.total === 0) return none("no ready endpoints");
+
+  const local = service.externalTrafficPolicy === "Local";
+  const nodes: EligibleNode[] = [];
+  const sorted = [...input.nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const node of sorted) {
+    const ads = poolAds.filter((ad) => advertisementSelectsNode(ad, node));
+    let cause: NodeExclusion | undefined;
+    if (!input.liveSpeakers.has(node.name)) cause = "SpeakerNotLive";
+    else if (node.ready !== "True") cause = "NotReady";
+    else if (node.networkUnavailable === "True") cause = "NetworkUnavailable";
+    else if (Object.hasOwn(node.labels, EXCLUDE_FROM_LB_LABEL)) cause = "ExcludedByLabel";
+    else if (ads.length === 0) cause = "NotSelectedByAdvertisement";
+    else if (local && (service.endpoints.byNode.get(node.name) ?? 0) < 1) {
+      cause = "NoLocalEndpoint";
+    }
+    if (cause === undefined) nodes.push({ name: node.name, interfaces: unionInterfaces(ads) });
+    else excluded.push({ name: node.name, cause });
+  }
+  if (nodes.length > 0) return { nodes, excluded };
+
+  if (input.nodes.length === 0) return none("no nodes are known");
+  const adNames = quoteList(poolAds.map((ad) => ad.name));
+  if (local) {
+    // Explain in terms of the nodes that hold endpoints: those are the only candidates,
+    // and each of them failed a check other than NoLocalEndpoint.
+    const holders = excluded.filter((e) => (service.endpoints.byNode.get(e.name) ?? 0) > 0);
+    if (holders.length === 0) {
+      return none(
+        "externalTrafficPolicy Local and no known node holds a ready endpoint of the Service",
+      );
+    }
+    if (holders.every((e) => e.cause === "SpeakerNotLive")) {
+      return none(
+        "externalTrafficPolicy Local and no node with a ready endpoint has a live speaker",
+      );
+    }
+    const parts = holders.map((e) => `${e.name} ${causeText(e.cause, adNames)}`);
+    return none(
+      `externalTrafficPolicy Local and no node with a ready endpoint is eligible: ${parts.join("; ")}`,
+    );
+  }
+  return none(`no eligible node among ${input.nodes.length}: ${summarize(excluded, adNames)}`);
+}
+
+function causeText(cause: NodeExclusion, adNames: string): string {
+  return cause === "NotSelectedByAdvertisement"
+    ? `${CAUSE_WORDS[cause]} L2Advertisement ${adNames}`
+    : CAUSE_WORDS[cause];
+}
+
+/** "3 without a live speaker, 1 not Ready", in the order of the checks. */
+function summarize(excluded: EligibilityResult["excluded"], adNames: string): string {
+  const counts = new Map<NodeExclusion, number>();
+  for (const e of excluded) counts.set(e.cause, (counts.get(e.cause) ?? 0) + 1);
+  const order = Object.keys(CAUSE_WORDS) as NodeExclusion[];
+  return order
+    .filter((c) => counts.has(c))
+    .map((c) => `${counts.get(c)} ${causeText(c, adNames)}`)
+    .join(", ");
+}

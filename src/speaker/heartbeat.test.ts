@@ -1,0 +1,289 @@
+import { createHmac } from "node:crypto";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  DEFAULT_HEARTBEAT_DEAD_AFTER_MS,
+  decodeHeartbeat,
+  encodeHeartbeat,
+  HEARTBEAT_MAX_BYTES,
+  type Heartbeat,
+  HeartbeatTracker,
+} from "./heartbeat.ts";
+
+const secret = "correct horse battery staple";
+const beat: Heartbeat = {
+  node: "worker-1",
+  incarnation: 1_700_000_000_000,
+  seq: 42,
+  sentAtMs: 1_700_000_001_234,
+  leaving: false,
+};
+
+const arbBeat = fc.record({
+  node: fc.string({ unit: "grapheme", minLength: 1, maxLength: 60 }),
+  incarnation: fc.maxSafeNat(),
+  seq: fc.maxSafeNat(),
+  sentAtMs: fc.maxSafeNat(),
+  leaving: fc.boolean(),
+});
+
+/** Rewrites a byte and re-signs, to reach the checks that come after the MAC. */
+function resign(bytes: Uint8Array, key: string): Uint8Array {
+  const out = Uint8Array.from(bytes);
+  const signed = out.subarray(0, out.length - 32);
+  out.set(createHmac("sha256", key).update(signed).digest(), signed.length);
+  return out;
+}
+
+describe("heartbeat codec", () => {
+  it("has a fixed layout", () => {
+    const bytes = encodeHeartbeat({ ...beat, leaving: true }, secret);
+    expect(bytes.length).toBe(29 + "worker-1".length + 32);
+    expect([...bytes.subarray(0, 4)]).toEqual([0x49, 0x4c, 1, 1]);
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    expect(view.getBigUint64(4)).toBe(BigInt(beat.incarnation));
+    expect(view.getBigUint64(12)).toBe(42n);
+    expect(view.getBigUint64(20)).toBe(BigInt(beat.sentAtMs));
+    expect(bytes[28]).toBe(8);
+    expect(new TextDecoder().decode(bytes.subarray(29, 37))).toBe("worker-1");
+  });
+
+  it("round-trips", () => {
+    fc.assert(
+      fc.property(arbBeat, fc.uint8Array({ minLength: 1, maxLength: 64 }), (b, key) => {
+        fc.pre(new TextEncoder().encode(b.node).length <= 253);
+        const bytes = encodeHeartbeat(b, key);
+        expect(bytes.length).toBeLessThanOrEqual(HEARTBEAT_MAX_BYTES);
+        expect(decodeHeartbeat(bytes, key)).toEqual({ ok: true, beat: b });
+        expect(decodeHeartbeat(Buffer.from(bytes), key)).toEqual({ ok: true, beat: b });
+      }),
+    );
+  });
+
+  it("decodes from an offset inside a larger buffer", () => {
+    const bytes = encodeHeartbeat(beat, secret);
+    const big = new Uint8Array(bytes.length + 7);
+    big.set(bytes, 3);
+    expect(decodeHeartbeat(big.subarray(3, 3 + bytes.length), secret)).toEqual({ ok: true, beat });
+  });
+
+  const good = encodeHeartbeat(beat, secret);
+  const flip = (i: number, mask = 0x01) => {
+    const b = Uint8Array.from(good);
+    b[i]! ^= mask;
+    return b;
+  };
+  it.each<[string, Uint8Array, string]>([
+    ["empty", new Uint8Array(0), "truncated"],
+    ["truncated header", good.subarray(0, 20), "truncated"],
+    ["truncated MAC", good.subarray(0, good.length - 1), "truncated"],
+    ["trailing byte", Uint8Array.from([...good, 0]), "bad-length"],
+    ["oversized", new Uint8Array(HEARTBEAT_MAX_BYTES + 1), "oversized"],
+    ["bad magic", flip(0), "bad-magic"],
+    ["wrong version", flip(2, 0x03), "wrong-version"],
+    ["flipped flag", flip(3), "bad-mac"],
+    ["flipped seq bit", flip(19), "bad-mac"],
+    ["flipped name byte", flip(30), "bad-mac"],
+    ["flipped MAC byte", flip(good.length - 1), "bad-mac"],
+    ["unknown flag, signed", resign(flip(3, 0x80), secret), "bad-flags"],
+    ["unsafe integer, signed", resign(flip(12, 0x80), secret), "bad-number"],
+  ])("rejects %s", (_, bytes, error) => {
+    expect(decodeHeartbeat(bytes, secret)).toEqual({ ok: false, error });
+  });
+
+  it("rejects a wrong secret and an empty one", () => {
+    expect(decodeHeartbeat(good, "other")).toEqual({ ok: false, error: "bad-mac" });
+    expect(decodeHeartbeat(good, "")).toEqual({ ok: false, error: "bad-mac" });
+  });
+
+  it("rejects an empty or invalid UTF-8 name even when signed", () => {
+    const noName = Uint8Array.from([...good.subarray(0, 28), 0, ...new Uint8Array(32)]);
+    expect(decodeHeartbeat(resign(noName, secret), secret)).toEqual({
+      ok: false,
+      error: "bad-name",
+    });
+    const badUtf8 = Uint8Array.from(good);
+    badUtf8[29] = 0xff;
+    expect(decodeHeartbeat(resign(badUtf8, secret), secret)).toEqual({
+      ok: false,
+      error: "bad-name",
+    });
+  });
+
+  it("accepts bytes and string secrets alike", () => {
+    const key = new TextEncoder().encode(secret);
+    expect(decodeHeartbeat(encodeHeartbeat(beat, key), secret).ok).toBe(true);
+  });
+
+  it.each<[string, Partial<Heartbeat>]>([
+    ["empty name", { node: "" }],
+    ["long name", { node: "n".repeat(254) }],
+    ["negative seq", { seq: -1 }],
+    ["fractional incarnation", { incarnation: 1.5 }],
+    ["unsafe sentAtMs", { sentAtMs: 2 ** 53 }],
+    ["NaN seq", { seq: Number.NaN }],
+  ])("refuses to encode %s", (_, over) => {
+    expect(() => encodeHeartbeat({ ...beat, ...over }, secret)).toThrow(RangeError);
+  });
+
+  it("refuses to encode with an empty secret", () => {
+    expect(() => encodeHeartbeat(beat, "")).toThrow(RangeError);
+  });
+
+  it("never throws on random bytes, and never accepts them", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
+        expect(decodeHeartbeat(bytes, secret).ok).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("never throws on mutated valid datagrams", () => {
+    fc.assert(
+      fc.property(
+        fc.nat(good.length - 1),
+        fc.integer({ min: 1, max: 255 }),
+        fc.nat(good.length - 1),
+        (i, mask, cut) => {
+          const b = Uint8Array.from(good);
+          b[i]! ^= mask;
+          expect(decodeHeartbeat(b, secret).ok).toBe(false);
+          expect(decodeHeartbeat(good.subarray(0, cut), secret).ok).toBe(false);
+        },
+      ),
+    );
+  });
+});
+
+describe("HeartbeatTracker", () => {
+  const b = (over: Partial<Heartbeat> = {}): Heartbeat => ({ ...beat, ...over });
+
+  it("defaults to three missed 100 ms beats plus half an interval", () => {
+    expect(DEFAULT_HEARTBEAT_DEAD_AFTER_MS).toBe(350);
+    expect(new HeartbeatTracker().deadAfterMs).toBe(350);
+  });
+
+  it("times a node out after deadAfterMs of silence", () => {
+    const t = new HeartbeatTracker({ deadAfterMs: 300 });
+    expect(t.isAlive("worker-1", 0)).toBe(false);
+    expect(t.receive(b({ seq: 1 }), 1000)).toBe("accepted");
+    expect(t.isAlive("worker-1", 1300)).toBe(true);
+    expect(t.isAlive("worker-1", 1301)).toBe(false);
+    expect(t.dead(1301)).toEqual(["worker-1"]);
+    expect(t.receive(b({ seq: 2 }), 1400)).toBe("accepted");
+    expect(t.alive(1400)).toEqual(["worker-1"]);
+  });
+
+  it.each<[string, Array<[Partial<Heartbeat>, string]>]>([
+    [
+      "replays and reordering within an incarnation",
+      [
+        [{ seq: 5 }, "accepted"],
+        [{ seq: 5 }, "replay"],
+        [{ seq: 4 }, "replay"],
+        [{ seq: 6 }, "accepted"],
+        [{ seq: 100 }, "accepted"],
+      ],
+    ],
+    [
+      "restarts and stale incarnations",
+      [
+        [{ incarnation: 10, seq: 50 }, "accepted"],
+        [{ incarnation: 11, seq: 1 }, "accepted"],
+        [{ incarnation: 10, seq: 51 }, "stale-incarnation"],
+        [{ incarnation: 11, seq: 1 }, "replay"],
+        [{ incarnation: 11, seq: 2 }, "accepted"],
+      ],
+    ],
+    [
+      "leaving is final for the incarnation",
+      [
+        [{ incarnation: 10, seq: 1 }, "accepted"],
+        [{ incarnation: 10, seq: 2, leaving: true }, "accepted"],
+        [{ incarnation: 10, seq: 3 }, "after-leaving"],
+        [{ incarnation: 10, seq: 2, leaving: true }, "replay"],
+        [{ incarnation: 12, seq: 0 }, "accepted"],
+      ],
+    ],
+  ])("handles %s", (_, steps) => {
+    const t = new HeartbeatTracker();
+    steps.forEach(([over, outcome], i) => {
+      expect(t.receive(b(over), i * 10), `step ${i}`).toBe(outcome);
+    });
+  });
+
+  it("marks a leaving node dead at once, and a restart revives it", () => {
+    const t = new HeartbeatTracker();
+    t.receive(b({ seq: 1 }), 0);
+    t.receive(b({ node: "worker-2", seq: 1 }), 0);
+    expect(t.receive(b({ seq: 2, leaving: true }), 10)).toBe("accepted");
+    expect(t.isAlive("worker-1", 10)).toBe(false);
+    expect(t.alive(10)).toEqual(["worker-2"]);
+    expect(t.dead(10)).toEqual(["worker-1"]);
+    t.receive(b({ incarnation: beat.incarnation + 1, seq: 0 }), 20);
+    expect(t.isAlive("worker-1", 20)).toBe(true);
+  });
+
+  it("does not extend life on refused beats", () => {
+    const t = new HeartbeatTracker({ deadAfterMs: 100 });
+    t.receive(b({ seq: 9 }), 0);
+    expect(t.receive(b({ seq: 9 }), 90)).toBe("replay");
+    expect(t.isAlive("worker-1", 150)).toBe(false);
+  });
+
+  it("refuses beats with too much clock skew when configured", () => {
+    const t = new HeartbeatTracker({ maxClockSkewMs: 1000 });
+    expect(t.receive(b({ sentAtMs: 10_000 }), 5, 11_500)).toBe("clock-skew");
+    expect(t.receive(b({ sentAtMs: 10_000 }), 5, 10_900)).toBe("accepted");
+    expect(new HeartbeatTracker().receive(b({ sentAtMs: 0 }), 1e12)).toBe("accepted");
+  });
+
+  it("forgets and prunes", () => {
+    const t = new HeartbeatTracker();
+    t.receive(b({ node: "a", seq: 1 }), 0);
+    t.receive(b({ node: "b", seq: 1 }), 5000);
+    t.prune(6000, 2000);
+    expect(t.known()).toEqual(["b"]);
+    t.forget("b");
+    expect(t.known()).toEqual([]);
+    // A forgotten node starts afresh.
+    expect(t.receive(b({ node: "b", seq: 1 }), 7000)).toBe("accepted");
+  });
+
+  it("rejects a non-positive timeout", () => {
+    expect(() => new HeartbeatTracker({ deadAfterMs: 0 })).toThrow(RangeError);
+  });
+
+  it("a node is alive exactly when its last accepted beat is recent and not leaving", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ seq: fc.nat(20), leaving: fc.boolean(), dt: fc.nat(200) }), {
+          maxLength: 30,
+        }),
+        fc.nat(500),
+        (steps, after) => {
+          const t = new HeartbeatTracker({ deadAfterMs: 250 });
+          let now = 0;
+          let last: { at: number; leaving: boolean } | undefined;
+          let maxSeq = -1;
+          let left = false;
+          for (const s of steps) {
+            now += s.dt;
+            const outcome = t.receive(b({ seq: s.seq, leaving: s.leaving }), now);
+            const expected = s.seq <= maxSeq ? "replay" : left ? "after-leaving" : "accepted";
+            if (outcome !== expected) return false;
+            if (outcome === "accepted") {
+              maxSeq = s.seq;
+              left = s.leaving;
+              last = { at: now, leaving: s.leaving };
+            }
+          }
+          const at = now + after;
+          const alive = last !== undefined && !last.leaving && at - last.at <= 250;
+          return t.isAlive(beat.node, at) === alive;
+        },
+      ),
+    );
+  });
+});

@@ -1,0 +1,276 @@
+// Optional fast heartbeats between speakers over UDP: the wire format and a pure tracker.
+//
+// Leases detect a dead speaker in seconds; these datagrams (every 100 ms by default) let
+// the survivors take over in well under a second. They only ever narrow the live set
+// computed from leases, never widen it, so a lost or forged-looking datagram costs at most
+// a spurious takeover, and the MAC keeps strangers on the LAN from causing even that.
+//
+// Wire format, version 1 (big-endian, 61 + name bytes, at most 316):
+//   0   2  magic "IL" (0x49 0x4c)
+//   2   1  version (1)
+//   3   1  flags: bit 0 = leaving; other bits must be zero
+//   4   8  incarnation (unsigned, safe integer)
+//   12  8  seq (unsigned, safe integer)
+//   20  8  sentAtMs (unsigned, safe integer; sender's wall clock, informational)
+//   28  1  length n of the node name (1..253, a Kubernetes node name)
+//   29  n  node name, UTF-8
+//   29+n 32 HMAC-SHA256 with the shared secret over bytes 0 .. 29+n
+// The MAC covers everything before it; nothing is parsed beyond the header until it checks.
+
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/** One heartbeat. */
+export interface Heartbeat {
+  /** The sender's node name. */
+  node: string;
+  /**
+   * Identifies one run of the sender's process; must grow across restarts (the process
+   * start time in ms does), so that a tracker tells a restart from a replay.
+   */
+  incarnation: number;
+  /** Grows by at least one with every beat of an incarnation. */
+  seq: number;
+  /** Sender's wall clock when sent, in ms since the epoch. */
+  sentAtMs: number;
+  /** The sender is shutting down cleanly: consider it dead now. */
+  leaving: boolean;
+}
+
+export const HEARTBEAT_VERSION = 1;
+/** Datagrams above this size are rejected before any work is done. */
+export const HEARTBEAT_MAX_BYTES = 512;
+const MAGIC_0 = 0x49;
+const MAGIC_1 = 0x4c;
+const HEADER_BYTES = 29;
+const MAC_BYTES = 32;
+const MAX_NAME_BYTES = 253;
+const FLAG_LEAVING = 0x01;
+const TWO_POW_32 = 0x1_0000_0000;
+
+/** Shared secret: raw bytes, or a string used as its UTF-8 bytes. */
+export type HeartbeatSecret = string | Uint8Array;
+
+function mac(secret: HeartbeatSecret, bytes: Uint8Array): Buffer {
+  return createHmac("sha256", secret).update(bytes).digest();
+}
+
+function checkSecret(secret: HeartbeatSecret): void {
+  if (secret.length === 0) throw new RangeError("heartbeat secret must not be empty");
+}
+
+function writeU64(view: DataView, offset: number, value: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`heartbeat ${field} must be a non-negative safe integer, got ${value}`);
+  }
+  view.setUint32(offset, Math.floor(value / TWO_POW_32));
+  view.setUint32(offset + 4, value >>> 0);
+}
+
+/** Reads a u64 that must be a safe integer (high word below 2^21); undefined otherwise. */
+function readU64(view: DataView, offset: number): number | undefined {
+  const hi = view.getUint32(offset);
+  if (hi >= 0x20_0000) return undefined;
+  return hi * TWO_POW_32 + view.getUint32(offset + 4);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Encodes and authenticates a heartbeat. Throws RangeError on a beat that cannot be
+ * encoded (empty or over-long name, negative or non-integer numbers) or an empty secret.
+ */
+export function encodeHeartbeat(beat: Heartbeat, secret: HeartbeatSecret): Uint8Array {
+  checkSecret(secret);
+  const name = encoder.encode(beat.node);
+  if (name.length === 0 || name.length > MAX_NAME_BYTES) {
+    throw new RangeError(`heartbeat node name must be 1..${MAX_NAME_BYTES} bytes`);
+  }
+  const out = new Uint8Array(HEADER_BYTES + name.length + MAC_BYTES);
+  const view = new DataView(out.buffer);
+  out[0] = MAGIC_0;
+  out[1] = MAGIC_1;
+  out[2] = HEARTBEAT_VERSION;
+  out[3] = beat.leaving ? FLAG_LEAVING : 0;
+  writeU64(view, 4, beat.incarnation, "incarnation");
+  writeU64(view, 12, beat.seq, "seq");
+  writeU64(view, 20, beat.sentAtMs, "sentAtMs");
+  out[28] = name.length;
+  out.set(name, HEADER_BYTES);
+  const signed = out.subarray(0, HEADER_BYTES + name.length);
+  out.set(mac(secret, signed), signed.length);
+  return out;
+}
+
+export type DecodeError =
+  | "oversized"
+  | "truncated"
+  | "bad-magic"
+  | "wrong-version"
+  | "bad-length"
+  | "bad-mac"
+  | "bad-flags"
+  | "bad-number"
+  | "bad-name";
+
+export type DecodeResult = { ok: true; beat: Heartbeat } | { ok: false; error: DecodeError };
+
+/**
+ * Decodes and verifies a datagram. Never throws: anything that is not a well-formed
+ * version-1 heartbeat authenticated with `secret` yields `{ ok: false, error }`.
+ */
+export function decodeHeartbeat(bytes: Uint8Array, secret: HeartbeatSecret): DecodeResult {
+  const fail = (error: DecodeError): DecodeResult => ({ ok: false, error });
+  if (secret.length === 0) return fail("bad-mac");
+  if (bytes.length > HEARTBEAT_MAX_BYTES) return fail("oversized");
+  if (bytes.length < HEADER_BYTES + MAC_BYTES) return fail("truncated");
+  if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) return fail("bad-magic");
+  if (bytes[2] !== HEARTBEAT_VERSION) return fail("wrong-version");
+  const nameLength = bytes[28]!;
+  const signedLength = HEADER_BYTES + nameLength;
+  if (bytes.length < signedLength + MAC_BYTES) return fail("truncated");
+  if (bytes.length !== signedLength + MAC_BYTES) return fail("bad-length");
+
+  const expected = mac(secret, bytes.subarray(0, signedLength));
+  const given = bytes.subarray(signedLength, signedLength + MAC_BYTES);
+  if (!timingSafeEqual(expected, given)) return fail("bad-mac");
+
+  const flags = bytes[3]!;
+  if ((flags & ~FLAG_LEAVING) !== 0) return fail("bad-flags");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const incarnation = readU64(view, 4);
+  const seq = readU64(view, 12);
+  const sentAtMs = readU64(view, 20);
+  if (incarnation === undefined || seq === undefined || sentAtMs === undefined) {
+    return fail("bad-number");
+  }
+  if (nameLength === 0 || nameLength > MAX_NAME_BYTES) return fail("bad-name");
+  let node: string;
+  try {
+    node = decoder.decode(bytes.subarray(HEADER_BYTES, signedLength));
+  } catch {
+    return fail("bad-name");
+  }
+  return { ok: true, beat: { node, incarnation, seq, sentAtMs, leaving: flags === FLAG_LEAVING } };
+}
+
+/** Default sending interval. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 100;
+/**
+ * Default silence after which a node is dead: three missed beats plus half an interval,
+ * so that a beat delayed by scheduling jitter right at the third interval is not a death.
+ */
+export const DEFAULT_HEARTBEAT_DEAD_AFTER_MS = 3.5 * DEFAULT_HEARTBEAT_INTERVAL_MS;
+
+export interface HeartbeatTrackerOptions {
+  /** Silence (receiver's clock) after which a node counts as dead. Default 350 ms. */
+  deadAfterMs?: number;
+  /**
+   * If set, beats whose `sentAtMs` differs from the receiver's clock by more than this
+   * are refused. This bounds replays of recorded beats after the tracker lost its state
+   * (a restart), at the cost of requiring synchronised clocks; off by default.
+   */
+  maxClockSkewMs?: number;
+}
+
+export type ReceiveOutcome =
+  /** Recorded; the node is alive (or, for a leaving beat, dead from now). */
+  | "accepted"
+  /** Same incarnation and a seq not above the last accepted one: dropped. */
+  | "replay"
+  /** An older incarnation than the one already seen: dropped. */
+  | "stale-incarnation"
+  /** `sentAtMs` too far from the receiver's clock (only with `maxClockSkewMs`): dropped. */
+  | "clock-skew"
+  /** The incarnation already said it was leaving: dropped (only a restart revives it). */
+  | "after-leaving";
+
+interface PeerState {
+  incarnation: number;
+  seq: number;
+  lastSeenMs: number;
+  leaving: boolean;
+}
+
+/**
+ * Tracks which peers' heartbeats are live. Pure state: time comes in as `nowMs` (the
+ * receiver's monotonic-ish clock, e.g. performance.now() or Date.now(), used
+ * consistently), and nothing runs on its own.
+ */
+export class HeartbeatTracker {
+  readonly deadAfterMs: number;
+  readonly maxClockSkewMs: number | undefined;
+  readonly #peers = new Map<string, PeerState>();
+
+  constructor(options: HeartbeatTrackerOptions = {}) {
+    this.deadAfterMs = options.deadAfterMs ?? DEFAULT_HEARTBEAT_DEAD_AFTER_MS;
+    this.maxClockSkewMs = options.maxClockSkewMs;
+    if (!(this.deadAfterMs > 0)) throw new RangeError("deadAfterMs must be positive");
+  }
+
+  /**
+   * Records a decoded beat received at `nowMs`. A higher incarnation than known is a
+   * restart and resets the sequence; within an incarnation seq must strictly grow.
+   * `wallClockMs` is compared with `sentAtMs` when `maxClockSkewMs` is set (defaults to
+   * `nowMs`, for callers whose clock is the wall clock).
+   */
+  receive(beat: Heartbeat, nowMs: number, wallClockMs: number = nowMs): ReceiveOutcome {
+    if (
+      this.maxClockSkewMs !== undefined &&
+      Math.abs(beat.sentAtMs - wallClockMs) > this.maxClockSkewMs
+    ) {
+      return "clock-skew";
+    }
+    const known = this.#peers.get(beat.node);
+    if (known !== undefined) {
+      if (beat.incarnation < known.incarnation) return "stale-incarnation";
+      if (beat.incarnation === known.incarnation) {
+        if (beat.seq <= known.seq) return "replay";
+        if (known.leaving) return "after-leaving";
+      }
+    }
+    this.#peers.set(beat.node, {
+      incarnation: beat.incarnation,
+      seq: beat.seq,
+      lastSeenMs: nowMs,
+      leaving: beat.leaving,
+    });
+    return "accepted";
+  }
+
+  /** Whether `node` sent an accepted, non-leaving beat within `deadAfterMs` of `nowMs`. */
+  isAlive(node: string, nowMs: number): boolean {
+    const peer = this.#peers.get(node);
+    return peer !== undefined && !peer.leaving && nowMs - peer.lastSeenMs <= this.deadAfterMs;
+  }
+
+  /** Nodes currently alive, sorted. */
+  alive(nowMs: number): string[] {
+    return [...this.#peers.keys()].filter((n) => this.isAlive(n, nowMs)).sort();
+  }
+
+  /** Nodes heard from at some point that are now dead (timed out or left), sorted. */
+  dead(nowMs: number): string[] {
+    return [...this.#peers.keys()].filter((n) => !this.isAlive(n, nowMs)).sort();
+  }
+
+  /** Every node heard from, sorted. */
+  known(): string[] {
+    return [...this.#peers.keys()].sort();
+  }
+
+  /** Forgets a node (e.g. its Node object was deleted). */
+  forget(node: string): void {
+    this.#peers.delete(node);
+  }
+
+  /**
+   * Forgets nodes silent for longer than `olderThanMs`, so that a long-lived process does
+   * not keep every node it ever saw. A forgotten node's next beat is accepted afresh.
+   */
+  prune(nowMs: number, olderThanMs: number): void {
+    for (const [node, peer] of this.#peers) {
+      if (nowMs - peer.lastSeenMs > olderThanMs) this.#peers.delete(node);
+    }
+  }
+}
