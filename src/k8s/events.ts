@@ -1,0 +1,117 @@
+// Kubernetes Events on the objects a component acts on: what `kubectl describe` shows.
+// Repeats of the same event are folded into one Event with a count, as kubectl expects,
+// so a Service that keeps failing does not flood the API.
+import { randomBytes } from "node:crypto";
+import { type CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import type { Logger } from "../observability/log.ts";
+import { describeError } from "./client.ts";
+
+/** The object an Event is about. */
+export interface EventTarget {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  /** Empty for cluster-scoped objects (their events go to the "default" namespace). */
+  namespace?: string;
+  uid?: string;
+}
+
+interface Folded {
+  name: string;
+  namespace: string;
+  count: number;
+  last: number;
+}
+
+const FOLD_WINDOW_MS = 10 * 60_000;
+
+/** Emits Events without blocking the caller; API errors are logged, never thrown. */
+export class EventRecorder {
+  readonly #api: CoreV1Api;
+  readonly #component: string;
+  readonly #instance: string;
+  readonly #log: Logger;
+  readonly #folded = new Map<string, Folded>();
+
+  constructor(api: CoreV1Api, component: string, instance: string, log: Logger) {
+    this.#api = api;
+    this.#component = component;
+    this.#instance = instance;
+    this.#log = log;
+  }
+
+  /** Records a Normal or Warning event; returns a promise only tests need to await. */
+  emit(
+    target: EventTarget,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    return this.#emit(target, type, reason, message).catch((err: unknown) => {
+      this.#log.warn(
+        { err: describeError(err), reason, object: `${target.namespace ?? ""}/${target.name}` },
+        "could not record event",
+      );
+    });
+  }
+
+  async #emit(
+    target: EventTarget,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const namespace = target.namespace || "default";
+    const key = `${target.uid ?? `${namespace}/${target.kind}/${target.name}`}|${type}|${reason}|${message}`;
+    const now = Date.now();
+    const nowIso = new Date(now).toISOString();
+    const prev = this.#folded.get(key);
+    if (prev && now - prev.last < FOLD_WINDOW_MS) {
+      prev.count++;
+      prev.last = now;
+      try {
+        await this.#api.patchNamespacedEvent(
+          {
+            name: prev.name,
+            namespace: prev.namespace,
+            body: { count: prev.count, lastTimestamp: nowIso },
+          },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        return;
+      } catch {
+        // The event expired or was deleted: record a new one below.
+      }
+    }
+    this.#prune(now);
+    const name = `${target.name}.${randomBytes(8).toString("hex")}`;
+    await this.#api.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { name, namespace },
+        involvedObject: {
+          apiVersion: target.apiVersion,
+          kind: target.kind,
+          name: target.name,
+          namespace: target.namespace || undefined,
+          uid: target.uid,
+        },
+        type,
+        reason,
+        message,
+        count: 1,
+        firstTimestamp: new Date(now),
+        lastTimestamp: new Date(now),
+        source: { component: this.#component, host: this.#instance },
+        reportingComponent: `ironlb.dev/${this.#component}`,
+        reportingInstance: this.#instance,
+      },
+    });
+    this.#folded.set(key, { name, namespace, count: 1, last: now });
+  }
+
+  #prune(now: number): void {
+    if (this.#folded.size < 5000) return;
+    for (const [k, v] of this.#folded) if (now - v.last >= FOLD_WINDOW_MS) this.#folded.delete(k);
+  }
+}
