@@ -1,0 +1,283 @@
+// The `ironlb` command line: one binary, one subcommand per component.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+
+interface OptionSpec {
+  type: "string" | "boolean";
+  default?: string | boolean;
+  help: string;
+}
+
+interface Command {
+  summary: string;
+  options: Record<string, OptionSpec>;
+  run(values: Record<string, string | boolean | undefined>): Promise<void>;
+}
+
+const num = (v: string | boolean | undefined, name: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`--${name} must be a non-negative number, got "${v}"`);
+  return n;
+};
+const str = (v: string | boolean | undefined): string | undefined =>
+  typeof v === "string" && v !== "" ? v : undefined;
+
+class UsageError extends Error {}
+
+const common: Record<string, OptionSpec> = {
+  kubeconfig: {
+    type: "string",
+    help: "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)",
+  },
+  "health-address": {
+    type: "string",
+    default: "0.0.0.0",
+    help: "address of the /healthz, /readyz and /metrics server",
+  },
+  help: { type: "boolean", help: "show this help" },
+};
+
+const commands: Record<string, Command> = {
+  controller: {
+    summary: "assign external IPs from IPAddressPools to LoadBalancer Services",
+    options: {
+      ...common,
+      "health-port": {
+        type: "string",
+        default: "7472",
+        help: "port of the health and metrics server",
+      },
+      "lb-class": {
+        type: "string",
+        default: "ironlb.dev/lb",
+        help: "spec.loadBalancerClass handled",
+      },
+      "ignore-unclassed": {
+        type: "boolean",
+        default: false,
+        help: "leave Services without a loadBalancerClass to another implementation",
+      },
+      "ip-mode": {
+        type: "string",
+        default: "VIP",
+        help: "status ipMode written: VIP (kube-proxy handles the IP) or Proxy",
+      },
+      namespace: {
+        type: "string",
+        default: process.env.POD_NAMESPACE ?? "ironlb-system",
+        help: "namespace of the leader-election Lease",
+      },
+      "leader-elect": {
+        type: "boolean",
+        default: true,
+        help: "run leader election (--no-leader-elect for a single replica)",
+      },
+      "lease-duration": { type: "string", default: "15", help: "leader lease duration, seconds" },
+      "renew-deadline": { type: "string", default: "10", help: "leader renew deadline, seconds" },
+      "retry-period": {
+        type: "string",
+        default: "2",
+        help: "leader election retry period, seconds",
+      },
+      concurrency: { type: "string", default: "16", help: "parallel Service reconciles" },
+      instance: {
+        type: "string",
+        help: "identity for the lease and Events (default: $POD_NAME or host-pid)",
+      },
+    },
+    async run(v) {
+      const ipMode = v["ip-mode"];
+      if (ipMode !== "VIP" && ipMode !== "Proxy")
+        throw new UsageError(`--ip-mode must be VIP or Proxy, got "${ipMode}"`);
+      const { runController, defaultInstance } = await import("../controller/main.ts");
+      await runController({
+        kubeconfig: str(v.kubeconfig),
+        namespace: String(v.namespace),
+        leaderElection: v["leader-elect"] === true,
+        leaseDurationMs: num(v["lease-duration"], "lease-duration") * 1000,
+        renewDeadlineMs: num(v["renew-deadline"], "renew-deadline") * 1000,
+        retryPeriodMs: num(v["retry-period"], "retry-period") * 1000,
+        healthAddress: String(v["health-address"]),
+        healthPort: num(v["health-port"], "health-port"),
+        lbClass: String(v["lb-class"]),
+        handleUnclassed: v["ignore-unclassed"] !== true,
+        ipMode,
+        concurrency: Math.max(1, num(v.concurrency, "concurrency")),
+        instance: str(v.instance) ?? defaultInstance(),
+      });
+    },
+  },
+  speaker: {
+    summary:
+      "announce this node's share of the Service IPs with ARP/NDP (one per node, host network)",
+    options: {
+      ...common,
+      "health-port": {
+        type: "string",
+        default: "7473",
+        help: "port of the health and metrics server",
+      },
+      "node-name": {
+        type: "string",
+        default: process.env.NODE_NAME ?? hostname(),
+        help: "this node's name (default $NODE_NAME, else the host name)",
+      },
+      "node-address": {
+        type: "string",
+        default: process.env.NODE_IP ?? "",
+        help: "this node's IP, where peers send heartbeats (default $NODE_IP)",
+      },
+      "lb-class": {
+        type: "string",
+        default: "ironlb.dev/lb",
+        help: "spec.loadBalancerClass handled",
+      },
+      "ignore-unclassed": {
+        type: "boolean",
+        default: false,
+        help: "leave Services without a loadBalancerClass to another implementation",
+      },
+      namespace: {
+        type: "string",
+        default: process.env.POD_NAMESPACE ?? "ironlb-system",
+        help: "namespace of the speakers' Leases",
+      },
+      "lease-duration": {
+        type: "string",
+        default: "6",
+        help: "speaker Lease duration, seconds (membership authority)",
+      },
+      "lease-renew": {
+        type: "string",
+        default: "2",
+        help: "speaker Lease renew interval, seconds",
+      },
+      "heartbeat-port": {
+        type: "string",
+        default: "7947",
+        help: "UDP port for speaker-to-speaker heartbeats; 0 turns them off",
+      },
+      "heartbeat-secret-file": {
+        type: "string",
+        default: process.env.IRONLB_HEARTBEAT_SECRET_FILE ?? "",
+        help: "file with the shared heartbeat secret (>= 16 bytes)",
+      },
+      "heartbeat-interval-ms": {
+        type: "string",
+        default: "100",
+        help: "heartbeat interval, milliseconds",
+      },
+      "heartbeat-dead-after-ms": {
+        type: "string",
+        default: "350",
+        help: "a peer silent this long is dead, milliseconds",
+      },
+      "probe-ms": {
+        type: "string",
+        default: "300",
+        help: "RFC 5227 probe time before first announcing a new IP, milliseconds (0: no probe)",
+      },
+      "conflict-retry": {
+        type: "string",
+        default: "30",
+        help: "seconds before an IP found in use by another host is probed again",
+      },
+    },
+    async run(v) {
+      const { runSpeaker } = await import("../speaker/main.ts");
+      await runSpeaker({
+        kubeconfig: str(v.kubeconfig),
+        node: String(v["node-name"]),
+        nodeAddress: str(v["node-address"]),
+        namespace: String(v.namespace),
+        lbClass: String(v["lb-class"]),
+        handleUnclassed: v["ignore-unclassed"] !== true,
+        leaseDurationMs: num(v["lease-duration"], "lease-duration") * 1000,
+        renewIntervalMs: num(v["lease-renew"], "lease-renew") * 1000,
+        heartbeatPort: num(v["heartbeat-port"], "heartbeat-port"),
+        heartbeatSecretFile: str(v["heartbeat-secret-file"]),
+        heartbeatIntervalMs: num(v["heartbeat-interval-ms"], "heartbeat-interval-ms"),
+        heartbeatDeadAfterMs: num(v["heartbeat-dead-after-ms"], "heartbeat-dead-after-ms"),
+        probeMs: num(v["probe-ms"], "probe-ms"),
+        conflictRetryMs: num(v["conflict-retry"], "conflict-retry") * 1000,
+        healthAddress: String(v["health-address"]),
+        healthPort: num(v["health-port"], "health-port"),
+      });
+    },
+  },
+  version: {
+    summary: "print the version",
+    options: { help: common.help! },
+    async run() {
+      const pkg = JSON.parse(
+        readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+      ) as { version: string };
+      console.log(`ironlb ${pkg.version}`);
+    },
+  },
+};
+
+function usage(): string {
+  const lines = ["Usage: ironlb <command> [options]", "", "Commands:"];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  lines.push("", "Run `ironlb <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+function commandUsage(name: string, c: Command): string {
+  const lines = [`Usage: ironlb ${name} [options]`, "", c.summary, "", "Options:"];
+  for (const [opt, o] of Object.entries(c.options)) {
+    const flag = o.type === "string" ? `--${opt} <value>` : `--${opt}`;
+    const def = o.default !== undefined && o.type === "string" ? ` (default ${o.default})` : "";
+    lines.push(`  ${flag.padEnd(28)} ${o.help}${def}`);
+  }
+  return lines.join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    console.error(`ironlb: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const options = Object.fromEntries(
+      Object.entries(cmd.options).map(([k, o]) => [
+        k,
+        { type: o.type, default: o.default } as const,
+      ]),
+    );
+    const { values } = parseArgs({
+      args: rest,
+      options: options as never,
+      allowNegative: true,
+      strict: true,
+    });
+    const v = values as Record<string, string | boolean | undefined>;
+    if (v.help) {
+      console.log(commandUsage(name, cmd));
+      return 0;
+    }
+    await cmd.run(v);
+    return 0;
+  } catch (err) {
+    if (
+      err instanceof UsageError ||
+      (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+    ) {
+      console.error(`ironlb ${name}: ${(err as Error).message}\n\n${commandUsage(name, cmd)}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+if (code !== 0) process.exit(code);

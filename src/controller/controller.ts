@@ -1,0 +1,559 @@
+// The controller: keeps every LoadBalancer Service it owns supplied with the right external
+// IPs. Informers feed a keyed work queue; each reconcile asks the allocator (pure, in
+// memory) and writes the Service status, Events and the pool statuses. On start it first
+// rebuilds the allocator from the IPs already in Service statuses, so a restart or a leader
+// handover never moves an IP that is still legal.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Namespace,
+  type V1Service,
+} from "@kubernetes/client-node";
+import { Allocator } from "../allocator/allocator.ts";
+import type { AllocationResult, PoolReport } from "../allocator/types.ts";
+import { group, version } from "../api/common.ts";
+import type { IPAddressPool } from "../api/ipaddresspool.ts";
+import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
+import { EventRecorder, type EventTarget } from "../k8s/events.ts";
+import { Informer } from "../k8s/informer.ts";
+import type { Logger } from "../observability/log.ts";
+import type { ControllerMetrics } from "./metrics.ts";
+import { desiredPoolStatus, type PoolInput, poolStatusChanged, toPoolInput } from "./pools.ts";
+import {
+  ANNOTATIONS,
+  type ClassFilter,
+  isOurs,
+  statusIPs,
+  translateService,
+} from "./service-request.ts";
+import { WorkQueue } from "./workqueue.ts";
+
+/** The Service condition type the controller maintains. */
+export const CONDITION_TYPE = "ironlb.dev/IPAllocated";
+const POOL_PLURAL = "ipaddresspools";
+
+export interface ControllerOptions extends ClassFilter {
+  /** `status.loadBalancer.ingress[].ipMode`: VIP lets kube-proxy handle the IP itself (default). */
+  ipMode: "VIP" | "Proxy";
+  /** Parallel API writes (default 16). */
+  concurrency: number;
+  /** The name Events are reported under (pod name). */
+  instance: string;
+}
+
+interface ServiceCondition {
+  type: string;
+  status: "True" | "False";
+  reason: string;
+  message: string;
+  lastTransitionTime?: string | Date;
+  observedGeneration?: number;
+}
+
+/** Reconciles Services and pools; start() after winning the election, stop() on shutdown. */
+export class Controller {
+  readonly #core: CoreV1Api;
+  readonly #custom: CustomObjectsApi;
+  readonly #opts: ControllerOptions;
+  readonly #log: Logger;
+  readonly #metrics: ControllerMetrics;
+  readonly #events: EventRecorder;
+  readonly #alloc = new Allocator();
+  readonly #services: Informer<V1Service>;
+  readonly #pools: Informer<IPAddressPool & KubernetesObject>;
+  readonly #namespaces: Informer<V1Namespace>;
+  readonly #queue: WorkQueue;
+  /** Services waiting for capacity: retried whenever addresses free up or pools change. */
+  readonly #pending = new Set<string>();
+  /** What the last successful write put on each Service, to skip re-writes while the cache lags. */
+  readonly #written = new Map<string, { rv: bigint; fingerprint: string }>();
+  #poolInputs = new Map<string, PoolInput>();
+  #poolsDirty = false;
+  #poolStatusTimer: NodeJS.Timeout | undefined;
+  #bootstrapped = false;
+  #stopped = false;
+
+  constructor(kc: KubeConfig, opts: ControllerOptions, log: Logger, metrics: ControllerMetrics) {
+    this.#core = kc.makeApiClient(CoreV1Api);
+    this.#custom = kc.makeApiClient(CustomObjectsApi);
+    this.#opts = opts;
+    this.#log = log;
+    this.#metrics = metrics;
+    this.#events = new EventRecorder(this.#core, "controller", opts.instance, log);
+    this.#queue = new WorkQueue(
+      async (key) => {
+        const end = metrics.reconcile.startTimer();
+        try {
+          await this.reconcile(key);
+          this.#queue.forget(key);
+        } finally {
+          end();
+        }
+      },
+      opts.concurrency,
+      (key, err) => {
+        // 409: our cache was behind the server; the retry sees the newer object.
+        const level = httpStatus(err) === 409 ? "debug" : "warn";
+        this.#log[level]({ service: key, err: describeError(err) }, "reconcile failed; retrying");
+        this.#queue.retry(key);
+      },
+    );
+    this.#services = new Informer<V1Service>(
+      kc,
+      "/api/v1/services",
+      () => this.#core.listServiceForAllNamespaces(),
+      {
+        add: (s) => this.#serviceChanged(s),
+        update: (s) => this.#serviceChanged(s),
+        delete: (s) => this.#serviceChanged(s),
+      },
+      log,
+    );
+    this.#pools = new Informer<IPAddressPool & KubernetesObject>(
+      kc,
+      `/apis/${group}/${version}/${POOL_PLURAL}`,
+      () =>
+        this.#custom.listClusterCustomObject({ group, version, plural: POOL_PLURAL }) as Promise<
+          KubernetesListObject<IPAddressPool & KubernetesObject>
+        >,
+      {
+        add: () => this.#poolsChanged(),
+        update: () => this.#poolsChanged(),
+        delete: () => this.#poolsChanged(),
+      },
+      log,
+    );
+    this.#namespaces = new Informer<V1Namespace>(
+      kc,
+      "/api/v1/namespaces",
+      () => this.#core.listNamespace(),
+      { add: (n) => this.#namespaceChanged(n), update: (n) => this.#namespaceChanged(n) },
+      log,
+    );
+  }
+
+  /** True once start-up has rebuilt the allocator and the queue is running. */
+  get ready(): boolean {
+    return this.#bootstrapped;
+  }
+
+  /** Lists and watches, rebuilds state from existing statuses, then starts reconciling. */
+  async start(): Promise<void> {
+    await Promise.all([this.#services.start(), this.#pools.start(), this.#namespaces.start()]);
+    await Promise.all([this.#services.synced(), this.#pools.synced(), this.#namespaces.synced()]);
+    if (this.#stopped) return;
+    this.#syncPools();
+    this.#restoreFromStatuses();
+    this.#bootstrapped = true;
+    for (const svc of this.#services.list()) this.#queue.add(keyOf(svc));
+    this.#queue.start();
+    this.#schedulePoolStatus();
+    this.#log.info(
+      { services: this.#services.list().length, pools: this.#pools.list().length },
+      "controller started",
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#queue.pause();
+    clearTimeout(this.#poolStatusTimer);
+    await Promise.all([this.#services.stop(), this.#pools.stop(), this.#namespaces.stop()]);
+  }
+
+  /** Resolves when no reconcile is queued or running (tests and benchmarks). */
+  idle(): Promise<void> {
+    return this.#queue.idle();
+  }
+
+  #serviceChanged(svc: V1Service): void {
+    if (this.#bootstrapped) this.#queue.add(keyOf(svc));
+  }
+
+  #namespaceChanged(ns: V1Namespace): void {
+    if (!this.#bootstrapped) return;
+    // Namespace labels feed pool selectors: re-check that namespace's Services.
+    for (const svc of this.#services.list(ns.metadata?.name)) this.#queue.add(keyOf(svc));
+  }
+
+  #poolsChanged(): void {
+    if (!this.#bootstrapped || this.#poolsDirty) return;
+    this.#poolsDirty = true;
+    // Coalesce a burst of pool events (e.g. kubectl apply of several pools) into one pass.
+    setImmediate(() => {
+      this.#poolsDirty = false;
+      if (this.#stopped) return;
+      const invalidated = this.#syncPools();
+      for (const key of invalidated) this.#queue.add(key);
+      this.#retryPending();
+      this.#schedulePoolStatus();
+    });
+  }
+
+  /** Hands the current pools to the allocator; returns the Services that lost their IPs. */
+  #syncPools(): string[] {
+    this.#poolInputs = new Map(
+      this.#pools
+        .list()
+        .map((p) => toPoolInput(p))
+        .map((p) => [p.name, p]),
+    );
+    for (const p of this.#poolInputs.values()) {
+      if (p.errors.length > 0)
+        this.#log.warn({ pool: p.name, errors: p.errors }, "pool is malformed and is not used");
+    }
+    const specs = [...this.#poolInputs.values()].flatMap((p) => (p.spec ? [p.spec] : []));
+    this.#alloc.setPools(specs);
+    const invalidated = this.#alloc.invalidated();
+    for (const key of invalidated)
+      this.#log.info({ service: key }, "service's IP is no longer in any usable pool");
+    return invalidated;
+  }
+
+  /** Re-registers every IP already published in a Service status before anything new is assigned. */
+  #restoreFromStatuses(): void {
+    const withIPs = this.#services
+      .list()
+      .filter((s) => isOurs(s, this.#opts) && statusIPs(s).length > 0)
+      // The oldest Service keeps a contested IP.
+      .sort(
+        (a, b) =>
+          timestamp(a.metadata?.creationTimestamp).localeCompare(
+            timestamp(b.metadata?.creationTimestamp),
+          ) || keyOf(a).localeCompare(keyOf(b)),
+      );
+    let restored = 0;
+    for (const svc of withIPs) {
+      const key = keyOf(svc);
+      const nsLabels = this.#namespaces.get(svc.metadata?.namespace ?? "")?.metadata?.labels ?? {};
+      let t = translateService(svc, nsLabels);
+      // A Service whose annotations are now invalid keeps its IP: restore it as if unannotated.
+      if (!t.ok) t = translateService(withoutAnnotations(svc), nsLabels);
+      if (!t.ok) continue;
+      const r = this.#alloc.restore(t.request, statusIPs(svc));
+      if (r.ok) restored++;
+      else
+        this.#log.warn(
+          { service: key, ips: statusIPs(svc), reason: r.reason, msg: r.message },
+          "existing IP cannot be kept",
+        );
+    }
+    this.#log.info(
+      { restored, candidates: withIPs.length },
+      "restored assignments from service statuses",
+    );
+  }
+
+  #retryPending(): void {
+    for (const key of this.#pending) this.#queue.add(key);
+  }
+
+  /** One reconcile of one Service. Exposed to the work queue only. */
+  async reconcile(key: string): Promise<void> {
+    const [ns, name] = splitKey(key);
+    const svc = this.#services.get(name, ns);
+    if (!svc) {
+      this.#written.delete(key);
+      this.#pending.delete(key);
+      if (this.#alloc.get(key)) {
+        this.#alloc.release(key);
+        this.#log.info({ service: key }, "service deleted; IP released");
+        this.#capacityFreed();
+      }
+      return;
+    }
+    if (!isOurs(svc, this.#opts)) {
+      this.#pending.delete(key);
+      await this.#releaseNotOurs(key, svc);
+      return;
+    }
+    const nsLabels = this.#namespaces.get(ns)?.metadata?.labels ?? {};
+    const t = translateService(svc, nsLabels);
+    for (const w of t.warnings)
+      void this.#events.emit(target(svc), "Warning", "DeprecatedAnnotation", w);
+    if (!t.ok) {
+      this.#metrics.failures.inc({ reason: "InvalidConfiguration" });
+      const held = this.#alloc.get(key);
+      void this.#events.emit(target(svc), "Warning", "InvalidConfiguration", t.error);
+      this.#log.warn({ service: key, error: t.error }, "invalid service configuration");
+      if (held) {
+        // Keep what the Service has: a typo in an annotation must not take its IP away.
+        await this.#write(key, svc, held.ips, held.pool, {
+          status: "True",
+          reason: "InvalidConfiguration",
+          message: `keeps ${held.ips.join(", ")}, but its configuration is invalid: ${t.error}`,
+        });
+      } else {
+        this.#pending.delete(key);
+        await this.#write(key, svc, [], undefined, {
+          status: "False",
+          reason: "InvalidConfiguration",
+          message: t.error,
+        });
+      }
+      return;
+    }
+    const before = this.#alloc.get(key);
+    const result: AllocationResult = this.#alloc.assign(t.request);
+    if (result.ok) {
+      this.#pending.delete(key);
+      const changed = !before || before.ips.join(",") !== result.ips.join(",");
+      const wrote = await this.#write(key, svc, result.ips, result.pool, {
+        status: "True",
+        reason: "Allocated",
+        message: `assigned ${result.ips.join(", ")} from pool ${result.pool}`,
+      });
+      if (changed || wrote) {
+        if (changed) this.#metrics.allocations.inc();
+        if (changed || statusIPs(svc).join(",") !== result.ips.join(",")) {
+          void this.#events.emit(
+            target(svc),
+            "Normal",
+            "IPAllocated",
+            `Assigned IP ${result.ips.join(", ")} from pool ${result.pool}`,
+          );
+          this.#log.info({ service: key, ips: result.ips, pool: result.pool }, "IP allocated");
+        }
+      }
+      if (changed && before) this.#capacityFreed();
+      this.#schedulePoolStatus();
+      return;
+    }
+    // Failed: the Service holds nothing (an IP it had no longer fits its request or pools).
+    this.#alloc.release(key);
+    const lost = statusIPs(svc);
+    this.#pending.add(key);
+    this.#metrics.failures.inc({ reason: result.reason });
+    const wrote = await this.#write(key, svc, [], undefined, {
+      status: "False",
+      reason: result.reason,
+      message: result.message,
+    });
+    if (wrote) {
+      void this.#events.emit(
+        target(svc),
+        "Warning",
+        "AllocationFailed",
+        `${result.reason}: ${result.message}`,
+      );
+      this.#log.warn(
+        { service: key, reason: result.reason, msg: result.message },
+        "allocation failed",
+      );
+      if (lost.length > 0) {
+        void this.#events.emit(
+          target(svc),
+          "Normal",
+          "IPReleased",
+          `Released ${lost.join(", ")}: ${result.message}`,
+        );
+        this.#capacityFreed();
+      }
+    }
+    this.#schedulePoolStatus();
+  }
+
+  async #releaseNotOurs(key: string, svc: V1Service): Promise<void> {
+    const held = this.#alloc.get(key);
+    const annotated = svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool] !== undefined;
+    if (!held && !annotated) return;
+    this.#alloc.release(key);
+    // Clear only what ironlb wrote: the annotation marks a status as ours.
+    if (annotated) {
+      await this.#write(key, svc, [], undefined, undefined);
+      // The API server may already have cleared the status of a Service that left type LoadBalancer.
+      const ips = held?.ips ?? statusIPs(svc);
+      void this.#events.emit(
+        target(svc),
+        "Normal",
+        "IPReleased",
+        `Released ${ips.join(", ") || "its IP"}: the Service is no longer a LoadBalancer handled by ironlb`,
+      );
+    }
+    this.#log.info({ service: key }, "service no longer handled by ironlb; IP released");
+    this.#capacityFreed();
+  }
+
+  #capacityFreed(): void {
+    this.#retryPending();
+    this.#schedulePoolStatus();
+  }
+
+  /**
+   * Brings the Service's status (ingress, condition) and pool annotation to the desired
+   * state; returns false when nothing had to change. A stale cache gives 409: retried.
+   */
+  async #write(
+    key: string,
+    svc: V1Service,
+    ips: string[],
+    pool: string | undefined,
+    cond: Omit<ServiceCondition, "type"> | undefined,
+  ): Promise<boolean> {
+    const ingress = ips.map((ip) => ({ ip, ipMode: this.#opts.ipMode }));
+    const curIngress = (svc.status?.loadBalancer?.ingress ?? []).map((i) => ({
+      ip: i.ip,
+      ipMode: i.ipMode ?? "VIP",
+    }));
+    const curConds = (svc.status?.conditions ?? []) as ServiceCondition[];
+    const curCond = curConds.find((c) => c.type === CONDITION_TYPE);
+    const curPool = svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool];
+    const wantPool = pool ?? null;
+    const ingressSame = JSON.stringify(curIngress) === JSON.stringify(ingress);
+    const condSame = cond
+      ? curCond?.status === cond.status &&
+        curCond.reason === cond.reason &&
+        curCond.message === cond.message
+      : curCond === undefined;
+    const poolSame = (curPool ?? null) === wantPool;
+    const fingerprint = JSON.stringify([ingress, cond, wantPool]);
+    if (ingressSame && condSame && poolSame) {
+      this.#written.delete(key);
+      return false;
+    }
+    // Our own last write may not have reached the cache yet.
+    const last = this.#written.get(key);
+    const rv = parseRV(svc.metadata?.resourceVersion);
+    if (last && last.fingerprint === fingerprint && rv !== undefined && rv <= last.rv) return false;
+
+    let conditions = curConds.filter((c) => c.type !== CONDITION_TYPE);
+    if (cond) {
+      const since =
+        curCond && curCond.status === cond.status
+          ? curCond.lastTransitionTime
+          : new Date().toISOString();
+      conditions = [
+        ...conditions,
+        {
+          type: CONDITION_TYPE,
+          ...cond,
+          lastTransitionTime: since,
+          observedGeneration: svc.metadata?.generation,
+        },
+      ];
+    }
+    // The status subresource of a Service also takes metadata: one write sets the pool
+    // annotation, the ingress and the condition together, guarded by resourceVersion.
+    const body = {
+      metadata: {
+        resourceVersion: svc.metadata?.resourceVersion,
+        ...(poolSame ? {} : { annotations: { [ANNOTATIONS.allocatedFromPool]: wantPool } }),
+      },
+      // null, not {}: a merge patch only removes what it sets to null.
+      status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions },
+    };
+    try {
+      const updated = await this.#core.patchNamespacedServiceStatus(
+        { name: svc.metadata!.name!, namespace: svc.metadata!.namespace!, body },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+      const newRV = parseRV(updated.metadata?.resourceVersion);
+      if (newRV !== undefined) this.#written.set(key, { rv: newRV, fingerprint });
+      return true;
+    } catch (err) {
+      if (httpStatus(err) === 404) return false; // deleted meanwhile: the delete event follows
+      throw err;
+    }
+  }
+
+  #schedulePoolStatus(): void {
+    if (this.#poolStatusTimer || this.#stopped) return;
+    // Pool status is a summary: at most a few writes per second, however busy Services are.
+    this.#poolStatusTimer = setTimeout(() => {
+      this.#poolStatusTimer = undefined;
+      void this.#writePoolStatuses();
+    }, 300);
+  }
+
+  async #writePoolStatuses(): Promise<void> {
+    const reports = new Map<string, PoolReport>(this.#alloc.reports().map((r) => [r.name, r]));
+    for (const input of this.#poolInputs.values()) {
+      const report = reports.get(input.name);
+      for (const family of ["IPv4", "IPv6"] as const) {
+        const v4 = family === "IPv4";
+        this.#metrics.poolInUse.set(
+          { pool: input.name, family },
+          (v4 ? report?.assignedIPv4 : report?.assignedIPv6) ?? 0,
+        );
+        this.#metrics.poolAddresses.set(
+          { pool: input.name, family },
+          ((v4 ? report?.assignedIPv4 : report?.assignedIPv6) ?? 0) +
+            ((v4 ? report?.availableIPv4 : report?.availableIPv6) ?? 0),
+        );
+      }
+      const live = this.#pools.get(input.name) as IPAddressPool | undefined;
+      const desired = desiredPoolStatus({ ...input, current: live?.status }, report);
+      if (!poolStatusChanged(live?.status, desired)) continue;
+      try {
+        await this.#custom.patchClusterCustomObjectStatus(
+          { group, version, plural: POOL_PLURAL, name: input.name, body: { status: desired } },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        const prevConflict = live?.status?.conditions?.find((c) => c.type === "Conflict")?.status;
+        const conflict = desired.conditions.find((c) => c.type === "Conflict")!;
+        if (conflict.status === "True" && prevConflict !== "True") {
+          void this.#events.emit(
+            poolTarget(live, input.name),
+            "Warning",
+            "PoolOverlap",
+            conflict.message,
+          );
+        }
+      } catch (err) {
+        if (httpStatus(err) !== 404) {
+          this.#log.warn(
+            { pool: input.name, err: describeError(err) },
+            "could not update pool status",
+          );
+          this.#schedulePoolStatus();
+        }
+      }
+    }
+  }
+}
+
+function keyOf(obj: KubernetesObject): string {
+  return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf("/");
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+function parseRV(rv: string | undefined): bigint | undefined {
+  if (!rv || !/^\d+$/.test(rv)) return undefined;
+  return BigInt(rv);
+}
+
+function target(svc: V1Service): EventTarget {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    name: svc.metadata?.name ?? "",
+    namespace: svc.metadata?.namespace,
+    uid: svc.metadata?.uid,
+  };
+}
+
+function poolTarget(pool: IPAddressPool | undefined, name: string): EventTarget {
+  return {
+    apiVersion: `${group}/${version}`,
+    kind: "IPAddressPool",
+    name,
+    uid: pool?.metadata?.uid,
+  };
+}
+
+function withoutAnnotations(svc: V1Service): V1Service {
+  return {
+    ...svc,
+    metadata: { ...svc.metadata, annotations: {} },
+    spec: { ...svc.spec, loadBalancerIP: undefined },
+  };
+}

@@ -1,0 +1,139 @@
+// IPAddressPool objects to allocator pools, and allocator reports back to pool status.
+import type { PoolReport, PoolSpec } from "../allocator/types.ts";
+import { type IPAddressPool, parseIPAddressPool, poolConditions } from "../api/ipaddresspool.ts";
+import { timestamp } from "../k8s/client.ts";
+
+export interface PoolInput {
+  name: string;
+  /** The pool for the allocator; absent when the object itself is malformed. */
+  spec?: PoolSpec;
+  /** Why the object could not be used at all (a malformed object that slipped past the schema). */
+  errors: string[];
+  generation?: number;
+  current?: IPAddressPool["status"];
+}
+
+/** Converts a pool object as read from the API; never throws. */
+export function toPoolInput(obj: unknown): PoolInput {
+  const meta = (
+    obj as { metadata?: { name?: string; generation?: number; creationTimestamp?: string | Date } }
+  ).metadata;
+  const name = meta?.name ?? "";
+  const parsed = parseIPAddressPool(obj);
+  if (!parsed.ok) return { name, errors: parsed.errors, generation: meta?.generation };
+  const pool = parsed.value;
+  const sa = pool.spec.serviceAllocation;
+  const spec: PoolSpec = {
+    name,
+    addresses: pool.spec.addresses,
+    autoAssign: pool.spec.autoAssign ?? true,
+    avoidBuggyIPs: pool.spec.avoidBuggyIPs ?? false,
+    excludeNetworkAndBroadcast: pool.spec.excludeNetworkAndBroadcast ?? false,
+    creationTimestamp: timestamp(meta?.creationTimestamp) || new Date(0).toISOString(),
+  };
+  if (sa?.priority !== undefined) spec.priority = sa.priority;
+  if (sa?.namespaces?.length) spec.namespaces = sa.namespaces;
+  if (sa?.namespaceSelectors?.length)
+    spec.namespaceSelectors = sa.namespaceSelectors as PoolSpec["namespaceSelectors"];
+  if (sa?.serviceSelectors?.length)
+    spec.serviceSelectors = sa.serviceSelectors as PoolSpec["serviceSelectors"];
+  return { name, spec, errors: [], generation: meta?.generation, current: pool.status };
+}
+
+export interface PoolCondition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime?: string;
+  observedGeneration?: number;
+}
+
+export interface PoolStatus {
+  assignedIPv4: number;
+  assignedIPv6: number;
+  availableIPv4: number;
+  availableIPv6: number;
+  conditions: PoolCondition[];
+}
+
+/** The status a pool should have, given the allocator's report (or the object's own errors). */
+export function desiredPoolStatus(input: PoolInput, report: PoolReport | undefined): PoolStatus {
+  const ready: PoolCondition = {
+    type: poolConditions.ready,
+    status: "True",
+    reason: poolConditions.reasons.ready,
+    message: "the pool has usable addresses",
+  };
+  const conflict: PoolCondition = {
+    type: poolConditions.conflict,
+    status: "False",
+    reason: poolConditions.reasons.noOverlap,
+    message: "the pool overlaps no other pool",
+  };
+  if (input.errors.length > 0 || !report) {
+    ready.status = "False";
+    ready.reason = "InvalidSpec";
+    ready.message = input.errors.join("; ") || "the pool could not be read";
+  } else if (report.invalidAddresses.length > 0) {
+    ready.status = report.empty ? "False" : "True";
+    ready.reason = poolConditions.reasons.invalidAddresses;
+    ready.message = `these addresses cannot be used: ${report.invalidAddresses.join(", ")}`;
+  } else if (report.empty) {
+    ready.status = "False";
+    ready.reason = poolConditions.reasons.noUsableAddresses;
+    ready.message =
+      report.overlapsWith.length > 0
+        ? `every address overlaps an older pool (${report.overlapsWith.join(", ")})`
+        : "no address is left after exclusions (avoidBuggyIPs, excludeNetworkAndBroadcast)";
+  }
+  if (report && report.overlapsWith.length > 0) {
+    conflict.status = "True";
+    conflict.reason = poolConditions.reasons.overlapsPool;
+    conflict.message = `overlaps the older pool(s) ${report.overlapsWith.join(", ")}, which keep the shared addresses; this pool does not assign them`;
+  }
+  const conditions = [ready, conflict].map((c) => {
+    const prev = input.current?.conditions?.find((p) => p.type === c.type);
+    const since =
+      prev && prev.status === c.status
+        ? timestamp(prev.lastTransitionTime as string | Date | undefined)
+        : new Date().toISOString();
+    return { ...c, lastTransitionTime: since, observedGeneration: input.generation };
+  });
+  return {
+    assignedIPv4: report?.assignedIPv4 ?? 0,
+    assignedIPv6: report?.assignedIPv6 ?? 0,
+    availableIPv4: report?.availableIPv4 ?? 0,
+    availableIPv6: report?.availableIPv6 ?? 0,
+    conditions,
+  };
+}
+
+/** True when two statuses differ in anything but transition times. */
+export function poolStatusChanged(
+  current: IPAddressPool["status"] | undefined,
+  next: PoolStatus,
+): boolean {
+  if (!current) return true;
+  const c = current as Partial<PoolStatus>;
+  if (
+    c.assignedIPv4 !== next.assignedIPv4 ||
+    c.assignedIPv6 !== next.assignedIPv6 ||
+    c.availableIPv4 !== next.availableIPv4 ||
+    c.availableIPv6 !== next.availableIPv6
+  ) {
+    return true;
+  }
+  const cur = c.conditions ?? [];
+  if (cur.length !== next.conditions.length) return true;
+  return next.conditions.some((n) => {
+    const p = cur.find((x) => x.type === n.type);
+    return (
+      !p ||
+      p.status !== n.status ||
+      p.reason !== n.reason ||
+      p.message !== n.message ||
+      p.observedGeneration !== n.observedGeneration
+    );
+  });
+}

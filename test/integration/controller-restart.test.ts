@@ -1,0 +1,138 @@
+// Restart safety and high availability, with controllers as real processes that are
+// killed for real: assigned IPs never move and never collide.
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  applyCRDs,
+  type Component,
+  clients,
+  createNamespace,
+  createPool,
+  createService,
+  getService,
+  ingressIPs,
+  sleep,
+  startController,
+  waitFor,
+  waitForIPs,
+} from "../support/cluster.ts";
+
+const running: Component[] = [];
+function controller(extra: string[], name?: string): Component {
+  const c = startController(extra, name);
+  running.push(c);
+  return c;
+}
+
+async function allIPs(ns: string): Promise<Map<string, string[]>> {
+  const list = await clients().core.listNamespacedService({ namespace: ns });
+  return new Map(list.items.map((s) => [s.metadata!.name!, ingressIPs(s)]));
+}
+
+function expectNoDuplicates(ips: Map<string, string[]>): void {
+  const seen = new Map<string, string>();
+  for (const [name, list] of ips) {
+    for (const ip of list) {
+      expect(seen.get(ip), `${ip} held by ${seen.get(ip)} and ${name}`).toBeUndefined();
+      seen.set(ip, name);
+    }
+  }
+}
+
+describe("controller restarts and handovers", () => {
+  beforeAll(async () => {
+    await applyCRDs();
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((c) => c.stop("SIGKILL")));
+  });
+
+  it("keeps every assigned IP across a SIGKILL and restart, and then serves the pending ones", async () => {
+    const ns = await createNamespace("restart");
+    const pool = `restart-${ns}`;
+    await createPool(pool, {
+      addresses: ["198.51.100.140-198.51.100.149"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    const first = controller(["--no-leader-elect"]);
+    for (let i = 0; i < 8; i++) await createService(ns, `s${i}`);
+    for (let i = 0; i < 8; i++) await waitForIPs(ns, `s${i}`);
+    // Free addresses in the middle, so a controller that forgot the others would reuse them.
+    await clients().core.deleteNamespacedService({ name: "s2", namespace: ns });
+    await clients().core.deleteNamespacedService({ name: "s5", namespace: ns });
+    await waitFor("release seen", async () => !(await allIPs(ns)).has("s2"));
+    const before = await allIPs(ns);
+    expect(await first.stop("SIGKILL")).toBeNull();
+
+    // While no controller runs: new Services, including more than the pool can hold.
+    for (let i = 8; i < 14; i++) await createService(ns, `s${i}`);
+    const second = controller(["--no-leader-elect"]);
+    await waitFor("restore logged", () =>
+      second.logs().find((l) => l.msg === "restored assignments from service statuses"),
+    );
+    await waitFor("4 new services assigned", async () => {
+      const now = await allIPs(ns);
+      return [...now.values()].filter((v) => v.length > 0).length === 10;
+    });
+    await sleep(300);
+    const after = await allIPs(ns);
+    for (const [name, ips] of before) expect(after.get(name), name).toEqual(ips);
+    expectNoDuplicates(after);
+    const pending = [...after].filter(([, v]) => v.length === 0).map(([k]) => k);
+    expect(pending).toHaveLength(2);
+    const restoredLine = second
+      .logs()
+      .find((l) => l.msg === "restored assignments from service statuses");
+    expect(restoredLine?.restored).toBe(6);
+  });
+
+  it("hands over between two replicas during a burst of creations without losing or duplicating an IP", async () => {
+    const ns = await createNamespace("ha");
+    await createPool(`ha-${ns}`, {
+      addresses: ["198.51.100.160/27"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    const fast = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.25"];
+    const a = controller(fast, "replica-a");
+    await waitFor("replica-a leads", () => a.logs().some((l) => l.msg === "became leader"));
+    const b = controller(fast, "replica-b");
+    await sleep(500);
+    expect(b.logs().some((l) => l.msg === "became leader")).toBe(false);
+
+    const burst = (from: number, to: number) =>
+      Promise.all(Array.from({ length: to - from }, (_, i) => createService(ns, `h${from + i}`)));
+    await burst(0, 10);
+    await waitForIPs(ns, "h0");
+    // Kill the leader mid-burst: creations continue while nobody leads.
+    const more = burst(10, 25);
+    expect(await a.stop("SIGKILL")).toBeNull();
+    await more;
+    await waitFor(
+      "replica-b takes over",
+      () => b.logs().some((l) => l.msg === "became leader"),
+      10_000,
+    );
+    await waitFor(
+      "all 25 assigned",
+      async () =>
+        [...(await allIPs(ns)).values()].every((v) => v.length === 1) &&
+        (await allIPs(ns)).size === 25,
+      15_000,
+    );
+    const ips = await allIPs(ns);
+    expectNoDuplicates(ips);
+    // Deterministic choice: 25 Services fill the 25 lowest usable addresses of the /27.
+    const sorted = [...ips.values()].map((v) => Number(v[0]!.split(".")[3])).sort((x, y) => x - y);
+    expect(sorted).toEqual(Array.from({ length: 25 }, (_, i) => 160 + i));
+
+    // A graceful stop hands the lease over at once (no lease-duration wait).
+    const c = controller(fast, "replica-c");
+    await sleep(300);
+    const t0 = Date.now();
+    expect(await b.stop("SIGTERM")).toBe(0);
+    await waitFor("replica-c leads", () => c.logs().some((l) => l.msg === "became leader"), 5000);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    await createService(ns, "after");
+    expect(await waitForIPs(ns, "after")).toEqual(["198.51.100.185"]);
+    expect(ingressIPs(await getService(ns, "h0"))).toEqual(ips.get("h0"));
+  });
+});

@@ -1,0 +1,441 @@
+// The controller against the real kube-apiserver: every scenario creates its own
+// namespace and a pool restricted to it, so scenarios do not see each other's addresses.
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  allocatedCondition,
+  applyCRDs,
+  type Component,
+  clients,
+  createNamespace,
+  createPool,
+  createService,
+  deletePool,
+  getPool,
+  getService,
+  ingressIPs,
+  sleep,
+  startController,
+  waitFor,
+  waitForCondition,
+  waitForEvent,
+  waitForIPs,
+} from "../support/cluster.ts";
+
+const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+describe("controller", () => {
+  let ctrl: Component;
+  const { core, custom } = clients();
+
+  beforeAll(async () => {
+    await applyCRDs();
+    ctrl = startController(["--no-leader-elect"]);
+  });
+  afterAll(async () => {
+    await ctrl?.stop();
+  });
+
+  /** A namespace plus a pool only it may use. */
+  async function scenario(
+    prefix: string,
+    addresses: string[],
+    extra: Record<string, unknown> = {},
+  ) {
+    const ns = await createNamespace(prefix);
+    const pool = `${prefix}-${ns.split("-").slice(-2).join("-")}`;
+    await createPool(pool, { addresses, serviceAllocation: { namespaces: [ns] }, ...extra });
+    return { ns, pool };
+  }
+
+  it("assigns the lowest free address, with ipMode, pool annotation, condition, Event and pool status", async () => {
+    const { ns, pool } = await scenario("auto", ["198.51.100.10-198.51.100.12"]);
+    await createService(ns, "a");
+    expect(await waitForIPs(ns, "a")).toEqual(["198.51.100.10"]);
+    await createService(ns, "b");
+    expect(await waitForIPs(ns, "b")).toEqual(["198.51.100.11"]);
+
+    const a = await getService(ns, "a");
+    expect(a.status?.loadBalancer?.ingress?.[0]?.ipMode).toBe("VIP");
+    expect(a.metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"]).toBe(pool);
+    const cond = allocatedCondition(a);
+    expect(cond?.status).toBe("True");
+    expect(cond?.reason).toBe("Allocated");
+    expect(cond?.message).toContain("198.51.100.10");
+    const ev = await waitForEvent(ns, "a", "IPAllocated", "198.51.100.10");
+    expect(ev.type).toBe("Normal");
+
+    const status = await waitFor("pool status", async () => {
+      const p = await getPool(pool);
+      return p.status?.assignedIPv4 === 2 ? p.status : undefined;
+    });
+    expect(status.availableIPv4).toBe(1);
+    expect(status.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+    expect(status.conditions?.find((c) => c.type === "Conflict")?.status).toBe("False");
+  });
+
+  it("gives a requested IP (annotation or spec.loadBalancerIP) and explains every refusal", async () => {
+    const { ns } = await scenario("req", ["198.51.100.20-198.51.100.29"]);
+    await createService(ns, "ann", {
+      annotations: { "ironlb.dev/loadBalancerIPs": "198.51.100.25" },
+    });
+    expect(await waitForIPs(ns, "ann")).toEqual(["198.51.100.25"]);
+    await createService(ns, "spec", { loadBalancerIP: "198.51.100.27" });
+    expect(await waitForIPs(ns, "spec")).toEqual(["198.51.100.27"]);
+
+    await createService(ns, "taken", {
+      annotations: { "ironlb.dev/loadBalancerIPs": "198.51.100.25" },
+    });
+    const taken = await waitForCondition(ns, "taken", "False", "IPInUse");
+    expect(taken.message).toContain(`${ns}/ann`);
+    expect((await waitForEvent(ns, "taken", "AllocationFailed")).type).toBe("Warning");
+
+    await createService(ns, "outside", {
+      annotations: { "ironlb.dev/loadBalancerIPs": "203.0.113.77" },
+    });
+    await waitForCondition(ns, "outside", "False", "IPNotInPool");
+
+    await createService(ns, "both", {
+      annotations: { "ironlb.dev/loadBalancerIPs": "198.51.100.21" },
+      loadBalancerIP: "198.51.100.22",
+    });
+    const both = await waitForCondition(ns, "both", "False", "InvalidConfiguration");
+    expect(both.message).toMatch(/disagree/);
+
+    await createService(ns, "garbage", {
+      annotations: { "ironlb.dev/loadBalancerIPs": "not-an-ip" },
+    });
+    const garbage = await waitForCondition(ns, "garbage", "False", "InvalidConfiguration");
+    expect(garbage.message).toContain("not-an-ip");
+    expect(ingressIPs(await getService(ns, "garbage"))).toEqual([]);
+  });
+
+  it("keeps the IP of a Service whose annotation becomes invalid, and says so", async () => {
+    const { ns } = await scenario("keep", ["198.51.100.30-198.51.100.31"]);
+    await createService(ns, "s");
+    const [ip] = await waitForIPs(ns, "s");
+    await core.patchNamespacedService(
+      {
+        name: "s",
+        namespace: ns,
+        body: {
+          metadata: {
+            annotations: { "ironlb.dev/loadBalancerIPs": "198.51.100.30,198.51.100.31" },
+          },
+        },
+      },
+      merge,
+    );
+    const cond = await waitForCondition(ns, "s", "True", "InvalidConfiguration");
+    expect(cond.message).toContain("at most one IPv4");
+    expect(ingressIPs(await getService(ns, "s"))).toEqual([ip]);
+  });
+
+  it("uses the pool named by annotation, and refuses an unknown pool", async () => {
+    const ns = await createNamespace("bypool");
+    await createPool(`bypool-a-${ns}`, {
+      addresses: ["198.51.100.40/31"],
+      serviceAllocation: { namespaces: [ns], priority: 1 },
+    });
+    await createPool(`bypool-b-${ns}`, {
+      addresses: ["198.51.100.42/31"],
+      serviceAllocation: { namespaces: [ns], priority: 2 },
+    });
+    await createService(ns, "default");
+    expect(await waitForIPs(ns, "default")).toEqual(["198.51.100.40"]);
+    await createService(ns, "named", {
+      annotations: { "ironlb.dev/address-pool": `bypool-b-${ns}` },
+    });
+    expect(await waitForIPs(ns, "named")).toEqual(["198.51.100.42"]);
+    await createService(ns, "unknown", {
+      annotations: { "ironlb.dev/address-pool": "no-such-pool" },
+    });
+    const c = await waitForCondition(ns, "unknown", "False", "PoolNotFound");
+    expect(c.message).toContain("no-such-pool");
+  });
+
+  it("does not auto-assign from an autoAssign:false pool, but serves explicit requests from it", async () => {
+    const { ns, pool } = await scenario("manual", ["198.51.100.50-198.51.100.51"], {
+      autoAssign: false,
+    });
+    await createService(ns, "auto");
+    const c = await waitForCondition(ns, "auto", "False");
+    expect(c.reason).toMatch(/NoMatchingPool|PoolExhausted/);
+    await createService(ns, "explicit", {
+      annotations: { "ironlb.dev/loadBalancerIPs": "198.51.100.51" },
+    });
+    expect(await waitForIPs(ns, "explicit")).toEqual(["198.51.100.51"]);
+    await createService(ns, "bypool", { annotations: { "ironlb.dev/address-pool": pool } });
+    expect(await waitForIPs(ns, "bypool")).toEqual(["198.51.100.50"]);
+  });
+
+  it("follows priority, namespace selectors and service selectors", async () => {
+    const ns = await createNamespace("sel", { team: `blue-${process.pid}` });
+    const other = await createNamespace("sel-other");
+    await createPool(`sel-low-${ns}`, {
+      addresses: ["198.51.100.60/31"],
+      serviceAllocation: { namespaces: [ns, other], priority: 10 },
+    });
+    await createPool(`sel-high-${ns}`, {
+      addresses: ["198.51.100.62/31"],
+      serviceAllocation: { namespaces: [ns, other], priority: 1 },
+    });
+    await createPool(`sel-ns-${ns}`, {
+      addresses: ["198.51.100.64/31"],
+      serviceAllocation: {
+        priority: 0,
+        namespaceSelectors: [{ matchLabels: { team: `blue-${process.pid}` } }],
+      },
+    });
+    await createPool(`sel-svc-${ns}`, {
+      addresses: ["198.51.100.66/31"],
+      serviceAllocation: {
+        priority: 0,
+        namespaces: [ns, other],
+        serviceSelectors: [
+          { matchExpressions: [{ key: "tier", operator: "In", values: ["edge"] }] },
+        ],
+      },
+    });
+    // `other` is not blue and the Service is not edge: the priority-1 pool wins over priority 10.
+    await createService(other, "plain");
+    expect(await waitForIPs(other, "plain")).toEqual(["198.51.100.62"]);
+    // In the blue namespace the namespace-selected pool (priority 0) comes first.
+    await createService(ns, "blue");
+    expect(await waitForIPs(ns, "blue")).toEqual(["198.51.100.64"]);
+    await createService(other, "edge", { labels: { tier: "edge" } });
+    expect(await waitForIPs(other, "edge")).toEqual(["198.51.100.66"]);
+  });
+
+  it("shares an IP only with the same key, disjoint ports and compatible traffic policy", async () => {
+    const { ns } = await scenario("share", ["198.51.100.70-198.51.100.79"]);
+    const ip = "198.51.100.70";
+    const ann = (key: string) => ({
+      "ironlb.dev/allow-shared-ip": key,
+      "ironlb.dev/loadBalancerIPs": ip,
+    });
+    await createService(ns, "web", { annotations: ann("k"), ports: [{ port: 80 }] });
+    await createService(ns, "dns", {
+      annotations: ann("k"),
+      ports: [{ port: 53, protocol: "UDP" }],
+    });
+    expect(await waitForIPs(ns, "web")).toEqual([ip]);
+    expect(await waitForIPs(ns, "dns")).toEqual([ip]);
+
+    await createService(ns, "otherkey", { annotations: ann("other"), ports: [{ port: 8080 }] });
+    expect((await waitForCondition(ns, "otherkey", "False", "SharingRefused")).message).toMatch(
+      /key/,
+    );
+    await createService(ns, "sameport", { annotations: ann("k"), ports: [{ port: 80 }] });
+    expect((await waitForCondition(ns, "sameport", "False", "SharingRefused")).message).toMatch(
+      /80/,
+    );
+    await createService(ns, "local", {
+      annotations: ann("k"),
+      ports: [{ port: 443 }],
+      externalTrafficPolicy: "Local",
+    });
+    expect((await waitForCondition(ns, "local", "False", "SharingRefused")).message).toMatch(
+      /[Pp]olicy/,
+    );
+
+    // Two Local Services with the same pod selector may share.
+    const ann2 = {
+      "ironlb.dev/allow-shared-ip": "l",
+      "ironlb.dev/loadBalancerIPs": "198.51.100.71",
+    };
+    await createService(ns, "l1", {
+      annotations: ann2,
+      ports: [{ port: 80 }],
+      externalTrafficPolicy: "Local",
+      selector: { app: "x" },
+    });
+    await createService(ns, "l2", {
+      annotations: ann2,
+      ports: [{ port: 81 }],
+      externalTrafficPolicy: "Local",
+      selector: { app: "x" },
+    });
+    expect(await waitForIPs(ns, "l1")).toEqual(["198.51.100.71"]);
+    expect(await waitForIPs(ns, "l2")).toEqual(["198.51.100.71"]);
+    await createService(ns, "l3", {
+      annotations: ann2,
+      ports: [{ port: 82 }],
+      externalTrafficPolicy: "Local",
+      selector: { app: "y" },
+    });
+    expect((await waitForCondition(ns, "l3", "False", "SharingRefused")).message).toMatch(
+      /selector/,
+    );
+  });
+
+  it("assigns both families to dual-stack Services", async () => {
+    const { ns } = await scenario("dual", ["198.51.100.80-198.51.100.81", "2001:db8:80::/120"]);
+    await createService(ns, "require", {
+      ipFamilyPolicy: "RequireDualStack",
+      ipFamilies: ["IPv4", "IPv6"],
+    });
+    expect(await waitForIPs(ns, "require", (ips) => ips.length === 2)).toEqual([
+      "198.51.100.80",
+      "2001:db8:80::",
+    ]);
+    await createService(ns, "v6first", {
+      ipFamilyPolicy: "RequireDualStack",
+      ipFamilies: ["IPv6", "IPv4"],
+    });
+    expect(await waitForIPs(ns, "v6first", (ips) => ips.length === 2)).toEqual([
+      "2001:db8:80::1",
+      "198.51.100.81",
+    ]);
+    await createService(ns, "v6only", { ipFamilyPolicy: "SingleStack", ipFamilies: ["IPv6"] });
+    expect(await waitForIPs(ns, "v6only")).toEqual(["2001:db8:80::2"]);
+    // IPv4 is exhausted now: PreferDualStack settles for IPv6 alone; RequireDualStack waits.
+    await createService(ns, "prefer", {
+      ipFamilyPolicy: "PreferDualStack",
+      ipFamilies: ["IPv6", "IPv4"],
+    });
+    expect(await waitForIPs(ns, "prefer")).toEqual(["2001:db8:80::3"]);
+    await createService(ns, "require2", {
+      ipFamilyPolicy: "RequireDualStack",
+      ipFamilies: ["IPv4", "IPv6"],
+    });
+    await waitForCondition(ns, "require2", "False");
+  });
+
+  it("leaves a Service pending when the pool is exhausted and assigns it once an address frees up", async () => {
+    const { ns, pool } = await scenario("exh", ["198.51.100.90/32"]);
+    await createService(ns, "first");
+    expect(await waitForIPs(ns, "first")).toEqual(["198.51.100.90"]);
+    await createService(ns, "second");
+    const c = await waitForCondition(ns, "second", "False", "PoolExhausted");
+    expect(c.message).toContain(pool);
+    await core.deleteNamespacedService({ name: "first", namespace: ns });
+    expect(await waitForIPs(ns, "second")).toEqual(["198.51.100.90"]);
+    await waitForCondition(ns, "second", "True", "Allocated");
+  });
+
+  it("takes IPs away when a pool shrinks or disappears, and re-assigns where it can", async () => {
+    const { ns, pool } = await scenario("shrink", ["198.51.100.100-198.51.100.101"]);
+    await createService(ns, "a");
+    await createService(ns, "b");
+    await waitForIPs(ns, "a");
+    await waitForIPs(ns, "b");
+    const holderOf101 = ingressIPs(await getService(ns, "a"))[0] === "198.51.100.101" ? "a" : "b";
+    const keeper = holderOf101 === "a" ? "b" : "a";
+    await custom.patchClusterCustomObject(
+      {
+        group: "ironlb.dev",
+        version: "v1beta1",
+        plural: "ipaddresspools",
+        name: pool,
+        body: { spec: { addresses: ["198.51.100.100/32"] } },
+      },
+      merge,
+    );
+    await waitForCondition(ns, holderOf101, "False", "PoolExhausted");
+    expect(ingressIPs(await getService(ns, holderOf101))).toEqual([]);
+    await waitForEvent(ns, holderOf101, "IPReleased", "198.51.100.101");
+    expect(ingressIPs(await getService(ns, keeper))).toEqual(["198.51.100.100"]);
+
+    await deletePool(pool);
+    await waitForCondition(ns, keeper, "False");
+    expect(ingressIPs(await getService(ns, keeper))).toEqual([]);
+  });
+
+  it("lets the older of two overlapping pools keep the overlap and flags the newer one", async () => {
+    const ns = await createNamespace("ovl");
+    await createPool(`ovl-old-${ns}`, {
+      addresses: ["198.51.100.110-198.51.100.111"],
+      serviceAllocation: { namespaces: [ns], priority: 5 },
+    });
+    await sleep(1100); // creationTimestamp has one-second resolution
+    await createPool(`ovl-new-${ns}`, {
+      addresses: ["198.51.100.111-198.51.100.112"],
+      serviceAllocation: { namespaces: [ns], priority: 1 },
+    });
+    const conflict = await waitFor("Conflict condition", async () =>
+      (await getPool(`ovl-new-${ns}`)).status?.conditions?.find(
+        (c) => c.type === "Conflict" && c.status === "True",
+      ),
+    );
+    expect(conflict.reason).toBe("OverlapsPool");
+    expect(conflict.message).toContain(`ovl-old-${ns}`);
+    expect(
+      (await getPool(`ovl-old-${ns}`)).status?.conditions?.find((c) => c.type === "Conflict")
+        ?.status,
+    ).toBe("False");
+    // The newer pool has priority but may not hand out .111: its only own address is .112.
+    await createService(ns, "s1");
+    expect(await waitForIPs(ns, "s1")).toEqual(["198.51.100.112"]);
+    await createService(ns, "s2");
+    expect(await waitForIPs(ns, "s2")).toEqual(["198.51.100.110"]);
+    await createService(ns, "s3");
+    expect(await waitForIPs(ns, "s3")).toEqual(["198.51.100.111"]);
+    expect(
+      (await getService(ns, "s3")).metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"],
+    ).toBe(`ovl-old-${ns}`);
+  });
+
+  it("handles only unclassed and ironlb-classed LoadBalancers, and releases on type change", async () => {
+    const { ns } = await scenario("cls", ["198.51.100.120-198.51.100.123"]);
+    await createService(ns, "foreign", { loadBalancerClass: "example.com/other" });
+    await createService(ns, "ours", { loadBalancerClass: "ironlb.dev/lb" });
+    await createService(ns, "plain");
+    expect(await waitForIPs(ns, "ours")).toHaveLength(1);
+    const [plainIP] = await waitForIPs(ns, "plain");
+    await sleep(300);
+    expect(ingressIPs(await getService(ns, "foreign"))).toEqual([]);
+    expect(allocatedCondition(await getService(ns, "foreign"))).toBeUndefined();
+
+    await core.patchNamespacedService(
+      {
+        name: "plain",
+        namespace: ns,
+        body: {
+          spec: {
+            type: "ClusterIP",
+            allocateLoadBalancerNodePorts: null,
+            externalTrafficPolicy: null,
+          },
+        },
+      },
+      merge,
+    );
+    await waitFor(
+      "status cleared",
+      async () => ingressIPs(await getService(ns, "plain")).length === 0,
+    );
+    const plain = await getService(ns, "plain");
+    expect(plain.metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"]).toBeUndefined();
+    expect(allocatedCondition(plain)).toBeUndefined();
+    await waitForEvent(ns, "plain", "IPReleased", plainIP);
+  });
+
+  it("honours MetalLB annotations and warns with the ironlb key to use", async () => {
+    const { ns } = await scenario("mlb", ["198.51.100.130-198.51.100.133"]);
+    await createService(ns, "old", {
+      annotations: { "metallb.universe.tf/loadBalancerIPs": "198.51.100.132" },
+    });
+    expect(await waitForIPs(ns, "old")).toEqual(["198.51.100.132"]);
+    const ev = await waitForEvent(ns, "old", "DeprecatedAnnotation");
+    expect(ev.type).toBe("Warning");
+    expect(ev.message).toContain("ironlb.dev/loadBalancerIPs");
+    await createService(ns, "new", {
+      annotations: { "metallb.io/loadBalancerIPs": "198.51.100.133" },
+    });
+    expect(await waitForIPs(ns, "new")).toEqual(["198.51.100.133"]);
+  });
+
+  it("serves health, readiness and metrics", async () => {
+    const port = await waitFor("health port in logs", () => {
+      const line = ctrl.logs().find((l) => typeof l.healthPort === "number");
+      return line?.healthPort as number | undefined;
+    });
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/ironlb_allocations_total \d+/);
+    expect(metrics).toMatch(/ironlb_pool_addresses_in_use\{pool="auto-/);
+    expect(metrics).toMatch(/ironlb_reconcile_duration_seconds_bucket/);
+  });
+});
