@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "ironlb_packet",
+      "sources": ["packet_socket.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "conditions": [
+        ["OS!='linux'", { "sources!": ["packet_socket.c"], "sources": ["unsupported.c"] }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,490 @@
+/*
+ * ironlb packet socket addon: Linux AF_PACKET sockets for ARP and NDP, exposed through
+ * Node-API only (node_api.h) plus libuv's uv_poll_t, so one binary works across Node
+ * versions that share the Node-API level.
+ *
+ * JS surface (wrapped by ../packet-socket.ts):
+ *   open(ifname: string, kind: 0 (ARP) | 1 (NDP), cb: (err, frame, pkttype) => void)
+ *     -> { handle: External, ifindex: number, mac: Buffer }
+ *   send(handle, frame: Buffer) -> number of bytes sent
+ *   close(handle) -> undefined (idempotent)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/filter.h>
+#include <net/if_arp.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+#define KIND_ARP 0
+#define KIND_NDP 1
+/* Level-triggered poll: stopping after a batch just yields to the loop, it loses nothing. */
+#define MAX_FRAMES_PER_WAKE 64
+#define RECV_BUF_SIZE 65536
+
+typedef struct psock {
+  napi_env env;
+  int fd;
+  int ifindex;
+  uint16_t proto;
+  uv_poll_t poll;
+  int poll_started;  /* uv_poll_init succeeded, handle must be uv_close()d */
+  int closed;        /* close() ran: fd closed, callback released */
+  int poll_released; /* the uv close callback ran (or the poll was never initialised) */
+  int finalized;     /* the JS external was garbage collected */
+  int hook_added;
+  napi_ref callback;
+  napi_async_context async_ctx;
+} psock;
+
+/* Per thread, because worker threads may each load the addon. */
+static __thread unsigned char recv_buf[RECV_BUF_SIZE];
+
+/* ---- error helpers ------------------------------------------------------------------ */
+
+static void throw_errno(napi_env env, int err, const char* msg) {
+  napi_value code, text, error;
+  const char* name = uv_err_name(-err);
+  char full[512];
+  snprintf(full, sizeof full, "%s (%s: %s)", msg, name, strerror(err));
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &error);
+  napi_value errno_val;
+  napi_create_int32(env, -err, &errno_val);
+  napi_set_named_property(env, error, "errno", errno_val);
+  napi_throw(env, error);
+}
+
+static napi_value make_errno_error(napi_env env, int err, const char* msg) {
+  napi_value code, text, error;
+  const char* name = uv_err_name(-err);
+  char full[512];
+  snprintf(full, sizeof full, "%s (%s: %s)", msg, name, strerror(err));
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &error);
+  return error;
+}
+
+#define NAPI_CALL(env, call)                                               \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      bool pending = false;                                                \
+      napi_is_exception_pending((env), &pending);                          \
+      if (!pending) napi_throw_error((env), "EINTERNAL", "Node-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static void maybe_free(psock* s) {
+  if (s->finalized && s->poll_released) free(s);
+}
+
+static void on_poll_closed(uv_handle_t* h) {
+  psock* s = (psock*)h->data;
+  s->poll_released = 1;
+  maybe_free(s);
+}
+
+static void cleanup_hook(void* arg);
+
+/* Releases the kernel and JS resources. Safe to call more than once. The struct itself
+ * lives until both the uv handle is closed and the external is finalized. */
+static void psock_close(psock* s, int from_teardown) {
+  if (s->closed) return;
+  s->closed = 1;
+  if (s->poll_started) {
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t*)&s->poll, on_poll_closed);
+  } else {
+    s->poll_released = 1;
+  }
+  if (s->fd >= 0) {
+    close(s->fd);
+    s->fd = -1;
+  }
+  if (s->callback != NULL) {
+    napi_delete_reference(s->env, s->callback);
+    s->callback = NULL;
+  }
+  if (s->async_ctx != NULL) {
+    napi_async_destroy(s->env, s->async_ctx);
+    s->async_ctx = NULL;
+  }
+  if (s->hook_added && !from_teardown) {
+    napi_remove_env_cleanup_hook(s->env, cleanup_hook, s);
+  }
+  s->hook_added = 0;
+}
+
+/* Environment teardown (process exit, worker exit): close sockets nobody closed. */
+static void cleanup_hook(void* arg) {
+  psock* s = (psock*)arg;
+  s->hook_added = 0;
+  psock_close(s, 1);
+}
+
+static void finalize(napi_env env, void* data, void* hint) {
+  psock* s = (psock*)data;
+  psock_close(s, 0);
+  s->finalized = 1;
+  maybe_free(s);
+}
+
+/* ---- receive path ------------------------------------------------------------------- */
+
+static void deliver(psock* s, napi_value err, napi_value frame, int pkttype) {
+  napi_env env = s->env;
+  napi_value cb, recv, argv[3], result;
+  if (s->callback == NULL) return;
+  if (napi_get_reference_value(env, s->callback, &cb) != napi_ok || cb == NULL) return;
+  napi_get_global(env, &recv); /* make_callback needs an object receiver */
+  napi_get_null(env, &argv[0]);
+  napi_get_null(env, &argv[1]);
+  if (err != NULL) argv[0] = err;
+  if (frame != NULL) argv[1] = frame;
+  napi_create_int32(env, pkttype, &argv[2]);
+  /* make_callback (not call_function) so that promise jobs and nextTicks queued by the
+   * callback run before control returns to libuv. */
+  napi_make_callback(env, s->async_ctx, recv, cb, 3, argv, &result);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    /* Nobody up the stack can catch it: report it the way Node reports any uncaught
+     * exception from a libuv callback. */
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+}
+
+static void on_readable(uv_poll_t* handle, int status, int events) {
+  psock* s = (psock*)handle->data;
+  napi_handle_scope scope;
+  if (s->closed) return;
+  if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+
+  for (int i = 0; i < MAX_FRAMES_PER_WAKE && !s->closed; i++) {
+    struct sockaddr_ll from;
+    socklen_t fromlen = sizeof from;
+    ssize_t n = recvfrom(s->fd, recv_buf, sizeof recv_buf, MSG_DONTWAIT | MSG_TRUNC,
+                         (struct sockaddr*)&from, &fromlen);
+    if (n < 0) {
+      int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      if (e == EINTR) continue;
+      /* A pending socket error (e.g. ENETDOWN, or ENODEV when the interface went away) is
+       * reported once by the kernel; hand it to JS and stop this round. */
+      deliver(s, make_errno_error(s->env, e, "receiving on packet socket failed"), NULL, -1);
+      break;
+    }
+    if (from.sll_pkttype == PACKET_OUTGOING) continue; /* kernels without IGNORE_OUTGOING */
+    size_t len = (size_t)n > sizeof recv_buf ? sizeof recv_buf : (size_t)n;
+    napi_value buf;
+    void* data;
+    if (napi_create_buffer_copy(s->env, len, recv_buf, &data, &buf) != napi_ok) break;
+    deliver(s, NULL, buf, from.sll_pkttype);
+  }
+  napi_close_handle_scope(s->env, scope);
+}
+
+/* ---- socket setup ------------------------------------------------------------------- */
+
+/* Classic BPF over the whole Ethernet frame: IPv6, next header ICMPv6 (58), type 135
+ * (neighbour solicitation) or 136 (neighbour advertisement). NDP messages carry no
+ * extension headers in practice, so a fixed offset is enough; the codec re-validates. */
+static struct sock_filter ndp_filter[] = {
+    BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 0, 6),
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 20),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 4),
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 54),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 135, 1, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 136, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, 0x40000),
+    BPF_STMT(BPF_RET | BPF_K, 0),
+};
+
+static int attach_filter(int fd, struct sock_filter* f, unsigned short len) {
+  struct sock_fprog prog = {.len = len, .filter = f};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, "EINVAL", "open(ifname, kind, callback) needs 3 arguments");
+    return NULL;
+  }
+  char ifname[IFNAMSIZ + 1];
+  size_t iflen = 0;
+  if (napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &iflen) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "interface name must be a string");
+    return NULL;
+  }
+  if (iflen == 0 || iflen >= IFNAMSIZ) {
+    napi_throw_error(env, "EINVAL", "interface name is empty or longer than 15 bytes");
+    return NULL;
+  }
+  int32_t kind = -1;
+  if (napi_get_value_int32(env, argv[1], &kind) != napi_ok ||
+      (kind != KIND_ARP && kind != KIND_NDP)) {
+    napi_throw_type_error(env, "EINVAL", "kind must be 0 (ARP) or 1 (NDP)");
+    return NULL;
+  }
+  napi_valuetype cbtype;
+  NAPI_CALL(env, napi_typeof(env, argv[2], &cbtype));
+  if (cbtype != napi_function) {
+    napi_throw_type_error(env, "EINVAL", "callback must be a function");
+    return NULL;
+  }
+
+  uint16_t proto = kind == KIND_ARP ? ETH_P_ARP : ETH_P_IPV6;
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EPERM || e == EACCES)
+      throw_errno(env, e,
+                  "opening a packet socket needs CAP_NET_RAW (run as root or grant the "
+                  "capability)");
+    else
+      throw_errno(env, e, "socket(AF_PACKET) failed");
+    return NULL;
+  }
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, ifname, iflen);
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    char msg[128];
+    snprintf(msg, sizeof msg, "no such interface: %s", ifname);
+    throw_errno(env, e, e == ENODEV ? msg : "reading the interface index failed");
+    return NULL;
+  }
+  int ifindex = ifr.ifr_ifindex;
+  if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, "reading the interface MAC address failed");
+    return NULL;
+  }
+  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+    close(fd);
+    char msg[128];
+    snprintf(msg, sizeof msg, "interface %s is not an Ethernet interface", ifname);
+    throw_errno(env, EINVAL, msg);
+    return NULL;
+  }
+  unsigned char mac[6];
+  memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+
+  int one = 1;
+  /* Best effort: older kernels lack it; the receive path also skips PACKET_OUTGOING. */
+  setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+
+  /* The socket was created with protocol 0, so it receives nothing until bind() below
+   * names both the protocol and the interface: no frames from other interfaces can slip in,
+   * and the NDP filter is in place before the first frame arrives. */
+  int rc = 0;
+  if (kind == KIND_NDP) rc = attach_filter(fd, ndp_filter, sizeof ndp_filter / sizeof ndp_filter[0]);
+  if (rc < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, "attaching the socket filter failed");
+    return NULL;
+  }
+
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(proto);
+  sll.sll_ifindex = ifindex;
+  if (bind(fd, (struct sockaddr*)&sll, sizeof sll) < 0) {
+    int e = errno;
+    close(fd);
+    char msg[128];
+    snprintf(msg, sizeof msg, "no such interface: %s", ifname);
+    throw_errno(env, e, e == ENODEV ? msg : "binding the packet socket failed");
+    return NULL;
+  }
+  if (kind == KIND_NDP) {
+    /* Neighbour solicitations go to solicited-node multicast groups; accept all multicast
+     * rather than tracking one group per announced address. */
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = ifindex;
+    mr.mr_type = PACKET_MR_ALLMULTI;
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
+      int e = errno;
+      close(fd);
+      throw_errno(env, e, "joining all-multicast on the interface failed");
+      return NULL;
+    }
+  }
+
+  psock* s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    throw_errno(env, ENOMEM, "out of memory");
+    return NULL;
+  }
+  s->env = env;
+  s->fd = fd;
+  s->ifindex = ifindex;
+  s->proto = proto;
+  s->poll.data = s;
+
+  napi_value external, resource, resource_name;
+  if (napi_create_external(env, s, finalize, NULL, &external) != napi_ok) {
+    close(fd);
+    free(s);
+    napi_throw_error(env, "EINTERNAL", "napi_create_external failed");
+    return NULL;
+  }
+  /* From here on the finalizer owns s; errors only need psock_close(). */
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, "ironlb:PacketSocket", NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_async_init(env, resource, resource_name, &s->async_ctx) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &s->callback) != napi_ok) {
+    psock_close(s, 0);
+    napi_throw_error(env, "EINTERNAL", "setting up the receive callback failed");
+    return NULL;
+  }
+
+  uv_loop_t* loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
+    psock_close(s, 0);
+    napi_throw_error(env, "EINTERNAL", "no libuv event loop");
+    return NULL;
+  }
+  rc = uv_poll_init(loop, &s->poll, fd);
+  if (rc != 0) {
+    psock_close(s, 0);
+    throw_errno(env, -rc, "uv_poll_init failed");
+    return NULL;
+  }
+  s->poll_started = 1;
+  rc = uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  if (rc != 0) {
+    psock_close(s, 0);
+    throw_errno(env, -rc, "uv_poll_start failed");
+    return NULL;
+  }
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+
+  napi_value result, ifindex_val, mac_val;
+  void* macdata;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_create_int32(env, ifindex, &ifindex_val));
+  NAPI_CALL(env, napi_create_buffer_copy(env, 6, mac, &macdata, &mac_val));
+  NAPI_CALL(env, napi_set_named_property(env, result, "handle", external));
+  NAPI_CALL(env, napi_set_named_property(env, result, "ifindex", ifindex_val));
+  NAPI_CALL(env, napi_set_named_property(env, result, "mac", mac_val));
+  return result;
+}
+
+static psock* get_handle(napi_env env, napi_value v) {
+  napi_valuetype t;
+  void* data = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, "EINVAL", "not a packet socket handle");
+    return NULL;
+  }
+  return (psock*)data;
+}
+
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, "EINVAL", "send(handle, frame) needs 2 arguments");
+    return NULL;
+  }
+  psock* s = get_handle(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->closed) {
+    throw_errno(env, EBADF, "packet socket is closed");
+    return NULL;
+  }
+  bool is_buf = false;
+  NAPI_CALL(env, napi_is_buffer(env, argv[1], &is_buf));
+  if (!is_buf) {
+    napi_throw_type_error(env, "EINVAL", "frame must be a Buffer");
+    return NULL;
+  }
+  void* data;
+  size_t len;
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  if (len < ETH_HLEN) {
+    napi_throw_range_error(env, "EINVAL", "frame is shorter than an Ethernet header");
+    return NULL;
+  }
+  const unsigned char* f = (const unsigned char*)data;
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_ifindex = s->ifindex;
+  sll.sll_protocol = (uint16_t)(f[12] | (f[13] << 8)); /* already network order */
+  sll.sll_halen = ETH_ALEN;
+  memcpy(sll.sll_addr, f, ETH_ALEN);
+  ssize_t n;
+  do {
+    n = sendto(s->fd, data, len, 0, (struct sockaddr*)&sll, sizeof sll);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    throw_errno(env, errno, "sending on packet socket failed");
+    return NULL;
+  }
+  napi_value out;
+  NAPI_CALL(env, napi_create_int64(env, (int64_t)n, &out));
+  return out;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "EINVAL", "close(handle) needs 1 argument");
+    return NULL;
+  }
+  psock* s = get_handle(env, argv[0]);
+  if (s == NULL) return NULL;
+  psock_close(s, 0);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,164 @@
+/**
+ * Linux AF_PACKET socket bound to one interface, for ARP or for IPv6 neighbour discovery,
+ * backed by the project's own Node-API addon in ./native. Frames are whole Ethernet frames
+ * in both directions. Receiving is event driven (libuv poll on the socket), never polled.
+ */
+import { EventEmitter } from "node:events";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+export type PacketSocketKind = "arp" | "ndp";
+
+/** Link-layer packet type from the kernel (sll_pkttype). */
+export const PACKET_HOST = 0;
+export const PACKET_BROADCAST = 1;
+export const PACKET_MULTICAST = 2;
+export const PACKET_OTHERHOST = 3;
+
+/** What a PacketSocket needs from the transport; the announcer depends only on this. */
+export interface FrameSocket {
+  readonly ifname: string;
+  readonly mac: string;
+  send(frame: Buffer): void;
+  onFrame(listener: (frame: Buffer, pktType: number) => void): () => void;
+  close(): void;
+}
+
+interface NativeHandle {
+  readonly __brand: "PacketSocketHandle";
+}
+
+interface NativeBinding {
+  open(
+    ifname: string,
+    kind: 0 | 1,
+    cb: (err: Error | null, frame: Buffer | null, pktType: number) => void,
+  ): { handle: NativeHandle; ifindex: number; mac: Buffer };
+  send(handle: NativeHandle, frame: Buffer): number;
+  close(handle: NativeHandle): void;
+}
+
+const ADDON_PATHS = [
+  "./native/build/Release/ironlb_packet.node",
+  "./native/build/Debug/ironlb_packet.node",
+];
+
+let binding: NativeBinding | undefined;
+
+/** Loads the addon once, with errors that say what to do. */
+function loadBinding(): NativeBinding {
+  if (binding !== undefined) return binding;
+  if (process.platform !== "linux") {
+    throw new Error(
+      `packet sockets (AF_PACKET) are Linux-only; ironlb's speaker cannot run on ${process.platform}`,
+    );
+  }
+  const require = createRequire(import.meta.url);
+  for (const rel of ADDON_PATHS) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (!existsSync(path)) continue;
+    binding = require(path) as NativeBinding;
+    return binding;
+  }
+  throw new Error(
+    "the packet socket addon is not built (expected src/arp/native/build/Release/ironlb_packet.node); run `npm run build`",
+  );
+}
+
+/** An error from the addon carries the errno name as `code`. */
+export interface PacketSocketError extends Error {
+  code?: string;
+  errno?: number;
+}
+
+/**
+ * A packet socket on one interface. Events: "frame" (frame: Buffer, pktType: number) and
+ * "error" (err: PacketSocketError), e.g. when the interface disappears; "close".
+ *
+ * Like a listening server, an open socket keeps the event loop alive and is not garbage
+ * collected: call close() when done.
+ */
+export class PacketSocket extends EventEmitter implements FrameSocket {
+  readonly ifname: string;
+  readonly kind: PacketSocketKind;
+  /** Kernel interface index. */
+  readonly ifindex: number;
+  /** Interface MAC, lowercase `aa:bb:cc:dd:ee:ff`. */
+  readonly mac: string;
+  readonly macBytes: Buffer;
+  #handle: NativeHandle | undefined;
+
+  private constructor(
+    ifname: string,
+    kind: PacketSocketKind,
+    opened: { handle: NativeHandle; ifindex: number; mac: Buffer },
+  ) {
+    super();
+    this.ifname = ifname;
+    this.kind = kind;
+    this.#handle = opened.handle;
+    this.ifindex = opened.ifindex;
+    this.macBytes = Buffer.from(opened.mac);
+    this.mac = [...this.macBytes].map((b) => b.toString(16).padStart(2, "0")).join(":");
+  }
+
+  /**
+   * Opens a socket on `ifname` for ARP frames ("arp") or ICMPv6 neighbour solicitations and
+   * advertisements ("ndp"). Throws with `code` EPERM without CAP_NET_RAW, ENODEV for an
+   * unknown interface.
+   */
+  static open(ifname: string, kind: PacketSocketKind): PacketSocket {
+    const native = loadBinding();
+    // The native callback fires before the constructor returns only in theory (the poll
+    // starts on the next loop turn), but route it through a holder to be safe.
+    let target: PacketSocket | undefined;
+    const opened = native.open(ifname, kind === "arp" ? 0 : 1, (err, frame, pktType) => {
+      const sock = target;
+      if (sock === undefined) return;
+      if (err !== null) {
+        if (sock.listenerCount("error") > 0) sock.emit("error", err);
+        return;
+      }
+      if (frame === null) return;
+      try {
+        sock.emit("frame", frame, pktType);
+      } catch (e) {
+        // A listener bug must not become an uncaught exception in the addon's poll callback.
+        if (sock.listenerCount("error") > 0) sock.emit("error", e);
+      }
+    });
+    target = new PacketSocket(ifname, kind, opened);
+    return target;
+  }
+
+  /** True until close(). */
+  get isOpen(): boolean {
+    return this.#handle !== undefined;
+  }
+
+  /** Sends one complete Ethernet frame. Throws if closed or if the kernel refuses it. */
+  send(frame: Buffer): void {
+    if (this.#handle === undefined) {
+      const e: PacketSocketError = new Error(`packet socket on ${this.ifname} is closed`);
+      e.code = "EBADF";
+      throw e;
+    }
+    loadBinding().send(this.#handle, frame);
+  }
+
+  /** Subscribes to received frames; returns an unsubscribe function. */
+  onFrame(listener: (frame: Buffer, pktType: number) => void): () => void {
+    this.on("frame", listener);
+    return () => this.off("frame", listener);
+  }
+
+  /** Stops receiving and closes the socket. Safe to call more than once. */
+  close(): void {
+    const h = this.#handle;
+    if (h === undefined) return;
+    this.#handle = undefined;
+    loadBinding().close(h);
+    this.emit("close");
+  }
+}

@@ -1,0 +1,361 @@
+// End-to-end proof of the ARP path against the real Linux kernel: two network namespaces
+// joined by a veth pair; the announcer (real AF_PACKET socket, in a child process) runs in
+// one, and the other namespace's own kernel resolves the announced IP.
+//
+// Addresses: links use 192.0.2.0/24, announced IPs 198.51.100.0/24, nothing else. IPv6 is
+// disabled in both namespaces so that no other traffic appears on the link.
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AnnouncerCounters } from "../../src/arp/announcer.ts";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const NODE = `${ROOT}node_modules/.bin/node`;
+const FIXTURE = `${ROOT}test/e2e/fixtures/arp-announcer.ts`;
+const ADDON = `${ROOT}src/arp/native/build/Release/ironlb_packet.node`;
+
+const suffix = randomBytes(3).toString("hex");
+const NS_SRV = `ilbarp-s-${suffix}`;
+const NS_CLI = `ilbarp-c-${suffix}`;
+const IF_SRV = "ilbs0";
+const IF_CLI = "ilbc0";
+const FAKE_MAC = "02:00:00:00:00:99";
+
+const canRun = process.platform === "linux" && process.getuid?.() === 0;
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+const ipc = (...args: string[]) => sh("ip", ["-n", NS_CLI, ...args]);
+const ips = (...args: string[]) => sh("ip", ["-n", NS_SRV, ...args]);
+const inCli = (...args: string[]) => sh("ip", ["netns", "exec", NS_CLI, ...args]);
+
+const SCRIPT_PRELUDE = `
+  import { PacketSocket } from ${JSON.stringify(`${ROOT}src/arp/packet-socket.ts`)};
+  import { arpRequest, decodeNdpFrame, neighborSolicitation, unsolicitedNeighborAdvertisement }
+    from ${JSON.stringify(`${ROOT}src/arp/codec.ts`)};
+`;
+
+/** Runs a small ES module script with the packet socket and codec in scope, in `ns`. */
+function runScript(ns: string, body: string): string {
+  return sh("ip", ["netns", "exec", ns, NODE, "--input-type=module", "-e", SCRIPT_PRELUDE + body]);
+}
+
+function cleanupNamespaces(): void {
+  for (const ns of [NS_SRV, NS_CLI]) {
+    try {
+      sh("ip", ["netns", "del", ns]);
+    } catch {
+      // already gone or never created
+    }
+  }
+}
+
+interface Neighbour {
+  dst: string;
+  lladdr?: string;
+  state?: string[];
+}
+
+function neighbour(ip: string): Neighbour | undefined {
+  const out = JSON.parse(ipc("-j", "neigh", "show", ip, "dev", IF_CLI) || "[]") as Neighbour[];
+  return out[0];
+}
+
+/** Makes the client kernel resolve `ip`: a UDP datagram needs its MAC first. */
+function triggerResolution(ip: string): void {
+  // The send itself may fail once resolution fails; only the ARP it causes matters.
+  try {
+    inCli("bash", "-c", `echo x > /dev/udp/${ip}/9`);
+  } catch {}
+}
+
+async function waitFor<T>(what: string, ms: number, f: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+class Fixture {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly #pending = new Map<number, (msg: Record<string, unknown>) => void>();
+  #nextId = 1;
+  readonly ready: Promise<{ mac: string }>;
+  stderr = "";
+
+  constructor() {
+    this.child = spawn("ip", ["netns", "exec", NS_SRV, NODE, FIXTURE, IF_SRV], { cwd: ROOT });
+    this.child.stderr.on("data", (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    let onReady: (v: { mac: string }) => void = () => {};
+    this.ready = new Promise((resolve, reject) => {
+      onReady = resolve;
+      this.child.on("exit", (code) => reject(new Error(`fixture exited ${code}: ${this.stderr}`)));
+    });
+    createInterface({ input: this.child.stdout }).on("line", (line) => {
+      const msg = JSON.parse(line) as Record<string, unknown>;
+      if (msg.ready === true) onReady(msg as unknown as { mac: string });
+      const cb = this.#pending.get(msg.id as number);
+      if (cb !== undefined) {
+        this.#pending.delete(msg.id as number);
+        cb(msg);
+      }
+    });
+  }
+
+  async call(cmd: string, args: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    const id = this.#nextId++;
+    const reply = new Promise<Record<string, unknown>>((resolve) => this.#pending.set(id, resolve));
+    this.child.stdin.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
+    const msg = await reply;
+    if (typeof msg.error === "string") throw new Error(msg.error);
+    return msg;
+  }
+
+  async counters(): Promise<AnnouncerCounters> {
+    return (await this.call("counters")).counters as AnnouncerCounters;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once("exit", r));
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+describe.skipIf(!canRun)("ARP announcer on a real packet socket (network namespaces)", () => {
+  let fixture: Fixture | undefined;
+  let srvMac = "";
+  let cliMac = "";
+
+  beforeAll(async () => {
+    if (!existsSync(ADDON)) throw new Error("packet socket addon not built: run `npm run build`");
+    try {
+      sh("ip", ["netns", "add", NS_SRV]);
+      sh("ip", ["netns", "add", NS_CLI]);
+      for (const ns of [NS_SRV, NS_CLI]) {
+        // Before any interface exists, so that the veth ends never get IPv6 addresses.
+        sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        sh("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+      }
+      ipc("link", "add", IF_CLI, "type", "veth", "peer", "name", IF_SRV, "netns", NS_SRV);
+      ipc("addr", "add", "192.0.2.1/24", "dev", IF_CLI);
+      ips("addr", "add", "192.0.2.2/24", "dev", IF_SRV);
+      ipc("link", "set", IF_CLI, "up");
+      ips("link", "set", IF_SRV, "up");
+      // The announced range is on-link for the client, as a LAN's service range would be.
+      ipc("route", "add", "198.51.100.0/24", "dev", IF_CLI);
+      cliMac = (JSON.parse(ipc("-j", "link", "show", IF_CLI)) as { address: string }[])[0]!.address;
+
+      fixture = new Fixture();
+      srvMac = (await fixture.ready).mac;
+    } catch (err) {
+      await fixture?.stop();
+      cleanupNamespaces();
+      throw err;
+    }
+  });
+
+  afterAll(async () => {
+    try {
+      await fixture?.stop();
+    } finally {
+      cleanupNamespaces();
+    }
+    expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
+  });
+
+  it("reports the interface MAC the kernel has", () => {
+    const kernelMac = (JSON.parse(ips("-j", "link", "show", IF_SRV)) as { address: string }[])[0]!
+      .address;
+    expect(srvMac).toBe(kernelMac);
+  });
+
+  it("the client kernel resolves an announced IP that no interface has to the announcer's MAC", async () => {
+    // Not configured anywhere: only the announcer can answer for it.
+    expect(ips("-j", "addr", "show")).not.toContain("198.51.100.10");
+    await fixture!.call("announce", { ip: "198.51.100.10" });
+    triggerResolution("198.51.100.10");
+    const n = await waitFor("neighbour entry for 198.51.100.10", 5000, () => {
+      const e = neighbour("198.51.100.10");
+      return e?.lladdr !== undefined ? e : undefined;
+    });
+    expect(n.lladdr).toBe(srvMac);
+    expect(n.state).not.toContain("FAILED");
+    const c = await fixture!.counters();
+    expect(c.repliesSent).toBeGreaterThanOrEqual(1);
+  });
+
+  it("does not answer for an IP it does not own", async () => {
+    const before = await fixture!.counters();
+    triggerResolution("198.51.100.11");
+    // The kernel gives up after its 3 unanswered requests, one second apart.
+    const n = await waitFor("resolution of 198.51.100.11 to fail", 8000, () => {
+      const e = neighbour("198.51.100.11");
+      return e?.state?.includes("FAILED") ? e : undefined;
+    });
+    expect(n.lladdr).toBeUndefined();
+    const after = await fixture!.counters();
+    // It did see the requests, and stayed silent.
+    expect(after.requestsReceived).toBeGreaterThan(before.requestsReceived);
+    expect(after.repliesSent).toBe(before.repliesSent);
+  });
+
+  it("stops answering after withdraw", async () => {
+    await fixture!.call("withdraw", { ip: "198.51.100.10" });
+    ipc("neigh", "flush", "dev", IF_CLI);
+    triggerResolution("198.51.100.10");
+    const n = await waitFor("resolution of 198.51.100.10 to fail", 8000, () => {
+      const e = neighbour("198.51.100.10");
+      return e?.state?.includes("FAILED") ? e : undefined;
+    });
+    expect(n.lladdr).toBeUndefined();
+  });
+
+  it("gratuitous ARP overrides an existing wrong-MAC entry (arp_accept=0)", async () => {
+    expect(inCli("sysctl", "-n", `net.ipv4.conf.${IF_CLI}.arp_accept`).trim()).toBe("0");
+    ipc("neigh", "replace", "198.51.100.12", "lladdr", FAKE_MAC, "dev", IF_CLI, "nud", "stale");
+    expect(neighbour("198.51.100.12")?.lladdr).toBe(FAKE_MAC);
+
+    await fixture!.call("announce", { ip: "198.51.100.12" });
+    const n = await waitFor("gratuitous ARP to update 198.51.100.12", 4000, () => {
+      const e = neighbour("198.51.100.12");
+      return e?.lladdr === srvMac ? e : undefined;
+    });
+    expect(n.lladdr).toBe(srvMac);
+    expect((await fixture!.counters()).gratuitousSent).toBeGreaterThanOrEqual(2);
+  });
+
+  it("gratuitous ARP creates no entry where the client had none (arp_accept=0)", async () => {
+    await fixture!.call("announce", { ip: "198.51.100.13" });
+    await new Promise((r) => setTimeout(r, 2500)); // the whole burst
+    expect(neighbour("198.51.100.13")).toBeUndefined();
+  });
+
+  it("probe finds the client that has the IP configured, and nobody for a free IP", async () => {
+    ipc("addr", "add", "198.51.100.30/32", "dev", IF_CLI);
+    try {
+      const conflict = await fixture!.call("probe", { ip: "198.51.100.30", timeoutMs: 1500 });
+      expect(conflict.conflict).toBe(cliMac);
+    } finally {
+      ipc("addr", "del", "198.51.100.30/32", "dev", IF_CLI);
+    }
+    const free = await fixture!.call("probe", { ip: "198.51.100.31", timeoutMs: 1000 });
+    expect(free.conflict).toBeNull();
+    expect((await fixture!.counters()).conflicts).toBeGreaterThanOrEqual(1);
+  });
+
+  it("survives malformed frames sent at it over the wire", async () => {
+    const before = await fixture!.counters();
+    const out = runScript(
+      NS_CLI,
+      `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
+      const hdr = "ffffffffffff020000000099" + "0806";
+      const bad = [
+        hdr + "0001080006040001", // truncated ARP body
+        hdr + "0001080006040009" + "00".repeat(20), // opcode 9
+        hdr + "0006080006040001" + "00".repeat(20), // hardware type 6
+        "ff".repeat(60), // nonsense ethertype
+      ];
+      for (const f of bad) s.send(Buffer.from(f, "hex"));
+      s.close();
+      console.log("sent", bad.length);`,
+    );
+    expect(out.trim()).toBe("sent 4");
+    await new Promise((r) => setTimeout(r, 300));
+    const after = await fixture!.counters();
+    // The ff..ff frame is not ARP, so the kernel never hands it to an ARP socket.
+    expect(after.malformedFrames - before.malformedFrames).toBe(3);
+    expect(fixture!.child.exitCode).toBeNull();
+    // And it still answers.
+    await fixture!.call("announce", { ip: "198.51.100.14" });
+    triggerResolution("198.51.100.14");
+    await waitFor("neighbour entry for 198.51.100.14", 5000, () =>
+      neighbour("198.51.100.14")?.lladdr === srvMac ? true : undefined,
+    );
+  });
+
+  it("an NDP socket only receives neighbour solicitations and advertisements (BPF filter)", async () => {
+    // Frames only, between two ends with IPv6 disabled: no kernel on either side acts on them.
+    const receiver = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        NS_SRV,
+        NODE,
+        "--input-type=module",
+        "-e",
+        `${SCRIPT_PRELUDE}
+      const s = PacketSocket.open(${JSON.stringify(IF_SRV)}, "ndp");
+      const seen = [];
+      s.onFrame((f) => {
+        const d = decodeNdpFrame(f);
+        seen.push(d ? d.message.type : "other:" + f.length);
+      });
+      console.log("ready");
+      setTimeout(() => { s.close(); console.log(JSON.stringify(seen)); }, 1500);`,
+      ],
+      { cwd: ROOT },
+    );
+    let stdout = "";
+    receiver.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    const exited = new Promise((r) => receiver.once("exit", r));
+    await waitFor("NDP receiver", 5000, () => (stdout.includes("ready") ? true : undefined));
+    runScript(
+      NS_CLI,
+      `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "ndp");
+      const mac = s.mac;
+      const ns = neighborSolicitation({ srcMac: mac, srcIp: "2001:db8::1", target: "2001:db8::7" });
+      const na = unsolicitedNeighborAdvertisement(mac, "2001:db8::1");
+      const echo = Buffer.from(ns); echo[14 + 40] = 128; // ICMPv6 echo request, same shape
+      const udp = Buffer.from(ns); udp[14 + 6] = 17; // UDP, not ICMPv6
+      const arp = arpRequest(mac, "192.0.2.1", "198.51.100.99");
+      for (const f of [echo, ns, udp, na, arp]) s.send(f);
+      s.close();`,
+    );
+    await exited;
+    const seen = JSON.parse(stdout.split("\n")[1] ?? "[]") as string[];
+    expect(seen).toEqual(["solicitation", "advertisement"]);
+  });
+
+  it("reports missing interfaces and missing privileges with clear errors", () => {
+    const out = runScript(
+      NS_SRV,
+      `for (const name of ["ilbnosuch0"]) {
+        try { PacketSocket.open(name, "arp"); } catch (e) { console.log(e.code + " " + e.message); }
+      }`,
+    );
+    expect(out).toMatch(/^ENODEV no such interface: ilbnosuch0/);
+    const unprivileged = execFileSync(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        NODE,
+        "--input-type=module",
+        "-e",
+        `${SCRIPT_PRELUDE}
+        try { PacketSocket.open("lo", "arp"); } catch (e) { console.log(e.code + " " + e.message); }`,
+      ],
+      { encoding: "utf8", cwd: ROOT },
+    );
+    expect(unprivileged).toMatch(/^EPERM opening a packet socket needs CAP_NET_RAW/);
+  });
+});
