@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { DEFAULT_LB_CLASS } from "../controller/service-request.ts";
 
 interface OptionSpec {
   type: "string" | "boolean";
@@ -39,6 +40,16 @@ const common: Record<string, OptionSpec> = {
   help: { type: "boolean", help: "show this help" },
 };
 
+/** Which Services a component handles: controller and speakers must agree. */
+const classOptions: Record<string, OptionSpec> = {
+  "lb-class": { type: "string", default: DEFAULT_LB_CLASS, help: "spec.loadBalancerClass handled" },
+  "ignore-unclassed": {
+    type: "boolean",
+    default: false,
+    help: "leave Services without a loadBalancerClass to another implementation",
+  },
+};
+
 const commands: Record<string, Command> = {
   controller: {
     summary: "assign external IPs from IPAddressPools to LoadBalancer Services",
@@ -49,16 +60,7 @@ const commands: Record<string, Command> = {
         default: "7472",
         help: "port of the health and metrics server",
       },
-      "lb-class": {
-        type: "string",
-        default: "ironlb.dev/lb",
-        help: "spec.loadBalancerClass handled",
-      },
-      "ignore-unclassed": {
-        type: "boolean",
-        default: false,
-        help: "leave Services without a loadBalancerClass to another implementation",
-      },
+      ...classOptions,
       "ip-mode": {
         type: "string",
         default: "VIP",
@@ -129,16 +131,7 @@ const commands: Record<string, Command> = {
         default: process.env.NODE_IP ?? "",
         help: "this node's IP, where peers send heartbeats (default $NODE_IP)",
       },
-      "lb-class": {
-        type: "string",
-        default: "ironlb.dev/lb",
-        help: "spec.loadBalancerClass handled",
-      },
-      "ignore-unclassed": {
-        type: "boolean",
-        default: false,
-        help: "leave Services without a loadBalancerClass to another implementation",
-      },
+      ...classOptions,
       namespace: {
         type: "string",
         default: process.env.POD_NAMESPACE ?? "ironlb-system",

@@ -19,7 +19,7 @@ import type { AllocationResult, PoolReport } from "../allocator/types.ts";
 import { group, version } from "../api/common.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
-import { EventRecorder, type EventTarget } from "../k8s/events.ts";
+import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
 import type { ControllerMetrics } from "./metrics.ts";
@@ -74,6 +74,7 @@ export class Controller {
   readonly #written = new Map<string, { rv: bigint; fingerprint: string }>();
   #poolInputs = new Map<string, PoolInput>();
   #poolsDirty = false;
+  #poolsFingerprint = "";
   #poolStatusTimer: NodeJS.Timeout | undefined;
   #bootstrapped = false;
   #stopped = false;
@@ -188,31 +189,39 @@ export class Controller {
     setImmediate(() => {
       this.#poolsDirty = false;
       if (this.#stopped) return;
-      const invalidated = this.#syncPools();
-      for (const key of invalidated) this.#queue.add(key);
+      // Our own pool status writes come back as updates too: only spec changes matter.
+      if (!this.#syncPools()) return;
+      for (const key of this.#alloc.invalidated()) {
+        this.#log.info({ service: key }, "pools changed: service's IPs must be checked again");
+        this.#queue.add(key);
+      }
       this.#retryPending();
       this.#schedulePoolStatus();
     });
   }
 
-  /** Hands the current pools to the allocator; returns the Services that lost their IPs. */
-  #syncPools(): string[] {
+  /**
+   * Hands the current pools to the allocator when their specs changed (returns true);
+   * the Services that lost their IPs are then in the allocator's invalidated().
+   */
+  #syncPools(): boolean {
     this.#poolInputs = new Map(
       this.#pools
         .list()
         .map((p) => toPoolInput(p))
         .map((p) => [p.name, p]),
     );
-    for (const p of this.#poolInputs.values()) {
-      if (p.errors.length > 0)
-        this.#log.warn({ pool: p.name, errors: p.errors }, "pool is malformed and is not used");
-    }
     const specs = [...this.#poolInputs.values()].flatMap((p) => (p.spec ? [p.spec] : []));
+    const fingerprint = JSON.stringify(specs);
+    if (fingerprint === this.#poolsFingerprint) return false;
+    this.#poolsFingerprint = fingerprint;
+    for (const p of this.#poolInputs.values()) {
+      if (p.errors.length > 0) {
+        this.#log.warn({ pool: p.name, errors: p.errors }, "pool is malformed and is not used");
+      }
+    }
     this.#alloc.setPools(specs);
-    const invalidated = this.#alloc.invalidated();
-    for (const key of invalidated)
-      this.#log.info({ service: key }, "service's IP is no longer in any usable pool");
-    return invalidated;
+    return true;
   }
 
   /** Re-registers every IP already published in a Service status before anything new is assigned. */
@@ -275,11 +284,11 @@ export class Controller {
     const nsLabels = this.#namespaces.get(ns)?.metadata?.labels ?? {};
     const t = translateService(svc, nsLabels);
     for (const w of t.warnings)
-      void this.#events.emit(target(svc), "Warning", "DeprecatedAnnotation", w);
+      void this.#events.emit(serviceTarget(svc), "Warning", "DeprecatedAnnotation", w);
     if (!t.ok) {
       this.#metrics.failures.inc({ reason: "InvalidConfiguration" });
       const held = this.#alloc.get(key);
-      void this.#events.emit(target(svc), "Warning", "InvalidConfiguration", t.error);
+      void this.#events.emit(serviceTarget(svc), "Warning", "InvalidConfiguration", t.error);
       this.#log.warn({ service: key, error: t.error }, "invalid service configuration");
       if (held) {
         // Keep what the Service has: a typo in an annotation must not take its IP away.
@@ -312,7 +321,7 @@ export class Controller {
         if (changed) this.#metrics.allocations.inc();
         if (changed || statusIPs(svc).join(",") !== result.ips.join(",")) {
           void this.#events.emit(
-            target(svc),
+            serviceTarget(svc),
             "Normal",
             "IPAllocated",
             `Assigned IP ${result.ips.join(", ")} from pool ${result.pool}`,
@@ -336,7 +345,7 @@ export class Controller {
     });
     if (wrote) {
       void this.#events.emit(
-        target(svc),
+        serviceTarget(svc),
         "Warning",
         "AllocationFailed",
         `${result.reason}: ${result.message}`,
@@ -347,7 +356,7 @@ export class Controller {
       );
       if (lost.length > 0) {
         void this.#events.emit(
-          target(svc),
+          serviceTarget(svc),
           "Normal",
           "IPReleased",
           `Released ${lost.join(", ")}: ${result.message}`,
@@ -369,7 +378,7 @@ export class Controller {
       // The API server may already have cleared the status of a Service that left type LoadBalancer.
       const ips = held?.ips ?? statusIPs(svc);
       void this.#events.emit(
-        target(svc),
+        serviceTarget(svc),
         "Normal",
         "IPReleased",
         `Released ${ips.join(", ") || "its IP"}: the Service is no longer a LoadBalancer handled by ironlb`,
@@ -529,16 +538,6 @@ function splitKey(key: string): [string, string] {
 function parseRV(rv: string | undefined): bigint | undefined {
   if (!rv || !/^\d+$/.test(rv)) return undefined;
   return BigInt(rv);
-}
-
-function target(svc: V1Service): EventTarget {
-  return {
-    apiVersion: "v1",
-    kind: "Service",
-    name: svc.metadata?.name ?? "",
-    namespace: svc.metadata?.namespace,
-    uid: svc.metadata?.uid,
-  };
 }
 
 function poolTarget(pool: IPAddressPool | undefined, name: string): EventTarget {

@@ -1,9 +1,11 @@
 // The controller's Prometheus metrics.
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** Creates the controller's metrics in a registry of their own (tests may run several controllers). */
 export function controllerMetrics() {
   const registry = new Registry();
+  // Process figures (RSS, heap, event-loop lag, CPU) next to ironlb's own.
+  collectDefaultMetrics({ register: registry });
   return {
     registry,
     poolAddresses: new Gauge({

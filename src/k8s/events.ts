@@ -16,6 +16,19 @@ export interface EventTarget {
   uid?: string;
 }
 
+/** The Event target for a Service. */
+export function serviceTarget(svc: {
+  metadata?: { name?: string; namespace?: string; uid?: string };
+}): EventTarget {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    name: svc.metadata?.name ?? "",
+    namespace: svc.metadata?.namespace,
+    uid: svc.metadata?.uid,
+  };
+}
+
 interface Folded {
   name: string;
   namespace: string;

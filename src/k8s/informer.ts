@@ -17,6 +17,14 @@ export interface InformerHandlers<T> {
   delete?(obj: T): void;
 }
 
+/**
+ * Drops metadata.managedFields from a cached object: nothing here reads them, and with
+ * thousands of Services they would be most of the cache's memory.
+ */
+function slim(obj: KubernetesObject): void {
+  if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
+}
+
 /** A resource cache plus change notifications. */
 export class Informer<T extends KubernetesObject> {
   readonly #lw: ListWatch<T>;
@@ -41,12 +49,16 @@ export class Informer<T extends KubernetesObject> {
     this.#log = log.child({ watch: path });
     const listAndMarkSynced = async () => {
       const result = await list();
+      for (const item of result.items) slim(item);
       // ListWatch delivers the list's items as add/update before returning to the
       // watch; marking sync on the next tick means handlers have seen every item.
       setImmediate(() => this.#markSynced());
       return result;
     };
     this.#lw = new ListWatch<T>(path, new Watch(kc), listAndMarkSynced, false, labelSelector);
+    // Registered first, so that the cached object is slimmed before anyone sees it.
+    this.#lw.on("add", slim);
+    this.#lw.on("update", slim);
     if (handlers.add) this.#lw.on("add", handlers.add);
     if (handlers.update) this.#lw.on("update", handlers.update);
     if (handlers.delete) this.#lw.on("delete", handlers.delete);

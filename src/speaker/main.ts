@@ -1,0 +1,99 @@
+// `ironlb speaker`: membership (Lease + UDP heartbeats), the ARP/NDP announcer, the
+// health/metrics server and the Speaker.
+import { readFileSync } from "node:fs";
+import { Announcer } from "../arp/announcer.ts";
+import { loadKubeConfig } from "../k8s/client.ts";
+import { createLogger } from "../observability/log.ts";
+import { startHealthServer } from "../observability/server.ts";
+import { Membership } from "./membership.ts";
+import { speakerMetrics } from "./metrics.ts";
+import { Speaker, type SpeakerOptions } from "./speaker.ts";
+
+export interface RunSpeakerOptions extends SpeakerOptions {
+  kubeconfig?: string;
+  namespace: string;
+  leaseDurationMs: number;
+  renewIntervalMs: number;
+  /** This node's address for heartbeats (from the Downward API: status.hostIP). */
+  nodeAddress?: string;
+  heartbeatPort: number;
+  heartbeatSecretFile?: string;
+  heartbeatIntervalMs: number;
+  heartbeatDeadAfterMs: number;
+  healthAddress: string;
+  healthPort: number;
+}
+
+/** Runs the speaker until SIGTERM/SIGINT, then withdraws and deletes its Lease. */
+export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
+  const log = createLogger("speaker").child({ node: opts.node });
+  const kc = loadKubeConfig(opts.kubeconfig);
+  const metrics = speakerMetrics();
+  let heartbeat: ConstructorParameters<typeof Membership>[1]["heartbeat"];
+  if (opts.heartbeatPort > 0) {
+    if (!opts.heartbeatSecretFile || !opts.nodeAddress) {
+      throw new Error(
+        "--heartbeat-port needs --heartbeat-secret-file and --node-address (or --heartbeat-port 0 to rely on Leases alone)",
+      );
+    }
+    const secret = readFileSync(opts.heartbeatSecretFile);
+    if (secret.length < 16)
+      throw new Error(`heartbeat secret in ${opts.heartbeatSecretFile} is shorter than 16 bytes`);
+    heartbeat = {
+      address: opts.nodeAddress,
+      port: opts.heartbeatPort,
+      secret,
+      intervalMs: opts.heartbeatIntervalMs,
+      deadAfterMs: opts.heartbeatDeadAfterMs,
+    };
+  } else {
+    log.warn("UDP heartbeats are off: a crashed speaker is noticed only when its Lease expires");
+  }
+  const membership = new Membership(
+    kc,
+    {
+      node: opts.node,
+      namespace: opts.namespace,
+      leaseDurationMs: opts.leaseDurationMs,
+      renewIntervalMs: opts.renewIntervalMs,
+      heartbeat,
+    },
+    log,
+  );
+  const announcer = new Announcer({ onCount: (name, ifname) => metrics.count(name, ifname) });
+  const speaker = new Speaker(kc, opts, announcer, membership, metrics, log);
+  const server = await startHealthServer(
+    opts.healthAddress,
+    opts.healthPort,
+    { healthy: () => true, ready: () => speaker.ready && membership.selfHealthy() },
+    metrics.registry,
+    log,
+  );
+  const addr = server.address();
+  log.info(
+    {
+      healthPort: typeof addr === "object" && addr ? addr.port : opts.healthPort,
+      heartbeatPort: opts.heartbeatPort,
+    },
+    "starting",
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    // Leave first, so that the next owner starts announcing while we stop answering.
+    await membership.stop();
+    await speaker.stop();
+    announcer.close();
+    server.close();
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+
+  await membership.start();
+  await speaker.start();
+  log.info("speaker ready");
+}

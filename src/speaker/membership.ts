@@ -1,0 +1,283 @@
+// Which speakers are alive. The Lease per speaker is the authority on membership (it is
+// what a new speaker, or one that never heard a peer, relies on); UDP heartbeats between
+// speakers detect a crash in a few hundred milliseconds without loading the API server.
+// A peer that has been heard over UDP and then falls silent is dead even while its Lease
+// is still valid; a peer never heard over UDP (UDP blocked, heartbeats off) falls back to
+// Lease expiry.
+import { randomInt } from "node:crypto";
+import { createSocket, type Socket } from "node:dgram";
+import {
+  CoordinationV1Api,
+  type KubeConfig,
+  type V1Lease,
+  V1MicroTime,
+} from "@kubernetes/client-node";
+import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
+import { Informer } from "../k8s/informer.ts";
+import type { Logger } from "../observability/log.ts";
+import { decodeHeartbeat, encodeHeartbeat, HeartbeatTracker } from "./heartbeat.ts";
+
+/** Label on speaker Leases, so that speakers watch only each other's. */
+export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
+/** Annotation on a speaker Lease: where its UDP heartbeats come from and go to. */
+export const HEARTBEAT_ADDR_ANNOTATION = "ironlb.dev/heartbeat-address";
+
+export interface MembershipOptions {
+  node: string;
+  namespace: string;
+  leaseDurationMs: number;
+  renewIntervalMs: number;
+  /** UDP heartbeats: address peers should send to (this node's IP), port (0 = off), secret. */
+  heartbeat?: {
+    address: string;
+    port: number;
+    secret: Uint8Array;
+    intervalMs: number;
+    deadAfterMs: number;
+  };
+}
+
+interface Peer {
+  /** Local time the Lease was last seen renewed. */
+  seenAt: number;
+  renewTime: string;
+  durationMs: number;
+  heartbeatAddr?: { host: string; port: number };
+}
+
+/** Tracks live speakers; calls `onChange` when the live set may have changed. */
+export class Membership {
+  readonly #api: CoordinationV1Api;
+  readonly #o: MembershipOptions;
+  readonly #log: Logger;
+  readonly #leases: Informer<V1Lease>;
+  readonly #peers = new Map<string, Peer>();
+  readonly #tracker: HeartbeatTracker | undefined;
+  readonly #incarnation = randomInt(1, 2 ** 47);
+  #seq = 0;
+  #socket: Socket | undefined;
+  #renewTimer: NodeJS.Timeout | undefined;
+  #beatTimer: NodeJS.Timeout | undefined;
+  #lastRenewOk = 0;
+  #lastLive = "";
+  #stopped = false;
+  onChange: () => void = () => {};
+
+  constructor(kc: KubeConfig, opts: MembershipOptions, log: Logger) {
+    this.#api = kc.makeApiClient(CoordinationV1Api);
+    this.#o = opts;
+    this.#log = log;
+    if (opts.heartbeat && opts.heartbeat.port > 0) {
+      this.#tracker = new HeartbeatTracker({ deadAfterMs: opts.heartbeat.deadAfterMs });
+    }
+    const onLease = (lease: V1Lease) => this.#leaseSeen(lease);
+    this.#leases = new Informer<V1Lease>(
+      kc,
+      `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`,
+      () =>
+        this.#api.listNamespacedLease({
+          namespace: opts.namespace,
+          labelSelector: SPEAKER_LEASE_LABEL,
+        }),
+      {
+        add: onLease,
+        update: onLease,
+        delete: (lease) => {
+          const node = lease.spec?.holderIdentity;
+          if (node && this.#peers.delete(node)) this.#changed();
+        },
+      },
+      log,
+      SPEAKER_LEASE_LABEL,
+    );
+  }
+
+  /** The Lease name of a node's speaker. */
+  static leaseName(node: string): string {
+    return `ironlb-speaker-${node}`;
+  }
+
+  /** Creates this speaker's Lease, starts renewing, watching and heartbeating. */
+  async start(): Promise<void> {
+    if (this.#tracker && this.#o.heartbeat) await this.#startUdp(this.#o.heartbeat);
+    await this.#renew();
+    this.#renewTimer = setInterval(() => void this.#renew(), this.#o.renewIntervalMs);
+    await this.#leases.start();
+    await this.#leases.synced();
+    if (this.#o.heartbeat && this.#tracker) {
+      this.#beatTimer = setInterval(() => this.#beat(false), this.#o.heartbeat.intervalMs);
+    }
+  }
+
+  /** True while this speaker's own Lease renewals succeed: without that it must not announce. */
+  selfHealthy(now = Date.now()): boolean {
+    return now - this.#lastRenewOk < this.#o.leaseDurationMs;
+  }
+
+  /** Nodes whose speaker is alive now (this node included while its Lease renews). */
+  live(now = Date.now()): Set<string> {
+    const out = new Set<string>();
+    for (const [node, p] of this.#peers) {
+      if (now - p.seenAt >= p.durationMs) continue;
+      if (
+        node !== this.#o.node &&
+        this.#tracker?.known().includes(node) &&
+        !this.#tracker.isAlive(node, now)
+      )
+        continue;
+      out.add(node);
+    }
+    if (this.selfHealthy(now)) out.add(this.#o.node);
+    else out.delete(this.#o.node);
+    return out;
+  }
+
+  /** Says goodbye: a leaving heartbeat (others drop us at once) and deletes our Lease. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#renewTimer);
+    clearInterval(this.#beatTimer);
+    this.#beat(true);
+    await new Promise((r) => setTimeout(r, 20)); // let the leaving datagrams go out
+    this.#socket?.close();
+    await this.#leases.stop();
+    try {
+      await this.#api.deleteNamespacedLease({
+        name: Membership.leaseName(this.#o.node),
+        namespace: this.#o.namespace,
+      });
+    } catch (err) {
+      if (httpStatus(err) !== 404)
+        this.#log.warn({ err: describeError(err) }, "could not delete own lease");
+    }
+  }
+
+  #changed(): void {
+    const live = [...this.live()].sort().join(",");
+    if (live === this.#lastLive) return;
+    this.#lastLive = live;
+    this.#log.info({ live: live.split(",").filter(Boolean) }, "live speakers changed");
+    this.onChange();
+  }
+
+  #leaseSeen(lease: V1Lease): void {
+    const node = lease.spec?.holderIdentity;
+    if (!node) return;
+    const renewTime = timestamp(lease.spec?.renewTime);
+    const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
+    const prev = this.#peers.get(node);
+    const now = Date.now();
+    let seenAt = now;
+    if (!prev) {
+      // First sight: trust the holder's clock only to tell a stale Lease from a live one.
+      const age = now - Date.parse(renewTime);
+      if (Number.isFinite(age) && age > durationMs) seenAt = now - durationMs;
+    } else if (prev.renewTime === renewTime) {
+      seenAt = prev.seenAt;
+    }
+    const addr = parseHostPort(lease.metadata?.annotations?.[HEARTBEAT_ADDR_ANNOTATION]);
+    this.#peers.set(node, {
+      seenAt,
+      renewTime,
+      durationMs,
+      ...(addr ? { heartbeatAddr: addr } : {}),
+    });
+    this.#changed();
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#stopped) return;
+    const { node, namespace } = this.#o;
+    const name = Membership.leaseName(node);
+    const hb = this.#o.heartbeat;
+    const body: V1Lease = {
+      metadata: {
+        name,
+        namespace,
+        labels: { [SPEAKER_LEASE_LABEL]: "true" },
+        annotations:
+          hb && hb.port > 0
+            ? { [HEARTBEAT_ADDR_ANNOTATION]: formatHostPort(hb.address, hb.port) }
+            : {},
+      },
+      spec: {
+        holderIdentity: node,
+        leaseDurationSeconds: Math.max(1, Math.round(this.#o.leaseDurationMs / 1000)),
+        renewTime: new V1MicroTime(Date.now()),
+      },
+    };
+    try {
+      try {
+        await this.#api.replaceNamespacedLease({ name, namespace, body });
+      } catch (err) {
+        if (httpStatus(err) !== 404) throw err;
+        await this.#api.createNamespacedLease({ namespace, body });
+      }
+      const wasHealthy = this.selfHealthy();
+      this.#lastRenewOk = Date.now();
+      if (!wasHealthy) this.#changed();
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, "renewing own lease failed");
+      if (!this.selfHealthy()) this.#changed();
+    }
+  }
+
+  async #startUdp(hb: NonNullable<MembershipOptions["heartbeat"]>): Promise<void> {
+    const sock = createSocket({ type: hb.address.includes(":") ? "udp6" : "udp4" });
+    sock.on("message", (msg) => {
+      const r = decodeHeartbeat(msg, hb.secret);
+      if (!r.ok) {
+        this.#log.debug({ error: r.error }, "dropped heartbeat");
+        return;
+      }
+      if (r.beat.node === this.#o.node) return;
+      const before = this.#tracker!.isAlive(r.beat.node, Date.now());
+      const outcome = this.#tracker!.receive(r.beat, Date.now());
+      if (outcome === "accepted" && (r.beat.leaving || !before)) this.#changed();
+    });
+    sock.on("error", (err) => this.#log.warn({ err: err.message }, "heartbeat socket error"));
+    await new Promise<void>((resolve, reject) => {
+      sock.once("error", reject);
+      sock.bind(hb.port, () => {
+        sock.off("error", reject);
+        resolve();
+      });
+    });
+    this.#socket = sock;
+    // Silence is noticed by polling: a dead peer sends nothing that could trigger a check.
+    const check = setInterval(() => this.#changed(), Math.max(20, Math.floor(hb.intervalMs / 2)));
+    check.unref();
+    sock.on("close", () => clearInterval(check));
+  }
+
+  #beat(leaving: boolean): void {
+    const hb = this.#o.heartbeat;
+    if (!hb || !this.#socket) return;
+    const msg = encodeHeartbeat(
+      {
+        node: this.#o.node,
+        incarnation: this.#incarnation,
+        seq: ++this.#seq,
+        sentAtMs: Date.now(),
+        leaving,
+      },
+      hb.secret,
+    );
+    for (const [node, p] of this.#peers) {
+      if (node === this.#o.node || !p.heartbeatAddr) continue;
+      this.#socket.send(msg, p.heartbeatAddr.port, p.heartbeatAddr.host);
+    }
+  }
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function parseHostPort(s: string | undefined): { host: string; port: number } | undefined {
+  if (!s) return undefined;
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined;
+}
