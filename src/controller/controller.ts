@@ -3,17 +3,7 @@
 // memory) and writes the Service status, Events and the pool statuses. On start it first
 // rebuilds the allocator from the IPs already in Service statuses, so a restart or a leader
 // handover never moves an IP that is still legal.
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Namespace,
-  type V1Service,
-} from "@kubernetes/client-node";
+import type { KubernetesObject, V1Namespace, V1Service } from "@kubernetes/client-node";
 import { Allocator } from "../allocator/allocator.ts";
 import type { AllocationResult, PoolReport } from "../allocator/types.ts";
 import { group, version } from "../api/common.ts";
@@ -21,6 +11,7 @@ import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
 import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
+import type { KubeClient } from "../k8s/rest.ts";
 import type { Logger } from "../observability/log.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import { desiredPoolStatus, type PoolInput, poolStatusChanged, toPoolInput } from "./pools.ts";
@@ -57,8 +48,7 @@ interface ServiceCondition {
 
 /** Reconciles Services and pools; start() after winning the election, stop() on shutdown. */
 export class Controller {
-  readonly #core: CoreV1Api;
-  readonly #custom: CustomObjectsApi;
+  readonly #api: KubeClient;
   readonly #opts: ControllerOptions;
   readonly #log: Logger;
   readonly #metrics: ControllerMetrics;
@@ -79,13 +69,12 @@ export class Controller {
   #bootstrapped = false;
   #stopped = false;
 
-  constructor(kc: KubeConfig, opts: ControllerOptions, log: Logger, metrics: ControllerMetrics) {
-    this.#core = kc.makeApiClient(CoreV1Api);
-    this.#custom = kc.makeApiClient(CustomObjectsApi);
+  constructor(api: KubeClient, opts: ControllerOptions, log: Logger, metrics: ControllerMetrics) {
+    this.#api = api;
     this.#opts = opts;
     this.#log = log;
     this.#metrics = metrics;
-    this.#events = new EventRecorder(this.#core, "controller", opts.instance, log);
+    this.#events = new EventRecorder(api, "controller", opts.instance, log);
     this.#queue = new WorkQueue(
       async (key) => {
         const end = metrics.reconcile.startTimer();
@@ -105,9 +94,8 @@ export class Controller {
       },
     );
     this.#services = new Informer<V1Service>(
-      kc,
+      api,
       "/api/v1/services",
-      () => this.#core.listServiceForAllNamespaces(),
       {
         add: (s) => this.#serviceChanged(s),
         update: (s) => this.#serviceChanged(s),
@@ -116,12 +104,8 @@ export class Controller {
       log,
     );
     this.#pools = new Informer<IPAddressPool & KubernetesObject>(
-      kc,
+      api,
       `/apis/${group}/${version}/${POOL_PLURAL}`,
-      () =>
-        this.#custom.listClusterCustomObject({ group, version, plural: POOL_PLURAL }) as Promise<
-          KubernetesListObject<IPAddressPool & KubernetesObject>
-        >,
       {
         add: () => this.#poolsChanged(),
         update: () => this.#poolsChanged(),
@@ -130,9 +114,8 @@ export class Controller {
       log,
     );
     this.#namespaces = new Informer<V1Namespace>(
-      kc,
+      api,
       "/api/v1/namespaces",
-      () => this.#core.listNamespace(),
       { add: (n) => this.#namespaceChanged(n), update: (n) => this.#namespaceChanged(n) },
       log,
     );
@@ -457,9 +440,9 @@ export class Controller {
       status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions },
     };
     try {
-      const updated = await this.#core.patchNamespacedServiceStatus(
-        { name: svc.metadata!.name!, namespace: svc.metadata!.namespace!, body },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      const updated = await this.#api.mergePatch<V1Service>(
+        `/api/v1/namespaces/${svc.metadata!.namespace}/services/${svc.metadata!.name}/status`,
+        body,
       );
       const newRV = parseRV(updated.metadata?.resourceVersion);
       if (newRV !== undefined) this.#written.set(key, { rv: newRV, fingerprint });
@@ -499,9 +482,11 @@ export class Controller {
       const desired = desiredPoolStatus({ ...input, current: live?.status }, report);
       if (!poolStatusChanged(live?.status, desired)) continue;
       try {
-        await this.#custom.patchClusterCustomObjectStatus(
-          { group, version, plural: POOL_PLURAL, name: input.name, body: { status: desired } },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        await this.#api.mergePatch(
+          `/apis/${group}/${version}/${POOL_PLURAL}/${input.name}/status`,
+          {
+            status: desired,
+          },
         );
         const prevConflict = live?.status?.conditions?.find((c) => c.type === "Conflict")?.status;
         const conflict = desired.conditions.find((c) => c.type === "Conflict")!;

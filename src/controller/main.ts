@@ -1,7 +1,6 @@
 // `ironlb controller`: leader election, the health/metrics server and the Controller.
 import { hostname } from "node:os";
-import { CoordinationV1Api } from "@kubernetes/client-node";
-import { loadKubeConfig } from "../k8s/client.ts";
+import { loadClient } from "../k8s/client.ts";
 import { LeaderElector } from "../k8s/leader-election.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
@@ -23,9 +22,9 @@ export interface RunControllerOptions extends ControllerOptions {
 /** Runs the controller until SIGTERM/SIGINT; exits non-zero if leadership is lost. */
 export async function runController(opts: RunControllerOptions): Promise<void> {
   const log = createLogger("controller");
-  const kc = loadKubeConfig(opts.kubeconfig);
+  const api = loadClient(opts.kubeconfig);
   const metrics = controllerMetrics();
-  const controller = new Controller(kc, opts, log, metrics);
+  const controller = new Controller(api, opts, log, metrics);
   let leading = !opts.leaderElection;
   const server = await startHealthServer(
     opts.healthAddress,
@@ -58,7 +57,7 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
   let elector: LeaderElector | undefined;
   if (opts.leaderElection) {
     elector = new LeaderElector(
-      kc.makeApiClient(CoordinationV1Api),
+      api,
       {
         namespace: opts.namespace,
         name: "ironlb-controller",

@@ -2,9 +2,9 @@
 // Repeats of the same event are folded into one Event with a count, as kubectl expects,
 // so a Service that keeps failing does not flood the API.
 import { randomBytes } from "node:crypto";
-import { type CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { Logger } from "../observability/log.ts";
 import { describeError } from "./client.ts";
+import type { KubeClient } from "./rest.ts";
 
 /** The object an Event is about. */
 export interface EventTarget {
@@ -40,13 +40,13 @@ const FOLD_WINDOW_MS = 10 * 60_000;
 
 /** Emits Events without blocking the caller; API errors are logged, never thrown. */
 export class EventRecorder {
-  readonly #api: CoreV1Api;
+  readonly #api: KubeClient;
   readonly #component: string;
   readonly #instance: string;
   readonly #log: Logger;
   readonly #folded = new Map<string, Folded>();
 
-  constructor(api: CoreV1Api, component: string, instance: string, log: Logger) {
+  constructor(api: KubeClient, component: string, instance: string, log: Logger) {
     this.#api = api;
     this.#component = component;
     this.#instance = instance;
@@ -83,14 +83,10 @@ export class EventRecorder {
       prev.count++;
       prev.last = now;
       try {
-        await this.#api.patchNamespacedEvent(
-          {
-            name: prev.name,
-            namespace: prev.namespace,
-            body: { count: prev.count, lastTimestamp: nowIso },
-          },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        );
+        await this.#api.mergePatch(`/api/v1/namespaces/${prev.namespace}/events/${prev.name}`, {
+          count: prev.count,
+          lastTimestamp: nowIso,
+        });
         return;
       } catch {
         // The event expired or was deleted: record a new one below.
@@ -98,27 +94,24 @@ export class EventRecorder {
     }
     this.#prune(now);
     const name = `${target.name}.${randomBytes(8).toString("hex")}`;
-    await this.#api.createNamespacedEvent({
-      namespace,
-      body: {
-        metadata: { name, namespace },
-        involvedObject: {
-          apiVersion: target.apiVersion,
-          kind: target.kind,
-          name: target.name,
-          namespace: target.namespace || undefined,
-          uid: target.uid,
-        },
-        type,
-        reason,
-        message,
-        count: 1,
-        firstTimestamp: new Date(now),
-        lastTimestamp: new Date(now),
-        source: { component: this.#component, host: this.#instance },
-        reportingComponent: `ironlb.dev/${this.#component}`,
-        reportingInstance: this.#instance,
+    await this.#api.create(`/api/v1/namespaces/${namespace}/events`, {
+      metadata: { name, namespace },
+      involvedObject: {
+        apiVersion: target.apiVersion,
+        kind: target.kind,
+        name: target.name,
+        namespace: target.namespace || undefined,
+        uid: target.uid,
       },
+      type,
+      reason,
+      message,
+      count: 1,
+      firstTimestamp: nowIso,
+      lastTimestamp: nowIso,
+      source: { component: this.#component, host: this.#instance },
+      reportingComponent: `ironlb.dev/${this.#component}`,
+      reportingInstance: this.#instance,
     });
     this.#folded.set(key, { name, namespace, count: 1, last: now });
   }

@@ -1,15 +1,11 @@
-// A watch-backed cache of one resource type that keeps itself alive: client-node's
-// ListWatch stops on errors other than 410, so this restarts it with backoff and tells
-// the caller when the first full list has been seen (the cache is "synced").
-import {
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  ListWatch,
-  Watch,
-} from "@kubernetes/client-node";
+// A watch-backed cache of one resource type: list once, then watch from the list's
+// resourceVersion; on "410 Gone" list again (reporting objects that vanished meanwhile
+// as deleted); on any other failure re-watch with backoff. Handlers see every object
+// change in order, and the first complete list marks the cache synced.
+import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../observability/log.ts";
-import { describeError } from "./client.ts";
+import { describeError, httpStatus } from "./client.ts";
+import type { KubeClient, Query, WatchHandle } from "./rest.ts";
 
 export interface InformerHandlers<T> {
   add?(obj: T): void;
@@ -17,64 +13,51 @@ export interface InformerHandlers<T> {
   delete?(obj: T): void;
 }
 
-/**
- * Drops metadata.managedFields from a cached object: nothing here reads them, and with
- * thousands of Services they would be most of the cache's memory.
- */
-function slim(obj: KubernetesObject): void {
-  if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
+interface List<T> {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: T[];
 }
+
+const PAGE = 500;
 
 /** A resource cache plus change notifications. */
 export class Informer<T extends KubernetesObject> {
-  readonly #lw: ListWatch<T>;
+  readonly #client: KubeClient;
+  readonly #path: string;
+  readonly #query: Query;
+  readonly #handlers: InformerHandlers<T>;
   readonly #log: Logger;
+  readonly #objects = new Map<string, T>();
+  #rv = "";
+  #watch: WatchHandle | undefined;
   #synced = false;
   #stopped = false;
-  #backoffMs = 500;
+  #backoffMs = 250;
   #syncWaiters: (() => void)[] = [];
+  #timer: NodeJS.Timeout | undefined;
 
   /**
-   * @param path the watch path, e.g. "/api/v1/services"
-   * @param list lists the resource (used for the initial list and after a lost watch)
+   * @param path the collection, e.g. "/api/v1/services"
+   * @param query e.g. { labelSelector: "ironlb.dev/speaker" }
    */
   constructor(
-    kc: KubeConfig,
+    client: KubeClient,
     path: string,
-    list: () => Promise<KubernetesListObject<T>>,
     handlers: InformerHandlers<T>,
     log: Logger,
-    labelSelector?: string,
+    query: Query = {},
   ) {
+    this.#client = client;
+    this.#path = path;
+    this.#query = query;
+    this.#handlers = handlers;
     this.#log = log.child({ watch: path });
-    const listAndMarkSynced = async () => {
-      const result = await list();
-      for (const item of result.items) slim(item);
-      // ListWatch delivers the list's items as add/update before returning to the
-      // watch; marking sync on the next tick means handlers have seen every item.
-      setImmediate(() => this.#markSynced());
-      return result;
-    };
-    this.#lw = new ListWatch<T>(path, new Watch(kc), listAndMarkSynced, false, labelSelector);
-    // Registered first, so that the cached object is slimmed before anyone sees it.
-    this.#lw.on("add", slim);
-    this.#lw.on("update", slim);
-    if (handlers.add) this.#lw.on("add", handlers.add);
-    if (handlers.update) this.#lw.on("update", handlers.update);
-    if (handlers.delete) this.#lw.on("delete", handlers.delete);
-    this.#lw.on("connect", () => {
-      this.#backoffMs = 500;
-    });
-    this.#lw.on("error", (err) => this.#restart(err));
   }
 
-  /** Starts listing and watching. Resolves when the watch has started. */
+  /** Starts listing and watching in the background. */
   async start(): Promise<void> {
-    try {
-      await this.#lw.start();
-    } catch (err) {
-      this.#restart(err);
-    }
+    this.#stopped = false;
+    void this.#run();
   }
 
   /** Resolves once the first complete list has been delivered to the handlers. */
@@ -88,31 +71,119 @@ export class Informer<T extends KubernetesObject> {
   }
 
   get(name: string, namespace?: string): T | undefined {
-    return this.#lw.get(name, namespace);
+    return this.#objects.get(cacheKey(namespace, name));
   }
 
-  list(namespace?: string): readonly T[] {
-    return this.#lw.list(namespace);
+  /** Cached objects, optionally of one namespace. */
+  list(namespace?: string): T[] {
+    const all = [...this.#objects.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#lw.stop();
+    clearTimeout(this.#timer);
+    this.#watch?.abort();
   }
 
-  #markSynced(): void {
-    if (this.#synced) return;
-    this.#synced = true;
-    for (const w of this.#syncWaiters.splice(0)) w();
+  async #run(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      if (!this.#rv) await this.#relist();
+      this.#startWatch();
+    } catch (err) {
+      this.#retry(err);
+    }
   }
 
-  #restart(err: unknown): void {
+  async #relist(): Promise<void> {
+    const seen = new Set<string>();
+    let cont: string | undefined;
+    let rv = "";
+    do {
+      const page: List<T> = await this.#client.get<List<T>>(this.#path, {
+        ...this.#query,
+        limit: PAGE,
+        continue: cont,
+      });
+      rv = page.metadata?.resourceVersion ?? rv;
+      cont = page.metadata?.continue || undefined;
+      for (const obj of page.items ?? []) {
+        seen.add(keyOf(obj));
+        this.#upsert(obj);
+      }
+    } while (cont);
+    for (const [key, obj] of this.#objects) {
+      if (!seen.has(key)) {
+        this.#objects.delete(key);
+        this.#handlers.delete?.(obj);
+      }
+    }
+    this.#rv = rv;
+    if (!this.#synced) {
+      this.#synced = true;
+      for (const w of this.#syncWaiters.splice(0)) w();
+    }
+  }
+
+  #startWatch(): void {
+    if (this.#stopped) return;
+    this.#watch = this.#client.watch<T>(
+      this.#path,
+      { ...this.#query, resourceVersion: this.#rv },
+      (ev) => {
+        this.#backoffMs = 250;
+        const obj = ev.object;
+        if (ev.type === "BOOKMARK") {
+          this.#rv = obj.metadata?.resourceVersion ?? this.#rv;
+          return;
+        }
+        if (ev.type === "DELETED") {
+          this.#objects.delete(keyOf(obj));
+          this.#handlers.delete?.(obj);
+        } else {
+          this.#upsert(obj);
+        }
+        this.#rv = obj.metadata?.resourceVersion ?? this.#rv;
+      },
+      (err) => {
+        if (this.#stopped) return;
+        if (!err) {
+          // The server ends watches every few minutes: continue where we were.
+          void this.#run();
+          return;
+        }
+        if (httpStatus(err) === 410) this.#rv = ""; // too old: list again
+        this.#retry(err);
+      },
+    );
+  }
+
+  #upsert(obj: T): void {
+    // Nothing reads managedFields; with thousands of objects they would be most of the cache.
+    if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
+    const key = keyOf(obj);
+    const had = this.#objects.has(key);
+    this.#objects.set(key, obj);
+    if (had) this.#handlers.update?.(obj);
+    else this.#handlers.add?.(obj);
+  }
+
+  #retry(err: unknown): void {
     if (this.#stopped) return;
     const delay = this.#backoffMs;
     this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
-    this.#log.warn({ err: describeError(err), retryInMs: delay }, "watch failed; restarting");
-    setTimeout(() => {
-      if (!this.#stopped) void this.start();
-    }, delay).unref();
+    const level = httpStatus(err) === 410 ? "debug" : "warn";
+    this.#log[level]({ err: describeError(err), retryInMs: delay }, "watch interrupted; resuming");
+    this.#timer = setTimeout(() => void this.#run(), delay);
+    this.#timer.unref();
   }
+}
+
+function cacheKey(namespace: string | undefined, name: string): string {
+  return `${namespace ?? ""}/${name}`;
+}
+
+function keyOf(obj: KubernetesObject): string {
+  return cacheKey(obj.metadata?.namespace, obj.metadata?.name ?? "");
 }

@@ -1,9 +1,10 @@
 // Leader election on a coordination.k8s.io Lease, so that two controller replicas can run
 // and exactly one writes. Optimistic concurrency on the Lease's resourceVersion decides
 // races; a leader that cannot renew in time steps down before another can take over.
-import { type CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import type { V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "../observability/log.ts";
 import { describeError, httpStatus } from "./client.ts";
+import type { KubeClient } from "./rest.ts";
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -18,23 +19,40 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
 }
 
+/** The wire form of a Lease (timestamps are strings on the wire). */
+type Lease = Omit<V1Lease, "spec"> & {
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+};
+
+/** Kubernetes MicroTime: RFC 3339 with microseconds. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
 /** Runs the election loop; calls onStarted when elected and onStopped when leadership is lost. */
 export class LeaderElector {
-  readonly #api: CoordinationV1Api;
+  readonly #api: KubeClient;
   readonly #o: Required<LeaderElectionOptions>;
   readonly #log: Logger;
+  readonly #path: string;
   #leading = false;
   #stopped = false;
   #timer: NodeJS.Timeout | undefined;
   #lastRenew = 0;
-  #observed:
-    | { holder: string; renewAt: number; rv: string; transitions: number; localSeen: number }
-    | undefined;
+  /** The Lease version last seen, and when (local clock) it was first seen. */
+  #observed: { rv: string; localSeen: number } | undefined;
 
-  constructor(api: CoordinationV1Api, opts: LeaderElectionOptions, log: Logger) {
+  constructor(api: KubeClient, opts: LeaderElectionOptions, log: Logger) {
     this.#api = api;
     this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
     this.#log = log.child({ lease: `${opts.namespace}/${opts.name}` });
+    this.#path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
   }
 
   get leading(): boolean {
@@ -71,19 +89,12 @@ export class LeaderElector {
     if (!this.#leading) return;
     this.#leading = false;
     try {
-      const lease = await this.#api.readNamespacedLease({
-        name: this.#o.name,
-        namespace: this.#o.namespace,
-      });
+      const lease = await this.#api.get<Lease>(`${this.#path}/${this.#o.name}`);
       if (lease.spec?.holderIdentity !== this.#o.identity) return;
       lease.spec.holderIdentity = undefined;
       lease.spec.leaseDurationSeconds = 1;
-      lease.spec.renewTime = new V1MicroTime(0);
-      await this.#api.replaceNamespacedLease({
-        name: this.#o.name,
-        namespace: this.#o.namespace,
-        body: lease,
-      });
+      lease.spec.renewTime = microTime(0);
+      await this.#api.replace(`${this.#path}/${this.#o.name}`, lease);
       this.#log.info("released leadership");
     } catch (err) {
       this.#log.warn({ err: describeError(err) }, "could not release the lease");
@@ -92,28 +103,25 @@ export class LeaderElector {
 
   async #tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity } = this.#o;
-    const now = new Date();
+    const now = microTime(Date.now());
     const durationS = Math.ceil(this.#o.leaseDurationMs / 1000);
-    let lease: V1Lease;
+    let lease: Lease;
     try {
-      lease = await this.#api.readNamespacedLease({ name, namespace });
+      lease = await this.#api.get<Lease>(`${this.#path}/${name}`);
     } catch (err) {
       if (httpStatus(err) !== 404) {
         this.#log.warn({ err: describeError(err) }, "reading the lease failed");
         return false;
       }
       try {
-        await this.#api.createNamespacedLease({
-          namespace,
-          body: {
-            metadata: { name, namespace },
-            spec: {
-              holderIdentity: identity,
-              leaseDurationSeconds: durationS,
-              acquireTime: micro(now),
-              renewTime: micro(now),
-              leaseTransitions: 0,
-            },
+        await this.#api.create(this.#path, {
+          metadata: { name, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds: durationS,
+            acquireTime: now,
+            renewTime: now,
+            leaseTransitions: 0,
           },
         });
         return true;
@@ -127,38 +135,24 @@ export class LeaderElector {
     const holder = spec.holderIdentity ?? "";
     const rv = lease.metadata?.resourceVersion ?? "";
     // Expiry is judged by when *we* last saw the lease change, not by the holder's clock.
-    if (!this.#observed || this.#observed.rv !== rv) {
-      this.#observed = {
-        holder,
-        renewAt: 0,
-        rv,
-        transitions: spec.leaseTransitions ?? 0,
-        localSeen: Date.now(),
-      };
-    }
+    if (!this.#observed || this.#observed.rv !== rv) this.#observed = { rv, localSeen: Date.now() };
     const durationMs = (spec.leaseDurationSeconds ?? durationS) * 1000;
     const expired = holder === "" || Date.now() - this.#observed.localSeen > durationMs;
     if (holder !== identity && !expired) return false;
-    const body: V1Lease = {
+    const body: Lease = {
       ...lease,
       spec: {
         ...spec,
         holderIdentity: identity,
         leaseDurationSeconds: durationS,
-        renewTime: micro(now),
-        acquireTime: holder === identity ? spec.acquireTime : micro(now),
+        renewTime: now,
+        acquireTime: holder === identity ? spec.acquireTime : now,
         leaseTransitions: (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1),
       },
     };
     try {
-      const updated = await this.#api.replaceNamespacedLease({ name, namespace, body });
-      this.#observed = {
-        holder: identity,
-        renewAt: Date.now(),
-        rv: updated.metadata?.resourceVersion ?? "",
-        transitions: updated.spec?.leaseTransitions ?? 0,
-        localSeen: Date.now(),
-      };
+      const updated = await this.#api.replace<Lease>(`${this.#path}/${name}`, body);
+      this.#observed = { rv: updated.metadata?.resourceVersion ?? "", localSeen: Date.now() };
       return true;
     } catch (err) {
       if (httpStatus(err) !== 409)
@@ -166,8 +160,4 @@ export class LeaderElector {
       return false;
     }
   }
-}
-
-function micro(d: Date): V1MicroTime {
-  return new V1MicroTime(d.getTime());
 }

@@ -2,7 +2,7 @@
 // health/metrics server and the Speaker.
 import { readFileSync } from "node:fs";
 import { Announcer } from "../arp/announcer.ts";
-import { loadKubeConfig } from "../k8s/client.ts";
+import { loadClient } from "../k8s/client.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Membership } from "./membership.ts";
@@ -27,7 +27,7 @@ export interface RunSpeakerOptions extends SpeakerOptions {
 /** Runs the speaker until SIGTERM/SIGINT, then withdraws and deletes its Lease. */
 export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   const log = createLogger("speaker").child({ node: opts.node });
-  const kc = loadKubeConfig(opts.kubeconfig);
+  const api = loadClient(opts.kubeconfig);
   const metrics = speakerMetrics();
   let heartbeat: ConstructorParameters<typeof Membership>[1]["heartbeat"];
   if (opts.heartbeatPort > 0) {
@@ -50,7 +50,7 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     log.warn("UDP heartbeats are off: a crashed speaker is noticed only when its Lease expires");
   }
   const membership = new Membership(
-    kc,
+    api,
     {
       node: opts.node,
       namespace: opts.namespace,
@@ -61,7 +61,7 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     log,
   );
   const announcer = new Announcer({ onCount: (name, ifname) => metrics.count(name, ifname) });
-  const speaker = new Speaker(kc, opts, announcer, membership, metrics, log);
+  const speaker = new Speaker(api, opts, announcer, membership, metrics, log);
   const server = await startHealthServer(
     opts.healthAddress,
     opts.healthPort,

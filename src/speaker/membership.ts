@@ -6,14 +6,11 @@
 // Lease expiry.
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
-import {
-  CoordinationV1Api,
-  type KubeConfig,
-  type V1Lease,
-  V1MicroTime,
-} from "@kubernetes/client-node";
+import type { V1Lease } from "@kubernetes/client-node";
 import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
 import { Informer } from "../k8s/informer.ts";
+import { microTime } from "../k8s/leader-election.ts";
+import type { KubeClient } from "../k8s/rest.ts";
 import type { Logger } from "../observability/log.ts";
 import { decodeHeartbeat, encodeHeartbeat, HeartbeatTracker } from "./heartbeat.ts";
 
@@ -47,7 +44,8 @@ interface Peer {
 
 /** Tracks live speakers; calls `onChange` when the live set may have changed. */
 export class Membership {
-  readonly #api: CoordinationV1Api;
+  readonly #api: KubeClient;
+  readonly #path: string;
   readonly #o: MembershipOptions;
   readonly #log: Logger;
   readonly #leases: Informer<V1Lease>;
@@ -63,8 +61,9 @@ export class Membership {
   #stopped = false;
   onChange: () => void = () => {};
 
-  constructor(kc: KubeConfig, opts: MembershipOptions, log: Logger) {
-    this.#api = kc.makeApiClient(CoordinationV1Api);
+  constructor(api: KubeClient, opts: MembershipOptions, log: Logger) {
+    this.#api = api;
+    this.#path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
     this.#o = opts;
     this.#log = log;
     if (opts.heartbeat && opts.heartbeat.port > 0) {
@@ -72,13 +71,8 @@ export class Membership {
     }
     const onLease = (lease: V1Lease) => this.#leaseSeen(lease);
     this.#leases = new Informer<V1Lease>(
-      kc,
-      `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`,
-      () =>
-        this.#api.listNamespacedLease({
-          namespace: opts.namespace,
-          labelSelector: SPEAKER_LEASE_LABEL,
-        }),
+      api,
+      this.#path,
       {
         add: onLease,
         update: onLease,
@@ -88,7 +82,7 @@ export class Membership {
         },
       },
       log,
-      SPEAKER_LEASE_LABEL,
+      { labelSelector: SPEAKER_LEASE_LABEL },
     );
   }
 
@@ -142,10 +136,7 @@ export class Membership {
     this.#socket?.close();
     await this.#leases.stop();
     try {
-      await this.#api.deleteNamespacedLease({
-        name: Membership.leaseName(this.#o.node),
-        namespace: this.#o.namespace,
-      });
+      await this.#api.delete(`${this.#path}/${Membership.leaseName(this.#o.node)}`);
     } catch (err) {
       if (httpStatus(err) !== 404)
         this.#log.warn({ err: describeError(err) }, "could not delete own lease");
@@ -190,7 +181,7 @@ export class Membership {
     const { node, namespace } = this.#o;
     const name = Membership.leaseName(node);
     const hb = this.#o.heartbeat;
-    const body: V1Lease = {
+    const body = {
       metadata: {
         name,
         namespace,
@@ -203,15 +194,15 @@ export class Membership {
       spec: {
         holderIdentity: node,
         leaseDurationSeconds: Math.max(1, Math.round(this.#o.leaseDurationMs / 1000)),
-        renewTime: new V1MicroTime(Date.now()),
+        renewTime: microTime(Date.now()),
       },
     };
     try {
       try {
-        await this.#api.replaceNamespacedLease({ name, namespace, body });
+        await this.#api.replace(`${this.#path}/${name}`, body);
       } catch (err) {
         if (httpStatus(err) !== 404) throw err;
-        await this.#api.createNamespacedLease({ namespace, body });
+        await this.#api.create(this.#path, body);
       }
       const wasHealthy = this.selfHealthy();
       this.#lastRenewOk = Date.now();

@@ -4,19 +4,7 @@
 // the decision itself is the pure eligibility + election code next to this file.
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1EndpointSlice,
-  type V1Node,
-  type V1Service,
-} from "@kubernetes/client-node";
+import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 import { parseEntry, parseIP } from "../allocator/addresses.ts";
 import { group, version } from "../api/common.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
@@ -26,6 +14,7 @@ import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../controller/
 import { describeError } from "../k8s/client.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
+import type { KubeClient } from "../k8s/rest.ts";
 import type { Logger } from "../observability/log.ts";
 import { chooseOwner } from "./election.ts";
 import {
@@ -63,7 +52,7 @@ export class Speaker {
   readonly #announcer: Announcer;
   readonly #membership: Membership;
   readonly #metrics: SpeakerMetrics;
-  readonly #core: CoreV1Api;
+  readonly #api: KubeClient;
   readonly #events: EventRecorder;
   readonly #services: Informer<V1Service>;
   readonly #slices: Informer<V1EndpointSlice>;
@@ -84,7 +73,7 @@ export class Speaker {
   #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    kc: KubeConfig,
+    api: KubeClient,
     opts: SpeakerOptions,
     announcer: Announcer,
     membership: Membership,
@@ -96,50 +85,18 @@ export class Speaker {
     this.#announcer = announcer;
     this.#membership = membership;
     this.#metrics = metrics;
-    this.#core = kc.makeApiClient(CoreV1Api);
-    this.#events = new EventRecorder(this.#core, "speaker", opts.node, log);
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.#api = api;
+    this.#events = new EventRecorder(api, "speaker", opts.node, log);
     const poke = {
       add: () => this.#schedule(),
       update: () => this.#schedule(),
       delete: () => this.#schedule(),
     };
-    this.#services = new Informer(
-      kc,
-      "/api/v1/services",
-      () => this.#core.listServiceForAllNamespaces(),
-      poke,
-      log,
-    );
-    this.#slices = new Informer(
-      kc,
-      "/apis/discovery.k8s.io/v1/endpointslices",
-      () => discovery.listEndpointSliceForAllNamespaces(),
-      poke,
-      log,
-    );
-    this.#nodes = new Informer(kc, "/api/v1/nodes", () => this.#core.listNode(), poke, log);
-    const listCustom =
-      <T>(plural: string) =>
-      () =>
-        custom.listClusterCustomObject({ group, version, plural }) as Promise<
-          KubernetesListObject<T & KubernetesObject>
-        >;
-    this.#pools = new Informer(
-      kc,
-      `/apis/${group}/${version}/ipaddresspools`,
-      listCustom<IPAddressPool>("ipaddresspools"),
-      poke,
-      log,
-    );
-    this.#ads = new Informer(
-      kc,
-      `/apis/${group}/${version}/l2advertisements`,
-      listCustom<L2Advertisement>("l2advertisements"),
-      poke,
-      log,
-    );
+    this.#services = new Informer(api, "/api/v1/services", poke, log);
+    this.#slices = new Informer(api, "/apis/discovery.k8s.io/v1/endpointslices", poke, log);
+    this.#nodes = new Informer(api, "/api/v1/nodes", poke, log);
+    this.#pools = new Informer(api, `/apis/${group}/${version}/ipaddresspools`, poke, log);
+    this.#ads = new Informer(api, `/apis/${group}/${version}/l2advertisements`, poke, log);
     membership.onChange = () => this.#schedule();
     announcer.on("conflict", (ev: ConflictEvent) => this.#conflict(ev));
     announcer.on("error", (err: Error, ifname: string) =>
@@ -317,14 +274,12 @@ export class Speaker {
         `Node ${this.#o.node} announces ${ip} on ${cur.join(", ")}`,
       );
       if (svc.metadata?.annotations?.[ANNOUNCING_NODE_ANNOTATION] !== this.#o.node) {
-        this.#core
-          .patchNamespacedService(
+        this.#api
+          .mergePatch(
+            `/api/v1/namespaces/${svc.metadata!.namespace}/services/${svc.metadata!.name}`,
             {
-              name: svc.metadata!.name!,
-              namespace: svc.metadata!.namespace!,
-              body: { metadata: { annotations: { [ANNOUNCING_NODE_ANNOTATION]: this.#o.node } } },
+              metadata: { annotations: { [ANNOUNCING_NODE_ANNOTATION]: this.#o.node } },
             },
-            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
           )
           .catch((err: unknown) =>
             this.#log.warn(
