@@ -1,0 +1,608 @@
+// The Helm chart against the real helm binary and kube-apiserver: it lints and renders, its
+// schema rejects bad values, it installs (CRDs, workloads, RBAC, a sample pool), the RBAC
+// it grants is exactly enough for the real controller and speaker running with the
+// ServiceAccounts' own tokens, upgrades keep the heartbeat key, and uninstall cleans up.
+import { execFile } from "node:child_process";
+import {
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  type KubernetesObject,
+  loadYaml,
+  PolicyV1Api,
+  type V1DaemonSet,
+  type V1Deployment,
+  type V1PolicyRule,
+} from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  type Component,
+  clients,
+  createNamespace,
+  createService,
+  getPool,
+  repoRoot,
+  startComponent,
+  waitFor,
+  waitForEvent,
+  waitForIPs,
+} from "../support/cluster.ts";
+
+const exec = promisify(execFile);
+const chartDir = join(repoRoot, "charts/ironlb");
+const binDir = inject("binDir");
+const adminKubeconfig = inject("kubeconfig");
+const work = mkdtempSync(join(tmpdir(), "ironlb-helm-"));
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs helm or kubectl against the test control plane; never throws on a non-zero exit. */
+async function run(tool: "helm" | "kubectl", args: string[]): Promise<RunResult> {
+  try {
+    const { stdout, stderr } = await exec(join(binDir, tool), args, {
+      env: {
+        ...process.env,
+        KUBECONFIG: adminKubeconfig,
+        // Keep helm's caches and repository config out of the user's home.
+        HELM_CACHE_HOME: join(work, "helm-cache"),
+        HELM_CONFIG_HOME: join(work, "helm-config"),
+        HELM_DATA_HOME: join(work, "helm-data"),
+      },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
+  }
+}
+
+async function ok(tool: "helm" | "kubectl", args: string[]): Promise<string> {
+  const r = await run(tool, args);
+  if (r.code !== 0)
+    throw new Error(`${tool} ${args.join(" ")} failed (${r.code}):\n${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Parses a multi-document manifest, skipping documents that hold only comments. */
+function parseManifests(text: string): KubernetesObject[] {
+  return text
+    .split(/^---\s*$/m)
+    .filter((doc) => doc.split("\n").some((l) => l.trim() !== "" && !l.trim().startsWith("#")))
+    .map((doc) => loadYaml<KubernetesObject>(doc));
+}
+
+function find<T extends KubernetesObject>(objs: KubernetesObject[], kind: string, suffix = ""): T {
+  const o = objs.find((x) => x.kind === kind && (x.metadata?.name ?? "").endsWith(suffix));
+  if (!o) throw new Error(`no ${kind} *${suffix} in the rendered chart`);
+  return o as T;
+}
+
+/** Writes a values file for helm (JSON is valid YAML). */
+function valuesFile(name: string, values: unknown): string {
+  const path = join(work, name);
+  writeFileSync(path, JSON.stringify(values, null, 2));
+  return path;
+}
+
+const kubeVersion = ["--kube-version", "1.30.0"];
+
+describe("helm chart", () => {
+  describe("without a cluster", () => {
+    const withPools = valuesFile("pools.json", {
+      pools: [
+        {
+          name: "lan",
+          labels: { "ironlb.dev/announce": "lan" },
+          spec: { addresses: ["192.0.2.100-192.0.2.150"], avoidBuggyIPs: true },
+        },
+      ],
+      l2Advertisements: [
+        {
+          name: "lan",
+          spec: { ipAddressPoolSelectors: [{ matchLabels: { "ironlb.dev/announce": "lan" } }] },
+        },
+      ],
+    });
+
+    it("lints strictly, with default values and with pools", async () => {
+      await ok("helm", ["lint", "--strict", chartDir]);
+      await ok("helm", ["lint", "--strict", chartDir, "-f", withPools]);
+    });
+
+    it("takes its CRDs from config/crd (symlinks Helm follows, also into a package)", async () => {
+      const crdDir = join(repoRoot, "config/crd");
+      const sources = readdirSync(crdDir).filter((f) => f.endsWith(".yaml"));
+      const links = readdirSync(join(chartDir, "crds"));
+      expect(links.sort()).toEqual(sources.sort());
+      for (const f of links) {
+        const p = join(chartDir, "crds", f);
+        expect(lstatSync(p).isSymbolicLink(), `${p} is a symlink`).toBe(true);
+        expect(resolve(join(chartDir, "crds"), readlinkSync(p))).toBe(join(crdDir, f));
+      }
+      const expected = sources.flatMap((f) =>
+        parseManifests(readFileSync(join(crdDir, f), "utf8")),
+      );
+      expect(expected.map((o) => o.kind)).toEqual(sources.map(() => "CustomResourceDefinition"));
+      expect(parseManifests(await ok("helm", ["show", "crds", chartDir]))).toEqual(expected);
+      // A packaged chart (what gets published) holds the files' contents, not links.
+      await ok("helm", ["package", chartDir, "-d", work]);
+      const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
+        version: string;
+      };
+      const tgz = join(work, `ironlb-${pkg.version}.tgz`);
+      expect(parseManifests(await ok("helm", ["show", "crds", tgz]))).toEqual(expected);
+      const chart = await ok("helm", ["show", "chart", chartDir]);
+      expect(chart).toContain(`appVersion: ${pkg.version}`);
+      expect(chart).toContain("kubeVersion: '>=1.30.0-0'");
+    });
+
+    it("renders the components with default values", async () => {
+      const objs = parseManifests(
+        await ok("helm", ["template", "lb", chartDir, "-n", "lb-system", ...kubeVersion]),
+      );
+      const kinds = objs.map((o) => `${o.kind}/${o.metadata?.name}`).sort();
+      expect(kinds).toEqual(
+        [
+          "ClusterRole/lb-ironlb-controller",
+          "ClusterRole/lb-ironlb-speaker",
+          "ClusterRoleBinding/lb-ironlb-controller",
+          "ClusterRoleBinding/lb-ironlb-speaker",
+          "DaemonSet/lb-ironlb-speaker",
+          "Deployment/lb-ironlb-controller",
+          "PodDisruptionBudget/lb-ironlb-controller",
+          "Role/lb-ironlb-controller",
+          "Role/lb-ironlb-speaker",
+          "RoleBinding/lb-ironlb-controller",
+          "RoleBinding/lb-ironlb-speaker",
+          "Secret/lb-ironlb-heartbeat",
+          "ServiceAccount/lb-ironlb-controller",
+          "ServiceAccount/lb-ironlb-speaker",
+        ].sort(),
+      );
+
+      const dep = find<V1Deployment>(objs, "Deployment");
+      expect(dep.spec?.replicas).toBe(2);
+      const pod = dep.spec!.template.spec!;
+      const c = pod.containers[0]!;
+      expect(c.args).toEqual(expect.arrayContaining(["controller", "--namespace=lb-system"]));
+      expect(c.args).not.toContain("--no-leader-elect");
+      expect(c.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value])).toEqual([
+        ["POD_NAME", "metadata.name"],
+        ["POD_NAMESPACE", "metadata.namespace"],
+        ["LOG_LEVEL", "info"],
+      ]);
+      expect(c.ports?.[0]?.containerPort).toBe(7472);
+      expect(c.livenessProbe?.httpGet?.path).toBe("/healthz");
+      expect(c.readinessProbe?.httpGet?.path).toBe("/readyz");
+      expect(pod.securityContext?.runAsNonRoot).toBe(true);
+      expect(c.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      expect(c.securityContext?.capabilities?.add).toBeUndefined();
+
+      const ds = find<V1DaemonSet>(objs, "DaemonSet");
+      const sp = ds.spec!.template.spec!;
+      const s = sp.containers[0]!;
+      expect(sp.hostNetwork).toBe(true);
+      expect(sp.dnsPolicy).toBe("ClusterFirstWithHostNet");
+      expect(ds.spec?.updateStrategy).toEqual({
+        type: "RollingUpdate",
+        rollingUpdate: { maxUnavailable: 1 },
+      });
+      expect(sp.tolerations?.map((t) => t.key)).toContain("node-role.kubernetes.io/control-plane");
+      expect(s.securityContext?.capabilities).toEqual({ drop: ["ALL"], add: ["NET_RAW"] });
+      expect(s.securityContext?.readOnlyRootFilesystem).toBe(true);
+      expect(s.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value])).toEqual([
+        ["NODE_NAME", "spec.nodeName"],
+        ["NODE_IP", "status.hostIP"],
+        ["POD_NAMESPACE", "metadata.namespace"],
+        ["LOG_LEVEL", "info"],
+      ]);
+      expect(s.args).toEqual(
+        expect.arrayContaining([
+          "speaker",
+          "--namespace=lb-system",
+          "--heartbeat-port=7947",
+          "--heartbeat-secret-file=/etc/ironlb/heartbeat/secret",
+        ]),
+      );
+      expect(s.ports?.find((p) => p.name === "heartbeat")).toMatchObject({
+        containerPort: 7947,
+        protocol: "UDP",
+      });
+      expect(s.livenessProbe?.httpGet?.port).toBe("monitoring");
+      expect(s.ports?.find((p) => p.name === "monitoring")?.containerPort).toBe(7473);
+      expect(sp.volumes?.[0]?.secret?.secretName).toBe("lb-ironlb-heartbeat");
+
+      // The leader Lease is the only one the controller may update, and only here.
+      const role = find<KubernetesObject & { rules: V1PolicyRule[] }>(objs, "Role", "controller");
+      expect(role.metadata?.namespace).toBe("lb-system");
+      expect(role.rules).toContainEqual(
+        expect.objectContaining({ resourceNames: ["ironlb-controller"], verbs: ["get", "update"] }),
+      );
+    });
+
+    it("renders pools and L2Advertisements from values, and an existing heartbeat Secret", async () => {
+      const objs = parseManifests(
+        await ok("helm", ["template", "lb", chartDir, ...kubeVersion, "-f", withPools]),
+      );
+      const pool = find(objs, "IPAddressPool", "lan") as KubernetesObject & {
+        spec: unknown;
+      };
+      expect(pool.metadata?.labels?.["ironlb.dev/announce"]).toBe("lan");
+      expect(pool.spec).toEqual({ addresses: ["192.0.2.100-192.0.2.150"], avoidBuggyIPs: true });
+      expect(find(objs, "L2Advertisement", "lan")).toMatchObject({
+        apiVersion: "ironlb.dev/v1beta1",
+        spec: { ipAddressPoolSelectors: [{ matchLabels: { "ironlb.dev/announce": "lan" } }] },
+      });
+
+      const own = parseManifests(
+        await ok("helm", [
+          "template",
+          "lb",
+          chartDir,
+          ...kubeVersion,
+          "--set",
+          "speaker.heartbeat.existingSecret=mine,speaker.heartbeat.existingSecretKey=key",
+        ]),
+      );
+      expect(own.some((o) => o.kind === "Secret")).toBe(false);
+      const ds = find<V1DaemonSet>(own, "DaemonSet");
+      expect(ds.spec?.template.spec?.volumes?.[0]?.secret).toMatchObject({ secretName: "mine" });
+      expect(ds.spec?.template.spec?.containers[0]?.args).toContain(
+        "--heartbeat-secret-file=/etc/ironlb/heartbeat/key",
+      );
+    });
+
+    it("rejects bad values with clear messages", async () => {
+      const bad = await run("helm", [
+        "template",
+        "lb",
+        chartDir,
+        ...kubeVersion,
+        "--set",
+        "controller.replicas=two",
+      ]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain("at '/controller/replicas': got string, want integer");
+
+      const typo = await run("helm", [
+        "template",
+        "lb",
+        chartDir,
+        ...kubeVersion,
+        "--set",
+        "ipMod=VIP",
+      ]);
+      expect(typo.stderr).toContain("additional properties 'ipMod' not allowed");
+
+      const unled = await run("helm", [
+        "template",
+        "lb",
+        chartDir,
+        ...kubeVersion,
+        "--set",
+        "controller.leaderElection.enabled=false",
+      ]);
+      expect(unled.stderr).toContain(
+        "controller.replicas > 1 needs controller.leaderElection.enabled",
+      );
+
+      const old = await run("helm", ["template", "lb", chartDir, "--kube-version", "1.29.9"]);
+      expect(old.stderr).toContain("chart requires kubeVersion: >=1.30.0-0");
+    });
+  });
+
+  describe("against the apiserver", () => {
+    const { kc, core, custom, ext } = clients();
+    const apps = kc.makeApiClient(AppsV1Api);
+    const policy = kc.makeApiClient(PolicyV1Api);
+    const leases = kc.makeApiClient(CoordinationV1Api);
+    const release = "lb";
+    let ns = "";
+    let svcNs = "";
+    let pool = "";
+    const started: Component[] = [];
+
+    beforeAll(async () => {
+      ns = await createNamespace("helm");
+      svcNs = await createNamespace("helm-svc");
+      pool = `helm-${ns.split("-").slice(-2).join("-")}`;
+      const values = valuesFile("install.json", {
+        // Only the sample pool's Services, so that other tests' Services never get its IPs.
+        pools: [
+          {
+            name: pool,
+            spec: {
+              addresses: ["203.0.113.64/30"],
+              serviceAllocation: { namespaces: [svcNs] },
+            },
+          },
+        ],
+      });
+      await ok("helm", ["install", release, chartDir, "-n", ns, "-f", values, "--wait=false"]);
+    });
+
+    afterAll(async () => {
+      await Promise.all(started.map((c) => c.stop("SIGKILL")));
+      // Namespaces are never deleted here (no controller-manager): leave no Service with an
+      // IP behind for other test files' controllers to count.
+      if (svcNs)
+        await core.deleteNamespacedService({ name: "web", namespace: svcNs }).catch(() => {});
+    });
+
+    /** A kubeconfig that authenticates as a ServiceAccount of the release, by its token. */
+    async function saKubeconfig(sa: string): Promise<string> {
+      const tr = await core.createNamespacedServiceAccountToken({
+        name: sa,
+        namespace: ns,
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      });
+      const cluster = kc.getCurrentCluster()!;
+      const ca = readFileSync(adminKubeconfig, "utf8").match(
+        /certificate-authority-data: (\S+)/,
+      )?.[1];
+      expect(ca).toBeTruthy();
+      const path = join(work, `${sa}.kubeconfig`);
+      writeFileSync(
+        path,
+        `apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: ${cluster.server}
+    certificate-authority-data: ${ca}
+users:
+- name: ${sa}
+  user:
+    token: ${tr.status!.token}
+contexts:
+- name: ${sa}
+  context: { cluster: test, user: ${sa}, namespace: ${ns} }
+current-context: ${sa}
+`,
+      );
+      return path;
+    }
+
+    function logText(c: Component): string {
+      return readFileSync(c.logFile, "utf8");
+    }
+
+    it("installs the CRDs (Established), the workloads and the sample pool", async () => {
+      for (const name of ["ipaddresspools.ironlb.dev", "l2advertisements.ironlb.dev"]) {
+        const crd = await ext.readCustomResourceDefinition({ name });
+        expect(crd.status?.conditions?.find((c) => c.type === "Established")?.status).toBe("True");
+      }
+      const p = await getPool(pool);
+      expect(p.spec.addresses).toEqual(["203.0.113.64/30"]);
+      const dep = await apps.readNamespacedDeployment({
+        name: `${release}-ironlb-controller`,
+        namespace: ns,
+      });
+      expect(dep.spec?.template.spec?.containers[0]?.args).toContain(`--namespace=${ns}`);
+      await apps.readNamespacedDaemonSet({ name: `${release}-ironlb-speaker`, namespace: ns });
+      await policy.readNamespacedPodDisruptionBudget({
+        name: `${release}-ironlb-controller`,
+        namespace: ns,
+      });
+      const secret = await core.readNamespacedSecret({
+        name: `${release}-ironlb-heartbeat`,
+        namespace: ns,
+      });
+      expect(Buffer.from(secret.data?.secret ?? "", "base64").toString()).toMatch(
+        /^[A-Za-z0-9]{32}$/,
+      );
+    });
+
+    it("gives the controller enough RBAC to do its whole job", async () => {
+      const ctrl = startComponent([
+        "controller",
+        "--kubeconfig",
+        await saKubeconfig(`${release}-ironlb-controller`),
+        "--namespace",
+        ns,
+        "--instance",
+        "helm-ctrl",
+        "--health-port",
+        "0",
+        "--health-address",
+        "127.0.0.1",
+      ]);
+      started.push(ctrl);
+      await createService(svcNs, "web", { annotations: { "ironlb.dev/address-pool": pool } });
+      try {
+        expect(await waitForIPs(svcNs, "web")).toEqual(["203.0.113.64"]);
+        await waitForEvent(svcNs, "web", "IPAllocated", "203.0.113.64");
+        const status = await waitFor("pool status", async () => {
+          const s = (await getPool(pool)).status;
+          return s?.assignedIPv4 === 1 ? s : undefined;
+        });
+        expect(status.availableIPv4).toBe(3);
+        const lease = await leases.readNamespacedLease({
+          name: "ironlb-controller",
+          namespace: ns,
+        });
+        expect(lease.spec?.holderIdentity).toBe("helm-ctrl");
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\ncontroller log:\n${logText(ctrl)}`);
+      }
+      expect(logText(ctrl)).not.toMatch(/forbidden/i);
+      await ctrl.stop();
+    });
+
+    it("gives the speaker enough RBAC to join and watch everything", async () => {
+      const node = `helm-node-${process.pid}`;
+      const speaker = startComponent([
+        "speaker",
+        "--kubeconfig",
+        await saKubeconfig(`${release}-ironlb-speaker`),
+        "--namespace",
+        ns,
+        "--node-name",
+        node,
+        "--heartbeat-port",
+        "0",
+        "--health-port",
+        "0",
+        "--health-address",
+        "127.0.0.1",
+      ]);
+      started.push(speaker);
+      try {
+        // "speaker ready" comes after every informer (Services, EndpointSlices, Nodes, pools,
+        // L2Advertisements, Leases) has listed, and after its own Lease was written.
+        await waitFor("speaker ready", () => speaker.logs().some((l) => l.msg === "speaker ready"));
+        const lease = await leases.readNamespacedLease({
+          name: `ironlb-speaker-${node}`,
+          namespace: ns,
+        });
+        expect(lease.spec?.holderIdentity).toBe(node);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\nspeaker log:\n${logText(speaker)}`);
+      }
+      // A clean stop deletes the Lease: that needs the delete verb too.
+      expect(await speaker.stop()).toBe(0);
+      await expect(
+        leases.readNamespacedLease({ name: `ironlb-speaker-${node}`, namespace: ns }),
+      ).rejects.toMatchObject({ code: 404 });
+      expect(logText(speaker)).not.toMatch(/forbidden/i);
+    });
+
+    it("grants nothing beyond what the components use", async () => {
+      const canI = async (sa: string, args: string[]) => {
+        const r = await run("kubectl", [
+          "auth",
+          "can-i",
+          ...args,
+          `--as=system:serviceaccount:${ns}:${release}-ironlb-${sa}`,
+        ]);
+        return r.stdout.trim();
+      };
+      const cases: [string, string[], "yes" | "no"][] = [
+        ["controller", ["patch", "services", "--subresource=status", "-n", svcNs], "yes"],
+        ["controller", ["update", "leases/ironlb-controller", "-n", ns], "yes"],
+        ["controller", ["update", "leases/other", "-n", ns], "no"],
+        ["controller", ["update", "leases/ironlb-controller", "-n", "default"], "no"],
+        ["controller", ["create", "leases", "-n", "default"], "no"],
+        ["controller", ["patch", "services", "-n", svcNs], "no"],
+        ["controller", ["delete", "services", "-n", svcNs], "no"],
+        ["controller", ["get", "secrets", "-n", ns], "no"],
+        ["controller", ["list", "secrets", "--all-namespaces"], "no"],
+        ["controller", ["create", "ipaddresspools.ironlb.dev"], "no"],
+        ["controller", ["patch", "ipaddresspools.ironlb.dev"], "no"],
+        ["controller", ["list", "nodes"], "no"],
+        ["speaker", ["delete", "leases", "-n", ns], "yes"],
+        ["speaker", ["patch", "services", "-n", svcNs], "yes"],
+        ["speaker", ["list", "endpointslices.discovery.k8s.io", "--all-namespaces"], "yes"],
+        ["speaker", ["update", "leases", "-n", "default"], "no"],
+        ["speaker", ["get", "secrets", "-n", ns], "no"],
+        ["speaker", ["patch", "services", "--subresource=status", "-n", svcNs], "no"],
+        ["speaker", ["delete", "services", "-n", svcNs], "no"],
+        ["speaker", ["patch", "nodes"], "no"],
+        ["speaker", ["patch", "ipaddresspools.ironlb.dev", "--subresource=status"], "no"],
+        ["speaker", ["list", "pods", "--all-namespaces"], "no"],
+      ];
+      const results = await Promise.all(cases.map(async ([sa, args]) => canI(sa, args)));
+      expect(results.map((r, i) => `${cases[i]![0]} ${cases[i]![1].join(" ")}: ${r}`)).toEqual(
+        cases.map(([sa, args, want]) => `${sa} ${args.join(" ")}: ${want}`),
+      );
+    });
+
+    it("keeps the heartbeat Secret across an upgrade", async () => {
+      const name = `${release}-ironlb-heartbeat`;
+      const before = (await core.readNamespacedSecret({ name, namespace: ns })).data?.secret;
+      const dsBefore = await apps.readNamespacedDaemonSet({
+        name: `${release}-ironlb-speaker`,
+        namespace: ns,
+      });
+      await ok("helm", [
+        "upgrade",
+        release,
+        chartDir,
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "logLevel=debug",
+        "--wait=false",
+      ]);
+      const after = (await core.readNamespacedSecret({ name, namespace: ns })).data?.secret;
+      expect(after).toBe(before);
+      const ds = await apps.readNamespacedDaemonSet({
+        name: `${release}-ironlb-speaker`,
+        namespace: ns,
+      });
+      expect(ds.spec?.template.spec?.containers[0]?.env).toContainEqual(
+        expect.objectContaining({ name: "LOG_LEVEL", value: "debug" }),
+      );
+      // Same key, same checksum: the upgrade does not make speakers re-read an unchanged key.
+      const sum = "checksum/heartbeat-secret";
+      expect(ds.spec?.template.metadata?.annotations?.[sum]).toBe(
+        dsBefore.spec?.template.metadata?.annotations?.[sum],
+      );
+    });
+
+    it("takes CRD updates the way the README says (Helm does not upgrade crds/)", async () => {
+      const out = await ok("kubectl", [
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        join(chartDir, "crds"),
+      ]);
+      expect(out).toContain("ipaddresspools.ironlb.dev serverside-applied");
+      expect(out).toContain("l2advertisements.ironlb.dev serverside-applied");
+    });
+
+    it("uninstall removes the workloads and the pool but leaves the CRDs", async () => {
+      await ok("helm", ["uninstall", release, "-n", ns]);
+      const gone = async (read: () => Promise<unknown>) => {
+        await expect(read()).rejects.toMatchObject({ code: 404 });
+      };
+      await gone(() =>
+        apps.readNamespacedDeployment({ name: `${release}-ironlb-controller`, namespace: ns }),
+      );
+      await gone(() =>
+        apps.readNamespacedDaemonSet({ name: `${release}-ironlb-speaker`, namespace: ns }),
+      );
+      await gone(() =>
+        core.readNamespacedSecret({ name: `${release}-ironlb-heartbeat`, namespace: ns }),
+      );
+      await gone(() =>
+        core.readNamespacedServiceAccount({ name: `${release}-ironlb-speaker`, namespace: ns }),
+      );
+      await gone(() => getPool(pool));
+      // Helm never deletes what it installed from crds/: pools of other releases survive.
+      await ext.readCustomResourceDefinition({ name: "ipaddresspools.ironlb.dev" });
+      await custom.listClusterCustomObject({
+        group: "ironlb.dev",
+        version: "v1beta1",
+        plural: "ipaddresspools",
+      });
+    });
+  });
+});
