@@ -51,7 +51,11 @@ export class Membership {
   readonly #leases: Informer<V1Lease>;
   readonly #peers = new Map<string, Peer>();
   readonly #tracker: HeartbeatTracker | undefined;
-  readonly #incarnation = randomInt(1, 2 ** 47);
+  /**
+   * Peers accept only increasing incarnations (older ones are replays), so a restarted
+   * speaker must count up: the start time does, the random part breaks same-ms ties.
+   */
+  readonly #incarnation = Date.now() * 1000 + randomInt(0, 1000);
   #seq = 0;
   #socket: Socket | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -199,7 +203,8 @@ export class Membership {
     };
     try {
       try {
-        await this.#api.replace(`${this.#path}/${name}`, body);
+        // A merge patch needs no resourceVersion: this Lease has one writer, its own node.
+        await this.#api.mergePatch(`${this.#path}/${name}`, body);
       } catch (err) {
         if (httpStatus(err) !== 404) throw err;
         await this.#api.create(this.#path, body);
