@@ -11,6 +11,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v nft >/dev/null || need+=(nftables)
+command -v arping >/dev/null || need+=(iputils-arping)
 command -v make >/dev/null || need+=(make)
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
@@ -26,5 +27,8 @@ command -v go >/dev/null || { say "Go >= 1.26 is needed to build kube-apiserver 
 
 if [ ! -x node_modules/.bin/vitest ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: this registry serves only this platform's builds of optional
+  # packages (e.g. biome for linux-x64), so the lock file cannot list the others and npm ci
+  # would refuse it.
+  npm install --no-audit --no-fund --loglevel=error
 fi

@@ -4,6 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
+import { E2E_UPLINK_IP } from "../lab/addresses.ts";
 import { startControlPlane, stopControlPlane } from "./controlplane.ts";
 
 declare module "vitest" {
@@ -19,12 +20,13 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), `ironlb-cp-${project.name}-`));
-  // e2e: processes in the lab's network namespaces reach the apiserver on the lab uplink.
+  // e2e: processes in the lab's network namespaces reach the apiserver on the lab uplink,
+  // whose address the serving certificate must name (test/lab/addresses.ts).
   const e2e = project.name === "e2e";
   const state = await startControlPlane({
     dir,
     bindAddress: e2e ? "0.0.0.0" : "127.0.0.1",
-    advertiseAddress: e2e ? (process.env.IRONLB_LAB_UPLINK_IP ?? "192.0.2.1") : "127.0.0.1",
+    advertiseAddress: e2e ? E2E_UPLINK_IP : "127.0.0.1",
   });
   project.provide("kubeconfig", state.kubeconfig);
   project.provide("binDir", state.binDir);

@@ -1,0 +1,381 @@
+// End-to-end: real speakers (`ironlb speaker`, one per node namespace) and a real
+// controller against a real control plane, seen from a client on a LAN made of network
+// namespaces: its kernel ARPs for Service IPs, connects, and follows gratuitous ARP.
+//
+// Addresses (test/lab/addresses.ts): LAN 203.0.113.0/25 (uplink .1 in the root namespace),
+// a second LAN 203.0.113.128/25 inside the test's namespaces, Service IPs 198.51.100.0/24.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { E2E_SECOND_SUBNET, E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
+import {
+  destroyStale,
+  Lab,
+  type LabService,
+  type LabServiceOptions,
+  randomPrefix,
+} from "../lab/lab.ts";
+import { listNetns } from "../lab/net.ts";
+import { sleep, waitFor } from "../support/kube.ts";
+
+const canRun = process.platform === "linux" && process.getuid?.() === 0;
+
+const ZONE = "lab.ironlb.dev/zone";
+const EXCLUDE = "node.kubernetes.io/exclude-from-external-load-balancers";
+const ANNOUNCING = "ironlb.dev/announcing-node";
+
+describe.skipIf(!canRun)("speaker on a LAN of network namespaces", () => {
+  const prefix = randomPrefix("ilbe2e");
+  let lab: Lab;
+  let workDir = "";
+  let nextPort = 8000;
+  let svcCounter = 0;
+
+  /** A Service on its own port (the lab's redirect rules match on pool range + port). */
+  async function service(
+    o: Omit<LabServiceOptions, "port"> = {},
+  ): Promise<{ svc: LabService; ip: string }> {
+    const svc = await lab.createService(`svc${++svcCounter}`, { port: nextPort++, ...o });
+    return { svc, ip: await lab.waitForIP(svc) };
+  }
+
+  /** Which node answers the client at ip:port (retrying while nobody answers yet). */
+  async function answeringNode(ip: string, port: number, timeoutMs = 15_000): Promise<string> {
+    return waitFor(
+      `a node answering ${ip}:${port}`,
+      () => lab.tryClientCurl(ip, port, 500),
+      timeoutMs,
+      50,
+    );
+  }
+
+  /** Waits until the client is answered by `node` (an announcement that moved). */
+  async function waitAnsweredBy(
+    ip: string,
+    port: number,
+    node: string,
+    timeoutMs = 15_000,
+  ): Promise<void> {
+    await waitFor(
+      `${node} answering ${ip}:${port}`,
+      async () => (await lab.tryClientCurl(ip, port, 500)) === node,
+      timeoutMs,
+      50,
+    );
+  }
+
+  /** Running speakers whose log says they currently announce `ip`. */
+  function announcersFromLogs(ip: string): string[] {
+    const out: string[] = [];
+    for (const n of lab.nodes) {
+      const p = lab.speaker(n.name);
+      if (!p?.running()) continue;
+      let last: string | undefined;
+      for (const l of p.logs()) {
+        if (l.ip === ip && (l.msg === "announcing" || l.msg === "stopped announcing")) last = l.msg;
+      }
+      if (last === "announcing") out.push(n.name);
+    }
+    return out;
+  }
+
+  /** Client's view after fresh ARP: who answers, and that its neighbour entry has that MAC. */
+  async function resolveFresh(ip: string, port: number): Promise<string> {
+    await lab.clientForget(ip);
+    const owner = await answeringNode(ip, port);
+    const n = await lab.clientNeighbour(ip);
+    expect(n?.mac).toBe(await lab.macOf(owner));
+    return owner;
+  }
+
+  /** Kills (or stops) the owner's speaker and measures how the client follows. */
+  async function failover(signal: NodeJS.Signals) {
+    const { svc, ip } = await service();
+    const owner = await resolveFresh(ip, svc.port);
+    const ownerMac = await lab.macOf(owner);
+    // The client has a neighbour entry with the owner's MAC: gratuitous ARP must update it
+    // (Linux only updates existing entries from unsolicited ARP, arp_accept=0).
+    expect((await lab.clientNeighbour(ip))?.mac).toBe(ownerMac);
+    const t0 = performance.now();
+    const stopped = lab.stopSpeaker(owner, signal);
+    const neighbourMoved = waitFor(
+      "the client's neighbour entry to change",
+      async () => {
+        const n = await lab.clientNeighbour(ip);
+        return n?.mac && n.mac !== ownerMac
+          ? { mac: n.mac, ms: performance.now() - t0 }
+          : undefined;
+      },
+      20_000,
+      5,
+    );
+    const curlMoved = waitFor(
+      "another node to answer",
+      async () => {
+        const who = await lab.tryClientCurl(ip, svc.port, 300);
+        return who !== undefined && who !== owner ? { who, ms: performance.now() - t0 } : undefined;
+      },
+      20_000,
+      10,
+    );
+    const [stop, neigh, curl] = await Promise.all([stopped, neighbourMoved, curlMoved]);
+    const newOwner = await lab.nodeByMac(neigh.mac);
+    console.info(
+      `${signal} of ${owner}'s speaker: exit after ${stop.ms.toFixed(0)} ms; neighbour → ${newOwner} after ${neigh.ms.toFixed(0)} ms; curl answered by ${curl.who} after ${curl.ms.toFixed(0)} ms`,
+    );
+    expect(newOwner).toBeDefined();
+    expect(newOwner).not.toBe(owner);
+    expect(curl.who).toBe(newOwner);
+    // Exactly one node answers after the takeover.
+    expect(await lab.arpingFromClient(ip)).toEqual([neigh.mac]);
+    // Back to full strength for the next test.
+    lab.startSpeaker(owner);
+    await lab.waitSpeakersReady();
+    return { neighMs: neigh.ms, curlMs: curl.ms, owner, newOwner };
+  }
+
+  beforeAll(async () => {
+    // Leftovers of an earlier run that crashed (its vitest is gone); live runs are kept.
+    await destroyStale("ilbe2e");
+    workDir = mkdtempSync(join(tmpdir(), "ironlb-e2e-lab-"));
+    lab = await Lab.create({
+      prefix,
+      subnet: E2E_SUBNET,
+      secondSubnet: E2E_SECOND_SUBNET,
+      poolCIDR: POOL_CIDR,
+      nodes: 3,
+      kubeconfig: inject("kubeconfig"),
+      binDir: inject("binDir"),
+      workDir,
+      // Short conflict back-off, so that the conflict test sees the retry succeed;
+      // IRONLB_E2E_SPEAKER_ARGS adds flags when investigating a failure.
+      speakerArgs: [
+        "--conflict-retry",
+        "2",
+        ...(process.env.IRONLB_E2E_SPEAKER_ARGS?.split(" ").filter((a) => a !== "") ?? []),
+      ],
+    });
+    lab.startController();
+    for (const n of lab.nodes) lab.startSpeaker(n.name);
+    await lab.waitSpeakersReady(60_000);
+    // The default pool: every Service without a pool annotation; announced everywhere.
+    await lab.createPool("e2e", ["198.51.100.10-198.51.100.49"]);
+    await lab.createL2Advertisement("e2e", { ipAddressPools: ["e2e"] });
+    // Interface selection: announced on eth1 (the second LAN) only.
+    await lab.createPool("e2e-if", ["198.51.100.50-198.51.100.59"], { autoAssign: false });
+    await lab.createL2Advertisement("e2e-if", { ipAddressPools: ["e2e-if"], interfaces: ["eth1"] });
+    // Node selectors: announced only by nodes in zone b.
+    await lab.createPool("e2e-sel", ["198.51.100.60-198.51.100.69"], { autoAssign: false });
+    await lab.createL2Advertisement("e2e-sel", {
+      ipAddressPools: ["e2e-sel"],
+      nodeSelectors: [{ matchLabels: { [ZONE]: "b" } }],
+    });
+  });
+
+  // On failure, the speakers' own complaints (warnings and errors, once each) usually say why.
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== "fail" || !lab) return;
+    const lines: string[] = [];
+    for (const n of lab.nodes) {
+      const seen = new Set<string>();
+      for (const l of lab.speaker(n.name)?.logs() ?? []) {
+        if (typeof l.level !== "number" || l.level < 40) continue;
+        const text = `${l.msg}${l.err ? `: ${String(l.err)}` : ""}`;
+        if (seen.has(text)) continue;
+        seen.add(text);
+        lines.push(`  ${n.name}: ${text}`);
+      }
+    }
+    if (lines.length > 0) console.error(`speaker warnings and errors:\n${lines.join("\n")}`);
+  });
+
+  afterAll(async () => {
+    try {
+      await lab?.destroy();
+    } finally {
+      if (workDir && !process.env.IRONLB_KEEP_LOGS)
+        rmSync(workDir, { recursive: true, force: true });
+    }
+    expect((await listNetns()).filter((n) => n.startsWith(prefix))).toEqual([]);
+  });
+
+  it("the client resolves the Service IP to the owning node's MAC, and only that node answers", async () => {
+    const { svc, ip } = await service();
+    const owner = await resolveFresh(ip, svc.port);
+    // Every ARP request gets exactly one answer, from the owner's eth0.
+    expect(await lab.arpingFromClient(ip)).toEqual([await lab.macOf(owner)]);
+    // The speakers agree: one announces it, and it says so on the Service.
+    await waitFor(
+      "one speaker logging the announcement",
+      () => announcersFromLogs(ip).length === 1,
+    );
+    expect(announcersFromLogs(ip)).toEqual([owner]);
+    await waitFor(
+      "the announcing-node annotation",
+      async () => (await lab.getService(svc.name)).metadata?.annotations?.[ANNOUNCING] === owner,
+    );
+    // The kernel itself never answers: the IP is on no interface.
+    for (const n of lab.nodes)
+      expect(JSON.stringify(await lab.nodeAddresses(n.name))).not.toContain(ip);
+  });
+
+  describe("externalTrafficPolicy Local", () => {
+    it("only nodes with a ready local endpoint are chosen", async () => {
+      // One Service per node, each with its only ready endpoint there and not-ready ones
+      // elsewhere: a speaker ignoring endpoints picks the right node by chance 1 in 3 each.
+      for (const target of [...lab.nodes, ...lab.nodes]) {
+        const endpoints = lab.nodes.map((n) => ({ node: n.name, ready: n.name === target.name }));
+        const { svc, ip } = await service({ externalTrafficPolicy: "Local", endpoints });
+        expect(await resolveFresh(ip, svc.port)).toBe(target.name);
+        expect(await lab.arpingFromClient(ip, { count: 2 })).toEqual([
+          await lab.macOf(target.name),
+        ]);
+      }
+    });
+
+    it("moving the endpoint moves the announcement, and the client follows", async () => {
+      const [a, b] = [lab.nodes[0]!.name, lab.nodes[1]!.name];
+      const { svc, ip } = await service({ externalTrafficPolicy: "Local", endpoints: [a] });
+      expect(await resolveFresh(ip, svc.port)).toBe(a);
+      await lab.setEndpoints(svc, [b]);
+      // No flush: the existing neighbour entry must be updated by b's gratuitous ARP.
+      await waitFor(
+        "the client's neighbour entry to move to b",
+        async () => (await lab.clientNeighbour(ip))?.mac === (await lab.macOf(b)),
+        10_000,
+      );
+      await waitAnsweredBy(ip, svc.port, b);
+      expect(await lab.arpingFromClient(ip, { count: 2 })).toEqual([await lab.macOf(b)]);
+    });
+
+    it("a Service without a ready endpoint is answered by nobody", async () => {
+      const endpoints = lab.nodes.map((n) => ({ node: n.name, ready: false }));
+      const { svc, ip } = await service({ externalTrafficPolicy: "Local", endpoints });
+      // Give every speaker time to see the Service and (wrongly) announce it.
+      await sleep(2000);
+      await lab.clientForget(ip);
+      expect(await lab.tryClientCurl(ip, svc.port, 1500)).toBeUndefined();
+      const n = await lab.clientNeighbour(ip);
+      expect(n?.mac).toBeUndefined();
+      expect(n?.state.some((s) => s === "FAILED" || s === "INCOMPLETE")).toBe(true);
+      expect(await lab.arpingFromClient(ip, { count: 2 })).toEqual([]);
+      expect(announcersFromLogs(ip)).toEqual([]);
+      // The speakers were watching: one ready endpoint, and its node answers.
+      const c = lab.nodes[2]!.name;
+      await lab.setEndpoints(svc, [
+        ...endpoints.filter((e) => e.node !== c),
+        { node: c, ready: true },
+      ]);
+      await lab.clientForget(ip);
+      expect(await answeringNode(ip, svc.port)).toBe(c);
+    });
+  });
+
+  describe("failover", () => {
+    it("SIGTERM of the owner's speaker: another node takes over at once", async () => {
+      const r = await failover("SIGTERM");
+      expect(r.neighMs).toBeLessThan(1000);
+      expect(r.curlMs).toBeLessThan(1500);
+    });
+
+    it("SIGKILL of the owner's speaker: another node takes over within seconds", async () => {
+      const r = await failover("SIGKILL");
+      expect(r.neighMs).toBeLessThan(3000);
+      expect(r.curlMs).toBeLessThan(3500);
+    });
+  });
+
+  it("announces on the L2Advertisement's interfaces only", async () => {
+    const { svc, ip } = await service({ pool: "e2e-if" });
+    // On the second LAN: one answer, from some node's eth1.
+    const macs = await waitFor(
+      "an answer on the second LAN",
+      async () => {
+        const m = await lab.arpingFromClient(ip, { ifname: "eth1", count: 2 });
+        return m.length > 0 ? m : undefined;
+      },
+      15_000,
+    );
+    expect(macs).toHaveLength(1);
+    const eth1Macs = await Promise.all(lab.nodes.map((n) => lab.macOf(n.name, "eth1")));
+    expect(eth1Macs).toContain(macs[0]);
+    // On the first LAN (where the client routes the pool): silence.
+    expect(await lab.arpingFromClient(ip, { ifname: "eth0", count: 2 })).toEqual([]);
+    await lab.clientForget(ip);
+    expect(await lab.tryClientCurl(ip, svc.port, 1000)).toBeUndefined();
+    expect((await lab.clientNeighbour(ip))?.mac).toBeUndefined();
+  });
+
+  it("announces from nodes the L2Advertisement's nodeSelectors match only", async () => {
+    const [, b, c] = lab.nodes.map((n) => n.name);
+    await lab.labelNode(b!, { [ZONE]: "b" });
+    const svcs = [
+      await service({ pool: "e2e-sel" }),
+      await service({ pool: "e2e-sel" }),
+      await service({ pool: "e2e-sel" }),
+    ];
+    for (const { svc, ip } of svcs) expect(await resolveFresh(ip, svc.port)).toBe(b);
+    // The label moves to c: so do all announcements.
+    await lab.labelNode(b!, { [ZONE]: null });
+    await lab.labelNode(c!, { [ZONE]: "b" });
+    for (const { svc, ip } of svcs) await waitAnsweredBy(ip, svc.port, c!);
+    await lab.labelNode(c!, { [ZONE]: null });
+  });
+
+  it("never chooses a node labelled exclude-from-external-load-balancers", async () => {
+    const { svc, ip } = await service();
+    const owner = await resolveFresh(ip, svc.port);
+    await lab.labelNode(owner, { [EXCLUDE]: "" });
+    try {
+      // The announcement leaves the excluded node; the client follows without flushing.
+      const ownerMac = await lab.macOf(owner);
+      await waitFor(
+        "the neighbour entry to leave the excluded node",
+        async () => {
+          const m = (await lab.clientNeighbour(ip))?.mac;
+          return m !== undefined && m !== ownerMac;
+        },
+        10_000,
+      );
+      const next = await answeringNode(ip, svc.port);
+      expect(next).not.toBe(owner);
+      // New Services avoid it too (1 in 3 chance each otherwise).
+      for (let i = 0; i < 4; i++) {
+        const s = await service();
+        expect(await resolveFresh(s.ip, s.svc.port)).not.toBe(owner);
+      }
+    } finally {
+      await lab.labelNode(owner, { [EXCLUDE]: null });
+    }
+  });
+
+  it("does not announce an IP another host on the LAN uses, and says so on the Service", async () => {
+    const ip = "198.51.100.45";
+    // The client already holds the address: the speaker's probe gets the client's answer.
+    await lab.clientAddAddress(`${ip}/32`);
+    try {
+      const svc = await lab.createService(`svc${++svcCounter}`, { port: nextPort++, ip });
+      expect(await lab.waitForIP(svc)).toBe(ip);
+      const ev = await waitFor(
+        "a Warning Event about the conflict",
+        async () =>
+          (await lab.serviceEvents(svc.name)).find(
+            (e) => e.type === "Warning" && e.message.includes(ip),
+          ),
+        15_000,
+        200,
+      );
+      expect(ev.source).toContain("speaker");
+      // No speaker answers for it: ARP requests for it get no answer at all.
+      expect(await lab.arpingFromClient(ip, { count: 2 })).toEqual([]);
+      expect(announcersFromLogs(ip)).toEqual([]);
+      // Once the other host lets go, the next probe succeeds and a node announces it.
+      await lab.clientDelAddress(`${ip}/32`);
+      const owner = await answeringNode(ip, svc.port, 20_000);
+      expect((await lab.clientNeighbour(ip))?.mac).toBe(await lab.macOf(owner));
+    } finally {
+      await lab.clientDelAddress(`${ip}/32`);
+    }
+  });
+});
