@@ -516,6 +516,8 @@ current-context: ${sa}
         ["controller", ["patch", "ipaddresspools.ironlb.dev"], "no"],
         ["controller", ["list", "nodes"], "no"],
         ["speaker", ["delete", "leases", "-n", ns], "yes"],
+        ["speaker", ["patch", "leases", "-n", ns], "yes"],
+        ["speaker", ["update", "leases", "-n", ns], "no"],
         ["speaker", ["patch", "services", "-n", svcNs], "yes"],
         ["speaker", ["list", "endpointslices.discovery.k8s.io", "--all-namespaces"], "yes"],
         ["speaker", ["update", "leases", "-n", "default"], "no"],
