@@ -7,7 +7,7 @@
 //   - an ARP request flood of 100k/s: speaker CPU, and whether the owned IP is still answered;
 //   - speaker RSS with 1,000 announced Services (250 shared IPs);
 //   - API requests per second per speaker, idle.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,12 +25,14 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
-const fmt = (xs: number[]) => `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms (n=${xs.length})`;
+const fmt = (xs: number[]) =>
+  `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms (n=${xs.length})`;
 const cpuTicks = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100/s)
 };
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const rssMiB = (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
 const clash = await rootNamespaceClash(SUBNET);
 if (clash) throw new Error(`${SUBNET} is in use on this host (${clash}); set BENCH_SUBNET`);
@@ -71,9 +73,14 @@ try {
     for (let i = 0; i < RUNS; i++) {
       const node = await owner();
       const mac = await L.macOf(node);
-      await waitFor("client entry on the owner", async () => (await L.clientNeighbour(ip))?.mac === mac, 10_000, 10);
+      await waitFor(
+        "client entry on the owner",
+        async () => (await L.clientNeighbour(ip))?.mac === mac,
+        10_000,
+        10,
+      );
       const t0 = performance.now();
-      void L.stopSpeaker(node, signal);
+      const stopped = L.stopSpeaker(node, signal);
       await waitFor(
         "the client's entry to move",
         async () => {
@@ -84,6 +91,7 @@ try {
         2,
       );
       failover[signal]!.push(performance.now() - t0);
+      await stopped;
       L.startSpeaker(node);
       await L.waitSpeakersReady(30_000);
       await sleep(1500); // peers hear the new incarnation; the IP may move back
@@ -92,24 +100,50 @@ try {
 
   // --- ARP reply latency, as the client sees it
   const fixture = join(root, "bench/fixtures/arp-client.ts");
+  const clientArgs = (args: string[]) => [
+    "netns",
+    "exec",
+    L.client.ns,
+    process.execPath,
+    fixture,
+    ...args,
+  ];
+  const lastJson = (out: string) =>
+    JSON.parse(out.trim().split("\n").pop()!) as Record<string, unknown>;
   const inClient = (args: string[]) => {
-    const r = spawnSync("ip", ["netns", "exec", L.client.ns, process.execPath, fixture, ...args], { encoding: "utf8" });
+    const r = spawnSync("ip", clientArgs(args), { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`arp-client failed: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
+    return lastJson(r.stdout);
   };
-  const lat = inClient(["latency", "eth0", L.client.ip, ip, "500", "5"]) as { ms: number[]; lost: number };
+  const inClientAsync = (args: string[]) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const p = spawn("ip", clientArgs(args), { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      p.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      p.on("exit", (code) =>
+        code === 0 ? resolve(lastJson(out)) : reject(new Error(`arp-client exited ${code}`)),
+      );
+    });
+  const lat = inClient(["latency", "eth0", L.client.ip, ip, "500", "5"]) as {
+    ms: number[];
+    lost: number;
+  };
 
-  // --- flood of ARP requests for an address nobody owns, while the owned IP is probed
+  // --- a flood of ARP requests for an address nobody owns, while another process asks
+  // for the owned IP every 20 ms
   const ownerNode = await owner();
   const pid = L.speaker(ownerNode)!.proc.pid!;
   const cpu0 = cpuTicks(pid);
   const w0 = performance.now();
-  const flood = inClient(["flood", "eth0", L.client.ip, "198.51.100.254", "100000", "5", ip]) as {
-    sent: number;
-    rate: number;
-    asked: number;
-    answered: number;
-  };
+  const [flood, underFlood] = (await Promise.all([
+    inClientAsync(["flood", "eth0", L.client.ip, "198.51.100.254", "100000", "5"]),
+    (async () => {
+      await sleep(500); // the flood is under way
+      return inClientAsync(["latency", "eth0", L.client.ip, ip, "150", "20"]);
+    })(),
+  ])) as [{ sent: number; dropped: number; rate: number }, { ms: number[]; lost: number }];
   const cpuPct = ((cpuTicks(pid) - cpu0) / 100 / ((performance.now() - w0) / 1000)) * 100;
 
   // --- API requests per speaker, idle (controller stopped: only speakers talk)
@@ -118,7 +152,8 @@ try {
   const requests = async () => {
     const text = await api.request<string>("GET", "/metrics");
     let sum = 0;
-    for (const m of String(text).matchAll(/^apiserver_request_total\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
+    for (const m of String(text).matchAll(/^apiserver_request_total\{[^}]*\} (\S+)$/gm))
+      sum += Number(m[1]);
     return sum;
   };
   const r0 = await requests();
@@ -147,7 +182,11 @@ try {
       api.create(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
         metadata: { name: `${name}-1`, labels: { "kubernetes.io/service-name": name } },
         addressType: "IPv4",
-        endpoints: nodes.map((n, j) => ({ addresses: [`203.0.113.${20 + j}`], nodeName: n, conditions: { ready: true } })),
+        endpoints: nodes.map((n, j) => ({
+          addresses: [`203.0.113.${20 + j}`],
+          nodeName: n,
+          conditions: { ready: true },
+        })),
         ports: [{ port: 8080, protocol: "TCP" }],
       }),
     );
@@ -170,10 +209,15 @@ try {
   console.log(`failover after SIGTERM of the owner's speaker: ${fmt(failover.SIGTERM!)}`);
   console.log(`ARP reply latency at the client: ${fmt(lat.ms)}, lost ${lat.lost}`);
   console.log(
-    `ARP flood: ${Math.round(flood.rate).toLocaleString("en")} requests/s sent for 5 s; owner speaker CPU ${cpuPct.toFixed(0)}% of one core; owned IP answered ${flood.answered}/${flood.asked}`,
+    `ARP flood: ${Math.round(flood.rate).toLocaleString("en")} requests/s sent for 5 s (${flood.dropped} refused by the sender's kernel); owner speaker CPU ${cpuPct.toFixed(0)}% of one core`,
+  );
+  console.log(
+    `  owned IP under the flood: answered ${underFlood.ms.length}/${underFlood.ms.length + underFlood.lost}, ${underFlood.ms.length > 0 ? fmt(underFlood.ms) : "no answers"}`,
   );
   console.log(`API requests per second per speaker, idle: ${perSpeaker.toFixed(2)}`);
-  console.log(`speaker RSS, idle, 1,000 Services on 251 IPs announced: ${rss.map((r) => r.toFixed(0)).join(" / ")} MiB (nodes 1-3)`);
+  console.log(
+    `speaker RSS, idle, 1,000 Services on 251 IPs announced: ${rss.map((r) => r.toFixed(0)).join(" / ")} MiB (nodes 1-3)`,
+  );
 } finally {
   await lab?.destroy();
   await stopControlPlane(state);

@@ -3,9 +3,9 @@
 // `kubectl apply` and one rejected by the controller read the same.
 import { z } from "zod";
 
-export const group = "ironlb.dev";
-export const version = "v1beta1";
-export const apiVersion = `${group}/${version}`;
+import { apiVersion } from "./group.ts";
+
+export { apiVersion, group, version } from "./group.ts";
 
 // Patterns shared with the CRD manifests (keep them identical to the CEL `matches()` there).
 export const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

@@ -6,7 +6,7 @@
 import type { KubernetesObject, V1Namespace, V1Service } from "@kubernetes/client-node";
 import { Allocator } from "../allocator/allocator.ts";
 import type { AllocationResult, PoolReport } from "../allocator/types.ts";
-import { group, version } from "../api/common.ts";
+import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
 import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts";

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 import { parseEntry, parseIP } from "../allocator/addresses.ts";
-import { group, version } from "../api/common.ts";
+import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import type { L2Advertisement } from "../api/l2advertisement.ts";
 import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
