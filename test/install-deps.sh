@@ -16,6 +16,7 @@ command -v make >/dev/null || need+=(make)
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
 command -v flock >/dev/null || need+=(util-linux)
+command -v pgrep >/dev/null || need+=(procps)
 [ -f /usr/include/node/node_api.h ] || need+=(libnode-dev)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { say "missing Debian packages ${need[*]} and not root to install them"; exit 1; }

@@ -1,9 +1,9 @@
-// Which speakers are alive. The Lease per speaker is the authority on membership (it is
-// what a new speaker, or one that never heard a peer, relies on); UDP heartbeats between
-// speakers detect a crash in a few hundred milliseconds without loading the API server.
-// A peer that has been heard over UDP and then falls silent is dead even while its Lease
-// is still valid; a peer never heard over UDP (UDP blocked, heartbeats off) falls back to
-// Lease expiry.
+// Which speakers are alive. Leases say who the speakers are (a new speaker learns its
+// peers and their heartbeat addresses from them); UDP heartbeats between speakers say who
+// is alive now: a peer heard over UDP is alive exactly while its heartbeats arrive, so a
+// crash is noticed in a few hundred milliseconds, and an API server outage (no Lease can
+// be renewed anywhere) changes nothing on the LAN. A peer never heard over UDP (UDP
+// blocked, heartbeats off) is alive while its Lease is.
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import type { V1Lease } from "@kubernetes/client-node";
@@ -107,26 +107,31 @@ export class Membership {
     }
   }
 
-  /** True while this speaker's own Lease renewals succeed: without that it must not announce. */
+  /**
+   * Whether this speaker may announce. With heartbeats, peers judge it by them, so it stays
+   * in while they flow even when its Lease cannot be renewed (API server down). Without
+   * heartbeats, or when none arrives from any peer, peers judge it by its Lease: then an
+   * expired Lease means others have taken over, and it must stop.
+   */
   selfHealthy(now = Date.now()): boolean {
-    return now - this.#lastRenewOk < this.#o.leaseDurationMs;
+    if (now - this.#lastRenewOk < this.#o.leaseDurationMs) return true;
+    if (!this.#tracker) return false;
+    const peers = [...this.#peers.keys()].filter((n) => n !== this.#o.node);
+    return peers.length === 0 || this.#tracker.alive(now).length > 0;
   }
 
-  /** Nodes whose speaker is alive now (this node included while its Lease renews). */
+  /** Nodes whose speaker is alive now (this node included while selfHealthy). */
   live(now = Date.now()): Set<string> {
     const out = new Set<string>();
+    const heard = new Set(this.#tracker?.known() ?? []);
     for (const [node, p] of this.#peers) {
-      if (now - p.seenAt >= p.durationMs) continue;
-      if (
-        node !== this.#o.node &&
-        this.#tracker?.known().includes(node) &&
-        !this.#tracker.isAlive(node, now)
-      )
-        continue;
-      out.add(node);
+      if (node === this.#o.node) continue;
+      const alive = heard.has(node)
+        ? this.#tracker!.isAlive(node, now)
+        : now - p.seenAt < p.durationMs;
+      if (alive) out.add(node);
     }
     if (this.selfHealthy(now)) out.add(this.#o.node);
-    else out.delete(this.#o.node);
     return out;
   }
 

@@ -24,7 +24,10 @@ const IF_SRV = "ilbs0";
 const IF_CLI = "ilbc0";
 const FAKE_MAC = "02:00:00:00:00:99";
 
-const canRun = process.platform === "linux" && process.getuid?.() === 0;
+// This tier needs root (network namespaces, packet sockets): without it, it fails loudly.
+if (process.platform !== "linux" || process.getuid?.() !== 0) {
+  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
+}
 
 function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -134,7 +137,7 @@ class Fixture {
   }
 }
 
-describe.skipIf(!canRun)("ARP announcer on a real packet socket (network namespaces)", () => {
+describe("ARP announcer on a real packet socket (network namespaces)", () => {
   let fixture: Fixture | undefined;
   let srvMac = "";
   let cliMac = "";

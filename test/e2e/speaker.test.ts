@@ -4,6 +4,8 @@
 //
 // Addresses (test/lab/addresses.ts): LAN 203.0.113.0/25 (uplink .1 in the root namespace),
 // a second LAN 203.0.113.128/25 inside the test's namespaces, Service IPs 198.51.100.0/24.
+
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,13 +21,16 @@ import {
 import { listNetns } from "../lab/net.ts";
 import { sleep, waitFor } from "../support/kube.ts";
 
-const canRun = process.platform === "linux" && process.getuid?.() === 0;
+// This tier needs root (network namespaces, packet sockets): without it, it fails loudly.
+if (process.platform !== "linux" || process.getuid?.() !== 0) {
+  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
+}
 
 const ZONE = "lab.ironlb.dev/zone";
 const EXCLUDE = "node.kubernetes.io/exclude-from-external-load-balancers";
 const ANNOUNCING = "ironlb.dev/announcing-node";
 
-describe.skipIf(!canRun)("speaker on a LAN of network namespaces", () => {
+describe("speaker on a LAN of network namespaces", () => {
   const prefix = randomPrefix("ilbe2e");
   let lab: Lab;
   let workDir = "";
@@ -377,5 +382,34 @@ describe.skipIf(!canRun)("speaker on a LAN of network namespaces", () => {
     } finally {
       await lab.clientDelAddress(`${ip}/32`);
     }
+  });
+
+  it("keeps announcing while the API server is unreachable", async () => {
+    const { svc, ip } = await service();
+    const owner = await resolveFresh(ip, svc.port);
+    const ownerMac = await lab.macOf(owner);
+    // Freeze kube-apiserver for twice the speakers' Lease duration (6 s): no Lease can be
+    // renewed anywhere, but heartbeats keep flowing on the LAN, so nothing may change.
+    const port = new URL(inject("server")).port;
+    const pid = execFileSync("pgrep", ["-f", `kube-apiserver.*--secure-port=${port}`], {
+      encoding: "utf8",
+    })
+      .trim()
+      .split("\n")[0]!;
+    process.kill(Number(pid), "SIGSTOP");
+    const answers: (string | undefined)[] = [];
+    try {
+      const end = Date.now() + 12_000;
+      while (Date.now() < end) {
+        answers.push(await lab.tryClientCurl(ip, svc.port, 500));
+        await sleep(500);
+      }
+    } finally {
+      process.kill(Number(pid), "SIGCONT");
+    }
+    expect(answers.length).toBeGreaterThan(10);
+    expect(answers.filter((a) => a !== owner)).toEqual([]);
+    expect((await lab.clientNeighbour(ip))?.mac).toBe(ownerMac);
+    expect(announcersFromLogs(ip)).toEqual([owner]);
   });
 });
