@@ -317,7 +317,12 @@ current-context: ironlb-test
 
 function startProcess(bin: string, args: string[], logFile: string, detached = false): number {
   const fd = openSync(logFile, "a");
-  const child = spawn(bin, args, { stdio: ["ignore", fd, fd], detached });
+  // Attached processes die with their parent even when it is killed outright (a test run
+  // stopped with SIGKILL must not leave an apiserver behind): setpriv sets the kernel's
+  // parent-death signal, then executes the binary in its place (same pid).
+  const child = detached
+    ? spawn(bin, args, { stdio: ["ignore", fd, fd], detached })
+    : spawn("setpriv", ["--pdeathsig", "KILL", "--", bin, ...args], { stdio: ["ignore", fd, fd] });
   if (detached) child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${bin}`);
   return child.pid;
