@@ -180,7 +180,8 @@ export class Speaker {
 
   #desired(): Map<string, Desired> {
     const out = new Map<string, Desired>();
-    if (!this.#membership.selfHealthy()) return out; // cut off from the API: others take over
+    // Peers no longer count this node (see Membership.selfHealthy): they have taken over.
+    if (!this.#membership.selfHealthy()) return out;
     const live = this.#membership.live();
     const nodes: NodeInfo[] = this.#nodes.list().map(nodeInfo);
     const ads: L2AdvertisementInfo[] = this.#ads
