@@ -28,6 +28,7 @@ import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from "@kubernetes
 import {
   apiStatus,
   clientsFor,
+  createPoolWith,
   ensureNamespace,
   group,
   installCRDs,
@@ -876,17 +877,7 @@ export class Lab {
     extra: Record<string, unknown> = {},
     labels: Record<string, string> = {},
   ) {
-    await clientsFor(this.kc).custom.createClusterCustomObject({
-      group,
-      version,
-      plural: "ipaddresspools",
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: "IPAddressPool",
-        metadata: { name, labels },
-        spec: { addresses, ...extra },
-      },
-    });
+    await createPoolWith(this.kc, name, { addresses, ...extra }, labels);
   }
 
   async createL2Advertisement(name: string, spec: Record<string, unknown> = {}) {

@@ -7,6 +7,7 @@ import type { KubeConfig, V1Service } from "@kubernetes/client-node";
 import { inject } from "vitest";
 import {
   clientsFor,
+  createPoolWith,
   group,
   installCRDs,
   kubeConfigFrom,
@@ -58,17 +59,7 @@ export async function createPool(
   labels: Record<string, string> = {},
   kc = kubeConfig(),
 ) {
-  return clients(kc).custom.createClusterCustomObject({
-    group,
-    version,
-    plural: "ipaddresspools",
-    body: {
-      apiVersion: `${group}/${version}`,
-      kind: "IPAddressPool",
-      metadata: { name, labels },
-      spec,
-    },
-  });
+  return createPoolWith(kc, name, { ...spec }, labels);
 }
 
 export async function getPool(name: string, kc = kubeConfig()) {

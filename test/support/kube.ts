@@ -108,3 +108,23 @@ export async function ensureNamespace(kc: KubeConfig, name: string): Promise<voi
     if (apiStatus(err) !== 409) throw err;
   }
 }
+
+/** Creates an IPAddressPool. */
+export async function createPoolWith(
+  kc: KubeConfig,
+  name: string,
+  spec: Record<string, unknown>,
+  labels: Record<string, string> = {},
+) {
+  return clientsFor(kc).custom.createClusterCustomObject({
+    group,
+    version,
+    plural: "ipaddresspools",
+    body: {
+      apiVersion: `${group}/${version}`,
+      kind: "IPAddressPool",
+      metadata: { name, labels },
+      spec,
+    },
+  });
+}
