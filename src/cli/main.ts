@@ -268,7 +268,10 @@ async function main(argv: string[]): Promise<number> {
       console.error(`ironlb ${name}: ${(err as Error).message}\n\n${commandUsage(name, cmd)}`);
       return 2;
     }
-    throw err;
+    // Start-up failures (unreadable kubeconfig, missing secret, port in use) are the
+    // user's to fix: one clear line, not a stack trace.
+    console.error(`ironlb ${name}: ${(err as Error).message ?? String(err)}`);
+    return 1;
   }
 }
 

@@ -293,7 +293,12 @@ interface Kubeconfig {
 
 /** Parses a kubeconfig's current context into an ApiConfig. Exported for tests. */
 export function fromKubeconfig(text: string, file: string): ApiConfig {
-  const kc = loadYaml(text) as Kubeconfig;
+  let kc: Kubeconfig;
+  try {
+    kc = (loadYaml(text) ?? {}) as Kubeconfig;
+  } catch (err) {
+    throw new Error(`kubeconfig ${file} is not valid YAML: ${(err as Error).message}`);
+  }
   const ctxName = kc["current-context"];
   const ctx = kc.contexts?.find((c) => c.name === ctxName)?.context;
   if (!ctx) throw new Error(`kubeconfig ${file}: current-context "${ctxName ?? ""}" not found`);
