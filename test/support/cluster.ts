@@ -1,10 +1,11 @@
 // Helpers for tests that talk to the real test control plane: clients, CRDs, objects,
 // waiting for conditions, and running ironlb components as real child processes.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KubeConfig, V1Service } from "@kubernetes/client-node";
-import { inject } from "vitest";
+import { afterAll, inject } from "vitest";
 import {
   clientsFor,
   createPoolWith,
@@ -233,16 +234,32 @@ export interface Component {
 }
 
 let componentCounter = 0;
+let componentLogs: string | undefined;
+// Registered while the importing test file is collected, so it runs after that file.
+afterAll(() => {
+  if (componentLogs && !process.env.IRONLB_KEEP_LOGS)
+    rmSync(componentLogs, { recursive: true, force: true });
+  componentLogs = undefined;
+});
+/**
+ * A folder for this test file's component logs, removed after its tests
+ * (IRONLB_KEEP_LOGS=1 keeps it, for looking into a failure).
+ */
+function logDir(): string {
+  if (componentLogs) return componentLogs;
+  const dir = mkdtempSync(join(tmpdir(), "ironlb-logs-"));
+  componentLogs = dir;
+  if (!process.env.IRONLB_KEEP_LOGS)
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 /** Starts `ironlb <args>` with Node 24; output goes to a log file under the test's temp dir. */
 export function startComponent(
   args: string[],
   env: Record<string, string> = {},
   wrap: string[] = [],
 ): Component {
-  const logFile = join(
-    process.env.TMPDIR ?? "/tmp",
-    `ironlb-${args[0]}-${process.pid}-${++componentCounter}.log`,
-  );
+  const logFile = join(logDir(), `${args[0]}-${++componentCounter}.log`);
   const out = createWriteStream(logFile);
   const node = process.execPath;
   const argv = [...wrap, node, join(repoRoot, "bin/ironlb.js"), ...args];
