@@ -9,6 +9,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +44,7 @@ const chartDir = join(repoRoot, "charts/ironlb");
 const binDir = inject("binDir");
 const adminKubeconfig = inject("kubeconfig");
 const work = mkdtempSync(join(tmpdir(), "ironlb-helm-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 interface RunResult {
   code: number;
