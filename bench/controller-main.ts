@@ -5,7 +5,7 @@
 // Services are single-stack IPv6 from 2001:db8::/32 (no address range of the IPv4
 // documentation blocks holds 10,000) and allocate no NodePorts. No traffic is sent.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeClient } from "../src/k8s/rest.ts";
@@ -15,20 +15,12 @@ import {
   stopControlPlane,
 } from "../test/controlplane/controlplane.ts";
 import { installCRDs, kubeConfigFrom } from "../test/support/kube.ts";
+import { percentile, rssMiB } from "./stats.ts";
 
 const TOTAL = Number(process.env.BENCH_SERVICES ?? 10_000);
 const BACKGROUND = 1_000;
 const SAMPLES = 200;
 const root = join(import.meta.dirname, "..");
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>): Promise<void> {
   let i = 0;

@@ -16,23 +16,18 @@ import { startControlPlane, stopControlPlane } from "../test/controlplane/contro
 import { POOL_CIDR } from "../test/lab/addresses.ts";
 import { Lab, randomPrefix, rootNamespaceClash, uplinkAddress } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
+import { percentile, rssMiB } from "./stats.ts";
 
 const SUBNET = process.env.BENCH_SUBNET ?? "203.0.113.128/25";
 const RUNS = Math.max(20, Number(process.env.BENCH_FAILOVER_RUNS ?? 20));
 const root = join(import.meta.dirname, "..");
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const fmt = (xs: number[]) =>
-  `p50 ${pct(xs, 50).toFixed(1)} ms, p99 ${pct(xs, 99).toFixed(1)} ms (n=${xs.length})`;
+  `p50 ${percentile(xs, 50).toFixed(1)} ms, p99 ${percentile(xs, 99).toFixed(1)} ms (n=${xs.length})`;
 const cpuTicks = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100/s)
 };
-const rssMiB = (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
 const clash = await rootNamespaceClash(SUBNET);
 if (clash) throw new Error(`${SUBNET} is in use on this host (${clash}); set BENCH_SUBNET`);

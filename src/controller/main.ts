@@ -1,7 +1,7 @@
 // `ironlb controller`: leader election, the health/metrics server and the Controller.
 import { hostname } from "node:os";
-import { loadClient } from "../k8s/client.ts";
 import { LeaderElector } from "../k8s/leader-election.ts";
+import { KubeClient } from "../k8s/rest.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
@@ -22,7 +22,7 @@ export interface RunControllerOptions extends ControllerOptions {
 /** Runs the controller until SIGTERM/SIGINT; exits non-zero if leadership is lost. */
 export async function runController(opts: RunControllerOptions): Promise<void> {
   const log = createLogger("controller");
-  const api = loadClient(opts.kubeconfig);
+  const api = KubeClient.load(opts.kubeconfig);
   const metrics = controllerMetrics();
   const controller = new Controller(api, opts, log, metrics);
   let leading = !opts.leaderElection;

@@ -1,30 +1,19 @@
-// Loading credentials and telling API errors apart.
-import { KubeClient } from "./rest.ts";
-
-/**
- * A client for the given kubeconfig file, else $KUBECONFIG / ~/.kube/config, else the
- * in-cluster ServiceAccount (what the Helm chart's pods use).
- */
-export function loadClient(path?: string): KubeClient {
-  return KubeClient.load(path);
-}
+// Telling API errors apart, and timestamps as they come from the API.
 
 /** The HTTP status of an API error, if it has one. */
 export function httpStatus(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown };
-  if (typeof e?.code === "number") return e.code;
-  if (typeof e?.statusCode === "number") return e.statusCode;
-  return undefined;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === "number" ? code : undefined;
 }
 
 /** A short, log-friendly description of an API error (status and the server's message). */
 export function describeError(err: unknown): string {
-  const e = err as { code?: number; body?: unknown; message?: string };
-  let msg = e?.message ?? String(err);
-  if (e?.body && typeof e.body === "object" && "message" in e.body) {
-    msg = String((e.body as { message: unknown }).message);
-  }
-  return typeof e?.code === "number" ? `HTTP ${e.code}: ${msg}` : msg;
+  const e = err as { code?: number; body?: unknown; message?: string } | undefined;
+  const serverMsg = (e?.body as { message?: unknown } | undefined)?.message;
+  // ApiError's own message already names the status; the server's message is shorter.
+  if (typeof e?.code === "number" && typeof serverMsg === "string")
+    return `HTTP ${e.code}: ${serverMsg}`;
+  return e?.message ?? String(err);
 }
 
 /** An RFC 3339 string from a timestamp (a string on the wire; a Date in client-node objects). */

@@ -4,6 +4,7 @@
 // type map; the controller and the speaker need a dozen calls. So they talk JSON over
 // keep-alive HTTPS themselves and use client-node for types only (import type: erased).
 import { readFileSync } from "node:fs";
+import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -114,25 +115,11 @@ export class KubeClient {
         this.#target(path, opts.query),
         { method, headers, agent: this.#agent, timeout: 30_000 },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("error", reject);
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            let body: unknown = text;
-            try {
-              body = text === "" ? undefined : JSON.parse(text);
-            } catch {
-              // not JSON (a proxy's error page): keep the text
-            }
+          readBody(res).then((body) => {
             const status = res.statusCode ?? 0;
-            if (status >= 400) {
-              const msg = (body as { message?: string } | undefined)?.message ?? text.slice(0, 200);
-              reject(new ApiError(status, body, `${method} ${path}: HTTP ${status}: ${msg}`));
-            } else {
-              resolve(body as T);
-            }
-          });
+            if (status >= 400) reject(apiError(status, body, `${method} ${path}`));
+            else resolve(body as T);
+          }, reject);
         },
       );
       req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer within 30 s`)));
@@ -182,18 +169,10 @@ export class KubeClient {
       { method: "GET", headers, agent: this.#watchAgent },
       (res) => {
         if ((res.statusCode ?? 0) >= 400) {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            let body: unknown = text;
-            try {
-              body = JSON.parse(text);
-            } catch {}
-            finish(
-              new ApiError(res.statusCode ?? 0, body, `watch ${path}: HTTP ${res.statusCode}`),
-            );
-          });
+          readBody(res).then(
+            (body) => finish(apiError(res.statusCode ?? 0, body, `watch ${path}`)),
+            (err: Error) => finish(err),
+          );
           return;
         }
         let buf = "";
@@ -249,6 +228,32 @@ export class KubeClient {
     const token = this.config.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
   }
+}
+
+/** A response body: parsed JSON, the text when it is not JSON (a proxy's error page), or undefined. */
+function readBody(res: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on("data", (c: Buffer) => chunks.push(c));
+    res.on("error", reject);
+    res.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      if (text === "") return resolve(undefined);
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        resolve(text);
+      }
+    });
+  });
+}
+
+/** An ApiError carrying the server's own message (a Status object's), when it sent one. */
+function apiError(status: number, body: unknown, what: string): ApiError {
+  const msg =
+    (body as { message?: string } | undefined)?.message ??
+    (typeof body === "string" ? body.slice(0, 200) : "");
+  return new ApiError(status, body, `${what}: HTTP ${status}: ${msg}`);
 }
 
 /** Reads a token file at most once a minute: ServiceAccount tokens are rotated in place. */

@@ -2,7 +2,7 @@
 // health/metrics server and the Speaker.
 import { readFileSync } from "node:fs";
 import { Announcer } from "../arp/announcer.ts";
-import { loadClient } from "../k8s/client.ts";
+import { KubeClient } from "../k8s/rest.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Membership } from "./membership.ts";
@@ -27,7 +27,7 @@ export interface RunSpeakerOptions extends SpeakerOptions {
 /** Runs the speaker until SIGTERM/SIGINT, then withdraws and deletes its Lease. */
 export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   const log = createLogger("speaker").child({ node: opts.node });
-  const api = loadClient(opts.kubeconfig);
+  const api = KubeClient.load(opts.kubeconfig);
   const metrics = speakerMetrics();
   let heartbeat: ConstructorParameters<typeof Membership>[1]["heartbeat"];
   if (opts.heartbeatPort > 0) {

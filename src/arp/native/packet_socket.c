@@ -227,14 +227,27 @@ static int attach_filter(int fd, struct sock_filter* f, unsigned short len) {
   return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
 }
 
-static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "EINVAL", "open(ifname, kind, callback) needs 3 arguments");
-    return NULL;
+/*
+ * Reads exactly `want` arguments into argv; false (with a TypeError naming `usage`
+ * pending) when fewer were passed.
+ */
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value* argv,
+                     const char* usage) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, "EINTERNAL", "Node-API call failed: napi_get_cb_info");
+    return false;
   }
+  if (argc < want) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return false;
+  }
+  return true;
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv, "open(ifname, kind, callback) needs 3 arguments")) return NULL;
   char ifname[IFNAMSIZ + 1];
   size_t iflen = 0;
   if (napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &iflen) != napi_ok) {
@@ -416,13 +429,8 @@ static psock* get_handle(napi_env env, napi_value v) {
 }
 
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "EINVAL", "send(handle, frame) needs 2 arguments");
-    return NULL;
-  }
+  if (!get_args(env, info, 2, argv, "send(handle, frame) needs 2 arguments")) return NULL;
   psock* s = get_handle(env, argv[0]);
   if (s == NULL) return NULL;
   if (s->closed) {
@@ -464,13 +472,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "EINVAL", "close(handle) needs 1 argument");
-    return NULL;
-  }
+  if (!get_args(env, info, 1, argv, "close(handle) needs 1 argument")) return NULL;
   psock* s = get_handle(env, argv[0]);
   if (s == NULL) return NULL;
   psock_close(s, 0);
