@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeClient } from "../src/k8s/rest.ts";
+import { KubeClient } from "../src/k8s/client.ts";
 import {
   freePort,
   startControlPlane,

@@ -11,7 +11,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeClient } from "../src/k8s/rest.ts";
+import { KubeClient } from "../src/k8s/client.ts";
 import { startControlPlane, stopControlPlane } from "../test/controlplane/controlplane.ts";
 import { POOL_CIDR } from "../test/lab/addresses.ts";
 import { Lab, randomPrefix, rootNamespaceClash, uplinkAddress } from "../test/lab/lab.ts";

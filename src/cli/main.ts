@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import { DEFAULT_LB_CLASS } from "../controller/service-request.ts";
+import { DEFAULT_LB_CLASS } from "../api/service.ts";
 
 interface OptionSpec {
   type: "string" | "boolean";

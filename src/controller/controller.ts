@@ -8,20 +8,15 @@ import { Allocator } from "../allocator/allocator.ts";
 import type { AllocationResult, PoolReport } from "../allocator/types.ts";
 import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
-import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
+import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
-import type { KubeClient } from "../k8s/rest.ts";
 import type { Logger } from "../observability/log.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import { desiredPoolStatus, type PoolInput, poolStatusChanged, toPoolInput } from "./pools.ts";
-import {
-  ANNOTATIONS,
-  type ClassFilter,
-  isOurs,
-  statusIPs,
-  translateService,
-} from "./service-request.ts";
+import { translateService } from "./service-request.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 /** The Service condition type the controller maintains. */

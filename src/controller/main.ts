@@ -1,7 +1,7 @@
 // `ironlb controller`: leader election, the health/metrics server and the Controller.
 import { hostname } from "node:os";
+import { KubeClient } from "../k8s/client.ts";
 import { LeaderElector } from "../k8s/leader-election.ts";
-import { KubeClient } from "../k8s/rest.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";

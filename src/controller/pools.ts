@@ -1,7 +1,7 @@
 // IPAddressPool objects to allocator pools, and allocator reports back to pool status.
 import type { PoolReport, PoolSpec } from "../allocator/types.ts";
 import { type IPAddressPool, parseIPAddressPool, poolConditions } from "../api/ipaddresspool.ts";
-import { timestamp } from "../k8s/client.ts";
+import { timestamp } from "../k8s/errors.ts";
 
 export interface PoolInput {
   name: string;

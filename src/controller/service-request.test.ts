@@ -1,6 +1,7 @@
 import type { V1Service } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { isOurs, statusIPs, translateService } from "./service-request.ts";
+import { isOurs, statusIPs } from "../api/service.ts";
+import { translateService } from "./service-request.ts";
 
 function svc(spec: V1Service["spec"] = {}, annotations: Record<string, string> = {}): V1Service {
   return {

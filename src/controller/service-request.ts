@@ -1,69 +1,13 @@
-// Translating a Service into what the allocator needs, and deciding which Services ironlb
-// handles. Pure: bad annotations become errors to report, never exceptions.
+// Translating a Service into what the allocator needs (the shared rules about Services
+// are in src/api/service.ts). Pure: bad annotations become errors to report, never exceptions.
 import { isIP } from "node:net";
 import type { V1Service } from "@kubernetes/client-node";
 import type { Family, PortKey, ServiceRequest } from "../allocator/types.ts";
-
-/** The annotation keys ironlb reads, and the MetalLB spellings it accepts for migration. */
-export const ANNOTATIONS = {
-  loadBalancerIPs: "ironlb.dev/loadBalancerIPs",
-  addressPool: "ironlb.dev/address-pool",
-  allowSharedIP: "ironlb.dev/allow-shared-ip",
-  /** Written by the controller: the pool the Service's IPs come from. */
-  allocatedFromPool: "ironlb.dev/ip-allocated-from-pool",
-} as const;
-
-const METALLB_PREFIXES = ["metallb.io/", "metallb.universe.tf/"];
-
-/** The default `spec.loadBalancerClass` ironlb answers to. */
-export const DEFAULT_LB_CLASS = "ironlb.dev/lb";
-
-export interface ClassFilter {
-  /** The loadBalancerClass handled (default ironlb.dev/lb). */
-  lbClass: string;
-  /** Whether Services without a loadBalancerClass are handled (default true). */
-  handleUnclassed: boolean;
-}
-
-/** True when the Service is a LoadBalancer that this ironlb instance is responsible for. */
-export function isOurs(svc: V1Service, filter: ClassFilter): boolean {
-  if (svc.spec?.type !== "LoadBalancer") return false;
-  const cls = svc.spec.loadBalancerClass;
-  return cls === undefined || cls === "" ? filter.handleUnclassed : cls === filter.lbClass;
-}
+import { ANNOTATIONS, annotation } from "../api/service.ts";
 
 export type TranslateResult =
   | { ok: true; request: ServiceRequest; warnings: string[] }
   | { ok: false; error: string; warnings: string[] };
-
-/**
- * Reads one ironlb annotation, falling back to the MetalLB spellings with a warning that
- * names the ironlb key to use instead. Both spellings set with different values is an error.
- */
-function annotation(
-  annotations: Record<string, string>,
-  key: string,
-  warnings: string[],
-): { value?: string; error?: string } {
-  const own = annotations[key];
-  const suffix = key.slice("ironlb.dev/".length);
-  for (const prefix of METALLB_PREFIXES) {
-    const alias = annotations[prefix + suffix];
-    if (alias === undefined) continue;
-    if (own !== undefined && own.trim() !== alias.trim()) {
-      return {
-        error: `annotations ${key}="${own}" and ${prefix + suffix}="${alias}" disagree; remove ${prefix + suffix}`,
-      };
-    }
-    if (own === undefined) {
-      warnings.push(
-        `annotation ${prefix + suffix} is read for compatibility with MetalLB; use ${key} instead`,
-      );
-      return { value: alias.trim() };
-    }
-  }
-  return { value: own?.trim() };
-}
 
 function familyOf(ip: string): Family | undefined {
   const v = isIP(ip);
@@ -157,9 +101,4 @@ export function translateService(
   if (shareAnn.value) request.sharingKey = shareAnn.value;
   if (spec.selector) request.selector = spec.selector;
   return { ok: true, request, warnings };
-}
-
-/** The IPs currently published in a Service's status, in order. */
-export function statusIPs(svc: V1Service): string[] {
-  return (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "").filter((ip) => ip !== "");
 }

@@ -3,8 +3,8 @@
 // so a Service that keeps failing does not flood the API.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../observability/log.ts";
-import { describeError } from "./client.ts";
-import type { KubeClient } from "./rest.ts";
+import type { KubeClient } from "./client.ts";
+import { describeError } from "./errors.ts";
 
 /** The object an Event is about. */
 export interface EventTarget {

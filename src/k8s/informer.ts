@@ -4,8 +4,8 @@
 // change in order, and the first complete list marks the cache synced.
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../observability/log.ts";
-import { describeError, httpStatus } from "./client.ts";
-import type { KubeClient, Query, WatchHandle } from "./rest.ts";
+import type { KubeClient, Query, WatchHandle } from "./client.ts";
+import { describeError, httpStatus } from "./errors.ts";
 
 export interface InformerHandlers<T> {
   add?(obj: T): void;

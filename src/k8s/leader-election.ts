@@ -3,8 +3,8 @@
 // races; a leader that cannot renew in time steps down before another can take over.
 import type { V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "../observability/log.ts";
-import { describeError, httpStatus } from "./client.ts";
-import type { KubeClient } from "./rest.ts";
+import type { KubeClient } from "./client.ts";
+import { describeError, httpStatus } from "./errors.ts";
 
 export interface LeaderElectionOptions {
   namespace: string;

@@ -2,7 +2,7 @@
 // health/metrics server and the Speaker.
 import { readFileSync } from "node:fs";
 import { Announcer } from "../arp/announcer.ts";
-import { KubeClient } from "../k8s/rest.ts";
+import { KubeClient } from "../k8s/client.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Membership } from "./membership.ts";

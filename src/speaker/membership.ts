@@ -7,10 +7,10 @@
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import type { V1Lease } from "@kubernetes/client-node";
-import { describeError, httpStatus, timestamp } from "../k8s/client.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { Informer } from "../k8s/informer.ts";
 import { microTime } from "../k8s/leader-election.ts";
-import type { KubeClient } from "../k8s/rest.ts";
 import type { Logger } from "../observability/log.ts";
 import { decodeHeartbeat, encodeHeartbeat, HeartbeatTracker } from "./heartbeat.ts";
 

@@ -9,12 +9,12 @@ import { parseEntry, parseIP } from "../allocator/addresses.ts";
 import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import type { L2Advertisement } from "../api/l2advertisement.ts";
+import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
-import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../controller/service-request.ts";
-import { describeError } from "../k8s/client.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { describeError } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
-import type { KubeClient } from "../k8s/rest.ts";
 import type { Logger } from "../observability/log.ts";
 import { chooseOwner } from "./election.ts";
 import {

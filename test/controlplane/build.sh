@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the pinned control-plane binaries (kube-apiserver, kubectl, etcd, helm) from
-# their Go modules into a cache outside the repository, and prints the folder holding
-# them as its last line. A build is reused while the pins (the go.mod/go.sum files and
+# Builds the pinned Kubernetes binaries from their Go modules into a cache outside the
+# repository, and prints the folder holding them as its last line: the control plane
+# (kube-apiserver, etcd, kubectl, helm) for the integration tier, and kubelet, kube-proxy,
+# kube-controller-manager and kube-scheduler for the real-cluster lab. A build is reused while the pins (the go.mod/go.sum files and
 # this script) are unchanged, so only the first run is slow.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 cache_root="${IRONLB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ironlb}"
 pin=$( (cat "$here"/gomod/*/go.mod "$here"/gomod/*/go.sum "$0"; echo "$HELM_MODULE@$HELM_VERSION") | sha256sum | cut -c1-16)
 out="$cache_root/bin/$pin"
-want=(kube-apiserver kubectl etcd helm)
+want=(kube-apiserver kubectl etcd helm kubelet kube-proxy kube-controller-manager kube-scheduler)
 
 complete() { for b in "${want[@]}"; do [ -x "$out/$b" ] || return 1; done; }
 if complete; then echo "$out"; exit 0; fi
@@ -47,11 +48,19 @@ ldflags="-s -w -X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.git
 say "building etcd (first build takes a minute or two)"
 (cd "$here/gomod/etcd" && go build -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
 say "building helm ${HELM_VERSION}"
-GOBIN="$tmp" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "$HELM_MODULE/cmd/helm@$HELM_VERSION"
-for cmd in kubectl kube-apiserver; do
-  say "building $cmd ${K8S_VERSION} (the first kube-apiserver build takes 5-15 minutes on 2 cores)"
-  (cd "$here/gomod/kubernetes" && go build -ldflags "$ldflags" -o "$tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd")
-done
+# As helm's Makefile does: the Kubernetes version it assumes without --kube-version is
+# the one of its client-go (v0.X.Y -> 1.X), else `helm template`/`lint` assume 1.20.
+helm_k8s_minor=37
+hv=helm.sh/helm/v3
+GOBIN="$tmp" go install -ldflags "-s -w -X $hv/internal/version.version=$HELM_VERSION \
+  -X $hv/pkg/lint/rules.k8sVersionMajor=1 -X $hv/pkg/lint/rules.k8sVersionMinor=$helm_k8s_minor \
+  -X $hv/pkg/chartutil.k8sVersionMajor=1 -X $hv/pkg/chartutil.k8sVersionMinor=$helm_k8s_minor" \
+  "$HELM_MODULE/cmd/helm@$HELM_VERSION"
+say "building kubectl kube-apiserver kubelet kube-proxy kube-controller-manager kube-scheduler ${K8S_VERSION} (the first build takes 10-20 minutes on 2 cores)"
+(cd "$here/gomod/kubernetes" && go build -ldflags "$ldflags" -o "$tmp/" \
+  k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet \
+  k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler)
 rm -rf "$out"; mv "$tmp" "$out"
 say "done in $((SECONDS - start)) s: $out"
 echo "$out"

@@ -2,7 +2,7 @@
 // and ServiceAccount tokens that authenticate (what the chart's pods rely on).
 import { readFileSync } from "node:fs";
 import { describe, expect, inject, it } from "vitest";
-import { KubeClient } from "../../src/k8s/rest.ts";
+import { KubeClient } from "../../src/k8s/client.ts";
 import { clients, createNamespace } from "../support/cluster.ts";
 
 describe("test control plane", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fromKubeconfig } from "./rest.ts";
+import { fromKubeconfig } from "./client.ts";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const kubeconfig = (user: string, extra = "") => `apiVersion: v1
