@@ -18,11 +18,17 @@ command -v python3 >/dev/null || need+=(python3)
 command -v flock >/dev/null || need+=(util-linux)
 command -v pgrep >/dev/null || need+=(procps)
 [ -f /usr/include/node/node_api.h ] || need+=(libnode-dev)
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || { say "missing Debian packages ${need[*]} and not root to install them"; exit 1; }
-  say "installing Debian packages: ${need[*]}"
+# The Vagrant lab cannot boot here; test/unit/vagrant-lab.test.ts checks it with these.
+# Without recommends: vagrant recommends vagrant-libvirt, i.e. qemu and some 400 packages.
+norec=()
+command -v shellcheck >/dev/null || norec+=(shellcheck)
+command -v vagrant >/dev/null || norec+=(vagrant)
+if [ $((${#need[@]} + ${#norec[@]})) -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { say "missing Debian packages ${need[*]} ${norec[*]} and not root to install them"; exit 1; }
+  say "installing Debian packages: ${need[*]} ${norec[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#norec[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${norec[@]}" >/dev/null
 fi
 command -v go >/dev/null || { say "Go >= 1.26 is needed to build kube-apiserver and etcd for the tests; install it (apt-get install golang-go, if recent enough)"; exit 1; }
 

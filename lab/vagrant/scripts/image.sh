@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the ironlb image on this VM from the synced repository (/ironlb) with buildah and
+# gives it to containerd as localhost/ironlb:<version>, the reference `npm run image` makes
+# and the chart is installed with (pullPolicy Never: no registry involved). Every node
+# builds its own copy, because the synced folder only goes from the host to the VMs.
+# Re-run after changing the sources: `vagrant rsync && vagrant provision --provision-with image`.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source /ironlb/lab/vagrant/scripts/lib.sh
+need NODE_NAME IRONLB_VERSION NODE_IMAGE
+
+[[ -f /ironlb/Dockerfile ]] || die "/ironlb/Dockerfile is missing: the repository is not synced (vagrant rsync)"
+# Not the recommended crun/netavark: runc is there already (scripts/common.sh), and the
+# build uses the VM's own network.
+apt_install buildah
+
+ref=localhost/ironlb:$IRONLB_VERSION
+archive=$cache/ironlb-$IRONLB_VERSION.tar
+say "building $ref from $NODE_IMAGE (a few minutes the first time)"
+cd /ironlb
+buildah bud --runtime /usr/local/sbin/runc --network host --layers --quiet \
+	--build-arg NODE_IMAGE="$NODE_IMAGE" -t "$ref" -f Dockerfile . >/dev/null
+rm -f "$archive.partial"
+buildah push --quiet "$ref" "docker-archive:$archive.partial:$ref" >/dev/null
+mv "$archive.partial" "$archive"
+ctr -n k8s.io images import "$archive" >/dev/null
+ctr -n k8s.io images ls -q | grep -qxF "$ref" || die "containerd does not list $ref after the import"
+rm -f "$archive"
+say "$ref is in containerd ($(buildah images --format '{{.Size}}' "$ref" | head -n1))"
