@@ -4,11 +4,18 @@
 // type map; the controller and the speaker need a dozen calls. So they talk JSON over
 // keep-alive HTTPS themselves and use client-node for types only (import type: erased).
 import { readFileSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
-import { Agent, request } from "node:https";
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type RequestOptions,
+} from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { load as loadYaml } from "js-yaml";
+import { cachedFileToken, kubeconfigPaths, loadKubeconfigs } from "./kubeconfig.ts";
+
+export { fromKubeconfig } from "./kubeconfig.ts";
 
 /** An error answer of the API server: `code` is the HTTP status, `body` the Status object. */
 export class ApiError extends Error {
@@ -41,54 +48,118 @@ export interface WatchEvent<T> {
   object: T;
 }
 
-/** A running watch; abort() ends it (onDone is then called with no error). */
+/** A running watch; abort() ends it (onDone is then not called). */
 export interface WatchHandle {
   abort(): void;
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
-/** JSON over HTTPS with connection reuse; one instance per process. */
+/** Options of one request. */
+export interface RequestOpts {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  /** Aborts the request (e.g. a lease renewal past its deadline). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Guards writes: a leader-elected component passes its elector, so that once it may no
+ * longer lead no write leaves the process and writes in flight are cut off.
+ */
+export interface WriteFence {
+  /** Throws when writes are not allowed now; else a signal that aborts when they stop being. */
+  writeSignal(): AbortSignal;
+}
+
+/** How informers built on this client watch (the components set these from flags). */
+export interface WatchSettings {
+  /**
+   * A watch that brings no event and no bookmark for this long is restarted; the API
+   * server sends a bookmark about every minute, so the default is two and a half of those.
+   */
+  silenceTimeoutMs: number;
+}
+
+/** TCP keepalive probes on watch connections start after this much idle time. */
+const WATCH_KEEPALIVE_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** JSON over HTTPS (or HTTP, e.g. kubectl proxy) with connection reuse; one instance per process. */
 export class KubeClient {
   readonly config: ApiConfig;
-  readonly #agent: Agent;
-  readonly #watchAgent: Agent;
+  readonly #agent: HttpAgent;
+  readonly #watchAgent: HttpAgent;
   readonly #url: URL;
+  readonly #request: typeof httpRequest;
+  readonly #fence: WriteFence | undefined;
+  /** Informers started on this client report here, so health checks can see all of them. */
+  readonly watches: Set<WatchHealth>;
+  readonly watchSettings: WatchSettings;
 
-  constructor(config: ApiConfig) {
+  constructor(config: ApiConfig, shared?: KubeClient, fence?: WriteFence) {
     this.config = config;
     this.#url = new URL(config.server);
+    this.#fence = fence;
+    if (shared) {
+      this.#agent = shared.#agent;
+      this.#watchAgent = shared.#watchAgent;
+      this.#request = shared.#request;
+      this.watches = shared.watches;
+      this.watchSettings = shared.watchSettings;
+      return;
+    }
+    this.watches = new Set();
+    this.watchSettings = { silenceTimeoutMs: 150_000 };
+    if (this.#url.protocol === "http:") {
+      this.#request = httpRequest;
+      this.#agent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+      this.#watchAgent = new HttpAgent({ keepAlive: false });
+      return;
+    }
     const tls = {
       ca: config.ca,
       cert: config.cert,
       key: config.key,
       rejectUnauthorized: !config.insecureSkipTLSVerify,
     };
-    this.#agent = new Agent({ ...tls, keepAlive: true, maxSockets: 64 });
+    this.#request = httpsRequest as unknown as typeof httpRequest;
+    this.#agent = new HttpsAgent({ ...tls, keepAlive: true, maxSockets: 64 });
     // Watches hold their connection for minutes: a pool of their own, so they never
     // take the sockets that short requests queue for.
-    this.#watchAgent = new Agent({ ...tls, keepAlive: false });
+    this.#watchAgent = new HttpsAgent({ ...tls, keepAlive: false });
   }
 
   /**
-   * From a kubeconfig file (the given path, $KUBECONFIG, ~/.kube/config) or, in a pod,
-   * the ServiceAccount. Certificates, keys and tokens may be inline or files; exec and
-   * auth-provider plugins are not supported (run in the cluster, or use a token/cert).
+   * A view of this client (same connections, watches and settings) whose writes pass the
+   * fence: refused when it says so, aborted when it closes.
+   */
+  fenced(fence: WriteFence): KubeClient {
+    return new KubeClient(this.config, this, fence);
+  }
+
+  /**
+   * From a kubeconfig (the given path, else every file in $KUBECONFIG merged as kubectl
+   * does, else ~/.kube/config) or, in a pod, the ServiceAccount. Certificates, keys and
+   * tokens may be inline or files; exec and auth-provider plugins are not supported (run
+   * in the cluster, or use a token/cert).
    */
   static load(path?: string): KubeClient {
-    const file = path ?? process.env.KUBECONFIG?.split(":")[0] ?? join(homedir(), ".kube/config");
-    let text: string | undefined;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      if (path) throw new Error(`cannot read kubeconfig ${path}: ${(err as Error).message}`);
+    if (path) {
+      const cfg = loadKubeconfigs([path]);
+      if (!cfg) throw new Error(`cannot read kubeconfig ${path}: no such file`);
+      return new KubeClient(cfg);
     }
-    if (text !== undefined) return new KubeClient(fromKubeconfig(text, file));
+    const listed = kubeconfigPaths(process.env.KUBECONFIG);
+    const files = listed.length > 0 ? listed : [join(homedir(), ".kube/config")];
+    const cfg = loadKubeconfigs(files);
+    if (cfg) return new KubeClient(cfg);
     const host = process.env.KUBERNETES_SERVICE_HOST;
     const port = process.env.KUBERNETES_SERVICE_PORT ?? "443";
     if (!host)
       throw new Error(
-        `no kubeconfig at ${file} and not running in a pod (KUBERNETES_SERVICE_HOST unset)`,
+        `no kubeconfig at ${files.join(":")} and not running in a pod (KUBERNETES_SERVICE_HOST unset)`,
       );
     return new KubeClient({
       server: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
@@ -101,8 +172,12 @@ export class KubeClient {
   async request<T>(
     method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
     path: string,
-    opts: { query?: Query; body?: unknown; contentType?: string } = {},
+    opts: RequestOpts = {},
   ): Promise<T> {
+    const signals = opts.signal ? [opts.signal] : [];
+    if (method !== "GET" && this.#fence) signals.push(this.#fence.writeSignal());
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    signal?.throwIfAborted();
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const headers: Record<string, string> = { accept: "application/json" };
     if (payload) {
@@ -111,50 +186,65 @@ export class KubeClient {
     }
     this.#auth(headers);
     return new Promise<T>((resolve, reject) => {
-      const req = request(
-        this.#target(path, opts.query),
-        { method, headers, agent: this.#agent, timeout: 30_000 },
-        (res) => {
-          readBody(res).then((body) => {
-            const status = res.statusCode ?? 0;
-            if (status >= 400) reject(apiError(status, body, `${method} ${path}`));
-            else resolve(body as T);
-          }, reject);
-        },
+      const options: RequestOptions = {
+        method,
+        headers,
+        agent: this.#agent,
+        timeout: REQUEST_TIMEOUT_MS,
+        signal,
+      };
+      const req = this.#request(this.#target(path, opts.query), options, (res) => {
+        readBody(res).then((body) => {
+          const status = res.statusCode ?? 0;
+          if (status >= 400) reject(apiError(status, body, `${method} ${path}`));
+          else resolve(body as T);
+        }, reject);
+      });
+      req.on("timeout", () =>
+        req.destroy(
+          new Error(`${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS / 1000} s`),
+        ),
       );
-      req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer within 30 s`)));
       req.on("error", reject);
       req.end(payload);
     });
   }
 
-  get<T>(path: string, query?: Query): Promise<T> {
-    return this.request<T>("GET", path, { query });
+  get<T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> {
+    return this.request<T>("GET", path, { query, signal });
   }
-  create<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>("POST", path, { body });
+  create<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.request<T>("POST", path, { body, signal });
   }
-  replace<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>("PUT", path, { body });
+  replace<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.request<T>("PUT", path, { body, signal });
   }
   /** A JSON merge patch (RFC 7386): null removes a field. */
-  mergePatch<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>("PATCH", path, { body, contentType: "application/merge-patch+json" });
+  mergePatch<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.request<T>("PATCH", path, {
+      body,
+      contentType: "application/merge-patch+json",
+      signal,
+    });
   }
-  delete<T>(path: string): Promise<T> {
-    return this.request<T>("DELETE", path);
+  delete<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return this.request<T>("DELETE", path, { signal });
   }
 
   /**
-   * Watches a collection from `resourceVersion`; events arrive one by one as the server
-   * streams them. onDone is called once, with an error unless the watch was aborted or the
-   * server ended it normally (it does so every few minutes; the caller re-watches).
+   * Watches a collection from `resourceVersion` (with bookmarks); events arrive one by one
+   * as the server streams them. onOpen is called when the server has accepted the watch.
+   * onDone is called once, with an error unless the server ended the watch normally (it
+   * does when `timeoutSeconds` pass; the caller re-watches); never after abort().
+   * The connection has TCP keepalive, so a peer that vanished is noticed by the kernel;
+   * a peer that is there but silent is the caller's to notice (see Informer).
    */
   watch<T>(
     path: string,
     query: Query,
     onEvent: (ev: WatchEvent<T>) => void,
     onDone: (err?: Error) => void,
+    onOpen?: () => void,
   ): WatchHandle {
     const headers: Record<string, string> = { accept: "application/json" };
     this.#auth(headers);
@@ -164,7 +254,7 @@ export class KubeClient {
       done = true;
       onDone(err);
     };
-    const req = request(
+    const req = this.#request(
       this.#target(path, { ...query, watch: true, allowWatchBookmarks: true }),
       { method: "GET", headers, agent: this.#watchAgent },
       (res) => {
@@ -175,12 +265,13 @@ export class KubeClient {
           );
           return;
         }
+        if (!done) onOpen?.();
         let buf = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           buf += chunk;
           let nl = buf.indexOf("\n");
-          while (nl >= 0) {
+          while (nl >= 0 && !done) {
             const line = buf.slice(0, nl);
             buf = buf.slice(nl + 1);
             nl = buf.indexOf("\n");
@@ -207,6 +298,7 @@ export class KubeClient {
         res.on("close", () => finish());
       },
     );
+    req.on("socket", (socket) => socket.setKeepAlive(true, WATCH_KEEPALIVE_MS));
     req.on("error", (err) => finish(err));
     req.end();
     return {
@@ -228,6 +320,24 @@ export class KubeClient {
     const token = this.config.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
   }
+}
+
+/** What an informer tells health checks about itself. */
+export interface WatchHealth {
+  readonly what: string;
+  readonly isSynced: boolean;
+  /** Why this watch is not making progress, or undefined when it is. */
+  stalled(): string | undefined;
+}
+
+/** Problems of the watches started on a client: empty when every one makes progress. */
+export function stalledWatches(client: KubeClient): string[] {
+  const out: string[] = [];
+  for (const w of client.watches) {
+    const why = w.stalled();
+    if (why) out.push(why);
+  }
+  return out;
 }
 
 /** A response body: parsed JSON, the text when it is not JSON (a proxy's error page), or undefined. */
@@ -254,82 +364,4 @@ function apiError(status: number, body: unknown, what: string): ApiError {
     (body as { message?: string } | undefined)?.message ??
     (typeof body === "string" ? body.slice(0, 200) : "");
   return new ApiError(status, body, `${what}: HTTP ${status}: ${msg}`);
-}
-
-/** Reads a token file at most once a minute: ServiceAccount tokens are rotated in place. */
-function cachedFileToken(file: string): () => string {
-  let value = "";
-  let readAt = 0;
-  return () => {
-    if (Date.now() - readAt > 60_000) {
-      value = readFileSync(file, "utf8").trim();
-      readAt = Date.now();
-    }
-    return value;
-  };
-}
-
-interface Kubeconfig {
-  "current-context"?: string;
-  contexts?: { name: string; context: { cluster: string; user: string } }[];
-  clusters?: {
-    name: string;
-    cluster: {
-      server: string;
-      "certificate-authority"?: string;
-      "certificate-authority-data"?: string;
-      "insecure-skip-tls-verify"?: boolean;
-    };
-  }[];
-  users?: {
-    name: string;
-    user: {
-      "client-certificate"?: string;
-      "client-certificate-data"?: string;
-      "client-key"?: string;
-      "client-key-data"?: string;
-      token?: string;
-      tokenFile?: string;
-      exec?: unknown;
-      "auth-provider"?: unknown;
-    };
-  }[];
-}
-
-/** Parses a kubeconfig's current context into an ApiConfig. Exported for tests. */
-export function fromKubeconfig(text: string, file: string): ApiConfig {
-  let kc: Kubeconfig;
-  try {
-    kc = (loadYaml(text) ?? {}) as Kubeconfig;
-  } catch (err) {
-    throw new Error(`kubeconfig ${file} is not valid YAML: ${(err as Error).message}`);
-  }
-  const ctxName = kc["current-context"];
-  const ctx = kc.contexts?.find((c) => c.name === ctxName)?.context;
-  if (!ctx) throw new Error(`kubeconfig ${file}: current-context "${ctxName ?? ""}" not found`);
-  const cluster = kc.clusters?.find((c) => c.name === ctx.cluster)?.cluster;
-  if (!cluster?.server)
-    throw new Error(`kubeconfig ${file}: cluster "${ctx.cluster}" has no server`);
-  const user = kc.users?.find((u) => u.name === ctx.user)?.user ?? {};
-  if (user.exec || user["auth-provider"]) {
-    throw new Error(
-      `kubeconfig ${file}: user "${ctx.user}" uses an exec/auth-provider plugin, which ironlb does not run; use a token or client certificate`,
-    );
-  }
-  const dataOrFile = (data?: string, path?: string) =>
-    data ? Buffer.from(data, "base64") : path ? readFileSync(path) : undefined;
-  const cfg: ApiConfig = {
-    server: cluster.server,
-    ca: dataOrFile(cluster["certificate-authority-data"], cluster["certificate-authority"]),
-    cert: dataOrFile(user["client-certificate-data"], user["client-certificate"]),
-    key: dataOrFile(user["client-key-data"], user["client-key"]),
-    insecureSkipTLSVerify: cluster["insecure-skip-tls-verify"] === true,
-  };
-  if (user.token) {
-    const t = user.token;
-    cfg.token = () => t;
-  } else if (user.tokenFile) {
-    cfg.token = cachedFileToken(user.tokenFile);
-  }
-  return cfg;
 }

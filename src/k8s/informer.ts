@@ -1,10 +1,17 @@
-// A watch-backed cache of one resource type: list once, then watch from the list's
-// resourceVersion; on "410 Gone" list again (reporting objects that vanished meanwhile
-// as deleted); on any other failure re-watch with backoff. Handlers see every object
-// change in order, and the first complete list marks the cache synced.
+// A watch-backed cache of one resource type, behaving like client-go's reflector: list,
+// then watch from the list's resourceVersion with bookmarks and a server-side timeout
+// (randomized 5-10 min, so that replicas do not reconnect in step); on "410 Gone" list
+// again (reporting objects that vanished meanwhile as deleted); on any other failure
+// re-watch after a backoff with jitter. A watch that brings neither an event nor a
+// bookmark for the silence timeout is presumed stuck (a frozen connection or proxy:
+// TCP keepalive cannot see those) and restarted. Handlers see every change in order,
+// never an update whose resourceVersion did not change; the first complete list marks
+// the cache synced. Progress (a list, an open watch, an event, a bookmark) is recorded
+// on a monotonic clock for health checks.
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../observability/log.ts";
-import type { KubeClient, Query, WatchHandle } from "./client.ts";
+import type { KubeClient, Query, WatchHandle, WatchHealth } from "./client.ts";
+import { type Clock, monotonicClock, type TimerHandle, unref } from "./clock.ts";
 import { describeError, httpStatus } from "./errors.ts";
 
 export interface InformerHandlers<T> {
@@ -13,28 +20,57 @@ export interface InformerHandlers<T> {
   delete?(obj: T): void;
 }
 
+export interface InformerOptions<T> {
+  /**
+   * Reduces each object to what the component needs before it is cached and handed to
+   * the handlers (memory: thousands of full objects add up). It must keep
+   * metadata.name, namespace and resourceVersion.
+   */
+  transform?: (obj: T) => T;
+  /** Default: the client's watchSettings.silenceTimeoutMs. */
+  silenceTimeoutMs?: number;
+  /** Default: the process's monotonic clock and timers. */
+  clock?: Clock;
+  /** Default: Math.random (jitter of the backoff and of the server-side timeout). */
+  random?: () => number;
+}
+
 interface List<T> {
   metadata?: { resourceVersion?: string; continue?: string };
   items: T[];
 }
 
 const PAGE = 500;
+const BACKOFF_START_MS = 250;
+const BACKOFF_MAX_MS = 30_000;
+/** Server-side watch timeout range, as client-go's reflector: [5, 10) minutes. */
+const WATCH_TIMEOUT_MIN_S = 300;
 
 /** A resource cache plus change notifications. */
-export class Informer<T extends KubernetesObject> {
+export class Informer<T extends KubernetesObject> implements WatchHealth {
+  readonly what: string;
   readonly #client: KubeClient;
   readonly #path: string;
   readonly #query: Query;
   readonly #handlers: InformerHandlers<T>;
   readonly #log: Logger;
   readonly #objects = new Map<string, T>();
+  readonly #transform: ((obj: T) => T) | undefined;
+  readonly #silenceOpt: number | undefined;
+  readonly #clock: Clock;
+  readonly #random: () => number;
   #rv = "";
   #watch: WatchHandle | undefined;
   #synced = false;
+  #started = false;
   #stopped = false;
-  #backoffMs = 250;
+  #backoffMs = BACKOFF_START_MS;
   #syncWaiters: (() => void)[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #retryTimer: TimerHandle;
+  #silenceTimer: TimerHandle;
+  #lastProgress = 0;
+  /** Counts watch (re)starts; tells a stale callback of an earlier watch from the current one. */
+  #generation = 0;
 
   /**
    * @param path the collection, e.g. "/api/v1/services"
@@ -46,17 +82,27 @@ export class Informer<T extends KubernetesObject> {
     handlers: InformerHandlers<T>,
     log: Logger,
     query: Query = {},
+    opts: InformerOptions<T> = {},
   ) {
     this.#client = client;
     this.#path = path;
     this.#query = query;
     this.#handlers = handlers;
     this.#log = log.child({ watch: path });
+    this.#transform = opts.transform;
+    this.#silenceOpt = opts.silenceTimeoutMs;
+    this.#clock = opts.clock ?? monotonicClock;
+    this.#random = opts.random ?? Math.random;
+    this.what = query.labelSelector ? `${path}?labelSelector=${query.labelSelector}` : path;
   }
 
   /** Starts listing and watching in the background. */
   async start(): Promise<void> {
+    if (this.#started && !this.#stopped) return;
+    this.#started = true;
     this.#stopped = false;
+    this.#lastProgress = this.#clock.now();
+    this.#client.watches.add(this);
     void this.#run();
   }
 
@@ -68,6 +114,11 @@ export class Informer<T extends KubernetesObject> {
 
   get isSynced(): boolean {
     return this.#synced;
+  }
+
+  /** The last resourceVersion seen (from a list, an event or a bookmark). */
+  get resourceVersion(): string {
+    return this.#rv;
   }
 
   get(name: string, namespace?: string): T | undefined {
@@ -82,17 +133,42 @@ export class Informer<T extends KubernetesObject> {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#client.watches.delete(this);
+    this.#clock.clearTimeout(this.#retryTimer);
+    this.#clock.clearTimeout(this.#silenceTimer);
     this.#watch?.abort();
+    this.#watch = undefined;
+  }
+
+  /**
+   * Why this informer makes no progress, or undefined. Healthy watches make progress at
+   * least once per silence timeout (a bookmark, or the restart the timeout causes); this
+   * says "stalled" after twice that with none: a restart too brought nothing.
+   */
+  stalled(): string | undefined {
+    if (!this.#started || this.#stopped) return undefined;
+    const quiet = this.#clock.now() - this.#lastProgress;
+    if (quiet <= 2 * this.#silenceMs()) return undefined;
+    return `watch ${this.what}: no progress for ${Math.round(quiet / 1000)} s`;
+  }
+
+  #silenceMs(): number {
+    return this.#silenceOpt ?? this.#client.watchSettings.silenceTimeoutMs;
+  }
+
+  #progress(): void {
+    this.#lastProgress = this.#clock.now();
   }
 
   async #run(): Promise<void> {
     if (this.#stopped) return;
+    const gen = ++this.#generation;
     try {
       if (!this.#rv) await this.#relist();
-      this.#startWatch();
+      if (gen !== this.#generation || this.#stopped) return;
+      this.#startWatch(gen);
     } catch (err) {
-      this.#retry(err);
+      if (gen === this.#generation) this.#retry(err);
     }
   }
 
@@ -106,6 +182,8 @@ export class Informer<T extends KubernetesObject> {
         limit: PAGE,
         continue: cont,
       });
+      if (this.#stopped) return;
+      this.#progress();
       rv = page.metadata?.resourceVersion ?? rv;
       cont = page.metadata?.continue || undefined;
       for (const obj of page.items ?? []) {
@@ -126,57 +204,95 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  #startWatch(): void {
-    if (this.#stopped) return;
+  #startWatch(gen: number): void {
+    const timeoutSeconds = WATCH_TIMEOUT_MIN_S + Math.floor(this.#random() * WATCH_TIMEOUT_MIN_S);
+    this.#armSilence(gen);
     this.#watch = this.#client.watch<T>(
       this.#path,
-      { ...this.#query, resourceVersion: this.#rv },
+      { ...this.#query, resourceVersion: this.#rv, timeoutSeconds },
       (ev) => {
-        this.#backoffMs = 250;
+        if (gen !== this.#generation) return;
+        this.#progress();
+        this.#armSilence(gen);
+        this.#backoffMs = BACKOFF_START_MS;
         const obj = ev.object;
         if (ev.type === "BOOKMARK") {
           this.#rv = obj.metadata?.resourceVersion ?? this.#rv;
           return;
         }
         if (ev.type === "DELETED") {
-          this.#objects.delete(keyOf(obj));
-          this.#handlers.delete?.(obj);
+          const key = keyOf(obj);
+          const cached = this.#objects.get(key);
+          this.#objects.delete(key);
+          this.#handlers.delete?.(cached ?? this.#reduce(obj));
         } else {
           this.#upsert(obj);
         }
         this.#rv = obj.metadata?.resourceVersion ?? this.#rv;
       },
       (err) => {
-        if (this.#stopped) return;
+        if (gen !== this.#generation || this.#stopped) return;
+        this.#clock.clearTimeout(this.#silenceTimer);
         if (!err) {
-          // The server ends watches every few minutes: continue where we were.
+          // The server ended the watch at timeoutSeconds: continue where we were.
           void this.#run();
           return;
         }
         if (httpStatus(err) === 410) this.#rv = ""; // too old: list again
         this.#retry(err);
       },
+      () => {
+        if (gen !== this.#generation) return;
+        this.#progress();
+        this.#armSilence(gen);
+      },
     );
   }
 
-  #upsert(obj: T): void {
+  #armSilence(gen: number): void {
+    this.#clock.clearTimeout(this.#silenceTimer);
+    const ms = this.#silenceMs();
+    this.#silenceTimer = unref(
+      this.#clock.setTimeout(() => {
+        if (gen !== this.#generation || this.#stopped) return;
+        this.#watch?.abort();
+        this.#watch = undefined;
+        this.#retry(
+          new Error(`no event and no bookmark for ${Math.round(ms / 1000)} s; the watch is stuck`),
+        );
+      }, ms),
+    );
+  }
+
+  #reduce(obj: T): T {
     // Nothing reads managedFields; with thousands of objects they would be most of the cache.
     if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
-    const key = keyOf(obj);
-    const had = this.#objects.has(key);
+    return this.#transform ? this.#transform(obj) : obj;
+  }
+
+  #upsert(raw: T): void {
+    const key = keyOf(raw);
+    const old = this.#objects.get(key);
+    const rv = raw.metadata?.resourceVersion;
+    // A re-list or a re-watch repeats objects we already have: nothing changed.
+    if (old && rv !== undefined && old.metadata?.resourceVersion === rv) return;
+    const obj = this.#reduce(raw);
     this.#objects.set(key, obj);
-    if (had) this.#handlers.update?.(obj);
+    if (old) this.#handlers.update?.(obj);
     else this.#handlers.add?.(obj);
   }
 
   #retry(err: unknown): void {
     if (this.#stopped) return;
-    const delay = this.#backoffMs;
-    this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
+    // Invalidate callbacks of the attempt that failed, then wait [d, 2d) (client-go's jitter 1.0).
+    this.#generation++;
+    this.#clock.clearTimeout(this.#silenceTimer);
+    this.#clock.clearTimeout(this.#retryTimer);
+    const delay = Math.round(this.#backoffMs * (1 + this.#random()));
+    this.#backoffMs = Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
     const level = httpStatus(err) === 410 ? "debug" : "warn";
     this.#log[level]({ err: describeError(err), retryInMs: delay }, "watch interrupted; resuming");
-    this.#timer = setTimeout(() => void this.#run(), delay);
-    this.#timer.unref();
+    this.#retryTimer = unref(this.#clock.setTimeout(() => void this.#run(), delay));
   }
 }
 
