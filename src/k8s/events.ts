@@ -45,9 +45,18 @@ export class EventRecorder {
   readonly #instance: string;
   readonly #log: Logger;
   readonly #folded = new Map<string, Folded>();
+  readonly #now: () => number;
 
-  constructor(api: KubeClient, component: string, instance: string, log: Logger) {
+  /** `now`: the wall clock (Event timestamps are wall-clock times); tests inject one. */
+  constructor(
+    api: KubeClient,
+    component: string,
+    instance: string,
+    log: Logger,
+    now: () => number = Date.now,
+  ) {
     this.#api = api;
+    this.#now = now;
     this.#component = component;
     this.#instance = instance;
     this.#log = log;
@@ -76,7 +85,7 @@ export class EventRecorder {
   ): Promise<void> {
     const namespace = target.namespace || "default";
     const key = `${target.uid ?? `${namespace}/${target.kind}/${target.name}`}|${type}|${reason}|${message}`;
-    const now = Date.now();
+    const now = this.#now();
     const nowIso = new Date(now).toISOString();
     const prev = this.#folded.get(key);
     if (prev && now - prev.last < FOLD_WINDOW_MS) {
