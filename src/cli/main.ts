@@ -27,6 +27,12 @@ const str = (v: string | boolean | undefined): string | undefined =>
 
 class UsageError extends Error {}
 
+const silence = (v: Record<string, string | boolean | undefined>): number => {
+  const s = num(v["watch-silence-timeout"], "watch-silence-timeout");
+  if (s < 1) throw new UsageError("--watch-silence-timeout must be at least 1 second");
+  return s * 1000;
+};
+
 const common: Record<string, OptionSpec> = {
   kubeconfig: {
     type: "string",
@@ -36,6 +42,11 @@ const common: Record<string, OptionSpec> = {
     type: "string",
     default: "0.0.0.0",
     help: "address of the /healthz, /readyz and /metrics server",
+  },
+  "watch-silence-timeout": {
+    type: "string",
+    default: "150",
+    help: "seconds without an event or bookmark after which a watch is restarted; /healthz fails after twice that without progress",
   },
   help: { type: "boolean", help: "show this help" },
 };
@@ -103,6 +114,7 @@ const commands: Record<string, Command> = {
         retryPeriodMs: num(v["retry-period"], "retry-period") * 1000,
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
+        watchSilenceTimeoutMs: silence(v),
         lbClass: String(v["lb-class"]),
         handleUnclassed: v["ignore-unclassed"] !== true,
         ipMode,
@@ -197,6 +209,7 @@ const commands: Record<string, Command> = {
         conflictRetryMs: num(v["conflict-retry"], "conflict-retry") * 1000,
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
+        watchSilenceTimeoutMs: silence(v),
       });
     },
   },

@@ -1,6 +1,6 @@
 // `ironlb controller`: leader election, the health/metrics server and the Controller.
 import { hostname } from "node:os";
-import { KubeClient } from "../k8s/client.ts";
+import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { LeaderElector } from "../k8s/leader-election.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
@@ -17,6 +17,8 @@ export interface RunControllerOptions extends ControllerOptions {
   retryPeriodMs: number;
   healthAddress: string;
   healthPort: number;
+  /** Watches silent this long are restarted (default: the client's). */
+  watchSilenceTimeoutMs?: number;
 }
 
 /** Runs the controller until SIGTERM/SIGINT; exits non-zero if leadership is lost. */
@@ -24,13 +26,38 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
   const log = createLogger("controller");
   const api = KubeClient.load(opts.kubeconfig);
   const metrics = controllerMetrics();
-  const controller = new Controller(api, opts, log, metrics);
+  if (opts.watchSilenceTimeoutMs) api.watchSettings.silenceTimeoutMs = opts.watchSilenceTimeoutMs;
+  const elector = opts.leaderElection
+    ? new LeaderElector(
+        api,
+        {
+          namespace: opts.namespace,
+          name: "ironlb-controller",
+          identity: opts.instance,
+          leaseDurationMs: opts.leaseDurationMs,
+          renewDeadlineMs: opts.renewDeadlineMs,
+          retryPeriodMs: opts.retryPeriodMs,
+        },
+        log,
+      )
+    : undefined;
+  // Every write of the controller passes the elector's fence: none leaves after the renew
+  // deadline, and those in flight then are aborted, before another replica can lead.
+  const controller = new Controller(elector ? api.fenced(elector) : api, opts, log, metrics);
   let leading = !opts.leaderElection;
   const server = await startHealthServer(
     opts.healthAddress,
     opts.healthPort,
-    // A standby replica is ready: it is healthy and waiting for the lease.
-    { healthy: () => true, ready: () => !leading || controller.ready },
+    {
+      // Live: the election loop works (a leader renews in time), and a leader's informers
+      // make progress. A standby is ready: it is healthy and waiting for the lease.
+      healthy: () => {
+        const problems = leading ? stalledWatches(api) : [];
+        const election = elector?.unhealthy();
+        return election ? [election, ...problems] : problems;
+      },
+      ready: () => !leading || controller.ready,
+    },
     metrics.registry,
     log,
   );
@@ -54,22 +81,9 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
       process.exit(1);
     });
   };
-  let elector: LeaderElector | undefined;
-  if (opts.leaderElection) {
-    elector = new LeaderElector(
-      api,
-      {
-        namespace: opts.namespace,
-        name: "ironlb-controller",
-        identity: opts.instance,
-        leaseDurationMs: opts.leaseDurationMs,
-        renewDeadlineMs: opts.renewDeadlineMs,
-        retryPeriodMs: opts.retryPeriodMs,
-      },
-      log,
-    );
+  if (elector) {
     elector.run(startController, () => {
-      // Another replica may already be writing: stop at once and let the pod restart.
+      // Writes are fenced off already; another replica may lead soon: let the pod restart.
       log.error("leadership lost; exiting");
       process.exit(1);
     });

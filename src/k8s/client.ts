@@ -97,6 +97,11 @@ export class KubeClient {
   /** Informers started on this client report here, so health checks can see all of them. */
   readonly watches: Set<WatchHealth>;
   readonly watchSettings: WatchSettings;
+  /** When (performance.now()) the API server last answered anything: health checks use it. */
+  get lastAnswerAt(): number {
+    return this.#answers.at;
+  }
+  readonly #answers: { at: number };
 
   constructor(config: ApiConfig, shared?: KubeClient, fence?: WriteFence) {
     this.config = config;
@@ -108,9 +113,11 @@ export class KubeClient {
       this.#request = shared.#request;
       this.watches = shared.watches;
       this.watchSettings = shared.watchSettings;
+      this.#answers = shared.#answers;
       return;
     }
     this.watches = new Set();
+    this.#answers = { at: Number.NEGATIVE_INFINITY };
     this.watchSettings = { silenceTimeoutMs: 150_000 };
     if (this.#url.protocol === "http:") {
       this.#request = httpRequest;
@@ -195,6 +202,7 @@ export class KubeClient {
       };
       const req = this.#request(this.#target(path, opts.query), options, (res) => {
         readBody(res).then((body) => {
+          this.#answered();
           const status = res.statusCode ?? 0;
           if (status >= 400) reject(apiError(status, body, `${method} ${path}`));
           else resolve(body as T);
@@ -265,6 +273,7 @@ export class KubeClient {
           );
           return;
         }
+        this.#answered();
         if (!done) onOpen?.();
         let buf = "";
         res.setEncoding("utf8");
@@ -290,6 +299,7 @@ export class KubeClient {
               finish(new ApiError(st.code ?? 500, st, `watch ${path}: ${st.message ?? "error"}`));
               return;
             }
+            this.#answered();
             onEvent(ev);
           }
         });
@@ -316,6 +326,10 @@ export class KubeClient {
     return url;
   }
 
+  #answered(): void {
+    this.#answers.at = performance.now();
+  }
+
   #auth(headers: Record<string, string>): void {
     const token = this.config.token?.();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -330,8 +344,20 @@ export interface WatchHealth {
   stalled(): string | undefined;
 }
 
-/** Problems of the watches started on a client: empty when every one makes progress. */
-export function stalledWatches(client: KubeClient): string[] {
+/**
+ * Problems of the watches started on a client: empty when every one makes progress.
+ * With `onlyWhileApiAnswersMs`, stalled watches count only if the API server answered
+ * something (a request, another watch) within that time: a component that keeps working
+ * from its cache through an API outage (the speaker) should not be restarted for an
+ * outage a restart cannot cure, but should be for a watch stuck while the API is fine.
+ */
+export function stalledWatches(
+  client: KubeClient,
+  opts: { onlyWhileApiAnswersMs?: number; now?: number } = {},
+): string[] {
+  const { onlyWhileApiAnswersMs, now = performance.now() } = opts;
+  if (onlyWhileApiAnswersMs !== undefined && now - client.lastAnswerAt > onlyWhileApiAnswersMs)
+    return [];
   const out: string[] = [];
   for (const w of client.watches) {
     const why = w.stalled();

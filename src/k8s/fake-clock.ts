@@ -52,3 +52,15 @@ export class FakeClock implements Clock {
     this.#now = end;
   }
 }
+
+/** A FakeClock whose timers fire `earlyMs` before they are due, as real timers can. */
+export class EarlyFakeClock extends FakeClock {
+  readonly #earlyMs: number;
+  constructor(earlyMs: number) {
+    super();
+    this.#earlyMs = earlyMs;
+  }
+  override setTimeout(fn: () => void, ms: number) {
+    return super.setTimeout(fn, ms > this.#earlyMs ? ms - this.#earlyMs : ms);
+  }
+}

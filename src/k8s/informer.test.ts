@@ -203,6 +203,11 @@ describe("Informer", () => {
     clock.advance(1_000);
     expect(informer.stalled()).toMatch(/no progress for 21 s/);
     expect(stalledWatches(client)).toHaveLength(1);
+    // The speaker's rule: a stalled watch counts only while the API answers otherwise
+    // (the list answered moments ago); through a whole outage it does not.
+    expect(stalledWatches(client, { onlyWhileApiAnswersMs: 60_000 })).toHaveLength(1);
+    const later = performance.now() + 120_000;
+    expect(stalledWatches(client, { onlyWhileApiAnswersMs: 60_000, now: later })).toEqual([]);
     // The API answers again: progress, healthy.
     freeze = false;
     await vi.waitFor(

@@ -1,7 +1,7 @@
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KubeClient } from "./client.ts";
-import { FakeClock } from "./fake-clock.ts";
+import { EarlyFakeClock, FakeClock } from "./fake-clock.ts";
 import { LeaderElector, NotLeaderError } from "./leader-election.ts";
 
 const log = pino({ level: "silent" });
@@ -176,6 +176,22 @@ describe("LeaderElector", () => {
     clock.stall(1);
     expect(e.isLeader()).toBe(false);
     expect(() => e.writeSignal()).toThrow(NotLeaderError);
+  });
+
+  it("steps down even when its timer fires a little early", async () => {
+    const api = new FakeLeaseApi();
+    const clock = new EarlyFakeClock(1);
+    const e = elector(api, clock, "a");
+    let stopped = 0;
+    e.run(
+      () => {},
+      () => stopped++,
+    );
+    await settle();
+    api.hang = true;
+    await advance(clock, 10_500);
+    expect(e.isLeader()).toBe(false);
+    expect(stopped).toBe(1);
   });
 
   it("with Node's own timers (faked), a hung renewal ends leadership before the lease expires", async () => {

@@ -193,7 +193,10 @@ export class LeaderElector implements WriteFence {
     const left = this.#renewedAt + this.#o.renewDeadlineMs - this.#clock.now();
     this.#stepDownTimer = this.#clock.setTimeout(
       () => {
-        if (this.#leading && !this.isLeader()) this.#stepDown("could not renew the lease in time");
+        if (!this.#leading) return;
+        // Timers may fire a little early by the monotonic clock's reckoning: then wait on.
+        if (this.isLeader()) this.#armStepDown();
+        else this.#stepDown("could not renew the lease in time");
       },
       Math.max(0, left),
     );

@@ -4,11 +4,17 @@ import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
 import type { Logger } from "./log.ts";
 
+/** true (or no problems) when fine; false, or one line per problem, when not. */
+export type CheckResult = boolean | string[];
+
 export interface HealthChecks {
-  /** Liveness: false means the process is stuck and should be restarted. */
-  healthy(): boolean;
-  /** Readiness: false until the component has synced its caches. */
-  ready(): boolean;
+  /**
+   * Liveness: failing means the process is stuck and should be restarted (informers make
+   * no progress, the leader cannot renew in time).
+   */
+  healthy(): CheckResult;
+  /** Readiness: failing until the component has synced its caches. */
+  ready(): CheckResult;
 }
 
 /** Starts the HTTP server; `port` 0 picks a free one (see the returned server's address). */
@@ -19,14 +25,21 @@ export async function startHealthServer(
   registry: Registry,
   log: Logger,
 ): Promise<Server> {
+  let lastProblems = "";
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
-    const answer = (ok: boolean) => {
+    const answer = (result: CheckResult, what: string) => {
+      const problems = result === true ? [] : result === false ? [`not ${what}`] : result;
+      const ok = problems.length === 0;
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
-      res.end(ok ? "ok\n" : "not ready\n");
+      res.end(ok ? "ok\n" : `${problems.join("\n")}\n`);
+      // Say once in the log why a probe fails (the kubelet only records the status).
+      const key = `${what}:${problems.join("|")}`;
+      if (!ok && key !== lastProblems) log.warn({ check: what, problems }, "health check failing");
+      lastProblems = ok ? "" : key;
     };
-    if (path === "/healthz" || path === "/livez") return answer(checks.healthy());
-    if (path === "/readyz") return answer(checks.ready());
+    if (path === "/healthz" || path === "/livez") return answer(safe(checks.healthy), "healthy");
+    if (path === "/readyz") return answer(safe(checks.ready), "ready");
     if (path === "/metrics") {
       registry.metrics().then(
         (text) => {
@@ -47,4 +60,13 @@ export async function startHealthServer(
     server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+/** A check that throws is a failing check, never a crashed server. */
+function safe(check: () => CheckResult): CheckResult {
+  try {
+    return check();
+  } catch (err) {
+    return [`check failed: ${(err as Error).message}`];
+  }
 }

@@ -2,7 +2,7 @@
 // health/metrics server and the Speaker.
 import { readFileSync } from "node:fs";
 import { Announcer } from "../arp/announcer.ts";
-import { KubeClient } from "../k8s/client.ts";
+import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Membership } from "./membership.ts";
@@ -22,12 +22,15 @@ export interface RunSpeakerOptions extends SpeakerOptions {
   heartbeatDeadAfterMs: number;
   healthAddress: string;
   healthPort: number;
+  /** Watches silent this long are restarted (default: the client's). */
+  watchSilenceTimeoutMs?: number;
 }
 
 /** Runs the speaker until SIGTERM/SIGINT, then withdraws and deletes its Lease. */
 export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   const log = createLogger("speaker").child({ node: opts.node });
   const api = KubeClient.load(opts.kubeconfig);
+  if (opts.watchSilenceTimeoutMs) api.watchSettings.silenceTimeoutMs = opts.watchSilenceTimeoutMs;
   const metrics = speakerMetrics();
   let heartbeat: ConstructorParameters<typeof Membership>[1]["heartbeat"];
   if (opts.heartbeatPort > 0) {
@@ -65,7 +68,13 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   const server = await startHealthServer(
     opts.healthAddress,
     opts.healthPort,
-    { healthy: () => true, ready: () => speaker.ready && membership.selfHealthy() },
+    {
+      // Stuck watches while the API server answers: a restart helps. Through an API outage
+      // the speaker keeps announcing from its cache (restarting it would stop that).
+      healthy: () =>
+        stalledWatches(api, { onlyWhileApiAnswersMs: 2 * api.watchSettings.silenceTimeoutMs }),
+      ready: () => speaker.ready && membership.selfHealthy(),
+    },
     metrics.registry,
     log,
   );
