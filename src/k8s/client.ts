@@ -339,7 +339,6 @@ export class KubeClient {
 /** What an informer tells health checks about itself. */
 export interface WatchHealth {
   readonly what: string;
-  readonly isSynced: boolean;
   /** Why this watch is not making progress, or undefined when it is. */
   stalled(): string | undefined;
 }

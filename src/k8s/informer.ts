@@ -112,10 +112,6 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     return new Promise((resolve) => this.#syncWaiters.push(resolve));
   }
 
-  get isSynced(): boolean {
-    return this.#synced;
-  }
-
   /** The last resourceVersion seen (from a list, an event or a bookmark). */
   get resourceVersion(): string {
     return this.#rv;

@@ -37,7 +37,7 @@ interface KubeconfigFile {
 }
 
 /** Several kubeconfig files merged: each entry remembers the file it came from. */
-export interface MergedKubeconfig {
+interface MergedKubeconfig {
   currentContext?: string;
   contexts: Map<string, { entry: ContextEntry; file: string }>;
   clusters: Map<string, { entry: ClusterEntry; file: string }>;
@@ -53,7 +53,7 @@ export function kubeconfigPaths(env: string | undefined): string[] {
  * Merges kubeconfig texts in order (kubectl's rules: the first file that sets a value
  * wins); relative paths are made absolute against each file's own folder first.
  */
-export function mergeKubeconfigs(files: { text: string; file: string }[]): MergedKubeconfig {
+function mergeKubeconfigs(files: { text: string; file: string }[]): MergedKubeconfig {
   const merged: MergedKubeconfig = { contexts: new Map(), clusters: new Map(), users: new Map() };
   for (const { text, file } of files) {
     let kc: KubeconfigFile;
@@ -89,7 +89,7 @@ export function mergeKubeconfigs(files: { text: string; file: string }[]): Merge
 }
 
 /** The current context of merged kubeconfigs as an ApiConfig (files are read here). */
-export function apiConfigOf(kc: MergedKubeconfig, what: string): ApiConfig {
+function apiConfigOf(kc: MergedKubeconfig, what: string): ApiConfig {
   const ctxName = kc.currentContext;
   const ctx = ctxName === undefined ? undefined : kc.contexts.get(ctxName)?.entry;
   if (!ctx) throw new Error(`kubeconfig ${what}: current-context "${ctxName ?? ""}" not found`);

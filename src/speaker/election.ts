@@ -105,7 +105,7 @@ function cachedPrefix(node: string): Fnv64State {
 
 /**
  * The rendezvous weight of `node` for `ip`: a uniformly distributed safe integer in
- * [0, 2^53). Exposed for diagnostics (e.g. `ironlb explain`) and tests.
+ * [0, 2^53). Exported for tests.
  */
 export function rendezvousWeight(node: string, ip: string): number {
   return weightWithPrefix(cachedPrefix(node), encoder.encode(ip));

@@ -1,9 +1,11 @@
 // Optional fast heartbeats between speakers over UDP: the wire format and a pure tracker.
 //
 // Leases detect a dead speaker in seconds; these datagrams (every 100 ms by default) let
-// the survivors take over in well under a second. They only ever narrow the live set
-// computed from leases, never widen it, so a lost or forged-looking datagram costs at most
-// a spurious takeover, and the MAC keeps strangers on the LAN from causing even that.
+// the survivors take over in well under a second. For a peer heard over UDP they decide
+// liveness on their own, in both directions: such a peer stays alive while its beats
+// arrive even if its Lease has expired (an API server outage changes nothing on the LAN),
+// and is dead once they stop even if its Lease is fresh. Lost datagrams therefore cost at
+// most a spurious takeover; the MAC keeps strangers on the LAN from forging beats at all.
 //
 // Wire format, version 1 (big-endian, 61 + name bytes, at most 316):
 //   0   2  magic "IL" (0x49 0x4c)
