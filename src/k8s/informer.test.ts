@@ -158,6 +158,22 @@ describe("Informer", () => {
     await vi.waitFor(() => expect(clock.pending()).toEqual([375]));
   });
 
+  it("backs off when watches end at once without an event, instead of spinning", async () => {
+    server.onRequest = () => list("10", []);
+    start();
+    (await watchOpen(1)).end();
+    await vi.waitFor(() => expect(clock.pending()).toEqual([375]));
+    clock.advance(375);
+    (await watchOpen(2)).end();
+    await vi.waitFor(() => expect(clock.pending()).toEqual([750]));
+    // One that lived its time is re-opened at once.
+    clock.advance(750);
+    const w3 = await watchOpen(3);
+    clock.advance(5_000);
+    w3.end();
+    await watchOpen(4);
+  });
+
   it("jitter spreads the delay over [d, 2d)", async () => {
     server.onRequest = () => ({ status: 500, body: { message: "down" } });
     start({ random: () => 0 });

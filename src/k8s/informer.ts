@@ -45,6 +45,8 @@ const BACKOFF_START_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
 /** Server-side watch timeout range, as client-go's reflector: [5, 10) minutes. */
 const WATCH_TIMEOUT_MIN_S = 300;
+/** A watch that ends normally sooner than this, with no event, counts as a failure. */
+const SHORT_WATCH_MS = 1_000;
 
 /** A resource cache plus change notifications. */
 export class Informer<T extends KubernetesObject> implements WatchHealth {
@@ -203,11 +205,14 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
   #startWatch(gen: number): void {
     const timeoutSeconds = WATCH_TIMEOUT_MIN_S + Math.floor(this.#random() * WATCH_TIMEOUT_MIN_S);
     this.#armSilence(gen);
+    const startedAt = this.#clock.now();
+    let events = 0;
     this.#watch = this.#client.watch<T>(
       this.#path,
       { ...this.#query, resourceVersion: this.#rv, timeoutSeconds },
       (ev) => {
         if (gen !== this.#generation) return;
+        events++;
         this.#progress();
         this.#armSilence(gen);
         this.#backoffMs = BACKOFF_START_MS;
@@ -230,8 +235,11 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
         if (gen !== this.#generation || this.#stopped) return;
         this.#clock.clearTimeout(this.#silenceTimer);
         if (!err) {
-          // The server ended the watch at timeoutSeconds: continue where we were.
-          void this.#run();
+          // The server ended the watch at timeoutSeconds: continue where we were. One that
+          // ends at once with nothing in it is something else (a proxy?): back off.
+          if (events === 0 && this.#clock.now() - startedAt < SHORT_WATCH_MS)
+            this.#retry(new Error("the watch ended at once without an event"));
+          else void this.#run();
           return;
         }
         if (httpStatus(err) === 410) this.#rv = ""; // too old: list again
