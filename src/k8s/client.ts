@@ -103,6 +103,7 @@ export class KubeClient {
   }
   readonly #answers: { at: number };
 
+  /** `shared` and `fence` are fenced()'s: a view sharing connections, guarding writes. */
   constructor(config: ApiConfig, shared?: KubeClient, fence?: WriteFence) {
     this.config = config;
     this.#url = new URL(config.server);

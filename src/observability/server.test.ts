@@ -1,0 +1,59 @@
+import type { AddressInfo } from "node:net";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { afterEach, describe, expect, it } from "vitest";
+import { type CheckResult, startHealthServer } from "./server.ts";
+
+const servers: { close(): void }[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+
+async function serve(healthy: () => CheckResult, ready: () => CheckResult) {
+  const s = await startHealthServer(
+    "127.0.0.1",
+    0,
+    { healthy, ready },
+    new Registry(),
+    pino({ level: "silent" }),
+  );
+  servers.push(s);
+  const port = (s.address() as AddressInfo).port;
+  return async (path: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    return [res.status, await res.text()] as const;
+  };
+}
+
+describe("health server", () => {
+  it("answers 200 when the checks pass, 503 with the problems when not", async () => {
+    let problems: string[] = [];
+    let ready: CheckResult = false;
+    const get = await serve(
+      () => problems,
+      () => ready,
+    );
+    expect(await get("/healthz")).toEqual([200, "ok\n"]);
+    expect(await get("/readyz")).toEqual([503, "not ready\n"]);
+    problems = ["watch /api/v1/services: no progress for 400 s", "lease: stuck"];
+    expect(await get("/healthz")).toEqual([
+      503,
+      "watch /api/v1/services: no progress for 400 s\nlease: stuck\n",
+    ]);
+    expect((await get("/livez"))[0]).toBe(503);
+    ready = true;
+    expect(await get("/readyz")).toEqual([200, "ok\n"]);
+  });
+
+  it("a check that throws fails the probe instead of crashing the server", async () => {
+    const get = await serve(
+      () => {
+        throw new Error("boom");
+      },
+      () => true,
+    );
+    expect(await get("/healthz")).toEqual([503, "check failed: boom\n"]);
+    expect((await get("/metrics"))[0]).toBe(200);
+    expect((await get("/nope"))[0]).toBe(404);
+  });
+});
