@@ -45,7 +45,7 @@ const common: Record<string, OptionSpec> = {
   },
   "watch-silence-timeout": {
     type: "string",
-    default: "150",
+    default: "180",
     help: "seconds without an event or bookmark after which a watch is restarted; /healthz fails after twice that without progress",
   },
   help: { type: "boolean", help: "show this help" },
