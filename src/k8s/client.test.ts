@@ -1,3 +1,4 @@
+import { Socket } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { KubeClient, type WriteFence } from "./client.ts";
 import { FakeApiServer } from "./fake-apiserver.ts";
@@ -89,6 +90,23 @@ describe("KubeClient", () => {
     w.end();
     expect(await done).toBeUndefined();
     expect(events).toEqual(["ADDED p", "DELETED p"]);
+  });
+
+  it("watch: the connection has TCP keepalive, so the kernel notices a vanished peer", async () => {
+    const spy = vi.spyOn(Socket.prototype, "setKeepAlive");
+    try {
+      const h = client.watch(
+        "/api/v1/pods",
+        {},
+        () => {},
+        () => {},
+      );
+      await vi.waitFor(() => expect(server.watches).toHaveLength(1));
+      expect(spy).toHaveBeenCalledWith(true, 30_000);
+      h.abort();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("watch: an ERROR event ends the watch with its status code", async () => {
