@@ -210,13 +210,13 @@ describe("LeaderElector", () => {
         () => stopped++,
       );
       await vi.advanceTimersByTimeAsync(10);
-      expect(e.leading).toBe(true);
+      expect(e.isLeader()).toBe(true);
       api.hang = true;
       await vi.advanceTimersByTimeAsync(14_000);
-      expect(e.leading).toBe(false);
+      expect(e.isLeader()).toBe(false);
       expect(stopped).toBe(1);
       await vi.advanceTimersByTimeAsync(11_000);
-      expect(e.leading).toBe(false);
+      expect(e.isLeader()).toBe(false);
     } finally {
       vi.useRealTimers();
     }

@@ -96,10 +96,6 @@ export class LeaderElector implements WriteFence {
     return this.#leading && this.#clock.now() - this.#renewedAt < this.#o.renewDeadlineMs;
   }
 
-  get leading(): boolean {
-    return this.isLeader();
-  }
-
   /** The write fence: throws unless leading; the signal aborts when the term ends. */
   writeSignal(): AbortSignal {
     if (!this.isLeader()) throw new NotLeaderError();
