@@ -5,8 +5,9 @@
 import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { formatAddr, isBuggyIPv4 } from "./addresses.ts";
+import { formatIP } from "../net/address.ts";
 import { Allocator } from "./allocator.ts";
+import { isBuggyIPv4 } from "./intervals.ts";
 import { sharingConflict } from "./sharing.ts";
 import { PREFER_DUAL, pool, REQUIRE_DUAL, SINGLE_V6, svc } from "./testkit.ts";
 import type { Family, PoolSpec, ServiceRequest } from "./types.ts";
@@ -17,7 +18,7 @@ const V6_BASE = 0x20010db8n << 96n;
 const SIZE = 128;
 const base = (f: Family) => (f === "IPv4" ? V4_BASE : V6_BASE);
 const ipAt = (f: Family, offset: number) =>
-  formatAddr({ family: f, value: base(f) + BigInt(offset) });
+  formatIP({ family: f, value: base(f) + BigInt(offset) });
 
 /** `arb` one time in `every`, undefined otherwise. */
 function sometimes<T>(arb: fc.Arbitrary<T>, every: number): fc.Arbitrary<T | undefined> {

@@ -66,7 +66,7 @@ describe("pool reports", () => {
   it("reports are sorted by name", () => {
     const a = new Allocator();
     const names = a
-      .setPools([pool("b", ["192.0.2.1"]), pool("a", ["192.0.2.2"])])
+      .setPools([pool("b", ["192.0.2.1/32"]), pool("a", ["192.0.2.2/32"])])
       .map((r) => r.name);
     expect(names).toEqual(["a", "b"]);
   });
@@ -86,23 +86,29 @@ describe("deterministic choice", () => {
   it.each<[string, PoolSpec[], string]>([
     [
       "lower priority number first",
-      [pool("a", ["192.0.2.1"], { priority: 2 }), pool("b", ["198.51.100.1"], { priority: 1 })],
+      [
+        pool("a", ["192.0.2.1/32"], { priority: 2 }),
+        pool("b", ["198.51.100.1/32"], { priority: 1 }),
+      ],
       "b",
     ],
     [
       "pools with a priority before pools without",
-      [pool("a", ["192.0.2.1"]), pool("z", ["198.51.100.1"], { priority: 100 })],
+      [pool("a", ["192.0.2.1/32"]), pool("z", ["198.51.100.1/32"], { priority: 100 })],
       "z",
     ],
     [
       "equal priority: by name",
-      [pool("b", ["192.0.2.1"], { priority: 1 }), pool("a", ["198.51.100.1"], { priority: 1 })],
+      [
+        pool("b", ["192.0.2.1/32"], { priority: 1 }),
+        pool("a", ["198.51.100.1/32"], { priority: 1 }),
+      ],
       "a",
     ],
-    ["no priorities: by name", [pool("b", ["192.0.2.1"]), pool("a", ["198.51.100.1"])], "a"],
+    ["no priorities: by name", [pool("b", ["192.0.2.1/32"]), pool("a", ["198.51.100.1/32"])], "a"],
     [
       "priority 0 counts as a priority",
-      [pool("a", ["192.0.2.1"]), pool("b", ["198.51.100.1"], { priority: 0 })],
+      [pool("a", ["192.0.2.1/32"]), pool("b", ["198.51.100.1/32"], { priority: 0 })],
       "b",
     ],
   ])("%s", (_name, pools, expected) => {
@@ -112,8 +118,8 @@ describe("deterministic choice", () => {
 
   it("moves to the next pool when the first is full, and names the pools when all are", () => {
     const a = withPools(
-      pool("first", ["192.0.2.1"], { priority: 1 }),
-      pool("second", ["198.51.100.1"], { priority: 2 }),
+      pool("first", ["192.0.2.1/32"], { priority: 1 }),
+      pool("second", ["198.51.100.1/32"], { priority: 2 }),
     );
     expect(okIPs(a.assign(svc("ns/a"))).pool).toBe("first");
     expect(okIPs(a.assign(svc("ns/b"))).pool).toBe("second");
@@ -274,18 +280,21 @@ describe("requested IPs", () => {
 
 describe("pool requested by name", () => {
   it("uses only that pool", () => {
-    const a = withPools(pool("a", ["192.0.2.1"], { priority: 1 }), pool("b", ["198.51.100.1"]));
+    const a = withPools(
+      pool("a", ["192.0.2.1/32"], { priority: 1 }),
+      pool("b", ["198.51.100.1/32"]),
+    );
     expect(okIPs(a.assign(svc("ns/x", { pool: "b" }))).pool).toBe("b");
     expectFailure(a.assign(svc("ns/y", { pool: "b" })), "PoolExhausted", /pool b/);
   });
 
   it("PoolNotFound when absent", () => {
-    const a = withPools(pool("a", ["192.0.2.1"]));
+    const a = withPools(pool("a", ["192.0.2.1/32"]));
     expectFailure(a.assign(svc("ns/x", { pool: "missing" })), "PoolNotFound", /missing/);
   });
 
   it("NoMatchingPool when the named pool does not admit the Service", () => {
-    const a = withPools(pool("a", ["192.0.2.1"], { namespaces: ["other"] }));
+    const a = withPools(pool("a", ["192.0.2.1/32"], { namespaces: ["other"] }));
     expectFailure(a.assign(svc("ns/x", { pool: "a" })), "NoMatchingPool", /namespace ns/);
   });
 });
@@ -481,7 +490,7 @@ describe("IP families", () => {
   });
 
   it("PreferDualStack settles for one family when the second is exhausted", () => {
-    const a = withPools(pool("p", ["192.0.2.0/24", "2001:db8::1"]));
+    const a = withPools(pool("p", ["192.0.2.0/24", "2001:db8::1/128"]));
     okIPs(a.assign(svc("ns/a", { families: SINGLE_V6 })));
     expect(okIPs(a.assign(svc("ns/b", { families: PREFER_DUAL }))).ips).toEqual(["192.0.2.0"]);
   });
@@ -497,7 +506,7 @@ describe("IP families", () => {
   });
 
   it("RequireDualStack with one family exhausted: PoolExhausted naming the family", () => {
-    const a = withPools(pool("p", ["192.0.2.0/24", "2001:db8::1"]));
+    const a = withPools(pool("p", ["192.0.2.0/24", "2001:db8::1/128"]));
     okIPs(a.assign(svc("ns/a", { families: SINGLE_V6 })));
     expectFailure(
       a.assign(svc("ns/b", { families: REQUIRE_DUAL })),

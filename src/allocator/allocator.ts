@@ -2,20 +2,18 @@
 // every rule is testable with tables and property tests. State per pool and family is a
 // set of used addresses (runs of bigints), so memory follows assignments, never pool size.
 
+import { formatIP, type IP, parseIP } from "../net/address.ts";
+import { parseAddressEntry } from "../net/range.ts";
 import {
-  type Addr,
   countBuggy,
-  formatAddr,
   type Interval,
   indexAtOrAfter,
   indexContaining,
   intersects,
   isBuggyIPv4,
   normalize,
-  parseEntry,
-  parseIP,
   subtract,
-} from "./addresses.ts";
+} from "./intervals.ts";
 import { RunSet } from "./runset.ts";
 import { anySelectorMatches } from "./selectors.ts";
 import { sharingConflict } from "./sharing.ts";
@@ -57,13 +55,13 @@ interface Assignment {
   req: ServiceRequest;
   pool: string;
   /** Addresses in the order of the Service's families. */
-  addrs: Addr[];
+  addrs: IP[];
 }
 
 type Failure = { ok: false; reason: FailureReason; message: string };
 
 type Plan =
-  | { kind: "ok"; addrs: Addr[]; shared: boolean }
+  | { kind: "ok"; addrs: IP[]; shared: boolean }
   | { kind: "hard"; failure: Failure }
   | { kind: "exhausted"; family: Family };
 
@@ -97,19 +95,21 @@ function parsePool(spec: PoolSpec): Pool & { usable: Record<Family, Interval[]> 
   const usable = emptyFamilies<Interval[]>(() => []);
   const invalid: string[] = [];
   for (const text of spec.addresses) {
-    const e = parseEntry(text);
+    const e = parseAddressEntry(text);
     if (e === undefined) {
       invalid.push(text);
       continue;
     }
-    raw[e.family].push({ lo: e.lo, hi: e.hi });
+    raw[e.family].push({ lo: e.first, hi: e.last });
     // /31 and /32 have no network or broadcast address (RFC 3021), so nothing to skip.
     const skipEnds =
       spec.excludeNetworkAndBroadcast &&
       e.family === "IPv4" &&
       e.prefix !== undefined &&
       e.prefix <= 30;
-    usable[e.family].push(skipEnds ? { lo: e.lo + 1n, hi: e.hi - 1n } : { lo: e.lo, hi: e.hi });
+    usable[e.family].push(
+      skipEnds ? { lo: e.first + 1n, hi: e.last - 1n } : { lo: e.first, hi: e.last },
+    );
   }
   for (const f of FAMILIES) {
     raw[f] = normalize(raw[f]);
@@ -202,7 +202,7 @@ export class Allocator {
     );
 
     for (const [key, a] of this.#assignments) {
-      const legal: { addr: Addr; pool: string }[] = [];
+      const legal: { addr: IP; pool: string }[] = [];
       for (const addr of a.addrs) {
         const p = this.#owner(addr);
         if (p === undefined || this.#refusal(p, a.req) !== undefined) continue;
@@ -256,7 +256,7 @@ export class Allocator {
     if (old !== undefined && this.#stillFits(old, req, requested)) {
       // The common reconcile: nothing to move, so skip the unlink/relink work.
       old.req = req;
-      return { ok: true, ips: old.addrs.map(formatAddr), pool: old.pool };
+      return { ok: true, ips: old.addrs.map(formatIP), pool: old.pool };
     }
     // Planning sees the Service's own IPs as free, so a changed request can reuse them.
     if (old !== undefined) this.#unlink(req.key);
@@ -267,7 +267,7 @@ export class Allocator {
     }
     const a: Assignment = { req, pool: chosen.pool, addrs: chosen.addrs };
     this.#link(req.key, a);
-    return { ok: true, ips: a.addrs.map(formatAddr), pool: a.pool };
+    return { ok: true, ips: a.addrs.map(formatIP), pool: a.pool };
   }
 
   /**
@@ -279,7 +279,7 @@ export class Allocator {
    * and re-assign.
    */
   restore(req: ServiceRequest, ips: string[]): AllocationResult {
-    const addrs: Addr[] = [];
+    const addrs: IP[] = [];
     for (const text of ips) {
       const a = parseIP(text);
       if (a === undefined) return fail("InvalidRequest", `"${text}" is not an IP address`);
@@ -303,7 +303,7 @@ export class Allocator {
       return checked;
     }
     this.#link(req.key, { req, pool: checked.pool, addrs });
-    return { ok: true, ips: addrs.map(formatAddr), pool: checked.pool };
+    return { ok: true, ips: addrs.map(formatIP), pool: checked.pool };
   }
 
   /** Frees the Service's IPs (a shared IP stays held by the other Services). No-op if none. */
@@ -314,14 +314,14 @@ export class Allocator {
   /** The Service's current IPs (canonical text, in family order) and pool, if any. */
   get(key: string): { ips: string[]; pool: string } | undefined {
     const a = this.#assignments.get(key);
-    return a === undefined ? undefined : { ips: a.addrs.map(formatAddr), pool: a.pool };
+    return a === undefined ? undefined : { ips: a.addrs.map(formatIP), pool: a.pool };
   }
 
   /** Keys of the Services holding `ip` (any text form), sorted; empty if none or invalid. */
   holders(ip: string): string[] {
     const a = parseIP(ip);
     if (a === undefined) return [];
-    return [...(this.#holders.get(formatAddr(a)) ?? [])].sort();
+    return [...(this.#holders.get(formatIP(a)) ?? [])].sort();
   }
 
   /** Keys of all Services with an assignment, sorted. */
@@ -359,7 +359,7 @@ export class Allocator {
   // --- request checks -------------------------------------------------------------------
 
   /** Returns the requested IPs by family, or why the request itself is malformed. */
-  #validate(req: ServiceRequest): Map<Family, Addr> | Failure {
+  #validate(req: ServiceRequest): Map<Family, IP> | Failure {
     if (req.families.length === 0) return fail("InvalidRequest", "no IP family requested");
     const families = req.families.map((f) => f.family);
     if (new Set(families).size !== families.length) {
@@ -368,7 +368,7 @@ export class Allocator {
     if (!req.families.some((f) => f.required)) {
       return fail("InvalidRequest", "at least one IP family must be required");
     }
-    const requested = new Map<Family, Addr>();
+    const requested = new Map<Family, IP>();
     for (const text of req.requestedIPs) {
       const a = parseIP(text);
       if (a === undefined) return fail("InvalidRequest", `"${text}" is not an IP address`);
@@ -378,7 +378,7 @@ export class Allocator {
       if (!families.includes(a.family)) {
         return fail(
           "InvalidRequest",
-          `${formatAddr(a)} is ${a.family}, a family the Service does not use (${families.join(", ")})`,
+          `${formatIP(a)} is ${a.family}, a family the Service does not use (${families.join(", ")})`,
         );
       }
       requested.set(a.family, a);
@@ -391,7 +391,7 @@ export class Allocator {
    * family (optional ones included), all legal in its pool, requested IPs among them, and
    * sharing still legal. The full path gives the same answer, only slower.
    */
-  #stillFits(old: Assignment, req: ServiceRequest, requested: Map<Family, Addr>): boolean {
+  #stillFits(old: Assignment, req: ServiceRequest, requested: Map<Family, IP>): boolean {
     const pool = this.#pools.get(old.pool);
     if (pool === undefined || old.req.sharingKey !== req.sharingKey) return false;
     if (req.pool !== undefined && req.pool !== pool.name) return false;
@@ -432,22 +432,22 @@ export class Allocator {
   }
 
   /** The pool that may hand out `addr`: inside its usable intervals and not excluded. */
-  #owner(addr: Addr): Pool | undefined {
+  #owner(addr: IP): Pool | undefined {
     for (const p of this.#ordered) {
       if (this.#usableIn(p, addr)) return p;
     }
     return undefined;
   }
 
-  #usableIn(pool: Pool, addr: Addr): boolean {
+  #usableIn(pool: Pool, addr: IP): boolean {
     const fs = pool.fam[addr.family];
     if (fs.avoidBuggy && isBuggyIPv4(addr.value)) return false;
     return indexContaining(fs.intervals, addr.value) >= 0;
   }
 
   /** Explains why no pool may hand out `addr`. */
-  #notInPool(addr: Addr): string {
-    const ip = formatAddr(addr);
+  #notInPool(addr: IP): string {
+    const ip = formatIP(addr);
     for (const p of this.#ordered) {
       const fs = p.fam[addr.family];
       if (indexContaining(fs.intervals, addr.value) >= 0) {
@@ -468,8 +468,8 @@ export class Allocator {
   }
 
   /** The conflict that keeps `req` from holding `addr` next to its current holders. */
-  #conflict(req: ServiceRequest, addr: Addr): Failure | undefined {
-    const ip = formatAddr(addr);
+  #conflict(req: ServiceRequest, addr: IP): Failure | undefined {
+    const ip = formatIP(addr);
     const holders = this.#holders.get(ip);
     if (holders === undefined) return undefined;
     for (const h of [...holders].sort()) {
@@ -489,9 +489,9 @@ export class Allocator {
 
   #choose(
     req: ServiceRequest,
-    requested: Map<Family, Addr>,
+    requested: Map<Family, IP>,
     old: Assignment | undefined,
-  ): { ok: true; pool: string; addrs: Addr[] } | Failure {
+  ): { ok: true; pool: string; addrs: IP[] } | Failure {
     if (req.pool !== undefined && !this.#pools.has(req.pool)) {
       return fail("PoolNotFound", `pool ${req.pool} does not exist`);
     }
@@ -499,7 +499,7 @@ export class Allocator {
     if (requested.size > 0) {
       let pool: Pool | undefined;
       for (const addr of requested.values()) {
-        const ip = formatAddr(addr);
+        const ip = formatIP(addr);
         const p = this.#owner(addr);
         if (p === undefined) return fail("IPNotInPool", this.#notInPool(addr));
         if (req.pool !== undefined && p.name !== req.pool) {
@@ -618,17 +618,17 @@ export class Allocator {
   #plan(
     pool: Pool,
     req: ServiceRequest,
-    requested: Map<Family, Addr>,
+    requested: Map<Family, IP>,
     old: Assignment | undefined,
   ): Plan {
-    const addrs: Addr[] = [];
+    const addrs: IP[] = [];
     let shared = false;
     for (const { family, required } of req.families) {
       const want = requested.get(family);
       if (want !== undefined) {
         const conflict = this.#conflict(req, want);
         if (conflict !== undefined) return { kind: "hard", failure: conflict };
-        if (this.#holders.has(formatAddr(want))) shared = true;
+        if (this.#holders.has(formatIP(want))) shared = true;
         addrs.push(want);
         continue;
       }
@@ -659,10 +659,10 @@ export class Allocator {
   }
 
   /** The lowest IP of `family` in `pool` held by Services `req` may share with. */
-  #lowestShareable(req: ServiceRequest, pool: Pool, family: Family): Addr | undefined {
+  #lowestShareable(req: ServiceRequest, pool: Pool, family: Family): IP | undefined {
     const keys = req.sharingKey === undefined ? undefined : this.#byShareKey.get(req.sharingKey);
     if (keys === undefined) return undefined;
-    const candidates = new Map<bigint, Addr>();
+    const candidates = new Map<bigint, IP>();
     for (const k of keys) {
       const a = this.#assignments.get(k);
       if (k === req.key || a === undefined || a.pool !== pool.name) continue;
@@ -704,10 +704,10 @@ export class Allocator {
     return undefined;
   }
 
-  #checkRestore(req: ServiceRequest, addrs: Addr[]): { ok: true; pool: string } | Failure {
+  #checkRestore(req: ServiceRequest, addrs: IP[]): { ok: true; pool: string } | Failure {
     let pool: Pool | undefined;
     for (const addr of addrs) {
-      const ip = formatAddr(addr);
+      const ip = formatIP(addr);
       const p = this.#owner(addr);
       if (p === undefined) return fail("IPNotInPool", this.#notInPool(addr));
       if (pool !== undefined && p !== pool) {
@@ -750,7 +750,7 @@ export class Allocator {
   #index(key: string, a: Assignment): void {
     const pool = this.#pools.get(a.pool)!;
     for (const addr of a.addrs) {
-      const ip = formatAddr(addr);
+      const ip = formatIP(addr);
       let hs = this.#holders.get(ip);
       if (hs === undefined) {
         hs = new Set();
@@ -775,7 +775,7 @@ export class Allocator {
     this.#assignments.delete(key);
     const pool = this.#pools.get(a.pool);
     for (const addr of a.addrs) {
-      const ip = formatAddr(addr);
+      const ip = formatIP(addr);
       const hs = this.#holders.get(ip);
       hs?.delete(key);
       if (hs !== undefined && hs.size > 0) continue;

@@ -1,8 +1,9 @@
 // The contract between the pure allocator and its callers (the controller). Nothing here
 // knows about Kubernetes objects: the controller translates Services and pools into these.
+import type { IPFamily } from "../net/address.ts";
 
 /** An IP family, spelled as Kubernetes spells it in `spec.ipFamilies`. */
-export type Family = "IPv4" | "IPv6";
+export type Family = IPFamily;
 
 /** A Kubernetes label selector (matchLabels and matchExpressions). */
 export interface LabelSelector {

@@ -1,3 +1,4 @@
+import { BlockList } from "node:net";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -60,11 +61,11 @@ describe("address helpers", () => {
     ["2001:db8:1:2:3:4:5:6", "2001:db8:1:2:3:4:5:6"],
     ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"],
     ["2001:db8::1:0", "2001:db8::1:0"],
-    ["::ffff:192.0.2.1", "::ffff:c000:201"],
   ])("normalizes IP %s", (text, canonical) => expect(normalizeIp(text)).toBe(canonical));
 
   it.each([
     "",
+    "::ffff:192.0.2.1", // IPv4-mapped: the API's grammar (src/net) refuses it, so no IP is one
     "198.51.100",
     "198.51.100.256",
     "198.51.100.07",
@@ -289,6 +290,8 @@ describe("IPv6 neighbour discovery", () => {
 
 const macArb = fc.uint8Array({ minLength: 6, maxLength: 6 }).map((b) => formatMac(b));
 const v4Arb = fc.ipV4();
+const mapped = new BlockList();
+mapped.addSubnet("::ffff:0:0", 96, "ipv6");
 const v6Arb = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => formatIPv6(b));
 const unicastV6Arb = v6Arb.filter((ip) => !ip.startsWith("ff"));
 
@@ -335,7 +338,8 @@ describe("properties", () => {
     );
     fc.assert(
       fc.property(fc.ipV6(), (ip) => {
-        expect(parseIPv6(ip)).toBeDefined();
+        // IPv4-mapped addresses are refused like the API refuses them (Node's parser judges).
+        expect(parseIPv6(ip) !== undefined).toBe(!mapped.check(ip, "ipv6"));
       }),
     );
     fc.assert(

@@ -8,6 +8,7 @@
  * Addresses cross this API as strings: MACs as lowercase `aa:bb:cc:dd:ee:ff`, IPv4 in
  * dotted quad, IPv6 in RFC 5952 canonical form (what the decoders produce).
  */
+import { canonicalIP, formatIPBytes, type IPFamily, ipToBytes, parseIP } from "../net/address.ts";
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_ARP = 0x0806;
@@ -67,111 +68,46 @@ function macBytes(text: string, what: string): Buffer {
 
 // ---- IPv4 / IPv6 -------------------------------------------------------------------------
 
-/** Parses a dotted-quad IPv4 address (no leading zeros, no shorthand). */
+// The text forms are src/net's grammar (the one the API validates pools with), so an IP
+// the speaker is handed always parses here, and decoded addresses print the same way.
+
+function parseFamily(text: string, family: IPFamily): Buffer | undefined {
+  const ip = parseIP(text);
+  return ip === undefined || ip.family !== family ? undefined : Buffer.from(ipToBytes(ip));
+}
+
+/** Parses a dotted-quad IPv4 address (no leading zeros, no shorthand) into 4 bytes. */
 export function parseIPv4(text: string): Buffer | undefined {
-  if (typeof text !== "string") return undefined;
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  const out = Buffer.alloc(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    out[i] = n;
-  }
-  return out;
+  return parseFamily(text, "IPv4");
 }
 
 /** Formats 4 bytes at `offset` as a dotted quad. */
 export function formatIPv4(bytes: Uint8Array, offset = 0): string {
-  return `${bytes[offset] ?? 0}.${bytes[offset + 1] ?? 0}.${bytes[offset + 2] ?? 0}.${bytes[offset + 3] ?? 0}`;
+  return formatIPBytes(bytes, offset, "IPv4");
 }
 
-/** Parses an IPv6 address in any RFC 4291 text form (incl. `::` and an embedded IPv4 tail). */
+/**
+ * Parses an IPv6 address in any RFC 4291 text form (incl. `::` and an embedded IPv4 tail)
+ * into 16 bytes; like the API, refuses zones and IPv4-mapped addresses.
+ */
 export function parseIPv6(text: string): Buffer | undefined {
-  if (typeof text !== "string" || text.length === 0 || text.length > 45) return undefined;
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const groupsOf = (s: string): number[] | undefined => {
-    if (s === "") return [];
-    const out: number[] = [];
-    const parts = s.split(":");
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i]!;
-      if (i === parts.length - 1 && p.includes(".")) {
-        const v4 = parseIPv4(p);
-        if (v4 === undefined) return undefined;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return undefined;
-        out.push(Number.parseInt(p, 16));
-      }
-    }
-    return out;
-  };
-  const head = groupsOf(halves[0]!);
-  const tail = halves.length === 2 ? groupsOf(halves[1]!) : [];
-  if (head === undefined || tail === undefined) return undefined;
-  let groups: number[];
-  if (halves.length === 2) {
-    const missing = 8 - head.length - tail.length;
-    if (missing < 1) return undefined;
-    groups = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  } else {
-    groups = head;
-  }
-  if (groups.length !== 8) return undefined;
-  const out = Buffer.alloc(16);
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(groups[i]!, i * 2);
-  return out;
+  return parseFamily(text, "IPv6");
 }
 
 /** Formats 16 bytes at `offset` in RFC 5952 canonical form (longest zero run as `::`). */
 export function formatIPv6(bytes: Uint8Array, offset = 0): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    groups.push(((bytes[offset + i * 2] ?? 0) << 8) | (bytes[offset + i * 2 + 1] ?? 0));
-  }
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number) => g.toString(16);
-  if (bestLen < 2) return groups.map(hex).join(":");
-  const left = groups.slice(0, bestStart).map(hex).join(":");
-  const right = groups
-    .slice(bestStart + bestLen)
-    .map(hex)
-    .join(":");
-  return `${left}::${right}`;
+  return formatIPBytes(bytes, offset, "IPv6");
 }
 
 /** IP family of a textual address, or undefined when it is neither. */
 export function ipFamily(text: string): 4 | 6 | undefined {
-  if (parseIPv4(text) !== undefined) return 4;
-  if (parseIPv6(text) !== undefined) return 6;
-  return undefined;
+  const ip = parseIP(text);
+  return ip === undefined ? undefined : ip.family === "IPv4" ? 4 : 6;
 }
 
 /** Canonical text of an IPv4 or IPv6 address (so that map keys compare equal). */
 export function normalizeIp(text: string): string | undefined {
-  const v4 = parseIPv4(text);
-  if (v4 !== undefined) return formatIPv4(v4);
-  const v6 = parseIPv6(text);
-  if (v6 !== undefined) return formatIPv6(v6);
-  return undefined;
+  return canonicalIP(text);
 }
 
 function v4Bytes(text: string, what: string): Buffer {

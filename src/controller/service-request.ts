@@ -1,17 +1,16 @@
 // Translating a Service into what the allocator needs (the shared rules about Services
 // are in src/api/service.ts). Pure: bad annotations become errors to report, never exceptions.
-import { isIP } from "node:net";
 import type { V1Service } from "@kubernetes/client-node";
 import type { Family, PortKey, ServiceRequest } from "../allocator/types.ts";
 import { ANNOTATIONS, annotation } from "../api/service.ts";
+import { parseIP } from "../net/address.ts";
 
 export type TranslateResult =
   | { ok: true; request: ServiceRequest; warnings: string[] }
   | { ok: false; error: string; warnings: string[] };
 
 function familyOf(ip: string): Family | undefined {
-  const v = isIP(ip);
-  return v === 4 ? "IPv4" : v === 6 ? "IPv6" : undefined;
+  return parseIP(ip)?.family;
 }
 
 /** Builds the allocator's view of a Service, or says what is wrong with its configuration. */

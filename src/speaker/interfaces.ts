@@ -4,7 +4,7 @@
 // them in.
 
 import type { NetworkInterfaceInfo } from "node:os";
-import { type Addr, bitsOf, parseIP } from "../allocator/addresses.ts";
+import { type IP as Addr, bitsOf, parseIP } from "../net/address.ts";
 import type { InterfaceChoice } from "./eligibility.ts";
 
 /** One address on an interface, shaped like an entry of `os.networkInterfaces()`. */

@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
-import { parseEntry, parseIP } from "../allocator/addresses.ts";
 import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import type { L2Advertisement } from "../api/l2advertisement.ts";
@@ -15,6 +14,8 @@ import type { KubeClient } from "../k8s/client.ts";
 import { describeError } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
+import { parseIP } from "../net/address.ts";
+import { parseAddressEntry } from "../net/range.ts";
 import type { Logger } from "../observability/log.ts";
 import { chooseOwner } from "./election.ts";
 import {
@@ -376,12 +377,12 @@ function poolFor(svc: V1Service, ip: string, pools: readonly (IPAddressPool & Ku
   if (!addr) return undefined;
   return pools.find((p) =>
     (p.spec?.addresses ?? []).some((e) => {
-      const entry = parseEntry(e);
+      const entry = parseAddressEntry(e);
       return (
         entry !== undefined &&
         entry.family === addr.family &&
-        entry.lo <= addr.value &&
-        addr.value <= entry.hi
+        entry.first <= addr.value &&
+        addr.value <= entry.last
       );
     }),
   );
