@@ -37,6 +37,7 @@ describe("pool reports", () => {
         invalidAddresses: ["not-an-ip", "10.0.0.0/33"],
         overlapsWith: [],
         empty: false,
+        warnings: [],
       },
     ]);
     expect(okIPs(a.assign(svc("ns/a"))).ips).toEqual(["192.0.2.0"]);
@@ -428,6 +429,42 @@ describe("address exclusions", () => {
     );
   });
 
+  it("never assigns an unspecified address (0.0.0.0, ::), even from a pool holding it", () => {
+    const a = withPools(pool("all", ["0.0.0.0/0", "::/0"]));
+    expect(okIPs(a.assign(svc("ns/a"))).ips).toEqual(["0.0.0.1"]);
+    expect(okIPs(a.assign(svc("ns/b", { families: SINGLE_V6 }))).ips).toEqual(["::1"]);
+    expect(a.reports()[0]?.availableIPv4).toBe(2 ** 32 - 1 - 1);
+    expectFailure(
+      a.assign(svc("ns/c", { requestedIPs: ["0.0.0.0"] })),
+      "IPNotInPool",
+      /0\.0\.0\.0 is the unspecified address/,
+    );
+    expect(a.restore(svc("ns/d", { families: SINGLE_V6 }), ["::"]).ok).toBe(false);
+    const one = withPools(pool("zero", ["0.0.0.0/32"]));
+    expect(one.reports()[0]).toMatchObject({ empty: true, availableIPv4: 0 });
+  });
+
+  it("warns about pools holding loopback or multicast addresses (they still work)", () => {
+    const a = withPools(
+      pool("lo", ["127.0.0.0/30"]),
+      pool("mc", ["2001:db8::/126", "224.0.0.0-224.0.0.3"]),
+      pool("v6", ["ff02::/126", "::1/128"]),
+      pool("fine", ["198.51.100.0/24"]),
+    );
+    const warnings = Object.fromEntries(a.reports().map((r) => [r.name, r.warnings]));
+    expect(warnings).toEqual({
+      fine: [],
+      lo: ["holds loopback addresses (127.0.0.0/8, ::1), which no client can reach"],
+      mc: [
+        "holds multicast addresses (224.0.0.0/4, ff00::/8), which cannot be a unicast Service IP",
+      ],
+      v6: [
+        "holds loopback addresses (127.0.0.0/8, ::1), which no client can reach",
+        "holds multicast addresses (224.0.0.0/4, ff00::/8), which cannot be a unicast Service IP",
+      ],
+    });
+  });
+
   it("excludeNetworkAndBroadcast does not apply to IPv6", () => {
     const a = withPools(pool("p", ["2001:db8::/120"], { excludeNetworkAndBroadcast: true }));
     expect(okIPs(a.assign(svc("ns/a", { families: SINGLE_V6 }))).ips).toEqual(["2001:db8::"]);
@@ -456,13 +493,22 @@ describe("IP families", () => {
     expectFailure(
       a.assign(svc("ns/a", { families: REQUIRE_DUAL })),
       "FamilyUnavailable",
-      /IPv4 and IPv6.*v4 offers IPv4/,
+      /^no pool that ns\/a may use has both IPv4 and IPv6 addresses \(pool v4 has only IPv4\)$/,
     );
   });
 
   it("single-stack IPv6 with only IPv4 pools: FamilyUnavailable", () => {
     const a = withPools(v4only);
-    expectFailure(a.assign(svc("ns/a", { families: SINGLE_V6 })), "FamilyUnavailable");
+    expectFailure(
+      a.assign(svc("ns/a", { families: SINGLE_V6 })),
+      "FamilyUnavailable",
+      /^no pool that ns\/a may use has IPv6 addresses \(pool v4 has only IPv4\)$/,
+    );
+    expectFailure(
+      a.assign(svc("ns/b", { families: SINGLE_V6, pool: "v4" })),
+      "FamilyUnavailable",
+      /^pool v4 has no IPv6 addresses \(it has only IPv4\)$/,
+    );
   });
 
   it("all IPs come from one pool: a dual-stack Service skips a higher-priority single-family pool", () => {
@@ -861,6 +907,24 @@ describe("overlapping pools", () => {
       ["a", [], false],
       ["b", ["a"], true],
     ]);
+  });
+
+  it("a Service naming a pool that lost every address to an older pool says so", () => {
+    const a = new Allocator();
+    a.setPools([
+      older,
+      pool("shadowed", ["192.0.2.0/26"], { creationTimestamp: "2025-01-01T00:00:00Z" }),
+    ]);
+    expectFailure(
+      a.assign(svc("ns/a", { pool: "shadowed" })),
+      "NoUsableAddresses",
+      /^pool shadowed has no usable address: every address it lists belongs to the older pool older$/,
+    );
+    expectFailure(
+      a.assign(svc("ns/b", { pool: "shadowed", families: REQUIRE_DUAL })),
+      "NoUsableAddresses",
+      /^pool shadowed has no usable address/,
+    );
   });
 
   it("an overlap in one family leaves the other family alone", () => {

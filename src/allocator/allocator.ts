@@ -2,7 +2,7 @@
 // every rule is testable with tables and property tests. State per pool and family is a
 // set of used addresses (runs of bigints), so memory follows assignments, never pool size.
 
-import { formatIP, type IP, parseIP } from "../net/address.ts";
+import { formatIP, type IP, isUnspecified, parseIP, specialRanges } from "../net/address.ts";
 import { parseAddressEntry } from "../net/range.ts";
 import {
   countBuggy,
@@ -49,6 +49,10 @@ interface Pool {
   fam: Record<Family, FamilyState>;
   invalid: string[];
   overlapsWith: string[];
+  /** True when older pools hold every address this pool lists. */
+  lostToOlder: boolean;
+  /** Addresses that are legal but almost surely a mistake (loopback, multicast). */
+  warnings: string[];
 }
 
 interface Assignment {
@@ -113,7 +117,7 @@ function parsePool(spec: PoolSpec): Pool & { usable: Record<Family, Interval[]> 
   }
   for (const f of FAMILIES) {
     raw[f] = normalize(raw[f]);
-    usable[f] = normalize(usable[f]);
+    usable[f] = subtract(normalize(usable[f]), UNSPECIFIED);
   }
   return {
     spec,
@@ -129,7 +133,29 @@ function parsePool(spec: PoolSpec): Pool & { usable: Record<Family, Interval[]> 
     })),
     invalid,
     overlapsWith: [],
+    lostToOlder: false,
+    warnings: [],
   };
+}
+
+/** 0.0.0.0 and :: mean "any address" to a socket: never a Service's IP, whatever the pool says. */
+const UNSPECIFIED: Interval[] = [{ lo: 0n, hi: 0n }];
+
+const SPECIAL_WARNINGS = {
+  loopback: "holds loopback addresses (127.0.0.0/8, ::1), which no client can reach",
+  multicast:
+    "holds multicast addresses (224.0.0.0/4, ff00::/8), which cannot be a unicast Service IP",
+} as const;
+
+function specialWarnings(usable: Record<Family, Interval[]>): string[] {
+  const out: string[] = [];
+  for (const kind of ["loopback", "multicast"] as const) {
+    const hit = specialRanges[kind].some((r) =>
+      intersects(usable[r.family], [{ lo: r.first, hi: r.last }]),
+    );
+    if (hit) out.push(SPECIAL_WARNINGS[kind]);
+  }
+  return out;
 }
 
 function familyState(intervals: Interval[], avoidBuggy: boolean): FamilyState {
@@ -179,6 +205,7 @@ export class Allocator {
       .sort((a, b) => age(a.spec) - age(b.spec) || byName(a, b));
     for (let i = 0; i < parsed.length; i++) {
       const pool = parsed[i]!;
+      const unclaimed = { ...pool.raw };
       for (let j = 0; j < i; j++) {
         const older = parsed[j]!;
         let overlaps = false;
@@ -186,9 +213,13 @@ export class Allocator {
           if (!intersects(pool.raw[f], older.raw[f])) continue;
           overlaps = true;
           pool.usable[f] = subtract(pool.usable[f], older.raw[f]);
+          unclaimed[f] = subtract(unclaimed[f], older.raw[f]);
         }
         if (overlaps) pool.overlapsWith.push(older.name);
       }
+      pool.lostToOlder =
+        pool.overlapsWith.length > 0 && FAMILIES.every((f) => unclaimed[f].length === 0);
+      pool.warnings = specialWarnings(pool.usable);
       pool.fam = {
         IPv4: familyState(pool.usable.IPv4, pool.spec.avoidBuggyIPs),
         IPv6: familyState(pool.usable.IPv6, false),
@@ -352,6 +383,7 @@ export class Allocator {
         invalidAddresses: [...p.invalid],
         overlapsWith: [...p.overlapsWith],
         empty: v4.total === 0n && v6.total === 0n,
+        warnings: [...p.warnings],
       };
     });
   }
@@ -448,6 +480,7 @@ export class Allocator {
   /** Explains why no pool may hand out `addr`. */
   #notInPool(addr: IP): string {
     const ip = formatIP(addr);
+    if (isUnspecified(addr)) return `${ip} is the unspecified address, which no Service can have`;
     for (const p of this.#ordered) {
       const fs = p.fam[addr.family];
       if (indexContaining(fs.intervals, addr.value) >= 0) {
@@ -565,16 +598,7 @@ export class Allocator {
 
     const required = req.families.filter((f) => f.required).map((f) => f.family);
     const offering = candidates.filter((p) => required.every((f) => p.fam[f].total > 0n));
-    if (offering.length === 0) {
-      const offers = candidates.map((p) => {
-        const has = FAMILIES.filter((f) => p.fam[f].total > 0n);
-        return `${p.name} offers ${has.length > 0 ? has.join(" and ") : "no address"}`;
-      });
-      return fail(
-        "FamilyUnavailable",
-        `no pool ${req.key} may use offers ${required.join(" and ")} (${offers.join("; ")})`,
-      );
-    }
+    if (offering.length === 0) return this.#noFamily(req, candidates, required);
 
     const plans = new Map<Pool, Plan>();
     const planFor = (p: Pool): Plan => {
@@ -612,6 +636,47 @@ export class Allocator {
       full.push(`pool ${p.name} has no free ${plan.family} address`);
     }
     return fail("PoolExhausted", `no free address for ${req.key}: ${full.join("; ")}`);
+  }
+
+  /** Why none of `candidates` can give `req` its required families. */
+  #noFamily(req: ServiceRequest, candidates: Pool[], required: Family[]): Failure {
+    const families = (p: Pool) => FAMILIES.filter((f) => p.fam[f].total > 0n);
+    const empty = candidates.filter((p) => families(p).length === 0);
+    if (empty.length === candidates.length) {
+      return fail("NoUsableAddresses", empty.map((p) => this.#whyEmpty(p)).join("; "));
+    }
+    const want = required.length > 1 ? `both ${required.join(" and ")}` : required.join("");
+    const has = (p: Pool) => {
+      const fs = families(p);
+      return fs.length === 0 ? "no usable address" : `only ${fs.join(" and ")}`;
+    };
+    const only = candidates[0]!;
+    if (req.pool !== undefined && candidates.length === 1 && only.name === req.pool) {
+      return fail(
+        "FamilyUnavailable",
+        `pool ${only.name} has no ${want} addresses (it has ${has(only)})`,
+      );
+    }
+    const pools = candidates.map((p) => `pool ${p.name} has ${has(p)}`).join("; ");
+    return fail(
+      "FamilyUnavailable",
+      `no pool that ${req.key} may use has ${want} addresses (${pools})`,
+    );
+  }
+
+  /** Explains a pool without a single usable address. */
+  #whyEmpty(p: Pool): string {
+    const head = `pool ${p.name} has no usable address`;
+    const olders = `the older pool${p.overlapsWith.length > 1 ? "s" : ""} ${p.overlapsWith.join(", ")}`;
+    if (p.lostToOlder) return `${head}: every address it lists belongs to ${olders}`;
+    if (FAMILIES.every((f) => p.raw[f].length === 0)) {
+      return `${head}: none of its entries is valid (${p.invalid.join(", ")})`;
+    }
+    const excluded =
+      "excluded (avoidBuggyIPs, excludeNetworkAndBroadcast, or the unspecified address 0.0.0.0/::)";
+    return p.overlapsWith.length > 0
+      ? `${head}: what ${olders} do not hold is ${excluded}`
+      : `${head}: every address it lists is ${excluded}`;
   }
 
   /** The IPs `req` would get from `pool`, without changing any state but search hints. */

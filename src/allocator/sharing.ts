@@ -37,7 +37,7 @@ export function sharingConflict(
   if (wanting.sharingKey !== holder.sharingKey) {
     return {
       reason: "SharingRefused",
-      why: `sharing key "${wanting.sharingKey}" differs from "${holder.sharingKey}" of ${holderKey}`,
+      why: `sharing key ${shown(wanting.sharingKey)} differs from ${shown(holder.sharingKey)} of ${holderKey}`,
     };
   }
   for (const p of wanting.ports) {
@@ -58,4 +58,9 @@ export function sharingConflict(
     return { reason: "SharingRefused", why: `Local pod selector differs from ${holderKey}` };
   }
   return undefined;
+}
+
+/** A sharing key for a message: annotations may be huge, messages must not be. */
+function shown(key: string): string {
+  return key.length <= 64 ? `"${key}"` : `"${key.slice(0, 64)}…" (${key.length} characters)`;
 }

@@ -76,6 +76,7 @@ export type FailureReason =
   | "IPNotInPool"
   | "SharingRefused"
   | "FamilyUnavailable"
+  | "NoUsableAddresses"
   | "PoolNotFound"
   | "InvalidRequest";
 
@@ -97,4 +98,6 @@ export interface PoolReport {
   overlapsWith: string[];
   /** True when the pool has no usable address at all. */
   empty: boolean;
+  /** Legal but suspicious contents (loopback, multicast addresses), for people to check. */
+  warnings: string[];
 }
