@@ -31,6 +31,15 @@ export function isOurs(svc: V1Service, filter: ClassFilter): boolean {
   return cls === undefined || cls === "" ? filter.handleUnclassed : cls === filter.lbClass;
 }
 
+/** Longest annotation text echoed into a message: annotations may hold up to 256 KiB. */
+export const ECHO_LIMIT = 64;
+
+/** A value for a message: quoted, and cut to `max` characters with its full length said. */
+export function quoted(value: string, max = ECHO_LIMIT): string {
+  if (value.length <= max) return `"${value}"`;
+  return `"${value.slice(0, max)}…" (${value.length} characters)`;
+}
+
 /**
  * Reads one ironlb annotation, falling back to the MetalLB spellings with a warning that
  * names the ironlb key to use instead. Both spellings set with different values is an error.
@@ -47,7 +56,7 @@ export function annotation(
     if (alias === undefined) continue;
     if (own !== undefined && own.trim() !== alias.trim()) {
       return {
-        error: `annotations ${key}="${own}" and ${prefix + suffix}="${alias}" disagree; remove ${prefix + suffix}`,
+        error: `annotations ${key}=${quoted(own)} and ${prefix + suffix}=${quoted(alias)} disagree; remove ${prefix + suffix}`,
       };
     }
     if (own === undefined) {

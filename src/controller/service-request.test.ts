@@ -121,10 +121,56 @@ describe("translateService", () => {
       svc({}, { "ironlb.dev/address-pool": "a", "metallb.io/address-pool": "b" }),
       /disagree; remove metallb.io\/address-pool/,
     ],
+    ["only commas", svc({}, { "ironlb.dev/loadBalancerIPs": ",,," }), /empty entry/],
+    ["a trailing comma", svc({}, { "ironlb.dev/loadBalancerIPs": "198.51.100.1," }), /empty entry/],
+    [
+      "the unspecified IPv4 address",
+      svc({}, { "ironlb.dev/loadBalancerIPs": "0.0.0.0" }),
+      /0\.0\.0\.0 is the unspecified address/,
+    ],
+    [
+      "the unspecified IPv6 address",
+      svc({ ipFamilies: ["IPv6"] }, { "ironlb.dev/loadBalancerIPs": "::" }),
+      /:: is the unspecified address/,
+    ],
+    [
+      "an IPv4-mapped IPv6 address",
+      svc({ ipFamilies: ["IPv6"] }, { "ironlb.dev/loadBalancerIPs": "::ffff:198.51.100.1" }),
+      /not a valid IPv4 or IPv6 address/,
+    ],
+    [
+      "a pool name that cannot name a pool",
+      svc({}, { "ironlb.dev/address-pool": "Not_A_Pool" }),
+      /is not a pool name/,
+    ],
   ])("rejects: %s", (_n, s, msg) => {
     const r = translateService(s, {});
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error).toMatch(msg);
+  });
+
+  it("treats an empty annotation as unset", () => {
+    const r = translateService(svc({}, { "ironlb.dev/loadBalancerIPs": " " }), {});
+    expect(r.ok && r.request.requestedIPs).toEqual([]);
+  });
+
+  it("never echoes a huge annotation whole", () => {
+    const huge = "x".repeat(52_000);
+    for (const s of [
+      svc({}, { "ironlb.dev/loadBalancerIPs": huge }),
+      svc({}, { "ironlb.dev/loadBalancerIPs": `198.51.100.1,${huge}` }),
+      svc({ loadBalancerIP: "198.51.100.2" }, { "ironlb.dev/loadBalancerIPs": huge }),
+      svc({}, { "ironlb.dev/address-pool": huge }),
+      svc({}, { "ironlb.dev/address-pool": huge, "metallb.io/address-pool": `${huge}y` }),
+      svc({}, { "ironlb.dev/loadBalancerIPs": Array(300).fill("198.51.100.1").join(",") }),
+    ]) {
+      const r = translateService(s, {});
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.length).toBeLessThan(600);
+        expect(r.error).not.toContain("x".repeat(65));
+      }
+    }
   });
 
   it("reads both MetalLB annotation prefixes and warns with the ironlb key", () => {

@@ -2,8 +2,8 @@
 // are in src/api/service.ts). Pure: bad annotations become errors to report, never exceptions.
 import type { V1Service } from "@kubernetes/client-node";
 import type { Family, PortKey, ServiceRequest } from "../allocator/types.ts";
-import { ANNOTATIONS, annotation } from "../api/service.ts";
-import { parseIP } from "../net/address.ts";
+import { ANNOTATIONS, annotation, quoted } from "../api/service.ts";
+import { formatIP, isUnspecified, parseIP } from "../net/address.ts";
 
 export type TranslateResult =
   | { ok: true; request: ServiceRequest; warnings: string[] }
@@ -12,6 +12,9 @@ export type TranslateResult =
 function familyOf(ip: string): Family | undefined {
   return parseIP(ip)?.family;
 }
+
+// Pool objects are named like any object: a DNS subdomain (RFC 1123).
+const POOL_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Builds the allocator's view of a Service, or says what is wrong with its configuration. */
 export function translateService(
@@ -31,28 +34,46 @@ export function translateService(
   const shareAnn = annotation(annotations, ANNOTATIONS.allowSharedIP, warnings);
   if (shareAnn.error) return fail(shareAnn.error);
 
-  const requested = ipsAnn.value
-    ? ipsAnn.value
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s !== "")
-    : [];
+  // An empty annotation is unset; anything else must be a list of addresses, no empty entries.
+  const requested = ipsAnn.value ? ipsAnn.value.split(",").map((s) => s.trim()) : [];
+  if (requested.some((s) => s === "")) {
+    return fail(
+      `annotation ${ANNOTATIONS.loadBalancerIPs}=${quoted(ipsAnn.value ?? "")} has an empty entry; list the IPs separated by commas, like 198.51.100.7,2001:db8::7`,
+    );
+  }
+  if (requested.length > 2) {
+    return fail(
+      `annotation ${ANNOTATIONS.loadBalancerIPs} lists ${requested.length} entries; at most one IPv4 and one IPv6 address may be requested`,
+    );
+  }
   const specIP = spec.loadBalancerIP?.trim();
   if (specIP) {
     if (requested.length > 0 && !requested.includes(specIP)) {
       return fail(
-        `spec.loadBalancerIP ${specIP} and annotation ${ANNOTATIONS.loadBalancerIPs}="${ipsAnn.value}" disagree; set only one`,
+        `spec.loadBalancerIP ${quoted(specIP)} and annotation ${ANNOTATIONS.loadBalancerIPs}=${quoted(ipsAnn.value ?? "")} disagree; set only one`,
       );
     }
     if (requested.length === 0) requested.push(specIP);
   }
   const seenFamilies = new Set<Family>();
-  for (const ip of requested) {
-    const fam = familyOf(ip);
-    if (!fam) return fail(`requested IP "${ip}" is not a valid IPv4 or IPv6 address`);
-    if (seenFamilies.has(fam))
-      return fail(`at most one ${fam} address may be requested, got ${requested.join(", ")}`);
-    seenFamilies.add(fam);
+  for (const text of requested) {
+    const ip = parseIP(text);
+    if (!ip) return fail(`requested IP ${quoted(text)} is not a valid IPv4 or IPv6 address`);
+    if (isUnspecified(ip)) {
+      return fail(
+        `requested IP ${formatIP(ip)} is the unspecified address, which no Service can have`,
+      );
+    }
+    if (seenFamilies.has(ip.family))
+      return fail(
+        `at most one ${ip.family} address may be requested, got ${requested.map((r) => quoted(r)).join(", ")}`,
+      );
+    seenFamilies.add(ip.family);
+  }
+  if (poolAnn.value && !POOL_NAME.test(poolAnn.value)) {
+    return fail(
+      `annotation ${ANNOTATIONS.addressPool}=${quoted(poolAnn.value)} is not a pool name (a DNS subdomain: lower-case letters, digits, '-' and '.', at most 253 characters)`,
+    );
   }
 
   const specFamilies = (spec.ipFamilies ?? []).filter(
