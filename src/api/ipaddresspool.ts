@@ -27,6 +27,7 @@ export const poolConditions = {
     ready: "PoolReady",
     invalidAddresses: "InvalidAddresses",
     noUsableAddresses: "NoUsableAddresses",
+    familyUnavailable: "FamilyUnavailable",
     overlapsPool: "OverlapsPool",
     noOverlap: "NoOverlap",
   },

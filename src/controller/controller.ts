@@ -15,13 +15,25 @@ import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
 import type { ControllerMetrics } from "./metrics.ts";
-import { desiredPoolStatus, type PoolInput, poolStatusChanged, toPoolInput } from "./pools.ts";
+import {
+  desiredPoolStatus,
+  type PoolAsk,
+  type PoolInput,
+  poolStatusChanged,
+  toPoolInput,
+} from "./pools.ts";
 import { translateService } from "./service-request.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 /** The Service condition type the controller maintains. */
 export const CONDITION_TYPE = "ironlb.dev/IPAllocated";
 const POOL_PLURAL = "ipaddresspools";
+/** Longest message put in a condition or an Event (events.k8s.io caps its note at 1 KiB). */
+const MESSAGE_LIMIT = 1024;
+
+function capped(message: string): string {
+  return message.length <= MESSAGE_LIMIT ? message : `${message.slice(0, MESSAGE_LIMIT - 1)}…`;
+}
 
 export interface ControllerOptions extends ClassFilter {
   /** `status.loadBalancer.ingress[].ipMode`: VIP lets kube-proxy handle the IP itself (default). */
@@ -57,6 +69,15 @@ export class Controller {
   readonly #pending = new Set<string>();
   /** What the last successful write put on each Service, to skip re-writes while the cache lags. */
   readonly #written = new Map<string, { rv: bigint; fingerprint: string }>();
+  /**
+   * Configuration problems already reported by Event, per Service: each distinct problem is
+   * reported once, not on every reconcile (our own status writes cause reconciles too).
+   */
+  readonly #reported = new Map<string, { uid: string; problems: Set<string> }>();
+  /** Pools named by Services, with the families those Services require (pool Ready). */
+  readonly #asks = new Map<string, PoolAsk & { pool: string }>();
+  /** The warnings last reported for each pool (uid and text), so each is reported once. */
+  readonly #poolWarned = new Map<string, string>();
   #poolInputs = new Map<string, PoolInput>();
   #poolsDirty = false;
   #poolsFingerprint = "";
@@ -198,7 +219,25 @@ export class Controller {
         this.#log.warn({ pool: p.name, errors: p.errors }, "pool is malformed and is not used");
       }
     }
-    this.#alloc.setPools(specs);
+    const reports = this.#alloc.setPools(specs);
+    for (const r of reports) {
+      const uid = this.#pools.get(r.name)?.metadata?.uid ?? "";
+      const said = r.warnings.length > 0 ? `${uid}|${r.warnings.join("|")}` : "";
+      if (said === (this.#poolWarned.get(r.name) ?? "")) continue;
+      if (said === "") {
+        this.#poolWarned.delete(r.name);
+        continue;
+      }
+      this.#poolWarned.set(r.name, said);
+      const message = `pool ${r.name} ${r.warnings.join("; it ")}`;
+      this.#log.warn({ pool: r.name, warnings: r.warnings }, "pool holds suspicious addresses");
+      void this.#events.emit(
+        poolTarget(this.#pools.get(r.name), r.name),
+        "Warning",
+        "SuspiciousAddresses",
+        message,
+      );
+    }
     return true;
   }
 
@@ -226,7 +265,7 @@ export class Controller {
       if (r.ok) restored++;
       else
         this.#log.warn(
-          { service: key, ips: statusIPs(svc), reason: r.reason, msg: r.message },
+          { service: key, ips: statusIPs(svc), reason: r.reason, detail: r.message },
           "existing IP cannot be kept",
         );
     }
@@ -247,6 +286,8 @@ export class Controller {
     if (!svc) {
       this.#written.delete(key);
       this.#pending.delete(key);
+      this.#reported.delete(key);
+      this.#forgetAsk(key);
       if (this.#alloc.get(key)) {
         this.#alloc.release(key);
         this.#log.info({ service: key }, "service deleted; IP released");
@@ -256,31 +297,47 @@ export class Controller {
     }
     if (!isOurs(svc, this.#opts)) {
       this.#pending.delete(key);
+      this.#reported.delete(key);
+      this.#forgetAsk(key);
       await this.#releaseNotOurs(key, svc);
       return;
     }
     const nsLabels = this.#namespaces.get(ns)?.metadata?.labels ?? {};
     const t = translateService(svc, nsLabels);
-    for (const w of t.warnings)
-      void this.#events.emit(serviceTarget(svc), "Warning", "DeprecatedAnnotation", w);
+    const fresh = this.#newProblems(key, svc, [
+      ...t.warnings.map((w) => ["DeprecatedAnnotation", w] as const),
+      ...(t.ok ? [] : [["InvalidConfiguration", capped(t.error)] as const]),
+    ]);
+    for (const [reason, message] of fresh) {
+      void this.#events.emit(serviceTarget(svc), "Warning", reason, message);
+    }
+    if (t.ok && t.request.pool !== undefined) {
+      const families = t.request.families.filter((f) => f.required).map((f) => f.family);
+      this.#asks.set(key, { service: key, pool: t.request.pool, families });
+    } else {
+      this.#forgetAsk(key);
+    }
     if (!t.ok) {
       this.#metrics.failures.inc({ reason: "InvalidConfiguration" });
       const held = this.#alloc.get(key);
-      void this.#events.emit(serviceTarget(svc), "Warning", "InvalidConfiguration", t.error);
-      this.#log.warn({ service: key, error: t.error }, "invalid service configuration");
+      if (fresh.length > 0) {
+        this.#log.warn({ service: key, error: capped(t.error) }, "invalid service configuration");
+      }
       if (held) {
         // Keep what the Service has: a typo in an annotation must not take its IP away.
         await this.#write(key, svc, held.ips, held.pool, {
           status: "True",
           reason: "InvalidConfiguration",
-          message: `keeps ${held.ips.join(", ")}, but its configuration is invalid: ${t.error}`,
+          message: capped(
+            `keeps ${held.ips.join(", ")}, but its configuration is invalid: ${t.error}`,
+          ),
         });
       } else {
         this.#pending.delete(key);
         await this.#write(key, svc, [], undefined, {
           status: "False",
           reason: "InvalidConfiguration",
-          message: t.error,
+          message: capped(t.error),
         });
       }
       return;
@@ -319,17 +376,17 @@ export class Controller {
     const wrote = await this.#write(key, svc, [], undefined, {
       status: "False",
       reason: result.reason,
-      message: result.message,
+      message: capped(result.message),
     });
     if (wrote) {
       void this.#events.emit(
         serviceTarget(svc),
         "Warning",
         "AllocationFailed",
-        `${result.reason}: ${result.message}`,
+        capped(`${result.reason}: ${result.message}`),
       );
       this.#log.warn(
-        { service: key, reason: result.reason, msg: result.message },
+        { service: key, reason: result.reason, detail: result.message },
         "allocation failed",
       );
       if (lost.length > 0) {
@@ -337,12 +394,34 @@ export class Controller {
           serviceTarget(svc),
           "Normal",
           "IPReleased",
-          `Released ${lost.join(", ")}: ${result.message}`,
+          capped(`Released ${lost.join(", ")}: ${result.message}`),
         );
         this.#capacityFreed();
       }
     }
     this.#schedulePoolStatus();
+  }
+
+  /**
+   * The problems (Event reason and message) not yet reported for this Service; remembers
+   * the current set, so a problem that goes away and comes back is reported again.
+   */
+  #newProblems(
+    key: string,
+    svc: V1Service,
+    problems: readonly (readonly [string, string])[],
+  ): (readonly [string, string])[] {
+    const uid = svc.metadata?.uid ?? "";
+    const prev = this.#reported.get(key);
+    const seen = prev?.uid === uid ? prev.problems : new Set<string>();
+    const now = new Set(problems.map(([reason, message]) => `${reason}\n${message}`));
+    if (now.size === 0) this.#reported.delete(key);
+    else this.#reported.set(key, { uid, problems: now });
+    return problems.filter(([reason, message]) => !seen.has(`${reason}\n${message}`));
+  }
+
+  #forgetAsk(key: string): void {
+    if (this.#asks.delete(key)) this.#schedulePoolStatus();
   }
 
   async #releaseNotOurs(key: string, svc: V1Service): Promise<void> {
@@ -459,6 +538,12 @@ export class Controller {
 
   async #writePoolStatuses(): Promise<void> {
     const reports = new Map<string, PoolReport>(this.#alloc.reports().map((r) => [r.name, r]));
+    const asksByPool = new Map<string, PoolAsk[]>();
+    for (const a of this.#asks.values()) {
+      const list = asksByPool.get(a.pool) ?? [];
+      list.push(a);
+      asksByPool.set(a.pool, list);
+    }
     for (const input of this.#poolInputs.values()) {
       const report = reports.get(input.name);
       for (const family of ["IPv4", "IPv6"] as const) {
@@ -474,7 +559,11 @@ export class Controller {
         );
       }
       const live = this.#pools.get(input.name) as IPAddressPool | undefined;
-      const desired = desiredPoolStatus({ ...input, current: live?.status }, report);
+      const desired = desiredPoolStatus(
+        { ...input, current: live?.status },
+        report,
+        asksByPool.get(input.name),
+      );
       if (!poolStatusChanged(live?.status, desired)) continue;
       try {
         await this.#api.mergePatch(

@@ -1,5 +1,5 @@
 // IPAddressPool objects to allocator pools, and allocator reports back to pool status.
-import type { PoolReport, PoolSpec } from "../allocator/types.ts";
+import type { Family, PoolReport, PoolSpec } from "../allocator/types.ts";
 import { type IPAddressPool, parseIPAddressPool, poolConditions } from "../api/ipaddresspool.ts";
 import { timestamp } from "../k8s/errors.ts";
 
@@ -57,8 +57,24 @@ export interface PoolStatus {
   conditions: PoolCondition[];
 }
 
-/** The status a pool should have, given the allocator's report (or the object's own errors). */
-export function desiredPoolStatus(input: PoolInput, report: PoolReport | undefined): PoolStatus {
+/** A Service that names the pool, and the families it requires from it. */
+export interface PoolAsk {
+  service: string;
+  families: Family[];
+}
+
+const NAMED_SERVICES = 5;
+
+/**
+ * The status a pool should have, given the allocator's report (or the object's own errors)
+ * and what the Services naming this pool require of it. Ready means the pool can serve
+ * what it is asked for: usable addresses, of every family asked.
+ */
+export function desiredPoolStatus(
+  input: PoolInput,
+  report: PoolReport | undefined,
+  asked: readonly PoolAsk[] = [],
+): PoolStatus {
   const ready: PoolCondition = {
     type: poolConditions.ready,
     status: "True",
@@ -85,7 +101,29 @@ export function desiredPoolStatus(input: PoolInput, report: PoolReport | undefin
     ready.message =
       report.overlapsWith.length > 0
         ? `every address overlaps an older pool (${report.overlapsWith.join(", ")})`
-        : "no address is left after exclusions (avoidBuggyIPs, excludeNetworkAndBroadcast)";
+        : "no address is left after exclusions (avoidBuggyIPs, excludeNetworkAndBroadcast, the unspecified address)";
+  } else {
+    const has = (f: Family) =>
+      f === "IPv4"
+        ? report.assignedIPv4 + report.availableIPv4 > 0
+        : report.assignedIPv6 + report.availableIPv6 > 0;
+    const missing = (["IPv4", "IPv6"] as const).filter((f) => !has(f));
+    const askers = [
+      ...new Set(
+        asked.filter((a) => a.families.some((f) => missing.includes(f))).map((a) => a.service),
+      ),
+    ].sort();
+    if (askers.length > 0) {
+      const fams = missing.filter((f) => asked.some((a) => a.families.includes(f)));
+      const shown = askers.slice(0, NAMED_SERVICES).join(", ");
+      const more =
+        askers.length > NAMED_SERVICES ? ` and ${askers.length - NAMED_SERVICES} more` : "";
+      ready.status = "False";
+      ready.reason = poolConditions.reasons.familyUnavailable;
+      ready.message = `Services ask this pool for ${fams.join(" and ")} addresses but it has none usable (${shown}${more})`;
+    } else if (report.warnings.length > 0) {
+      ready.message = `the pool has usable addresses, but it ${report.warnings.join("; it ")}`;
+    }
   }
   if (report && report.overlapsWith.length > 0) {
     conflict.status = "True";

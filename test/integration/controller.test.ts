@@ -426,6 +426,110 @@ describe("controller", () => {
     expect(await waitForIPs(ns, "new")).toEqual(["198.51.100.133"]);
   });
 
+  it("refuses an annotation of only commas, and never echoes a huge one whole", async () => {
+    const { ns } = await scenario("commas", ["198.51.100.150/31"]);
+    await createService(ns, "commas", { annotations: { "ironlb.dev/loadBalancerIPs": ",,," } });
+    const c = await waitForCondition(ns, "commas", "False", "InvalidConfiguration");
+    expect(c.message).toContain("empty entry");
+    expect(ingressIPs(await getService(ns, "commas"))).toEqual([]);
+    expect((await waitForEvent(ns, "commas", "InvalidConfiguration")).type).toBe("Warning");
+
+    const huge = "x".repeat(52_000);
+    await createService(ns, "huge", { annotations: { "ironlb.dev/loadBalancerIPs": huge } });
+    const h = await waitForCondition(ns, "huge", "False", "InvalidConfiguration");
+    expect(h.message.length).toBeLessThan(1024);
+    expect(h.message).toContain("(52000 characters)");
+    const ev = await waitForEvent(ns, "huge", "InvalidConfiguration");
+    expect(ev.message.length).toBeLessThan(1024);
+  });
+
+  it("reports a configuration problem once, not on every reconcile", async () => {
+    const { ns } = await scenario("once", ["198.51.100.152/31"]);
+    const old = "metallb.io/loadBalancerIPs";
+    await createService(ns, "s", { annotations: { [old]: "198.51.100.152" } });
+    expect(await waitForIPs(ns, "s")).toEqual(["198.51.100.152"]);
+    const patch = (body: Record<string, unknown>) =>
+      core.patchNamespacedService({ name: "s", namespace: ns, body }, merge);
+    // Reconciles: a label change, ironlb's own status writes, an invalid value and back.
+    await patch({ metadata: { labels: { touched: "1" } } });
+    await patch({ metadata: { annotations: { [old]: ",,," } } });
+    await waitForCondition(ns, "s", "True", "InvalidConfiguration");
+    await patch({ metadata: { labels: { touched: "2" } } });
+    await patch({ metadata: { annotations: { [old]: "198.51.100.152" } } });
+    await waitForCondition(ns, "s", "True", "Allocated");
+    const counts = async () => {
+      const list = await core.listNamespacedEvent({
+        namespace: ns,
+        fieldSelector: "involvedObject.name=s",
+      });
+      const by: Record<string, number> = {};
+      for (const e of list.items) by[e.reason ?? ""] = (by[e.reason ?? ""] ?? 0) + (e.count ?? 1);
+      return by;
+    };
+    const seen = await waitFor("both warnings recorded", async () => {
+      const c = await counts();
+      return c.DeprecatedAnnotation && c.InvalidConfiguration ? c : undefined;
+    });
+    expect(seen.DeprecatedAnnotation).toBe(1);
+    expect(seen.InvalidConfiguration).toBe(1);
+  });
+
+  it("says when a pool lacks a family Services ask it for", async () => {
+    const { ns, pool } = await scenario("fam", ["198.51.100.154/31"]);
+    await createService(ns, "v6", {
+      ipFamilyPolicy: "SingleStack",
+      ipFamilies: ["IPv6"],
+      annotations: { "ironlb.dev/address-pool": pool },
+    });
+    const c = await waitForCondition(ns, "v6", "False", "FamilyUnavailable");
+    expect(c.message).toBe(`pool ${pool} has no IPv6 addresses (it has only IPv4)`);
+    const ready = await waitFor("pool not Ready", async () =>
+      (await getPool(pool)).status?.conditions?.find(
+        (x) => x.type === "Ready" && x.status === "False",
+      ),
+    );
+    expect(ready.reason).toBe("FamilyUnavailable");
+    expect(ready.message).toContain(`${ns}/v6`);
+    await core.deleteNamespacedService({ name: "v6", namespace: ns });
+    await waitFor("pool Ready again", async () =>
+      (await getPool(pool)).status?.conditions?.find(
+        (x) => x.type === "Ready" && x.status === "True",
+      ),
+    );
+  });
+
+  it("explains a pool that lost every address to an older pool", async () => {
+    const ns = await createNamespace("lost");
+    const older = `lost-a-${ns}`;
+    const newer = `lost-b-${ns}`;
+    // Created in this order, so the first is older by time or, within a second, by name.
+    await createPool(older, {
+      addresses: ["198.51.100.156/31"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    await createPool(newer, {
+      addresses: ["198.51.100.156/31"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    await createService(ns, "s", { annotations: { "ironlb.dev/address-pool": newer } });
+    const c = await waitForCondition(ns, "s", "False", "NoUsableAddresses");
+    expect(c.message).toBe(
+      `pool ${newer} has no usable address: every address it lists belongs to the older pool ${older}`,
+    );
+  });
+
+  it("warns about a pool holding multicast addresses", async () => {
+    const { pool } = await scenario("mcast", ["ff0e::db8:0/126"]);
+    const ev = await waitForEvent("default", pool, "SuspiciousAddresses");
+    expect(ev.type).toBe("Warning");
+    expect(ev.message).toContain("multicast");
+    const ready = await waitFor("pool status", async () =>
+      (await getPool(pool)).status?.conditions?.find((x) => x.type === "Ready"),
+    );
+    expect(ready.status).toBe("True");
+    expect(ready.message).toContain("multicast");
+  });
+
   it("serves health, readiness and metrics", async () => {
     const port = await waitFor("health port in logs", () => {
       const line = ctrl.logs().find((l) => typeof l.healthPort === "number");
