@@ -2,6 +2,7 @@
 // from their Go modules by build.sh, with TLS, RBAC and ServiceAccount token signing.
 import { execFile, spawn } from "node:child_process";
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
@@ -31,7 +32,19 @@ export interface ControlPlaneOptions {
   detached?: boolean;
   /** Progress messages (default: stderr). */
   log?: (msg: string) => void;
+  /** Picks a free port (default: `freePort`); tests hand in taken ones to exercise the retry. */
+  pickPort?: () => Promise<number>;
 }
+
+/**
+ * How often a process that lost its port to someone else is started again on new ports.
+ * A port found free can be taken before the process binds it (other test runs, outgoing
+ * connections from the ephemeral range): the process then exits with "address already in
+ * use", and a retry on other ports is the only fix that needs no cooperation.
+ */
+const PORT_ATTEMPTS = 5;
+
+class PortTaken extends Error {}
 
 /** The saved description of a running control plane (state.json in its folder). */
 export interface ControlPlaneState {
@@ -85,32 +98,45 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   try {
     log("generating certificates");
     const pki = await makePki(join(dir, "pki"), [advertise, "127.0.0.1"]);
-    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    log(`starting etcd on ${etcdUrl}`);
-    pids.push(
-      startProcess(
+    const pick = opts.pickPort ?? freePort;
+    const etcdUrl = await withFreshPorts("etcd", log, async () => {
+      const [clientPort, peerPort] = [await pick(), await pick()];
+      const url = `http://127.0.0.1:${clientPort}`;
+      const logFile = join(dir, "etcd.log");
+      rmSync(logFile, { force: true });
+      rmSync(join(dir, "etcd"), { recursive: true, force: true });
+      log(`starting etcd on ${url}`);
+      const pid = startProcess(
         join(binDir, "etcd"),
         [
           "--name=default",
           `--data-dir=${join(dir, "etcd")}`,
-          `--listen-client-urls=${etcdUrl}`,
-          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-client-urls=${url}`,
+          `--advertise-client-urls=${url}`,
           `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
           `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
           `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
           "--unsafe-no-fsync", // test data: durability is not worth the disk latency
           "--log-level=warn",
         ],
-        join(dir, "etcd.log"),
+        logFile,
         opts.detached,
-      ),
-    );
-    state.port = apiPort;
-    state.server = `https://127.0.0.1:${apiPort}`;
-    log(`starting kube-apiserver on ${state.server}`);
-    pids.push(
-      startProcess(
+      );
+      pids.push(pid);
+      await untilUp("etcd", pid, logFile, pids, async () => {
+        const r = await getPlain(`${url}/health`);
+        return r.status === 200 ? undefined : `${r.status}: ${r.body.slice(0, 300)}`;
+      });
+      return url;
+    });
+    await withFreshPorts("kube-apiserver", log, async () => {
+      const apiPort = await pick();
+      state.port = apiPort;
+      state.server = `https://127.0.0.1:${apiPort}`;
+      const logFile = join(dir, "kube-apiserver.log");
+      rmSync(logFile, { force: true });
+      log(`starting kube-apiserver on ${state.server}`);
+      const pid = startProcess(
         join(binDir, "kube-apiserver"),
         [
           `--etcd-servers=${etcdUrl}`,
@@ -135,11 +161,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           "--max-requests-inflight=1000",
           "--max-mutating-requests-inflight=500",
         ],
-        join(dir, "kube-apiserver.log"),
+        logFile,
         opts.detached,
-      ),
-    );
-    await waitReady(state.server, pki, pids, dir);
+      );
+      pids.push(pid);
+      await untilUp("kube-apiserver", pid, logFile, pids, async () => {
+        const r = await get(`${state.server}/readyz`, pki);
+        return r.status === 200 ? undefined : `${r.status}: ${r.body.slice(0, 300)}`;
+      });
+    });
     writeKubeconfig(state, state.kubeconfig);
     writeFileSync(join(dir, "state.json"), JSON.stringify(state, null, 2));
     log("control plane ready");
@@ -328,7 +358,7 @@ function startProcess(bin: string, args: string[], logFile: string, detached = f
   return child.pid;
 }
 
-/** A free TCP port on loopback (the kernel picks it; the small race with others is acceptable in tests). */
+/** A TCP port free on loopback now (the kernel picks it); someone may take it before it is used. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -390,30 +420,74 @@ function get(url: string, pki: Pki): Promise<{ status: number; body: string }> {
   });
 }
 
-async function waitReady(server: string, pki: Pki, pids: number[], dir: string): Promise<void> {
+/**
+ * Runs `start` (which starts one process and waits until it is up) again on new ports,
+ * up to PORT_ATTEMPTS times, while the process exits because its port was taken.
+ */
+async function withFreshPorts<T>(
+  name: string,
+  log: (msg: string) => void,
+  start: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= PORT_ATTEMPTS) throw err;
+      log(
+        `${name} lost its port to another process (attempt ${attempt}); starting it on other ports`,
+      );
+    }
+  }
+}
+
+/**
+ * Waits until `probe` says the process is up (returns undefined), or fails when it exits:
+ * with PortTaken when its log says its address was in use.
+ */
+async function untilUp(
+  name: string,
+  pid: number,
+  logFile: string,
+  pids: number[],
+  probe: () => Promise<string | undefined>,
+): Promise<void> {
   const deadline = Date.now() + 90_000;
   let last = "";
   while (Date.now() < deadline) {
-    for (const [i, pid] of pids.entries()) {
-      if (!alive(pid)) {
-        const name = i === 0 ? "etcd" : "kube-apiserver";
-        const tail = readFileSync(join(dir, `${name}.log`), "utf8")
-          .split("\n")
-          .slice(-15)
-          .join("\n");
-        throw new Error(`${name} exited during start-up; last log lines:\n${tail}`);
-      }
+    if (!alive(pid)) {
+      pids.splice(pids.indexOf(pid), 1);
+      const text = readFileSync(logFile, "utf8");
+      const tail = text.split("\n").slice(-15).join("\n");
+      if (/address already in use/.test(text))
+        throw new PortTaken(`${name} exited: its port was taken; last log lines:\n${tail}`);
+      throw new Error(`${name} exited during start-up; last log lines:\n${tail}`);
     }
     try {
-      const r = await get(`${server}/readyz`, pki);
-      if (r.status === 200) return;
-      last = `${r.status}: ${r.body.slice(0, 300)}`;
+      const why = await probe();
+      if (why === undefined) return;
+      last = why;
     } catch (err) {
       last = (err as Error).message;
     }
-    await sleep(250);
+    await sleep(100);
   }
-  throw new Error(`kube-apiserver did not become ready within 90 s (last answer: ${last})`);
+  throw new Error(`${name} did not become ready within 90 s (last answer: ${last})`);
+}
+
+function getPlain(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { timeout: 2000 }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 function defaultLog(msg: string): void {
