@@ -1,5 +1,6 @@
 // Restart safety and high availability, with controllers as real processes that are
 // killed for real: assigned IPs never move and never collide.
+import { CoordinationV1Api } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   applyCRDs,
@@ -10,6 +11,7 @@ import {
   createService,
   getService,
   ingressIPs,
+  kubeConfig,
   sleep,
   startController,
   waitFor,
@@ -26,6 +28,32 @@ function controller(extra: string[], name?: string): Component {
 async function allIPs(ns: string): Promise<Map<string, string[]>> {
   const list = await clients().core.listNamespacedService({ namespace: ns });
   return new Map(list.items.map((s) => [s.metadata!.name!, ingressIPs(s)]));
+}
+
+/** The Lease's current holder, as the apiserver has it. */
+async function leaseHolder(): Promise<string | undefined> {
+  const lease = await kubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({
+    name: "ironlb-controller",
+    namespace: "default",
+  });
+  return lease.spec?.holderIdentity ?? undefined;
+}
+
+/**
+ * Waits until a replica is up and standing by: it logged its start (the election begins
+ * right after that line), its readiness endpoint answers, and it reports not leading.
+ */
+async function standingBy(c: Component, name: string): Promise<void> {
+  const port = await waitFor(`${name} started`, () => {
+    const line = c.logs().find((l) => l.msg === "starting");
+    return line?.healthPort as number | undefined;
+  });
+  const metrics = await waitFor(`${name} serves metrics`, async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return r.status === 200 ? (await fetch(`http://127.0.0.1:${port}/metrics`)).text() : undefined;
+  });
+  expect(metrics).toMatch(/^ironlb_controller_leader 0$/m);
+  expect(c.logs().some((l) => l.msg === "became leader")).toBe(false);
 }
 
 function expectNoDuplicates(ips: Map<string, string[]>): void {
@@ -102,8 +130,8 @@ describe("controller restarts and handovers", () => {
     const a = controller(fast, "replica-a");
     await waitFor("replica-a leads", () => a.logs().some((l) => l.msg === "became leader"));
     const b = controller(fast, "replica-b");
-    await sleep(500);
-    expect(b.logs().some((l) => l.msg === "became leader")).toBe(false);
+    await standingBy(b, "replica-b");
+    expect(await leaseHolder()).toBe("replica-a");
 
     const burst = (from: number, to: number) =>
       Promise.all(Array.from({ length: to - from }, (_, i) => createService(ns, `h${from + i}`)));
@@ -133,7 +161,8 @@ describe("controller restarts and handovers", () => {
 
     // A graceful stop hands the lease over at once (no lease-duration wait).
     const c = controller(fast, "replica-c");
-    await sleep(300);
+    await standingBy(c, "replica-c");
+    expect(await leaseHolder()).toBe("replica-b");
     const t0 = Date.now();
     expect(await b.stop("SIGTERM")).toBe(0);
     await waitFor("replica-c leads", () => c.logs().some((l) => l.msg === "became leader"), 5000);
