@@ -1,5 +1,7 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { crdExamples } from "../../test/fixtures/crd-examples.ts";
+import { parseAddressEntry } from "../net/range.ts";
 import { addressEntryErrors } from "./addresses.ts";
 import { parseIPAddressPool } from "./ipaddresspool.ts";
 import { parseL2Advertisement } from "./l2advertisement.ts";
@@ -82,5 +84,26 @@ describe("address messages", () => {
     expect(addressEntryErrors("198.51.100.1-2001:db8::1")).toEqual([
       "a range must not mix IPv4 and IPv6",
     ]);
+  });
+
+  it("agrees with the grammar of src/net (parseAddressEntry) on arbitrary entries on arbitrary entries", () => {
+    const piece = fc.oneof(
+      fc.ipV4(),
+      fc.ipV6(),
+      fc.constantFrom("::", "0.0.0.0", "::ffff:1.2.3.4", "01.2.3.4", "fe80::1%lo", "1::2::3", ""),
+    );
+    const entry = fc.oneof(
+      fc.tuple(piece, fc.integer({ min: -1, max: 130 })).map(([ip, p]) => `${ip}/${p}`),
+      fc.tuple(piece, piece).map(([a, b]) => `${a}-${b}`),
+      piece,
+      fc.string({ maxLength: 12 }),
+    );
+    fc.assert(
+      fc.property(entry, (text) => {
+        const parsed = parseAddressEntry(text);
+        expect(parsed === undefined).toBe(addressEntryErrors(text).length > 0);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

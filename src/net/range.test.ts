@@ -1,7 +1,5 @@
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { crdExamples } from "../../test/fixtures/crd-examples.ts";
-import { addressEntryErrors } from "../api/addresses.ts";
 import { cidrContains, formatCIDR, parseCIDR } from "./cidr.ts";
 import { formatRange, parseAddressEntry, parseRange } from "./range.ts";
 
@@ -135,34 +133,11 @@ describe("agrees with the CRD validation table", () => {
     if (e.valid) {
       it(`accepts ${e.entry} (${e.example})`, () => {
         expect(parseAddressEntry(e.entry)).toBeDefined();
-        expect(addressEntryErrors(e.entry)).toEqual([]);
       });
     } else if (e.single && aboutEntry(e.message)) {
       it(`rejects ${e.entry} (${e.example})`, () => {
         expect(parseAddressEntry(e.entry)).toBeUndefined();
-        expect(addressEntryErrors(e.entry).join("\n")).toContain(e.message);
       });
     }
   }
-
-  it("parseAddressEntry and the CRD messages agree on arbitrary entries", () => {
-    const piece = fc.oneof(
-      fc.ipV4(),
-      fc.ipV6(),
-      fc.constantFrom("::", "0.0.0.0", "::ffff:1.2.3.4", "01.2.3.4", "fe80::1%lo", "1::2::3", ""),
-    );
-    const entry = fc.oneof(
-      fc.tuple(piece, fc.integer({ min: -1, max: 130 })).map(([ip, p]) => `${ip}/${p}`),
-      fc.tuple(piece, piece).map(([a, b]) => `${a}-${b}`),
-      piece,
-      fc.string({ maxLength: 12 }),
-    );
-    fc.assert(
-      fc.property(entry, (text) => {
-        const parsed = parseAddressEntry(text);
-        expect(parsed === undefined).toBe(addressEntryErrors(text).length > 0);
-      }),
-      { numRuns: 3000 },
-    );
-  });
 });
