@@ -39,9 +39,12 @@ interface NativeBinding {
   close(handle: NativeHandle): void;
 }
 
+// Relative to this module: beside it in src/arp, and from the compiled dist/arp the
+// addon that `npm run build` left in src/arp (the image puts it beside dist/arp).
 const ADDON_PATHS = [
   "./native/build/Release/ironlb_packet.node",
   "./native/build/Debug/ironlb_packet.node",
+  "../../src/arp/native/build/Release/ironlb_packet.node",
 ];
 
 let binding: NativeBinding | undefined;
