@@ -1,37 +1,65 @@
 # syntax=docker/dockerfile:1
-# The ironlb image: one binary for both components (`controller` and `speaker` are the
-# first argument, given by the Helm chart). Node 24 runs the TypeScript sources directly,
-# so the only compiled part is the packet-socket addon (AF_PACKET for ARP/NDP).
+# The ironlb image: one program for both components (`controller` and `speaker` are the
+# first argument, given by the Helm chart), shipped as compiled JavaScript with its
+# packet-socket addon (AF_PACKET for ARP/NDP). `npm run image` builds it with buildah; where
+# no registry can be reached it makes NODE_IMAGE locally (Debian + Node 24), see
+# scripts/image.sh. Any image with Node 24 and npm in /usr/local (as the official one) works.
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# --- build: the native addon, with the toolchain node-gyp needs ---------------------------
+# --- build: the addon (node-gyp needs a toolchain), the JavaScript, the runtime dependencies
 FROM ${NODE_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY src/arp/native/ src/arp/native/
-# node-gyp from the registry rather than the dev dependencies: the image needs nothing
-# else from them. Headers come from the base image's own Node, so no download either.
-RUN npx --yes node-gyp@12 rebuild --directory src/arp/native --nodedir=/usr/local
-
-# --- runtime dependencies (all pure JavaScript) --------------------------------------------
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
+# The tools come from the registry at the lockfile's versions rather than from the dev
+# dependencies: the image needs nothing else from those. Headers come from the base image's
+# own Node (/usr/local/include/node), so node-gyp downloads none.
 COPY package.json package-lock.json ./
-# --ignore-scripts: no dependency needs an install script at run time.
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# (In /tools itself, not with --prefix: that would also move npm's global config.)
+RUN node -e 'const l = require("./package-lock.json").packages; for (const p of ["node-gyp", "typescript"]) console.log(`${p}@${l["node_modules/" + p].version}`)' > /tmp/tools \
+ && mkdir /tools && cd /tools \
+ && xargs npm install --no-save --no-audit --no-fund --ignore-scripts < /tmp/tools \
+ && npm cache clean --force
+# Runtime dependencies only (@kubernetes/client-node is a dev dependency: the components
+# import its types, which compile away). No dependency needs an install script.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY src/arp/native/ src/arp/native/
+RUN /tools/node_modules/.bin/node-gyp rebuild --directory src/arp/native --nodedir=/usr/local
+COPY tsconfig.json tsconfig.build.json ./
+COPY src/ src/
+# Emit only (--noCheck, no type packages): types are checked by `npm run typecheck`, which
+# needs the dev dependencies this stage does not have.
+RUN echo '{ "extends": "./tsconfig.build.json", "compilerOptions": { "types": [] } }' > tsconfig.image.json \
+ && /tools/node_modules/.bin/tsc -p tsconfig.image.json --noCheck \
+ && mkdir -p dist/arp/native/build/Release \
+ && cp src/arp/native/build/Release/ironlb_packet.node dist/arp/native/build/Release/
 
-# --- runtime ---------------------------------------------------------------------------------
-FROM ${NODE_IMAGE}
-ENV NODE_ENV=production
+# --- rootfs: Node and the shared libraries it links, the application, nothing else --------
+# No shell, package manager, npm or headers: the runtime is what `node` needs (ldd) plus
+# the app. Copying into a folder and then into an empty image keeps the base image's
+# other layers (npm, yarn, apt, perl...) out of the result; the 126 MB node binary is
+# most of what remains.
+FROM build AS rootfs
+RUN set -eu; r=/rootfs; \
+    mkdir -p $r/usr/local/bin $r/tmp $r/etc $r/app; chmod 1777 $r/tmp; \
+    cp /usr/local/bin/node $r/usr/local/bin/node; \
+    for f in $(ldd /usr/local/bin/node /app/dist/arp/native/build/Release/ironlb_packet.node \
+               | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u); do \
+      cp -L --parents "$f" $r/; \
+    done; \
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > $r/etc/passwd; \
+    printf 'root:x:0:\nnonroot:x:65532:\n' > $r/etc/group; \
+    cp -a /app/node_modules /app/dist /app/package.json $r/app/; \
+    mkdir -p $r/app/bin
+
+# --- runtime --------------------------------------------------------------------------------
+FROM scratch
+COPY --from=rootfs /rootfs/ /
+COPY bin/ironlb.js /app/bin/ironlb.js
+ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
-COPY package.json ./
-COPY bin/ ./bin/
-COPY src/ ./src/
-COPY --from=build /app/src/arp/native/build/Release/ironlb_packet.node ./src/arp/native/build/Release/
 # Numeric, so that runAsNonRoot can be checked by the kubelet. The speaker overrides it
 # with root in its Pod spec to use NET_RAW (see charts/ironlb/templates/speaker-daemonset.yaml).
 USER 65532:65532
