@@ -10,6 +10,8 @@ export const ANNOTATIONS = {
   allowSharedIP: "ironlb.dev/allow-shared-ip",
   /** Written by the controller: the pool the Service's IPs come from. */
   allocatedFromPool: "ironlb.dev/ip-allocated-from-pool",
+  /** Written by the speaker: the node that announces the Service's IPs. */
+  announcingNode: "ironlb.dev/announcing-node",
 } as const;
 
 export const METALLB_PREFIXES = ["metallb.io/", "metallb.universe.tf/"];

@@ -99,6 +99,16 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "identity for the lease and Events (default: $POD_NAME or host-pid)",
       },
+      "heartbeat-secret": {
+        type: "string",
+        default: "",
+        help: "Secret in --namespace holding the speakers' heartbeat key: created with a random key when missing, never changed (empty: none)",
+      },
+      "heartbeat-secret-key": {
+        type: "string",
+        default: "secret",
+        help: "data key of --heartbeat-secret",
+      },
     },
     async run(v) {
       const ipMode = v["ip-mode"];
@@ -120,6 +130,9 @@ const commands: Record<string, Command> = {
         ipMode,
         concurrency: Math.max(1, num(v.concurrency, "concurrency")),
         instance: str(v.instance) ?? defaultInstance(),
+        heartbeatSecret: str(v["heartbeat-secret"])
+          ? { name: String(v["heartbeat-secret"]), key: String(v["heartbeat-secret-key"]) }
+          : undefined,
       });
     },
   },
@@ -211,6 +224,46 @@ const commands: Record<string, Command> = {
         healthPort: num(v["health-port"], "health-port"),
         watchSilenceTimeoutMs: silence(v),
       });
+    },
+  },
+  cleanup: {
+    summary:
+      "remove what ironlb wrote into Services (status IPs, condition, annotations), its Leases and heartbeat Secret (uninstall)",
+    options: {
+      kubeconfig: common.kubeconfig!,
+      help: common.help!,
+      ...classOptions,
+      namespace: {
+        type: "string",
+        default: process.env.POD_NAMESPACE ?? "ironlb-system",
+        help: "namespace of the components' Leases and heartbeat Secret",
+      },
+      "heartbeat-secret": {
+        type: "string",
+        default: "",
+        help: "heartbeat Secret to delete if the controller made it (empty: none)",
+      },
+      wait: {
+        type: "string",
+        default: "60",
+        help: "seconds to wait for the controller and speakers to stop first",
+      },
+    },
+    async run(v) {
+      const { cleanup } = await import("../controller/cleanup.ts");
+      const { KubeClient } = await import("../k8s/client.ts");
+      const { createLogger } = await import("../observability/log.ts");
+      await cleanup(
+        KubeClient.load(str(v.kubeconfig)),
+        {
+          namespace: String(v.namespace),
+          lbClass: String(v["lb-class"]),
+          handleUnclassed: v["ignore-unclassed"] !== true,
+          heartbeatSecret: str(v["heartbeat-secret"]),
+          waitMs: num(v.wait, "wait") * 1000,
+        },
+        createLogger("cleanup"),
+      );
     },
   },
   version: {

@@ -5,6 +5,7 @@ import { LeaderElector } from "../k8s/leader-election.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
+import { keepHeartbeatSecret } from "./heartbeat-secret.ts";
 import { controllerMetrics } from "./metrics.ts";
 
 export interface RunControllerOptions extends ControllerOptions {
@@ -19,6 +20,8 @@ export interface RunControllerOptions extends ControllerOptions {
   healthPort: number;
   /** Watches silent this long are restarted (default: the client's). */
   watchSilenceTimeoutMs?: number;
+  /** The speakers' heartbeat Secret to create in `namespace` when missing (never changed). */
+  heartbeatSecret?: { name: string; key: string };
 }
 
 /** Runs the controller until SIGTERM/SIGINT; exits non-zero if leadership is lost. */
@@ -73,6 +76,10 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
     "starting",
   );
 
+  const heartbeat = opts.heartbeatSecret
+    ? keepHeartbeatSecret(api, { namespace: opts.namespace, ...opts.heartbeatSecret }, log)
+    : undefined;
+
   const startController = () => {
     leading = true;
     metrics.leader.set(1);
@@ -93,6 +100,7 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
 
   const shutdown = async (signal: string) => {
     log.info({ signal }, "shutting down");
+    heartbeat?.stop();
     await controller.stop();
     await elector?.stop();
     process.exit(0);

@@ -1,0 +1,230 @@
+// What ironlb makes at run time and must also remove: the heartbeat Secret the controller
+// creates and keeps (so the chart renders the same manifests every time), and what
+// `ironlb cleanup` (the chart's post-delete hook) removes from Services, Leases and Secrets.
+// Against the real apiserver, with the controller and the cleanup as real processes.
+import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { CONDITION_TYPE } from "../../src/controller/controller.ts";
+import {
+  ensureHeartbeatSecret,
+  keepHeartbeatSecret,
+  MIN_KEY_BYTES,
+} from "../../src/controller/heartbeat-secret.ts";
+import { KubeClient } from "../../src/k8s/client.ts";
+import { createLogger } from "../../src/observability/log.ts";
+import {
+  applyCRDs,
+  type Component,
+  clients,
+  createNamespace,
+  createPool,
+  createService,
+  getService,
+  startComponent,
+  startController,
+  waitFor,
+  waitForIPs,
+} from "../support/cluster.ts";
+
+const running: Component[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((c) => c.stop("SIGKILL")));
+});
+
+const { core } = clients();
+const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const api = () => KubeClient.load(inject("kubeconfig"));
+const decoded = (b64: string | undefined) => Buffer.from(b64 ?? "", "base64").toString();
+
+describe("heartbeat Secret kept by the controller", () => {
+  it("is created once with a random key and never changed afterwards", async () => {
+    const namespace = await createNamespace("hb");
+    const ref = { namespace, name: "hb", key: "secret" };
+    expect(await ensureHeartbeatSecret(api(), ref)).toEqual({ outcome: "created" });
+    const first = await core.readNamespacedSecret({ name: "hb", namespace });
+    const key = decoded(first.data?.secret);
+    expect(key.length).toBeGreaterThanOrEqual(MIN_KEY_BYTES);
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(first.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("ironlb-controller");
+
+    expect(await ensureHeartbeatSecret(api(), ref)).toEqual({ outcome: "exists" });
+    const again = await core.readNamespacedSecret({ name: "hb", namespace });
+    expect(again.data).toEqual(first.data);
+    expect(again.metadata?.resourceVersion).toBe(first.metadata?.resourceVersion);
+
+    // Another namespace gets another key: the key is random, not derived.
+    const other = await createNamespace("hb");
+    await ensureHeartbeatSecret(api(), { ...ref, namespace: other });
+    const o = await core.readNamespacedSecret({ name: "hb", namespace: other });
+    expect(decoded(o.data?.secret)).not.toBe(key);
+  });
+
+  it("leaves an unusable existing Secret alone and says why", async () => {
+    const namespace = await createNamespace("hb");
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: "mine" },
+        stringData: { other: "0123456789abcdef", secret: "short" },
+      },
+    });
+    expect(await ensureHeartbeatSecret(api(), { namespace, name: "mine", key: "secret" })).toEqual({
+      outcome: "invalid",
+      reason: 'its key "secret" has 5 bytes, speakers need at least 16',
+    });
+    expect(await ensureHeartbeatSecret(api(), { namespace, name: "mine", key: "nope" })).toEqual({
+      outcome: "invalid",
+      reason: 'it has no key "nope"',
+    });
+    const s = await core.readNamespacedSecret({ name: "mine", namespace });
+    expect(decoded(s.data?.secret)).toBe("short");
+  });
+
+  it("two replicas starting at once end with one Secret and agree on it", async () => {
+    const namespace = await createNamespace("hb");
+    const ref = { namespace, name: "hb", key: "k" };
+    const log = createLogger("test", "silent");
+    const [a, b] = await Promise.all([
+      keepHeartbeatSecret(api(), ref, log).done,
+      keepHeartbeatSecret(api(), ref, log).done,
+    ]);
+    expect([a.outcome, b.outcome].sort()).toEqual(["created", "exists"]);
+    const s = await core.readNamespacedSecret({ name: "hb", namespace });
+    expect(Object.keys(s.data ?? {})).toEqual(["k"]);
+  });
+
+  it("the controller process makes it at start (--heartbeat-secret)", async () => {
+    const namespace = await createNamespace("hb");
+    const c = startController([
+      "--namespace",
+      namespace,
+      "--no-leader-elect",
+      "--heartbeat-secret",
+      "speakers",
+      "--heartbeat-secret-key",
+      "key",
+      "--lb-class",
+      "test.ironlb.dev/none",
+      "--ignore-unclassed",
+    ]);
+    running.push(c);
+    const s = await waitFor("the heartbeat Secret", () =>
+      core.readNamespacedSecret({ name: "speakers", namespace }),
+    );
+    expect(decoded(s.data?.key).length).toBeGreaterThanOrEqual(MIN_KEY_BYTES);
+    await waitFor("the log line", () =>
+      c.logs().find((l) => l.msg === "heartbeat Secret ready" && l.outcome === "created"),
+    );
+  });
+});
+
+describe("ironlb cleanup", () => {
+  beforeAll(async () => {
+    await applyCRDs();
+  });
+
+  it("removes ironlb's writes from the Services it handled, its Leases and its Secret", async () => {
+    const ns = await createNamespace("cleanup");
+    const svcNs = await createNamespace("cleanup-svc");
+    // A class of its own, so this never touches other test files' Services.
+    const cls = `test.ironlb.dev/cleanup-${process.pid}`;
+    const filter = ["--lb-class", cls, "--ignore-unclassed"];
+    await createPool(`cleanup-${svcNs}`, {
+      addresses: ["203.0.113.72/30"],
+      serviceAllocation: { namespaces: [svcNs] },
+    });
+    const ctrl = startController([
+      "--namespace",
+      ns,
+      "--heartbeat-secret",
+      "hb",
+      "--lease-duration",
+      "4",
+      "--renew-deadline",
+      "3",
+      "--retry-period",
+      "1",
+      ...filter,
+    ]);
+    running.push(ctrl);
+    await createService(svcNs, "web", {
+      loadBalancerClass: cls,
+      annotations: { "ironlb.dev/allow-shared-ip": "k", "team.example/owner": "shop" },
+    });
+    // One that cannot get an address: only the condition is ironlb's.
+    await createService(svcNs, "failed", {
+      loadBalancerClass: cls,
+      annotations: { "ironlb.dev/address-pool": "no-such-pool" },
+    });
+    // Another implementation's Service with look-alike marks: never touched.
+    await createService(svcNs, "theirs", { loadBalancerClass: "other.example/lb" });
+    await core.patchNamespacedServiceStatus(
+      {
+        name: "theirs",
+        namespace: svcNs,
+        body: { status: { loadBalancer: { ingress: [{ ip: "203.0.113.99" }] } } },
+      },
+      merge,
+    );
+    const [ip] = await waitForIPs(svcNs, "web");
+    expect(ip).toMatch(/^203\.0\.113\.7[2-5]$/);
+    await waitFor("the failed condition", async () =>
+      (await getService(svcNs, "failed")).status?.conditions?.some(
+        (c) => c.type === CONDITION_TYPE,
+      ),
+    );
+    await waitFor("the heartbeat Secret", () =>
+      core.readNamespacedSecret({ name: "hb", namespace: ns }),
+    );
+    // What a speaker writes when it announces.
+    await core.patchNamespacedService(
+      {
+        name: "web",
+        namespace: svcNs,
+        body: { metadata: { annotations: { "ironlb.dev/announcing-node": "node-a" } } },
+      },
+      merge,
+    );
+
+    // The hook runs after Helm deleted the workloads: the controller stops (and releases
+    // its Lease), then cleanup waits for no live Lease and cleans.
+    await ctrl.stop("SIGTERM");
+    const job = startComponent([
+      "cleanup",
+      "--kubeconfig",
+      inject("kubeconfig"),
+      "--namespace",
+      ns,
+      "--heartbeat-secret",
+      "hb",
+      "--wait",
+      "20",
+      ...filter,
+    ]);
+    running.push(job);
+    expect(await waitFor("cleanup to exit", () => job.proc.exitCode ?? undefined, 30_000)).toBe(0);
+
+    const web = await getService(svcNs, "web");
+    expect(web.status?.loadBalancer?.ingress ?? []).toEqual([]);
+    expect(web.status?.conditions?.some((c) => c.type === CONDITION_TYPE) ?? false).toBe(false);
+    expect(web.metadata?.annotations).toEqual({
+      "ironlb.dev/allow-shared-ip": "k",
+      "team.example/owner": "shop",
+    });
+    const failed = await getService(svcNs, "failed");
+    expect(failed.status?.conditions ?? []).toEqual([]);
+    expect(failed.metadata?.annotations).toEqual({ "ironlb.dev/address-pool": "no-such-pool" });
+    const theirs = await getService(svcNs, "theirs");
+    expect(theirs.status?.loadBalancer?.ingress?.map((i) => i.ip)).toEqual(["203.0.113.99"]);
+
+    await expect(core.readNamespacedSecret({ name: "hb", namespace: ns })).rejects.toMatchObject({
+      code: 404,
+    });
+    const leases = await clients()
+      .kc.makeApiClient(CoordinationV1Api)
+      .listNamespacedLease({ namespace: ns });
+    expect(leases.items.map((l) => l.metadata?.name)).toEqual([]);
+    const done = job.logs().find((l) => l.msg === "cleanup done");
+    expect(done).toMatchObject({ services: 2, leases: 1, secret: `${ns}/hb` });
+  });
+});
