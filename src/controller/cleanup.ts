@@ -1,0 +1,172 @@
+// `ironlb cleanup`: what an uninstall must undo, since Helm deletes only the objects it
+// made. ironlb writes into Services it does not own (status.loadBalancer.ingress, its
+// condition, two annotations) and makes Leases and the heartbeat Secret at run time. Left
+// behind, a Service would keep advertising an IP nobody announces any more. The chart runs
+// this as a post-delete hook, after the controller and speakers are gone.
+import type { V1Lease, V1Service } from "@kubernetes/client-node";
+import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
+import type { Logger } from "../observability/log.ts";
+import { CONDITION_TYPE } from "./controller.ts";
+
+/** The controller's leader Lease (src/controller/main.ts). */
+export const CONTROLLER_LEASE = "ironlb-controller";
+/** The label on speaker Leases (src/speaker/membership.ts). */
+export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
+
+/**
+ * The merge patch (for the status subresource, which also takes metadata) that removes
+ * what ironlb wrote into a Service, or undefined when it holds nothing of ironlb's. A
+ * Service whose class another implementation handles is left alone, even with marks.
+ * User annotations (the IPs, pool and sharing key asked for) stay: they are the user's.
+ */
+export function cleanupPatch(svc: V1Service, filter: ClassFilter): object | undefined {
+  const ann = svc.metadata?.annotations ?? {};
+  const conds = svc.status?.conditions ?? [];
+  const ownCond = conds.some((c) => c.type === CONDITION_TYPE);
+  const fromPool = ann[ANNOTATIONS.allocatedFromPool] !== undefined;
+  const announced = ann[ANNOTATIONS.announcingNode] !== undefined;
+  if (!ownCond && !fromPool && !announced) return undefined;
+  if (svc.spec?.type === "LoadBalancer" && !isOurs(svc, filter)) return undefined;
+  const annotations: Record<string, null> = {};
+  if (fromPool) annotations[ANNOTATIONS.allocatedFromPool] = null;
+  if (announced) annotations[ANNOTATIONS.announcingNode] = null;
+  const hasIngress = (svc.status?.loadBalancer?.ingress ?? []).length > 0;
+  return {
+    metadata: {
+      // Guarded: a concurrent writer makes this a 409, and the caller re-reads.
+      resourceVersion: svc.metadata?.resourceVersion,
+      ...(fromPool || announced ? { annotations } : {}),
+    },
+    status: {
+      // null removes in a merge patch; the IPs came from ironlb if any mark is there.
+      ...(hasIngress ? { loadBalancer: { ingress: null } } : {}),
+      ...(ownCond ? { conditions: conds.filter((c) => c.type !== CONDITION_TYPE) } : {}),
+    },
+  };
+}
+
+/** True while a Lease is held and not expired at `now` (ms since the epoch). */
+export function leaseLive(lease: V1Lease, now: number): boolean {
+  const holder = lease.spec?.holderIdentity;
+  const renewed = Date.parse(timestamp(lease.spec?.renewTime ?? lease.spec?.acquireTime));
+  const duration = lease.spec?.leaseDurationSeconds;
+  if (!holder || Number.isNaN(renewed) || duration === undefined) return false;
+  return renewed + duration * 1000 > now;
+}
+
+export interface CleanupOptions extends ClassFilter {
+  /** The release namespace: Leases and the heartbeat Secret live there. */
+  namespace: string;
+  /** The heartbeat Secret the controller made (deleted only if the controller made it). */
+  heartbeatSecret?: string;
+  /** How long to wait for the components to stop (their Leases to end), ms. */
+  waitMs: number;
+}
+
+export interface CleanupResult {
+  services: string[];
+  leases: string[];
+  secret?: string;
+}
+
+interface List<T> {
+  items: T[];
+  metadata?: { continue?: string };
+}
+
+/** Waits until no controller or speaker Lease in the namespace is live (or the deadline). */
+async function waitForComponents(api: KubeClient, o: CleanupOptions, log: Logger) {
+  const path = `/apis/coordination.k8s.io/v1/namespaces/${o.namespace}/leases`;
+  const deadline = Date.now() + o.waitMs;
+  for (;;) {
+    const leases = (await api.get<List<V1Lease>>(path)).items.filter(
+      (l) =>
+        l.metadata?.name === CONTROLLER_LEASE ||
+        l.metadata?.labels?.[SPEAKER_LEASE_LABEL] !== undefined,
+    );
+    const live = leases.filter((l) => leaseLive(l, Date.now())).map((l) => l.metadata?.name);
+    if (live.length === 0) return;
+    if (Date.now() >= deadline) {
+      // Cleaning anyway: a component still running would only rewrite what it owns.
+      log.warn({ leases: live }, "components still hold Leases; cleaning up anyway");
+      return;
+    }
+    log.info({ leases: live }, "waiting for the components to stop");
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** Removes ironlb's writes from every Service it handled, then its Leases and Secret. */
+export async function cleanup(
+  api: KubeClient,
+  o: CleanupOptions,
+  log: Logger,
+): Promise<CleanupResult> {
+  await waitForComponents(api, o, log);
+  const result: CleanupResult = { services: [], leases: [] };
+  let cont: string | undefined;
+  do {
+    const page: List<V1Service> = await api.get("/api/v1/services", { limit: 500, continue: cont });
+    for (let svc of page.items) {
+      const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
+      const path = `/api/v1/namespaces/${svc.metadata?.namespace}/services/${svc.metadata?.name}`;
+      for (let attempt = 0; ; attempt++) {
+        const patch = cleanupPatch(svc, o);
+        if (!patch) break;
+        try {
+          await api.mergePatch(`${path}/status`, patch);
+          result.services.push(key);
+          log.info({ service: key }, "removed ironlb's status and annotations");
+          break;
+        } catch (err) {
+          const code = httpStatus(err);
+          if (code === 404) break;
+          if (code !== 409 || attempt >= 5) {
+            throw new Error(`cannot clean Service ${key}: ${describeError(err)}`);
+          }
+          svc = await api.get<V1Service>(path);
+        }
+      }
+    }
+    cont = page.metadata?.continue || undefined;
+  } while (cont);
+
+  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${o.namespace}/leases`;
+  const leases = (await api.get<List<V1Lease>>(leasePath)).items.filter(
+    (l) =>
+      l.metadata?.name === CONTROLLER_LEASE ||
+      l.metadata?.labels?.[SPEAKER_LEASE_LABEL] !== undefined,
+  );
+  for (const l of leases) {
+    await deleteIfThere(api, `${leasePath}/${l.metadata?.name}`);
+    result.leases.push(`${o.namespace}/${l.metadata?.name}`);
+  }
+  if (o.heartbeatSecret) {
+    const path = `/api/v1/namespaces/${o.namespace}/secrets/${o.heartbeatSecret}`;
+    try {
+      const s = await api.get<{ metadata?: { labels?: Record<string, string> } }>(path);
+      // Only the one the controller made: a user's own Secret (existingSecret) stays.
+      if (s.metadata?.labels?.["app.kubernetes.io/managed-by"] === "ironlb-controller") {
+        await deleteIfThere(api, path);
+        result.secret = `${o.namespace}/${o.heartbeatSecret}`;
+      }
+    } catch (err) {
+      if (httpStatus(err) !== 404) throw err;
+    }
+  }
+  log.info(
+    { services: result.services.length, leases: result.leases.length, secret: result.secret },
+    "cleanup done",
+  );
+  return result;
+}
+
+async function deleteIfThere(api: KubeClient, path: string): Promise<void> {
+  try {
+    await api.request("DELETE", path);
+  } catch (err) {
+    if (httpStatus(err) !== 404) throw err;
+  }
+}
