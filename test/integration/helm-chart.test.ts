@@ -23,6 +23,7 @@ import {
   PolicyV1Api,
   type V1DaemonSet,
   type V1Deployment,
+  type V1Job,
   type V1PolicyRule,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -32,6 +33,7 @@ import {
   createNamespace,
   createService,
   getPool,
+  getService,
   repoRoot,
   startComponent,
   waitFor,
@@ -105,7 +107,8 @@ function valuesFile(name: string, values: unknown): string {
   return path;
 }
 
-const kubeVersion = ["--kube-version", "1.30.0"];
+// helm is built with its Makefile's Kubernetes version flags, so no --kube-version is
+// needed anywhere (it defaults to a current Kubernetes, not 1.20).
 
 describe("helm chart", () => {
   describe("without a cluster", () => {
@@ -159,7 +162,7 @@ describe("helm chart", () => {
 
     it("renders the components with default values", async () => {
       const objs = parseManifests(
-        await ok("helm", ["template", "lb", chartDir, "-n", "lb-system", ...kubeVersion]),
+        await ok("helm", ["template", "lb", chartDir, "-n", "lb-system"]),
       );
       const kinds = objs.map((o) => `${o.kind}/${o.metadata?.name}`).sort();
       expect(kinds).toEqual(
@@ -175,9 +178,15 @@ describe("helm chart", () => {
           "Role/lb-ironlb-speaker",
           "RoleBinding/lb-ironlb-controller",
           "RoleBinding/lb-ironlb-speaker",
-          "Secret/lb-ironlb-heartbeat",
           "ServiceAccount/lb-ironlb-controller",
           "ServiceAccount/lb-ironlb-speaker",
+          // The post-delete hook (helm template shows hooks too).
+          "ClusterRole/lb-ironlb-cleanup",
+          "ClusterRoleBinding/lb-ironlb-cleanup",
+          "Job/lb-ironlb-cleanup",
+          "Role/lb-ironlb-cleanup",
+          "RoleBinding/lb-ironlb-cleanup",
+          "ServiceAccount/lb-ironlb-cleanup",
         ].sort(),
       );
 
@@ -187,6 +196,13 @@ describe("helm chart", () => {
       const c = pod.containers[0]!;
       expect(c.args).toEqual(expect.arrayContaining(["controller", "--namespace=lb-system"]));
       expect(c.args).not.toContain("--no-leader-elect");
+      // The controller makes the heartbeat Secret; the chart renders no key.
+      expect(c.args).toEqual(
+        expect.arrayContaining([
+          "--heartbeat-secret=lb-ironlb-heartbeat",
+          "--heartbeat-secret-key=secret",
+        ]),
+      );
       expect(c.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value])).toEqual([
         ["POD_NAME", "metadata.name"],
         ["POD_NAMESPACE", "metadata.namespace"],
@@ -237,6 +253,7 @@ describe("helm chart", () => {
       expect(s.livenessProbe?.httpGet?.port).toBe("monitoring");
       expect(s.ports?.find((p) => p.name === "monitoring")?.containerPort).toBe(7473);
       expect(sp.volumes?.[0]?.secret?.secretName).toBe("lb-ironlb-heartbeat");
+      expect(ds.spec?.template.metadata?.annotations).toBeUndefined();
 
       // The leader Lease is the only one the controller may update, and only here.
       const role = find<KubernetesObject & { rules: V1PolicyRule[] }>(objs, "Role", "controller");
@@ -244,12 +261,138 @@ describe("helm chart", () => {
       expect(role.rules).toContainEqual(
         expect.objectContaining({ resourceNames: ["ironlb-controller"], verbs: ["get", "update"] }),
       );
+      expect(role.rules).toContainEqual({
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["lb-ironlb-heartbeat"],
+        verbs: ["get"],
+      });
+
+      // The uninstall hook: after the workloads are deleted, with its own rights.
+      const job = find<V1Job>(objs, "Job", "cleanup");
+      expect(job.metadata?.annotations).toMatchObject({
+        "helm.sh/hook": "post-delete",
+        "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+      });
+      expect(job.spec?.template.spec?.containers[0]?.args).toEqual([
+        "cleanup",
+        "--namespace=lb-system",
+        "--lb-class=ironlb.dev/lb",
+        "--heartbeat-secret=lb-ironlb-heartbeat",
+        "--wait=60",
+      ]);
+      for (const kind of ["ServiceAccount", "ClusterRole", "Role", "RoleBinding"])
+        expect(find(objs, kind, "cleanup").metadata?.annotations?.["helm.sh/hook"]).toBe(
+          "post-delete",
+        );
+    });
+
+    it("renders the same manifests every time (no generated key: GitOps diffs stay empty)", async () => {
+      const args = ["template", "lb", chartDir, "-n", "lb-system"];
+      const first = await ok("helm", args);
+      expect(await ok("helm", args)).toBe(first);
+      expect(first).not.toContain("kind: Secret");
+      // And without a cluster or --kube-version, lint passes (Chart.yaml needs >= 1.30).
+      await ok("helm", ["lint", chartDir]);
+    });
+
+    it("takes the values users expect: RBAC, ServiceAccounts, security contexts, monitoring", async () => {
+      const values = valuesFile("users.json", {
+        rbac: { create: false },
+        controller: {
+          serviceAccount: { create: false, name: "my-controller" },
+          securityContext: { readOnlyRootFilesystem: false },
+          podSecurityContext: { runAsUser: 1000, runAsGroup: 1000 },
+        },
+        speaker: {
+          serviceAccount: { name: "my-speaker", annotations: { "example.com/role": "lb" } },
+          securityContext: { seccompProfile: { type: "Localhost", localhostProfile: "lb.json" } },
+        },
+        cleanup: { enabled: false },
+        metrics: {
+          serviceMonitor: { enabled: true, labels: { release: "prom" } },
+          podMonitor: { enabled: true, interval: "15s" },
+          prometheusRule: { enabled: true, poolUsageThreshold: 0.8 },
+        },
+      });
+      const objs = parseManifests(await ok("helm", ["template", "lb", chartDir, "-f", values]));
+      const kinds = objs.map((o) => `${o.kind}/${o.metadata?.name}`).sort();
+      expect(kinds).toEqual(
+        [
+          "DaemonSet/lb-ironlb-speaker",
+          "Deployment/lb-ironlb-controller",
+          "PodDisruptionBudget/lb-ironlb-controller",
+          "ServiceAccount/my-speaker",
+          "Service/lb-ironlb-controller-metrics",
+          "Service/lb-ironlb-speaker-metrics",
+          "ServiceMonitor/lb-ironlb-controller",
+          "ServiceMonitor/lb-ironlb-speaker",
+          "PodMonitor/lb-ironlb-controller",
+          "PodMonitor/lb-ironlb-speaker",
+          "PrometheusRule/lb-ironlb",
+        ].sort(),
+      );
+      const dep = find<V1Deployment>(objs, "Deployment");
+      const pod = dep.spec!.template.spec!;
+      expect(pod.serviceAccountName).toBe("my-controller");
+      // Overrides merge with the defaults.
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+      expect(pod.containers[0]!.securityContext).toMatchObject({
+        readOnlyRootFilesystem: false,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+      });
+      const ds = find<V1DaemonSet>(objs, "DaemonSet");
+      expect(ds.spec?.template.spec?.serviceAccountName).toBe("my-speaker");
+      expect(ds.spec?.template.spec?.containers[0]?.securityContext).toMatchObject({
+        capabilities: { drop: ["ALL"], add: ["NET_RAW"] },
+        seccompProfile: { type: "Localhost", localhostProfile: "lb.json" },
+      });
+      expect(find(objs, "ServiceAccount", "my-speaker").metadata?.annotations).toEqual({
+        "example.com/role": "lb",
+      });
+      const sm = find<KubernetesObject & { spec: Record<string, unknown> }>(
+        objs,
+        "ServiceMonitor",
+        "speaker",
+      );
+      expect(sm.apiVersion).toBe("monitoring.coreos.com/v1");
+      expect(sm.metadata?.labels?.release).toBe("prom");
+      expect(sm.spec).toMatchObject({
+        selector: { matchLabels: { "app.kubernetes.io/component": "speaker" } },
+        endpoints: [{ port: "monitoring", path: "/metrics" }],
+      });
+      const svc = find<KubernetesObject & { spec: { ports: { port: number }[] } }>(
+        objs,
+        "Service",
+        "speaker-metrics",
+      );
+      expect(svc.spec.ports[0]?.port).toBe(7473);
+      const pm = find<KubernetesObject & { spec: Record<string, unknown> }>(
+        objs,
+        "PodMonitor",
+        "controller",
+      );
+      expect(pm.spec).toMatchObject({
+        podMetricsEndpoints: [{ port: "monitoring", interval: "15s" }],
+      });
+      const rule = find<
+        KubernetesObject & { spec: { groups: { rules: { alert: string; expr: string }[] }[] } }
+      >(objs, "PrometheusRule");
+      const rules = rule.spec.groups[0]!.rules;
+      expect(rules.map((r) => r.alert)).toEqual([
+        "IronlbPoolNearlyExhausted",
+        "IronlbAllocationFailures",
+        "IronlbSpeakerDown",
+        "IronlbSpeakersAbsent",
+        "IronlbNoLeader",
+      ]);
+      expect(rules[0]!.expr).toContain("> 0.8");
+      expect(rules[2]!.expr).toBe('up{namespace="default", pod=~"lb-ironlb-speaker-.+"} == 0');
     });
 
     it("renders pools and L2Advertisements from values, and an existing heartbeat Secret", async () => {
-      const objs = parseManifests(
-        await ok("helm", ["template", "lb", chartDir, ...kubeVersion, "-f", withPools]),
-      );
+      const objs = parseManifests(await ok("helm", ["template", "lb", chartDir, "-f", withPools]));
       const pool = find(objs, "IPAddressPool", "lan") as KubernetesObject & {
         spec: unknown;
       };
@@ -265,7 +408,6 @@ describe("helm chart", () => {
           "template",
           "lb",
           chartDir,
-          ...kubeVersion,
           "--set",
           "speaker.heartbeat.existingSecret=mine,speaker.heartbeat.existingSecretKey=key",
         ]),
@@ -283,28 +425,43 @@ describe("helm chart", () => {
         "template",
         "lb",
         chartDir,
-        ...kubeVersion,
         "--set",
         "controller.replicas=two",
       ]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toContain("at '/controller/replicas': got string, want integer");
 
-      const typo = await run("helm", [
+      // What the apiserver would reject later, half-way through an install: refused up front.
+      const refused: [string, string][] = [
+        ["controller.resources.requests.memory=lots", "/controller/resources/requests/memory"],
+        ["speaker.serviceAccount.name=My_Speaker", "/speaker/serviceAccount/name"],
+        ["controller.priorityClassName=High Priority", "/controller/priorityClassName"],
+        ["pools[0].name=LAN,pools[0].spec.addresses[0]=198.51.100.0/28", "/pools/0"],
+        ["speaker.tolerations[0].operator=Exist", "/speaker/tolerations/0/operator"],
+        ["controller.nodeSelector.disk=fast ssd", "/controller/nodeSelector/disk"],
+        ["metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"],
+        ["speaker.heartbeat.existingSecret=Mine", "/speaker/heartbeat/existingSecret"],
+      ];
+      for (const [set, where] of refused) {
+        const r = await run("helm", ["template", "lb", chartDir, "--set", set]);
+        expect(r.code, set).not.toBe(0);
+        expect(r.stderr, set).toContain(`at '${where}'`);
+      }
+      await ok("helm", [
         "template",
         "lb",
         chartDir,
-        ...kubeVersion,
         "--set",
-        "ipMod=VIP",
+        "controller.resources.requests.memory=128Mi,controller.resources.requests.cpu=0.1",
       ]);
+
+      const typo = await run("helm", ["template", "lb", chartDir, "--set", "ipMod=VIP"]);
       expect(typo.stderr).toContain("additional properties 'ipMod' not allowed");
 
       const unled = await run("helm", [
         "template",
         "lb",
         chartDir,
-        ...kubeVersion,
         "--set",
         "controller.leaderElection.enabled=false",
       ]);
@@ -326,13 +483,14 @@ describe("helm chart", () => {
     let ns = "";
     let svcNs = "";
     let pool = "";
+    let installValues = "";
     const started: Component[] = [];
 
     beforeAll(async () => {
       ns = await createNamespace("helm");
       svcNs = await createNamespace("helm-svc");
       pool = `helm-${ns.split("-").slice(-2).join("-")}`;
-      const values = valuesFile("install.json", {
+      installValues = valuesFile("install.json", {
         // Only the sample pool's Services, so that other tests' Services never get its IPs.
         pools: [
           {
@@ -344,7 +502,16 @@ describe("helm chart", () => {
           },
         ],
       });
-      await ok("helm", ["install", release, chartDir, "-n", ns, "-f", values, "--wait=false"]);
+      await ok("helm", [
+        "install",
+        release,
+        chartDir,
+        "-n",
+        ns,
+        "-f",
+        installValues,
+        "--wait=false",
+      ]);
     });
 
     afterAll(async () => {
@@ -411,22 +578,22 @@ current-context: ${sa}
         name: `${release}-ironlb-controller`,
         namespace: ns,
       });
-      const secret = await core.readNamespacedSecret({
-        name: `${release}-ironlb-heartbeat`,
-        namespace: ns,
-      });
-      expect(Buffer.from(secret.data?.secret ?? "", "base64").toString()).toMatch(
-        /^[A-Za-z0-9]{32}$/,
-      );
+      // The heartbeat Secret is the controller's to make (next test), not Helm's.
+      await expect(
+        core.readNamespacedSecret({ name: `${release}-ironlb-heartbeat`, namespace: ns }),
+      ).rejects.toMatchObject({ code: 404 });
     });
 
     it("gives the controller enough RBAC to do its whole job", async () => {
+      // The Deployment's own arguments, then what differs outside a pod (the last one wins).
+      const dep = await apps.readNamespacedDeployment({
+        name: `${release}-ironlb-controller`,
+        namespace: ns,
+      });
       const ctrl = startComponent([
-        "controller",
+        ...(dep.spec?.template.spec?.containers[0]?.args ?? []),
         "--kubeconfig",
         await saKubeconfig(`${release}-ironlb-controller`),
-        "--namespace",
-        ns,
         "--instance",
         "helm-ctrl",
         "--health-port",
@@ -449,6 +616,10 @@ current-context: ${sa}
           namespace: ns,
         });
         expect(lease.spec?.holderIdentity).toBe("helm-ctrl");
+        const secret = await waitFor("the heartbeat Secret", () =>
+          core.readNamespacedSecret({ name: `${release}-ironlb-heartbeat`, namespace: ns }),
+        );
+        expect(Buffer.from(secret.data?.secret ?? "", "base64").length).toBeGreaterThanOrEqual(16);
       } catch (err) {
         throw new Error(`${(err as Error).message}\ncontroller log:\n${logText(ctrl)}`);
       }
@@ -513,6 +684,10 @@ current-context: ${sa}
         ["controller", ["patch", "services", "-n", svcNs], "no"],
         ["controller", ["delete", "services", "-n", svcNs], "no"],
         ["controller", ["get", "secrets", "-n", ns], "no"],
+        ["controller", ["get", `secrets/${release}-ironlb-heartbeat`, "-n", ns], "yes"],
+        ["controller", ["update", `secrets/${release}-ironlb-heartbeat`, "-n", ns], "no"],
+        ["controller", ["create", "secrets", "-n", ns], "yes"],
+        ["controller", ["create", "secrets", "-n", "default"], "no"],
         ["controller", ["list", "secrets", "--all-namespaces"], "no"],
         ["controller", ["create", "ipaddresspools.ironlb.dev"], "no"],
         ["controller", ["patch", "ipaddresspools.ironlb.dev"], "no"],
@@ -563,14 +738,34 @@ current-context: ${sa}
       expect(ds.spec?.template.spec?.containers[0]?.env).toContainEqual(
         expect.objectContaining({ name: "LOG_LEVEL", value: "debug" }),
       );
-      // Same key, same checksum: the upgrade does not make speakers re-read an unchanged key.
-      const sum = "checksum/heartbeat-secret";
-      expect(ds.spec?.template.metadata?.annotations?.[sum]).toBe(
-        dsBefore.spec?.template.metadata?.annotations?.[sum],
-      );
+      // Nothing else in the pod template changed: no key-derived annotation rolls speakers.
+      const envless = (d: V1DaemonSet) => {
+        const t = structuredClone(d.spec!.template);
+        t.spec!.containers[0]!.env = t.spec!.containers[0]!.env?.filter(
+          (e) => e.name !== "LOG_LEVEL",
+        );
+        t.metadata!.labels = {};
+        return t;
+      };
+      expect(envless(ds)).toEqual(envless(dsBefore));
     });
 
     it("takes CRD updates the way the README says (Helm does not upgrade crds/)", async () => {
+      // An older CRD in the cluster: one printer column fewer than the chart's.
+      const name = "ipaddresspools.ironlb.dev";
+      const columns = async () =>
+        (await ext.readCustomResourceDefinition({ name })).spec.versions[0]!
+          .additionalPrinterColumns ?? [];
+      const want = await columns();
+      expect(want.length).toBeGreaterThan(1);
+      await ok("kubectl", [
+        "patch",
+        "crd",
+        name,
+        "--type=json",
+        `-p=[{"op":"remove","path":"/spec/versions/0/additionalPrinterColumns/${want.length - 1}"}]`,
+      ]);
+      expect((await columns()).length).toBe(want.length - 1);
       const out = await ok("kubectl", [
         "apply",
         "--server-side",
@@ -580,10 +775,62 @@ current-context: ${sa}
       ]);
       expect(out).toContain("ipaddresspools.ironlb.dev serverside-applied");
       expect(out).toContain("l2advertisements.ironlb.dev serverside-applied");
+      expect(await columns()).toEqual(want);
+      // Then the release upgrades as usual.
+      await ok("helm", ["upgrade", release, chartDir, "-n", ns, "--reuse-values", "--wait=false"]);
     });
 
-    it("uninstall removes the workloads and the pool but leaves the CRDs", async () => {
-      await ok("helm", ["uninstall", release, "-n", ns]);
+    it("uninstall removes the workloads and the pool, its hook what ironlb wrote; CRDs stay", async () => {
+      const web = await getService(svcNs, "web");
+      expect(web.status?.loadBalancer?.ingress?.length).toBe(1);
+      expect(web.metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"]).toBe(pool);
+      // No node runs the hook's Job here: uninstall without hooks, then do what the hook
+      // does, with its own ServiceAccount, RBAC and arguments as the chart renders them.
+      await ok("helm", ["uninstall", release, "-n", ns, "--no-hooks"]);
+      const hook = parseManifests(
+        await ok("helm", [
+          "template",
+          release,
+          chartDir,
+          "-n",
+          ns,
+          "-f",
+          installValues,
+          "--show-only",
+          "templates/cleanup-hook.yaml",
+        ]),
+      );
+      const job = find<V1Job>(hook, "Job");
+      const rbac = join(work, "hook-rbac.yaml");
+      writeFileSync(
+        rbac,
+        hook
+          .filter((o) => o.kind !== "Job")
+          .map((o) => JSON.stringify(o))
+          .join("\n---\n"),
+      );
+      await ok("kubectl", ["apply", "-f", rbac]);
+      const cleanup = startComponent([
+        ...(job.spec?.template.spec?.containers[0]?.args ?? []),
+        "--kubeconfig",
+        await saKubeconfig(`${release}-ironlb-cleanup`),
+      ]);
+      started.push(cleanup);
+      const code = await waitFor(
+        "cleanup to exit",
+        () => cleanup.proc.exitCode ?? undefined,
+        30_000,
+      );
+      expect(code, logText(cleanup)).toBe(0);
+      expect(logText(cleanup)).not.toMatch(/forbidden/i);
+      await ok("kubectl", ["delete", "-f", rbac]);
+      const cleaned = await getService(svcNs, "web");
+      expect(cleaned.status?.loadBalancer?.ingress ?? []).toEqual([]);
+      expect(cleaned.metadata?.annotations).toEqual({ "ironlb.dev/address-pool": pool });
+      await expect(
+        leases.readNamespacedLease({ name: "ironlb-controller", namespace: ns }),
+      ).rejects.toMatchObject({ code: 404 });
+
       const gone = async (read: () => Promise<unknown>) => {
         await expect(read()).rejects.toMatchObject({ code: 404 });
       };

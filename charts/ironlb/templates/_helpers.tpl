@@ -48,6 +48,28 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-speaker" (include "ironlb.fullname" .) }}
 {{- end }}
 
+{{- define "ironlb.cleanupName" -}}
+{{- printf "%s-cleanup" (include "ironlb.fullname" .) }}
+{{- end }}
+
+{{/* ServiceAccount names: the given one, else the component's own name. */}}
+{{- define "ironlb.controllerServiceAccount" -}}
+{{- default (include "ironlb.controllerName" .) .Values.controller.serviceAccount.name }}
+{{- end }}
+
+{{- define "ironlb.speakerServiceAccount" -}}
+{{- default (include "ironlb.speakerName" .) .Values.speaker.serviceAccount.name }}
+{{- end }}
+
+{{- define "ironlb.cleanupServiceAccount" -}}
+{{- default (include "ironlb.cleanupName" .) .Values.cleanup.serviceAccount.name }}
+{{- end }}
+
+{{/* True (non-empty) when the controller creates and keeps the heartbeat Secret. */}}
+{{- define "ironlb.heartbeatSecretGenerated" -}}
+{{- if and (gt (int .Values.speaker.heartbeat.port) 0) (not .Values.speaker.heartbeat.existingSecret) }}true{{- end }}
+{{- end }}
+
 {{- define "ironlb.heartbeatSecretName" -}}
 {{- default (printf "%s-heartbeat" (include "ironlb.fullname" .)) .Values.speaker.heartbeat.existingSecret }}
 {{- end }}
@@ -58,36 +80,4 @@ app.kubernetes.io/component: {{ .component }}
 {{- else }}
 {{- "secret" }}
 {{- end }}
-{{- end }}
-
-{{/*
-Container securityContext shared by both components: nothing beyond what each needs.
-The speaker adds NET_RAW (packet sockets for ARP/NDP) on top of this.
-*/}}
-{{- define "ironlb.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
-{{/*
-The generated heartbeat key, base64: the one already in the cluster if there is one (so
-upgrades keep it), else a new random one. Both the Secret and the speaker's checksum
-annotation use it, so the first value is remembered for the rest of this render.
-*/}}
-{{- define "ironlb.heartbeatSecretValue" -}}
-{{- $memo := .Values.speaker.heartbeat }}
-{{- if not (hasKey $memo "__generated") }}
-{{- $value := "" }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "ironlb.heartbeatSecretName" .) }}
-{{- if and $existing $existing.data }}
-{{- $value = index $existing.data "secret" | default "" }}
-{{- end }}
-{{- if not $value }}
-{{- $value = randAlphaNum 32 | b64enc }}
-{{- end }}
-{{- $_ := set $memo "__generated" $value }}
-{{- end }}
-{{- index $memo "__generated" }}
 {{- end }}
