@@ -137,7 +137,7 @@ mounts=()
 [[ -f /etc/npmrc ]] && mounts+=(-v /etc/npmrc:/usr/local/etc/npmrc:ro)
 say "building $ref from $base"
 start=$SECONDS
-buildah bud --runtime runc --network host --layers \
+buildah bud --runtime runc --network host --layers --force-rm \
 	"${mounts[@]}" --build-arg NODE_IMAGE="$base" -t "$ref" -f Dockerfile .
 
 # It must run: the command, and the addon (an unknown interface is ENODEV from inside it).
