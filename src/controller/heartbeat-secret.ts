@@ -80,49 +80,70 @@ export async function ensureHeartbeatSecret(
 }
 
 /**
- * Ensures the Secret in the background until it succeeds once, retrying API errors with a
- * capped backoff; logs the outcome. Every replica does this at start (not only the leader),
- * so the speakers get their key even while the leader election is still undecided.
+ * Ensures the Secret in the background: retries API errors with a capped backoff until the
+ * first success (`done`), then checks again every `recheckMs`, so a Secret deleted later (by
+ * a user rotating the key, or by `helm upgrade` from a chart version that rendered it) comes
+ * back. Every replica does this (not only the leader), so the speakers get their key even
+ * while the leader election is undecided; creating is idempotent (409 is success).
  */
 export function keepHeartbeatSecret(
   api: KubeClient,
   ref: HeartbeatSecretRef,
   log: Logger,
-  opts: { retryMs?: number; maxRetryMs?: number } = {},
+  opts: { retryMs?: number; maxRetryMs?: number; recheckMs?: number } = {},
 ): { done: Promise<HeartbeatSecretResult>; stop(): void } {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
   const secret = `${ref.namespace}/${ref.name}`;
-  const done = (async () => {
-    let delay = opts.retryMs ?? 1000;
-    for (;;) {
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    });
+  let first: ((r: HeartbeatSecretResult) => void) | undefined;
+  let failed: ((err: unknown) => void) | undefined;
+  const done = new Promise<HeartbeatSecretResult>((resolve, reject) => {
+    first = resolve;
+    failed = reject;
+  });
+  // The caller may never await it; a rejection after stop() is expected.
+  done.catch(() => {});
+  const minDelay = opts.retryMs ?? 1000;
+  let last: string | undefined;
+  void (async () => {
+    let delay = minDelay;
+    while (!stopped) {
       try {
         const r = await ensureHeartbeatSecret(api, ref);
-        if (r.outcome === "invalid")
-          log.error(
-            { secret, reason: r.reason },
-            "heartbeat Secret is unusable and left unchanged: fix or delete it",
-          );
-        else log.info({ secret, outcome: r.outcome }, "heartbeat Secret ready");
-        return r;
+        const summary = r.outcome === "invalid" ? `invalid: ${r.reason}` : r.outcome;
+        // Log what changed, not every periodic check.
+        if (summary !== last) {
+          if (r.outcome === "invalid")
+            log.error(
+              { secret, reason: r.reason },
+              "heartbeat Secret is unusable and left unchanged: fix or delete it",
+            );
+          else log.info({ secret, outcome: r.outcome }, "heartbeat Secret ready");
+        }
+        last = r.outcome === "created" ? "exists" : summary;
+        first?.(r);
+        first = undefined;
+        delay = minDelay;
+        await pause(opts.recheckMs ?? 30_000);
       } catch (err) {
-        if (stopped) throw err;
+        if (stopped) break;
         log.warn(
           { secret, err: describeError(err), retryMs: delay },
           "cannot ensure heartbeat Secret",
         );
+        await pause(delay);
+        delay = Math.min(delay * 2, opts.maxRetryMs ?? 30_000);
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, delay);
-      });
-      if (stopped) throw new Error("stopped");
-      delay = Math.min(delay * 2, opts.maxRetryMs ?? 30_000);
     }
+    failed?.(new Error("stopped"));
   })();
-  // The caller may never await it; a rejection after stop() is expected.
-  done.catch(() => {});
   return {
     done,
     stop() {

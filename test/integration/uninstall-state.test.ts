@@ -93,6 +93,26 @@ describe("heartbeat Secret kept by the controller", () => {
     expect(Object.keys(s.data ?? {})).toEqual(["k"]);
   });
 
+  it("comes back when deleted while the controller runs (key rotation, old chart upgrades)", async () => {
+    const namespace = await createNamespace("hb");
+    const ref = { namespace, name: "hb", key: "secret" };
+    const keeper = keepHeartbeatSecret(api(), ref, createLogger("test", "silent"), {
+      recheckMs: 100,
+    });
+    try {
+      expect((await keeper.done).outcome).toBe("created");
+      const old = await core.readNamespacedSecret({ name: "hb", namespace });
+      await core.deleteNamespacedSecret({ name: "hb", namespace });
+      const back = await waitFor("the Secret to come back", async () => {
+        const s = await core.readNamespacedSecret({ name: "hb", namespace });
+        return s.metadata?.uid !== old.metadata?.uid ? s : undefined;
+      });
+      expect(decoded(back.data?.secret)).not.toBe(decoded(old.data?.secret));
+    } finally {
+      keeper.stop();
+    }
+  });
+
   it("the controller process makes it at start (--heartbeat-secret)", async () => {
     const namespace = await createNamespace("hb");
     const c = startController([
