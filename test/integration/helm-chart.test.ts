@@ -4,7 +4,9 @@
 // ServiceAccounts' own tokens, upgrades keep the heartbeat key, and uninstall cleans up.
 import { execFile } from "node:child_process";
 import {
+  cpSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -26,6 +28,7 @@ import {
   type V1Job,
   type V1PolicyRule,
 } from "@kubernetes/client-node";
+import { load as loadPlainYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   type Component,
@@ -854,6 +857,125 @@ current-context: ${sa}
         version: "v1beta1",
         plural: "ipaddresspools",
       });
+    });
+  });
+  describe("CRDs as templates (crds.templated)", () => {
+    const crdFiles = () =>
+      readdirSync(join(repoRoot, "config/crd"))
+        .filter((f) => f.endsWith(".yaml"))
+        .sort()
+        .flatMap((f) => parseManifests(readFileSync(join(repoRoot, "config/crd", f), "utf8")));
+    /** A CRD as plain JSON without what the template adds (Helm's labels, the keep policy). */
+    const bare = (o: KubernetesObject) => {
+      const c = JSON.parse(JSON.stringify(o)) as KubernetesObject;
+      const m = c.metadata!;
+      for (const k of ["app.kubernetes.io/managed-by", "helm.sh/chart"]) delete m.labels?.[k];
+      delete m.annotations?.["helm.sh/resource-policy"];
+      if (m.annotations && Object.keys(m.annotations).length === 0) delete m.annotations;
+      return c;
+    };
+
+    it("renders exactly the crds/ files, each kept on uninstall", async () => {
+      const objs = parseManifests(
+        await ok("helm", [
+          "template",
+          "lb",
+          chartDir,
+          "--set",
+          "crds.templated=true",
+          "--show-only",
+          "templates/crds.yaml",
+        ]),
+      );
+      expect(objs.map(bare)).toEqual(crdFiles().map(bare));
+      for (const o of objs)
+        expect(o.metadata?.annotations?.["helm.sh/resource-policy"]).toBe("keep");
+      // Off by default: crds/ only.
+      const plain = await ok("helm", ["template", "lb", chartDir]);
+      expect(plain).not.toContain("kind: CustomResourceDefinition");
+      const withPools = await run("helm", [
+        "template",
+        "lb",
+        chartDir,
+        "--set",
+        "crds.templated=true,pools[0].name=a,pools[0].spec.addresses[0]=198.51.100.0/28",
+      ]);
+      expect(withPools.stderr).toContain(
+        "cannot create pools or L2Advertisements in the same install",
+      );
+    });
+
+    it("adopts existing CRDs, upgrades them with the release and keeps them on uninstall", async () => {
+      const { ext } = clients();
+      const ns = await createNamespace("helm-crds");
+      const release = "crds";
+      const names = crdFiles().map((o) => o.metadata!.name!);
+      // The CRDs exist already (an earlier install's crds/): adopt them as the README says.
+      for (const name of names) {
+        await ok("kubectl", [
+          "label",
+          "crd",
+          name,
+          "app.kubernetes.io/managed-by=Helm",
+          "--overwrite",
+        ]);
+        await ok("kubectl", [
+          "annotate",
+          "crd",
+          name,
+          `meta.helm.sh/release-name=${release}`,
+          `meta.helm.sh/release-namespace=${ns}`,
+          "--overwrite",
+        ]);
+      }
+      const common = [
+        "-n",
+        ns,
+        "--set",
+        "crds.templated=true,cleanup.enabled=false",
+        "--wait=false",
+      ];
+      await ok("helm", ["install", release, chartDir, "--skip-crds", ...common]);
+      const pools = "ipaddresspools.ironlb.dev";
+      const columns = async () =>
+        (await ext.readCustomResourceDefinition({ name: pools })).spec.versions[0]!
+          .additionalPrinterColumns ?? [];
+      const before = await columns();
+
+      // A new chart version whose CRD has one more column: `helm upgrade` applies it.
+      // crds/ holds links into config/crd: the copy gets real files, never written through.
+      const next = join(work, "chart-next");
+      cpSync(chartDir, next, { recursive: true, filter: (src) => !src.includes("/crds/") });
+      mkdirSync(join(next, "crds"), { recursive: true });
+      for (const f of readdirSync(join(chartDir, "crds")))
+        writeFileSync(join(next, "crds", f), readFileSync(join(chartDir, "crds", f)));
+      const file = join(next, "crds/ironlb.dev_ipaddresspools.yaml");
+      expect(lstatSync(file).isSymbolicLink()).toBe(false);
+      // Plain YAML parsing keeps the wire names (x-kubernetes-*, default), not client-node's.
+      const crd = loadPlainYaml(readFileSync(file, "utf8")) as {
+        spec: { versions: { additionalPrinterColumns: object[] }[] };
+      };
+      crd.spec.versions[0]!.additionalPrinterColumns.push({
+        name: "Upgraded",
+        type: "string",
+        jsonPath: ".metadata.name",
+        priority: 1,
+      });
+      writeFileSync(file, JSON.stringify(crd));
+      await ok("helm", ["upgrade", release, next, ...common]);
+      expect((await columns()).map((c) => c.name)).toEqual([
+        ...before.map((c) => c.name),
+        "Upgraded",
+      ]);
+      // And back with this chart.
+      await ok("helm", ["upgrade", release, chartDir, ...common]);
+      expect(await columns()).toEqual(before);
+
+      await ok("helm", ["uninstall", release, "-n", ns, "--no-hooks"]);
+      for (const name of names) {
+        const kept = await ext.readCustomResourceDefinition({ name });
+        expect(kept.metadata?.deletionTimestamp).toBeUndefined();
+      }
     });
   });
 });
