@@ -8,9 +8,10 @@
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: the addon (node-gyp needs a toolchain), the JavaScript, the runtime dependencies
+# nftables only to copy `nft` (the speaker's ipMode Proxy forwarding runs it) into the runtime.
 FROM ${NODE_IMAGE} AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
+ && apt-get install -y --no-install-recommends python3 make g++ nftables \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # The tools come from the registry at the lockfile's versions rather than from the dev
@@ -36,16 +37,17 @@ RUN echo '{ "extends": "./tsconfig.build.json", "compilerOptions": { "types": []
  && mkdir -p dist/arp/native/build/Release \
  && cp src/arp/native/build/Release/ironlb_packet.node dist/arp/native/build/Release/
 
-# --- rootfs: Node and the shared libraries it links, the application, nothing else --------
-# No shell, package manager, npm or headers: the runtime is what `node` needs (ldd) plus
-# the app. Copying into a folder and then into an empty image keeps the base image's
+# --- rootfs: Node, nft and the shared libraries they link, the application, nothing else ----
+# No shell, package manager, npm or headers: the runtime is what `node` and `nft` need (ldd)
+# plus the app. Copying into a folder and then into an empty image keeps the base image's
 # other layers (npm, yarn, apt, perl...) out of the result; the 126 MB node binary is
 # most of what remains.
 FROM build AS rootfs
 RUN set -eu; r=/rootfs; \
-    mkdir -p $r/usr/local/bin $r/tmp $r/etc $r/app; chmod 1777 $r/tmp; \
+    mkdir -p $r/usr/local/bin $r/usr/sbin $r/tmp $r/etc $r/app; chmod 1777 $r/tmp; \
     cp /usr/local/bin/node $r/usr/local/bin/node; \
-    for f in $(ldd /usr/local/bin/node /app/dist/arp/native/build/Release/ironlb_packet.node \
+    cp /usr/sbin/nft $r/usr/sbin/nft; \
+    for f in $(ldd /usr/local/bin/node /usr/sbin/nft /app/dist/arp/native/build/Release/ironlb_packet.node \
                | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u); do \
       cp -L --parents "$f" $r/; \
     done; \
@@ -58,7 +60,7 @@ RUN set -eu; r=/rootfs; \
 FROM scratch
 COPY --from=rootfs /rootfs/ /
 COPY bin/ironlb.js /app/bin/ironlb.js
-ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production
+ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin NODE_ENV=production
 WORKDIR /app
 # Numeric, so that runAsNonRoot can be checked by the kubelet. The speaker overrides it
 # with root in its Pod spec to use NET_RAW (see charts/ironlb/templates/speaker-daemonset.yaml).

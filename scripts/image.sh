@@ -144,6 +144,7 @@ buildah bud --runtime runc --network host --layers --force-rm \
 c=$(buildah from --quiet "$ref")
 trap 'buildah rm "$c" >/dev/null 2>&1 || true' EXIT
 buildah run --runtime runc --network host "$c" -- node bin/ironlb.js version
+buildah run --runtime runc --network host "$c" -- nft --version
 buildah run --runtime runc --network host "$c" -- node -e '
 	import("./dist/arp/packet-socket.js").then((m) => {
 		try { m.PacketSocket.open("no-such-if0", "arp"); } catch (e) {
