@@ -28,7 +28,6 @@ die() {
 }
 
 cd "$(dirname "$0")/.."
-repo=$PWD
 [[ $(id -u) == 0 ]] || die "buildah needs root here (run as root)"
 node=${npm_node_execpath:-$(command -v node)}
 version=$("$node" -p 'require("./package.json").version')
