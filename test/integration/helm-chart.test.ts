@@ -423,6 +423,23 @@ describe("helm chart", () => {
       );
     });
 
+    it("checks pool and advertisement specs in values by the CRDs' own field names", async () => {
+      const schema = JSON.parse(readFileSync(join(chartDir, "values.schema.json"), "utf8"));
+      const specOf = (key: string) =>
+        Object.keys(schema.properties[key].items.allOf[1].properties.spec.properties).sort();
+      const crdSpec = (file: string) => {
+        const crd = loadPlainYaml(readFileSync(join(repoRoot, "config/crd", file), "utf8")) as {
+          spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: object } } } }[] };
+        };
+        const spec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec as {
+          properties: object;
+        };
+        return Object.keys(spec.properties).sort();
+      };
+      expect(specOf("pools")).toEqual(crdSpec("ironlb.dev_ipaddresspools.yaml"));
+      expect(specOf("l2Advertisements")).toEqual(crdSpec("ironlb.dev_l2advertisements.yaml"));
+    });
+
     it("rejects bad values with clear messages", async () => {
       const bad = await run("helm", [
         "template",
@@ -444,6 +461,15 @@ describe("helm chart", () => {
         ["controller.nodeSelector.disk=fast ssd", "/controller/nodeSelector/disk"],
         ["metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"],
         ["speaker.heartbeat.existingSecret=Mine", "/speaker/heartbeat/existingSecret"],
+        ["pools[0].name=lan,pools[0].spec.addresses[0]=lan", "/pools/0/spec/addresses/0"],
+        [
+          "pools[0].name=lan,pools[0].spec.addresses[0]=198.51.100.0/28,pools[0].spec.autoassign=false",
+          "/pools/0/spec",
+        ],
+        [
+          "l2Advertisements[0].name=lan,l2Advertisements[0].spec.interface[0]=eth0",
+          "/l2Advertisements/0/spec",
+        ],
       ];
       for (const [set, where] of refused) {
         const r = await run("helm", ["template", "lb", chartDir, "--set", set]);
