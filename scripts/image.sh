@@ -18,6 +18,9 @@
 #
 # buildah runs with runc and host networking: crun fails on cgroup v1 hosts like this one,
 # and netavark/CNI networking would add firewall chains to the host. Needs root.
+# buildah's layer cache (in /var/lib/containers/storage) makes rebuilds after a source
+# change take seconds; it grows with every rebuild: `buildah rmi --prune` empties it (the
+# next build is then cold again).
 set -euo pipefail
 
 exec 3>&1 1>&2 # stdout is for the archive path only
