@@ -2,8 +2,8 @@
 // controller against a real control plane, seen from a client on a LAN made of network
 // namespaces: its kernel ARPs for Service IPs, connects, and follows gratuitous ARP.
 //
-// Addresses (test/lab/addresses.ts): LAN 203.0.113.0/25 (uplink .1 in the root namespace),
-// a second LAN 203.0.113.128/25 inside the test's namespaces, Service IPs 198.51.100.0/24.
+// Addresses (test/lab/addresses.ts): LAN 203.0.113.128/25 (uplink .129 in the root namespace),
+// a second LAN 203.0.113.0/25 inside the test's namespaces, Service IPs 198.51.100.0/24.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";

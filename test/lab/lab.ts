@@ -38,6 +38,7 @@ import {
   version,
   waitFor,
 } from "../support/kube.ts";
+import { hostDependencies } from "./host-deps.ts";
 import {
   alive,
   hostAddress,
@@ -336,7 +337,8 @@ export async function destroyStale(prefix: string, force = false): Promise<strin
 
 /**
  * A root-namespace route that overlaps `subnet` (other than the default route and the lab's
- * own uplink), e.g. "192.0.2.0/24 dev eth0"; undefined when the subnet is free to use.
+ * own uplink), e.g. "192.0.2.0/24 dev eth0", or an address the host relies on inside it
+ * (host-deps.ts); undefined when the subnet is free to use.
  */
 export async function rootNamespaceClash(
   subnet: string,
@@ -362,6 +364,9 @@ export async function rootNamespaceClash(
     // host route of the machine's own address in the subnet does and is reported.
     if (cidr.bits === 0) continue;
     if (overlaps(mine, cidr)) return `${r.dst}${r.dev ? ` dev ${r.dev}` : ""}`;
+  }
+  for (const d of await hostDependencies()) {
+    if (overlaps(mine, parseCIDR(`${d.addr}/32`))) return `${d.addr}, ${d.why}`;
   }
   return undefined;
 }
@@ -572,7 +577,7 @@ export class Lab {
     const clash = await rootNamespaceClash(this.opts.subnet, this.uplink);
     if (clash)
       throw new Error(
-        `the lab subnet ${this.opts.subnet} overlaps the root namespace's route ${clash}: choose another subnet`,
+        `the lab subnet ${this.opts.subnet} would shadow ${clash} in the root namespace: choose another subnet`,
       );
     const links = await ipJson<{ ifname: string }>(undefined, ["link", "show"]);
     if (links.some((l) => l.ifname === this.uplink))
