@@ -9,14 +9,12 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
-async function serve(healthy: () => CheckResult, ready: () => CheckResult) {
-  const s = await startHealthServer(
-    "127.0.0.1",
-    0,
-    { healthy, ready },
-    new Registry(),
-    pino({ level: "silent" }),
-  );
+async function serve(
+  healthy: () => CheckResult,
+  ready: () => CheckResult,
+  log = pino({ level: "silent" }),
+) {
+  const s = await startHealthServer("127.0.0.1", 0, { healthy, ready }, new Registry(), log);
   servers.push(s);
   const port = (s.address() as AddressInfo).port;
   return async (path: string) => {
@@ -55,5 +53,26 @@ describe("health server", () => {
     expect(await get("/healthz")).toEqual([503, "check failed: boom\n"]);
     expect((await get("/metrics"))[0]).toBe(200);
     expect((await get("/nope"))[0]).toBe(404);
+  });
+
+  it("logs a failing check once, even while the other probe passes in between", async () => {
+    const lines: { check?: string; msg?: string }[] = [];
+    const log = pino(
+      { level: "warn" },
+      { write: (line: string) => void lines.push(JSON.parse(line)) },
+    );
+    const get = await serve(
+      () => true,
+      () => ["informers not synced"],
+      log,
+    );
+    // The kubelet probes liveness and readiness independently, interleaved.
+    for (let i = 0; i < 3; i++) {
+      expect((await get("/readyz"))[0]).toBe(503);
+      expect((await get("/healthz"))[0]).toBe(200);
+    }
+    expect(lines.filter((l) => l.msg === "health check failing")).toEqual([
+      expect.objectContaining({ check: "ready" }),
+    ]);
   });
 });

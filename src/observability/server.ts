@@ -25,7 +25,9 @@ export async function startHealthServer(
   registry: Registry,
   log: Logger,
 ): Promise<Server> {
-  let lastProblems = "";
+  // Per check: the kubelet probes liveness and readiness in turn, and one passing must not
+  // make the other's unchanged failure be logged again.
+  const lastProblems = new Map<string, string>();
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const answer = (result: CheckResult, what: string) => {
@@ -34,9 +36,10 @@ export async function startHealthServer(
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
       res.end(ok ? "ok\n" : `${problems.join("\n")}\n`);
       // Say once in the log why a probe fails (the kubelet only records the status).
-      const key = `${what}:${problems.join("|")}`;
-      if (!ok && key !== lastProblems) log.warn({ check: what, problems }, "health check failing");
-      lastProblems = ok ? "" : key;
+      const key = problems.join("|");
+      if (!ok && key !== lastProblems.get(what))
+        log.warn({ check: what, problems }, "health check failing");
+      lastProblems.set(what, key);
     };
     if (path === "/healthz" || path === "/livez") return answer(safe(checks.healthy), "healthy");
     if (path === "/readyz") return answer(safe(checks.ready), "ready");
