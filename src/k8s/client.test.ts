@@ -117,4 +117,20 @@ describe("KubeClient", () => {
     server.watches[0]!.send("ERROR", { kind: "Status", code: 410, message: "too old" });
     expect(await done).toMatchObject({ code: 410 });
   });
+
+  it.each([
+    ["null", "null"],
+    ["an event without an object", '{"type":"ADDED"}'],
+    ["an event whose object is not one", '{"type":"ADDED","object":"p"}'],
+    ["an event without a type", '{"object":{"metadata":{"name":"p"}}}'],
+  ])("watch: %s ends the watch as malformed, never reaching onEvent", async (_what, line) => {
+    const seen: unknown[] = [];
+    const done = new Promise<Error | undefined>((resolve) =>
+      client.watch("/api/v1/pods", {}, (ev) => seen.push(ev), resolve),
+    );
+    await vi.waitFor(() => expect(server.watches).toHaveLength(1));
+    server.watches[0]!.res.write(`${line}\n`);
+    expect(await done).toMatchObject({ message: "watch /api/v1/pods: malformed event" });
+    expect(seen).toEqual([]);
+  });
 });

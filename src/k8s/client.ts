@@ -288,10 +288,19 @@ export class KubeClient {
             buf = buf.slice(nl + 1);
             nl = buf.indexOf("\n");
             if (line.trim() === "") continue;
-            let ev: WatchEvent<T>;
+            let ev: WatchEvent<T> | undefined;
             try {
               ev = JSON.parse(line) as WatchEvent<T>;
             } catch {
+              ev = undefined;
+            }
+            // Valid JSON can still be no event (a proxy's `null`, a truncated object): the
+            // handlers read ev.object's metadata, and a throw here would crash the process.
+            if (
+              typeof ev?.type !== "string" ||
+              typeof ev.object !== "object" ||
+              ev.object === null
+            ) {
               req.destroy();
               finish(new Error(`watch ${path}: malformed event`));
               return;
