@@ -1,7 +1,15 @@
 // The rules about Services that the controller and the speaker share: which Services
 // ironlb handles, the annotations it reads (with their MetalLB spellings), and the IPs a
 // Service's status publishes. Pure.
-import type { V1Service } from "@kubernetes/client-node";
+
+/**
+ * The parts of a Service these rules read. Structural, so that src/api depends on nothing
+ * but net and zod (DESIGN.md); client-node's V1Service fits it.
+ */
+export interface ServiceLike {
+  spec?: { type?: string; loadBalancerClass?: string };
+  status?: { loadBalancer?: { ingress?: { ip?: string }[] } };
+}
 
 /** The annotation keys ironlb reads, and the MetalLB spellings it accepts for migration. */
 export const ANNOTATIONS = {
@@ -27,7 +35,7 @@ export interface ClassFilter {
 }
 
 /** True when the Service is a LoadBalancer that this ironlb instance is responsible for. */
-export function isOurs(svc: V1Service, filter: ClassFilter): boolean {
+export function isOurs(svc: ServiceLike, filter: ClassFilter): boolean {
   if (svc.spec?.type !== "LoadBalancer") return false;
   const cls = svc.spec.loadBalancerClass;
   return cls === undefined || cls === "" ? filter.handleUnclassed : cls === filter.lbClass;
@@ -72,6 +80,6 @@ export function annotation(
 }
 
 /** The IPs currently published in a Service's status, in order. */
-export function statusIPs(svc: V1Service): string[] {
+export function statusIPs(svc: ServiceLike): string[] {
   return (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "").filter((ip) => ip !== "");
 }

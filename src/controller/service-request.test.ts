@@ -1,6 +1,5 @@
 import type { V1Service } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { isOurs, statusIPs } from "../api/service.ts";
 import { translateService } from "./service-request.ts";
 
 function svc(spec: V1Service["spec"] = {}, annotations: Record<string, string> = {}): V1Service {
@@ -15,25 +14,6 @@ function svc(spec: V1Service["spec"] = {}, annotations: Record<string, string> =
     },
   };
 }
-
-const filter = { lbClass: "ironlb.dev/lb", handleUnclassed: true };
-
-describe("isOurs", () => {
-  it.each([
-    ["unclassed LoadBalancer", svc(), filter, true],
-    ["unclassed, unclassed not handled", svc(), { ...filter, handleUnclassed: false }, false],
-    [
-      "our class",
-      svc({ loadBalancerClass: "ironlb.dev/lb" }),
-      { ...filter, handleUnclassed: false },
-      true,
-    ],
-    ["another class", svc({ loadBalancerClass: "example.com/lb" }), filter, false],
-    ["ClusterIP", svc({ type: "ClusterIP" }), filter, false],
-  ])("%s", (_n, s, f, want) => {
-    expect(isOurs(s, f)).toBe(want);
-  });
-});
 
 describe("translateService", () => {
   it("maps families, ports, policy, selector and annotations", () => {
@@ -189,13 +169,5 @@ describe("translateService", () => {
         `annotation ${prefix}allow-shared-ip is read for compatibility with MetalLB; use ironlb.dev/allow-shared-ip instead`,
       ]);
     }
-  });
-
-  it("lists status IPs in order", () => {
-    const s = svc();
-    s.status = {
-      loadBalancer: { ingress: [{ ip: "198.51.100.1" }, { hostname: "x" }, { ip: "2001:db8::1" }] },
-    };
-    expect(statusIPs(s)).toEqual(["198.51.100.1", "2001:db8::1"]);
   });
 });
