@@ -289,7 +289,8 @@ function commandUsage(name: string, c: Command): string {
   const lines = [`Usage: ironlb ${name} [options]`, "", c.summary, "", "Options:"];
   for (const [opt, o] of Object.entries(c.options)) {
     const flag = o.type === "string" ? `--${opt} <value>` : `--${opt}`;
-    const def = o.default !== undefined && o.type === "string" ? ` (default ${o.default})` : "";
+    // An empty default means "none": the help text says what then happens.
+    const def = o.type === "string" && o.default ? ` (default ${o.default})` : "";
     lines.push(`  ${flag.padEnd(28)} ${o.help}${def}`);
   }
   return lines.join("\n");
