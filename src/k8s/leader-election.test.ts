@@ -324,4 +324,27 @@ describe("LeaderElector", () => {
     expect(api.lease?.spec.holderIdentity).toBeUndefined();
     expect(e.isLeader()).toBe(false);
   });
+
+  it("stop() gives the lease up even when a renewal of its own lands in between", async () => {
+    const api = new FakeLeaseApi();
+    const clock = new FakeClock();
+    const e = elector(api, clock, "a");
+    e.run(
+      () => {},
+      () => {},
+    );
+    await settle();
+    expect(e.isLeader()).toBe(true);
+    // The renewal that was in flight when stop() began reaches the server after stop()
+    // read the Lease: the release is then a write against an older version.
+    const get = api.get;
+    api.get = async (...args) => {
+      const read = await get(...args);
+      api.get = get;
+      api.otherWrites("a");
+      return read;
+    };
+    await e.stop();
+    expect(api.lease?.spec.holderIdentity).toBeUndefined();
+  });
 });

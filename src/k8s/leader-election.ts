@@ -171,16 +171,23 @@ export class LeaderElector implements WriteFence {
     this.#leading = false;
     this.#term.abort(new NotLeaderError("stopping"));
     if (!wasLeader) return;
-    try {
-      const lease = await this.#api.get<Lease>(`${this.#path}/${this.#o.name}`);
-      if (lease.spec?.holderIdentity !== this.#o.identity) return;
-      lease.spec.holderIdentity = undefined;
-      lease.spec.leaseDurationSeconds = 1;
-      lease.spec.renewTime = microTime(0);
-      await this.#api.replace(`${this.#path}/${this.#o.name}`, lease);
-      this.#log.info("released leadership");
-    } catch (err) {
-      this.#log.warn({ err: describeError(err) }, "could not release the lease");
+    // A renewal of ours still in flight may land between the read and the write (409):
+    // read again, or the other replicas wait out the whole lease duration.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const lease = await this.#api.get<Lease>(`${this.#path}/${this.#o.name}`);
+        if (lease.spec?.holderIdentity !== this.#o.identity) return;
+        lease.spec.holderIdentity = undefined;
+        lease.spec.leaseDurationSeconds = 1;
+        lease.spec.renewTime = microTime(0);
+        await this.#api.replace(`${this.#path}/${this.#o.name}`, lease);
+        this.#log.info("released leadership");
+        return;
+      } catch (err) {
+        if (httpStatus(err) === 409 && attempt < 3) continue;
+        this.#log.warn({ err: describeError(err) }, "could not release the lease");
+        return;
+      }
     }
   }
 
