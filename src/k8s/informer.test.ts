@@ -123,6 +123,33 @@ describe("Informer", () => {
     expect(seen).toEqual(["add a@5", "add b@6", "add c@15", "delete b"]);
   });
 
+  it.each([
+    ["a text page", "<html>proxy login</html>"],
+    ["an object without items", { kind: "Status", metadata: {} }],
+  ])(
+    "a list answered with %s is a failure, not an empty list that deletes everything",
+    async (_what, body) => {
+      let n = 0;
+      server.onRequest = () => {
+        n++;
+        if (n === 1) return list("10", [obj("a", "5"), obj("b", "6")]);
+        if (n === 2) return { status: 200, body };
+        return list("20", [obj("a", "5"), obj("b", "6")]);
+      };
+      start();
+      const w = await watchOpen(1);
+      w.send("ERROR", { kind: "Status", code: 410, reason: "Expired", message: "too old" });
+      await vi.waitFor(() => {
+        clock.advance(1_000);
+        expect(lists()).toHaveLength(3);
+      });
+      const w2 = await watchOpen(2);
+      expect(w2.query.get("resourceVersion")).toBe("20");
+      expect(seen).toEqual(["add a@5", "add b@6"]);
+      expect(informer.list()).toHaveLength(2);
+    },
+  );
+
   it("re-lists on a 410 answered as an HTTP status too", async () => {
     let n = 0;
     server.onRequest = () => list(String(++n * 10), [obj("a", "5")]);

@@ -173,7 +173,7 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
   async #relist(): Promise<void> {
     const seen = new Set<string>();
     let cont: string | undefined;
-    let rv = "";
+    let rv: string;
     do {
       const page: List<T> = await this.#client.get<List<T>>(this.#path, {
         ...this.#query,
@@ -181,10 +181,14 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
         continue: cont,
       });
       if (this.#stopped) return;
+      // A 200 that is no list (a proxy's page, a truncated body) must not read as an empty
+      // one: that would report every cached object deleted and watch from "now".
+      if (!Array.isArray(page?.items) || !page.metadata?.resourceVersion)
+        throw new Error(`list ${this.what}: the answer is not a list with a resourceVersion`);
       this.#progress();
-      rv = page.metadata?.resourceVersion ?? rv;
-      cont = page.metadata?.continue || undefined;
-      for (const obj of page.items ?? []) {
+      rv = page.metadata.resourceVersion;
+      cont = page.metadata.continue || undefined;
+      for (const obj of page.items) {
         seen.add(keyOf(obj));
         this.#upsert(obj);
       }
