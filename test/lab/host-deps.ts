@@ -36,7 +36,10 @@ export function tcpPeers(ssOutput: string): string[] {
   for (const line of ssOutput.split("\n")) {
     const cols = line.trim().split(/\s+/);
     const peer = cols[cols.length - 1] ?? "";
-    const addr = peer.replace(/^::ffff:/, "").replace(/:\d+$/, "");
+    const addr = peer
+      .replace(/:\d+$/, "")
+      .replace(/^\[(.*)\]$/, "$1")
+      .replace(/^::ffff:/, "");
     if (ipv4.test(addr) && !addr.startsWith("127.")) peers.add(addr);
   }
   return [...peers];
