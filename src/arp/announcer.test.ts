@@ -3,6 +3,7 @@
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Announcer } from "./announcer.ts";
+import { type BpfInstruction, runFilter } from "./bpf-filter.ts";
 import {
   ARP_REPLY,
   arpProbe,
@@ -383,5 +384,166 @@ describe("conflicts and robustness", () => {
       ),
     );
     expect(announcer.counters.malformedFrames).toBeGreaterThan(0);
+  });
+});
+
+describe("kernel filter", () => {
+  /** Applies the installed program to delivered frames, as the kernel does. */
+  class FilteringSocket extends FakeSocket {
+    program: BpfInstruction[] | null = null;
+    installs = 0;
+    setFilter(p: readonly BpfInstruction[] | null): void {
+      this.installs++;
+      this.program = p === null ? null : [...p];
+    }
+    override deliver(frame: Buffer, pktType = PACKET_BROADCAST): void {
+      if (this.program !== null && runFilter(this.program, frame) === 0) return;
+      super.deliver(frame, pktType);
+    }
+  }
+  let fs: FilteringSocket[];
+  let a: Announcer;
+  beforeEach(() => {
+    fs = [];
+    a = new Announcer({
+      openSocket: (ifname, kind) => {
+        const s = new FilteringSocket(ifname, MACS[ifname] ?? "02:00:00:00:01:ff", kind);
+        fs.push(s);
+        return s;
+      },
+    });
+  });
+  afterEach(() => a.close());
+  const req = (target: string) => arpRequest(CLIENT, "203.0.113.1", target);
+
+  it("passes only requests for owned IPs and follows announce and withdraw", () => {
+    a.announce("198.51.100.1", "eth0");
+    const s = fs[0]!;
+    s.take();
+    s.deliver(req("198.51.100.2"));
+    expect(a.counters.requestsReceived).toBe(0); // dropped before it reached us
+    s.deliver(req("198.51.100.1"));
+    expect(s.take().map((f) => decodeArpFrame(f)?.arp.senderIp)).toEqual(["198.51.100.1"]);
+    a.announce("198.51.100.2", "eth0");
+    s.take();
+    s.deliver(req("198.51.100.2"));
+    expect(s.take()).toHaveLength(1);
+    a.withdraw("198.51.100.1");
+    s.deliver(req("198.51.100.1"));
+    expect(s.take()).toHaveLength(0);
+    expect(a.counters.requestsReceived).toBe(2);
+  });
+
+  it("rebuilds only when the watched set changes", () => {
+    a.announce("198.51.100.1", "eth0");
+    const s = fs[0]!;
+    const n = s.installs;
+    a.announce("198.51.100.1", "eth0"); // already there
+    a.withdraw("198.51.100.9"); // never there
+    expect(s.installs).toBe(n);
+  });
+
+  it("lets a probe's answers through while the probe runs, and not after", async () => {
+    a.announce("198.51.100.1", "eth0"); // keeps the socket open after the probe
+    const s = fs[0]!;
+    const p = a.probe("198.51.100.50", "eth0", 300);
+    s.deliver(arpReply(OTHER, "198.51.100.50", MACS.eth0!, "0.0.0.0"));
+    await expect(p).resolves.toBe(OTHER);
+    expect(runFilter(s.program!, req("198.51.100.50"))).toBe(0);
+  });
+
+  it("keeps per-interface sets apart, and IPv6 on the NDP socket", () => {
+    a.announce("198.51.100.1", "eth0");
+    a.announce("198.51.100.2", "eth1");
+    a.announce("2001:db8::1", "eth0");
+    const arp0 = fs.find((x) => x.ifname === "eth0" && x.kind === "arp")!;
+    const ndp0 = fs.find((x) => x.ifname === "eth0" && x.kind === "ndp")!;
+    expect(runFilter(arp0.program!, req("198.51.100.2"))).toBe(0);
+    expect(runFilter(arp0.program!, req("198.51.100.1"))).toBeGreaterThan(0);
+    const ns = neighborSolicitation({
+      srcMac: CLIENT,
+      srcIp: "2001:db8::9",
+      target: "2001:db8::1",
+    });
+    expect(runFilter(ndp0.program!, ns)).toBeGreaterThan(0);
+  });
+
+  it("returns an attached socket unfiltered", () => {
+    const mine = new FilteringSocket("eth0", MACS.eth0!, "arp");
+    const b = new Announcer();
+    b.attach("eth0", { arp: mine });
+    b.announce("198.51.100.1", "eth0");
+    expect(mine.program).not.toBeNull();
+    b.close();
+    expect(mine.program).toBeNull();
+    expect(mine.closed).toBe(false);
+  });
+
+  it("falls back to the default filter, and says so, when the kernel refuses the program", () => {
+    const errors: string[] = [];
+    const b = new Announcer({
+      openSocket: (ifname, kind) => {
+        const s = new FilteringSocket(ifname, MACS[ifname]!, kind);
+        s.setFilter = (p) => {
+          if (p !== null) throw new Error("EINVAL");
+          s.program = null;
+        };
+        fs.push(s);
+        return s;
+      },
+    });
+    b.on("error", (e: Error) => errors.push(e.message));
+    b.announce("198.51.100.1", "eth0");
+    expect(errors.at(-1)).toMatch(/kernel filter for 1 IPs on eth0 refused, receiving all ARP/);
+    expect(fs.at(-1)!.program).toBeNull();
+    b.close();
+  });
+});
+
+describe("reply rate limit", () => {
+  let now = 0;
+  let a: Announcer;
+  const opened = new Map<PacketSocketKind, FakeSocket>();
+  beforeEach(() => {
+    now = 0;
+    a = new Announcer({
+      now: () => now,
+      replyLimits: { ratePerSec: 10, burst: 5, maxTracked: 100 },
+      openSocket: (ifname, kind) => {
+        const s = new FakeSocket(ifname, MACS[ifname]!, kind);
+        opened.set(kind, s);
+        return s;
+      },
+    });
+    a.announce("198.51.100.1", "eth0");
+    a.announce("2001:db8::1", "eth0");
+  });
+  afterEach(() => a.close());
+
+  it("a flooding requester gets its burst, then the rate; another requester is answered", () => {
+    const sockArp = opened.get("arp")!;
+    sockArp.take();
+    for (let i = 0; i < 1000; i++) {
+      now = i; // 1,000 requests in one second
+      sockArp.deliver(arpRequest(CLIENT, "203.0.113.1", "198.51.100.1"));
+    }
+    const replies = sockArp.take().filter((f) => decodeArpFrame(f)?.arp.op === ARP_REPLY);
+    expect(replies).toHaveLength(5 + 9); // burst, then 10/s (a token every 100 ms)
+    expect(a.counters.repliesRateLimited).toBe(1000 - 14);
+    sockArp.deliver(arpRequest(OTHER, "203.0.113.2", "198.51.100.1"));
+    expect(sockArp.take()).toHaveLength(1);
+  });
+
+  it("limits neighbour solicitations the same way", () => {
+    const ndp = opened.get("ndp")!;
+    ndp.take();
+    for (let i = 0; i < 100; i++) {
+      ndp.deliver(
+        neighborSolicitation({ srcMac: CLIENT, srcIp: "2001:db8::9", target: "2001:db8::1" }),
+      );
+    }
+    expect(
+      ndp.take().filter((f) => decodeNdpFrame(f)?.message.type === "advertisement"),
+    ).toHaveLength(5);
   });
 });

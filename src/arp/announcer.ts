@@ -8,6 +8,7 @@
  * counted and dropped.
  */
 import { EventEmitter } from "node:events";
+import { socketFilter } from "./bpf-filter.ts";
 import {
   ALL_NODES_IPV6,
   ARP_REQUEST,
@@ -28,13 +29,23 @@ import {
 } from "./codec.ts";
 import type { FrameSocket, PacketSocketKind } from "./packet-socket.ts";
 import { PACKET_OTHERHOST, PacketSocket } from "./packet-socket.ts";
+import {
+  DEFAULT_REPLY_LIMITS,
+  RequesterLimiter,
+  type RequesterLimiterOptions,
+} from "./rate-limit.ts";
 
 /** Counters for metrics; plain numbers, monotonically increasing. */
 export interface AnnouncerCounters {
-  /** Well-formed ARP requests and neighbour solicitations seen on announcing interfaces. */
+  /**
+   * Well-formed ARP requests and neighbour solicitations seen on announcing interfaces.
+   * With the kernel filter on, only those for IPs the interface answers for or probes.
+   */
   requestsReceived: number;
   /** ARP replies and solicited neighbour advertisements sent for owned IPs. */
   repliesSent: number;
+  /** Requests for owned IPs left unanswered because their requester exceeded its rate. */
+  repliesRateLimited: number;
   /** Gratuitous ARP frames and unsolicited neighbour advertisements sent. */
   gratuitousSent: number;
   /** Another MAC seen claiming, using or probing an owned or probed IP. */
@@ -71,6 +82,18 @@ export interface AnnouncerOptions {
   defend?: boolean;
   /** Minimum time between two defensive announcements for one IP (RFC 5227 DEFEND_INTERVAL). */
   defendIntervalMs?: number;
+  /**
+   * Install a kernel filter (bpf-filter.ts) on every socket that supports it, attached
+   * ones included, so that only frames about watched IPs reach this process. Default true.
+   */
+  kernelFilter?: boolean;
+  /**
+   * Replies per requester (sender MAC and requested IP): a token bucket each, or false for
+   * no limit. Default DEFAULT_REPLY_LIMITS (burst 20, 20/s).
+   */
+  replyLimits?: RequesterLimiterOptions | false;
+  /** Monotonic clock in ms for the rate limits; default performance.now. */
+  now?: () => number;
 }
 
 interface InterfaceState {
@@ -84,6 +107,8 @@ interface InterfaceState {
   ips: Map<string, Set<ReturnType<typeof setTimeout>>>;
   lastDefence: Map<string, number>;
   probes: Set<PendingProbe>;
+  /** The watched set each socket's kernel filter was last built from, per kind. */
+  filtered: { arp?: string; ndp?: string };
 }
 
 interface PendingProbe {
@@ -107,9 +132,13 @@ export class Announcer extends EventEmitter {
   readonly #onCount: ((name: AnnouncerCounterName, ifname: string) => void) | undefined;
   readonly #defend: boolean;
   readonly #defendIntervalMs: number;
+  readonly #kernelFilter: boolean;
+  readonly #limiter: RequesterLimiter | undefined;
+  readonly #now: () => number;
   readonly #counters: AnnouncerCounters = {
     requestsReceived: 0,
     repliesSent: 0,
+    repliesRateLimited: 0,
     gratuitousSent: 0,
     conflicts: 0,
     malformedFrames: 0,
@@ -124,6 +153,10 @@ export class Announcer extends EventEmitter {
     this.#onCount = options.onCount;
     this.#defend = options.defend ?? false;
     this.#defendIntervalMs = options.defendIntervalMs ?? 10_000;
+    this.#kernelFilter = options.kernelFilter ?? true;
+    const limits = options.replyLimits ?? DEFAULT_REPLY_LIMITS;
+    this.#limiter = limits === false ? undefined : new RequesterLimiter(limits);
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Snapshot of the counters. */
@@ -153,6 +186,7 @@ export class Announcer extends EventEmitter {
     this.#ensureSocket(st, ipFamily(norm) === 4 ? "arp" : "ndp");
     if (st.ips.has(norm)) return false;
     st.ips.set(norm, new Set());
+    this.#refreshFilters(st);
     this.#scheduleBurst(st, norm);
     return true;
   }
@@ -178,6 +212,7 @@ export class Announcer extends EventEmitter {
       this.#cancelBurst(st, norm);
       st.ips.delete(norm);
       st.lastDefence.delete(norm);
+      this.#refreshFilters(st);
       this.#releaseIfIdle(st);
     }
   }
@@ -230,9 +265,11 @@ export class Announcer extends EventEmitter {
         for (const t of probe.timers) clearTimeout(t);
         probe.timers.clear();
         st.probes.delete(probe);
+        this.#refreshFilters(st);
         this.#releaseIfIdle(st);
       };
       st.probes.add(probe);
+      this.#refreshFilters(st);
       const send = () => {
         const frame =
           kind === "arp"
@@ -294,6 +331,7 @@ export class Announcer extends EventEmitter {
         ips: new Map(),
         lastDefence: new Map(),
         probes: new Set(),
+        filtered: {},
       };
       this.#ifaces.set(ifname, st);
     }
@@ -314,6 +352,12 @@ export class Announcer extends EventEmitter {
     if (old !== undefined && st.owned.has(old)) {
       st.owned.delete(old);
       old.close();
+    } else if (old !== undefined && st.filtered[kind] !== undefined) {
+      try {
+        old.setFilter?.(null); // an attached socket goes back to its owner unfiltered
+      } catch {
+        // closed by its owner already
+      }
     }
     st[kind] = sock;
     if (owned) st.owned.add(sock);
@@ -326,6 +370,46 @@ export class Announcer extends EventEmitter {
       const onError = (err: Error) => this.#emitError(err, st.ifname);
       sock.on("error", onError);
       st.unsubscribe.push(() => sock.off("error", onError));
+    }
+    delete st.filtered[kind];
+    this.#refreshFilters(st);
+  }
+
+  /**
+   * Rebuilds each socket's kernel filter from the IPs it must hear about (answered and
+   * probed), when that set changed. The swap is atomic in the kernel; frames already
+   * queued under the previous filter are still checked here. A program the kernel refuses
+   * (more IPs than 4,096 instructions hold) falls back to the socket's default filter:
+   * correct, only slower.
+   */
+  #refreshFilters(st: InterfaceState): void {
+    if (!this.#kernelFilter) return;
+    for (const kind of ["arp", "ndp"] as const) {
+      const sock = st[kind];
+      if (sock?.setFilter === undefined) continue;
+      const family = kind === "arp" ? 4 : 6;
+      const watched = new Set<string>();
+      for (const ip of st.ips.keys()) if (ipFamily(ip) === family) watched.add(ip);
+      for (const p of st.probes) if (ipFamily(p.ip) === family) watched.add(p.ip);
+      const key = [...watched].sort().join(",");
+      if (st.filtered[kind] === key) continue;
+      try {
+        sock.setFilter(socketFilter(kind, watched));
+        st.filtered[kind] = key;
+      } catch (err) {
+        st.filtered[kind] = key;
+        try {
+          sock.setFilter(null);
+        } catch {
+          // the socket is gone; its error reaches us through the receive path
+        }
+        this.#emitError(
+          new Error(
+            `kernel filter for ${watched.size} IPs on ${st.ifname} refused, receiving all ${kind.toUpperCase()} frames instead: ${(err as Error).message}`,
+          ),
+          st.ifname,
+        );
+      }
     }
   }
 
@@ -346,6 +430,17 @@ export class Announcer extends EventEmitter {
   #detach(st: InterfaceState, closeOwned: boolean): void {
     for (const u of st.unsubscribe) u();
     st.unsubscribe = [];
+    // Attached sockets go back to their owner as they came: without our filter.
+    for (const kind of ["arp", "ndp"] as const) {
+      const sock = st[kind];
+      if (sock === undefined || st.owned.has(sock) || st.filtered[kind] === undefined) continue;
+      try {
+        sock.setFilter?.(null);
+      } catch {
+        // closed by its owner already
+      }
+    }
+    st.filtered = {};
     if (closeOwned) {
       for (const s of st.owned) {
         try {
@@ -456,6 +551,14 @@ export class Announcer extends EventEmitter {
     this.#sendGratuitous(st, ip);
   }
 
+  /** Per-requester token bucket: a flooding host gets a few replies, others all of theirs. */
+  #allowReply(st: InterfaceState, requesterMac: string, ip: string): boolean {
+    if (this.#limiter === undefined) return true;
+    if (this.#limiter.allow(`${requesterMac} ${ip}`, this.#now())) return true;
+    this.#count("repliesRateLimited", st.ifname);
+    return false;
+  }
+
   #onArp(st: InterfaceState, sock: FrameSocket, frame: Buffer, pktType: number): void {
     if (st.arp !== sock) return;
     const decoded: ArpFrame | undefined = decodeArpFrame(frame);
@@ -485,6 +588,7 @@ export class Announcer extends EventEmitter {
     if (pktType === PACKET_OTHERHOST) return;
     this.#count("requestsReceived", st.ifname);
     if (!st.ips.has(arp.targetIp)) return;
+    if (!this.#allowReply(st, arp.senderMac, arp.targetIp)) return;
     // Probes (sender 0.0.0.0) are answered too, so that the prober sees the conflict.
     const reply = arpReply(mine, arp.targetIp, arp.senderMac, arp.senderIp);
     if (this.#send(st, sock, reply)) this.#count("repliesSent", st.ifname);
@@ -516,6 +620,7 @@ export class Announcer extends EventEmitter {
     if (dad) this.#probeHit(st, target, eth.src);
     this.#count("requestsReceived", st.ifname);
     if (!st.ips.has(target)) return;
+    if (!this.#allowReply(st, eth.src, target)) return;
     if (dad) {
       // RFC 4861 7.2.4: answer a DAD probe to all-nodes, unsolicited, so the prober backs off.
       this.#conflict(st, target, eth.src, "owned");

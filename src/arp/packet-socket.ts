@@ -6,7 +6,9 @@
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { endianness } from "node:os";
 import { fileURLToPath } from "node:url";
+import { type BpfInstruction, encodeFilter } from "./bpf-filter.ts";
 
 export type PacketSocketKind = "arp" | "ndp";
 
@@ -22,6 +24,11 @@ export interface FrameSocket {
   readonly mac: string;
   send(frame: Buffer): void;
   onFrame(listener: (frame: Buffer, pktType: number) => void): () => void;
+  /**
+   * Installs a kernel filter (see bpf-filter.ts) in place of the current one, atomically;
+   * null restores the socket's default. Optional: sockets without it receive everything.
+   */
+  setFilter?(program: readonly BpfInstruction[] | null): void;
   close(): void;
 }
 
@@ -36,6 +43,8 @@ interface NativeBinding {
     cb: (err: Error | null, frame: Buffer | null, pktType: number) => void,
   ): { handle: NativeHandle; ifindex: number; mac: Buffer };
   send(handle: NativeHandle, frame: Buffer): number;
+  setFilter(handle: NativeHandle, program: Buffer | null): void;
+  stats(handle: NativeHandle): { packets: number; drops: number };
   close(handle: NativeHandle): void;
 }
 
@@ -91,6 +100,7 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
   readonly mac: string;
   readonly macBytes: Buffer;
   #handle: NativeHandle | undefined;
+  readonly #stats = { packets: 0, drops: 0 };
 
   private constructor(
     ifname: string,
@@ -142,12 +152,41 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
 
   /** Sends one complete Ethernet frame. Throws if closed or if the kernel refuses it. */
   send(frame: Buffer): void {
+    loadBinding().send(this.#open(), frame);
+  }
+
+  /**
+   * Replaces the kernel filter atomically (null: the default of the socket kind, i.e. all
+   * ARP frames or all neighbour solicitations and advertisements). Throws if the kernel
+   * refuses the program; the previous filter then stays.
+   */
+  setFilter(program: readonly BpfInstruction[] | null): void {
+    const h = this.#open();
+    loadBinding().setFilter(
+      h,
+      program === null ? null : encodeFilter(program, endianness() === "LE"),
+    );
+  }
+
+  /**
+   * Kernel counters since the socket opened: frames that passed the filter (`packets`)
+   * and those of them dropped because the receive queue was full (`drops`).
+   */
+  stats(): { packets: number; drops: number } {
+    const s = loadBinding().stats(this.#open());
+    // The kernel resets its counters on every read: keep the running totals here.
+    this.#stats.packets += s.packets;
+    this.#stats.drops += s.drops;
+    return { ...this.#stats };
+  }
+
+  #open(): NativeHandle {
     if (this.#handle === undefined) {
       const e: PacketSocketError = new Error(`packet socket on ${this.ifname} is closed`);
       e.code = "EBADF";
       throw e;
     }
-    loadBinding().send(this.#handle, frame);
+    return this.#handle;
   }
 
   /** Subscribes to received frames; returns an unsubscribe function. */

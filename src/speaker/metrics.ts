@@ -9,13 +9,14 @@ export function speakerMetrics() {
   collectDefaultMetrics({ register: registry });
   const packets = new Counter({
     name: "ironlb_speaker_packets_total",
-    help: "ARP/NDP activity per interface: requests_received, replies_sent, gratuitous_sent, conflicts, malformed_frames, send_errors.",
+    help: "ARP/NDP activity per interface: requests_received (for watched IPs), replies_sent, replies_rate_limited, gratuitous_sent, conflicts, malformed_frames, send_errors.",
     labelNames: ["interface", "kind"],
     registers: [registry],
   });
   const kinds: Record<AnnouncerCounterName, string> = {
     requestsReceived: "requests_received",
     repliesSent: "replies_sent",
+    repliesRateLimited: "replies_rate_limited",
     gratuitousSent: "gratuitous_sent",
     conflicts: "conflicts",
     malformedFrames: "malformed_frames",

@@ -76,10 +76,14 @@ function triggerResolution(ip: string): void {
   } catch {}
 }
 
-async function waitFor<T>(what: string, ms: number, f: () => T | undefined): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  ms: number,
+  f: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -210,8 +214,8 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     });
     expect(n.lladdr).toBeUndefined();
     const after = await fixture!.counters();
-    // It did see the requests, and stayed silent.
-    expect(after.requestsReceived).toBeGreaterThan(before.requestsReceived);
+    // The kernel filter kept the requests from reaching the process at all.
+    expect(after.requestsReceived).toBe(before.requestsReceived);
     expect(after.repliesSent).toBe(before.repliesSent);
   });
 
@@ -260,15 +264,18 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
   });
 
   it("survives malformed frames sent at it over the wire", async () => {
+    // The target is an owned IP, so that the kernel filter lets the frames through.
+    await fixture!.call("announce", { ip: "198.51.100.14" });
     const before = await fixture!.counters();
     const out = runScript(
       NS_CLI,
       `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
       const hdr = "ffffffffffff020000000099" + "0806";
+      const owned = "000000000000" + "c633640e"; // target MAC, target IP 198.51.100.14
       const bad = [
-        hdr + "0001080006040001", // truncated ARP body
-        hdr + "0001080006040009" + "00".repeat(20), // opcode 9
-        hdr + "0006080006040001" + "00".repeat(20), // hardware type 6
+        hdr + "0001080006040001", // truncated ARP body: too short for the filter, dropped
+        hdr + "0001080006040009" + "00".repeat(10) + owned, // opcode 9
+        hdr + "0006080006040001" + "00".repeat(10) + owned, // hardware type 6
         "ff".repeat(60), // nonsense ethertype
       ];
       for (const f of bad) s.send(Buffer.from(f, "hex"));
@@ -279,14 +286,121 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     await new Promise((r) => setTimeout(r, 300));
     const after = await fixture!.counters();
     // The ff..ff frame is not ARP, so the kernel never hands it to an ARP socket.
-    expect(after.malformedFrames - before.malformedFrames).toBe(3);
+    expect(after.malformedFrames - before.malformedFrames).toBe(2);
     expect(fixture!.child.exitCode).toBeNull();
     // And it still answers.
-    await fixture!.call("announce", { ip: "198.51.100.14" });
     triggerResolution("198.51.100.14");
     await waitFor("neighbour entry for 198.51.100.14", 5000, () =>
       neighbour("198.51.100.14")?.lladdr === srvMac ? true : undefined,
     );
+  });
+
+  /** Sends ARP requests from the client namespace: [senderMac, target, count] groups. */
+  function sendRequests(groups: Array<[string, string, number]>): void {
+    const out = runScript(
+      NS_CLI,
+      `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
+      let n = 0;
+      for (const [mac, target, count] of ${JSON.stringify(groups)}) {
+        const f = arpRequest(mac, "192.0.2.1", target);
+        for (let i = 0; i < count; i++) {
+          try { s.send(f); n++; } catch { /* queue full: resend */ i--; await new Promise((r) => setImmediate(r)); }
+        }
+      }
+      s.close();
+      console.log("sent " + n);`,
+    );
+    expect(out.trim()).toBe(`sent ${groups.reduce((a, g) => a + g[2], 0)}`);
+  }
+  const kernelPassed = async () =>
+    ((await fixture!.call("stats")).stats as { packets: number }).packets;
+
+  it("the kernel drops a flood of requests for IPs not owned before it reaches the process", async () => {
+    await fixture!.call("announce", { ip: "198.51.100.20" });
+    const passed0 = await kernelPassed();
+    const c0 = await fixture!.counters();
+    // 20,000 requests spread over 200 addresses nobody here owns, and 5 for the owned one.
+    const groups: Array<[string, string, number]> = [];
+    for (let i = 0; i < 200; i++) groups.push([cliMac, `198.51.100.${40 + i}`, 100]);
+    groups.push([cliMac, "198.51.100.20", 5]);
+    sendRequests(groups);
+    await waitFor("5 replies", 5000, async () => {
+      const c = await fixture!.counters();
+      return c.repliesSent - c0.repliesSent >= 5 ? true : undefined;
+    });
+    const c1 = await fixture!.counters();
+    expect(c1.repliesSent - c0.repliesSent).toBe(5);
+    expect(c1.requestsReceived - c0.requestsReceived).toBe(5);
+    // The kernel's own count of frames handed to the socket: the 5, nothing of the flood.
+    expect((await kernelPassed()) - passed0).toBe(5);
+  });
+
+  it("the filter follows the owned set: announce lets requests in, withdraw shuts them out", async () => {
+    const p0 = await kernelPassed();
+    sendRequests([[cliMac, "198.51.100.21", 3]]);
+    await new Promise((r) => setTimeout(r, 200)); // nothing to wait for: they must not arrive
+    expect(await kernelPassed()).toBe(p0);
+
+    await fixture!.call("announce", { ip: "198.51.100.21" });
+    const c0 = await fixture!.counters();
+    sendRequests([[cliMac, "198.51.100.21", 3]]);
+    await waitFor("3 replies", 5000, async () => {
+      const c = await fixture!.counters();
+      return c.repliesSent - c0.repliesSent >= 3 ? true : undefined;
+    });
+    expect((await kernelPassed()) - p0).toBe(3);
+
+    await fixture!.call("withdraw", { ip: "198.51.100.21" });
+    const p1 = await kernelPassed();
+    sendRequests([[cliMac, "198.51.100.21", 3]]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await kernelPassed()).toBe(p1);
+  });
+
+  it("rate-limits replies per requester under a flood for an owned IP, and answers others", async () => {
+    const flooder = "02:00:00:00:00:42";
+    const c0 = await fixture!.counters();
+    const k0 = (await fixture!.call("stats")).stats as { packets: number; drops: number };
+    sendRequests([[flooder, "198.51.100.20", 2000]]);
+    // Every request is either handled here or dropped by the kernel when the socket's
+    // queue was full (it holds a few hundred frames): wait until all are accounted for.
+    const handled = (c: AnnouncerCounters) =>
+      c.repliesSent - c0.repliesSent + c.repliesRateLimited - c0.repliesRateLimited;
+    let dropped = 0;
+    await waitFor("2000 requests accounted for", 10_000, async () => {
+      const k = (await fixture!.call("stats")).stats as { packets: number; drops: number };
+      dropped = k.drops - k0.drops;
+      return handled(await fixture!.counters()) + dropped >= 2000 ? true : undefined;
+    });
+    const c1 = await fixture!.counters();
+    const replies = c1.repliesSent - c0.repliesSent;
+    // The flooder gets its burst (20) plus 20/s for the moment the flood lasts.
+    expect(replies).toBeGreaterThanOrEqual(20);
+    expect(replies).toBeLessThan(100);
+    expect(c1.repliesRateLimited - c0.repliesRateLimited).toBe(2000 - dropped - replies);
+    // At least a queue's worth (~400 frames here) got through to be refused.
+    expect(c1.repliesRateLimited - c0.repliesRateLimited).toBeGreaterThan(150);
+
+    // Another requester has its own bucket: the client's own request is answered.
+    const out = runScript(
+      NS_CLI,
+      `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
+      const { decodeArpFrame } = await import(${JSON.stringify(`${ROOT}src/arp/codec.ts`)});
+      const answered = new Promise((resolve) => {
+        const t = setTimeout(() => resolve(false), 3000);
+        s.onFrame((f) => {
+          const d = decodeArpFrame(f);
+          if (d?.arp.op === 2 && d.arp.senderIp === "198.51.100.20" && d.eth.dst === s.mac) {
+            clearTimeout(t);
+            resolve(true);
+          }
+        });
+      });
+      s.send(arpRequest(s.mac, "192.0.2.1", "198.51.100.20"));
+      console.log(JSON.stringify({ answered: await answered }));
+      s.close();`,
+    );
+    expect(JSON.parse(out.trim().split("\n").pop()!)).toEqual({ answered: true });
   });
 
   it("an NDP socket only receives neighbour solicitations and advertisements (BPF filter)", async () => {

@@ -7,6 +7,12 @@
  *   open(ifname: string, kind: 0 (ARP) | 1 (NDP), cb: (err, frame, pkttype) => void)
  *     -> { handle: External, ifindex: number, mac: Buffer }
  *   send(handle, frame: Buffer) -> number of bytes sent
+ *   setFilter(handle, program: Buffer | null) -> undefined: installs a classic BPF program
+ *     (struct sock_filter[], host order, compiled by ../bpf-filter.ts) or, with null, the
+ *     socket's default one. SO_ATTACH_FILTER swaps programs atomically: no frame is ever
+ *     judged by a half-installed filter, and none slips through between two programs.
+ *   stats(handle) -> { packets, drops }: PACKET_STATISTICS since the previous call
+ *     (frames that passed the filter, and those of them the full receive queue dropped).
  *   close(handle) -> undefined (idempotent)
  */
 #define _GNU_SOURCE
@@ -471,6 +477,78 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value js_set_filter(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, "setFilter(handle, program) needs 2 arguments")) return NULL;
+  psock* s = get_handle(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->closed) {
+    throw_errno(env, EBADF, "packet socket is closed");
+    return NULL;
+  }
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+  int rc;
+  if (t == napi_null) {
+    /* Back to what open() installed: the NDP filter, or nothing for ARP. */
+    if (s->proto == ETH_P_IPV6) {
+      rc = attach_filter(s->fd, ndp_filter, sizeof ndp_filter / sizeof ndp_filter[0]);
+    } else {
+      rc = setsockopt(s->fd, SOL_SOCKET, SO_DETACH_FILTER, NULL, 0);
+      if (rc < 0 && errno == ENOENT) rc = 0; /* there was none */
+    }
+  } else {
+    bool is_buf = false;
+    NAPI_CALL(env, napi_is_buffer(env, argv[1], &is_buf));
+    if (!is_buf) {
+      napi_throw_type_error(env, "EINVAL", "program must be a Buffer or null");
+      return NULL;
+    }
+    void* data;
+    size_t len;
+    NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
+    if (len == 0 || len % sizeof(struct sock_filter) != 0 ||
+        len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+      napi_throw_range_error(env, "EINVAL",
+                             "program must hold 1 to 4096 8-byte sock_filter instructions");
+      return NULL;
+    }
+    /* The kernel copies and validates the program; an invalid one fails with EINVAL and
+     * leaves the previous filter in place. */
+    rc = attach_filter(s->fd, (struct sock_filter*)data,
+                       (unsigned short)(len / sizeof(struct sock_filter)));
+  }
+  if (rc < 0) {
+    throw_errno(env, errno, "attaching the socket filter failed");
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "stats(handle) needs 1 argument")) return NULL;
+  psock* s = get_handle(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->closed) {
+    throw_errno(env, EBADF, "packet socket is closed");
+    return NULL;
+  }
+  struct tpacket_stats st;
+  socklen_t len = sizeof st;
+  if (getsockopt(s->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0) {
+    throw_errno(env, errno, "reading packet socket statistics failed");
+    return NULL;
+  }
+  napi_value out, packets, drops;
+  NAPI_CALL(env, napi_create_object(env, &out));
+  NAPI_CALL(env, napi_create_uint32(env, st.tp_packets, &packets));
+  NAPI_CALL(env, napi_create_uint32(env, st.tp_drops, &drops));
+  NAPI_CALL(env, napi_set_named_property(env, out, "packets", packets));
+  NAPI_CALL(env, napi_set_named_property(env, out, "drops", drops));
+  return out;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, "close(handle) needs 1 argument")) return NULL;
@@ -484,6 +562,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
+      {"setFilter", NULL, js_set_filter, NULL, NULL, NULL, napi_default, NULL},
+      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
