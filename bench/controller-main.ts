@@ -1,14 +1,24 @@
-// Controller figures against a real kube-apiserver + etcd, with TOTAL Services (10,000
-// unless BENCH_SERVICES says otherwise):
-//   - time to assign TOTAL Services from a cold start;
-//   - controller RSS with TOTAL Services;
-//   - time from Service create to status IP (p50, p99) with TOTAL Services present.
-// Services are single-stack IPv6 from 2001:db8::/32 (no address range of the IPv4
-// documentation blocks holds 10,000) and allocate no NodePorts. No traffic is sent.
-import { spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+// Controller figures against a real kube-apiserver + etcd, for ironlb and, as the peer,
+// MetalLB v0.15.2's controller (built from its Go module by bench/metallb/build.sh and run
+// out of cluster with --webhook-mode=disabled), one after the other, each on a fresh
+// control plane with the same workload:
+//   1. 1,000 Services exist, the controller starts: time until all have an IP; RSS idle;
+//   2. controller stopped, 9,000 more created, controller started again: cold start of
+//      10,000 (time until all have an IP, API writes it made); RSS idle;
+//   3. create -> IP latency with 10,000 present: back to back (one create at a time), then
+//      paced (one create every 300 ms, not waiting for the previous);
+//   4. RSS after that.
+// Then, once, the ceiling: status writes per second the same control plane accepts from a
+// minimal client (merge patches of status, 32 in flight), to express cold starts as a
+// fraction of it.
+// Services are single-stack IPv6 from 2001:db8::/32 (no IPv4 documentation block holds
+// 10,000) and allocate no NodePorts. No traffic is sent.
+// BENCH_CONTROLLERS=ironlb (or metallb) runs one; BENCH_SERVICES changes 10,000.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadAll } from "js-yaml";
 import { KubeClient } from "../src/k8s/client.ts";
 import {
   freePort,
@@ -19,8 +29,12 @@ import { installCRDs, kubeConfigFrom } from "../test/support/kube.ts";
 import { percentile, rssMiB } from "./stats.ts";
 
 const TOTAL = Number(process.env.BENCH_SERVICES ?? 10_000);
+const FIRST = Math.min(1_000, TOTAL);
 const SAMPLES = 200;
+const PACE_MS = 300;
 const root = join(import.meta.dirname, "..");
+const impls = (process.env.BENCH_CONTROLLERS ?? "ironlb,metallb").split(",");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>): Promise<void> {
   let i = 0;
@@ -31,152 +45,371 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>
   );
 }
 
-const state = await startControlPlane({
-  dir: mkdtempSync(join(tmpdir(), "ironlb-bench-")),
-  log: () => {},
-});
-const procs: ReturnType<typeof spawn>[] = [];
-// The controller's log (warnings and errors only): kept when the run fails, for the error
-// below names it; removed after a good run.
-const log = join(tmpdir(), `ironlb-bench-controller-${process.pid}.log`);
-let ok = false;
-try {
-  await installCRDs(kubeConfigFrom(state.kubeconfig));
-  // The same client as the controller: client-node opens a TLS connection per request,
-  // which would make creating 10,000 Services the slowest part of the benchmark.
-  const api = KubeClient.load(state.kubeconfig);
-  await api.create("/apis/ironlb.dev/v1beta1/ipaddresspools", {
-    apiVersion: "ironlb.dev/v1beta1",
-    kind: "IPAddressPool",
-    metadata: { name: "bench" },
-    spec: { addresses: ["2001:db8:b::/112"] },
-  });
-  const body = (name: string) => ({
-    metadata: { name },
-    spec: {
-      type: "LoadBalancer",
-      ipFamilies: ["IPv6"],
-      ipFamilyPolicy: "SingleStack",
-      allocateLoadBalancerNodePorts: false,
-      ports: [{ port: 80, protocol: "TCP" }],
-      selector: { app: name },
-    },
-  });
+interface Figures {
+  cold1k: number;
+  rss1k: number;
+  cold: number;
+  coldWrites: Record<string, number>;
+  rss: number;
+  latSerial: number[];
+  latPaced: number[];
+  rssAfter: number;
+  heapMiB?: number;
+}
 
-  // Watch statuses: the time a Service first shows an IP, as clients see it.
-  const assignedAt = new Map<string, number>();
-  const waiters = new Map<string, () => void>();
-  type Svc = {
-    metadata: { name: string; resourceVersion?: string };
-    status?: { loadBalancer?: { ingress?: unknown[] } };
-  };
-  // The server ends a watch every few minutes: resume from the last version seen.
-  let rv = "";
-  let watch: ReturnType<typeof api.watch>;
-  const startWatch = () => {
-    watch = api.watch<Svc>(
-      "/api/v1/namespaces/default/services",
-      rv ? { resourceVersion: rv } : {},
-      ({ object: obj }) => {
-        rv = obj.metadata.resourceVersion ?? rv;
-        if (
-          (obj.status?.loadBalancer?.ingress?.length ?? 0) > 0 &&
-          !assignedAt.has(obj.metadata.name)
-        ) {
-          assignedAt.set(obj.metadata.name, performance.now());
-          waiters.get(obj.metadata.name)?.();
+interface Impl {
+  name: string;
+  installCRDs(api: KubeClient, kubeconfig: string): Promise<void>;
+  createPool(api: KubeClient): Promise<void>;
+  start(kubeconfig: string, port: number): ChildProcess;
+}
+
+const ironlb: Impl = {
+  name: "ironlb",
+  installCRDs: async (_api, kubeconfig) => installCRDs(kubeConfigFrom(kubeconfig)),
+  createPool: async (api) => {
+    await api.create("/apis/ironlb.dev/v1beta1/ipaddresspools", {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "IPAddressPool",
+      metadata: { name: "bench" },
+      spec: { addresses: ["2001:db8:b::/112"] },
+    });
+  },
+  start: (kubeconfig, port) =>
+    spawn(
+      process.execPath,
+      [
+        ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+        join(root, "bin/ironlb.js"),
+        "controller",
+        "--kubeconfig",
+        kubeconfig,
+        "--no-leader-elect",
+        "--health-port",
+        String(port),
+        "--health-address",
+        "127.0.0.1",
+        "--concurrency",
+        "32",
+      ],
+      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } },
+    ),
+};
+
+function metallb(): Impl {
+  const r = spawnSync("bash", [join(root, "bench/metallb/build.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (r.status !== 0) throw new Error("building MetalLB's controller failed (see above)");
+  const [bin, moduleDir] = r.stdout.trim().split("\n") as [string, string];
+  const ns = "metallb-system";
+  return {
+    name: "MetalLB 0.15.2",
+    installCRDs: async (api) => {
+      // Its own CRDs, from the module it was built from.
+      const dir = join(moduleDir, "config/crd/bases");
+      for (const f of readdirSync(dir).filter((x) => x.endsWith(".yaml"))) {
+        for (const doc of loadAll(readFileSync(join(dir, f), "utf8"))) {
+          if (doc) await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", doc);
         }
-      },
-      (err) => {
-        if (stopped) return;
-        if (err) console.error(`watch: ${err.message}; resuming`);
-        startWatch();
-      },
-    );
+      }
+      await api.create("/api/v1/namespaces", { metadata: { name: ns } });
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          await api.get(`/apis/metallb.io/v1beta1/namespaces/${ns}/ipaddresspools`);
+          await api.get(`/apis/metallb.io/v1beta1/namespaces/${ns}/l2advertisements`);
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await sleep(200);
+        }
+      }
+    },
+    createPool: async (api) => {
+      await api.create(`/apis/metallb.io/v1beta1/namespaces/${ns}/ipaddresspools`, {
+        apiVersion: "metallb.io/v1beta1",
+        kind: "IPAddressPool",
+        metadata: { name: "bench", namespace: ns },
+        spec: { addresses: ["2001:db8:b::/112"] },
+      });
+    },
+    start: (kubeconfig, port) =>
+      spawn(
+        bin,
+        ["--webhook-mode=disabled", `--namespace=${ns}`, `--port=${port}`, "--log-level=warn"],
+        { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, KUBECONFIG: kubeconfig } },
+      ),
   };
-  let stopped = false;
-  startWatch();
+}
 
-  process.stdout.write(
-    `creating ${TOTAL.toLocaleString("en")} Services before the controller starts... `,
-  );
-  const names = Array.from({ length: TOTAL }, (_, i) => `cold-${i}`);
-  let t = performance.now();
-  await pool(names, 32, (n) => api.create("/api/v1/namespaces/default/services", body(n)));
-  console.log(`${((performance.now() - t) / 1000).toFixed(1)} s`);
-
-  const logFd = openSync(log, "w");
-  const healthPort = await freePort();
-  const ctrl = spawn(
-    process.execPath,
-    [
-      ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
-      join(root, "bin/ironlb.js"),
-      "controller",
-      "--kubeconfig",
-      state.kubeconfig,
-      "--no-leader-elect",
-      "--health-port",
-      String(healthPort),
-      "--health-address",
-      "127.0.0.1",
-      "--concurrency",
-      "32",
-    ],
-    { stdio: ["ignore", logFd, logFd], env: { ...process.env, LOG_LEVEL: "warn" } },
-  );
-  procs.push(ctrl);
-  const start = performance.now();
-  while (assignedAt.size < TOTAL) {
-    if (ctrl.exitCode !== null) {
-      const tail = readFileSync(log, "utf8").trim().split("\n").slice(-10).join("\n");
-      throw new Error(`controller exited with ${ctrl.exitCode}; last lines of ${log}:\n${tail}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+/** Write requests the apiserver served, per verb and resource (its own metrics). */
+async function writeCounts(api: KubeClient): Promise<Map<string, number>> {
+  const text = String(await api.request<string>("GET", "/metrics"));
+  const out = new Map<string, number>();
+  const re = /^apiserver_request_total\{([^}]*)\} (\S+)$/gm;
+  for (const m of text.matchAll(re)) {
+    const labels = Object.fromEntries(
+      [...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]),
+    );
+    if (!["POST", "PUT", "PATCH", "DELETE"].includes(labels.verb ?? "")) continue;
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ""}`;
+    out.set(key, (out.get(key) ?? 0) + Number(m[2]));
   }
-  const coldS = (Math.max(...names.map((n) => assignedAt.get(n)!)) - start) / 1000;
-  const rss = rssMiB(ctrl.pid!);
-  const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
-  const heapMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1]) / 2 ** 20;
+  return out;
+}
 
-  // Latency with the cluster already full of Services: one create at a time.
-  const lat: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const name = `lat-${i}`;
-    const seen = new Promise<void>((r) => waiters.set(name, r));
-    t = performance.now();
-    await api.create("/api/v1/namespaces/default/services", body(name));
-    await seen;
-    lat.push(assignedAt.get(name)! - t);
-  }
-  lat.sort((a, b) => a - b);
-  stopped = true;
-  watch!.abort();
+const body = (name: string) => ({
+  metadata: { name },
+  spec: {
+    type: "LoadBalancer",
+    ipFamilies: ["IPv6"],
+    ipFamilyPolicy: "SingleStack",
+    allocateLoadBalancerNodePorts: false,
+    ports: [{ port: 80, protocol: "TCP" }],
+    selector: { app: name },
+  },
+});
 
-  console.log(
-    `Services present while measuring latency: ${TOTAL.toLocaleString("en")} to ${(TOTAL + SAMPLES).toLocaleString("en")}`,
-  );
-  console.log(`create -> status IP, p50: ${percentile(lat, 50).toFixed(1)} ms`);
-  console.log(`create -> status IP, p99: ${percentile(lat, 99).toFixed(1)} ms (goal <= 100 ms)`);
-  console.log(
-    `cold start, ${TOTAL.toLocaleString("en")} Services assigned in: ${coldS.toFixed(1)} s (goal <= 30 s)`,
-  );
-  console.log(
-    `controller RSS with ${TOTAL.toLocaleString("en")} Services: ${rss.toFixed(0)} MiB (goal <= 150 MiB); V8 heap in use ${heapMiB.toFixed(0)} MiB`,
-  );
-  ok = true;
-} finally {
-  for (const p of procs) {
-    if (process.env.BENCH_HEAPSNAPSHOT) {
+async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; ceiling?: number }> {
+  console.log(`\n-- ${impl.name}`);
+  const dir = mkdtempSync(join(tmpdir(), "ironlb-bench-"));
+  const state = await startControlPlane({ dir, log: () => {} });
+  let ctrl: ChildProcess | undefined;
+  const stopCtrl = async () => {
+    const p = ctrl;
+    ctrl = undefined;
+    if (p === undefined || p.exitCode !== null) return;
+    if (process.env.BENCH_HEAPSNAPSHOT && impl === ironlb) {
       p.kill("SIGUSR2"); // with BENCH_NODE_ARGS=--heapsnapshot-signal=SIGUSR2
-      await new Promise((r) => setTimeout(r, 8000));
+      await sleep(8000);
     }
     // SIGTERM first: a graceful exit lets --cpu-prof (BENCH_NODE_ARGS) write its profile.
     const exited = new Promise((r) => p.once("exit", r));
     p.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([exited, sleep(5000)]);
     p.kill("SIGKILL");
+  };
+  let stopped = false;
+  let watch: ReturnType<KubeClient["watch"]> | undefined;
+  try {
+    const api = KubeClient.load(state.kubeconfig);
+    await impl.installCRDs(api, state.kubeconfig);
+    await impl.createPool(api);
+
+    // Watch statuses: the time a Service first shows an IP, as clients see it.
+    const assignedAt = new Map<string, number>();
+    const waiters = new Map<string, () => void>();
+    type Svc = {
+      metadata: { name: string; resourceVersion?: string };
+      status?: { loadBalancer?: { ingress?: unknown[] } };
+    };
+    let rv = "";
+    const startWatch = () => {
+      watch = api.watch<Svc>(
+        "/api/v1/namespaces/default/services",
+        rv ? { resourceVersion: rv } : {},
+        ({ object: obj }) => {
+          rv = obj.metadata.resourceVersion ?? rv;
+          if (
+            (obj.status?.loadBalancer?.ingress?.length ?? 0) > 0 &&
+            !assignedAt.has(obj.metadata.name)
+          ) {
+            assignedAt.set(obj.metadata.name, performance.now());
+            waiters.get(obj.metadata.name)?.();
+          }
+        },
+        (err) => {
+          if (stopped) return;
+          if (err) console.error(`watch: ${err.message}; resuming`);
+          startWatch();
+        },
+      );
+    };
+    startWatch();
+    const create = (names: string[]) =>
+      pool(names, 32, (n) => api.create("/api/v1/namespaces/default/services", body(n)));
+    const port = await freePort();
+    /** Starts the controller and waits until every one of `names` has an IP: seconds. */
+    const coldStart = async (names: string[]) => {
+      const start = performance.now();
+      ctrl = impl.start(state.kubeconfig, port);
+      const p = ctrl;
+      while (names.some((n) => !assignedAt.has(n))) {
+        if (p.exitCode !== null) throw new Error(`${impl.name} exited with ${p.exitCode}`);
+        await sleep(100);
+      }
+      return (Math.max(...names.map((n) => assignedAt.get(n)!)) - start) / 1000;
+    };
+    const idleRss = async () => {
+      await sleep(5000); // the burst is over: what it keeps, not what it peaked at
+      return rssMiB(ctrl!.pid!);
+    };
+
+    const first = Array.from({ length: FIRST }, (_, i) => `cold-${i}`);
+    const all = Array.from({ length: TOTAL }, (_, i) => `cold-${i}`);
+    await create(first);
+    const cold1k = await coldStart(first);
+    const rss1k = await idleRss();
+    console.log(
+      `  ${FIRST} Services: all have an IP after ${cold1k.toFixed(1)} s; RSS ${rss1k.toFixed(0)} MiB`,
+    );
+    await stopCtrl();
+
+    let t = performance.now();
+    await create(all.slice(FIRST));
+    console.log(
+      `  created ${TOTAL - FIRST} more in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
+    for (const n of all) assignedAt.delete(n);
+    const w0 = await writeCounts(api);
+    const cold = await coldStart(all);
+    const w1 = await writeCounts(api);
+    const coldWrites: Record<string, number> = {};
+    for (const [k, v] of w1) {
+      const d = v - (w0.get(k) ?? 0);
+      if (d > 0) coldWrites[k] = d;
+    }
+    const rss = await idleRss();
+    console.log(
+      `  cold start of ${TOTAL}: ${cold.toFixed(1)} s; writes ${JSON.stringify(coldWrites)}; RSS ${rss.toFixed(0)} MiB`,
+    );
+
+    const latSerial: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const name = `lat-${i}`;
+      const seen = new Promise<void>((r) => waiters.set(name, r));
+      t = performance.now();
+      await api.create("/api/v1/namespaces/default/services", body(name));
+      await seen;
+      latSerial.push(assignedAt.get(name)! - t);
+    }
+    const latPaced: number[] = [];
+    const paced: Promise<void>[] = [];
+    const p0 = performance.now();
+    for (let i = 0; i < SAMPLES; i++) {
+      await sleep(Math.max(0, p0 + i * PACE_MS - performance.now()));
+      const name = `paced-${i}`;
+      const seen = new Promise<void>((r) => waiters.set(name, r));
+      const t0 = performance.now();
+      paced.push(
+        api
+          .create("/api/v1/namespaces/default/services", body(name))
+          .then(() => seen)
+          .then(() => {
+            latPaced.push(assignedAt.get(name)! - t0);
+          }),
+      );
+    }
+    await Promise.all(paced);
+    const rssAfter = rssMiB(ctrl!.pid!);
+    let heapMiB: number | undefined;
+    if (impl === ironlb) {
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      heapMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1]) / 2 ** 20;
+    }
+    await stopCtrl();
+
+    let ceiling: number | undefined;
+    if (measureCeiling) ceiling = await statusWriteCeiling(api);
+    stopped = true;
+    watch?.abort();
+    return {
+      f: { cold1k, rss1k, cold, coldWrites, rss, latSerial, latPaced, rssAfter, heapMiB },
+      ceiling,
+    };
+  } finally {
+    stopped = true;
+    watch?.abort();
+    await stopCtrl();
+    await stopControlPlane(state);
+    rmSync(dir, { recursive: true, force: true });
   }
-  await stopControlPlane(state);
-  if (ok) rmSync(log, { force: true });
 }
+
+/**
+ * Status writes per second the control plane accepts from a minimal client: merge patches
+ * of `status.loadBalancer` on Services no controller touches, 32 in flight (the
+ * controllers' own concurrency), on the same machine and apiserver.
+ */
+async function statusWriteCeiling(api: KubeClient): Promise<number> {
+  await api.create("/api/v1/namespaces", { metadata: { name: "ceiling" } });
+  const names = Array.from({ length: 2000 }, (_, i) => `w-${i}`);
+  await pool(names, 32, (n) => api.create("/api/v1/namespaces/ceiling/services", body(n)));
+  let i = 0;
+  const t0 = performance.now();
+  await pool(names, 32, (n) =>
+    api.mergePatch(`/api/v1/namespaces/ceiling/services/${n}/status`, {
+      status: {
+        loadBalancer: {
+          ingress: [{ ip: `2001:db8:c::${(i++).toString(16)}`, ipMode: "VIP" }],
+        },
+      },
+    }),
+  );
+  return names.length / ((performance.now() - t0) / 1000);
+}
+
+const results: Array<[string, Figures]> = [];
+let ceiling: number | undefined;
+for (const name of impls) {
+  const impl = name === "ironlb" ? ironlb : name === "metallb" ? metallb() : undefined;
+  if (impl === undefined) throw new Error(`unknown controller "${name}": ironlb or metallb`);
+  const r = await run(impl, ceiling === undefined);
+  ceiling ??= r.ceiling;
+  results.push([impl.name, r.f]);
+}
+
+const p = (xs: number[], q: number) => percentile(xs, q);
+const rows: Array<[string, (f: Figures) => number, string, string]> = [
+  [`cold start, ${TOTAL.toLocaleString("en")} Services → all have an IP`, (f) => f.cold, "s", ""],
+  [
+    `create → IP p50, back to back, ${TOTAL.toLocaleString("en")} present`,
+    (f) => p(f.latSerial, 50),
+    "ms",
+    "",
+  ],
+  [`create → IP p99, back to back`, (f) => p(f.latSerial, 99), "ms", ""],
+  [`create → IP p50, one every ${PACE_MS} ms`, (f) => p(f.latPaced, 50), "ms", ""],
+  [`create → IP p99, one every ${PACE_MS} ms`, (f) => p(f.latPaced, 99), "ms", "goal ≤ 50 ms"],
+  [`RSS, ${FIRST.toLocaleString("en")} Services, idle`, (f) => f.rss1k, "MiB", "goal ≤ 70 MiB"],
+  [`RSS, ${TOTAL.toLocaleString("en")} Services, idle`, (f) => f.rss, "MiB", "goal ≤ 150 MiB"],
+  [
+    `RSS, ${TOTAL.toLocaleString("en")} Services, after the latency runs`,
+    (f) => f.rssAfter,
+    "MiB",
+    "",
+  ],
+  [`cold start, ${FIRST.toLocaleString("en")} Services`, (f) => f.cold1k, "s", ""],
+];
+console.log(
+  `\n| figure | ${results.map((r) => r[0]).join(" | ")} |${results.length === 2 ? " ironlb / peer |" : ""}`,
+);
+console.log(
+  `| --- |${results.map(() => " --- |").join("")}${results.length === 2 ? " --- |" : ""}`,
+);
+for (const [label, get, unit, goal] of rows) {
+  const vals = results.map((r) => get(r[1]));
+  const ratio = results.length === 2 ? ` ${(vals[0]! / vals[1]!).toFixed(2)} |` : "";
+  console.log(
+    `| ${label}${goal ? ` (${goal})` : ""} | ${vals.map((v) => `${v.toFixed(unit === "s" ? 1 : 0)} ${unit}`).join(" | ")} |${ratio}`,
+  );
+}
+for (const [name, f] of results) {
+  const writes = Object.values(f.coldWrites).reduce((a, b) => a + b, 0);
+  console.log(
+    `${name}: cold start wrote ${writes} times (${(writes / TOTAL).toFixed(2)} per Service: ${Object.entries(
+      f.coldWrites,
+    )
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}), ${(writes / f.cold).toFixed(0)} writes/s${
+      ceiling ? `, ${((writes / f.cold / ceiling) * 100).toFixed(0)}% of the ceiling` : ""
+    }${f.heapMiB ? `; V8 heap in use ${f.heapMiB.toFixed(0)} MiB` : ""}`,
+  );
+}
+if (ceiling)
+  console.log(
+    `ceiling: a minimal client's status merge patches, 32 in flight: ${ceiling.toFixed(0)} writes/s`,
+  );
+process.exit(0);

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 
-const all = ["allocator", "controller", "speaker"];
+const all = ["allocator", "modules", "controller", "speaker"];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const names = wanted.length > 0 ? wanted : all;
 for (const n of names)

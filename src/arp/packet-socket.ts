@@ -43,6 +43,7 @@ interface NativeBinding {
     cb: (err: Error | null, frame: Buffer | null, pktType: number) => void,
   ): { handle: NativeHandle; ifindex: number; mac: Buffer };
   send(handle: NativeHandle, frame: Buffer): number;
+  sendBatch(handle: NativeHandle, frame: Buffer, count: number): number;
   setFilter(handle: NativeHandle, program: Buffer | null): void;
   stats(handle: NativeHandle): { packets: number; drops: number };
   close(handle: NativeHandle): void;
@@ -153,6 +154,14 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
   /** Sends one complete Ethernet frame. Throws if closed or if the kernel refuses it. */
   send(frame: Buffer): void {
     loadBinding().send(this.#open(), frame);
+  }
+
+  /**
+   * Sends `frame` up to `count` times in sendmmsg batches; returns how many the kernel
+   * took before its queue was full. For flood benchmarks.
+   */
+  sendBatch(frame: Buffer, count: number): number {
+    return loadBinding().sendBatch(this.#open(), frame, count);
   }
 
   /**
