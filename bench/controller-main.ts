@@ -85,7 +85,7 @@ const ironlb: Impl = {
       process.execPath,
       [
         ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
-        join(compiled ?? root, "bin/ironlb.js"),
+        compiled ? join(compiled, "ironlb.js") : join(root, "bin/ironlb.js"),
         "controller",
         "--kubeconfig",
         kubeconfig,
@@ -97,7 +97,12 @@ const ironlb: Impl = {
         "--concurrency",
         "32",
       ],
-      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "warn" } },
+      {
+        // Node's own traces (--trace-gc) go to stdout: keep it when asked for them.
+        stdio: ["ignore", process.env.BENCH_NODE_ARGS ? "inherit" : "ignore", "inherit"],
+        // The sources unless BENCH_COMPILED: a dist/ left in the tree must not change that.
+        env: { ...process.env, LOG_LEVEL: "warn", IRONLB_FROM_SOURCE: "1" },
+      },
     ),
 };
 
@@ -147,6 +152,29 @@ function metallb(): Impl {
         { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, KUBECONFIG: kubeconfig } },
       ),
   };
+}
+
+/** ironlb's GC pause counts so far, from its prom-client metrics (nodejs_gc_duration_seconds). */
+async function gcPauses(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, number>();
+  const add = (k: string, v: number) => out.set(k, (out.get(k) ?? 0) + v);
+  for (const m of text.matchAll(
+    /^nodejs_gc_duration_seconds_(count|sum|bucket)\{([^}]*)\} (\S+)$/gm,
+  )) {
+    const v = Number(m[3]);
+    const kind = /kind="(\w+)"/.exec(m[2]!)?.[1] ?? "";
+    const le = /le="([^"]+)"/.exec(m[2]!)?.[1];
+    if (m[1] === "count") {
+      add("all", v);
+      if (kind === "major") add("major", v);
+    } else if (m[1] === "sum") add("seconds", v);
+    else if (le === "0.01") add("under10ms", v);
+    else if (le === "0.1") add("under100ms", v);
+  }
+  out.set("over10ms", (out.get("all") ?? 0) - (out.get("under10ms") ?? 0));
+  out.set("over100ms", (out.get("all") ?? 0) - (out.get("under100ms") ?? 0));
+  return out;
 }
 
 /** Write requests the apiserver served, per verb and resource (its own metrics). */
@@ -294,6 +322,7 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       await seen;
       latSerial.push(assignedAt.get(name)! - t);
     }
+    const gc0 = impl === ironlb ? await gcPauses(port) : undefined;
     const latPaced: number[] = [];
     const paced: Promise<void>[] = [];
     const p0 = performance.now();
@@ -312,6 +341,13 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       );
     }
     await Promise.all(paced);
+    if (gc0) {
+      const gc1 = await gcPauses(port);
+      const d = (k: string) => (gc1.get(k) ?? 0) - (gc0.get(k) ?? 0);
+      console.log(
+        `  GC during the paced creates: ${d("all")} collections (${d("major")} major), ${d("over10ms")} took over 10 ms, ${d("over100ms")} over 100 ms; ${(d("seconds") * 1000).toFixed(0)} ms in all`,
+      );
+    }
     // To line up with the controller's own traces (--trace-gc prints ms since it started).
     console.log(
       `  paced creates ran from ${((p0 - started) / 1000).toFixed(1)} s to ${((performance.now() - started) / 1000).toFixed(1)} s after the controller started`,

@@ -24,9 +24,9 @@ try {
     ["node:http + zod", "node:http,zod"],
     ["node:http + prom-client", "node:http,prom-client"],
     ["controller, all its modules (.ts)", `${root}/src/controller/main.ts`],
-    ["controller, all its modules (compiled .js)", `${out}/src/controller/main.js`],
+    ["controller, all its modules (compiled .js)", `${out}/controller/main.js`],
     ["speaker, all its modules (.ts)", `${root}/src/speaker/main.ts`],
-    ["speaker, all its modules (compiled .js)", `${out}/src/speaker/main.js`],
+    ["speaker, all its modules (compiled .js)", `${out}/speaker/main.js`],
   ];
   const measure = (spec: string) => {
     const imports = spec
