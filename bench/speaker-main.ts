@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeClient } from "../src/k8s/client.ts";
 import { startControlPlane, stopControlPlane } from "../test/controlplane/controlplane.ts";
-import { POOL_CIDR } from "../test/lab/addresses.ts";
+import { LAB_SERVICE_CIDRS, POOL_CIDR } from "../test/lab/addresses.ts";
 import { Lab, randomPrefix, rootNamespaceClash, uplinkAddress } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
 import { percentile, rssMiB } from "./stats.ts";
@@ -37,6 +37,7 @@ const state = await startControlPlane({
   bindAddress: "0.0.0.0",
   advertiseAddress: uplinkAddress(SUBNET),
   log: () => {},
+  serviceCIDRs: LAB_SERVICE_CIDRS,
 });
 let lab: Lab | undefined;
 try {
@@ -54,13 +55,13 @@ try {
   const controller = L.startController();
   for (const n of L.nodes) L.startSpeaker(n.name);
   await L.waitSpeakersReady(60_000);
-  await L.createPool("bench", ["198.51.100.0/24"]);
+  await L.createPool("bench", [POOL_CIDR]);
   await L.createL2Advertisement("bench");
   const svc = await L.createService("web", { port: 80 });
   const ip = await L.waitForIP(svc, 30_000);
 
   /** The node answering the client now (waits until someone does). */
-  const owner = () => waitFor("an owner answering", () => L.tryClientCurl(ip, 80, 300), 30_000, 50);
+  const owner = () => waitFor("an owner answering", () => L.tryEntryNode(ip, 80, 300), 30_000, 50);
 
   // --- failover
   const failover: Record<string, number[]> = { SIGKILL: [], SIGTERM: [] };
@@ -133,7 +134,7 @@ try {
   const cpu0 = cpuTicks(pid);
   const w0 = performance.now();
   const [flood, underFlood] = (await Promise.all([
-    inClientAsync(["flood", "eth0", L.client.ip, "198.51.100.254", "100000", "5"]),
+    inClientAsync(["flood", "eth0", L.client.ip, "198.51.100.62", "100000", "5"]),
     (async () => {
       await sleep(500); // the flood is under way
       return inClientAsync(["latency", "eth0", L.client.ip, ip, "150", "20"]);
