@@ -181,6 +181,7 @@ export interface LabService {
   endpoints: EndpointSpec[];
   /** Its pods (one per endpoint), in the order of `endpoints`. */
   pods: LabPod[];
+  dualStack: boolean;
 }
 
 /** What a lab pod answered: its name and node, the client address it saw. */
@@ -1085,6 +1086,7 @@ export class Lab {
       externalTrafficPolicy: etp,
       endpoints: [],
       pods: [],
+      dualStack: o.dualStack === true,
     };
     this.#services.set(`${namespace}/${name}`, svc);
     // Pods first: the controller then publishes all of them in its first slice.
@@ -1140,7 +1142,10 @@ export class Lab {
   /** Waits until the Service's EndpointSlices list exactly its pods with their readiness. */
   async waitEndpoints(svc: LabService, timeoutMs = 15_000): Promise<void> {
     const want = svc.pods
-      .flatMap((p) => [`${p.ip}=${p.ready}`, ...(p.ip6 ? [`${p.ip6}=${p.ready}`] : [])])
+      .flatMap((p) => [
+        `${p.ip}=${p.ready}`,
+        ...(p.ip6 && svc.dualStack ? [`${p.ip6}=${p.ready}`] : []),
+      ])
       .sort()
       .join(",");
     let have = "";
@@ -1171,6 +1176,29 @@ export class Lab {
         address: e.addresses[0] ?? "",
         ready: e.conditions?.ready !== false,
       })),
+    );
+  }
+
+  /** The speaker's nftables table on a node (`nft list table inet ironlb`), if it exists. */
+  async nodeTable(node: string): Promise<string | undefined> {
+    return tryRun("ip", [
+      "netns",
+      "exec",
+      this.node(node).ns,
+      "nft",
+      "list",
+      "table",
+      "inet",
+      "ironlb",
+    ]);
+  }
+
+  /** Runs a command in a node's namespace. */
+  inNode(node: string, args: string[], input?: string): Promise<string> {
+    return run(
+      "ip",
+      ["netns", "exec", this.node(node).ns, ...args],
+      input === undefined ? {} : { input },
     );
   }
 
@@ -1539,6 +1567,18 @@ export class Lab {
       ...(this.#endpointController ? [this.#endpointController] : []),
     ];
     for (const p of all) if (p.running()) p.proc.kill("SIGKILL");
+    // The control plane may be shared (the e2e tier): its Services and Pods go too,
+    // best effort (the apiserver may be gone when a failed run tears down).
+    const { core } = clientsFor(this.kc);
+    for (const svc of this.#services.values()) {
+      await core
+        .deleteNamespacedService({ name: svc.name, namespace: svc.namespace })
+        .catch(() => {});
+      for (const pod of svc.pods)
+        await core
+          .deleteNamespacedPod({ name: pod.name, namespace: pod.namespace, gracePeriodSeconds: 0 })
+          .catch(() => {});
+    }
     await removeLab(this.opts.prefix);
   }
 }
