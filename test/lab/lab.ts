@@ -1469,7 +1469,8 @@ export class Lab {
    * client itself (Local keeps it, and reaches local pods only), the pod's own node.
    */
   parseAnswer(body: string): PodAnswer {
-    const [pod, client] = body.split(" ");
+    const [pod, seen] = body.split(" ");
+    const client = seen === undefined ? undefined : canonicalAddress(seen);
     const p = [...this.#services.values()].flatMap((s) => s.pods).find((x) => x.name === pod);
     if (!p || !client) throw new Error(`not a lab pod's answer: "${body}"`);
     const by = this.nodes.find((n) =>
@@ -1581,6 +1582,33 @@ export class Lab {
     }
     await removeLab(this.opts.prefix);
   }
+}
+
+/**
+ * An address as the lab writes it: IPv4-mapped IPv6 as IPv4, IPv6 compressed (RFC 5952);
+ * socat reports peers in full ("0000:...:ffff:cb00:7164").
+ */
+export function canonicalAddress(a: string): string {
+  if (!a.includes(":")) return a;
+  const [head = "", tail] = a.split("::");
+  const h = head === "" ? [] : head.split(":");
+  const t = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t].map((g) =>
+    Number.parseInt(g, 16),
+  );
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff)
+    return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join(".");
+  // The longest run of two or more zero groups becomes "::".
+  let best = [-1, 0];
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best[1]! && j - i >= 2) best = [i, j - i];
+    i = j > i ? j : i + 1;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best[0]! < 0) return hex.join(":");
+  return `${hex.slice(0, best[0]).join(":")}::${hex.slice(best[0]! + best[1]!).join(":")}`;
 }
 
 /** The /64 prefix of node `index`'s IPv6 pods ("2001:db8:2:101::"), inside POD6_CIDR. */
