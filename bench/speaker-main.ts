@@ -134,7 +134,7 @@ try {
   const cpu0 = cpuTicks(pid);
   const w0 = performance.now();
   const [flood, underFlood] = (await Promise.all([
-    inClientAsync(["flood", "eth0", L.client.ip, "198.51.100.62", "100000", "5"]),
+    inClientAsync(["flood", "eth0", L.client.ip, "198.51.100.126", "100000", "5"]),
     (async () => {
       await sleep(500); // the flood is under way
       return inClientAsync(["latency", "eth0", L.client.ip, ip, "150", "20"]);

@@ -6,8 +6,8 @@
 // speaker's own nftables table), with the same Services switched from one to the other.
 //
 // Addresses (test/lab/addresses.ts): LAN 203.0.113.0/25 and 2001:db8:2::/64, pods
-// 198.51.100.128/25 and 2001:db8:2:100::/56, ClusterIPs 198.51.100.64/26, Service IPs
-// 198.51.100.1-9 and 2001:db8:2:ff::10-1f. Only the uplink exists in the root namespace.
+// 198.51.100.128/25 and 2001:db8:2:100::/56, ClusterIPs 198.51.100.0/26, Service IPs
+// 198.51.100.65-73 and 2001:db8:2:ff::10-1f. Only the uplink exists in the root namespace.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -154,7 +154,7 @@ describe("data path: client → Service IP → pod", () => {
     // Its own pool (other e2e files may leave theirs on the shared control plane).
     await lab.createPool(
       "dp",
-      ["198.51.100.1-198.51.100.9", "2001:db8:2:ff::10-2001:db8:2:ff::1f"],
+      ["198.51.100.65-198.51.100.73", "2001:db8:2:ff::10-2001:db8:2:ff::1f"],
       {
         autoAssign: false,
       },

@@ -3,7 +3,7 @@
 // namespaces: its kernel ARPs for Service IPs, connects, and follows gratuitous ARP.
 //
 // Addresses (test/lab/addresses.ts): LAN 203.0.113.128/25 (uplink .129 in the root namespace),
-// a second LAN 203.0.113.0/25 inside the test's namespaces, Service IPs 198.51.100.0/26.
+// a second LAN 203.0.113.0/25 inside the test's namespaces, Service IPs 198.51.100.64/26.
 // Behind each Service are real pods (namespaces) and a real kube-proxy on every node: the
 // node a connection entered through is told by the address the pod saw (entryNode).
 
@@ -167,13 +167,13 @@ describe("speaker on a LAN of network namespaces", () => {
     for (const n of lab.nodes) lab.startSpeaker(n.name);
     await lab.waitSpeakersReady(60_000);
     // The default pool: every Service without a pool annotation; announced everywhere.
-    await lab.createPool("e2e", ["198.51.100.10-198.51.100.39"]);
+    await lab.createPool("e2e", ["198.51.100.74-198.51.100.103"]);
     await lab.createL2Advertisement("e2e", { ipAddressPools: ["e2e"] });
     // Interface selection: announced on eth1 (the second LAN) only.
-    await lab.createPool("e2e-if", ["198.51.100.40-198.51.100.49"], { autoAssign: false });
+    await lab.createPool("e2e-if", ["198.51.100.104-198.51.100.113"], { autoAssign: false });
     await lab.createL2Advertisement("e2e-if", { ipAddressPools: ["e2e-if"], interfaces: ["eth1"] });
     // Node selectors: announced only by nodes in zone b.
-    await lab.createPool("e2e-sel", ["198.51.100.50-198.51.100.59"], { autoAssign: false });
+    await lab.createPool("e2e-sel", ["198.51.100.114-198.51.100.123"], { autoAssign: false });
     await lab.createL2Advertisement("e2e-sel", {
       ipAddressPools: ["e2e-sel"],
       nodeSelectors: [{ matchLabels: { [ZONE]: "b" } }],
@@ -358,7 +358,7 @@ describe("speaker on a LAN of network namespaces", () => {
   });
 
   it("does not announce an IP another host on the LAN uses, and says so on the Service", async () => {
-    const ip = "198.51.100.39";
+    const ip = "198.51.100.103";
     // The client already holds the address: the speaker's probe gets the client's answer.
     await lab.clientAddAddress(`${ip}/32`);
     try {

@@ -15,10 +15,14 @@ export const E2E_SUBNET = "203.0.113.128/25";
 export const E2E_UPLINK_IP = "203.0.113.129";
 /** e2e: a second LAN for interface selection; only inside the test's namespaces. */
 export const E2E_SECOND_SUBNET = "203.0.113.0/25";
-/** Service IPs (lab and e2e): on-link for the client, never routed in the root namespace. */
-export const POOL_CIDR = "198.51.100.0/26";
-/** Service ClusterIPs that kube-proxy programs inside the node namespaces. */
-export const SERVICE_CIDR = "198.51.100.64/26";
+/**
+ * Service IPs (lab and e2e): on-link for the client, never routed in the root namespace.
+ * Not 198.51.100.0/26: the real-cluster lab's uplink puts 198.51.100.1 in the root
+ * namespace, whose kernel answers ARP for its own addresses on every link (our uplink too).
+ */
+export const POOL_CIDR = "198.51.100.64/26";
+/** Service ClusterIPs that kube-proxy programs inside the node namespaces (never ARPed for). */
+export const SERVICE_CIDR = "198.51.100.0/26";
 /** Pod addresses: a /27 per node (node1 198.51.100.128/27, node2 .160/27, ...). */
 export const POD_CIDR = "198.51.100.128/25";
 /** The control plane's ClusterIP ranges for a lab with kube-proxy (both families). */

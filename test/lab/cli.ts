@@ -22,7 +22,7 @@ const PREFIX = "ilblab-";
 // shadow the host's own network (its gateway, even).
 const DEFAULT_SUBNET = LAB_SUBNET;
 const FALLBACK_SUBNET = LAB_FALLBACK_SUBNET;
-const POOL_RANGE = "198.51.100.10-198.51.100.50";
+const POOL_RANGE = "198.51.100.74-198.51.100.114";
 const labDir = join(cacheRoot, "lab");
 const cpDir = join(labDir, "controlplane");
 const workDir = join(labDir, "work");
