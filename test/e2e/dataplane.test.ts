@@ -290,7 +290,10 @@ describe("data path: client → Service IP → pod", () => {
         console.info(
           `ipMode ${mode}: readiness changes followed after ${ms.map((x) => x.toFixed(0)).join(", ")} ms (ready, not ready, ready, not ready)`,
         );
-        for (const x of ms) expect(x).toBeLessThan(1000);
+        // ironlb's own forwarding (Proxy): within a second. kube-proxy (VIP) batches its
+        // syncs (--min-sync-period, default 1 s), which may add up to a second to that.
+        const bound = mode === "Proxy" ? 1000 : 2000;
+        for (const x of ms) expect(x).toBeLessThan(bound);
       });
 
       it("after SIGKILL of the announcing speaker, traffic flows through another node", async () => {
