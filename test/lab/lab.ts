@@ -44,7 +44,6 @@ import {
   version,
   waitFor,
 } from "../support/kube.ts";
-import { hostDependencies } from "./host-deps.ts";
 import {
   LAN6_BITS,
   LAN6_PREFIX,
@@ -53,6 +52,7 @@ import {
   POOL6_CIDR,
   SERVICE_CIDR,
 } from "./addresses.ts";
+import { hostDependencies } from "./host-deps.ts";
 import {
   alive,
   formatIPv4,
