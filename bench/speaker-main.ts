@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeClient } from "../src/k8s/client.ts";
 import { startControlPlane, stopControlPlane } from "../test/controlplane/controlplane.ts";
-import { POOL_CIDR } from "../test/lab/addresses.ts";
+import { LAB_SERVICE_CIDRS, POOL_CIDR } from "../test/lab/addresses.ts";
 import { Lab, randomPrefix, rootNamespaceClash, uplinkAddress } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
 import { percentile, rssMiB } from "./stats.ts";
@@ -47,6 +47,7 @@ const state = await startControlPlane({
   bindAddress: "0.0.0.0",
   advertiseAddress: uplinkAddress(SUBNET),
   log: () => {},
+  serviceCIDRs: LAB_SERVICE_CIDRS,
 });
 let lab: Lab | undefined;
 try {
@@ -64,13 +65,13 @@ try {
   const controller = L.startController();
   for (const n of L.nodes) L.startSpeaker(n.name);
   await L.waitSpeakersReady(60_000);
-  await L.createPool("bench", ["198.51.100.0/24"]);
+  await L.createPool("bench", [POOL_CIDR]);
   await L.createL2Advertisement("bench");
   const svc = await L.createService("web", { port: 80 });
   const ip = await L.waitForIP(svc, 30_000);
 
   /** The node answering the client now (waits until someone does). */
-  const owner = () => waitFor("an owner answering", () => L.tryClientCurl(ip, 80, 300), 30_000, 50);
+  const owner = () => waitFor("an owner answering", () => L.tryEntryNode(ip, 80, 300), 30_000, 50);
 
   // --- failover
   const failover: Record<string, number[]> = { SIGKILL: [], SIGTERM: [] };
@@ -227,8 +228,8 @@ try {
     for (const unicast of [false, true]) {
       const how = unicast ? "unicast to the owner" : "broadcast";
       floods.push([
-        `for an IP nobody owns (198.51.100.254), ${how}`,
-        await floodRun("198.51.100.254", "", unicast),
+        `for an IP nobody owns (198.51.100.63, the broadcast address of the lab's ClusterIP range), ${how}`,
+        await floodRun("198.51.100.63", "", unicast),
       ]);
       await sleep(2000);
       floods.push([

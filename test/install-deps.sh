@@ -17,6 +17,8 @@ command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
 command -v flock >/dev/null || need+=(util-linux)
 command -v pgrep >/dev/null || need+=(procps)
+command -v socat >/dev/null || need+=(socat)   # the lab's pods answer HTTP through it
+command -v iperf3 >/dev/null || need+=(iperf3) # npm run bench -- dataplane
 [ -f /usr/include/node/node_api.h ] || need+=(libnode-dev)
 # The Vagrant lab cannot boot here; test/unit/vagrant-lab.test.ts checks it with these.
 # Without recommends: vagrant recommends vagrant-libvirt, i.e. qemu and some 400 packages.

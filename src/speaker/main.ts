@@ -2,6 +2,7 @@
 // health/metrics server and the Speaker.
 import { readFileSync } from "node:fs";
 import { Announcer } from "../arp/announcer.ts";
+import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
@@ -65,6 +66,10 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   );
   const announcer = new Announcer({ onCount: (name, ifname) => metrics.count(name, ifname) });
   const speaker = new Speaker(api, opts, announcer, membership, metrics, log);
+  // ipMode Proxy: the speaker's own kernel forwarding (its nftables table), rebuilt now.
+  const forwarder = new Forwarder(opts, log);
+  await forwarder.start();
+  speaker.onReconciled = (services, slices) => forwarder.update(services, slices);
   const server = await startHealthServer(
     opts.healthAddress,
     opts.healthPort,
@@ -95,6 +100,7 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     // Leave first, so that the next owner starts announcing while we stop answering.
     await membership.stop();
     await speaker.stop();
+    await forwarder.stop();
     announcer.close();
     server.close();
     process.exit(0);

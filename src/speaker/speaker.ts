@@ -68,6 +68,8 @@ export class Speaker {
   readonly #conflictUntil = new Map<string, number>();
   /** Last reason logged per Service for not being announced by anyone (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
+  /** Called after every reconcile with what the informers hold (the forwarder listens). */
+  onReconciled?: (services: readonly V1Service[], slices: readonly V1EndpointSlice[]) => void;
   #scheduled = false;
   #synced = false;
   #stopped = false;
@@ -177,6 +179,7 @@ export class Speaker {
     }
     this.#metrics.announced.set(this.#current.size);
     this.#metrics.liveSpeakers.set(this.#membership.live().size);
+    this.onReconciled?.(this.#services.list(), this.#slices.list());
   }
 
   #desired(): Map<string, Desired> {

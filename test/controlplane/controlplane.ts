@@ -18,7 +18,11 @@ export const cacheRoot =
   process.env.IRONLB_CACHE ??
   join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "ironlb");
 
-/** Service ClusterIP ranges. No traffic is ever sent to them: no kube-proxy runs in tests. */
+/**
+ * Default Service ClusterIP ranges. No traffic is ever sent to them: no kube-proxy runs with
+ * this control plane. A control plane whose ClusterIPs kube-proxy programs (the netns lab)
+ * passes documentation ranges in `serviceCIDRs`.
+ */
 export const serviceCIDRs = "10.96.0.0/16,2001:db8:96::/112";
 
 export interface ControlPlaneOptions {
@@ -34,6 +38,8 @@ export interface ControlPlaneOptions {
   log?: (msg: string) => void;
   /** Picks a free port (default: `freePort`); tests hand in taken ones to exercise the retry. */
   pickPort?: () => Promise<number>;
+  /** `--service-cluster-ip-range` (default `serviceCIDRs`); IPv4 range first. */
+  serviceCIDRs?: string;
 }
 
 /**
@@ -97,7 +103,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
   try {
     log("generating certificates");
-    const pki = await makePki(join(dir, "pki"), [advertise, "127.0.0.1"]);
+    const cidrs = opts.serviceCIDRs ?? serviceCIDRs;
+    const pki = await makePki(join(dir, "pki"), [advertise, "127.0.0.1"], firstServiceIP(cidrs));
     const pick = opts.pickPort ?? freePort;
     const etcdUrl = await withFreshPorts("etcd", log, async () => {
       const [clientPort, peerPort] = [await pick(), await pick()];
@@ -151,7 +158,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           `--service-account-issuer=https://kubernetes.default.svc.cluster.local`,
           `--service-account-key-file=${pki.saPub}`,
           `--service-account-signing-key-file=${pki.saKey}`,
-          `--service-cluster-ip-range=${serviceCIDRs}`,
+          `--service-cluster-ip-range=${cidrs}`,
           // No kube-controller-manager creates default ServiceAccounts, so the admission
           // plugin that requires them would reject every pod (envtest does the same).
           "--disable-admission-plugins=ServiceAccount",
@@ -219,7 +226,20 @@ async function openssl(args: string[]): Promise<void> {
   }
 }
 
-async function makePki(dir: string, ips: string[]): Promise<Pki> {
+/** The `kubernetes` Service's ClusterIP: the first address of the first (IPv4) range. */
+export function firstServiceIP(cidrs: string): string {
+  const first = cidrs.split(",")[0]!.trim();
+  const [addr, bits] = first.split("/");
+  const parts = (addr ?? "").split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255)) || !bits)
+    throw new Error(`the first service CIDR must be IPv4, got "${first}"`);
+  const size = 2 ** (32 - Number(bits));
+  const n = parts.reduce((a, b) => a * 256 + b, 0);
+  const ip = n - (n % size) + 1;
+  return [24, 16, 8, 0].map((s) => Math.floor(ip / 2 ** s) % 256).join(".");
+}
+
+async function makePki(dir: string, ips: string[], serviceIP: string): Promise<Pki> {
   const p = (f: string) => join(dir, f);
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   await openssl([
@@ -270,7 +290,7 @@ async function makePki(dir: string, ips: string[]): Promise<Pki> {
       p(`${name}.ext`),
     ]);
   };
-  const sans = [...new Set(ips.filter((ip) => ip !== "0.0.0.0")), "10.96.0.1"].map(
+  const sans = [...new Set(ips.filter((ip) => ip !== "0.0.0.0")), serviceIP].map(
     (ip) => `IP:${ip}`,
   );
   sans.push(

@@ -4,7 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { E2E_UPLINK_IP } from "../lab/addresses.ts";
+import { E2E_UPLINK_IP, LAB_SERVICE_CIDRS } from "../lab/addresses.ts";
 import { startControlPlane, stopControlPlane } from "./controlplane.ts";
 
 declare module "vitest" {
@@ -27,6 +27,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     dir,
     bindAddress: e2e ? "0.0.0.0" : "127.0.0.1",
     advertiseAddress: e2e ? E2E_UPLINK_IP : "127.0.0.1",
+    // e2e: kube-proxy runs in the lab's node namespaces and programs these ClusterIPs.
+    ...(e2e ? { serviceCIDRs: LAB_SERVICE_CIDRS } : {}),
   });
   project.provide("kubeconfig", state.kubeconfig);
   project.provide("binDir", state.binDir);

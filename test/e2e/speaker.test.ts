@@ -3,7 +3,9 @@
 // namespaces: its kernel ARPs for Service IPs, connects, and follows gratuitous ARP.
 //
 // Addresses (test/lab/addresses.ts): LAN 203.0.113.128/25 (uplink .129 in the root namespace),
-// a second LAN 203.0.113.0/25 inside the test's namespaces, Service IPs 198.51.100.0/24.
+// a second LAN 203.0.113.0/25 inside the test's namespaces, Service IPs 198.51.100.64/26.
+// Behind each Service are real pods (namespaces) and a real kube-proxy on every node: the
+// node a connection entered through is told by the address the pod saw (entryNode).
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -37,7 +39,7 @@ describe("speaker on a LAN of network namespaces", () => {
   let nextPort = 8000;
   let svcCounter = 0;
 
-  /** A Service on its own port (the lab's redirect rules match on pool range + port). */
+  /** A Service (its own port, so that answers are never mixed up). */
   async function service(
     o: Omit<LabServiceOptions, "port"> = {},
   ): Promise<{ svc: LabService; ip: string }> {
@@ -49,7 +51,7 @@ describe("speaker on a LAN of network namespaces", () => {
   async function answeringNode(ip: string, port: number, timeoutMs = 15_000): Promise<string> {
     return waitFor(
       `a node answering ${ip}:${port}`,
-      () => lab.tryClientCurl(ip, port, 500),
+      () => lab.tryEntryNode(ip, port, 500),
       timeoutMs,
       50,
     );
@@ -64,7 +66,7 @@ describe("speaker on a LAN of network namespaces", () => {
   ): Promise<void> {
     await waitFor(
       `${node} answering ${ip}:${port}`,
-      async () => (await lab.tryClientCurl(ip, port, 500)) === node,
+      async () => (await lab.tryEntryNode(ip, port, 500)) === node,
       timeoutMs,
       50,
     );
@@ -118,7 +120,7 @@ describe("speaker on a LAN of network namespaces", () => {
     const curlMoved = waitFor(
       "another node to answer",
       async () => {
-        const who = await lab.tryClientCurl(ip, svc.port, 300);
+        const who = await lab.tryEntryNode(ip, svc.port, 300);
         return who !== undefined && who !== owner ? { who, ms: performance.now() - t0 } : undefined;
       },
       20_000,
@@ -165,13 +167,13 @@ describe("speaker on a LAN of network namespaces", () => {
     for (const n of lab.nodes) lab.startSpeaker(n.name);
     await lab.waitSpeakersReady(60_000);
     // The default pool: every Service without a pool annotation; announced everywhere.
-    await lab.createPool("e2e", ["198.51.100.10-198.51.100.49"]);
+    await lab.createPool("e2e", ["198.51.100.74-198.51.100.103"]);
     await lab.createL2Advertisement("e2e", { ipAddressPools: ["e2e"] });
     // Interface selection: announced on eth1 (the second LAN) only.
-    await lab.createPool("e2e-if", ["198.51.100.50-198.51.100.59"], { autoAssign: false });
+    await lab.createPool("e2e-if", ["198.51.100.104-198.51.100.113"], { autoAssign: false });
     await lab.createL2Advertisement("e2e-if", { ipAddressPools: ["e2e-if"], interfaces: ["eth1"] });
     // Node selectors: announced only by nodes in zone b.
-    await lab.createPool("e2e-sel", ["198.51.100.60-198.51.100.69"], { autoAssign: false });
+    await lab.createPool("e2e-sel", ["198.51.100.114-198.51.100.123"], { autoAssign: false });
     await lab.createL2Advertisement("e2e-sel", {
       ipAddressPools: ["e2e-sel"],
       nodeSelectors: [{ matchLabels: { [ZONE]: "b" } }],
@@ -260,7 +262,7 @@ describe("speaker on a LAN of network namespaces", () => {
       // Give every speaker time to see the Service and (wrongly) announce it.
       await sleep(2000);
       await lab.clientForget(ip);
-      expect(await lab.tryClientCurl(ip, svc.port, 1500)).toBeUndefined();
+      expect(await lab.tryEntryNode(ip, svc.port, 1500)).toBeUndefined();
       const n = await lab.clientNeighbour(ip);
       expect(n?.mac).toBeUndefined();
       expect(n?.state.some((s) => s === "FAILED" || s === "INCOMPLETE")).toBe(true);
@@ -308,7 +310,7 @@ describe("speaker on a LAN of network namespaces", () => {
     // On the first LAN (where the client routes the pool): silence.
     expect(await lab.arpingFromClient(ip, { ifname: "eth0", count: 2 })).toEqual([]);
     await lab.clientForget(ip);
-    expect(await lab.tryClientCurl(ip, svc.port, 1000)).toBeUndefined();
+    expect(await lab.tryEntryNode(ip, svc.port, 1000)).toBeUndefined();
     expect((await lab.clientNeighbour(ip))?.mac).toBeUndefined();
   });
 
@@ -356,7 +358,7 @@ describe("speaker on a LAN of network namespaces", () => {
   });
 
   it("does not announce an IP another host on the LAN uses, and says so on the Service", async () => {
-    const ip = "198.51.100.45";
+    const ip = "198.51.100.103";
     // The client already holds the address: the speaker's probe gets the client's answer.
     await lab.clientAddAddress(`${ip}/32`);
     try {
@@ -401,7 +403,7 @@ describe("speaker on a LAN of network namespaces", () => {
     try {
       const end = Date.now() + 12_000;
       while (Date.now() < end) {
-        answers.push(await lab.tryClientCurl(ip, svc.port, 500));
+        answers.push(await lab.tryEntryNode(ip, svc.port, 500));
         await sleep(500);
       }
     } finally {

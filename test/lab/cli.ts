@@ -1,6 +1,8 @@
-// `npm run lab` (up) and `npm run lab -- down`: a control plane plus a three-node LAN in
-// network namespaces with ironlb running, a Service answered through real ARP, and a
-// measured failover. The lab stays up after `up` exits; `down` removes all of it.
+// `npm run lab:netns` (up) and `npm run lab:netns -- down`: a control plane plus a
+// three-node LAN in network namespaces with kube-proxy, pods and ironlb running; a Service
+// answered by a pod through real ARP and kube-proxy, a measured failover, and a second
+// Service with externalTrafficPolicy Local whose pod sees the client's own address.
+// The lab stays up after `up` exits; `down` removes all of it.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +14,7 @@ import {
   stopControlPlane,
 } from "../controlplane/controlplane.ts";
 import { sleep, waitFor } from "../support/kube.ts";
-import { LAB_FALLBACK_SUBNET, LAB_SUBNET, POOL_CIDR } from "./addresses.ts";
+import { LAB_FALLBACK_SUBNET, LAB_SERVICE_CIDRS, LAB_SUBNET, POOL_CIDR } from "./addresses.ts";
 import { destroyStale, Lab, rootNamespaceClash, uplinkAddress } from "./lab.ts";
 
 const PREFIX = "ilblab-";
@@ -20,7 +22,7 @@ const PREFIX = "ilblab-";
 // shadow the host's own network (its gateway, even).
 const DEFAULT_SUBNET = LAB_SUBNET;
 const FALLBACK_SUBNET = LAB_FALLBACK_SUBNET;
-const POOL_RANGE = "198.51.100.10-198.51.100.50";
+const POOL_RANGE = "198.51.100.74-198.51.100.114";
 const labDir = join(cacheRoot, "lab");
 const cpDir = join(labDir, "controlplane");
 const workDir = join(labDir, "work");
@@ -90,6 +92,7 @@ async function up(): Promise<void> {
       advertiseAddress: uplinkIP,
       detached: true,
       log: note,
+      serviceCIDRs: LAB_SERVICE_CIDRS,
     });
     lab = await Lab.create({
       prefix: PREFIX,
@@ -119,14 +122,17 @@ async function up(): Promise<void> {
       }),
     );
 
-    const first = await waitFor(
+    const answer = await waitFor(
       `an answer from ${ip}:80 at the client`,
-      () => lab!.tryClientCurl(ip, 80, 500),
+      () => lab!.tryClientRequest(ip, 80, 500),
       15_000,
       100,
     );
+    const first = answer.via;
     const n1 = await lab.clientNeighbour(ip);
-    say(`client curl http://${ip}/ → answered by ${first}`);
+    say(
+      `client curl http://${ip}/ → pod ${answer.pod} on ${answer.node} answered; it saw ${answer.client} (Cluster: masqueraded by ${first}, the announcing node)`,
+    );
     say(
       `client neighbour entry: ${ip} lladdr ${n1?.mac ?? "-"} ${n1?.state.join(",") ?? "(none)"} (${first}'s eth0 is ${await lab.macOf(first)})`,
     );
@@ -137,7 +143,7 @@ async function up(): Promise<void> {
     void lab.stopSpeaker(first, "SIGKILL");
     const curlTook = (async () => {
       for (;;) {
-        const who = await lab!.tryClientCurl(ip, 80, 300);
+        const who = await lab!.tryEntryNode(ip, 80, 300);
         if (who !== undefined && who !== first) return { ms: performance.now() - t0, who };
         if (performance.now() - t0 > 30_000) throw new Error("no other node answered within 30 s");
         await sleep(20);
@@ -159,9 +165,27 @@ async function up(): Promise<void> {
       `failover: client neighbour entry → ${nb.n.mac} (${newOwner}) ${nb.n.state.join(",")} after ${nb.ms.toFixed(0)} ms`,
     );
     lab.startSpeaker(first);
-    say(`restarted the speaker of ${first}; the lab keeps running (logs in ${workDir})`);
+    say(`restarted the speaker of ${first}`);
+
+    // externalTrafficPolicy Local: one pod, on node2; only node2 announces, no masquerade.
+    const local = await lab.createService("web-local", {
+      port: 8080,
+      externalTrafficPolicy: "Local",
+      endpoints: [lab.nodes[1]!.name],
+    });
+    const lip = await lab.waitForIP(local, 30_000);
+    const la = await waitFor(
+      `an answer from ${lip}:8080`,
+      () => lab!.tryClientRequest(lip, 8080, 500),
+      15_000,
+      100,
+    );
     say(
-      `use it: KUBECONFIG=${state.kubeconfig} ${kubectl} get svc -A   |   client: ip netns exec ${lab.client.ns} curl http://${ip}/   |   remove: npm run lab -- down`,
+      `Service default/web-local (externalTrafficPolicy Local) got ${lip}: pod ${la.pod} on ${la.node} answered and saw ${la.client} (the client is ${lab.client.ip})`,
+    );
+    say(`the lab keeps running (logs in ${workDir})`);
+    say(
+      `use it: KUBECONFIG=${state.kubeconfig} ${kubectl} get svc -A   |   client: ip netns exec ${lab.client.ns} curl http://${ip}/   |   remove: npm run lab:netns -- down`,
     );
   } catch (err) {
     // An interrupted run fails as its namespaces vanish: the signal handler reports and exits.
@@ -181,7 +205,7 @@ if (process.getuid?.() !== 0) {
 if (cmd === "down") await down();
 else if (cmd === "up") await up();
 else {
-  note(`unknown command "${cmd}": use \`npm run lab\` or \`npm run lab -- down\``);
+  note(`unknown command "${cmd}": use \`npm run lab:netns\` or \`npm run lab:netns -- down\``);
   process.exit(2);
 }
 // Kubernetes client sockets would keep the process alive; the lab's processes are detached.

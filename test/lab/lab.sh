@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `npm run lab` builds a three-node LAN in network namespaces with a real control plane and
-# ironlb, demonstrates ARP failover, and leaves it running; `npm run lab -- down` removes it.
+# `npm run lab:netns` builds a three-node LAN in network namespaces with a real control
+# plane, kube-proxy, pods and ironlb, demonstrates a client reaching a pod and ARP failover,
+# and leaves it running; `npm run lab:netns -- down` removes it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 say() { echo "[lab] $*" >&2; }
 
 [ "$(uname -s)" = Linux ] || { say "the lab needs Linux (network namespaces)"; exit 1; }
-[ "$(id -u)" = 0 ] || { say "the lab creates network namespaces and needs root: run it as root (sudo npm run lab)"; exit 1; }
+[ "$(id -u)" = 0 ] || { say "the lab creates network namespaces and needs root: run it as root (sudo npm run lab:netns)"; exit 1; }
 
 cmd="${1:-up}"
 if [ "$cmd" != down ]; then

@@ -2,13 +2,21 @@
 //
 // Layout (all names carry the lab's prefix, so that several labs and test runs coexist):
 //   <prefix>sw       namespace with bridge br0 (the LAN) and, optionally, br1 (a second LAN)
-//   <prefix>nodeN    one namespace per node: eth0 (and eth1) into the bridge(s), a NodePort
-//                    stand-in server and an nftables redirect from pool:port to NodePort
+//   <prefix>nodeN    one namespace per node: eth0 (and eth1) into the bridge(s), a bridge
+//                    cni0 for its pods (gateway = first address of its pod range), routes to
+//                    the other nodes' pod ranges, and a real kube-proxy (nftables mode)
+//   <prefix>pN       one namespace per pod: eth0 into its node's cni0, an HTTP server
+//                    (socat) answering with the pod's name and the client address it saw;
+//                    the lab writes the Pod object's status (no kubelet), and a real
+//                    kube-controller-manager (EndpointSlice controller only, in the root
+//                    namespace: it only talks to the apiserver) turns Pods into slices
 //   <prefix>client   a LAN client: eth0 (and eth1); routes the pool range on-link, so that
-//                    its kernel ARPs for Service IPs like any host on the LAN would
+//                    its kernel ARPs (or solicits, IPv6) for Service IPs like any host on
+//                    the LAN would, and each node's pod range through that node
 //   <prefix>up       a veth in the root namespace with the subnet's first address: how the
-//                    speakers in the node namespaces reach the control plane
-// Nothing else in the root namespace is touched; the pool range is never routed there.
+//                    speakers and kube-proxies in the node namespaces reach the control plane
+// Nothing else in the root namespace is touched; pool, pod and Service ranges are never
+// routed there. The control plane's ClusterIP range must be SERVICE_CIDR (addresses.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -23,8 +31,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
+import type { KubeConfig, V1Node, V1Pod, V1Service } from "@kubernetes/client-node";
 import {
   apiStatus,
   clientsFor,
@@ -34,13 +41,21 @@ import {
   installCRDs,
   kubeConfigFrom,
   repoRoot,
-  sleep,
   version,
   waitFor,
 } from "../support/kube.ts";
+import {
+  LAN6_BITS,
+  LAN6_PREFIX,
+  POD_CIDR,
+  POD6_CIDR,
+  POOL6_CIDR,
+  SERVICE_CIDR,
+} from "./addresses.ts";
 import { hostDependencies } from "./host-deps.ts";
 import {
   alive,
+  formatIPv4,
   hostAddress,
   ipJson,
   killAll,
@@ -56,7 +71,8 @@ import {
 
 /** Where labs record who created them, so that a later run can clean up after a crash. */
 const markerDir = "/run/ironlb-lab";
-const nftTable = "ironlb_lab";
+/** Port every lab pod listens on (the Services' targetPort). */
+export const POD_PORT = 8080;
 
 export interface LabOptions {
   /** Prefix of every namespace and root-namespace link (≤ 12 characters: link names are ≤ 15). */
@@ -65,8 +81,10 @@ export interface LabOptions {
   subnet: string;
   /** A second LAN (eth1 on nodes and client), for interface selection; no uplink. */
   secondSubnet?: string;
-  /** The Service IP range: routed on-link by the client and matched by the redirect rules. */
+  /** The Service IP range: routed on-link by the client. */
   poolCIDR: string;
+  /** IPv6 too: LAN, pods and Service IPs (NDP); default off (the LAN is IPv4 only). */
+  ipv6?: boolean;
   nodes: number;
   /** Admin kubeconfig valid in the root namespace (the apiserver must listen on 0.0.0.0). */
   kubeconfig: string;
@@ -74,19 +92,19 @@ export interface LabOptions {
   workDir: string;
   /** Namespace of the speaker Leases and the controller's lease (created). */
   systemNamespace?: string;
-  /** Node 24 binary to run ironlb and the NodePort servers with (default: this process's). */
+  /** Node 24 binary to run ironlb with (default: this process's). */
   nodeBin?: string;
   /** Extra `ironlb speaker` arguments for every speaker. */
   speakerArgs?: string[];
   /** Extra labels for every Node object. */
   nodeLabels?: Record<string, string>;
-  /** Folder with kubectl: used to prove that the nodes reach the apiserver (TLS name included). */
-  binDir?: string;
+  /** Folder with kubectl, kube-proxy and kube-controller-manager (build.sh's output). */
+  binDir: string;
   log?: (msg: string) => void;
 }
 
 export interface LabNode {
-  /** Kubernetes node name (also what its NodePort server answers). */
+  /** Kubernetes node name. */
   name: string;
   /** Its network namespace. */
   ns: string;
@@ -94,6 +112,28 @@ export interface LabNode {
   ip: string;
   /** Address on the second LAN, if any. */
   ip2?: string;
+  /** IPv6 LAN address (when the lab has IPv6). */
+  ip6?: string;
+  /** Its pod range and the address of its pod bridge (the pods' gateway). */
+  podCIDR: string;
+  podGateway: string;
+  podCIDR6?: string;
+  podGateway6?: string;
+}
+
+/** A pod: a network namespace with an HTTP server, and its Pod object. */
+export interface LabPod {
+  name: string;
+  namespace: string;
+  node: string;
+  /** Its network namespace. */
+  ns: string;
+  ip: string;
+  ip6?: string;
+  ready: boolean;
+  /** Offset of its addresses in the node's pod range (reused once the pod is gone). */
+  offset: number;
+  server: LabProcess;
 }
 
 /** A process the lab started; its output goes to `logFile`. */
@@ -117,11 +157,14 @@ export interface EndpointSpec {
 
 export interface LabServiceOptions {
   namespace?: string;
-  /** Service port; unique per lab, because the redirect rules match on pool range + port. */
   port: number;
   externalTrafficPolicy?: "Cluster" | "Local";
-  /** Nodes with an endpoint (ready unless said otherwise). Default: every node. */
+  /** One pod per entry, on that node (ready unless said otherwise). Default: one per node. */
   endpoints?: (string | EndpointSpec)[];
+  /** IPv4 and IPv6 (RequireDualStack); the lab must have IPv6. */
+  dualStack?: boolean;
+  /** sessionAffinity ClientIP with this timeout, seconds. */
+  affinitySeconds?: number;
   /** Pool to allocate from (annotation `ironlb.dev/address-pool`). */
   pool?: string;
   /** A specific IP (annotation `ironlb.dev/loadBalancerIPs`). */
@@ -136,6 +179,20 @@ export interface LabService {
   nodePort: number;
   externalTrafficPolicy: "Cluster" | "Local";
   endpoints: EndpointSpec[];
+  /** Its pods (one per endpoint), in the order of `endpoints`. */
+  pods: LabPod[];
+  dualStack: boolean;
+}
+
+/** What a lab pod answered: its name and node, the client address it saw. */
+export interface PodAnswer {
+  pod: string;
+  /** The node the pod runs on. */
+  node: string;
+  /** The source address the pod saw: the client's own, or a node's after masquerade. */
+  client: string;
+  /** The node the connection entered the cluster through (from `client`, see entryNode). */
+  via: string;
 }
 
 export interface Neighbour {
@@ -200,55 +257,6 @@ function startProcess(name: string, argv: string[], logFile: string, env = {}): 
       return out;
     },
   };
-}
-
-/** The NodePort stand-in of one node, driven over its stdin. */
-class NodePortServer {
-  readonly #proc: ChildProcess;
-  readonly #waiters = new Map<string, () => void>();
-  readonly #errors: string[] = [];
-
-  constructor(nodeBin: string, node: LabNode, logFile: string) {
-    const argv = [
-      "ip",
-      "netns",
-      "exec",
-      node.ns,
-      nodeBin,
-      join(import.meta.dirname, "nodeport-server.ts"),
-      node.name,
-    ];
-    const err = openSync(logFile, "a");
-    this.#proc = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", err], detached: true });
-    closeSync(err);
-    this.#proc.unref();
-    createInterface({ input: this.#proc.stdout! }).on("line", (line) => {
-      const [what, port] = line.split(" ");
-      if (what === "error") this.#errors.push(line);
-      const key = `${what === "error" ? "listening" : what} ${port}`;
-      this.#waiters.get(key)?.();
-      this.#waiters.delete(key);
-    });
-    // Once the lab's creator exits, these pipes must not keep anything alive or throw.
-    (this.#proc.stdout as unknown as { unref?: () => void }).unref?.();
-    (this.#proc.stdin as unknown as { unref?: () => void }).unref?.();
-    this.#proc.stdin!.on("error", () => {});
-  }
-
-  async listen(port: number): Promise<void> {
-    await this.#command("listen", "listening", port);
-    const err = this.#errors.find((e) => e.startsWith(`error ${port} `));
-    if (err) throw new Error(`NodePort server could not listen: ${err}`);
-  }
-
-  async #command(cmd: string, reply: string, port: number): Promise<void> {
-    const done = new Promise<void>((resolve) => this.#waiters.set(`${reply} ${port}`, resolve));
-    this.#proc.stdin!.write(`${cmd} ${port}\n`);
-    const timeout = sleep(10_000).then(() => {
-      throw new Error(`NodePort server did not answer "${cmd} ${port}"`);
-    });
-    await Promise.race([done, timeout]);
-  }
 }
 
 interface Marker {
@@ -387,10 +395,10 @@ export function randomPrefix(base: string): string {
 }
 
 export class Lab {
-  readonly opts: Required<Omit<LabOptions, "secondSubnet" | "log" | "binDir">> &
-    Pick<LabOptions, "secondSubnet" | "binDir">;
+  readonly opts: Required<Omit<LabOptions, "secondSubnet" | "log">> &
+    Pick<LabOptions, "secondSubnet">;
   readonly nodes: LabNode[] = [];
-  readonly client: { ns: string; ip: string; ip2?: string };
+  readonly client: { ns: string; ip: string; ip2?: string; ip6?: string };
   readonly switchNs: string;
   readonly uplink: string;
   readonly uplinkIP: string;
@@ -402,8 +410,12 @@ export class Lab {
   readonly #subnet;
   readonly #subnet2;
   readonly #speakers = new Map<string, LabProcess>();
-  readonly #servers = new Map<string, NodePortServer>();
+  readonly #proxies = new Map<string, LabProcess>();
   readonly #services = new Map<string, LabService>();
+  /** Address offsets in use per node's pod range. */
+  readonly #podOffsets = new Map<string, Set<number>>();
+  #podCounter = 0;
+  #endpointController: LabProcess | undefined;
   readonly #rootPids: number[] = [];
   #controller: LabProcess | undefined;
   #destroyed = false;
@@ -416,6 +428,7 @@ export class Lab {
       nodeBin: process.execPath,
       speakerArgs: [],
       nodeLabels: {},
+      ipv6: false,
       ...opts,
     };
     this.#log = opts.log ?? (() => {});
@@ -428,13 +441,14 @@ export class Lab {
       ns: `${opts.prefix}client`,
       ip: hostAddress(this.#subnet, 100),
       ...(this.#subnet2 ? { ip2: hostAddress(this.#subnet2, 100) } : {}),
+      ...(opts.ipv6 ? { ip6: `${LAN6_PREFIX}100` } : {}),
     };
     this.nodeKubeconfig = join(opts.workDir, "kubeconfig-lab");
     this.heartbeatSecretFile = join(opts.workDir, "heartbeat-secret");
     this.kc = kubeConfigFrom(opts.kubeconfig);
   }
 
-  /** Builds the LAN, the Kubernetes objects for the nodes, and the NodePort stand-ins. */
+  /** Builds the LAN, the nodes (Node objects, kube-proxy) and the EndpointSlice controller. */
   static async create(opts: LabOptions): Promise<Lab> {
     const lab = new Lab(opts);
     try {
@@ -514,18 +528,120 @@ export class Lab {
         "br1",
         `${this.client.ip2}/${this.#subnet2.bits}`,
       );
+    if (this.client.ip6)
+      await run("ip", [
+        "-n",
+        this.client.ns,
+        "addr",
+        "add",
+        `${this.client.ip6}/${LAN6_BITS}`,
+        "dev",
+        "eth0",
+        "nodad",
+      ]);
     // The pool is on-link for the client, as a LAN's service range is: it ARPs for each IP.
     await run("ip", ["-n", this.client.ns, "route", "add", this.opts.poolCIDR, "dev", "eth0"]);
+    if (this.opts.ipv6)
+      await run("ip", ["-n", this.client.ns, "-6", "route", "add", POOL6_CIDR, "dev", "eth0"]);
 
     const k = clientsFor(this.kc);
+    // kube-proxy programs every ClusterIP in the node namespaces: they must be ours to use.
+    const apiIP = (await k.core.readNamespacedService({ name: "kubernetes", namespace: "default" }))
+      .spec?.clusterIP;
+    if (!apiIP || !overlaps(parseCIDR(`${apiIP}/32`), parseCIDR(SERVICE_CIDR)))
+      throw new Error(
+        `the control plane's ClusterIPs (kubernetes Service: ${apiIP}) are outside ${SERVICE_CIDR}: start it with serviceCIDRs: LAB_SERVICE_CIDRS (test/lab/addresses.ts)`,
+      );
     this.#log("installing CRDs and the ironlb-system namespace");
     await installCRDs(this.kc);
     await ensureNamespace(this.kc, this.opts.systemNamespace);
     await k.core.readNamespace({ name: "default" });
+    this.#startEndpointController();
     for (let i = 0; i < this.opts.nodes; i++) await this.addNode();
     // The nodes must reach the apiserver through the uplink: prove it once, with its cert.
     const n1 = this.nodes[0];
     if (n1) await this.#checkApiFrom(n1);
+    await this.waitProxiesReady();
+  }
+
+  /** kube-controller-manager with the EndpointSlice controller only (slices from Pods). */
+  #startEndpointController(): void {
+    const p = startProcess(
+      "endpointslice-controller",
+      [
+        join(this.opts.binDir, "kube-controller-manager"),
+        `--kubeconfig=${this.opts.kubeconfig}`,
+        "--controllers=endpointslice-controller",
+        "--leader-elect=false",
+        "--use-service-account-credentials=false",
+        "--secure-port=0",
+        "--concurrent-service-endpoint-syncs=10",
+      ],
+      join(this.opts.workDir, "kube-controller-manager.log"),
+    );
+    this.#endpointController = p;
+    if (p.proc.pid) this.#rootPids.push(p.proc.pid);
+    this.#writeMarker();
+  }
+
+  /** Starts (or restarts) kube-proxy in a node's namespace: nftables mode, DESIGN.md's flags. */
+  startProxy(node: string): LabProcess {
+    const n = this.node(node);
+    if (this.#proxies.get(node)?.running()) throw new Error(`kube-proxy of ${node} runs already`);
+    const p = startProcess(
+      `kube-proxy-${node}`,
+      [
+        "ip",
+        "netns",
+        "exec",
+        n.ns,
+        join(this.opts.binDir, "kube-proxy"),
+        "--proxy-mode=nftables",
+        `--hostname-override=${n.name}`,
+        `--kubeconfig=${this.nodeKubeconfig}`,
+        `--cluster-cidr=${POD_CIDR}${this.opts.ipv6 ? `,${POD6_CIDR}` : ""}`,
+        "--nodeport-addresses=primary",
+        // nf_conntrack_max and these timeouts are not writable from a namespace.
+        "--conntrack-max-per-core=0",
+        "--conntrack-tcp-timeout-established=0",
+        "--conntrack-tcp-timeout-close-wait=0",
+        `--healthz-bind-address=${n.ip}:10256`,
+        "--metrics-bind-address=127.0.0.1:10249",
+      ],
+      join(this.opts.workDir, `kube-proxy-${node}.log`),
+    );
+    this.#proxies.set(node, p);
+    return p;
+  }
+
+  /** Waits until every node's kube-proxy reports healthy (it has synced its rules). */
+  async waitProxiesReady(timeoutMs = 60_000): Promise<void> {
+    for (const n of this.nodes) {
+      const p = this.#proxies.get(n.name);
+      await waitFor(
+        `kube-proxy of ${n.name} healthy`,
+        async () => {
+          if (!p?.running()) throw new Error(`kube-proxy of ${n.name} exited: see ${p?.logFile}`);
+          const out = await tryRun("ip", [
+            "netns",
+            "exec",
+            n.ns,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "1",
+            `http://${n.ip}:10256/healthz`,
+          ]);
+          return out === "200";
+        },
+        timeoutMs,
+        200,
+      );
+    }
   }
 
   /** Proves that a node namespace reaches the apiserver through the uplink. */
@@ -598,12 +714,17 @@ export class Lab {
     writeFileSync(markerPath(this.opts.prefix), JSON.stringify(m));
   }
 
-  async #newNamespace(ns: string): Promise<void> {
+  async #newNamespace(ns: string, sysctls: string[] = []): Promise<void> {
     await run("ip", ["netns", "add", ns]);
-    // Before any interface exists, so that no link gets IPv6 addresses: the lab is IPv4 and
-    // router/neighbour solicitations would only be noise on the LAN.
-    for (const k of ["all", "default"])
-      await run("ip", ["netns", "exec", ns, "sysctl", "-qw", `net.ipv6.conf.${k}.disable_ipv6=1`]);
+    // Before any interface exists. An IPv4 lab has no IPv6 at all (router and neighbour
+    // solicitations would only be noise on the LAN); an IPv6 lab has static addresses only,
+    // without duplicate address detection (addresses usable at once).
+    const v6 = this.opts.ipv6 ? ["accept_dad=0", "autoconf=0", "accept_ra=0"] : ["disable_ipv6=1"];
+    const all = [
+      ...["all", "default"].flatMap((k) => v6.map((x) => `net.ipv6.conf.${k}.${x}`)),
+      ...sysctls,
+    ];
+    await run("ip", ["netns", "exec", ns, "sysctl", "-qw", ...all]);
     await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
   }
 
@@ -625,32 +746,65 @@ export class Lab {
     await run("ip", ["-n", ns, "link", "set", ifname, "up"]);
   }
 
-  /** Adds a node: namespace, LAN link(s), NodePort server, Node object (Ready). */
+  /**
+   * Adds a node: namespace, LAN link(s), pod bridge and routes, Node object (Ready, with
+   * its addresses), then kube-proxy (which reads those addresses at start).
+   */
   async addNode(labels: Record<string, string> = {}): Promise<LabNode> {
     const index = this.nodes.length + 1;
     const name = `node${index}`;
+    const pods = parseCIDR(POD_CIDR);
+    if (index * 32 > pods.size)
+      throw new Error(`${POD_CIDR} holds pod ranges for ${pods.size / 32} nodes`);
+    const podBase = pods.base + 32 * (index - 1);
     const node: LabNode = {
       name,
       ns: `${this.opts.prefix}${name}`,
       index,
       ip: hostAddress(this.#subnet, 10 + index),
       ...(this.#subnet2 ? { ip2: hostAddress(this.#subnet2, 10 + index) } : {}),
+      podCIDR: `${formatIPv4(podBase)}/27`,
+      podGateway: formatIPv4(podBase + 1),
+      ...(this.opts.ipv6
+        ? {
+            ip6: `${LAN6_PREFIX}${10 + index}`,
+            podCIDR6: `${pod6Prefix(index)}/64`,
+            podGateway6: `${pod6Prefix(index)}1`,
+          }
+        : {}),
     };
     this.#log(`adding ${name} (${node.ip})`);
-    await this.#newNamespace(node.ns);
+    await this.#newNamespace(node.ns, [
+      "net.ipv4.ip_forward=1",
+      ...(this.opts.ipv6 ? ["net.ipv6.conf.all.forwarding=1"] : []),
+    ]);
     await this.#plug(node.ns, "eth0", `n${index}e0`, "br0", `${node.ip}/${this.#subnet.bits}`);
     if (this.#subnet2 && node.ip2)
       await this.#plug(node.ns, "eth1", `n${index}e1`, "br1", `${node.ip2}/${this.#subnet2.bits}`);
+    const inNode = (...args: string[]) => run("ip", ["-n", node.ns, ...args]);
+    if (node.ip6) await inNode("addr", "add", `${node.ip6}/${LAN6_BITS}`, "dev", "eth0", "nodad");
+    // The pod bridge ("cni0": the speaker never announces on CNI plumbing).
+    await inNode("link", "add", "cni0", "type", "bridge");
+    await inNode("addr", "add", `${node.podGateway}/27`, "dev", "cni0");
+    if (node.podGateway6)
+      await inNode("addr", "add", `${node.podGateway6}/64`, "dev", "cni0", "nodad");
+    await inNode("link", "set", "cni0", "up");
+    // Pod ranges are routed through their nodes, both ways, and from the client.
+    for (const other of this.nodes) {
+      await inNode("route", "add", other.podCIDR, "via", other.ip);
+      await run("ip", ["-n", other.ns, "route", "add", node.podCIDR, "via", node.ip]);
+      if (node.ip6 && other.ip6 && other.podCIDR6 && node.podCIDR6) {
+        await inNode("-6", "route", "add", other.podCIDR6, "via", other.ip6);
+        await run("ip", ["-n", other.ns, "-6", "route", "add", node.podCIDR6, "via", node.ip6]);
+      }
+    }
+    await run("ip", ["-n", this.client.ns, "route", "add", node.podCIDR, "via", node.ip]);
+    if (node.ip6 && node.podCIDR6)
+      await run("ip", ["-n", this.client.ns, "-6", "route", "add", node.podCIDR6, "via", node.ip6]);
     this.nodes.push(node);
-    const server = new NodePortServer(
-      this.opts.nodeBin,
-      node,
-      join(this.opts.workDir, `nodeport-${name}.log`),
-    );
-    this.#servers.set(name, server);
-    for (const svc of this.#services.values()) await server.listen(svc.nodePort);
-    await this.#applyRules(node);
+    this.#podOffsets.set(name, new Set());
     await this.#createNodeObject(node, labels);
+    this.startProxy(name);
     return node;
   }
 
@@ -688,6 +842,7 @@ export class Lab {
     created.status = {
       addresses: [
         { type: "InternalIP", address: node.ip },
+        ...(node.ip6 ? [{ type: "InternalIP", address: node.ip6 }] : []),
         { type: "Hostname", address: node.name },
       ],
       conditions: [
@@ -909,19 +1064,33 @@ export class Lab {
   }
 
   /**
-   * Creates a LoadBalancer Service, its EndpointSlice (no controller-manager runs), the
-   * NodePort listeners and the pool:port → NodePort redirect on every node.
+   * Creates a LoadBalancer Service and its pods (one per endpoint, ready as asked), and
+   * waits until the EndpointSlice controller has published them.
    */
   async createService(name: string, o: LabServiceOptions): Promise<LabService> {
     const namespace = o.namespace ?? "default";
-    for (const s of this.#services.values())
-      if (s.port === o.port)
-        throw new Error(`port ${o.port} is used by lab service ${s.name} already`);
-    const { core, discovery } = clientsFor(this.kc);
+    if (this.#services.has(`${namespace}/${name}`))
+      throw new Error(`lab service ${namespace}/${name} exists already`);
+    if (o.dualStack && !this.opts.ipv6)
+      throw new Error("a dual-stack Service needs a lab with ipv6");
+    const { core } = clientsFor(this.kc);
     const annotations: Record<string, string> = { ...o.annotations };
     if (o.pool) annotations["ironlb.dev/address-pool"] = o.pool;
     if (o.ip) annotations["ironlb.dev/loadBalancerIPs"] = o.ip;
     const etp = o.externalTrafficPolicy ?? "Cluster";
+    const svc: LabService = {
+      name,
+      namespace,
+      port: o.port,
+      nodePort: 0,
+      externalTrafficPolicy: etp,
+      endpoints: [],
+      pods: [],
+      dualStack: o.dualStack === true,
+    };
+    this.#services.set(`${namespace}/${name}`, svc);
+    // Pods first: the controller then publishes all of them in its first slice.
+    await this.#reconcilePods(svc, normEndpoints(o.endpoints ?? this.nodes.map((n) => n.name)));
     const created = await core.createNamespacedService({
       namespace,
       body: {
@@ -930,47 +1099,24 @@ export class Lab {
           type: "LoadBalancer",
           externalTrafficPolicy: etp,
           selector: { app: name },
-          ports: [{ name: "http", port: o.port, protocol: "TCP", targetPort: 8080 as never }],
+          ports: [{ name: "http", port: o.port, protocol: "TCP", targetPort: POD_PORT as never }],
+          ...(o.dualStack
+            ? { ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv4", "IPv6"] }
+            : {}),
+          ...(o.affinitySeconds !== undefined
+            ? {
+                sessionAffinity: "ClientIP",
+                sessionAffinityConfig: { clientIP: { timeoutSeconds: o.affinitySeconds } },
+              }
+            : {}),
         },
       },
     });
     const nodePort = created.spec?.ports?.[0]?.nodePort;
     if (!nodePort) throw new Error(`the apiserver gave ${name} no NodePort`);
-    const svc: LabService = {
-      name,
-      namespace,
-      port: o.port,
-      nodePort,
-      externalTrafficPolicy: etp,
-      endpoints: normEndpoints(o.endpoints ?? this.nodes.map((n) => n.name)),
-    };
-    await discovery.createNamespacedEndpointSlice({ namespace, body: this.#slice(svc) });
-    this.#services.set(`${namespace}/${name}`, svc);
-    for (const s of this.#servers.values()) await s.listen(nodePort);
-    for (const n of this.nodes) await this.#applyRules(n);
+    svc.nodePort = nodePort;
+    await this.waitEndpoints(svc);
     return svc;
-  }
-
-  #slice(svc: LabService): V1EndpointSlice {
-    return {
-      metadata: {
-        name: `${svc.name}-lab`,
-        namespace: svc.namespace,
-        labels: {
-          "kubernetes.io/service-name": svc.name,
-          "endpointslice.kubernetes.io/managed-by": "lab.ironlb.dev",
-        },
-      },
-      addressType: "IPv4",
-      // hostNetwork-style endpoints: the node's own address, so that no address outside
-      // the lab appears anywhere (no traffic is sent to endpoints anyway).
-      endpoints: svc.endpoints.map((e) => ({
-        addresses: [this.node(e.node).ip],
-        nodeName: e.node,
-        conditions: { ready: e.ready !== false, serving: e.ready !== false, terminating: false },
-      })),
-      ports: [{ name: "http", port: 8080, protocol: "TCP" }],
-    };
   }
 
   service(name: string, namespace = "default"): LabService {
@@ -979,29 +1125,261 @@ export class Lab {
     return s;
   }
 
-  /** Replaces the Service's endpoints (and the ETP Local data path with them). */
+  /**
+   * Makes the Service's pods match `endpoints` (one pod per entry: a pod on that node is
+   * kept and its readiness set, missing ones are started, the rest deleted), then waits
+   * until the EndpointSlices say so.
+   */
   async setEndpoints(
     svc: LabService | string,
     endpoints: (string | EndpointSpec)[],
   ): Promise<void> {
     const s = typeof svc === "string" ? this.service(svc) : svc;
-    s.endpoints = normEndpoints(endpoints);
-    const { discovery } = clientsFor(this.kc);
-    const body = this.#slice(s);
-    await waitFor(`EndpointSlice of ${s.name} replaced`, async () => {
-      const cur = await discovery.readNamespacedEndpointSlice({
-        name: body.metadata!.name!,
-        namespace: s.namespace,
+    await this.#reconcilePods(s, normEndpoints(endpoints));
+    await this.waitEndpoints(s);
+  }
+
+  /** Waits until the Service's EndpointSlices list exactly its pods with their readiness. */
+  async waitEndpoints(svc: LabService, timeoutMs = 15_000): Promise<void> {
+    const want = svc.pods
+      .flatMap((p) => [
+        `${p.ip}=${p.ready}`,
+        ...(p.ip6 && svc.dualStack ? [`${p.ip6}=${p.ready}`] : []),
+      ])
+      .sort()
+      .join(",");
+    let have = "";
+    await waitFor(
+      `EndpointSlices of ${svc.namespace}/${svc.name} (want ${want || "none"})`,
+      async () => {
+        have = (await this.endpointsOf(svc))
+          .map((e) => `${e.address}=${e.ready}`)
+          .sort()
+          .join(",");
+        return have === want;
+      },
+      timeoutMs,
+      50,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; have ${have || "none"}`);
+    });
+  }
+
+  /** The endpoints the Service's EndpointSlices publish now. */
+  async endpointsOf(svc: LabService): Promise<{ address: string; ready: boolean }[]> {
+    const list = await clientsFor(this.kc).discovery.listNamespacedEndpointSlice({
+      namespace: svc.namespace,
+      labelSelector: `kubernetes.io/service-name=${svc.name}`,
+    });
+    return list.items.flatMap((sl) =>
+      (sl.endpoints ?? []).map((e) => ({
+        address: e.addresses[0] ?? "",
+        ready: e.conditions?.ready !== false,
+      })),
+    );
+  }
+
+  /** The speaker's nftables table on a node (`nft list table inet ironlb`), if it exists. */
+  async nodeTable(node: string): Promise<string | undefined> {
+    return tryRun("ip", [
+      "netns",
+      "exec",
+      this.node(node).ns,
+      "nft",
+      "list",
+      "table",
+      "inet",
+      "ironlb",
+    ]);
+  }
+
+  /** Runs a command in a node's namespace. */
+  inNode(node: string, args: string[], input?: string): Promise<string> {
+    return run(
+      "ip",
+      ["netns", "exec", this.node(node).ns, ...args],
+      input === undefined ? {} : { input },
+    );
+  }
+
+  /** Sets one pod's Ready condition (what a kubelet's readiness probe would do). */
+  async setPodReady(pod: LabPod, ready: boolean): Promise<void> {
+    pod.ready = ready;
+    await this.#writePodStatus(pod);
+  }
+
+  async #reconcilePods(svc: LabService, want: EndpointSpec[]): Promise<void> {
+    const left = [...svc.pods];
+    const pods: LabPod[] = [];
+    for (const e of want) {
+      const i = left.findIndex((p) => p.node === e.node);
+      if (i >= 0) {
+        const pod = left.splice(i, 1)[0]!;
+        if (pod.ready !== (e.ready !== false)) await this.setPodReady(pod, e.ready !== false);
+        pods.push(pod);
+      } else pods.push(await this.#startPod(svc, e.node, e.ready !== false));
+    }
+    for (const pod of left) await this.#deletePod(pod);
+    svc.pods = pods;
+    svc.endpoints = want;
+  }
+
+  /** A pod: namespace plugged into its node's bridge, HTTP server, Pod object and status. */
+  async #startPod(svc: LabService, nodeName: string, ready: boolean): Promise<LabPod> {
+    const node = this.node(nodeName);
+    const used = this.#podOffsets.get(nodeName)!;
+    let offset = 2;
+    while (used.has(offset)) offset++;
+    if (offset > 30) throw new Error(`no pod address left on ${nodeName} (${node.podCIDR})`);
+    used.add(offset);
+    const n = ++this.#podCounter;
+    const base = parseCIDR(node.podCIDR).base;
+    const pod: LabPod = {
+      name: `${svc.name}-${nodeName}-${n}`,
+      namespace: svc.namespace,
+      node: nodeName,
+      ns: `${this.opts.prefix}p${n}`,
+      ip: formatIPv4(base + offset),
+      ...(this.opts.ipv6 ? { ip6: `${pod6Prefix(node.index)}${offset}` } : {}),
+      ready,
+      offset,
+      server: undefined as unknown as LabProcess,
+    };
+    await this.#newNamespace(pod.ns);
+    const veth = `veth${n}`;
+    await run("ip", [
+      "-n",
+      node.ns,
+      "link",
+      "add",
+      veth,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      pod.ns,
+    ]);
+    await run("ip", ["-n", node.ns, "link", "set", veth, "master", "cni0", "up"]);
+    const inPod = (...args: string[]) => run("ip", ["-n", pod.ns, ...args]);
+    await inPod("addr", "add", `${pod.ip}/27`, "dev", "eth0");
+    if (pod.ip6) await inPod("addr", "add", `${pod.ip6}/64`, "dev", "eth0", "nodad");
+    await inPod("link", "set", "eth0", "up");
+    await inPod("route", "add", "default", "via", node.podGateway);
+    if (pod.ip6 && node.podGateway6)
+      await inPod("-6", "route", "add", "default", "via", node.podGateway6);
+    // socat forks one pod-http.sh per connection; with IPv6 one socket takes both families.
+    const listen = pod.ip6
+      ? `TCP6-LISTEN:${POD_PORT},ipv6only=0,fork,reuseaddr,backlog=512`
+      : `TCP4-LISTEN:${POD_PORT},fork,reuseaddr,backlog=512`;
+    pod.server = startProcess(
+      `pod-${pod.name}`,
+      [
+        "ip",
+        "netns",
+        "exec",
+        pod.ns,
+        "socat",
+        listen,
+        `EXEC:bash ${join(import.meta.dirname, "pod-http.sh")}`,
+      ],
+      join(this.opts.workDir, `pod-${pod.name}.log`),
+      { POD_NAME: pod.name },
+    );
+    await waitFor(
+      `the server of pod ${pod.name} listening`,
+      async () => {
+        if (!pod.server.running())
+          throw new Error(`the server of pod ${pod.name} exited: see ${pod.server.logFile}`);
+        const out = await run("ip", [
+          "netns",
+          "exec",
+          pod.ns,
+          "ss",
+          "-Hltn",
+          `sport = :${POD_PORT}`,
+        ]);
+        return out.trim() !== "";
+      },
+      10_000,
+      20,
+    );
+    const { core } = clientsFor(this.kc);
+    const body: V1Pod = {
+      metadata: { name: pod.name, namespace: pod.namespace, labels: { app: svc.name } },
+      spec: {
+        nodeName,
+        containers: [
+          {
+            name: "http",
+            image: "lab.ironlb.dev/none",
+            ports: [{ containerPort: POD_PORT, name: "http" }],
+          },
+        ],
+      },
+    };
+    await core.createNamespacedPod({ namespace: pod.namespace, body });
+    await this.#writePodStatus(pod);
+    return pod;
+  }
+
+  /** Writes the status a kubelet would: Running, the pod's addresses, Ready as asked. */
+  async #writePodStatus(pod: LabPod): Promise<void> {
+    const { core } = clientsFor(this.kc);
+    const node = this.node(pod.node);
+    await waitFor(`status of pod ${pod.name}`, async () => {
+      const cur = await core.readNamespacedPodStatus({ name: pod.name, namespace: pod.namespace });
+      const now = new Date();
+      const cond = (type: string, status: boolean) => ({
+        type,
+        status: status ? "True" : "False",
+        lastTransitionTime: now,
       });
-      body.metadata!.resourceVersion = cur.metadata?.resourceVersion;
-      await discovery.replaceNamespacedEndpointSlice({
-        name: body.metadata!.name!,
-        namespace: s.namespace,
-        body,
+      cur.status = {
+        phase: "Running",
+        hostIP: node.ip,
+        hostIPs: [{ ip: node.ip }, ...(node.ip6 ? [{ ip: node.ip6 }] : [])],
+        podIP: pod.ip,
+        podIPs: [{ ip: pod.ip }, ...(pod.ip6 ? [{ ip: pod.ip6 }] : [])],
+        startTime: cur.status?.startTime ?? now,
+        conditions: [
+          cond("PodScheduled", true),
+          cond("Initialized", true),
+          cond("ContainersReady", pod.ready),
+          cond("Ready", pod.ready),
+        ],
+      };
+      await core.replaceNamespacedPodStatus({
+        name: pod.name,
+        namespace: pod.namespace,
+        body: cur,
       });
       return true;
     });
-    for (const n of this.nodes) await this.#applyRules(n);
+  }
+
+  async #deletePod(pod: LabPod): Promise<void> {
+    await clientsFor(this.kc)
+      .core.deleteNamespacedPod({ name: pod.name, namespace: pod.namespace, gracePeriodSeconds: 0 })
+      .catch((err: unknown) => {
+        if (apiStatus(err) !== 404) throw err;
+      });
+    await pod.server.stop("SIGKILL");
+    await killAll(await netnsPids(pod.ns));
+    await tryRun("ip", ["netns", "del", pod.ns]);
+    this.#podOffsets.get(pod.node)?.delete(pod.offset);
+  }
+
+  /** Deletes a Service and its pods. */
+  async deleteService(svc: LabService): Promise<void> {
+    await clientsFor(this.kc).core.deleteNamespacedService({
+      name: svc.name,
+      namespace: svc.namespace,
+    });
+    for (const pod of svc.pods) await this.#deletePod(pod);
+    svc.pods = [];
+    this.#services.delete(`${svc.namespace}/${svc.name}`);
   }
 
   async getService(name: string, namespace = "default"): Promise<V1Service> {
@@ -1035,39 +1413,6 @@ export class Lab {
     }));
   }
 
-  /**
-   * The node's stand-in for kube-proxy: `pool:port` goes to the local NodePort, except that
-   * an ETP Local Service is dropped on nodes without a ready local endpoint (as kube-proxy
-   * does), so that traffic sent to a wrong node fails visibly.
-   */
-  async #applyRules(node: LabNode): Promise<void> {
-    const pool = this.opts.poolCIDR;
-    const nat: string[] = [];
-    const drop: string[] = [];
-    for (const s of this.#services.values()) {
-      const local = s.endpoints.some((e) => e.node === node.name && e.ready !== false);
-      if (s.externalTrafficPolicy === "Local" && !local)
-        drop.push(`ip daddr ${pool} tcp dport ${s.port} drop`);
-      else nat.push(`ip daddr ${pool} tcp dport ${s.port} redirect to :${s.nodePort}`);
-    }
-    const script = [
-      `table ip ${nftTable} {}`,
-      `delete table ip ${nftTable}`,
-      `table ip ${nftTable} {`,
-      "  chain guard {",
-      "    type filter hook prerouting priority raw; policy accept;",
-      ...drop.map((r) => `    ${r}`),
-      "  }",
-      "  chain nodeports {",
-      "    type nat hook prerouting priority dstnat; policy accept;",
-      ...nat.map((r) => `    ${r}`),
-      "  }",
-      "}",
-      "",
-    ].join("\n");
-    await run("ip", ["netns", "exec", node.ns, "nft", "-f", "-"], { input: script });
-  }
-
   // ---------------------------------------------------------------- the client's view
 
   #inClient(args: string[], timeoutMs?: number): Promise<string> {
@@ -1078,10 +1423,11 @@ export class Lab {
     );
   }
 
-  /** HTTP GET from the client; resolves with the body (the answering node's name). */
-  async clientCurl(ip: string, port: number, timeoutMs = 1000): Promise<string> {
+  /** HTTP GET from the client; resolves with what the pod answered. */
+  async clientRequest(ip: string, port: number, timeoutMs = 1000): Promise<PodAnswer> {
     const s = (timeoutMs / 1000).toFixed(3);
-    return (
+    const host = ip.includes(":") ? `[${ip}]` : ip;
+    const body = (
       await this.#inClient(
         [
           "curl",
@@ -1091,20 +1437,46 @@ export class Lab {
           "--connect-timeout",
           s,
           "--no-keepalive",
-          `http://${ip}:${port}/`,
+          `http://${host}:${port}/`,
         ],
         timeoutMs + 2000,
       )
     ).trim();
+    return this.parseAnswer(body);
   }
 
-  /** Like clientCurl, but undefined instead of an error when nothing answered. */
-  async tryClientCurl(ip: string, port: number, timeoutMs = 1000): Promise<string | undefined> {
+  /** Like clientRequest, but undefined instead of an error when nothing answered. */
+  async tryClientRequest(
+    ip: string,
+    port: number,
+    timeoutMs = 1000,
+  ): Promise<PodAnswer | undefined> {
     try {
-      return await this.clientCurl(ip, port, timeoutMs);
+      return await this.clientRequest(ip, port, timeoutMs);
     } catch {
       return undefined;
     }
+  }
+
+  /** The node a client's connection to ip:port entered through, or undefined if none answered. */
+  async tryEntryNode(ip: string, port: number, timeoutMs = 1000): Promise<string | undefined> {
+    return (await this.tryClientRequest(ip, port, timeoutMs))?.via;
+  }
+
+  /**
+   * Reads a pod's answer "<pod> <client address>". The entry node: the node whose address
+   * (LAN or pod gateway) the pod saw after masquerade (Cluster), or, when the pod saw the
+   * client itself (Local keeps it, and reaches local pods only), the pod's own node.
+   */
+  parseAnswer(body: string): PodAnswer {
+    const [pod, seen] = body.split(" ");
+    const client = seen === undefined ? undefined : canonicalAddress(seen);
+    const p = [...this.#services.values()].flatMap((s) => s.pods).find((x) => x.name === pod);
+    if (!p || !client) throw new Error(`not a lab pod's answer: "${body}"`);
+    const by = this.nodes.find((n) =>
+      [n.ip, n.ip2, n.ip6, n.podGateway, n.podGateway6].includes(client),
+    );
+    return { pod: p.name, node: p.node, client, via: by?.name ?? p.node };
   }
 
   /** The client kernel's neighbour entry for `ip`, if it has one. */
@@ -1188,11 +1560,60 @@ export class Lab {
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    for (const p of [...this.#speakers.values(), ...(this.#controller ? [this.#controller] : [])]) {
-      if (p.running()) p.proc.kill("SIGKILL");
+    const all = [
+      ...this.#speakers.values(),
+      ...this.#proxies.values(),
+      ...[...this.#services.values()].flatMap((s) => s.pods.map((p) => p.server)),
+      ...(this.#controller ? [this.#controller] : []),
+      ...(this.#endpointController ? [this.#endpointController] : []),
+    ];
+    for (const p of all) if (p.running()) p.proc.kill("SIGKILL");
+    // The control plane may be shared (the e2e tier): its Services and Pods go too,
+    // best effort (the apiserver may be gone when a failed run tears down).
+    const { core } = clientsFor(this.kc);
+    for (const svc of this.#services.values()) {
+      await core
+        .deleteNamespacedService({ name: svc.name, namespace: svc.namespace })
+        .catch(() => {});
+      for (const pod of svc.pods)
+        await core
+          .deleteNamespacedPod({ name: pod.name, namespace: pod.namespace, gracePeriodSeconds: 0 })
+          .catch(() => {});
     }
     await removeLab(this.opts.prefix);
   }
+}
+
+/**
+ * An address as the lab writes it: IPv4-mapped IPv6 as IPv4, IPv6 compressed (RFC 5952);
+ * socat reports peers in full ("0000:...:ffff:cb00:7164").
+ */
+export function canonicalAddress(a: string): string {
+  if (!a.includes(":")) return a;
+  const [head = "", tail] = a.split("::");
+  const h = head === "" ? [] : head.split(":");
+  const t = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t].map((g) =>
+    Number.parseInt(g, 16),
+  );
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff)
+    return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join(".");
+  // The longest run of two or more zero groups becomes "::".
+  let best = [-1, 0];
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best[1]! && j - i >= 2) best = [i, j - i];
+    i = j > i ? j : i + 1;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best[0]! < 0) return hex.join(":");
+  return `${hex.slice(0, best[0]).join(":")}::${hex.slice(best[0]! + best[1]!).join(":")}`;
+}
+
+/** The /64 prefix of node `index`'s IPv6 pods ("2001:db8:2:101::"), inside POD6_CIDR. */
+function pod6Prefix(index: number): string {
+  return `${POD6_CIDR.split("::")[0]!.replace(/00$/, "")}${index.toString().padStart(2, "0")}::`;
 }
 
 /** MACs in arping's "Unicast reply from IP [MAC]" lines, first answer first. */
