@@ -40,6 +40,15 @@ export interface ControlPlaneOptions {
   pickPort?: () => Promise<number>;
   /** `--service-cluster-ip-range` (default `serviceCIDRs`); IPv4 range first. */
   serviceCIDRs?: string;
+  /**
+   * Keep the ServiceAccount admission plugin (default off: without kube-controller-manager
+   * there are no default ServiceAccounts). The real-cluster lab runs the controller-manager.
+   */
+  serviceAccountAdmission?: boolean;
+  /** `--authorization-mode` (default RBAC; the real-cluster lab adds Node). */
+  authorizationModes?: string;
+  /** More kube-apiserver flags, appended after the defaults. */
+  extraArgs?: string[];
 }
 
 /**
@@ -139,7 +148,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await withFreshPorts("kube-apiserver", log, async () => {
       const apiPort = await pick();
       state.port = apiPort;
-      state.server = `https://127.0.0.1:${apiPort}`;
+      // A specific bind address is the only one the apiserver answers on; 0.0.0.0 includes loopback.
+      const host = bind === "0.0.0.0" ? "127.0.0.1" : bind;
+      state.server = `https://${host}:${apiPort}`;
       const logFile = join(dir, "kube-apiserver.log");
       rmSync(logFile, { force: true });
       log(`starting kube-apiserver on ${state.server}`);
@@ -154,19 +165,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           `--tls-private-key-file=${pki.serverKey}`,
           `--client-ca-file=${pki.caCert}`,
           "--anonymous-auth=false",
-          "--authorization-mode=RBAC",
+          `--authorization-mode=${opts.authorizationModes ?? "RBAC"}`,
           `--service-account-issuer=https://kubernetes.default.svc.cluster.local`,
           `--service-account-key-file=${pki.saPub}`,
           `--service-account-signing-key-file=${pki.saKey}`,
           `--service-cluster-ip-range=${cidrs}`,
           // No kube-controller-manager creates default ServiceAccounts, so the admission
           // plugin that requires them would reject every pod (envtest does the same).
-          "--disable-admission-plugins=ServiceAccount",
+          ...(opts.serviceAccountAdmission ? [] : ["--disable-admission-plugins=ServiceAccount"]),
           "--allow-privileged=true",
           `--cert-dir=${join(dir, "pki")}`,
           "--profiling=false",
           "--max-requests-inflight=1000",
           "--max-mutating-requests-inflight=500",
+          ...(opts.extraArgs ?? []),
         ],
         logFile,
         opts.detached,
@@ -204,7 +216,7 @@ export function readState(dir: string): ControlPlaneState | undefined {
   }
 }
 
-interface Pki {
+export interface Pki {
   caCert: string;
   caKey: string;
   serverCert: string;
@@ -319,7 +331,79 @@ async function makePki(dir: string, ips: string[], serviceIP: string): Promise<P
   return pkiPaths(dir);
 }
 
-function pkiPaths(dir: string): Pki {
+/**
+ * Issues a client certificate signed by the control plane's CA (for kubelets, kube-proxy,
+ * the scheduler...): `subject` like `/O=system:nodes/CN=system:node:n1`. Returns its paths.
+ */
+export async function issueClientCert(
+  state: Pick<ControlPlaneState, "dir">,
+  name: string,
+  subject: string,
+): Promise<{ cert: string; key: string; ca: string }> {
+  const dir = join(state.dir, "pki");
+  const p = (f: string) => join(dir, f);
+  await openssl([
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    p(`${name}.key`),
+    "-out",
+    p(`${name}.csr`),
+    "-subj",
+    subject,
+  ]);
+  writeFileSync(p(`${name}.ext`), "extendedKeyUsage=clientAuth\n");
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    p(`${name}.csr`),
+    "-CA",
+    p("ca.crt"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p(`${name}.crt`),
+    "-days",
+    "3650",
+    "-extfile",
+    p(`${name}.ext`),
+  ]);
+  return { cert: p(`${name}.crt`), key: p(`${name}.key`), ca: p("ca.crt") };
+}
+
+/** A kubeconfig for a client certificate, reaching the apiserver at `server`. */
+export function clientKubeconfig(server: string, ca: string, cert: string, key: string): string {
+  const b64 = (f: string) => readFileSync(f).toString("base64");
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: ironlb-test
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${b64(ca)}
+users:
+- name: user
+  user:
+    client-certificate-data: ${b64(cert)}
+    client-key-data: ${b64(key)}
+contexts:
+- name: ironlb-test
+  context:
+    cluster: ironlb-test
+    user: user
+current-context: ironlb-test
+`;
+}
+
+/** Paths of the control plane's CA, admin and ServiceAccount signing keys. */
+export function pkiPaths(dir: string): Pki {
   const p = (f: string) => join(dir, f);
   return {
     caCert: p("ca.crt"),
@@ -337,7 +421,11 @@ function pkiPaths(dir: string): Pki {
  * Writes an admin kubeconfig for the control plane; `host` is the address to reach it by
  * (default loopback; the lab passes its uplink address, which the serving certificate names).
  */
-export function writeKubeconfig(state: ControlPlaneState, path: string, host = "127.0.0.1"): void {
+export function writeKubeconfig(
+  state: ControlPlaneState,
+  path: string,
+  host = new URL(state.server).hostname,
+): void {
   const pki = pkiPaths(join(state.dir, "pki"));
   writeFileSync(path, kubeconfigYaml(`https://${host}:${state.port}`, pki));
 }

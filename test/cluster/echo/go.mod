@@ -1,0 +1,3 @@
+module ironlb.dev/lab/echo
+
+go 1.26
