@@ -897,18 +897,18 @@ exec sleep infinity
     this.saveMarker();
   }
 
-  /** Pids of a node's processes whose command line contains `needle` (e.g. the speaker). */
-  async nodeProcesses(name: string, needle: string): Promise<number[]> {
+  /** Pids of a node's processes (its namespace and cgroups) whose argv passes `match`. */
+  async nodeProcesses(name: string, match: (argv: string[]) => boolean): Promise<number[]> {
     const n = this.node(name);
-    const out: number[] = [];
+    const out = new Set<number>();
     for (const pid of [...(await netnsPidsOf(n.ns)), ...cgroupPids(n.ns)]) {
       try {
-        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(needle)) out.push(pid);
+        if (match(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"))) out.add(pid);
       } catch {
         // gone
       }
     }
-    return [...new Set(out)];
+    return [...out];
   }
 
   get logsDir(): string {

@@ -115,6 +115,9 @@ export async function ironlbImage(
     version: string;
     scripts: Record<string, string>;
   };
+  // A prebuilt archive of this version (e.g. from another checkout) saves the build.
+  const given = process.env.IRONLB_IMAGE_ARCHIVE;
+  if (given) return { archive: given, ref: `localhost/ironlb:${pkg.version}`, tag: pkg.version };
   if (!pkg.scripts.image)
     throw new Error("package.json has no `image` script: ironlb's image cannot be built here");
   log("building or reusing ironlb's image (npm run image)");

@@ -1,0 +1,145 @@
+// `npm run lab` (up) and `npm run lab -- down`: a real Kubernetes cluster on this machine
+// (control plane, three kubelet nodes in network namespaces, kube-proxy, bridge CNI), ironlb
+// installed by its Helm chart, an echo Deployment behind two LoadBalancer Services reached
+// from a LAN client through real ARP, and measured failovers. The cluster stays up after
+// `up` exits; `down` removes all of it.
+import { join } from "node:path";
+import { cacheRoot, ensureBinaries } from "../controlplane/controlplane.ts";
+import { CLIENT_IP, LAN_CIDR, POD_CIDR, POOL_CIDR, SERVICE_CIDR_V4 } from "./addresses.ts";
+import { destroyCluster, RealCluster } from "./cluster.ts";
+import { buildLabImages, ironlbImage } from "./images.ts";
+import {
+  APP_NAMESPACE,
+  announcingNode,
+  CLUSTER_SVC,
+  clientEcho,
+  createPool,
+  deleteSpeakerPod,
+  deployEcho,
+  installIronlb,
+  LOCAL_SVC,
+  loseNode,
+  NAMESPACE,
+  sample,
+  timeFailover,
+  waitAnswer,
+  waitExternalIP,
+  waitSpeakersReady,
+} from "./ironlb.ts";
+
+const labDir = join(cacheRoot, "cluster-lab");
+const t0 = performance.now();
+const secs = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+const say = (msg: string) => process.stdout.write(`[lab] ${msg}\n`);
+const note = (msg: string) => process.stderr.write(`[lab] ${msg}\n`);
+
+async function up(): Promise<void> {
+  let cluster: RealCluster | undefined;
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    note(`${sig}: removing what was created`);
+    void destroyCluster(note).finally(() => process.exit(130));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const [binDir, images, ironlb] = await Promise.all([
+      ensureBinaries(note),
+      buildLabImages(note),
+      ironlbImage(note),
+    ]);
+    note(`binaries and images ready (${secs()})`);
+    cluster = await RealCluster.create({
+      dir: labDir,
+      binDir,
+      nodes: 3,
+      // ironlb's image too: importing it while the nodes start saves time after helm install.
+      images: [images.pause, images.echo, ironlb.archive],
+      log: note,
+    });
+    const c = cluster;
+    say(`cluster up: 3 nodes Ready (${secs()})`);
+    await Promise.all([
+      installIronlb(c, ironlb, [], false),
+      (async () => {
+        await deployEcho(c);
+      })(),
+    ]);
+    say(`ironlb installed with helm (${ironlb.ref}), echo pods Running (${secs()})`);
+    await createPool(c);
+    const ipCluster = await waitExternalIP(c, CLUSTER_SVC);
+    const ipLocal = await waitExternalIP(c, LOCAL_SVC);
+    const first = await waitAnswer(c, ipLocal);
+    await waitAnswer(c, ipCluster);
+    say(`IP reached (${secs()}):`);
+    process.stdout.write(
+      await c.kubectl(["get", "svc", "-n", APP_NAMESPACE, CLUSTER_SVC, LOCAL_SVC, "-o", "wide"]),
+    );
+    const owner = (await announcingNode(c, LOCAL_SVC)) ?? first.node;
+    say(
+      `client ${CLIENT_IP} → http://${ipCluster}/ (externalTrafficPolicy: Cluster, masqueraded):`,
+    );
+    for (const a of await sample(c, ipCluster, 6))
+      say(`  answered by ${a.pod} on ${a.node}, client address seen: ${a.client}`);
+    say(
+      `client ${CLIENT_IP} → http://${ipLocal}/ (externalTrafficPolicy: Local, announced by ${owner}):`,
+    );
+    for (const a of await sample(c, ipLocal, 3))
+      say(`  answered by ${a.pod} on ${a.node}, client address seen: ${a.client}`);
+    const n = await c.clientNeighbour(ipLocal);
+    const byMac = n?.mac ? await c.nodeByMac(n.mac) : undefined;
+    say(
+      `client neighbour entry: ${ipLocal} lladdr ${n?.mac ?? "-"} ${n?.state.join(",") ?? "(none)"} (${byMac ?? "?"}'s eth0)`,
+    );
+
+    say("failover 1: delete the announcing node's speaker pod (kubectl delete pod)");
+    const f1 = await timeFailover(c, ipLocal, (node) => deleteSpeakerPod(c, node));
+    say(
+      `  ${f1.from} → ${f1.to}: the client was answered by ${f1.to} after ${f1.ms.toFixed(0)} ms`,
+    );
+    await waitSpeakersReady(c);
+    say("failover 2: node loss (SIGKILL to the announcing node's kubelet and speaker)");
+    const f2 = await timeFailover(c, ipLocal, (node) => loseNode(c, node));
+    say(
+      `  ${f2.from} → ${f2.to}: the client was answered by ${f2.to} after ${f2.ms.toFixed(0)} ms`,
+    );
+    c.startKubelet(f2.from);
+    await c.waitNodesReady(60_000);
+    await waitSpeakersReady(c);
+    const after = await clientEcho(c, ipLocal);
+    say(
+      `${f2.from}'s kubelet restarted, all speakers Ready; ${ipLocal} now answered by ${after?.node ?? "nobody"} (${secs()})`,
+    );
+    const kubectl = `KUBECONFIG=${c.kubeconfig} ${c.kubectlBin}`;
+    say("the cluster keeps running. Try:");
+    say(`  ${kubectl} get nodes,pods -A -o wide`);
+    say(`  ${kubectl} -n ${NAMESPACE} logs ds/ironlb-speaker`);
+    say(`  nsenter --net=/run/netns/${c.client.ns} curl http://${ipLocal}/     (the LAN client)`);
+    say(
+      `  addresses: LAN ${LAN_CIDR} (uplink ${c.nodes.length > 0 ? "198.51.100.1" : ""}), pods ${POD_CIDR}, ClusterIPs ${SERVICE_CIDR_V4}, pool ${POOL_CIDR}; logs in ${c.logsDir}`,
+    );
+    say("  remove it: npm run lab -- down");
+  } catch (err) {
+    if (interrupted) await new Promise(() => {});
+    note(`FAILED: ${(err as Error).message}`);
+    if (cluster) note(`logs were in ${cluster.logsDir}; removing everything the lab created`);
+    await destroyCluster(note);
+    process.exit(1);
+  }
+}
+
+const cmd = process.argv[2] ?? "up";
+if (process.getuid?.() !== 0) {
+  note("the lab creates network namespaces and cgroups and needs root: run it as root");
+  process.exit(1);
+}
+if (cmd === "down") {
+  if (!(await destroyCluster(say))) say("no lab was running");
+} else if (cmd === "up") await up();
+else {
+  note(`unknown command "${cmd}": use \`npm run lab\` or \`npm run lab -- down\``);
+  process.exit(2);
+}
+process.exit(0);
