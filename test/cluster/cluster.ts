@@ -845,6 +845,11 @@ exec sleep infinity
     return out?.trim() || undefined;
   }
 
+  /** Empties the client's neighbour cache (its next packet to an IP starts with ARP). */
+  async clientFlushNeighbours(): Promise<void> {
+    await inNet(CLIENT, "ip", ["neigh", "flush", "dev", "eth0"]);
+  }
+
   /** The client's neighbour entry for `ip` (MAC and state), if any. */
   async clientNeighbour(ip: string): Promise<{ mac?: string; state: string[] } | undefined> {
     const out = await inNet(CLIENT, "ip", ["-j", "neigh", "show", ip]);

@@ -1,0 +1,170 @@
+// ironlb as users run it: a real cluster on this machine (kubelet, containerd, kube-proxy in
+// nftables mode, bridge CNI; test/cluster/cluster.ts), ironlb installed with `helm install`
+// from its image, and a LAN client reaching real pods through ARP → node → kube-proxy.
+// One cluster for the whole file; it is removed in afterAll even when a test fails, and
+// the root namespace's sysctls, nftables ruleset and routes must be as they were.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { CLIENT_IP } from "../cluster/addresses.ts";
+import { destroyCluster, RealCluster } from "../cluster/cluster.ts";
+import { type HostSnapshot, hostSnapshot, hostSnapshotDiff } from "../cluster/host.ts";
+import { buildLabImages, ironlbImage } from "../cluster/images.ts";
+import {
+  announcingNode,
+  CLUSTER_SVC,
+  clientEcho,
+  createPool,
+  deleteSpeakerPod,
+  deployEcho,
+  installIronlb,
+  LOCAL_SVC,
+  NAMESPACE,
+  RELEASE,
+  sample,
+  timeFailover,
+  waitAnswer,
+  waitExternalIP,
+  waitSpeakersReady,
+} from "../cluster/ironlb.ts";
+import { repoRoot, waitFor } from "../support/kube.ts";
+
+const log = (m: string) => process.stderr.write(`[cluster-e2e] ${m}\n`);
+
+describe("ironlb installed by helm in a real cluster", () => {
+  let c: RealCluster | undefined;
+  let before: HostSnapshot;
+  let ipCluster = "";
+  let ipLocal = "";
+  let imageTag = "";
+
+  const cluster = () => {
+    if (!c) throw new Error("the cluster did not start (see beforeAll)");
+    return c;
+  };
+
+  beforeAll(async () => {
+    // A lab left running uses the same addresses: it is replaced (it is disposable).
+    if (await destroyCluster(log)) log("removed a running lab cluster first");
+    before = await hostSnapshot();
+    const [images, ironlb] = await Promise.all([buildLabImages(log), ironlbImage(log)]);
+    imageTag = ironlb.tag;
+    c = await RealCluster.create({
+      dir: mkdtempSync(join(tmpdir(), "ironlb-cluster-e2e-")),
+      binDir: inject("binDir"),
+      nodes: 3,
+      images: [images.pause, images.echo, ironlb.archive],
+      log,
+    });
+    await installIronlb(c, ironlb, [], false);
+    await deployEcho(c);
+    await createPool(c);
+    ipCluster = await waitExternalIP(c, CLUSTER_SVC);
+    ipLocal = await waitExternalIP(c, LOCAL_SVC);
+  }, 300_000);
+
+  afterAll(async () => {
+    await destroyCluster(log);
+  }, 120_000);
+
+  it("Cluster: the client reaches the pods on every node, masqueraded", async () => {
+    await waitAnswer(cluster(), ipCluster);
+    const answers = await sample(cluster(), ipCluster, 30);
+    expect(answers.length).toBe(30);
+    expect(new Set(answers.map((a) => a.node))).toEqual(new Set(["node1", "node2", "node3"]));
+    for (const a of answers) expect(a.client).not.toBe(CLIENT_IP);
+  });
+
+  it("Local: only the announcing node's pod answers, and it sees the client's address", async () => {
+    const first = await waitAnswer(cluster(), ipLocal);
+    const owner = await announcingNode(cluster(), LOCAL_SVC);
+    expect(owner).toBe(first.node);
+    const answers = await sample(cluster(), ipLocal, 10);
+    expect(answers.length).toBe(10);
+    for (const a of answers) expect(a).toMatchObject({ node: owner, client: CLIENT_IP });
+    // The client's kernel resolved the IP to the announcing node's MAC through ARP.
+    const n = await cluster().clientNeighbour(ipLocal);
+    expect(n?.mac).toBe(await cluster().macOf(owner!));
+  });
+
+  it("the announcing node's speaker pod deleted: traffic flows again through another node", async () => {
+    const f = await timeFailover(cluster(), ipLocal, (node) => deleteSpeakerPod(cluster(), node));
+    log(
+      `failover after the speaker pod of ${f.from} was deleted: ${f.ms.toFixed(0)} ms, to ${f.to}`,
+    );
+    expect(f.to).not.toBe(f.from);
+    const a = await clientEcho(cluster(), ipLocal);
+    expect(a?.client).toBe(CLIENT_IP);
+    expect(await clientEcho(cluster(), ipCluster)).toBeDefined();
+    await waitSpeakersReady(cluster());
+  });
+
+  it("helm upgrade with a changed value keeps the IPs and the traffic", async () => {
+    const c = cluster();
+    await c.helm([
+      "upgrade",
+      RELEASE,
+      join(repoRoot, "charts/ironlb"),
+      "--namespace",
+      NAMESPACE,
+      "--reuse-values",
+      "--set",
+      "logLevel=debug",
+      "--wait",
+      "--timeout",
+      "120s",
+    ]);
+    await waitSpeakersReady(c);
+    const env = await c.kubectl([
+      "get",
+      "daemonset",
+      "-n",
+      NAMESPACE,
+      `${RELEASE}-speaker`,
+      "-o",
+      "jsonpath={.spec.template.spec.containers[0].env[?(@.name=='LOG_LEVEL')].value}",
+    ]);
+    expect(env.trim()).toBe("debug");
+    expect(
+      await c.kubectl([
+        "get",
+        "daemonset",
+        "-n",
+        NAMESPACE,
+        `${RELEASE}-speaker`,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+      ]),
+    ).toBe(`localhost/ironlb:${imageTag}`);
+    expect(await waitExternalIP(c, CLUSTER_SVC)).toBe(ipCluster);
+    expect(await waitExternalIP(c, LOCAL_SVC)).toBe(ipLocal);
+    const local = await waitAnswer(c, ipLocal);
+    expect(local.client).toBe(CLIENT_IP);
+    const answers = await sample(c, ipCluster, 10);
+    expect(answers.length).toBe(10);
+  });
+
+  it("helm uninstall removes ironlb: nothing answers ARP for the IPs any more", async () => {
+    const c = cluster();
+    await c.helm(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s"]);
+    await waitFor(
+      "ironlb's pods to be gone",
+      async () => (await c.kubectl(["get", "pods", "-n", NAMESPACE, "-o", "name"])).trim() === "",
+      60_000,
+      250,
+    );
+    // With the client's cache emptied, its kernel must ARP again: no node answers now.
+    await c.clientFlushNeighbours();
+    expect(await c.clientGet(`http://${ipLocal}/`, 1500)).toBeUndefined();
+    const n = await c.clientNeighbour(ipLocal);
+    expect(n?.mac).toBeUndefined();
+  });
+
+  it("after teardown the host's sysctls, nftables ruleset and routes are as before", async () => {
+    await destroyCluster(log);
+    c = undefined;
+    const after = await hostSnapshot();
+    expect(hostSnapshotDiff(before, after)).toEqual([]);
+  });
+});
