@@ -4,28 +4,24 @@
 // from a LAN client through real ARP, and measured failovers. The cluster stays up after
 // `up` exits; `down` removes all of it.
 import { join } from "node:path";
-import { cacheRoot, ensureBinaries } from "../controlplane/controlplane.ts";
+import { cacheRoot } from "../controlplane/controlplane.ts";
 import { CLIENT_IP, LAN_CIDR, POD_CIDR, POOL_CIDR, SERVICE_CIDR_V4 } from "./addresses.ts";
-import { destroyCluster, RealCluster } from "./cluster.ts";
-import { buildLabImages, ironlbImage } from "./images.ts";
+import { destroyCluster, type RealCluster } from "./cluster.ts";
 import {
   APP_NAMESPACE,
   announcingNode,
   CLUSTER_SVC,
   clientEcho,
-  createPool,
   deleteSpeakerPod,
-  deployEcho,
-  installIronlb,
   LOCAL_SVC,
   loseNode,
   NAMESPACE,
   sample,
   timeFailover,
   waitAnswer,
-  waitExternalIP,
   waitSpeakersReady,
 } from "./ironlb.ts";
+import { upWithIronlb } from "./up.ts";
 
 const labDir = join(cacheRoot, "cluster-lab");
 const t0 = performance.now();
@@ -45,38 +41,18 @@ async function up(): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    const [binDir, images, ironlb] = await Promise.all([
-      ensureBinaries(note),
-      buildLabImages(note),
-      ironlbImage(note),
-    ]);
-    note(`binaries and images ready (${secs()})`);
-    cluster = await RealCluster.create({
-      dir: labDir,
-      binDir,
-      nodes: 3,
-      // ironlb's image too: importing it while the nodes start saves time after helm install.
-      images: [images.pause, images.echo, ironlb.archive],
-      log: note,
-    });
+    const up = await upWithIronlb({ dir: labDir, log: note });
+    cluster = up.cluster;
     const c = cluster;
-    say(`cluster up: 3 nodes Ready (${secs()})`);
-    await Promise.all([
-      installIronlb(c, ironlb, [], false),
-      (async () => {
-        await deployEcho(c);
-      })(),
-    ]);
-    say(`ironlb installed with helm (${ironlb.ref}), echo pods Running (${secs()})`);
-    await createPool(c);
-    const ipCluster = await waitExternalIP(c, CLUSTER_SVC);
-    const ipLocal = await waitExternalIP(c, LOCAL_SVC);
-    const first = await waitAnswer(c, ipLocal);
-    await waitAnswer(c, ipCluster);
-    say(`IP reached (${secs()}):`);
+    const { ipCluster, ipLocal } = up;
+    const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    say(
+      `3 nodes Ready at ${sec(up.ms.nodesReady)}; ironlb installed by helm (${up.image.ref}) and echo pods Running at ${sec(up.ms.installed)}; IPs reached at ${sec(up.ms.ipReached)}:`,
+    );
     process.stdout.write(
       await c.kubectl(["get", "svc", "-n", APP_NAMESPACE, CLUSTER_SVC, LOCAL_SVC, "-o", "wide"]),
     );
+    const first = await waitAnswer(c, ipLocal);
     const owner = (await announcingNode(c, LOCAL_SVC)) ?? first.node;
     say(
       `client ${CLIENT_IP} → http://${ipCluster}/ (externalTrafficPolicy: Cluster, masqueraded):`,

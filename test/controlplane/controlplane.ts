@@ -1,6 +1,7 @@
 // A real Kubernetes control plane for tests and the lab: etcd plus kube-apiserver, built
 // from their Go modules by build.sh, with TLS, RBAC and ServiceAccount token signing.
 import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request } from "node:https";
@@ -367,7 +368,9 @@ export async function issueClientCert(
     p("ca.crt"),
     "-CAkey",
     p("ca.key"),
-    "-CAcreateserial",
+    // A random serial, not -CAcreateserial: certificates are issued in parallel.
+    "-set_serial",
+    `0x${randomBytes(16).toString("hex")}`,
     "-out",
     p(`${name}.crt`),
     "-days",

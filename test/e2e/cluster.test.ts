@@ -8,17 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CLIENT_IP } from "../cluster/addresses.ts";
-import { destroyCluster, RealCluster } from "../cluster/cluster.ts";
+import { destroyCluster, type RealCluster } from "../cluster/cluster.ts";
 import { type HostSnapshot, hostSnapshot, hostSnapshotDiff } from "../cluster/host.ts";
-import { buildLabImages, ironlbImage } from "../cluster/images.ts";
 import {
   announcingNode,
   CLUSTER_SVC,
   clientEcho,
-  createPool,
   deleteSpeakerPod,
-  deployEcho,
-  installIronlb,
   LOCAL_SVC,
   NAMESPACE,
   RELEASE,
@@ -28,6 +24,7 @@ import {
   waitExternalIP,
   waitSpeakersReady,
 } from "../cluster/ironlb.ts";
+import { upWithIronlb } from "../cluster/up.ts";
 import { repoRoot, waitFor } from "../support/kube.ts";
 
 const log = (m: string) => process.stderr.write(`[cluster-e2e] ${m}\n`);
@@ -48,20 +45,16 @@ describe("ironlb installed by helm in a real cluster", () => {
     // A lab left running uses the same addresses: it is replaced (it is disposable).
     if (await destroyCluster(log)) log("removed a running lab cluster first");
     before = await hostSnapshot();
-    const [images, ironlb] = await Promise.all([buildLabImages(log), ironlbImage(log)]);
-    imageTag = ironlb.tag;
-    c = await RealCluster.create({
+    const up = await upWithIronlb({
       dir: mkdtempSync(join(tmpdir(), "ironlb-cluster-e2e-")),
       binDir: inject("binDir"),
-      nodes: 3,
-      images: [images.pause, images.echo, ironlb.archive],
       log,
     });
-    await installIronlb(c, ironlb, [], false);
-    await deployEcho(c);
-    await createPool(c);
-    ipCluster = await waitExternalIP(c, CLUSTER_SVC);
-    ipLocal = await waitExternalIP(c, LOCAL_SVC);
+    c = up.cluster;
+    imageTag = up.image.tag;
+    ipCluster = up.ipCluster;
+    ipLocal = up.ipLocal;
+    log(`IPs reached ${(up.ms.ipReached / 1000).toFixed(1)} s after the start`);
   }, 300_000);
 
   afterAll(async () => {

@@ -1,0 +1,65 @@
+// From nothing to "IP reached": the Kubernetes binaries and images, the cluster, ironlb by
+// `helm install`, the echo Deployment and its two LoadBalancer Services answered at the
+// LAN client. What `npm run lab`, the cluster e2e test and the cluster benchmark share.
+import { ensureBinaries } from "../controlplane/controlplane.ts";
+import { RealCluster } from "./cluster.ts";
+import { buildLabImages, ironlbImage } from "./images.ts";
+import {
+  CLUSTER_SVC,
+  createPool,
+  deployEcho,
+  installIronlb,
+  LOCAL_SVC,
+  waitAnswer,
+  waitExternalIP,
+} from "./ironlb.ts";
+
+export interface UpOptions {
+  /** Folder of the cluster's state and logs (replaced). */
+  dir: string;
+  /** Folder of the Kubernetes binaries (default: build.sh's, built when missing). */
+  binDir?: string;
+  log: (msg: string) => void;
+}
+
+export interface LabUp {
+  cluster: RealCluster;
+  /** External IPs of the echo Services (externalTrafficPolicy Cluster and Local). */
+  ipCluster: string;
+  ipLocal: string;
+  image: { archive: string; ref: string; tag: string };
+  /** Milliseconds from the call to: nodes Ready, ironlb and echo Ready, both IPs answered. */
+  ms: { nodesReady: number; installed: number; ipReached: number };
+}
+
+export async function upWithIronlb(opts: UpOptions): Promise<LabUp> {
+  const t0 = performance.now();
+  const [binDir, images, image] = await Promise.all([
+    opts.binDir ?? ensureBinaries(opts.log),
+    buildLabImages(opts.log),
+    ironlbImage(opts.log),
+  ]);
+  const cluster = await RealCluster.create({
+    dir: opts.dir,
+    binDir,
+    nodes: 3,
+    // ironlb's image too: imported while the nodes start, ready before helm install.
+    images: [images.pause, images.echo, image.archive],
+    log: opts.log,
+  });
+  try {
+    const nodesReady = performance.now() - t0;
+    await Promise.all([installIronlb(cluster, image, [], false), deployEcho(cluster)]);
+    const installed = performance.now() - t0;
+    await createPool(cluster);
+    const ipCluster = await waitExternalIP(cluster, CLUSTER_SVC);
+    const ipLocal = await waitExternalIP(cluster, LOCAL_SVC);
+    // A finished rollout is not yet a synced kube-proxy: the first answer is the proof.
+    await Promise.all([waitAnswer(cluster, ipLocal), waitAnswer(cluster, ipCluster)]);
+    const ipReached = performance.now() - t0;
+    return { cluster, ipCluster, ipLocal, image, ms: { nodesReady, installed, ipReached } };
+  } catch (err) {
+    await cluster.destroy();
+    throw err;
+  }
+}
