@@ -11,6 +11,7 @@ die() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "the end-to-end tier creates network namespaces and needs root: run as root (sudo npm test)."
 
 bash test/install-deps.sh
+bash test/cluster/deps.sh
 
 export PATH="$PWD/node_modules/.bin:$PATH"
 node -e 'if (+process.versions.node.split(".")[0] < 24) { console.error("Node >= 24 expected from node_modules/.bin"); process.exit(1) }'
@@ -19,6 +20,8 @@ say "building the native packet-socket addon"
 npm run --silent build >/dev/null
 say "building or reusing the control-plane binaries"
 bash test/controlplane/build.sh >/dev/null
+say "building or reusing ironlb's image (the real-cluster e2e test installs it)"
+[ -n "${IRONLB_IMAGE_ARCHIVE:-}" ] || npm run --silent image >/dev/null
 
 say "lint and typecheck"
 biome check .

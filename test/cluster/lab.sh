@@ -19,4 +19,6 @@ if [ "$cmd" != down ]; then
 fi
 export PATH="$PWD/node_modules/.bin:$PATH"
 # One lab or test run at a time touches the root namespace (its uplink and the LAN range).
-exec flock /tmp/ironlb-netlab.lock node test/cluster/cli.ts "$cmd"
+lock=/tmp/ironlb-netlab.lock
+if ! flock -n "$lock" true; then say "waiting for another lab or test run to finish (lock $lock)"; fi
+exec flock "$lock" node test/cluster/cli.ts "$cmd"
