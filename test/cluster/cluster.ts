@@ -79,6 +79,8 @@ export interface ClusterOptions {
   nodes?: number;
   /** Image archives every node imports before its kubelet starts (the pause image at least). */
   images: string[];
+  /** Image archives imported while the kubelets start (see `imagesImported`). */
+  laterImages?: string[];
   log?: (msg: string) => void;
 }
 
@@ -336,6 +338,7 @@ export class RealCluster {
   /** Admin kubeconfig (reaches the apiserver on the uplink address). */
   kubeconfig = "";
   private pids: number[] = [];
+  private readonly imports: Promise<void>[] = [];
   private readonly log: (msg: string) => void;
   private readonly logDir: string;
   readonly opts: ClusterOptions;
@@ -657,18 +660,13 @@ authorization:
       50,
     );
     for (const img of this.opts.images) await this.importImage(n, img);
-    n.kubelet = spawnLogged(
-      [
-        ...enter,
-        join(this.opts.binDir, "kubelet"),
-        `--config=${join(d, "kubelet.yaml")}`,
-        `--kubeconfig=${join(d, "kubelet.kubeconfig")}`,
-        `--hostname-override=${n.name}`,
-        `--node-ip=${n.ip}`,
-      ],
-      join(this.logDir, `${n.name}-kubelet.log`),
-    ).pid;
-    this.saveMarker();
+    this.startKubelet(n.name);
+    const later = this.opts.laterImages ?? [];
+    this.imports.push(
+      (async () => {
+        for (const img of later) await this.importImage(n, img);
+      })(),
+    );
     // kube-proxy reads the Node's InternalIP at start and waits (30 s) when there is none yet.
     await waitFor(
       `Node ${n.name} registered with its InternalIP`,
@@ -758,6 +756,11 @@ exec sleep infinity
       20,
     );
     return pid;
+  }
+
+  /** Resolves once every node has imported `laterImages`. */
+  async imagesImported(): Promise<void> {
+    await Promise.all(this.imports);
   }
 
   /** `ctr images import` into a node's containerd (CRI's k8s.io namespace). */
@@ -880,7 +883,7 @@ exec sleep infinity
     if (n.kubelet !== undefined) await killWait([n.kubelet]);
   }
 
-  /** Starts a node's kubelet again after killKubelet. */
+  /** Starts a node's kubelet (again, after killKubelet). */
   startKubelet(name: string): void {
     const n = this.node(name);
     n.kubelet = spawnLogged(

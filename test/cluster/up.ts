@@ -43,15 +43,22 @@ export async function upWithIronlb(opts: UpOptions): Promise<LabUp> {
     dir: opts.dir,
     binDir,
     nodes: 3,
-    // ironlb's image too: imported while the nodes start, ready before helm install.
-    images: [images.pause, images.echo, image.archive],
+    images: [images.pause, images.echo],
+    // ironlb's image is imported while the kubelets register.
+    laterImages: [image.archive],
     log: opts.log,
   });
   try {
     const nodesReady = performance.now() - t0;
-    await Promise.all([installIronlb(cluster, image, [], false), deployEcho(cluster)]);
+    await Promise.all([
+      (async () => {
+        await cluster.imagesImported();
+        await installIronlb(cluster, image, [], false);
+        await createPool(cluster);
+      })(),
+      deployEcho(cluster),
+    ]);
     const installed = performance.now() - t0;
-    await createPool(cluster);
     const ipCluster = await waitExternalIP(cluster, CLUSTER_SVC);
     const ipLocal = await waitExternalIP(cluster, LOCAL_SVC);
     // A finished rollout is not yet a synced kube-proxy: the first answer is the proof.
