@@ -79,8 +79,7 @@ export interface ClusterOptions {
   nodes?: number;
   /** Image archives every node imports before its kubelet starts (the pause image at least). */
   images: string[];
-  /** Image archives imported while the kubelets start (see `imagesImported`). */
-  laterImages?: string[];
+
   log?: (msg: string) => void;
 }
 
@@ -338,7 +337,6 @@ export class RealCluster {
   /** Admin kubeconfig (reaches the apiserver on the uplink address). */
   kubeconfig = "";
   private pids: number[] = [];
-  private readonly imports: Promise<void>[] = [];
   private readonly log: (msg: string) => void;
   private readonly logDir: string;
   readonly opts: ClusterOptions;
@@ -661,12 +659,6 @@ authorization:
     );
     for (const img of this.opts.images) await this.importImage(n, img);
     this.startKubelet(n.name);
-    const later = this.opts.laterImages ?? [];
-    this.imports.push(
-      (async () => {
-        for (const img of later) await this.importImage(n, img);
-      })(),
-    );
     // kube-proxy reads the Node's InternalIP at start and waits (30 s) when there is none yet.
     await waitFor(
       `Node ${n.name} registered with its InternalIP`,
@@ -756,11 +748,6 @@ exec sleep infinity
       20,
     );
     return pid;
-  }
-
-  /** Resolves once every node has imported `laterImages`. */
-  async imagesImported(): Promise<void> {
-    await Promise.all(this.imports);
   }
 
   /** `ctr images import` into a node's containerd (CRI's k8s.io namespace). */
