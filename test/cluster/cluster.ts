@@ -38,10 +38,12 @@ import {
   startControlPlane,
   stopControlPlane,
 } from "../controlplane/controlplane.ts";
+import { rootNamespaceClash } from "../lab/lab.ts";
 import { alive, listNetns, run, tryRun } from "../lab/net.ts";
 import { sleep, waitFor } from "../support/kube.ts";
 import {
   CLIENT_IP,
+  LAN_CIDR,
   LAN_PREFIX,
   nodeIP,
   POD_CIDR,
@@ -433,6 +435,12 @@ export class RealCluster {
   }
 
   private async buildLan(): Promise<void> {
+    // The uplink routes the LAN in the root namespace: it must not shadow what the host uses.
+    const clash = await rootNamespaceClash(LAN_CIDR);
+    if (clash)
+      throw new Error(
+        `the lab's LAN ${LAN_CIDR} is in use on this host (${clash}); the real-cluster lab cannot run here`,
+      );
     await run("ip", ["netns", "add", SW]);
     await inNet(SW, "ip", ["link", "set", "lo", "up"]);
     await inNet(SW, "ip", ["link", "add", "br0", "type", "bridge"]);
