@@ -11,6 +11,7 @@ import { CLIENT_IP } from "../cluster/addresses.ts";
 import { destroyCluster, type RealCluster } from "../cluster/cluster.ts";
 import { type HostSnapshot, hostSnapshot, hostSnapshotDiff } from "../cluster/host.ts";
 import {
+  APP_NAMESPACE,
   announcingNode,
   CLUSTER_SVC,
   clientEcho,
@@ -25,6 +26,7 @@ import {
   waitSpeakersReady,
 } from "../cluster/ironlb.ts";
 import { upWithIronlb } from "../cluster/up.ts";
+import { tryRun } from "../lab/net.ts";
 import { repoRoot, waitFor } from "../support/kube.ts";
 
 const log = (m: string) => process.stderr.write(`[cluster-e2e] ${m}\n`);
@@ -136,6 +138,85 @@ describe("ironlb installed by helm in a real cluster", () => {
     expect(local.client).toBe(CLIENT_IP);
     const answers = await sample(c, ipCluster, 10);
     expect(answers.length).toBe(10);
+  });
+
+  it("ipMode Proxy: kube-proxy leaves the IPs alone and the speakers forward them with their own table", async () => {
+    const c = cluster();
+    await c.helm([
+      "upgrade",
+      RELEASE,
+      join(repoRoot, "charts/ironlb"),
+      "--namespace",
+      NAMESPACE,
+      "--reuse-values",
+      "--set",
+      "ipMode=Proxy",
+      "--wait",
+      "--timeout",
+      "120s",
+    ]);
+    await waitSpeakersReady(c);
+    const caps = await c.kubectl([
+      "get",
+      "daemonset",
+      "-n",
+      NAMESPACE,
+      `${RELEASE}-speaker`,
+      "-o",
+      "jsonpath={.spec.template.spec.containers[0].securityContext.capabilities.add}",
+    ]);
+    expect(JSON.parse(caps)).toEqual(["NET_RAW", "NET_ADMIN"]);
+    // The new controller rewrites every status; kube-proxy then drops its rules for the IPs.
+    const ipModes = async (svc: string) =>
+      (
+        await c.kubectl([
+          "get",
+          "svc",
+          "-n",
+          APP_NAMESPACE,
+          svc,
+          "-o",
+          "jsonpath={.status.loadBalancer.ingress[*].ipMode}",
+        ])
+      ).trim();
+    await waitFor(
+      "ipMode Proxy in both Services' status",
+      async () =>
+        (await ipModes(CLUSTER_SVC)) === "Proxy" && (await ipModes(LOCAL_SVC)) === "Proxy",
+      60_000,
+      200,
+    );
+    const owner = await announcingNode(c, LOCAL_SVC);
+    expect(owner).toBeDefined();
+    // The speaker's own table, in the announcing node's network namespace, names the IP.
+    await waitFor(
+      `the speaker's nftables table on ${owner} to forward ${ipLocal}`,
+      async () =>
+        (
+          (await tryRun("ip", [
+            "netns",
+            "exec",
+            c.node(owner!).ns,
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "ironlb",
+          ])) ?? ""
+        ).includes(ipLocal),
+      30_000,
+      200,
+    );
+    // Local: the owner's own pod, which sees the client; Cluster: pods on every node.
+    await waitAnswer(c, ipLocal);
+    const local = await sample(c, ipLocal, 10);
+    expect(local.length).toBe(10);
+    for (const a of local) expect(a).toMatchObject({ node: owner, client: CLIENT_IP });
+    await waitAnswer(c, ipCluster);
+    const answers = await sample(c, ipCluster, 30);
+    expect(answers.length).toBe(30);
+    expect(new Set(answers.map((a) => a.node))).toEqual(new Set(["node1", "node2", "node3"]));
+    for (const a of answers) expect(a.client).not.toBe(CLIENT_IP);
   });
 
   it("helm uninstall removes ironlb: nothing answers ARP for the IPs any more", async () => {
