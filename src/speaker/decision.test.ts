@@ -1,0 +1,307 @@
+import { describe, expect, it } from "vitest";
+import { decide, hasQuorum, type MembershipView, poolOf, type Snapshot } from "./decision.ts";
+import { chooseOwner } from "./election.ts";
+
+const NODES = ["node1", "node2", "node3"];
+const IPS = Array.from({ length: 12 }, (_, i) => `198.51.100.${10 + i}`);
+
+/** A 3-node cluster, one Cluster-policy Service per IP, every node with an endpoint. */
+function snapshot(o: {
+  self: string;
+  live?: string[];
+  settled?: boolean;
+  quorum?: boolean;
+  owners?: Record<string, string>;
+  held?: string[];
+  contested?: string[];
+  ips?: string[];
+  local?: Record<string, string[]>;
+  rebalance?: string[];
+  notReady?: string[];
+}): Snapshot {
+  const ips = o.ips ?? IPS;
+  const membership: MembershipView = {
+    self: o.self,
+    live: new Set(o.live ?? NODES),
+    settled: o.settled ?? true,
+    quorum: o.quorum ?? true,
+  };
+  return {
+    services: ips.map((ip, i) => ({
+      key: `default/svc${i}`,
+      ips: [ip],
+      externalTrafficPolicy: o.local?.[ip] ? "Local" : "Cluster",
+      allocatedFromPool: "lan",
+      rebalance: o.rebalance?.includes(ip) ?? false,
+    })),
+    slices: ips.map((ip, i) => ({
+      service: `default/svc${i}`,
+      addressType: "IPv4",
+      endpoints: (o.local?.[ip] ?? NODES).map((n) => ({
+        nodeName: n,
+        conditions: { ready: true },
+      })),
+    })),
+    nodes: NODES.map((name) => ({
+      name,
+      labels: {},
+      ready: o.notReady?.includes(name) ? "False" : "True",
+    })),
+    pools: [{ name: "lan", labels: {}, addresses: ["198.51.100.0/24"] }],
+    ads: [{ name: "lan" }],
+    membership,
+    currentOwners: new Map(Object.entries(o.owners ?? {})),
+    held: new Set(o.held ?? []),
+    contested: new Set(o.contested ?? []),
+  };
+}
+
+/** Owner of every IP as each node sees it. */
+function ownersSeenBy(nodes: string[], base: Parameters<typeof snapshot>[0]) {
+  return nodes.map((self) => {
+    const d = decide(snapshot({ ...base, self }));
+    return Object.fromEntries([...d.ips].map(([ip, x]) => [ip, x.owner]));
+  });
+}
+
+/** An IP whose hash owner among all three nodes is `node`. */
+function ipHashedTo(node: string): string {
+  const ip = IPS.find((x) => chooseOwner(x, NODES) === node);
+  if (!ip) throw new Error(`no IP hashes to ${node}`);
+  return ip;
+}
+
+describe("decide", () => {
+  it("cold start: every IP has one owner, the same on every node, and each owner claims it", () => {
+    const views = ownersSeenBy(NODES, { self: "node1" });
+    expect(views[1]).toEqual(views[0]);
+    expect(views[2]).toEqual(views[0]);
+    const claimed = NODES.flatMap((self) => [...decide(snapshot({ self })).mine.keys()]);
+    expect(claimed.sort()).toEqual([...IPS].sort());
+    for (const self of NODES) {
+      for (const a of decide(snapshot({ self })).mine.values()) expect(a.gratuitous).toBe(true);
+    }
+  });
+
+  it("every IP held and not contested: nothing to send again", () => {
+    const d = decide(snapshot({ self: "node1", held: IPS }));
+    expect([...d.mine.values()].every((a) => !a.gratuitous)).toBe(true);
+  });
+
+  describe("fault 1: the owner stalls, another node takes over, the owner resumes", () => {
+    const ip = ipHashedTo("node1");
+    const interim = chooseOwner(ip, ["node2", "node3"])!;
+
+    it("while node1 is silent, the interim node claims the IP with a gratuitous burst", () => {
+      const d = decide(
+        snapshot({ self: interim, live: ["node2", "node3"], owners: { [ip]: "node1" } }),
+      );
+      expect(d.ips.get(ip)?.owner).toBe(interim);
+      expect(d.mine.get(ip)?.gratuitous).toBe(true);
+    });
+
+    it("node1 back and the interim owner recorded: it stays with the interim node everywhere", () => {
+      const views = ownersSeenBy(NODES, { self: "node1", owners: { [ip]: interim } });
+      for (const v of views) expect(v[ip]).toBe(interim);
+      expect(
+        decide(snapshot({ self: "node1", owners: { [ip]: interim }, held: [ip] })).mine.has(ip),
+      ).toBe(false);
+    });
+
+    it("node1 back before the interim node's record: node1 owns it and sends again (contested)", () => {
+      const d = decide(
+        snapshot({ self: "node1", owners: { [ip]: "node1" }, held: [ip], contested: [ip] }),
+      );
+      expect(d.mine.get(ip)?.gratuitous).toBe(true);
+      const other = decide(snapshot({ self: interim, owners: { [ip]: "node1" }, held: [ip] }));
+      expect(other.mine.has(ip)).toBe(false);
+    });
+  });
+
+  describe("fault 2: a node rejoins with half-known membership", () => {
+    it("claims nothing it does not hold until settled, though the hash names it", () => {
+      const mineByHash = IPS.filter((ip) => chooseOwner(ip, ["node2", "node3"]) === "node3");
+      expect(mineByHash.length).toBeGreaterThan(0);
+      const d = decide(snapshot({ self: "node3", live: ["node2", "node3"], settled: false }));
+      expect(d.mine.size).toBe(0);
+      expect([...d.deferred.keys()].sort()).toEqual(mineByHash.sort());
+    });
+
+    it("keeps what it holds while settling", () => {
+      const ip = ipHashedTo("node3");
+      const d = decide(
+        snapshot({ self: "node3", settled: false, held: [ip], owners: { [ip]: "node3" } }),
+      );
+      expect([...d.mine.keys()]).toEqual([ip]);
+    });
+
+    it("once settled it sees node1's recorded ownership and claims none of node1's IPs", () => {
+      const owners = Object.fromEntries(IPS.map((ip) => [ip, chooseOwner(ip, NODES)!]));
+      const d = decide(snapshot({ self: "node3", owners }));
+      for (const ip of d.mine.keys()) expect(owners[ip]).toBe("node3");
+    });
+  });
+
+  describe("fault 3: starvation", () => {
+    it("a node that hears less than a majority takes nothing over", () => {
+      const d = decide(snapshot({ self: "node2", live: ["node2"], quorum: false }));
+      expect(d.mine.size).toBe(0);
+      expect(d.deferred.size).toBe(IPS.length);
+    });
+
+    it("and keeps answering for what it holds", () => {
+      const ip = ipHashedTo("node2");
+      const d = decide(snapshot({ self: "node2", live: ["node2"], quorum: false, held: [ip] }));
+      expect([...d.mine.keys()]).toEqual([ip]);
+      expect(d.mine.get(ip)?.gratuitous).toBe(false);
+    });
+  });
+
+  describe("fault 4: a recovered node does not take its IPs back", () => {
+    it("link up on node1: IPs taken over stay with their new owners", () => {
+      const moved = IPS.filter((ip) => chooseOwner(ip, NODES) === "node1");
+      const owners = Object.fromEntries(
+        IPS.map((ip) => [ip, chooseOwner(ip, ["node2", "node3"])!]),
+      );
+      for (const v of ownersSeenBy(NODES, { self: "node1", owners })) {
+        for (const ip of moved) expect(v[ip]).toBe(owners[ip]);
+      }
+      expect(decide(snapshot({ self: "node1", owners })).mine.size).toBe(0);
+    });
+
+    it("the operator asks for a re-balance: the hash's choice again", () => {
+      const ip = ipHashedTo("node1");
+      const d = decide(snapshot({ self: "node1", owners: { [ip]: "node2" }, rebalance: [ip] }));
+      expect(d.ips.get(ip)?.by).toBe("hash");
+      expect(d.mine.has(ip)).toBe(true);
+    });
+
+    it("the owner becomes ineligible (not Ready): the IP moves", () => {
+      const ip = ipHashedTo("node1");
+      const d = decide(snapshot({ self: "node1", owners: { [ip]: "node2" }, notReady: ["node2"] }));
+      expect(d.ips.get(ip)?.owner).toBe("node1");
+    });
+
+    it("Local policy: the endpoint leaves the owner, the IP follows it", () => {
+      const ip = IPS[0]!;
+      const d = decide(
+        snapshot({ self: "node3", owners: { [ip]: "node1" }, local: { [ip]: ["node3"] } }),
+      );
+      expect(d.ips.get(ip)?.owner).toBe("node3");
+    });
+  });
+
+  describe("split brain (as seen with MetalLB's memberlist)", () => {
+    it("partition {node1} | {node2, node3}: the majority takes node1's IPs, node1 keeps only its own", () => {
+      const owners = Object.fromEntries(IPS.map((ip) => [ip, chooseOwner(ip, NODES)!]));
+      const node1Ips = IPS.filter((ip) => owners[ip] === "node1");
+      const minority = decide(
+        snapshot({ self: "node1", live: ["node1"], quorum: false, owners, held: node1Ips }),
+      );
+      expect([...minority.mine.keys()].sort()).toEqual([...node1Ips].sort());
+      const majority = ["node2", "node3"].flatMap((self) => [
+        ...decide(snapshot({ self, live: ["node2", "node3"], owners })).mine.keys(),
+      ]);
+      expect(majority.sort()).toEqual([...IPS].sort());
+    });
+
+    it("the partition heals: all three agree on the majority's owners", () => {
+      const owners = Object.fromEntries(
+        IPS.map((ip) => [ip, chooseOwner(ip, ["node2", "node3"])!]),
+      );
+      const views = ownersSeenBy(NODES, { self: "node1", owners });
+      expect(views[0]).toEqual(owners);
+      expect(views[1]).toEqual(owners);
+      expect(views[2]).toEqual(owners);
+    });
+
+    it("two nodes hold one IP: the one the record names keeps it, the other lets go", () => {
+      const ip = IPS[3]!;
+      const a = decide(snapshot({ self: "node1", owners: { [ip]: "node2" }, held: [ip] }));
+      const b = decide(snapshot({ self: "node2", owners: { [ip]: "node2" }, held: [ip] }));
+      expect(a.mine.has(ip)).toBe(false);
+      expect(b.mine.has(ip)).toBe(true);
+    });
+
+    it("a recorded owner that is not a node any more: the hash decides", () => {
+      const ip = IPS[4]!;
+      const d = decide(snapshot({ self: "node1", owners: { [ip]: "gone" } }));
+      expect(d.ips.get(ip)?.owner).toBe(chooseOwner(ip, NODES));
+      expect(d.ips.get(ip)?.by).toBe("hash");
+    });
+
+    it("nobody live but this node and no quorum: nothing new is claimed", () => {
+      const d = decide(snapshot({ self: "node1", live: ["node1"], quorum: false }));
+      expect(d.mine.size).toBe(0);
+    });
+  });
+
+  it("says why an IP is not announced", () => {
+    const s = snapshot({ self: "node1", ips: ["198.51.100.10", "203.0.113.250"] });
+    const d = decide({
+      ...s,
+      services: s.services.map(({ allocatedFromPool: _, ...svc }) => svc),
+      slices: s.slices.map((x) => (x.service === "default/svc0" ? { ...x, endpoints: [] } : x)),
+    });
+    expect(d.ips.get("198.51.100.10")?.reason).toBe("no ready endpoints");
+    expect(d.ips.get("203.0.113.250")?.reason).toBe("its address is in no IPAddressPool");
+  });
+
+  it("a shared IP is announced by one node that every Service using it allows", () => {
+    const s = snapshot({ self: "node2", ips: [] });
+    const ip = "198.51.100.99";
+    const d = decide({
+      ...s,
+      services: [
+        { key: "a/x", ips: [ip], externalTrafficPolicy: "Local" },
+        { key: "b/y", ips: [ip], externalTrafficPolicy: "Local" },
+      ],
+      slices: [
+        {
+          service: "a/x",
+          addressType: "IPv4",
+          endpoints: [{ nodeName: "node1" }, { nodeName: "node2" }],
+        },
+        {
+          service: "b/y",
+          addressType: "IPv4",
+          endpoints: [{ nodeName: "node2" }, { nodeName: "node3" }],
+        },
+      ],
+    });
+    expect(d.ips.get(ip)?.owner).toBe("node2");
+    expect(d.ips.get(ip)?.services).toEqual(["a/x", "b/y"]);
+    expect(d.mine.get(ip)?.services).toEqual(["a/x", "b/y"]);
+  });
+});
+
+describe("hasQuorum", () => {
+  it.each([
+    [1, 1, true],
+    [2, 1, false],
+    [2, 2, true],
+    [3, 1, false],
+    [3, 2, true],
+    [4, 2, false],
+    [5, 3, true],
+  ])("%i members, %i live: %s", (members, live, want) => {
+    expect(hasQuorum(members, live)).toBe(want);
+  });
+});
+
+describe("poolOf", () => {
+  const pools = [
+    { name: "a", labels: {}, addresses: ["198.51.100.0/25"] },
+    { name: "b", labels: {}, addresses: ["198.51.100.128-198.51.100.200", "2001:db8::/120"] },
+  ];
+  it.each([
+    ["198.51.100.5", undefined, "a"],
+    ["198.51.100.150", undefined, "b"],
+    ["2001:db8::7", undefined, "b"],
+    ["198.51.100.5", "b", "b"],
+    ["198.51.100.5", "missing", "a"],
+    ["203.0.113.1", undefined, undefined],
+  ])("%s (annotation %s) -> %s", (ip, named, want) => {
+    expect(poolOf(ip, pools, named)?.name).toBe(want);
+  });
+});

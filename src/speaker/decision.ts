@@ -1,0 +1,250 @@
+// Who announces what, as one pure function of a snapshot:
+//
+//   desired announcements = f(services, slices, nodes, pools, ads, membership, current owners)
+//
+// Every speaker evaluates it over (eventually) the same snapshot and gets the same owner for
+// every IP, so there is no coordination on the hot path. Three rules keep clients where
+// they are (every move costs each client of the IP a reconnect):
+//   - stickiness: an IP stays with its current owner (recorded in its IPAnnouncement, which
+//     every speaker reads) while that owner is eligible; the rendezvous hash (election.ts)
+//     only picks an owner when there is none, the owner became ineligible, or an operator
+//     asked for a re-balance (annotation `ironlb.dev/rebalance`);
+//   - settling: a speaker whose membership view is not settled (start, rejoin after a link
+//     outage or a long stall) or that hears less than a majority of the speakers (it may be
+//     the one cut off) claims nothing it does not hold already;
+//   - gratuitous ARP again whenever another node may have claimed an IP since we last said
+//     it is ours ("contested"), not only when we start announcing it.
+// The edge (speaker.ts) turns Kubernetes objects and sockets into this snapshot and the
+// result into announcer calls, IPAnnouncement writes and logs.
+
+import { parseEntry, parseIP } from "../allocator/addresses.ts";
+import { chooseOwner } from "./election.ts";
+import {
+  countReadyEndpoints,
+  type EligibleNode,
+  type EndpointSliceLike,
+  eligibleNodes,
+  type InterfaceChoice,
+  type L2AdvertisementInfo,
+  type NodeInfo,
+} from "./eligibility.ts";
+
+/** Service annotation: ignore the current owner and let the hash choose (re-balance). */
+export const REBALANCE_ANNOTATION = "ironlb.dev/rebalance";
+
+export interface ServiceSnapshot {
+  /** "namespace/name". */
+  key: string;
+  /** IPs in status.loadBalancer.ingress. */
+  ips: readonly string[];
+  externalTrafficPolicy: "Cluster" | "Local";
+  /** The controller's `ironlb.dev/ip-allocated-from-pool`, if set. */
+  allocatedFromPool?: string;
+  /** The operator asked for the hash's choice (REBALANCE_ANNOTATION is "true"). */
+  rebalance?: boolean;
+}
+
+export interface PoolSnapshot {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  addresses: readonly string[];
+}
+
+export interface MembershipView {
+  /** This node. */
+  self: string;
+  /** Nodes whose speaker is alive now, this node included while it may announce. */
+  live: ReadonlySet<string>;
+  /** False while this node has not yet heard from (or timed out) every peer it should. */
+  settled: boolean;
+  /** False when this node hears less than a majority of the speakers it knows. */
+  quorum: boolean;
+}
+
+export interface Snapshot {
+  services: readonly ServiceSnapshot[];
+  /** EndpointSlices with the Service ("namespace/name") each belongs to. */
+  slices: ReadonlyArray<EndpointSliceLike & { service: string }>;
+  nodes: readonly NodeInfo[];
+  pools: readonly PoolSnapshot[];
+  ads: readonly L2AdvertisementInfo[];
+  membership: MembershipView;
+  /** IP -> the node recorded as announcing it (IPAnnouncements, plus our own claims). */
+  currentOwners: ReadonlyMap<string, string>;
+  /** IPs this node announces now. */
+  held: ReadonlySet<string>;
+  /** Held IPs another node may have claimed since our last gratuitous burst for them. */
+  contested: ReadonlySet<string>;
+}
+
+export interface IpDecision {
+  ip: string;
+  /** Services using the IP, sorted. */
+  services: string[];
+  pool?: string;
+  /** The one node that announces the IP (the same answer on every speaker). */
+  owner?: string;
+  /** Why no node announces it (set when owner is undefined). */
+  reason?: string;
+  /** How the owner was chosen. */
+  by?: "current" | "hash";
+  /** Eligible nodes. */
+  eligible: EligibleNode[];
+}
+
+export interface Announcement {
+  interfaces: InterfaceChoice;
+  services: string[];
+  /** Send a gratuitous burst: new to us, or another node may have claimed it. */
+  gratuitous: boolean;
+}
+
+export interface Decision {
+  ips: Map<string, IpDecision>;
+  /** What this node announces. */
+  mine: Map<string, Announcement>;
+  /** IPs this node owns but does not claim yet (membership not settled, or no quorum). */
+  deferred: Map<string, string>;
+}
+
+/** Whether `live` of `members` speakers is a strict majority (this node counts in both). */
+export function hasQuorum(members: number, live: number): boolean {
+  return members <= 1 || 2 * live > members;
+}
+
+/** The pool an IP came from: the named one if it exists, else the pool whose range holds it. */
+export function poolOf(
+  ip: string,
+  pools: readonly PoolSnapshot[],
+  named?: string,
+): PoolSnapshot | undefined {
+  if (named) {
+    const p = pools.find((x) => x.name === named);
+    if (p) return p;
+  }
+  const addr = parseIP(ip);
+  if (!addr) return undefined;
+  return pools.find((p) =>
+    p.addresses.some((e) => {
+      const entry = parseEntry(e);
+      return (
+        entry !== undefined &&
+        entry.family === addr.family &&
+        entry.lo <= addr.value &&
+        addr.value <= entry.hi
+      );
+    }),
+  );
+}
+
+function mergeInterfaces(a: InterfaceChoice | undefined, b: InterfaceChoice): InterfaceChoice {
+  if (a === undefined) return b;
+  if (a === "auto" || b === "auto") return "auto";
+  return [...new Set([...a, ...b])].sort();
+}
+
+/** The decision for every assigned IP, and this node's share of it. */
+export function decide(s: Snapshot): Decision {
+  const { membership: m } = s;
+  const slicesBySvc = new Map<string, EndpointSliceLike[]>();
+  for (const sl of s.slices) {
+    const list = slicesBySvc.get(sl.service) ?? [];
+    list.push(sl);
+    slicesBySvc.set(sl.service, list);
+  }
+  // Per IP, the eligibility of each Service using it (shared IPs have several).
+  const perIp = new Map<
+    string,
+    { services: string[]; pool?: string; results: ReturnType<typeof eligibleNodes>[] }
+  >();
+  const rebalance = new Set<string>();
+  const services = [...s.services].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const svc of services) {
+    for (const ip of svc.ips) {
+      const entry = perIp.get(ip) ?? { services: [], results: [] };
+      perIp.set(ip, entry);
+      entry.services.push(svc.key);
+      if (svc.rebalance) rebalance.add(ip);
+      const pool = poolOf(ip, s.pools, svc.allocatedFromPool);
+      if (!pool) continue;
+      entry.pool ??= pool.name;
+      const family = ip.includes(":") ? "IPv6" : "IPv4";
+      entry.results.push(
+        eligibleNodes({
+          nodes: s.nodes,
+          liveSpeakers: m.live,
+          l2Advertisements: s.ads,
+          pool: { name: pool.name, labels: pool.labels },
+          service: {
+            externalTrafficPolicy: svc.externalTrafficPolicy,
+            endpoints: countReadyEndpoints(slicesBySvc.get(svc.key) ?? [], family),
+          },
+        }),
+      );
+    }
+  }
+
+  const ips = new Map<string, IpDecision>();
+  const mine = new Map<string, Announcement>();
+  const deferred = new Map<string, string>();
+  for (const [ip, e] of perIp) {
+    const d: IpDecision = { ip, services: e.services, eligible: [] };
+    if (e.pool !== undefined) d.pool = e.pool;
+    ips.set(ip, d);
+    if (e.results.length === 0) {
+      d.reason = "its address is in no IPAddressPool";
+      continue;
+    }
+    // A node announces a shared IP only if every Service using it allows that node; when
+    // they allow disjoint sets, the first Service (by name) decides, so that the IP is
+    // still answered somewhere.
+    const withNodes = e.results.filter((r) => r.nodes.length > 0);
+    if (withNodes.length === 0) {
+      d.reason = e.results[0]!.reason ?? "no eligible node";
+      continue;
+    }
+    const names = (r: (typeof withNodes)[number]) => new Set(r.nodes.map((n) => n.name));
+    let allowed = names(withNodes[0]!);
+    if (withNodes.length === e.results.length) {
+      for (const r of withNodes.slice(1)) {
+        const next = names(r);
+        const both = new Set([...allowed].filter((n) => next.has(n)));
+        if (both.size > 0) allowed = both;
+      }
+    }
+    const eligible: EligibleNode[] = [];
+    for (const name of [...allowed].sort()) {
+      let interfaces: InterfaceChoice | undefined;
+      for (const r of withNodes) {
+        const n = r.nodes.find((x) => x.name === name);
+        if (n) interfaces = mergeInterfaces(interfaces, n.interfaces);
+      }
+      eligible.push({ name, interfaces: interfaces ?? "auto" });
+    }
+    d.eligible = eligible;
+    const current = s.currentOwners.get(ip);
+    if (!rebalance.has(ip) && current !== undefined && allowed.has(current)) {
+      d.owner = current;
+      d.by = "current";
+    } else {
+      d.owner = chooseOwner(ip, [...allowed]);
+      d.by = "hash";
+    }
+    if (d.owner !== m.self) continue;
+    const held = s.held.has(ip);
+    if (!held && !m.settled) {
+      deferred.set(ip, "membership not settled yet");
+      continue;
+    }
+    if (!held && !m.quorum) {
+      deferred.set(ip, "this node hears less than a majority of the speakers");
+      continue;
+    }
+    mine.set(ip, {
+      interfaces: eligible.find((n) => n.name === m.self)!.interfaces,
+      services: e.services,
+      gratuitous: !held || s.contested.has(ip),
+    });
+  }
+  return { ips, mine, deferred };
+}
