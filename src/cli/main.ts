@@ -266,6 +266,30 @@ const commands: Record<string, Command> = {
       );
     },
   },
+  status: {
+    summary:
+      "print, per Service, its IPs, pool, announcing node and interfaces, and why one is pending or not announced",
+    options: {
+      kubeconfig: common.kubeconfig!,
+      namespace: { type: "string", help: "only Services of this namespace (default: all)" },
+      ...classOptions,
+      help: common.help!,
+    },
+    async run(v) {
+      const { KubeClient } = await import("../k8s/client.ts");
+      const { fetchStatusInput, formatRows, statusRows } = await import("./status.ts");
+      const api = KubeClient.load(str(v.kubeconfig));
+      const input = await fetchStatusInput(api, str(v.namespace));
+      const rows = statusRows(
+        input,
+        { lbClass: String(v["lb-class"]), handleUnclassed: v["ignore-unclassed"] !== true },
+        Date.now(),
+      );
+      console.log(
+        rows.length > 0 ? formatRows(rows) : "no LoadBalancer Services handled by ironlb",
+      );
+    },
+  },
   version: {
     summary: "print the version",
     options: { help: common.help! },

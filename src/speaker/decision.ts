@@ -17,7 +17,8 @@
 // The edge (speaker.ts) turns Kubernetes objects and sockets into this snapshot and the
 // result into announcer calls, IPAnnouncement writes and logs.
 
-import { parseEntry, parseIP } from "../allocator/addresses.ts";
+import { parseIP } from "../net/address.ts";
+import { parseAddressEntry } from "../net/range.ts";
 import { chooseOwner } from "./election.ts";
 import {
   countReadyEndpoints,
@@ -126,12 +127,12 @@ export function poolOf(
   if (!addr) return undefined;
   return pools.find((p) =>
     p.addresses.some((e) => {
-      const entry = parseEntry(e);
+      const entry = parseAddressEntry(e);
       return (
         entry !== undefined &&
         entry.family === addr.family &&
-        entry.lo <= addr.value &&
-        addr.value <= entry.hi
+        entry.first <= addr.value &&
+        addr.value <= entry.last
       );
     }),
   );

@@ -4,6 +4,13 @@
 // crash is noticed in a few hundred milliseconds, and an API server outage (no Lease can
 // be renewed anywhere) changes nothing on the LAN. A peer never heard over UDP (UDP
 // blocked, heartbeats off) is alive while its Lease is.
+//
+// Silence is judged on the "awake clock" (stall.ts): time this process could not run (a
+// SIGSTOP, CPU starvation) is not a peer's silence. A silent peer is first suspected and
+// declared dead only if still silent at the next check, which runs after the event loop
+// has read the heartbeats already waiting in the socket. A speaker that starts, comes back
+// from a stall longer than the dead time, or hears peers again after hearing none, is
+// "settling" until it has heard from (or timed out) every peer the Leases say is alive.
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import type { V1Lease } from "@kubernetes/client-node";
@@ -12,7 +19,9 @@ import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { Informer } from "../k8s/informer.ts";
 import { microTime } from "../k8s/leader-election.ts";
 import type { Logger } from "../observability/log.ts";
+import { hasQuorum, type MembershipView } from "./decision.ts";
 import { decodeHeartbeat, encodeHeartbeat, HeartbeatTracker } from "./heartbeat.ts";
+import { StallClock } from "./stall.ts";
 
 /** Label on speaker Leases, so that speakers watch only each other's. */
 export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
@@ -42,6 +51,12 @@ interface Peer {
   heartbeatAddr?: { host: string; port: number };
 }
 
+/** Why a speaker (re)joins: its view of who is alive and who announces what is stale. */
+export type RejoinReason = "stall" | "isolation";
+
+/** Period of the stall clock's tick, ms. */
+const STALL_TICK_MS = 20;
+
 /** Tracks live speakers; calls `onChange` when the live set may have changed. */
 export class Membership {
   readonly #api: KubeClient;
@@ -63,7 +78,23 @@ export class Membership {
   #lastRenewOk = 0;
   #lastLive = "";
   #stopped = false;
+  readonly #clock = new StallClock(performance.now(), {
+    tickMs: STALL_TICK_MS,
+    toleranceMs: 30,
+  });
+  #stallTimer: NodeJS.Timeout | undefined;
+  #expiryTimer: NodeJS.Timeout | undefined;
+  /** Heard peers silent at the last check (suspected) and those declared dead. */
+  readonly #suspects = new Set<string>();
+  readonly #dead = new Set<string>();
+  /** Settling: since when (awake clock), and which peers have been heard since. */
+  #settleFrom: number | undefined;
+  readonly #heardSince = new Set<string>();
+  /** Every peer we had heard is dead: we may be the one cut off. */
+  #isolated = false;
   onChange: () => void = () => {};
+  /** Called when this speaker rejoins after a long stall or an isolation. */
+  onRejoin: (reason: RejoinReason, stalledMs: number) => void = () => {};
 
   constructor(api: KubeClient, opts: MembershipOptions, log: Logger) {
     this.#api = api;
@@ -97,6 +128,9 @@ export class Membership {
 
   /** Creates this speaker's Lease, starts renewing, watching and heartbeating. */
   async start(): Promise<void> {
+    this.#stallTimer = setInterval(() => this.#tick(), STALL_TICK_MS);
+    this.#stallTimer.unref();
+    this.#startSettling();
     if (this.#tracker && this.#o.heartbeat) await this.#startUdp(this.#o.heartbeat);
     await this.#renew();
     this.#renewTimer = setInterval(() => void this.#renew(), this.#o.renewIntervalMs);
@@ -117,22 +151,115 @@ export class Membership {
     if (now - this.#lastRenewOk < this.#o.leaseDurationMs) return true;
     if (!this.#tracker) return false;
     const peers = [...this.#peers.keys()].filter((n) => n !== this.#o.node);
-    return peers.length === 0 || this.#tracker.alive(now).length > 0;
+    return peers.length === 0 || this.#tracker.alive(this.#awake()).length > 0;
   }
 
-  /** Nodes whose speaker is alive now (this node included while selfHealthy). */
+  /**
+   * Nodes whose speaker is alive now (this node included while selfHealthy). A peer heard
+   * over UDP is alive until a check has declared it dead (suspected, then still silent).
+   */
   live(now = Date.now()): Set<string> {
     const out = new Set<string>();
     const heard = new Set(this.#tracker?.known() ?? []);
     for (const [node, p] of this.#peers) {
       if (node === this.#o.node) continue;
-      const alive = heard.has(node)
-        ? this.#tracker!.isAlive(node, now)
-        : now - p.seenAt < p.durationMs;
+      const alive = heard.has(node) ? !this.#dead.has(node) : this.#leaseAlive(p, now);
       if (alive) out.add(node);
     }
     if (this.selfHealthy(now)) out.add(this.#o.node);
     return out;
+  }
+
+  /** The membership part of the announcement snapshot (decision.ts). */
+  view(now = Date.now()): MembershipView {
+    const live = this.live(now);
+    return {
+      self: this.#o.node,
+      live,
+      settled: this.settled(),
+      quorum: hasQuorum(this.#members(now).size, live.size),
+    };
+  }
+
+  /** Whether the view has settled since the last start or rejoin. */
+  settled(): boolean {
+    if (this.#settleFrom === undefined) return true;
+    const hb = this.#o.heartbeat;
+    if (!this.#tracker || !hb) return this.#settle();
+    // Timed out: a peer not heard within the dead time of our awake time is dead anyway.
+    if (this.#awake() - this.#settleFrom > hb.deadAfterMs + hb.intervalMs) return this.#settle();
+    const now = Date.now();
+    for (const [node, p] of this.#peers) {
+      if (node === this.#o.node || !p.heartbeatAddr) continue;
+      if (!this.#leaseAlive(p, now) && !this.#tracker.isAlive(node, this.#awake())) continue;
+      if (!this.#heardSince.has(node)) return false;
+    }
+    return this.#settle();
+  }
+
+  #settle(): true {
+    if (this.#settleFrom !== undefined) {
+      this.#settleFrom = undefined;
+      this.#heardSince.clear();
+      this.#log.info({ live: [...this.live()].sort() }, "membership settled");
+      setImmediate(() => this.onChange());
+    }
+    return true;
+  }
+
+  /**
+   * Speakers that count for the majority: this node and every peer with a Lease. A peer
+   * whose Lease expired is gone, but only if our own Lease renews: when we cannot reach
+   * the API server, expired Leases say nothing about the peers.
+   */
+  #members(now: number): Set<string> {
+    const out = new Set([this.#o.node]);
+    const apiFresh = now - this.#lastRenewOk < this.#o.leaseDurationMs;
+    for (const [node, p] of this.#peers) {
+      if (!apiFresh || this.#leaseAlive(p, now) || this.#tracker?.isAlive(node, this.#awake()))
+        out.add(node);
+    }
+    return out;
+  }
+
+  #leaseAlive(p: Peer, now: number): boolean {
+    return now - p.seenAt < p.durationMs;
+  }
+
+  #awake(): number {
+    return this.#clock.awake(performance.now());
+  }
+
+  /** The stall clock's tick: a late tick is a stall of our own. */
+  #tick(): void {
+    const stall = this.#clock.tick(performance.now());
+    const hb = this.#o.heartbeat;
+    if (stall <= 0 || !hb) return;
+    // Tell peers at once that we run again; their view of us is what may have moved IPs.
+    this.#beat(false);
+    if (stall + hb.intervalMs < hb.deadAfterMs) {
+      this.#log.debug({ stalledMs: Math.round(stall) }, "short stall");
+      return;
+    }
+    this.#log.warn(
+      { stalledMs: Math.round(stall) },
+      "this speaker was stalled longer than peers wait: rejoining",
+    );
+    this.#rejoin("stall", stall);
+  }
+
+  #rejoin(reason: RejoinReason, stalledMs: number): void {
+    this.#startSettling();
+    this.onRejoin(reason, stalledMs);
+    this.onChange();
+  }
+
+  #startSettling(): void {
+    this.#settleFrom = this.#awake();
+    this.#heardSince.clear();
+    const hb = this.#o.heartbeat;
+    // The settling time-out produces no event of its own.
+    if (hb) setTimeout(() => this.onChange(), hb.deadAfterMs + hb.intervalMs + 10).unref();
   }
 
   /** Says goodbye: a leaving heartbeat (others drop us at once) and deletes our Lease. */
@@ -140,6 +267,8 @@ export class Membership {
     this.#stopped = true;
     clearInterval(this.#renewTimer);
     clearInterval(this.#beatTimer);
+    clearInterval(this.#stallTimer);
+    clearTimeout(this.#expiryTimer);
     this.#beat(true);
     await new Promise((r) => setTimeout(r, 20)); // let the leaving datagrams go out
     this.#socket?.close();
@@ -153,11 +282,63 @@ export class Membership {
   }
 
   #changed(): void {
+    this.#armExpiry();
     const live = [...this.live()].sort().join(",");
     if (live === this.#lastLive) return;
     this.#lastLive = live;
     this.#log.info({ live: live.split(",").filter(Boolean) }, "live speakers changed");
     this.onChange();
+  }
+
+  /**
+   * Lease expiry makes no event: a timer at the next expiry of a Lease that decides
+   * someone's liveness (a peer not heard over UDP, or our own) re-evaluates then.
+   */
+  #armExpiry(): void {
+    if (this.#stopped) return;
+    const now = Date.now();
+    const heard = new Set(this.#tracker?.known() ?? []);
+    let next = this.#lastRenewOk + this.#o.leaseDurationMs;
+    for (const [node, p] of this.#peers) {
+      if (node === this.#o.node || heard.has(node)) continue;
+      const at = p.seenAt + p.durationMs;
+      if (at > now && at < next) next = at;
+    }
+    if (next <= now) return;
+    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = setTimeout(() => this.#changed(), next - now + 5);
+    this.#expiryTimer.unref();
+  }
+
+  /**
+   * Judges heard peers after the socket has been read (setImmediate runs after the poll
+   * phase that delivers waiting datagrams): silent for the dead time on the awake clock
+   * makes a suspect; a suspect still silent at the next check is dead.
+   */
+  #judge(): void {
+    if (!this.#tracker || this.#stopped) return;
+    const now = this.#awake();
+    for (const node of this.#tracker.known()) {
+      if (this.#tracker.isAlive(node, now)) {
+        this.#suspects.delete(node);
+        this.#dead.delete(node);
+      } else if (this.#dead.has(node)) {
+        // stays dead
+      } else if (this.#suspects.has(node)) {
+        this.#suspects.delete(node);
+        this.#dead.add(node);
+        this.#log.info({ peer: node }, "peer silent: dead");
+      } else {
+        this.#suspects.add(node);
+        this.#log.debug({ peer: node }, "peer silent: suspected");
+      }
+    }
+    const known = this.#tracker.known().filter((n) => n !== this.#o.node && this.#peers.has(n));
+    if (!this.#isolated && known.length > 0 && known.every((n) => this.#dead.has(n))) {
+      this.#isolated = true;
+      this.#log.warn({ peers: known }, "no peer heard: this node may be cut off");
+    }
+    this.#changed();
   }
 
   #leaseSeen(lease: V1Lease): void {
@@ -232,9 +413,23 @@ export class Membership {
         return;
       }
       if (r.beat.node === this.#o.node) return;
-      const before = this.#tracker!.isAlive(r.beat.node, Date.now());
-      const outcome = this.#tracker!.receive(r.beat, Date.now());
-      if (outcome === "accepted" && (r.beat.leaving || !before)) this.#changed();
+      const node = r.beat.node;
+      const outcome = this.#tracker!.receive(r.beat, this.#awake());
+      if (outcome !== "accepted") return;
+      const wasDead = this.#dead.has(node);
+      this.#suspects.delete(node);
+      if (r.beat.leaving) this.#dead.add(node);
+      else {
+        this.#dead.delete(node);
+        if (this.#settleFrom !== undefined) this.#heardSince.add(node);
+      }
+      if (this.#isolated && !r.beat.leaving) {
+        this.#isolated = false;
+        this.#log.warn({ peer: node }, "hearing peers again: rejoining");
+        this.#rejoin("isolation", 0);
+        this.#heardSince.add(node);
+      }
+      if (r.beat.leaving || wasDead || this.#settleFrom !== undefined) this.#changed();
     });
     sock.on("error", (err) => this.#log.warn({ err: err.message }, "heartbeat socket error"));
     await new Promise<void>((resolve, reject) => {
@@ -246,7 +441,10 @@ export class Membership {
     });
     this.#socket = sock;
     // Silence is noticed by polling: a dead peer sends nothing that could trigger a check.
-    const check = setInterval(() => this.#changed(), Math.max(20, Math.floor(hb.intervalMs / 2)));
+    const check = setInterval(
+      () => setImmediate(() => this.#judge()),
+      Math.max(20, Math.floor(hb.intervalMs / 2)),
+    );
     check.unref();
     sock.on("close", () => clearInterval(check));
   }

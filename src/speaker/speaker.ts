@@ -1,35 +1,36 @@
 // The speaker: on every node, decides for each assigned Service IP whether this node is
-// the one to announce it (same deterministic answer on every node, no coordination), and
-// drives the ARP/NDP announcer accordingly. Kubernetes objects come in through informers;
-// the decision itself is the pure eligibility + election code next to this file.
+// the one to announce it, and drives the ARP/NDP announcer accordingly. Kubernetes objects
+// and membership come in through informers and heartbeats; the decision itself is the pure
+// function in decision.ts (the same answer on every node, no coordination). Who announces
+// what is recorded in IPAnnouncement objects of our own (never on users' Services); every
+// speaker reads them, and the recorded owner keeps its IPs while it stays eligible.
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
+import type { IPAnnouncement } from "../api/ipannouncement.ts";
 import type { L2Advertisement } from "../api/l2advertisement.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { describeError } from "../k8s/errors.ts";
+import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
-import { parseIP } from "../net/address.ts";
-import { parseAddressEntry } from "../net/range.ts";
 import type { Logger } from "../observability/log.ts";
-import { chooseOwner } from "./election.ts";
-import {
-  countReadyEndpoints,
-  eligibleNodes,
-  type L2AdvertisementInfo,
-  type NodeInfo,
-} from "./eligibility.ts";
+import { type Announcement, type Decision, decide, REBALANCE_ANNOTATION } from "./decision.ts";
+import type { NodeInfo } from "./eligibility.ts";
 import { fromOsNetworkInterfaces, type HostInterface, resolveInterfaces } from "./interfaces.ts";
-import type { Membership } from "./membership.ts";
+import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 
-/** Annotation the announcing speaker puts on a Service: which node answers for its IPs. */
-export const ANNOUNCING_NODE_ANNOTATION = "ironlb.dev/announcing-node";
+/** Where IPAnnouncements live (cluster-scoped). */
+export const IP_ANNOUNCEMENTS_PATH = `/apis/${group}/${version}/ipannouncements`;
+
+/** The IPAnnouncement name of an IP: dots and colons become dashes (a DNS subdomain). */
+export function ipAnnouncementName(ip: string): string {
+  return ip.toLowerCase().replace(/[.:]/g, "-");
+}
 
 export interface SpeakerOptions extends ClassFilter {
   node: string;
@@ -39,12 +40,14 @@ export interface SpeakerOptions extends ClassFilter {
   conflictRetryMs: number;
 }
 
-interface Desired {
-  /** Interfaces this node announces the IP on. */
-  interfaces: string[];
-  /** Services using the IP (shared IPs have several). */
-  services: V1Service[];
-}
+/** Another host's claim re-announces an IP at most this often (two claimants never duel). */
+const CONTEST_REANNOUNCE_MS = 3000;
+/** Our own record write not yet seen by the informer counts as the record this long. */
+const CLAIM_OVERLAY_MS = 10_000;
+/** Interface link state has no event here: re-evaluated this often, ms. */
+const INTERFACE_RECHECK_MS = 10_000;
+
+type Record_ = IPAnnouncement & KubernetesObject;
 
 /** Reconciles announcements for one node. */
 export class Speaker {
@@ -60,16 +63,26 @@ export class Speaker {
   readonly #nodes: Informer<V1Node>;
   readonly #pools: Informer<IPAddressPool & KubernetesObject>;
   readonly #ads: Informer<L2Advertisement & KubernetesObject>;
+  readonly #records: Informer<Record_>;
   /** What this node announces now: ip -> interfaces. */
   readonly #current = new Map<string, string[]>();
   /** IPs being probed before their first announcement. */
   readonly #probing = new Set<string>();
   /** IPs found in use by another host: not announced before this time. */
   readonly #conflictUntil = new Map<string, number>();
-  /** Last reason logged per Service for not being announced by anyone (avoid log floods). */
+  /** Held IPs another node may have claimed since our last gratuitous burst. */
+  readonly #contested = new Set<string>();
+  /** Last re-announcement caused by another host's claim, per IP (rate limit). */
+  readonly #lastContestBurst = new Map<string, number>();
+  /** Our record writes the informer may not show yet: ip -> when written. */
+  readonly #claims = new Map<string, number>();
+  /** Records from a fresh list after a rejoin, until the informer shows newer: ip -> node. */
+  readonly #listed = new Map<string, string>();
+  /** Last reason logged per IP for not being announced (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
   /** Called after every reconcile with what the informers hold (the forwarder listens). */
   onReconciled?: (services: readonly V1Service[], slices: readonly V1EndpointSlice[]) => void;
+  #recordsFresh = true;
   #scheduled = false;
   #synced = false;
   #stopped = false;
@@ -100,7 +113,15 @@ export class Speaker {
     this.#nodes = new Informer(api, "/api/v1/nodes", poke, log);
     this.#pools = new Informer(api, `/apis/${group}/${version}/ipaddresspools`, poke, log);
     this.#ads = new Informer(api, `/apis/${group}/${version}/l2advertisements`, poke, log);
+    const onRecord = (r: Record_) => this.#recordSeen(r);
+    this.#records = new Informer<Record_>(
+      api,
+      IP_ANNOUNCEMENTS_PATH,
+      { add: onRecord, update: onRecord, delete: onRecord },
+      log,
+    );
     membership.onChange = () => this.#schedule();
+    membership.onRejoin = (reason, ms) => this.#rejoin(reason, ms);
     announcer.on("conflict", (ev: ConflictEvent) => this.#conflict(ev));
     announcer.on("error", (err: Error, ifname: string) =>
       this.#log.warn({ err: err.message, interface: ifname }, "packet I/O error"),
@@ -112,13 +133,13 @@ export class Speaker {
   }
 
   async start(): Promise<void> {
-    const all = [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads];
+    const all = [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records];
     await Promise.all(all.map((i) => i.start()));
     await Promise.all(all.map((i) => i.synced()));
     this.#synced = true;
     this.#schedule();
-    // Lease expiry produces no event: re-evaluate now and then even when nothing changes.
-    this.#retryTimer = setInterval(() => this.#schedule(), 1000);
+    // Membership arms timers for Lease expiry and settling; only link state has no event.
+    this.#retryTimer = setInterval(() => this.#schedule(), INTERFACE_RECHECK_MS);
     this.#retryTimer.unref();
   }
 
@@ -129,7 +150,9 @@ export class Speaker {
     for (const ip of this.#current.keys()) this.#announcer.withdraw(ip);
     this.#current.clear();
     await Promise.all(
-      [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads].map((i) => i.stop()),
+      [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records].map((i) =>
+        i.stop(),
+      ),
     );
   }
 
@@ -147,9 +170,119 @@ export class Speaker {
     });
   }
 
+  /**
+   * Back from a long stall or an isolation: peers have probably declared us dead and
+   * taken our IPs over. Stop answering at once (two answerers confuse clients more than
+   * a short silence: their cached entries still reach us), read the records afresh, and
+   * claim again, with gratuitous ARP, what is still ours once membership has settled.
+   */
+  #rejoin(reason: RejoinReason, stalledMs: number): void {
+    const ips = [...this.#current.keys()];
+    for (const ip of ips) this.#announcer.withdraw(ip);
+    this.#current.clear();
+    if (ips.length > 0)
+      this.#log.info({ reason, stalledMs: Math.round(stalledMs), ips }, "withdrawn to rejoin");
+    this.#recordsFresh = false;
+    void this.#relistRecords();
+  }
+
+  async #relistRecords(): Promise<void> {
+    for (let attempt = 0; !this.#stopped; attempt++) {
+      try {
+        const list = await this.#api.get<{ items?: Record_[] }>(IP_ANNOUNCEMENTS_PATH);
+        this.#listed.clear();
+        for (const r of list.items ?? []) {
+          if (r.status?.ip && r.status.node) this.#listed.set(r.status.ip, r.status.node);
+        }
+        setTimeout(() => this.#listed.clear(), CLAIM_OVERLAY_MS).unref();
+        break;
+      } catch (err) {
+        // The API server may be the thing we were cut off from: after a few tries, go on
+        // with what the informer knows rather than announce nothing for a long time.
+        this.#log.warn({ err: describeError(err), attempt }, "cannot list IP announcements");
+        if (attempt >= 2) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    this.#recordsFresh = true;
+    this.#schedule();
+  }
+
+  #recordSeen(r: Record_): void {
+    const ip = r.status?.ip;
+    if (ip) {
+      this.#listed.delete(ip);
+      const node = r.status?.node;
+      if (node === this.#o.node) this.#claims.delete(ip);
+      else if (node && this.#current.has(ip)) {
+        // Another node says it announces an IP we answer for: if we stay the owner, our
+        // gratuitous ARP must win the clients back.
+        this.#contested.add(ip);
+      }
+    }
+    this.#schedule();
+  }
+
+  /** IP -> recorded owner: the records, a fresh list after a rejoin, our own claims. */
+  #currentOwners(): Map<string, string> {
+    const owners = new Map<string, string>();
+    for (const r of this.#records.list()) {
+      if (r.status?.ip && r.status.node) owners.set(r.status.ip, r.status.node);
+    }
+    for (const [ip, node] of this.#listed) owners.set(ip, node);
+    const now = Date.now();
+    for (const [ip, at] of this.#claims) {
+      if (now - at > CLAIM_OVERLAY_MS) this.#claims.delete(ip);
+      else owners.set(ip, this.#o.node);
+    }
+    return owners;
+  }
+
+  #decide(): Decision {
+    const view = this.#membership.view();
+    if (!this.#recordsFresh) view.settled = false;
+    const slices = [];
+    for (const s of this.#slices.list()) {
+      const svc = s.metadata?.labels?.["kubernetes.io/service-name"];
+      if (svc) slices.push({ ...s, service: `${s.metadata?.namespace}/${svc}` });
+    }
+    return decide({
+      services: this.#services
+        .list()
+        .filter((svc) => isOurs(svc, this.#o))
+        .map((svc) => {
+          const a = svc.metadata?.annotations ?? {};
+          return {
+            key: keyOf(svc),
+            ips: statusIPs(svc),
+            externalTrafficPolicy:
+              svc.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
+            ...(a[ANNOTATIONS.allocatedFromPool]
+              ? { allocatedFromPool: a[ANNOTATIONS.allocatedFromPool] }
+              : {}),
+            rebalance: a[REBALANCE_ANNOTATION] === "true",
+          };
+        }),
+      slices,
+      nodes: this.#nodes.list().map(nodeInfo),
+      pools: this.#pools.list().map((p) => ({
+        name: p.metadata?.name ?? "",
+        labels: p.metadata?.labels ?? {},
+        addresses: p.spec?.addresses ?? [],
+      })),
+      ads: this.#ads.list().map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) })),
+      membership: view,
+      currentOwners: this.#currentOwners(),
+      held: new Set(this.#current.keys()),
+      contested: this.#contested,
+    });
+  }
+
   /** Computes what this node should announce and makes the announcer do exactly that. */
   #reconcile(): void {
-    const desired = this.#desired();
+    const decision = this.#decide();
+    this.#logReasons(decision);
+    const desired = this.#resolve(decision.mine);
     for (const [ip, ifaces] of this.#current) {
       const want = desired.get(ip);
       for (const ifname of ifaces) {
@@ -157,7 +290,14 @@ export class Speaker {
       }
       if (!want) {
         this.#current.delete(ip);
-        this.#log.info({ ip }, "stopped announcing");
+        this.#contested.delete(ip);
+        const owner = decision.ips.get(ip)?.owner;
+        this.#log.info({ ip, owner }, "stopped announcing");
+      } else {
+        this.#current.set(
+          ip,
+          ifaces.filter((i) => want.interfaces.includes(i)),
+        );
       }
     }
     const now = Date.now();
@@ -167,96 +307,88 @@ export class Speaker {
       if (until !== undefined && until > now) continue;
       const cur = this.#current.get(ip) ?? [];
       const missing = want.interfaces.filter((i) => !cur.includes(i));
+      if (cur.length > 0 && want.gratuitous) this.#reannounce(ip, cur);
       if (missing.length === 0) continue;
       // An IP some ironlb node has announced before is a takeover: announce at once (the
       // failover budget has no room for a probe). A brand-new IP is probed first.
-      const known = want.services.some(
-        (s) => s.metadata?.annotations?.[ANNOUNCING_NODE_ANNOTATION],
-      );
+      const known = decision.ips.get(ip)?.by === "current" || this.#recordFor(ip) !== undefined;
       if (cur.length === 0 && !known && this.#o.probeMs > 0)
-        void this.#probeThenAnnounce(ip, want, missing);
+        void this.#probeThenAnnounce(ip, missing);
       else this.#announce(ip, want, missing);
     }
+    this.#deleteStaleRecords(decision);
     this.#metrics.announced.set(this.#current.size);
     this.#metrics.liveSpeakers.set(this.#membership.live().size);
     this.onReconciled?.(this.#services.list(), this.#slices.list());
   }
 
-  #desired(): Map<string, Desired> {
-    const out = new Map<string, Desired>();
-    // Peers no longer count this node (see Membership.selfHealthy): they have taken over.
-    if (!this.#membership.selfHealthy()) return out;
-    const live = this.#membership.live();
-    const nodes: NodeInfo[] = this.#nodes.list().map(nodeInfo);
-    const ads: L2AdvertisementInfo[] = this.#ads
-      .list()
-      .map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) }));
-    const pools = this.#pools.list();
-    const slicesBySvc = new Map<string, V1EndpointSlice[]>();
-    for (const s of this.#slices.list()) {
-      const svc = s.metadata?.labels?.["kubernetes.io/service-name"];
-      if (!svc) continue;
-      const key = `${s.metadata?.namespace}/${svc}`;
-      const list = slicesBySvc.get(key) ?? [];
-      list.push(s);
-      slicesBySvc.set(key, list);
-    }
-    let host: HostInterface[] | undefined;
-    for (const svc of this.#services.list()) {
-      if (!isOurs(svc, this.#o)) continue;
-      const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
-      for (const ip of statusIPs(svc)) {
-        const pool = poolFor(svc, ip, pools);
-        if (!pool) continue;
-        const family = ip.includes(":") ? "IPv6" : "IPv4";
-        const result = eligibleNodes({
-          nodes,
-          liveSpeakers: live,
-          l2Advertisements: ads,
-          pool: { name: pool.metadata?.name ?? "", labels: pool.metadata?.labels ?? {} },
-          service: {
-            externalTrafficPolicy:
-              svc.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
-            endpoints: countReadyEndpoints(slicesBySvc.get(key) ?? [], family),
-          },
-        });
-        if (result.reason) {
-          if (this.#lastReason.get(`${key}|${ip}`) !== result.reason) {
-            this.#lastReason.set(`${key}|${ip}`, result.reason);
-            this.#log.info(
-              { service: key, ip, reason: result.reason },
-              "IP not announced by any node",
-            );
-          }
-          continue;
-        }
-        this.#lastReason.delete(`${key}|${ip}`);
-        const owner = chooseOwner(
-          ip,
-          result.nodes.map((n) => n.name),
+  /** Interfaces per IP on this host (explicit names or "auto" resolved against the host). */
+  #resolve(
+    mine: ReadonlyMap<string, Announcement>,
+  ): Map<string, { interfaces: string[]; services: string[]; gratuitous: boolean }> {
+    const out = new Map<
+      string,
+      { interfaces: string[]; services: string[]; gratuitous: boolean }
+    >();
+    if (mine.size === 0) return out;
+    const host = hostInterfaces();
+    for (const [ip, a] of mine) {
+      const resolved = resolveInterfaces(a.interfaces, host, ip);
+      if (resolved.unavailable.length > 0) {
+        this.#log.warn(
+          { services: a.services, ip, interfaces: resolved.unavailable },
+          "configured interfaces are missing or down",
         );
-        if (owner !== this.#o.node) continue;
-        const me = result.nodes.find((n) => n.name === this.#o.node)!;
-        host ??= hostInterfaces();
-        const resolved = resolveInterfaces(me.interfaces, host, ip);
-        if (resolved.unavailable.length > 0) {
-          this.#log.warn(
-            { service: key, ip, interfaces: resolved.unavailable },
-            "configured interfaces are missing or down",
-          );
-        }
-        const names = resolved.use.map((i) => i.name);
-        if (names.length === 0) continue;
-        const d = out.get(ip) ?? { interfaces: [], services: [] };
-        d.interfaces = [...new Set([...d.interfaces, ...names])].sort();
-        d.services.push(svc);
-        out.set(ip, d);
       }
+      const names = resolved.use.map((i) => i.name).sort();
+      if (names.length > 0)
+        out.set(ip, { interfaces: names, services: a.services, gratuitous: a.gratuitous });
     }
     return out;
   }
 
-  #announce(ip: string, want: Desired, ifaces: string[]): void {
+  #logReasons(d: Decision): void {
+    const seen = new Set<string>();
+    for (const [ip, x] of d.ips) {
+      seen.add(ip);
+      const why = x.reason ?? (d.deferred.has(ip) ? `not claimed yet: ${d.deferred.get(ip)}` : "");
+      if (this.#lastReason.get(ip) === why) continue;
+      this.#lastReason.set(ip, why);
+      if (x.reason)
+        this.#log.info(
+          { services: x.services, ip, reason: x.reason },
+          "IP not announced by any node",
+        );
+      else if (d.deferred.has(ip))
+        this.#log.info(
+          { services: x.services, ip, reason: d.deferred.get(ip) },
+          "not claiming yet",
+        );
+    }
+    for (const ip of this.#lastReason.keys()) if (!seen.has(ip)) this.#lastReason.delete(ip);
+  }
+
+  #recordFor(ip: string): Record_ | undefined {
+    return this.#records.get(ipAnnouncementName(ip));
+  }
+
+  #reannounce(ip: string, ifaces: string[]): void {
+    for (const ifname of ifaces) {
+      try {
+        this.#announcer.reannounce(ip, ifname);
+      } catch (err) {
+        this.#log.warn(
+          { ip, interface: ifname, err: (err as Error).message },
+          "cannot re-announce",
+        );
+      }
+    }
+    this.#contested.delete(ip);
+    this.#log.info({ ip, interfaces: ifaces }, "re-announcing: another node may have claimed it");
+    if (this.#recordFor(ip)?.status?.node !== this.#o.node) this.#writeRecord(ip, ifaces, []);
+  }
+
+  #announce(ip: string, want: { services: string[] }, ifaces: string[]): void {
     const cur = this.#current.get(ip) ?? [];
     for (const ifname of ifaces) {
       try {
@@ -268,35 +400,90 @@ export class Speaker {
     }
     if (cur.length === 0) return;
     const first = !this.#current.has(ip);
-    this.#current.set(ip, cur);
+    this.#current.set(ip, cur.sort());
+    this.#contested.delete(ip);
+    this.#writeRecord(ip, cur, want.services);
     if (!first) return;
-    this.#log.info({ ip, interfaces: cur, services: want.services.map(keyOf) }, "announcing");
-    for (const svc of want.services) {
+    this.#log.info({ ip, interfaces: cur, services: want.services }, "announcing");
+    for (const key of want.services) {
+      const svc = this.#services.get(key.split("/")[1]!, key.split("/")[0]);
+      if (!svc) continue;
       void this.#events.emit(
         serviceTarget(svc),
         "Normal",
         "NodeAnnouncing",
         `Node ${this.#o.node} announces ${ip} on ${cur.join(", ")}`,
       );
-      if (svc.metadata?.annotations?.[ANNOUNCING_NODE_ANNOTATION] !== this.#o.node) {
-        this.#api
-          .mergePatch(
-            `/api/v1/namespaces/${svc.metadata!.namespace}/services/${svc.metadata!.name}`,
-            {
-              metadata: { annotations: { [ANNOUNCING_NODE_ANNOTATION]: this.#o.node } },
-            },
-          )
-          .catch((err: unknown) =>
-            this.#log.warn(
-              { service: keyOf(svc), err: describeError(err) },
-              "could not annotate service",
-            ),
-          );
-      }
     }
   }
 
-  async #probeThenAnnounce(ip: string, want: Desired, ifaces: string[]): Promise<void> {
+  /** Records that this node announces `ip` (create, else merge patch; one writer: the owner). */
+  #writeRecord(ip: string, interfaces: string[], services: string[]): void {
+    const prev = this.#recordFor(ip);
+    const svcs =
+      services.length > 0 ? [...services].sort() : (prev?.status?.services ?? []).slice();
+    if (
+      prev?.status?.node === this.#o.node &&
+      JSON.stringify(prev.status.interfaces ?? []) === JSON.stringify(interfaces) &&
+      JSON.stringify(prev.status.services ?? []) === JSON.stringify(svcs)
+    )
+      return;
+    this.#claims.set(ip, Date.now());
+    const name = ipAnnouncementName(ip);
+    const status = {
+      ip,
+      node: this.#o.node,
+      interfaces,
+      services: svcs,
+      since:
+        prev?.status?.node === this.#o.node && prev.status.since
+          ? prev.status.since
+          : new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    };
+    const body = {
+      apiVersion: `${group}/${version}`,
+      kind: "IPAnnouncement",
+      metadata: { name, labels: { "app.kubernetes.io/managed-by": "ironlb-speaker" } },
+      status,
+    };
+    const write = async () => {
+      try {
+        await this.#api.mergePatch(`${IP_ANNOUNCEMENTS_PATH}/${name}`, { status });
+      } catch (err) {
+        if (httpStatus(err) !== 404) throw err;
+        await this.#api.create(IP_ANNOUNCEMENTS_PATH, body);
+      }
+    };
+    write().catch((err: unknown) => {
+      // Without the record, peers go by the previous one: our claim must not outlive it.
+      this.#claims.delete(ip);
+      this.#log.warn(
+        { ip, services: svcs, err: describeError(err) },
+        "could not record the announcement",
+      );
+      this.#schedule();
+    });
+  }
+
+  /** Records of ours for IPs no Service uses any more. */
+  #deleteStaleRecords(d: Decision): void {
+    for (const r of this.#records.list()) {
+      const ip = r.status?.ip;
+      if (!ip || r.status?.node !== this.#o.node || d.ips.has(ip)) continue;
+      const name = r.metadata?.name;
+      if (!name || this.#claims.has(ip)) continue;
+      this.#claims.set(ip, Date.now()); // one delete in flight
+      this.#api
+        .delete(`${IP_ANNOUNCEMENTS_PATH}/${name}`)
+        .catch((err: unknown) => {
+          if (httpStatus(err) !== 404)
+            this.#log.warn({ ip, err: describeError(err) }, "could not delete announcement record");
+        })
+        .finally(() => this.#claims.delete(ip));
+    }
+  }
+
+  async #probeThenAnnounce(ip: string, ifaces: string[]): Promise<void> {
     this.#probing.add(ip);
     try {
       const answers = await Promise.all(
@@ -304,10 +491,7 @@ export class Speaker {
       );
       const mac = answers.find((a) => a !== null);
       if (mac) {
-        this.#conflict(
-          { ip, ifname: ifaces[answers.indexOf(mac)]!, mac, during: "probe" },
-          want.services,
-        );
+        this.#conflict({ ip, ifname: ifaces[answers.indexOf(mac)]!, mac, during: "probe" });
         return;
       }
     } catch (err) {
@@ -317,7 +501,7 @@ export class Speaker {
     }
     if (this.#stopped) return;
     // The world may have moved on during the probe: only announce if still wanted.
-    const still = this.#desired().get(ip);
+    const still = this.#resolve(this.#decide().mine).get(ip);
     if (still)
       this.#announce(
         ip,
@@ -327,9 +511,9 @@ export class Speaker {
     this.#schedule();
   }
 
-  #conflict(ev: ConflictEvent, services?: V1Service[]): void {
+  #conflict(ev: ConflictEvent): void {
     this.#metrics.conflicts.inc();
-    const svcs = services ?? this.#servicesWithIP(ev.ip);
+    const svcs = this.#servicesWithIP(ev.ip);
     this.#log.warn(
       {
         ip: ev.ip,
@@ -340,7 +524,17 @@ export class Speaker {
       },
       "address conflict",
     );
-    if (ev.during !== "probe") return; // a claim on an announced IP: logged and counted; we keep answering
+    if (ev.during !== "probe") {
+      // A claim on an IP we announce (another node's takeover we did not agree to, or a
+      // stranger): if we stay the owner, answer it once with gratuitous ARP, rate-limited
+      // so that two claimants cannot duel while their views converge.
+      const last = this.#lastContestBurst.get(ev.ip) ?? 0;
+      if (Date.now() - last < CONTEST_REANNOUNCE_MS) return;
+      this.#lastContestBurst.set(ev.ip, Date.now());
+      this.#contested.add(ev.ip);
+      this.#schedule();
+      return;
+    }
     this.#conflictUntil.set(ev.ip, Date.now() + this.#o.conflictRetryMs);
     for (const svc of svcs) {
       void this.#events.emit(
@@ -367,28 +561,6 @@ function nodeInfo(n: V1Node): NodeInfo {
   if (ready) info.ready = ready;
   if (netUnavailable) info.networkUnavailable = netUnavailable;
   return info;
-}
-
-/** The pool an IP came from: the controller's annotation, else the pool whose range holds it. */
-function poolFor(svc: V1Service, ip: string, pools: readonly (IPAddressPool & KubernetesObject)[]) {
-  const named = svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool];
-  if (named) {
-    const p = pools.find((x) => x.metadata?.name === named);
-    if (p) return p;
-  }
-  const addr = parseIP(ip);
-  if (!addr) return undefined;
-  return pools.find((p) =>
-    (p.spec?.addresses ?? []).some((e) => {
-      const entry = parseAddressEntry(e);
-      return (
-        entry !== undefined &&
-        entry.family === addr.family &&
-        entry.first <= addr.value &&
-        addr.value <= entry.last
-      );
-    }),
-  );
 }
 
 /** This host's interfaces with link state (os.networkInterfaces() has addresses only). */

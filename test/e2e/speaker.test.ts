@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { E2E_SECOND_SUBNET, E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
+import { ipAnnouncement } from "../lab/faults.ts";
 import {
   destroyStale,
   Lab,
@@ -30,7 +31,6 @@ if (process.platform !== "linux" || process.getuid?.() !== 0) {
 
 const ZONE = "lab.ironlb.dev/zone";
 const EXCLUDE = "node.kubernetes.io/exclude-from-external-load-balancers";
-const ANNOUNCING = "ironlb.dev/announcing-node";
 
 describe("speaker on a LAN of network namespaces", () => {
   const prefix = randomPrefix("ilbe2e");
@@ -212,15 +212,24 @@ describe("speaker on a LAN of network namespaces", () => {
     const owner = await resolveFresh(ip, svc.port);
     // Every ARP request gets exactly one answer, from the owner's eth0.
     expect(await lab.arpingFromClient(ip)).toEqual([await lab.macOf(owner)]);
-    // The speakers agree: one announces it, and it says so on the Service.
+    // The speakers agree: one announces it, and records so in its IPAnnouncement (not on
+    // the Service, which the speakers may not modify).
     await waitFor(
       "one speaker logging the announcement",
       () => announcersFromLogs(ip).length === 1,
     );
     expect(announcersFromLogs(ip)).toEqual([owner]);
-    await waitFor(
-      "the announcing-node annotation",
-      async () => (await lab.getService(svc.name)).metadata?.annotations?.[ANNOUNCING] === owner,
+    const rec = await waitFor("the IPAnnouncement naming the owner", async () => {
+      const r = await ipAnnouncement(lab, ip);
+      return r?.status?.node === owner ? r : undefined;
+    });
+    expect(rec.status).toMatchObject({
+      ip,
+      interfaces: ["eth0"],
+      services: [`default/${svc.name}`],
+    });
+    expect((await lab.getService(svc.name)).metadata?.annotations ?? {}).not.toHaveProperty(
+      "ironlb.dev/announcing-node",
     );
     // The kernel itself never answers: the IP is on no interface.
     for (const n of lab.nodes)
@@ -259,8 +268,24 @@ describe("speaker on a LAN of network namespaces", () => {
     it("a Service without a ready endpoint is answered by nobody", async () => {
       const endpoints = lab.nodes.map((n) => ({ node: n.name, ready: false }));
       const { svc, ip } = await service({ externalTrafficPolicy: "Local", endpoints });
-      // Give every speaker time to see the Service and (wrongly) announce it.
-      await sleep(2000);
+      // Every speaker has seen the Service and decided: each logs why nobody announces it.
+      await waitFor(
+        "every speaker to log that nobody announces the IP",
+        () =>
+          lab.nodes.every((n) =>
+            lab
+              .speaker(n.name)
+              ?.logs()
+              .some(
+                (l) =>
+                  l.msg === "IP not announced by any node" &&
+                  l.ip === ip &&
+                  l.reason === "no ready endpoints",
+              ),
+          ),
+        10_000,
+        50,
+      );
       await lab.clientForget(ip);
       expect(await lab.tryEntryNode(ip, svc.port, 1500)).toBeUndefined();
       const n = await lab.clientNeighbour(ip);

@@ -1,0 +1,187 @@
+// `ironlb status`: per Service, its IPs, their pool, the node and interfaces announcing each
+// (from the speakers' IPAnnouncements), and why an IP is pending or not announced. The
+// reasons come from the speakers' own decision function (src/speaker/decision.ts) run over
+// what the API server holds, with Leases as the only liveness a client can see.
+import type {
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Lease,
+  V1Node,
+  V1Service,
+} from "@kubernetes/client-node";
+import { group, version } from "../api/group.ts";
+import type { IPAddressPool } from "../api/ipaddresspool.ts";
+import type { IPAnnouncement } from "../api/ipannouncement.ts";
+import type { L2Advertisement } from "../api/l2advertisement.ts";
+import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
+import { CONDITION_TYPE } from "../controller/controller.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { timestamp } from "../k8s/errors.ts";
+import { decide, REBALANCE_ANNOTATION } from "../speaker/decision.ts";
+import type { NodeInfo } from "../speaker/eligibility.ts";
+import { SPEAKER_LEASE_LABEL } from "../speaker/membership.ts";
+
+export interface StatusInput {
+  services: V1Service[];
+  slices: V1EndpointSlice[];
+  nodes: V1Node[];
+  pools: (IPAddressPool & KubernetesObject)[];
+  ads: (L2Advertisement & KubernetesObject)[];
+  leases: V1Lease[];
+  announcements: (IPAnnouncement & KubernetesObject)[];
+}
+
+export interface StatusRow {
+  service: string;
+  ip: string;
+  pool: string;
+  node: string;
+  interfaces: string;
+  state: string;
+}
+
+/** Speakers whose Lease is current at `nowMs`. */
+function liveByLease(leases: V1Lease[], nowMs: number): Set<string> {
+  const out = new Set<string>();
+  for (const l of leases) {
+    const node = l.spec?.holderIdentity;
+    const renewed = Date.parse(timestamp(l.spec?.renewTime));
+    const duration = (l.spec?.leaseDurationSeconds ?? 15) * 1000;
+    if (node && Number.isFinite(renewed) && nowMs - renewed < duration) out.add(node);
+  }
+  return out;
+}
+
+/** The rows `ironlb status` prints, one per Service IP (one per Service without IP). */
+export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: number): StatusRow[] {
+  const services = input.services.filter((s) => isOurs(s, filter));
+  const records = new Map<string, IPAnnouncement>();
+  for (const a of input.announcements) if (a.status?.ip) records.set(a.status.ip, a);
+  const nodes: NodeInfo[] = input.nodes.map((n) => {
+    const cond = (type: string) =>
+      n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
+    const info: NodeInfo = { name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} };
+    const ready = cond("Ready");
+    const unavailable = cond("NetworkUnavailable");
+    if (ready) info.ready = ready;
+    if (unavailable) info.networkUnavailable = unavailable;
+    return info;
+  });
+  const key = (s: V1Service) => `${s.metadata?.namespace}/${s.metadata?.name}`;
+  const d = decide({
+    services: services.map((s) => {
+      const a = s.metadata?.annotations ?? {};
+      const pool = a[ANNOTATIONS.allocatedFromPool];
+      return {
+        key: key(s),
+        ips: statusIPs(s),
+        externalTrafficPolicy: s.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
+        ...(pool ? { allocatedFromPool: pool } : {}),
+        rebalance: a[REBALANCE_ANNOTATION] === "true",
+      };
+    }),
+    slices: input.slices.flatMap((sl) => {
+      const svc = sl.metadata?.labels?.["kubernetes.io/service-name"];
+      return svc ? [{ ...sl, service: `${sl.metadata?.namespace}/${svc}` }] : [];
+    }),
+    nodes,
+    pools: input.pools.map((p) => ({
+      name: p.metadata?.name ?? "",
+      labels: p.metadata?.labels ?? {},
+      addresses: p.spec?.addresses ?? [],
+    })),
+    ads: input.ads.map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) })),
+    // No node of our own: nothing is "mine", only the shared answer matters here.
+    membership: { self: "", live: liveByLease(input.leases, nowMs), settled: true, quorum: true },
+    currentOwners: new Map(
+      [...records].flatMap(([ip, r]) => (r.status?.node ? [[ip, r.status.node] as const] : [])),
+    ),
+    held: new Set(),
+    contested: new Set(),
+  });
+
+  const rows: StatusRow[] = [];
+  for (const s of [...services].sort((a, b) => (key(a) < key(b) ? -1 : 1))) {
+    const ips = statusIPs(s);
+    if (ips.length === 0) {
+      const c = s.status?.conditions?.find((x) => x.type === CONDITION_TYPE);
+      const why =
+        c && c.status === "False"
+          ? `${c.reason}: ${c.message}`
+          : "waiting for the controller to assign an IP";
+      rows.push({
+        service: key(s),
+        ip: "-",
+        pool: "-",
+        node: "-",
+        interfaces: "-",
+        state: `pending: ${why}`,
+      });
+      continue;
+    }
+    for (const ip of ips) {
+      const x = d.ips.get(ip);
+      const rec = records.get(ip)?.status;
+      const row: StatusRow = {
+        service: key(s),
+        ip,
+        pool: x?.pool ?? "-",
+        node: rec?.node ?? "-",
+        interfaces: rec?.interfaces?.join(",") || "-",
+        state: "",
+      };
+      if (x?.reason) {
+        row.node = "-";
+        row.interfaces = "-";
+        row.state = `not announced: ${x.reason}`;
+      } else if (rec && x?.owner === rec.node) row.state = "announced";
+      else if (x?.owner)
+        row.state = rec
+          ? `moving: ${rec.node} recorded, speakers choose ${x.owner}`
+          : `pending: ${x.owner} is about to announce it`;
+      else row.state = "not announced";
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+/** Formats rows as an aligned table with a header. */
+export function formatRows(rows: StatusRow[]): string {
+  const head: StatusRow = {
+    service: "SERVICE",
+    ip: "IP",
+    pool: "POOL",
+    node: "NODE",
+    interfaces: "INTERFACES",
+    state: "STATUS",
+  };
+  const cols = ["service", "ip", "pool", "node", "interfaces", "state"] as const;
+  const all = [head, ...rows];
+  const width = cols.map((c) => Math.max(...all.map((r) => r[c].length)));
+  return all
+    .map((r) =>
+      cols
+        .map((c, i) => (i === cols.length - 1 ? r[c] : r[c].padEnd(width[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/** Reads what status needs from the API server. */
+export async function fetchStatusInput(api: KubeClient, namespace?: string): Promise<StatusInput> {
+  const items = async <T>(path: string, query?: Record<string, string>) =>
+    (await api.get<{ items?: T[] }>(path, query)).items ?? [];
+  const ns = namespace ? `/namespaces/${namespace}` : "";
+  const [services, slices, nodes, pools, ads, leases, announcements] = await Promise.all([
+    items<V1Service>(`/api/v1${ns}/services`),
+    items<V1EndpointSlice>(`/apis/discovery.k8s.io/v1${ns}/endpointslices`),
+    items<V1Node>("/api/v1/nodes"),
+    items<IPAddressPool & KubernetesObject>(`/apis/${group}/${version}/ipaddresspools`),
+    items<L2Advertisement & KubernetesObject>(`/apis/${group}/${version}/l2advertisements`),
+    items<V1Lease>("/apis/coordination.k8s.io/v1/leases", { labelSelector: SPEAKER_LEASE_LABEL }),
+    items<IPAnnouncement & KubernetesObject>(`/apis/${group}/${version}/ipannouncements`),
+  ]);
+  return { services, slices, nodes, pools, ads, leases, announcements };
+}

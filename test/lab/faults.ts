@@ -1,0 +1,235 @@
+// Fault injection for a running lab (test/lab/lab.ts): stall a speaker (SIGSTOP/SIGCONT),
+// take a node's LAN link down and up, starve speakers of CPU (a cgroup v1 `cpu` group with
+// a small cpu.shares next to a CPU hog), and watch from the client who answers ARP for the
+// Service IPs and where the client's neighbour entries point (arp-watch.ts).
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { IPAnnouncement } from "../../src/api/ipannouncement.ts";
+import { apiStatus, clientsFor, group, repoRoot, sleep, version } from "../support/kube.ts";
+import type { Lab } from "./lab.ts";
+import { run } from "./net.ts";
+
+/** The IPAnnouncement the speakers keep for `ip`, if any. */
+export async function ipAnnouncement(lab: Lab, ip: string): Promise<IPAnnouncement | undefined> {
+  const { custom } = clientsFor(lab.kc);
+  try {
+    return (await custom.getClusterCustomObject({
+      group,
+      version,
+      plural: "ipannouncements",
+      name: ip.replace(/[.:]/g, "-"),
+    })) as IPAnnouncement;
+  } catch (err) {
+    if (apiStatus(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+function speakerPid(lab: Lab, node: string): number {
+  const pid = lab.speaker(node)?.proc.pid;
+  if (!pid || !lab.speaker(node)?.running())
+    throw new Error(`the speaker of ${node} is not running`);
+  return pid;
+}
+
+/** Stops a node's speaker process for `ms` (SIGSTOP), then lets it run again (SIGCONT). */
+export async function stallSpeaker(lab: Lab, node: string, ms: number): Promise<void> {
+  const pid = speakerPid(lab, node);
+  process.kill(pid, "SIGSTOP");
+  try {
+    await sleep(ms); // the fault's own duration
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+}
+
+/** Takes a node's LAN interface down (or up) inside its namespace. */
+export async function setLink(lab: Lab, node: string, up: boolean, ifname = "eth0") {
+  await run("ip", ["-n", lab.node(node).ns, "link", "set", ifname, up ? "up" : "down"]);
+}
+
+const CPU_ROOT = "/sys/fs/cgroup/cpu";
+
+/** A cgroup v1 `cpu` group of our own; remove() moves its tasks back and deletes it. */
+export class CpuCgroup {
+  readonly path: string;
+
+  private constructor(path: string) {
+    this.path = path;
+  }
+
+  /** `shares`: cpu.shares (1024 = one default task); `cpus`: a CFS quota in CPUs, if any. */
+  static create(name: string, o: { shares?: number; cpus?: number }): CpuCgroup {
+    if (!existsSync(join(CPU_ROOT, "cpu.shares")))
+      throw new Error(`no cgroup v1 cpu hierarchy at ${CPU_ROOT}: the starvation tests need it`);
+    const path = join(CPU_ROOT, name);
+    mkdirSync(path, { recursive: true });
+    const g = new CpuCgroup(path);
+    if (o.shares !== undefined) writeFileSync(join(path, "cpu.shares"), String(o.shares));
+    if (o.cpus !== undefined) {
+      writeFileSync(join(path, "cpu.cfs_period_us"), "100000");
+      writeFileSync(join(path, "cpu.cfs_quota_us"), String(Math.round(o.cpus * 100_000)));
+    }
+    return g;
+  }
+
+  /** Moves a process (all its threads) into the group. */
+  add(pid: number): void {
+    writeFileSync(join(this.path, "cgroup.procs"), String(pid));
+  }
+
+  pids(): number[] {
+    return readFileSync(join(this.path, "cgroup.procs"), "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map(Number);
+  }
+
+  /** Moves every task back to the root group and removes the directory. */
+  remove(): void {
+    if (!existsSync(this.path)) return;
+    for (const pid of this.pids()) {
+      try {
+        writeFileSync(join(CPU_ROOT, "cgroup.procs"), String(pid));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    rmdirSync(this.path);
+  }
+}
+
+/** `n` busy-looping processes in `group` (a CPU hog); stop() kills them. */
+export function startHog(group: CpuCgroup, n: number): { stop(): Promise<void> } {
+  const procs: ChildProcess[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" });
+    procs.push(p);
+    group.add(p.pid!);
+  }
+  return {
+    async stop() {
+      await Promise.all(
+        procs.map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              if (p.exitCode !== null || p.signalCode !== null) return resolve();
+              p.once("exit", () => resolve());
+              p.kill("SIGKILL");
+            }),
+        ),
+      );
+    },
+  };
+}
+
+/** What arp-watch.ts saw: per IP, who answered (timeline) and the client's entry. */
+export interface WatchResult {
+  intervalMs: number;
+  endMs: number;
+  answers: Record<string, [number, string[]][]>;
+  neighbour: Record<string, [number, string][]>;
+}
+
+/** Starts arp-watch.ts in the client namespace; stop() ends it and returns what it saw. */
+export function watchArp(
+  lab: Lab,
+  ips: string[],
+  intervalMs = 20,
+): { ready: Promise<void>; stop(): Promise<WatchResult> } {
+  const p = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      lab.client.ns,
+      process.execPath,
+      join(repoRoot, "test/lab/arp-watch.ts"),
+      "eth0",
+      lab.client.ip,
+      String(intervalMs),
+      ...ips,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  let err = "";
+  p.stdout!.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  p.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => p.once("exit", (code) => resolve(code)));
+  // A few rounds, so that the watch covers what follows.
+  const ready = sleep(300);
+  return {
+    ready,
+    async stop() {
+      p.kill("SIGTERM");
+      const code = await exited;
+      if (code !== 0) throw new Error(`arp-watch exited ${code}: ${err}`);
+      return JSON.parse(out.trim().split("\n").pop()!) as WatchResult;
+    },
+  };
+}
+
+/** State at time t of a timeline of [t, value] changes (undefined before the first). */
+function at<T>(timeline: [number, T][], t: number): T | undefined {
+  let v: T | undefined;
+  for (const [ts, x] of timeline) {
+    if (ts > t) break;
+    v = x;
+  }
+  return v;
+}
+
+export interface IpFigures {
+  /** How often the single answering MAC changed to another one. */
+  moves: number;
+  /** The answering MACs in order (one entry per move). */
+  owners: string[];
+  /** Longest time two or more MACs answered the same round, ms. */
+  maxDualMs: number;
+  /** Longest time nobody answered, ms (after the first answer). */
+  maxSilentMs: number;
+  /** Longest time the client's entry named a MAC that did not answer while another did, ms. */
+  maxStrandedMs: number;
+}
+
+/** Figures for one IP over a watch, optionally from `fromMs` on. */
+export function figures(w: WatchResult, ip: string, fromMs = 0): IpFigures {
+  const answers = (w.answers[ip] ?? []).filter(
+    ([t], i, all) => t >= fromMs || (all[i + 1]?.[0] ?? Number.POSITIVE_INFINITY) > fromMs,
+  );
+  const owners: string[] = [];
+  let maxDual = 0;
+  let maxSilent = 0;
+  for (let i = 0; i < answers.length; i++) {
+    const [t, macs] = answers[i]!;
+    const from = Math.max(t, fromMs);
+    const until = answers[i + 1]?.[0] ?? w.endMs + w.intervalMs;
+    if (macs.length >= 2) maxDual = Math.max(maxDual, until - from);
+    if (macs.length === 0 && owners.length > 0) maxSilent = Math.max(maxSilent, until - from);
+    if (macs.length === 1 && owners[owners.length - 1] !== macs[0]) owners.push(macs[0]!);
+  }
+  // Stranded: step through time at the round interval.
+  let stranded = 0;
+  let run_ = 0;
+  const neigh = w.neighbour[ip] ?? [];
+  for (let t = fromMs; t <= w.endMs; t += w.intervalMs) {
+    const macs = at(answers, t) ?? [];
+    const n = at(neigh, t) ?? "";
+    if (n !== "" && macs.length > 0 && !macs.includes(n)) run_ += w.intervalMs;
+    else run_ = 0;
+    stranded = Math.max(stranded, run_);
+  }
+  return {
+    moves: Math.max(0, owners.length - 1),
+    owners,
+    maxDualMs: maxDual,
+    maxSilentMs: maxSilent,
+    maxStrandedMs: stranded,
+  };
+}
