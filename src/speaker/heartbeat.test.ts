@@ -251,6 +251,32 @@ describe("HeartbeatTracker", () => {
     expect(t.receive(b({ node: "b", seq: 1 }), 7000)).toBe("accepted");
   });
 
+  it("gives a peer whose beats came with long gaps (CPU starvation) more time, for a while", () => {
+    const t = new HeartbeatTracker({ deadAfterMs: 350, maxDeadAfterMs: 3000 });
+    let seq = 0;
+    const send = (at: number) => t.receive(b({ node: "node-a", seq: ++seq }), at);
+    for (let at = 0; at <= 1000; at += 100) send(at);
+    // Calm: dead after 350 ms.
+    expect(t.deadlineMs("node-a", 1000)).toBe(350);
+    expect(t.isAlive("node-a", 1351)).toBe(false);
+    // A starved sender: a 300 ms gap gives it 600 ms; then a 550 ms gap gives it 1.1 s.
+    send(1300);
+    expect(t.deadlineMs("node-a", 1300)).toBe(600);
+    send(1850);
+    expect(t.deadlineMs("node-a", 1850)).toBe(1100);
+    expect(t.isAlive("node-a", 1850 + 1000)).toBe(true);
+    expect(t.isAlive("node-a", 1850 + 1200)).toBe(false);
+    // A silence beyond the deadline was a death: its return does not stretch the deadline.
+    send(1850 + 1500);
+    expect(t.deadlineMs("node-a", 1850 + 1500)).toBeLessThanOrEqual(1100);
+    // Forgotten after calm: 30 s later the deadline is back to 350 ms.
+    for (let at = 3400; at <= 40_000; at += 100) send(at);
+    expect(t.deadlineMs("node-a", 40_000)).toBe(350);
+    // Our own stalls count too (pressure), capped at maxDeadAfterMs.
+    expect(t.deadlineMs("node-a", 40_000, 500)).toBe(1000);
+    expect(t.deadlineMs("node-a", 40_000, 5000)).toBe(3000);
+  });
+
   it("rejects a non-positive timeout", () => {
     expect(() => new HeartbeatTracker({ deadAfterMs: 0 })).toThrow(RangeError);
   });
@@ -263,7 +289,7 @@ describe("HeartbeatTracker", () => {
         }),
         fc.nat(500),
         (steps, after) => {
-          const t = new HeartbeatTracker({ deadAfterMs: 250 });
+          const t = new HeartbeatTracker({ deadAfterMs: 250, maxDeadAfterMs: 0 });
           let now = 0;
           let last: { at: number; leaving: boolean } | undefined;
           let maxSeq = -1;

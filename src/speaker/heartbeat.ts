@@ -173,7 +173,17 @@ export interface HeartbeatTrackerOptions {
    * (a restart), at the cost of requiring synchronised clocks; off by default.
    */
   maxClockSkewMs?: number;
+  /**
+   * Upper bound of the adaptive dead time. A peer whose heartbeats have recently come with
+   * long gaps (it, or this process, is starved of CPU) is given twice its recent longest
+   * gap before it counts as dead, up to this; a crash in calm times is still noticed after
+   * `deadAfterMs`. Default 3000 ms; 0 turns adaptation off.
+   */
+  maxDeadAfterMs?: number;
 }
+
+/** How fast a long gap is forgotten: ms of peak per ms of time (1 s fades in 30 s). */
+const GAP_DECAY = 1 / 30;
 
 export type ReceiveOutcome =
   /** Recorded; the node is alive (or, for a leaving beat, dead from now). */
@@ -192,6 +202,13 @@ interface PeerState {
   seq: number;
   lastSeenMs: number;
   leaving: boolean;
+  /** Longest recent gap between two beats, and when it was seen (decays with GAP_DECAY). */
+  gapPeakMs: number;
+  gapPeakAt: number;
+}
+
+function decayed(peak: number, at: number, now: number): number {
+  return Math.max(0, peak - (now - at) * GAP_DECAY);
 }
 
 /**
@@ -202,11 +219,13 @@ interface PeerState {
 export class HeartbeatTracker {
   readonly deadAfterMs: number;
   readonly maxClockSkewMs: number | undefined;
+  readonly maxDeadAfterMs: number;
   readonly #peers = new Map<string, PeerState>();
 
   constructor(options: HeartbeatTrackerOptions = {}) {
     this.deadAfterMs = options.deadAfterMs ?? DEFAULT_HEARTBEAT_DEAD_AFTER_MS;
     this.maxClockSkewMs = options.maxClockSkewMs;
+    this.maxDeadAfterMs = Math.max(this.deadAfterMs, options.maxDeadAfterMs ?? 3000);
     if (!(this.deadAfterMs > 0)) throw new RangeError("deadAfterMs must be positive");
   }
 
@@ -231,29 +250,62 @@ export class HeartbeatTracker {
         if (known.leaving) return "after-leaving";
       }
     }
+    let gapPeakMs = 0;
+    let gapPeakAt = nowMs;
+    if (known !== undefined && beat.incarnation === known.incarnation) {
+      const old = decayed(known.gapPeakMs, known.gapPeakAt, nowMs);
+      const gap = nowMs - known.lastSeenMs;
+      // A gap longer than the deadline was a death (and a return), not jitter: it must not
+      // slow down noticing the next one.
+      if (gap > old && gap <= this.deadlineMs(beat.node, nowMs)) gapPeakMs = gap;
+      else {
+        gapPeakMs = known.gapPeakMs;
+        gapPeakAt = known.gapPeakAt;
+      }
+    }
     this.#peers.set(beat.node, {
       incarnation: beat.incarnation,
       seq: beat.seq,
       lastSeenMs: nowMs,
       leaving: beat.leaving,
+      gapPeakMs,
+      gapPeakAt,
     });
     return "accepted";
   }
 
-  /** Whether `node` sent an accepted, non-leaving beat within `deadAfterMs` of `nowMs`. */
-  isAlive(node: string, nowMs: number): boolean {
+  /**
+   * How long `node` may be silent at `nowMs` before it counts as dead: `deadAfterMs`, or
+   * twice the longest recent gap of its beats or of our own stalls (`pressureMs`, the
+   * receiver's recent longest stall), whichever is longer, up to `maxDeadAfterMs`.
+   */
+  deadlineMs(node: string, nowMs: number, pressureMs = 0): number {
     const peer = this.#peers.get(node);
-    return peer !== undefined && !peer.leaving && nowMs - peer.lastSeenMs <= this.deadAfterMs;
+    const peak = peer ? decayed(peer.gapPeakMs, peer.gapPeakAt, nowMs) : 0;
+    return Math.max(
+      this.deadAfterMs,
+      Math.min(this.maxDeadAfterMs, 2 * Math.max(peak, pressureMs)),
+    );
+  }
+
+  /** Whether `node` sent an accepted, non-leaving beat within its deadline of `nowMs`. */
+  isAlive(node: string, nowMs: number, pressureMs = 0): boolean {
+    const peer = this.#peers.get(node);
+    return (
+      peer !== undefined &&
+      !peer.leaving &&
+      nowMs - peer.lastSeenMs <= this.deadlineMs(node, nowMs, pressureMs)
+    );
   }
 
   /** Nodes currently alive, sorted. */
-  alive(nowMs: number): string[] {
-    return [...this.#peers.keys()].filter((n) => this.isAlive(n, nowMs)).sort();
+  alive(nowMs: number, pressureMs = 0): string[] {
+    return [...this.#peers.keys()].filter((n) => this.isAlive(n, nowMs, pressureMs)).sort();
   }
 
   /** Nodes heard from at some point that are now dead (timed out or left), sorted. */
-  dead(nowMs: number): string[] {
-    return [...this.#peers.keys()].filter((n) => !this.isAlive(n, nowMs)).sort();
+  dead(nowMs: number, pressureMs = 0): string[] {
+    return [...this.#peers.keys()].filter((n) => !this.isAlive(n, nowMs, pressureMs)).sort();
   }
 
   /** Every node heard from, sorted. */

@@ -78,10 +78,10 @@ export class Membership {
   #lastRenewOk = 0;
   #lastLive = "";
   #stopped = false;
-  readonly #clock = new StallClock(performance.now(), {
-    tickMs: STALL_TICK_MS,
-    toleranceMs: 30,
-  });
+  readonly #clock: StallClock;
+  /** The renewTime we last wrote, and when our informer showed it (it is live then). */
+  #renewWritten = "";
+  #ownSeenAt = 0;
   #stallTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   /** Heard peers silent at the last check (suspected) and those declared dead. */
@@ -101,6 +101,11 @@ export class Membership {
     this.#path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
     this.#o = opts;
     this.#log = log;
+    this.#clock = new StallClock(performance.now(), {
+      tickMs: STALL_TICK_MS,
+      toleranceMs: 30,
+      maxPressureMs: opts.heartbeat?.deadAfterMs ?? 350,
+    });
     if (opts.heartbeat && opts.heartbeat.port > 0) {
       this.#tracker = new HeartbeatTracker({ deadAfterMs: opts.heartbeat.deadAfterMs });
     }
@@ -151,7 +156,7 @@ export class Membership {
     if (now - this.#lastRenewOk < this.#o.leaseDurationMs) return true;
     if (!this.#tracker) return false;
     const peers = [...this.#peers.keys()].filter((n) => n !== this.#o.node);
-    return peers.length === 0 || this.#tracker.alive(this.#awake()).length > 0;
+    return peers.length === 0 || this.#tracker.alive(this.#awake(), this.#pressure()).length > 0;
   }
 
   /**
@@ -177,8 +182,17 @@ export class Membership {
       self: this.#o.node,
       live,
       settled: this.settled(),
-      quorum: hasQuorum(this.#members(now).size, live.size),
+      quorum: this.#quorum(now, live.size),
     };
+  }
+
+  /**
+   * A strict majority of the members is live, and we are not cut off: having heard none
+   * of several members, we are more likely the one isolated than the only survivor.
+   */
+  #quorum(now: number, live: number): boolean {
+    const members = this.#members(now).size;
+    return hasQuorum(members, live) && !(this.#isolated && members > 1);
   }
 
   /** Whether the view has settled since the last start or rejoin. */
@@ -188,10 +202,11 @@ export class Membership {
     if (!this.#tracker || !hb) return this.#settle();
     // Timed out: a peer not heard within the dead time of our awake time is dead anyway.
     if (this.#awake() - this.#settleFrom > hb.deadAfterMs + hb.intervalMs) return this.#settle();
-    const now = Date.now();
+    // Every member (a peer whose Lease is current, or any peer with a Lease while our own
+    // Lease watch is not known to be live) must have been heard since.
+    const members = this.#members(Date.now());
     for (const [node, p] of this.#peers) {
-      if (node === this.#o.node || !p.heartbeatAddr) continue;
-      if (!this.#leaseAlive(p, now) && !this.#tracker.isAlive(node, this.#awake())) continue;
+      if (node === this.#o.node || !p.heartbeatAddr || !members.has(node)) continue;
       if (!this.#heardSince.has(node)) return false;
     }
     return this.#settle();
@@ -209,14 +224,18 @@ export class Membership {
 
   /**
    * Speakers that count for the majority: this node and every peer with a Lease. A peer
-   * whose Lease expired is gone, but only if our own Lease renews: when we cannot reach
-   * the API server, expired Leases say nothing about the peers.
+   * whose Lease expired is gone, but only while our own Lease watch is live (it showed our
+   * latest renewal recently): a watch cut off with us says nothing about the peers.
    */
   #members(now: number): Set<string> {
     const out = new Set([this.#o.node]);
-    const apiFresh = now - this.#lastRenewOk < this.#o.leaseDurationMs;
+    const apiFresh = now - this.#ownSeenAt < this.#o.leaseDurationMs;
     for (const [node, p] of this.#peers) {
-      if (!apiFresh || this.#leaseAlive(p, now) || this.#tracker?.isAlive(node, this.#awake()))
+      if (
+        !apiFresh ||
+        this.#leaseAlive(p, now) ||
+        this.#tracker?.isAlive(node, this.#awake(), this.#pressure())
+      )
         out.add(node);
     }
     return out;
@@ -228,6 +247,11 @@ export class Membership {
 
   #awake(): number {
     return this.#clock.awake(performance.now());
+  }
+
+  /** Our own recent longest stall: peers are likely starved alike, so wait longer. */
+  #pressure(): number {
+    return this.#clock.recentStallMs(performance.now());
   }
 
   /** The stall clock's tick: a late tick is a stall of our own. */
@@ -318,8 +342,9 @@ export class Membership {
   #judge(): void {
     if (!this.#tracker || this.#stopped) return;
     const now = this.#awake();
+    const pressure = this.#pressure();
     for (const node of this.#tracker.known()) {
-      if (this.#tracker.isAlive(node, now)) {
+      if (this.#tracker.isAlive(node, now, pressure)) {
         this.#suspects.delete(node);
         this.#dead.delete(node);
       } else if (this.#dead.has(node)) {
@@ -345,6 +370,8 @@ export class Membership {
     const node = lease.spec?.holderIdentity;
     if (!node) return;
     const renewTime = timestamp(lease.spec?.renewTime);
+    if (node === this.#o.node && Date.parse(renewTime) === Date.parse(this.#renewWritten))
+      this.#ownSeenAt = Date.now();
     const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
     const prev = this.#peers.get(node);
     const now = Date.now();
@@ -387,6 +414,7 @@ export class Membership {
         renewTime: microTime(Date.now()),
       },
     };
+    this.#renewWritten = body.spec.renewTime;
     try {
       try {
         // A merge patch needs no resourceVersion: this Lease has one writer, its own node.

@@ -171,17 +171,15 @@ export class Speaker {
   }
 
   /**
-   * Back from a long stall or an isolation: peers have probably declared us dead and
-   * taken our IPs over. Stop answering at once (two answerers confuse clients more than
-   * a short silence: their cached entries still reach us), read the records afresh, and
-   * claim again, with gratuitous ARP, what is still ours once membership has settled.
+   * Back from a long stall or an isolation: peers may have declared us dead and taken our
+   * IPs over (their records then say so, and the decision lets go of those at once). Read
+   * the records afresh, claim nothing new until membership has settled, and send
+   * gratuitous ARP again for what is still ours: clients may have followed another node.
    */
   #rejoin(reason: RejoinReason, stalledMs: number): void {
     const ips = [...this.#current.keys()];
-    for (const ip of ips) this.#announcer.withdraw(ip);
-    this.#current.clear();
-    if (ips.length > 0)
-      this.#log.info({ reason, stalledMs: Math.round(stalledMs), ips }, "withdrawn to rejoin");
+    for (const ip of ips) this.#contested.add(ip);
+    this.#log.info({ reason, stalledMs: Math.round(stalledMs), held: ips }, "rejoining");
     this.#recordsFresh = false;
     void this.#relistRecords();
   }

@@ -8,18 +8,27 @@ export interface StallClockOptions {
   tickMs: number;
   /** Lateness that is normal scheduling jitter, not a stall. */
   toleranceMs: number;
+  /**
+   * Stalls up to this long are CPU pressure (recentStallMs); longer ones are events (a
+   * SIGSTOP, a frozen VM) that say nothing about how slow the next seconds will be.
+   */
+  maxPressureMs?: number;
 }
 
 export class StallClock {
   readonly tickMs: number;
   readonly toleranceMs: number;
+  readonly maxPressureMs: number;
   #last: number;
   #lost = 0;
   #lastStallMs = 0;
+  #peak = 0;
+  #peakAt = 0;
 
   constructor(now: number, o: StallClockOptions) {
     this.tickMs = o.tickMs;
     this.toleranceMs = o.toleranceMs;
+    this.maxPressureMs = o.maxPressureMs ?? Number.POSITIVE_INFINITY;
     this.#last = now;
   }
 
@@ -33,7 +42,13 @@ export class StallClock {
     const stall = this.#pending(now);
     this.#lost += stall;
     this.#last = now;
-    if (stall > 0) this.#lastStallMs = stall;
+    if (stall > 0) {
+      this.#lastStallMs = stall;
+      if (stall <= this.maxPressureMs && stall >= this.recentStallMs(now)) {
+        this.#peak = stall;
+        this.#peakAt = now;
+      }
+    }
     return stall;
   }
 
@@ -53,5 +68,17 @@ export class StallClock {
   /** The last stall seen by tick(), ms. */
   get lastStallMs(): number {
     return this.#lastStallMs;
+  }
+
+  /**
+   * The longest recent stall at `now`, fading by 1 ms per 30 ms of time (a 1 s stall is
+   * forgotten after 30 s): how much CPU pressure this process is under.
+   */
+  recentStallMs(now: number): number {
+    const pending = this.#pending(now);
+    return Math.max(
+      pending <= this.maxPressureMs ? pending : 0,
+      this.#peak - (now - this.#peakAt) / 30,
+    );
   }
 }

@@ -62,6 +62,9 @@ const look = setInterval(() => {
   });
 }, 50);
 
+// The watch covers what follows once the first round has been answered or timed out.
+setTimeout(() => console.log("ready"), 3 * interval);
+
 process.on("SIGTERM", () => {
   clearInterval(ask);
   clearInterval(look);

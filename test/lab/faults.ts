@@ -162,11 +162,21 @@ export function watchArp(
     err += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => p.once("exit", (code) => resolve(code)));
-  // A few rounds, so that the watch covers what follows.
-  const ready = sleep(300);
+  // The watcher says "ready" once its first rounds are out (it loads slowly on a busy host).
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = () => {
+      if (!out.includes("ready\n")) return;
+      p.stdout!.off("data", onData);
+      resolve();
+    };
+    p.stdout!.on("data", onData);
+    void exited.then((code) => reject(new Error(`arp-watch exited ${code} early: ${err}`)));
+  });
+  ready.catch(() => {});
   return {
     ready,
     async stop() {
+      await ready;
       p.kill("SIGTERM");
       const code = await exited;
       if (code !== 0) throw new Error(`arp-watch exited ${code}: ${err}`);
