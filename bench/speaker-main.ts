@@ -10,7 +10,8 @@
 //     the owned IP from one forged requester (replies rate-limited): speakers' CPU, both
 //     IPs answered (p50/p99), the owner's /healthz latency;
 //   - speaker RSS with 1,000 announced Services (250 shared IPs);
-//   - API requests per second per speaker, idle.
+//   - API requests per second per speaker, idle;
+//   - the fault figures of issue 9 (speaker-faults.ts), part "faults".
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +21,7 @@ import { startControlPlane, stopControlPlane } from "../test/controlplane/contro
 import { LAB_SERVICE_CIDRS, POOL_CIDR } from "../test/lab/addresses.ts";
 import { Lab, randomPrefix, rootNamespaceClash, uplinkAddress } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
+import { speakerFaults } from "./speaker-faults.ts";
 import { percentile, rssMiB } from "./stats.ts";
 
 const SUBNET = process.env.BENCH_SUBNET ?? "203.0.113.128/25";
@@ -28,8 +30,17 @@ const FLOOD_RATE = Number(process.env.BENCH_FLOOD_RATE ?? 200_000);
 const FLOOD_S = 12;
 // BENCH_SPEAKER_PARTS=flood,latency runs only those parts (default: all).
 const PARTS = new Set(
-  (process.env.BENCH_SPEAKER_PARTS ?? "failover,latency,flood,api,rss").split(","),
+  (process.env.BENCH_SPEAKER_PARTS ?? "faults,failover,latency,flood,api,rss").split(","),
 );
+
+/** Deletes the fault benchmark's Services, advertisement and pool. */
+async function removeFaultObjects(L: Lab): Promise<void> {
+  const api = KubeClient.load(L.opts.kubeconfig);
+  for (let i = 0; i < 6; i++)
+    await api.delete(`/api/v1/namespaces/default/services/flt${i}`).catch(() => {});
+  await api.delete("/apis/ironlb.dev/v1beta1/l2advertisements/faults").catch(() => {});
+  await api.delete("/apis/ironlb.dev/v1beta1/ipaddresspools/faults").catch(() => {});
+}
 const root = join(import.meta.dirname, "..");
 
 const fmt = (xs: number[]) =>
@@ -65,6 +76,12 @@ try {
   const controller = L.startController();
   for (const n of L.nodes) L.startSpeaker(n.name);
   await L.waitSpeakersReady(60_000);
+  // Faults (issue 9) first, in their own pool, removed afterwards (it overlaps "bench").
+  if (PARTS.has("faults")) {
+    console.log("-- faults");
+    await speakerFaults(L, RUNS);
+    await removeFaultObjects(L);
+  }
   await L.createPool("bench", [POOL_CIDR]);
   await L.createL2Advertisement("bench");
   const svc = await L.createService("web", { port: 80 });

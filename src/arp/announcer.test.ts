@@ -118,6 +118,21 @@ describe("answering", () => {
     expect(s0.take()).toEqual([]);
   });
 
+  it("holds replies for a while after a stall, but not gratuitous bursts", () => {
+    announcer.announce("198.51.100.10", "eth0");
+    const s0 = sock("eth0");
+    s0.take();
+    announcer.holdReplies(50);
+    s0.deliver(arpRequest(CLIENT, "192.0.2.1", "198.51.100.10"));
+    expect(s0.take()).toEqual([]);
+    announcer.reannounce("198.51.100.10", "eth0");
+    vi.advanceTimersByTime(0);
+    expect(s0.take()).toHaveLength(2);
+    vi.advanceTimersByTime(60);
+    s0.deliver(arpRequest(CLIENT, "192.0.2.1", "198.51.100.10"));
+    expect(s0.take().map((f) => decodeArpFrame(f)?.arp.op)).toEqual([ARP_REPLY]);
+  });
+
   it("stops answering after withdraw", () => {
     announcer.announce("198.51.100.10", "eth0");
     const s0 = sock("eth0");

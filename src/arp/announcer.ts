@@ -145,6 +145,8 @@ export class Announcer extends EventEmitter {
     sendErrors: 0,
   };
   #closed = false;
+  /** Requests are not answered before this time (Date.now()), see holdReplies. */
+  #repliesHeldUntil = 0;
 
   constructor(options: AnnouncerOptions = {}) {
     super();
@@ -200,6 +202,16 @@ export class Announcer extends EventEmitter {
     }
     this.#cancelBurst(st, norm);
     this.#scheduleBurst(st, norm);
+  }
+
+  /**
+   * Answers no request for the next `ms`. After this process was stalled, the requests
+   * waiting in its sockets are stale: their senders have asked again, maybe another node
+   * answered them, and a late answer would pull clients back to a node that may no longer
+   * own the IP. Gratuitous bursts (reannounce) are not held.
+   */
+  holdReplies(ms: number): void {
+    this.#repliesHeldUntil = Date.now() + ms;
   }
 
   /** Stops answering for `ip` on `ifname` (or everywhere) and cancels its pending burst. */
@@ -588,6 +600,7 @@ export class Announcer extends EventEmitter {
     if (pktType === PACKET_OTHERHOST) return;
     this.#count("requestsReceived", st.ifname);
     if (!st.ips.has(arp.targetIp)) return;
+    if (Date.now() < this.#repliesHeldUntil) return;
     if (!this.#allowReply(st, arp.senderMac, arp.targetIp)) return;
     // Probes (sender 0.0.0.0) are answered too, so that the prober sees the conflict.
     const reply = arpReply(mine, arp.targetIp, arp.senderMac, arp.senderIp);
@@ -620,6 +633,7 @@ export class Announcer extends EventEmitter {
     if (dad) this.#probeHit(st, target, eth.src);
     this.#count("requestsReceived", st.ifname);
     if (!st.ips.has(target)) return;
+    if (Date.now() < this.#repliesHeldUntil) return;
     if (!this.#allowReply(st, eth.src, target)) return;
     if (dad) {
       // RFC 4861 7.2.4: answer a DAD probe to all-nodes, unsolicited, so the prober backs off.

@@ -44,6 +44,8 @@ export interface SpeakerOptions extends ClassFilter {
 const CONTEST_REANNOUNCE_MS = 3000;
 /** Our own record write not yet seen by the informer counts as the record this long. */
 const CLAIM_OVERLAY_MS = 10_000;
+/** After a stall, requests read within this time are the backlog: not answered, ms. */
+const STALE_REQUESTS_MS = 30;
 /** Interface link state has no event here: re-evaluated this often, ms. */
 const INTERFACE_RECHECK_MS = 10_000;
 
@@ -179,6 +181,8 @@ export class Speaker {
   #rejoin(reason: RejoinReason, stalledMs: number): void {
     const ips = [...this.#current.keys()];
     for (const ip of ips) this.#contested.add(ip);
+    // Requests queued while we did not run are stale (see Announcer.holdReplies).
+    if (reason === "stall") this.#announcer.holdReplies(STALE_REQUESTS_MS);
     this.#log.info({ reason, stalledMs: Math.round(stalledMs), held: ips }, "rejoining");
     this.#recordsFresh = false;
     void this.#relistRecords();

@@ -17,6 +17,7 @@ if (!ifname || !senderIp || !intervalArg || ips.length === 0) {
 const interval = Number(intervalArg);
 const sock = PacketSocket.open(ifname, "arp");
 const t0 = performance.now();
+const wall0 = Date.now();
 const now = () => Math.round(performance.now() - t0);
 
 /** One entry per round: t, and the MACs that answered per IP. */
@@ -83,6 +84,7 @@ process.on("SIGTERM", () => {
   console.log(
     JSON.stringify({
       intervalMs: interval,
+      wallStartMs: wall0,
       endMs: done[done.length - 1]?.t ?? 0,
       answers,
       neighbour: Object.fromEntries(neigh),

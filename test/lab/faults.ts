@@ -127,6 +127,8 @@ export function startHog(group: CpuCgroup, n: number): { stop(): Promise<void> }
 /** What arp-watch.ts saw: per IP, who answered (timeline) and the client's entry. */
 export interface WatchResult {
   intervalMs: number;
+  /** Wall clock (ms since the epoch) of the watch's time 0. */
+  wallStartMs: number;
   endMs: number;
   answers: Record<string, [number, string[]][]>;
   neighbour: Record<string, [number, string][]>;
