@@ -3,7 +3,7 @@
 // types: the speaker does not load zod), read by `ironlb status`.
 import { z } from "zod";
 import { parseIP } from "../net/address.ts";
-import { envelope, objectName, type ParseResult, parseWith, stringSet } from "./common.ts";
+import { dnsSubdomainPattern, envelope, type ParseResult, parseWith, stringSet } from "./common.ts";
 import { interfaceName } from "./l2advertisement.ts";
 
 export const ipAnnouncementKind = "IPAnnouncement";
@@ -11,6 +11,7 @@ export const ipAnnouncementPlural = "ipannouncements";
 
 export const ipAnnouncementMessages = {
   ip: "ip must be an IPv4 or IPv6 address",
+  node: "a node name is a DNS subdomain: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
   service: "a Service is written as namespace/name",
 } as const;
 
@@ -21,7 +22,7 @@ export const ipAnnouncementStatus = z.strictObject({
     .string()
     .max(45)
     .refine((s) => parseIP(s) !== undefined, ipAnnouncementMessages.ip),
-  node: objectName,
+  node: z.string().max(253).regex(dnsSubdomainPattern, ipAnnouncementMessages.node),
   interfaces: stringSet(interfaceName, 64).optional(),
   services: stringSet(
     z.string().max(317).regex(servicePattern, ipAnnouncementMessages.service),

@@ -4,10 +4,15 @@ import { crdExamples } from "../../test/fixtures/crd-examples.ts";
 import { parseAddressEntry } from "../net/range.ts";
 import { addressEntryErrors } from "./addresses.ts";
 import { parseIPAddressPool } from "./ipaddresspool.ts";
+import { parseIPAnnouncement } from "./ipannouncement.ts";
 import { parseL2Advertisement } from "./l2advertisement.ts";
 
 const parse = (kind: string, obj: unknown) =>
-  kind === "IPAddressPool" ? parseIPAddressPool(obj) : parseL2Advertisement(obj);
+  kind === "IPAddressPool"
+    ? parseIPAddressPool(obj)
+    : kind === "IPAnnouncement"
+      ? parseIPAnnouncement(obj)
+      : parseL2Advertisement(obj);
 
 describe("zod schemas agree with the CRD example table", () => {
   for (const ex of crdExamples) {

@@ -16,13 +16,18 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { addressMessages } from "../../src/api/addresses.ts";
 import { messages } from "../../src/api/common.ts";
 import { ipAddressPoolStatus } from "../../src/api/ipaddresspool.ts";
+import { ipAnnouncementMessages } from "../../src/api/ipannouncement.ts";
 import { interfaceMessages } from "../../src/api/l2advertisement.ts";
 import { crdExamples } from "../fixtures/crd-examples.ts";
 
 const group = "ironlb.dev";
 const version = "v1beta1";
 const crdDir = fileURLToPath(new URL("../../config/crd", import.meta.url));
-const plurals = { IPAddressPool: "ipaddresspools", L2Advertisement: "l2advertisements" } as const;
+const plurals = {
+  IPAddressPool: "ipaddresspools",
+  L2Advertisement: "l2advertisements",
+  IPAnnouncement: "ipannouncements",
+} as const;
 
 const kc = new KubeConfig();
 let crdApi: ApiextensionsV1Api;
@@ -96,6 +101,7 @@ beforeAll(async () => {
     );
   expect(crds.map((c) => c.metadata?.name).sort()).toEqual([
     "ipaddresspools.ironlb.dev",
+    "ipannouncements.ironlb.dev",
     "l2advertisements.ironlb.dev",
   ]);
   for (const crd of crds) {
@@ -147,6 +153,7 @@ describe("CRD manifests and src/api", () => {
     const texts = [
       ...Object.values(messages),
       ...Object.values(interfaceMessages),
+      ...Object.values(ipAnnouncementMessages),
       ...Object.values(addressMessages).filter((m) => typeof m === "string"),
       // The host-bits message is built by a messageExpression around the entry.
       addressMessages.hostBits("ENTRY").split("ENTRY")[1]!,

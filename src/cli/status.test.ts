@@ -1,0 +1,111 @@
+import { describe, expect, it } from "vitest";
+import { formatRows, type StatusInput, statusRows } from "./status.ts";
+
+const NOW = Date.parse("2026-12-01T12:00:00Z");
+const filter = { lbClass: "ironlb.dev/lb", handleUnclassed: true };
+
+function svc(name: string, ip?: string, extra: Record<string, unknown> = {}) {
+  return {
+    metadata: {
+      name,
+      namespace: "shop",
+      annotations: { "ironlb.dev/ip-allocated-from-pool": "public" },
+    },
+    spec: { type: "LoadBalancer", externalTrafficPolicy: "Cluster" },
+    status: ip ? { loadBalancer: { ingress: [{ ip }] } } : {},
+    ...extra,
+  };
+}
+
+function input(over: Partial<StatusInput> = {}): StatusInput {
+  const lease = (node: string, renew: string) => ({
+    metadata: { name: `ironlb-speaker-${node}` },
+    spec: { holderIdentity: node, renewTime: renew as never, leaseDurationSeconds: 6 },
+  });
+  return {
+    services: [svc("web", "198.51.100.7"), svc("api", "198.51.100.8")] as never,
+    slices: [
+      {
+        metadata: {
+          name: "web-1",
+          namespace: "shop",
+          labels: { "kubernetes.io/service-name": "web" },
+        },
+        addressType: "IPv4",
+        endpoints: [{ addresses: ["203.0.113.20"], nodeName: "node1" }],
+      },
+    ] as never,
+    nodes: ["node1", "node2"].map((name) => ({
+      metadata: { name },
+      status: { conditions: [{ type: "Ready", status: "True" }] },
+    })) as never,
+    pools: [{ metadata: { name: "public" }, spec: { addresses: ["198.51.100.0/24"] } }] as never,
+    ads: [{ metadata: { name: "lan" }, spec: {} }] as never,
+    leases: [
+      lease("node1", "2026-12-01T11:59:58Z"),
+      lease("node2", "2026-12-01T11:59:59Z"),
+    ] as never,
+    announcements: [
+      {
+        metadata: { name: "198-51-100-7" },
+        status: { ip: "198.51.100.7", node: "node2", interfaces: ["eth0"] },
+      },
+    ] as never,
+    ...over,
+  };
+}
+
+describe("statusRows", () => {
+  it("names the announcing node and interface, and why an IP is not announced", () => {
+    expect(statusRows(input(), filter, NOW)).toEqual([
+      {
+        service: "shop/api",
+        ip: "198.51.100.8",
+        pool: "public",
+        node: "-",
+        interfaces: "-",
+        state: "not announced: no ready endpoints",
+      },
+      {
+        service: "shop/web",
+        ip: "198.51.100.7",
+        pool: "public",
+        node: "node2",
+        interfaces: "eth0",
+        state: "announced",
+      },
+    ]);
+  });
+
+  it("a Service without IP shows the controller's reason", () => {
+    const pending = svc("batch", undefined, {
+      status: {
+        conditions: [
+          {
+            type: "ironlb.dev/IPAllocated",
+            status: "False",
+            reason: "PoolExhausted",
+            message: "pool public has no free address",
+          },
+        ],
+      },
+    });
+    const [row] = statusRows(input({ services: [pending] as never }), filter, NOW);
+    expect(row?.state).toBe("pending: PoolExhausted: pool public has no free address");
+  });
+
+  it("a recorded owner whose Lease expired: speakers choose another node", () => {
+    const leases = input().leases.filter((l) => l.spec?.holderIdentity === "node1");
+    const rows = statusRows(input({ leases }), filter, NOW);
+    expect(rows.find((r) => r.service === "shop/web")?.state).toBe(
+      "moving: node2 recorded, speakers choose node1",
+    );
+  });
+
+  it("formats an aligned table", () => {
+    const lines = formatRows(statusRows(input(), filter, NOW)).split("\n");
+    expect(lines[0]).toMatch(/^SERVICE\s+IP\s+POOL\s+NODE\s+INTERFACES\s+STATUS$/);
+    expect(lines[2]).toMatch(/^shop\/web\s+198\.51\.100\.7\s+public\s+node2\s+eth0\s+announced$/);
+    expect(lines[0]!.indexOf("IP")).toBe(lines[2]!.indexOf("198"));
+  });
+});
