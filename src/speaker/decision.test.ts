@@ -127,12 +127,13 @@ describe("decide", () => {
       expect([...d.deferred.keys()].sort()).toEqual(mineByHash.sort());
     });
 
-    it("keeps what it holds while settling", () => {
+    it("keeps what it holds while settling, and re-announces a contested IP only once settled", () => {
       const ip = ipHashedTo("node3");
-      const d = decide(
-        snapshot({ self: "node3", settled: false, held: [ip], owners: { [ip]: "node3" } }),
-      );
+      const base = { self: "node3", held: [ip], owners: { [ip]: "node3" }, contested: [ip] };
+      const d = decide(snapshot({ ...base, settled: false }));
       expect([...d.mine.keys()]).toEqual([ip]);
+      expect(d.mine.get(ip)?.gratuitous).toBe(false);
+      expect(decide(snapshot(base)).mine.get(ip)?.gratuitous).toBe(true);
     });
 
     it("once settled it sees node1's recorded ownership and claims none of node1's IPs", () => {

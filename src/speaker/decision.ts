@@ -244,7 +244,9 @@ export function decide(s: Snapshot): Decision {
     mine.set(ip, {
       interfaces: eligible.find((n) => n.name === m.self)!.interfaces,
       services: e.services,
-      gratuitous: !held || s.contested.has(ip),
+      // A contested IP is re-announced once the view has settled: the claimant's record
+      // may still be on its way, and then the IP is not ours to win back.
+      gratuitous: !held || (s.contested.has(ip) && m.settled),
     });
   }
   return { ips, mine, deferred };

@@ -90,6 +90,7 @@ export class Membership {
   /** Settling: since when (awake clock), and which peers have been heard since. */
   #settleFrom: number | undefined;
   readonly #heardSince = new Set<string>();
+  #settleTimer: NodeJS.Timeout | undefined;
   /** Every peer we had heard is dead: we may be the one cut off. */
   #isolated = false;
   onChange: () => void = () => {};
@@ -201,13 +202,21 @@ export class Membership {
     const hb = this.#o.heartbeat;
     if (!this.#tracker || !hb) return this.#settle();
     // Timed out: a peer not heard within the dead time of our awake time is dead anyway.
-    if (this.#awake() - this.#settleFrom > hb.deadAfterMs + hb.intervalMs) return this.#settle();
+    const left = this.#settleFrom + hb.deadAfterMs + hb.intervalMs - this.#awake();
+    if (left < 0) return this.#settle();
     // Every member (a peer whose Lease is current, or any peer with a Lease while our own
     // Lease watch is not known to be live) must have been heard since.
     const members = this.#members(Date.now());
     for (const [node, p] of this.#peers) {
       if (node === this.#o.node || !p.heartbeatAddr || !members.has(node)) continue;
-      if (!this.#heardSince.has(node)) return false;
+      if (!this.#heardSince.has(node)) {
+        // Nothing else may happen before the time-out: look again then.
+        this.#settleTimer ??= setTimeout(() => {
+          this.#settleTimer = undefined;
+          this.onChange();
+        }, left + 5).unref();
+        return false;
+      }
     }
     return this.#settle();
   }
@@ -281,9 +290,6 @@ export class Membership {
   #startSettling(): void {
     this.#settleFrom = this.#awake();
     this.#heardSince.clear();
-    const hb = this.#o.heartbeat;
-    // The settling time-out produces no event of its own.
-    if (hb) setTimeout(() => this.onChange(), hb.deadAfterMs + hb.intervalMs + 10).unref();
   }
 
   /** Says goodbye: a leaving heartbeat (others drop us at once) and deletes our Lease. */
@@ -293,6 +299,7 @@ export class Membership {
     clearInterval(this.#beatTimer);
     clearInterval(this.#stallTimer);
     clearTimeout(this.#expiryTimer);
+    clearTimeout(this.#settleTimer);
     this.#beat(true);
     await new Promise((r) => setTimeout(r, 20)); // let the leaving datagrams go out
     this.#socket?.close();
@@ -445,6 +452,7 @@ export class Membership {
       const outcome = this.#tracker!.receive(r.beat, this.#awake());
       if (outcome !== "accepted") return;
       const wasDead = this.#dead.has(node);
+      const heardBefore = this.#heardSince.size;
       this.#suspects.delete(node);
       if (r.beat.leaving) this.#dead.add(node);
       else {
@@ -457,7 +465,10 @@ export class Membership {
         this.#rejoin("isolation", 0);
         this.#heardSince.add(node);
       }
-      if (r.beat.leaving || wasDead || this.#settleFrom !== undefined) this.#changed();
+      if (r.beat.leaving || wasDead) this.#changed();
+      // While settling, every newly heard member may be the last one awaited.
+      else if (this.#settleFrom !== undefined && heardBefore !== this.#heardSince.size)
+        this.onChange();
     });
     sock.on("error", (err) => this.#log.warn({ err: err.message }, "heartbeat socket error"));
     await new Promise<void>((resolve, reject) => {
