@@ -259,22 +259,23 @@ describe("HeartbeatTracker", () => {
     // Calm: dead after 350 ms.
     expect(t.deadlineMs("node-a", 1000)).toBe(350);
     expect(t.isAlive("node-a", 1351)).toBe(false);
-    // A starved sender: a 300 ms gap gives it 600 ms; then a 550 ms gap gives it 1.1 s.
+    // A starved sender: a 300 ms gap gives it 900 ms; then an 800 ms gap gives it 2.4 s.
     send(1300);
-    expect(t.deadlineMs("node-a", 1300)).toBe(600);
-    send(1850);
-    expect(t.deadlineMs("node-a", 1850)).toBe(1100);
-    expect(t.isAlive("node-a", 1850 + 1000)).toBe(true);
-    expect(t.isAlive("node-a", 1850 + 1200)).toBe(false);
+    expect(t.deadlineMs("node-a", 1300)).toBe(900);
+    send(2100);
+    expect(t.deadlineMs("node-a", 2100)).toBe(2400);
+    expect(t.isAlive("node-a", 2100 + 2000)).toBe(true);
+    expect(t.isAlive("node-a", 2100 + 2500)).toBe(false);
     // A silence beyond the deadline was a death: its return does not stretch the deadline.
-    send(1850 + 1500);
-    expect(t.deadlineMs("node-a", 1850 + 1500)).toBeLessThanOrEqual(1100);
-    // Forgotten after calm: 30 s later the deadline is back to 350 ms.
-    for (let at = 3400; at <= 40_000; at += 100) send(at);
-    expect(t.deadlineMs("node-a", 40_000)).toBe(350);
+    send(2100 + 2600);
+    expect(t.deadlineMs("node-a", 2100 + 2600)).toBeLessThanOrEqual(2400);
+    // Forgotten after calm: about a minute later the deadline is back to 350 ms.
+    for (let at = 4800; at <= 40_000; at += 100) send(at);
+    for (let at = 40_100; at <= 80_000; at += 100) send(at);
+    expect(t.deadlineMs("node-a", 80_000)).toBe(350);
     // Our own stalls count too (pressure), capped at maxDeadAfterMs.
-    expect(t.deadlineMs("node-a", 40_000, 500)).toBe(1000);
-    expect(t.deadlineMs("node-a", 40_000, 5000)).toBe(3000);
+    expect(t.deadlineMs("node-a", 80_000, 500)).toBe(1500);
+    expect(t.deadlineMs("node-a", 80_000, 5000)).toBe(3000);
   });
 
   it("rejects a non-positive timeout", () => {
