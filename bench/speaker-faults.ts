@@ -79,6 +79,28 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
       30_000,
       20,
     );
+  /**
+   * `node` is back: every peer counts it live again, and if it noticed the outage itself
+   * (it rejoins only after a stall or after hearing no peer), it has settled since.
+   */
+  const backAfter = async (node: string, from: number) => {
+    await waitFor(
+      `peers to count ${node} live`,
+      () =>
+        L.nodes
+          .filter((n) => n.name !== node)
+          .every((n) => {
+            const live = logs(n.name).findLast((l) => l.msg === "live speakers changed")?.live;
+            return Array.isArray(live) && live.includes(node);
+          }),
+      30_000,
+      20,
+    );
+    const rejoin = logs(node)
+      .slice(from)
+      .findIndex((l) => l.msg === "rejoining");
+    if (rejoin >= 0) await settledAfter(node, from + rejoin);
+  };
   /** The client's neighbour entry for ip names a node other than `old` (fresh ARP first). */
   const clientOn = async (ip: string, port: number, node: string) => {
     await waitFor(
@@ -126,7 +148,7 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
         await settledAfter(node, 0);
       } else {
         await setLink(L, node, true);
-        await settledAfter(node, from);
+        await backAfter(node, from);
       }
       await sleep(500); // anything the returning node would wrongly claim, it claims now
       worst(await w.stop(), acc[fault]!);
@@ -148,7 +170,7 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
         await sleep(6000);
         await setLink(L, node, true);
       }
-      await settledAfter(node, from);
+      await backAfter(node, from);
       await sleep(500);
       worst(await w.stop(), acc[fault]!);
     }
