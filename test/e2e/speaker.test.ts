@@ -225,7 +225,8 @@ describe("speaker on a LAN of network namespaces", () => {
     });
     expect(rec.status).toMatchObject({
       ip,
-      interfaces: ["eth0"],
+      // No interface's subnet holds the pool IP: "auto" announces on every LAN interface.
+      interfaces: ["eth0", "eth1"],
       services: [`default/${svc.name}`],
     });
     expect((await lab.getService(svc.name)).metadata?.annotations ?? {}).not.toHaveProperty(
