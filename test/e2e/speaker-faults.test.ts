@@ -230,7 +230,9 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     for (const ip of ips()) expect(figures(r, ip).moves, ip).toBe(0);
     for (const n of lab.nodes) {
       expect(since(m, n.name).filter((l) => l.msg === "peer silent: dead")).toEqual([]);
-      expect(since(m, n.name).filter((l) => l.msg === "announcing")).toEqual([]);
+      expect(
+        since(m, n.name).filter((l) => l.msg === "announcing" && ips().includes(String(l.ip))),
+      ).toEqual([]);
     }
     expect(await stableOwners()).toEqual(before);
     await clientFollows(before);
@@ -264,7 +266,11 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       expect(figures(r, ip).moves, ip).toBe(1);
       expect(after.get(ip)).not.toBe(node);
     }
-    expect(since(m, node).filter((l) => l.msg === "announcing")).toEqual([]);
+    // Of this test's IPs (other test files' Services may still exist in a shared run, some
+    // with their only eligible node here, rightly announced again), it claims none.
+    expect(
+      since(m, node).filter((l) => l.msg === "announcing" && ips().includes(String(l.ip))),
+    ).toEqual([]);
     await clientFollows(after);
   });
 
