@@ -34,7 +34,7 @@ interface Worst {
 
 export async function speakerFaults(L: Lab, runs: number): Promise<void> {
   const svcs: { svc: LabService; ip: string }[] = [];
-  await L.createPool("faults", ["198.51.100.100-198.51.100.139"], { autoAssign: false });
+  await L.createPool("faults", ["198.51.100.100-198.51.100.119"], { autoAssign: false });
   await L.createL2Advertisement("faults", { ipAddressPools: ["faults"] });
   for (let i = 0; i < 6; i++) {
     const svc = await L.createService(`flt${i}`, { port: 9000 + i, pool: "faults" });
@@ -106,7 +106,7 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
     await waitFor(
       `client entry for ${ip} on ${node}`,
       async () => {
-        await L.tryClientCurl(ip, port, 500);
+        await L.tryEntryNode(ip, port, 500);
         return (await L.clientNeighbour(ip))?.mac === macOf(node);
       },
       15_000,

@@ -92,7 +92,7 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       const owner = owners.get(ip)!;
       const mac = [...macs].find(([, n]) => n === owner)![0];
       // A connection first: an entry that went STALE is then confirmed or replaced.
-      expect(await lab.tryClientCurl(ip, svc.port, 1000), `${ip} via ${owner}`).toBe(owner);
+      expect(await lab.tryEntryNode(ip, svc.port, 1000), `${ip} via ${owner}`).toBe(owner);
       expect((await lab.clientNeighbour(ip))?.mac, `client's entry for ${ip}`).toBe(mac);
     }
   }
@@ -129,7 +129,7 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     for (const n of lab.nodes) lab.startSpeaker(n.name);
     await lab.waitSpeakersReady(60_000);
     for (const n of lab.nodes) macs.set(await lab.macOf(n.name), n.name);
-    await lab.createPool("faults", ["198.51.100.100-198.51.100.139"], { autoAssign: false });
+    await lab.createPool("faults", ["198.51.100.100-198.51.100.119"], { autoAssign: false });
     await lab.createL2Advertisement("faults", { ipAddressPools: ["faults"] });
     for (let i = 0; i < SERVICES; i++) {
       const svc = await lab.createService(`flt${i}`, { port: 9000 + i, pool: "faults" });
@@ -204,7 +204,7 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
         3000,
         20,
       );
-      expect(await lab.tryClientCurl(ip, svcs[0]!.svc.port, 1000)).toBe(next);
+      expect(await lab.tryEntryNode(ip, svcs[0]!.svc.port, 1000)).toBe(next);
     } finally {
       const m2 = mark();
       await setLink(lab, interim, true);
