@@ -133,7 +133,11 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     await lab.createL2Advertisement("faults", { ipAddressPools: ["faults"] });
     for (let i = 0; i < SERVICES; i++) {
       const svc = await lab.createService(`flt${i}`, { port: 9000 + i, pool: "faults" });
-      svcs.push({ svc, ip: await lab.waitForIP(svc) });
+      const ip = await lab.waitForIP(svc).catch(async (err: Error) => {
+        const events = await lab.serviceEvents(svc.name);
+        throw new Error(`${err.message}; events: ${JSON.stringify(events)}`);
+      });
+      svcs.push({ svc, ip });
     }
     const owners = await stableOwners(20_000);
     // The test needs every node to own something, else faults on it prove nothing.
