@@ -1,9 +1,11 @@
 // `ironlb cleanup`: what an uninstall must undo, since Helm deletes only the objects it
 // made. ironlb writes into Services it does not own (status.loadBalancer.ingress, its
-// condition, two annotations) and makes Leases and the heartbeat Secret at run time. Left
+// condition, two annotations) and makes Leases, IPAnnouncements and the heartbeat Secret at
+// run time. Left
 // behind, a Service would keep advertising an IP nobody announces any more. The chart runs
 // this as a post-delete hook, after the controller and speakers are gone.
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
+import { group, version } from "../api/group.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
@@ -68,6 +70,8 @@ export interface CleanupOptions extends ClassFilter {
 export interface CleanupResult {
   services: string[];
   leases: string[];
+  /** IPAnnouncements deleted (the speakers' records of who announces what). */
+  announcements: string[];
   secret?: string;
 }
 
@@ -105,7 +109,7 @@ export async function cleanup(
   log: Logger,
 ): Promise<CleanupResult> {
   await waitForComponents(api, o, log);
-  const result: CleanupResult = { services: [], leases: [] };
+  const result: CleanupResult = { services: [], leases: [], announcements: [] };
   let cont: string | undefined;
   do {
     const page: List<V1Service> = await api.get("/api/v1/services", { limit: 500, continue: cont });
@@ -133,6 +137,20 @@ export async function cleanup(
     cont = page.metadata?.continue || undefined;
   } while (cont);
 
+  // The speakers' records: cluster-scoped objects of ironlb's own CRD, which outlives the
+  // release (Helm keeps CRDs), so they would describe announcements nobody makes any more.
+  const annPath = `/apis/${group}/${version}/ipannouncements`;
+  try {
+    const anns = await api.get<List<{ metadata?: { name?: string } }>>(annPath);
+    for (const a of anns.items) {
+      await deleteIfThere(api, `${annPath}/${a.metadata?.name}`);
+      result.announcements.push(a.metadata?.name ?? "");
+    }
+  } catch (err) {
+    // No such resource: CRDs from before IPAnnouncement existed.
+    if (httpStatus(err) !== 404) throw err;
+  }
+
   const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${o.namespace}/leases`;
   const leases = (await api.get<List<V1Lease>>(leasePath)).items.filter(
     (l) =>
@@ -157,7 +175,12 @@ export async function cleanup(
     }
   }
   log.info(
-    { services: result.services.length, leases: result.leases.length, secret: result.secret },
+    {
+      services: result.services.length,
+      leases: result.leases.length,
+      announcements: result.announcements.length,
+      secret: result.secret,
+    },
     "cleanup done",
   );
   return result;

@@ -153,18 +153,27 @@ export async function waitExternalIP(
   );
 }
 
-/** The node ironlb says announces the Service (annotation ironlb.dev/announcing-node). */
+/**
+ * The node ironlb says announces the Service: the IPAnnouncement the speakers keep for the
+ * Service's first IP (what `ironlb status` and `kubectl get ipannouncements` show).
+ */
 export async function announcingNode(c: RealCluster, svc: string): Promise<string | undefined> {
-  const out = await c.kubectl([
-    "get",
-    "svc",
-    "-n",
-    APP_NAMESPACE,
-    svc,
-    "-o",
-    "jsonpath={.metadata.annotations.ironlb\\.dev/announcing-node}",
-  ]);
-  return out.trim() || undefined;
+  const ip = (
+    await c.kubectl([
+      "get",
+      "svc",
+      "-n",
+      APP_NAMESPACE,
+      svc,
+      "-o",
+      "jsonpath={.status.loadBalancer.ingress[0].ip}",
+    ])
+  ).trim();
+  if (ip === "") return undefined;
+  const list = JSON.parse(await c.kubectl(["get", "ipannouncements", "-o", "json"])) as {
+    items: Array<{ status?: { ip?: string; node?: string } }>;
+  };
+  return list.items.find((a) => a.status?.ip === ip)?.status?.node;
 }
 
 /** One GET from the LAN client to `ip`, parsed; undefined when nothing answered in time. */

@@ -12,6 +12,7 @@ import {
 } from "../../src/controller/heartbeat-secret.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { createLogger } from "../../src/observability/log.ts";
+import { ipAnnouncementName } from "../../src/speaker/speaker.ts";
 import {
   applyCRDs,
   type Component,
@@ -206,6 +207,19 @@ describe("ironlb cleanup", () => {
       merge,
     );
 
+    // ...and the record it keeps of the announcement (a cluster-scoped IPAnnouncement).
+    await clients().custom.createClusterCustomObject({
+      group: "ironlb.dev",
+      version: "v1beta1",
+      plural: "ipannouncements",
+      body: {
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "IPAnnouncement",
+        metadata: { name: ipAnnouncementName(ip!) },
+        status: { ip, node: "node-a", services: [`${svcNs}/web`] },
+      },
+    });
+
     // The hook runs after Helm deleted the workloads: the controller stops (and releases
     // its Lease), then cleanup waits for no live Lease and cleans.
     await ctrl.stop("SIGTERM");
@@ -244,7 +258,13 @@ describe("ironlb cleanup", () => {
       .kc.makeApiClient(CoordinationV1Api)
       .listNamespacedLease({ namespace: ns });
     expect(leases.items.map((l) => l.metadata?.name)).toEqual([]);
+    const anns = (await clients().custom.listClusterCustomObject({
+      group: "ironlb.dev",
+      version: "v1beta1",
+      plural: "ipannouncements",
+    })) as { items: unknown[] };
+    expect(anns.items).toEqual([]);
     const done = job.logs().find((l) => l.msg === "cleanup done");
-    expect(done).toMatchObject({ services: 2, leases: 1, secret: `${ns}/hb` });
+    expect(done).toMatchObject({ services: 2, leases: 1, announcements: 1, secret: `${ns}/hb` });
   });
 });
