@@ -47,6 +47,9 @@ export async function stallSpeaker(lab: Lab, node: string, ms: number): Promise<
 /** Takes a node's LAN interface down (or up) inside its namespace. */
 export async function setLink(lab: Lab, node: string, up: boolean, ifname = "eth0") {
   await run("ip", ["-n", lab.node(node).ns, "link", "set", ifname, up ? "up" : "down"]);
+  // Link down took the routes through eth0 with it: restore them as the host's network
+  // configuration would, or traffic entering this node for pods elsewhere is lost.
+  if (up && ifname === "eth0") await lab.restoreNodeRoutes(node);
 }
 
 const CPU_ROOT = "/sys/fs/cgroup/cpu";

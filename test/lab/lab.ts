@@ -412,6 +412,9 @@ export class Lab {
   readonly #speakers = new Map<string, LabProcess>();
   readonly #proxies = new Map<string, LabProcess>();
   readonly #services = new Map<string, LabService>();
+  /** Pools and L2Advertisements this lab made (removed with it: the control plane may be shared). */
+  readonly #pools = new Set<string>();
+  readonly #ads = new Set<string>();
   /** Address offsets in use per node's pod range. */
   readonly #podOffsets = new Map<string, Set<number>>();
   #podCounter = 0;
@@ -1038,6 +1041,7 @@ export class Lab {
     labels: Record<string, string> = {},
   ) {
     await createPoolWith(this.kc, name, { addresses, ...extra }, labels);
+    this.#pools.add(name);
   }
 
   async createL2Advertisement(name: string, spec: Record<string, unknown> = {}) {
@@ -1052,6 +1056,7 @@ export class Lab {
         spec,
       },
     });
+    this.#ads.add(name);
   }
 
   async deleteL2Advertisement(name: string) {
@@ -1479,6 +1484,29 @@ export class Lab {
     return { pod: p.name, node: p.node, client, via: by?.name ?? p.node };
   }
 
+  /**
+   * Puts back a node's routes to the other nodes' pod ranges, which the kernel drops when
+   * the node's eth0 goes down (as a host's network configuration would after a link flap).
+   */
+  async restoreNodeRoutes(name: string): Promise<void> {
+    const node = this.node(name);
+    for (const other of this.nodes) {
+      if (other.name === name) continue;
+      await run("ip", ["-n", node.ns, "route", "replace", other.podCIDR, "via", other.ip]);
+      if (node.ip6 && other.ip6 && other.podCIDR6)
+        await run("ip", [
+          "-n",
+          node.ns,
+          "-6",
+          "route",
+          "replace",
+          other.podCIDR6,
+          "via",
+          other.ip6,
+        ]);
+    }
+  }
+
   /** The client kernel's neighbour entry for `ip`, if it has one. */
   async clientNeighbour(ip: string, ifname = "eth0"): Promise<Neighbour | undefined> {
     const [e] = await ipJson<NeighbourEntry>(this.client.ns, [
@@ -1580,6 +1608,29 @@ export class Lab {
           .deleteNamespacedPod({ name: pod.name, namespace: pod.namespace, gracePeriodSeconds: 0 })
           .catch(() => {});
     }
+    // Its pools and advertisements too: a pool left behind would keep its addresses from a
+    // later file's overlapping pool (the older pool wins an overlap).
+    const { custom } = clientsFor(this.kc);
+    for (const [plural, names] of [
+      ["ipaddresspools", this.#pools],
+      ["l2advertisements", this.#ads],
+    ] as const)
+      for (const name of names)
+        await custom.deleteClusterCustomObject({ group, version, plural, name }).catch(() => {});
+    // And the records its (now killed) speakers kept: the next lab reuses the node names,
+    // and a stale record would name an owner of that lab's IPs that never claimed them.
+    const anns = (await custom
+      .listClusterCustomObject({ group, version, plural: "ipannouncements" })
+      .catch(() => ({ items: [] }))) as { items: Array<{ metadata?: { name?: string } }> };
+    for (const a of anns.items)
+      await custom
+        .deleteClusterCustomObject({
+          group,
+          version,
+          plural: "ipannouncements",
+          name: a.metadata?.name ?? "",
+        })
+        .catch(() => {});
     await removeLab(this.opts.prefix);
   }
 }
