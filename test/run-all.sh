@@ -28,15 +28,35 @@ biome check .
 tsc --noEmit
 
 mkdir -p test-results
+rm -f test-results/vitest.json test-results/vitest-faults.json
+# Two runs, one after the other: everything, then the speaker fault tests (issue 9) against a
+# control plane of their own. In one run they shared the e2e control plane with the files
+# before them, and the state those left (Nodes, slices of the same names) upset their
+# timing-sensitive judgements; alone they are deterministic in what they assert.
+faults=test/e2e/speaker-faults.test.ts
 set +e
-vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json "$@"
+vitest run --exclude "$faults" --reporter=default --reporter=json \
+  --outputFile.json=test-results/vitest.json "$@"
 rc=$?
+if [ $# -eq 0 ]; then
+  vitest run "$faults" --reporter=default --reporter=json \
+    --outputFile.json=test-results/vitest-faults.json
+  rc2=$?
+  [ $rc -ne 0 ] || rc=$rc2
+fi
 set -e
-# One plain closing line for CI, counted from vitest's own report.
+# One plain closing line for CI, counted from vitest's own reports.
 node -e '
-  const r = JSON.parse(require("fs").readFileSync("test-results/vitest.json", "utf8"));
-  // A file that fails to load has no failed test: count it, so the line never reads 0 failed.
-  const failed = r.numFailedTests || (r.success ? 0 : Math.max(1, r.numFailedTestSuites));
-  console.log(`${r.numPassedTests} passed, ${failed} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of ["test-results/vitest.json", "test-results/vitest-faults.json"]) {
+    if (!fs.existsSync(f)) continue;
+    const r = JSON.parse(fs.readFileSync(f, "utf8"));
+    passed += r.numPassedTests;
+    // A file that fails to load has no failed test: count it, so the line never reads 0 failed.
+    failed += r.numFailedTests || (r.success ? 0 : Math.max(1, r.numFailedTestSuites));
+    skipped += r.numPendingTests;
+  }
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' || true
 exit $rc

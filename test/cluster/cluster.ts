@@ -752,7 +752,8 @@ exec sleep infinity
           throw new Error(`holder exited: ${tail(join(this.logDir, `${n.name}-holder.log`))}`);
         return existsSync(ready);
       },
-      10_000,
+      // A few bind mounts: instant when idle, but one full run saw it pass 10 s under load.
+      30_000,
       20,
     );
     return pid;
