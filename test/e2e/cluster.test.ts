@@ -221,7 +221,8 @@ describe("ironlb installed by helm in a real cluster", () => {
 
   it("helm uninstall removes ironlb: nothing answers ARP for the IPs any more", async () => {
     const c = cluster();
-    await c.helm(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s"]);
+    // The post-delete hook waits for the components' Leases to end (cleanup.waitSeconds).
+    await c.helm(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "240s"]);
     await waitFor(
       "ironlb's pods to be gone",
       async () => (await c.kubectl(["get", "pods", "-n", NAMESPACE, "-o", "name"])).trim() === "",
@@ -233,7 +234,7 @@ describe("ironlb installed by helm in a real cluster", () => {
     expect(await c.clientGet(`http://${ipLocal}/`, 1500)).toBeUndefined();
     const n = await c.clientNeighbour(ipLocal);
     expect(n?.mac).toBeUndefined();
-  });
+  }, 300_000);
 
   it("after teardown the host's sysctls, nftables ruleset and routes are as before", async () => {
     await destroyCluster(log);

@@ -116,7 +116,9 @@ describe("controller restarts and handovers", () => {
     const restoredLine = second
       .logs()
       .find((l) => l.msg === "restored assignments from service statuses");
-    expect(restoredLine?.restored).toBe(withIPs);
+    // Every Service that had IPs before the restart was restored; Services of earlier test
+    // files on this shared control plane may gain IPs in between, so "at least".
+    expect(restoredLine?.restored).toBeGreaterThanOrEqual(withIPs);
     expect(withIPs).toBeGreaterThanOrEqual(6);
   });
 
