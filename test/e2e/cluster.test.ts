@@ -31,6 +31,23 @@ import { repoRoot, waitFor } from "../support/kube.ts";
 
 const log = (m: string) => process.stderr.write(`[cluster-e2e] ${m}\n`);
 
+/** `helm upgrade` of the running release with one value changed, waiting for the rollout. */
+async function upgradeWith(c: RealCluster, setting: string): Promise<void> {
+  await c.helm([
+    "upgrade",
+    RELEASE,
+    join(repoRoot, "charts/ironlb"),
+    "--namespace",
+    NAMESPACE,
+    "--reuse-values",
+    "--set",
+    setting,
+    "--wait",
+    "--timeout",
+    "120s",
+  ]);
+}
+
 describe("ironlb installed by helm in a real cluster", () => {
   let c: RealCluster | undefined;
   let before: HostSnapshot;
@@ -97,19 +114,7 @@ describe("ironlb installed by helm in a real cluster", () => {
 
   it("helm upgrade with a changed value keeps the IPs and the traffic", async () => {
     const c = cluster();
-    await c.helm([
-      "upgrade",
-      RELEASE,
-      join(repoRoot, "charts/ironlb"),
-      "--namespace",
-      NAMESPACE,
-      "--reuse-values",
-      "--set",
-      "logLevel=debug",
-      "--wait",
-      "--timeout",
-      "120s",
-    ]);
+    await upgradeWith(c, "logLevel=debug");
     await waitSpeakersReady(c);
     const env = await c.kubectl([
       "get",
@@ -142,19 +147,7 @@ describe("ironlb installed by helm in a real cluster", () => {
 
   it("ipMode Proxy: kube-proxy leaves the IPs alone and the speakers forward them with their own table", async () => {
     const c = cluster();
-    await c.helm([
-      "upgrade",
-      RELEASE,
-      join(repoRoot, "charts/ironlb"),
-      "--namespace",
-      NAMESPACE,
-      "--reuse-values",
-      "--set",
-      "ipMode=Proxy",
-      "--wait",
-      "--timeout",
-      "120s",
-    ]);
+    await upgradeWith(c, "ipMode=Proxy");
     await waitSpeakersReady(c);
     const caps = await c.kubectl([
       "get",
