@@ -2,11 +2,42 @@
 // the image ships, no type stripping at run time), into a temporary folder, for benchmarks
 // that compare the two.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
+
+/**
+ * How the image starts `node` (its Dockerfile's ENTRYPOINT flags and ENV, PATH aside), so
+ * that benchmarks run the components as the image does.
+ */
+export function imageRuntime(): { nodeArgs: string[]; env: Record<string, string> } {
+  const text = readFileSync(join(root, "Dockerfile"), "utf8");
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
+  if (!entry) throw new Error("the Dockerfile has no ENTRYPOINT [...] line");
+  const argv = JSON.parse(entry[1]!) as string[];
+  const script = argv.findIndex((a) => a.endsWith("ironlb.js"));
+  if (argv[0] !== "node" || script < 0)
+    throw new Error(`unexpected ENTRYPOINT ${entry[1]}: expected node [flags] bin/ironlb.js`);
+  const env: Record<string, string> = {};
+  // Only the runtime stage's ENV (after the last FROM).
+  const runtime = text.slice(text.lastIndexOf("\nFROM "));
+  for (const line of runtime.replace(/\\\n/g, " ").matchAll(/^ENV\s+(.*)$/gm)) {
+    for (const kv of line[1]!.trim().split(/\s+/)) {
+      const eq = kv.indexOf("=");
+      if (eq > 0 && kv.slice(0, eq) !== "PATH") env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+  }
+  return { nodeArgs: argv.slice(1, script), env };
+}
 
 /** Returns the folder holding cli/main.js etc. and ironlb.js (the command); the caller removes it. */
 export function compileToJs(): string {
@@ -19,6 +50,9 @@ export function compileToJs(): string {
   if (!existsSync(join(out, "cli/main.js")))
     throw new Error(`tsc emitted no cli/main.js: ${r.stdout}${r.stderr}`);
   symlinkSync(join(root, "node_modules"), join(out, "node_modules"));
+  // The packet-socket addon (`npm run build`), where the compiled arp/packet-socket.js looks.
+  mkdirSync(join(out, "arp/native"), { recursive: true });
+  symlinkSync(join(root, "src/arp/native/build"), join(out, "arp/native/build"));
   writeFileSync(join(out, "package.json"), '{ "type": "module" }\n');
   writeFileSync(join(out, "ironlb.js"), 'await import("./cli/main.js");\n');
   return out;

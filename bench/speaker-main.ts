@@ -12,15 +12,17 @@
 //   - speaker RSS with 1,000 announced Services (250 shared IPs);
 //   - API requests per second per speaker, idle;
 //   - the fault figures of issue 9 (speaker-faults.ts), part "faults".
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { arpRequest } from "../src/arp/codec.ts";
 import { KubeClient } from "../src/k8s/client.ts";
 import { startControlPlane, stopControlPlane } from "../test/controlplane/controlplane.ts";
-import { LAB_SERVICE_CIDRS, POOL_CIDR } from "../test/lab/addresses.ts";
+import { LAB_SERVICE_CIDRS, POOL_CIDR, POOL6_CIDR } from "../test/lab/addresses.ts";
 import { Lab, randomPrefix, rootNamespaceClash, uplinkAddress } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
+import { compileToJs, imageRuntime } from "./compile.ts";
 import { speakerFaults } from "./speaker-faults.ts";
 import { percentile, rssMiB } from "./stats.ts";
 
@@ -28,6 +30,37 @@ const SUBNET = process.env.BENCH_SUBNET ?? "203.0.113.128/25";
 const RUNS = Math.max(20, Number(process.env.BENCH_FAILOVER_RUNS ?? 20));
 const FLOOD_RATE = Number(process.env.BENCH_FLOOD_RATE ?? 200_000);
 const FLOOD_S = 12;
+const TRAFGEN = "/usr/sbin/trafgen";
+// BENCH_FLOOD_GEN=node uses the Node fixture (sendmmsg batches) even where trafgen exists.
+const useTrafgen = process.env.BENCH_FLOOD_GEN !== "node" && existsSync(TRAFGEN);
+/** Log messages that tell whether a flood moved an IP (membership, announcements). */
+const MEMBERSHIP_MESSAGES = [
+  "peer silent: dead",
+  "live speakers changed",
+  "rejoining",
+  "no peer heard",
+  "stopped announcing",
+  "announcing",
+  "address conflict",
+];
+/** Idle time before the steady-state memory figure, s. */
+const RSS_IDLE_S = Number(process.env.BENCH_RSS_IDLE_S ?? 60);
+// The speakers (and the controller) run as the image runs them: compiled JavaScript, the
+// Dockerfile's node flags and ENV, log level info (the chart's default).
+// BENCH_FROM_SOURCE=1 runs the TypeScript sources with Node's defaults instead.
+const fromSource = process.env.BENCH_FROM_SOURCE === "1";
+const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime();
+const compiled = fromSource ? undefined : compileToJs();
+process.on("exit", () => compiled && rmSync(compiled, { recursive: true, force: true }));
+const runAs = compiled
+  ? `compiled JavaScript, node ${image.nodeArgs.join(" ")}${
+      Object.keys(image.env).length > 0
+        ? `, ${Object.entries(image.env)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(" ")}`
+        : ""
+    }, LOG_LEVEL=info`
+  : "TypeScript sources (type stripping), Node defaults, LOG_LEVEL=info";
 // BENCH_SPEAKER_PARTS=flood,latency runs only those parts (default: all).
 const PARTS = new Set(
   (process.env.BENCH_SPEAKER_PARTS ?? "faults,failover,latency,flood,api,rss").split(","),
@@ -67,14 +100,38 @@ try {
     subnet: SUBNET,
     poolCIDR: POOL_CIDR,
     nodes: 3,
+    // IPv6 for the 1,000 Services of the memory part: the lab's IPv4 ClusterIP range and
+    // pool are /26s (the address plan), too small for them.
+    ipv6: true,
     kubeconfig: state.kubeconfig,
     workDir: join(dir, "work"),
     binDir: state.binDir,
     log: () => {},
+    nodeArgs: image.nodeArgs,
+    env: image.env,
+    logLevel: "info",
+    ...(compiled ? { entry: join(compiled, "ironlb.js") } : {}),
   });
   const L = lab;
   const controller = L.startController();
-  for (const n of L.nodes) L.startSpeaker(n.name);
+  // BENCH_SPEAKER_VARIANTS="A|B|C": per node, extra node flags (--x) and environment
+  // (K=V) on top of the image's, to compare process-level levers in one run (experiments).
+  const variants = (process.env.BENCH_SPEAKER_VARIANTS ?? "").split("|");
+  const baseArgs = [...L.opts.nodeArgs];
+  const baseEnv = { ...L.opts.env };
+  L.nodes.forEach((n, i) => {
+    const v = (variants[i] ?? "").split(" ").filter((x) => x !== "");
+    L.opts.nodeArgs = [...baseArgs, ...v.filter((x) => x.startsWith("--"))];
+    L.opts.env = {
+      ...baseEnv,
+      ...Object.fromEntries(v.filter((x) => !x.startsWith("--")).map((x) => x.split("="))),
+    };
+    L.startSpeaker(n.name);
+  });
+  if (variants.some((v) => v !== ""))
+    console.log(`per-node variants: ${variants.map((v) => v || "(none)").join(" | ")}`);
+  L.opts.nodeArgs = baseArgs;
+  L.opts.env = baseEnv;
   await L.waitSpeakersReady(60_000);
   // Faults (issue 9) first, in their own pool, removed afterwards (it overlaps "bench").
   if (PARTS.has("faults")) {
@@ -178,6 +235,83 @@ try {
     return out;
   };
 
+  /** The client's eth0 transmit counters (the kernel's count of what the generator sent). */
+  const clientTx = async () => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile("ip", ["-n", L.client.ns, "-s", "-j", "link", "show", "dev", "eth0"], (err, o) =>
+        err ? reject(err) : resolve(o),
+      ),
+    );
+    const [l] = JSON.parse(out) as { stats64: { tx: { packets: number; dropped: number } } }[];
+    return l!.stats64.tx;
+  };
+  const clientMac = (
+    JSON.parse(
+      await new Promise<string>((resolve, reject) =>
+        execFile("ip", ["-n", L.client.ns, "-j", "link", "show", "dev", "eth0"], (err, o) =>
+          err ? reject(err) : resolve(o),
+        ),
+      ),
+    ) as { address: string }[]
+  )[0]!.address;
+  /**
+   * FLOOD_S seconds of ARP requests for `target` from the client (sender MAC `floodMac`,
+   * default the client's; to `dest`, default broadcast), at FLOOD_RATE/s (0: as fast as the
+   * generator goes). With trafgen (netsniff-ng: a packet mmap ring, one CPU, no sysctl or
+   * IRQ changes: -A -Q), else the Node fixture's sendmmsg batches. The rate is the client
+   * kernel's transmit count over the wall time.
+   */
+  const floodFrom = async (
+    target: string,
+    floodMac: string,
+    dest: string,
+  ): Promise<{ sent: number; dropped: number; rate: number }> => {
+    if (!useTrafgen) {
+      return (await inClientAsync([
+        "flood",
+        "eth0",
+        L.client.ip,
+        target,
+        String(FLOOD_RATE || 1_000_000),
+        String(FLOOD_S),
+        floodMac,
+        dest,
+      ])) as { sent: number; dropped: number; rate: number };
+    }
+    const frame = arpRequest(floodMac || clientMac, L.client.ip, target);
+    if (dest) Buffer.from(dest.split(":").map((x) => Number.parseInt(x, 16))).copy(frame, 0);
+    const cfg = join(dir, "flood.cfg");
+    writeFileSync(
+      cfg,
+      `{ ${[...frame].map((b) => `0x${b.toString(16).padStart(2, "0")}`).join(", ")} }\n`,
+    );
+    const tx0 = await clientTx();
+    const t0 = performance.now();
+    const args = ["-o", "eth0", "-i", cfg, "-P", "1", "-A", "-Q", "-C"];
+    if (FLOOD_RATE > 0) args.push("-b", `${FLOOD_RATE}pps`);
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn(
+        "ip",
+        ["netns", "exec", L.client.ns, "timeout", "-s", "INT", `${FLOOD_S}s`, TRAFGEN, ...args],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let err = "";
+      p.stderr.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      // timeout exits 124 when it had to stop trafgen (the normal end here).
+      p.on("exit", (code) =>
+        code === 0 || code === 124
+          ? resolve()
+          : reject(new Error(`trafgen exited ${code}: ${err.slice(-500)}`)),
+      );
+    });
+    const secs = (performance.now() - t0) / 1000;
+    const tx1 = await clientTx();
+    const sent = tx1.packets - tx0.packets;
+    return { sent, dropped: tx1.dropped - tx0.dropped, rate: sent / secs };
+  };
+
   /**
    * A flood of FLOOD_RATE requests/s for `target` for FLOOD_S seconds, while two other
    * processes ask for the owned IP and for the owner node's own address every 60 ms and
@@ -194,19 +328,11 @@ try {
     const w0 = performance.now();
     let flooding = true;
     const health: number[] = [];
+    const logMarks = L.nodes.map((n) => L.speaker(n.name)!.logs().length);
     const [flood, owned, kernel] = await Promise.all([
-      inClientAsync([
-        "flood",
-        "eth0",
-        L.client.ip,
-        target,
-        String(FLOOD_RATE),
-        String(FLOOD_S),
-        floodMac,
-        dest,
-      ]).finally(() => {
+      floodFrom(target, floodMac, dest).finally(() => {
         flooding = false;
-      }) as Promise<{ sent: number; dropped: number; rate: number }>,
+      }),
       sleep(1000).then(() => probe(ip, 150, 60)),
       sleep(1000).then(() => probe(anchor, 150, 60)),
       (async () => {
@@ -225,7 +351,25 @@ try {
     const cpu = pids.map((p, i) => ((cpuTicks(p) - cpu0[i]!) / 100 / secs) * 100);
     const pk1 = await packetCounts(anchor);
     const d = (k: string) => (pk1[k] ?? 0) - (pk0[k] ?? 0);
+    // Did the flood move the IP? Membership and announcement events of each speaker.
+    const ownerAfter = await owner();
+    const events = L.nodes
+      .map((n, i) => {
+        const counts = new Map<string, number>();
+        for (const line of L.speaker(n.name)!.logs().slice(logMarks[i])) {
+          const msg = String(line.msg);
+          if (MEMBERSHIP_MESSAGES.some((m) => msg.includes(m)))
+            counts.set(msg, (counts.get(msg) ?? 0) + 1);
+        }
+        return counts.size === 0
+          ? ""
+          : `${n.name}: ${[...counts].map(([m, c]) => `${c}× "${m}"`).join(", ")}`;
+      })
+      .filter((x) => x !== "");
     return {
+      ownerBefore: ownerNode,
+      ownerAfter,
+      events,
       flood,
       owned: owned as Probe,
       kernel: kernel as Probe,
@@ -259,10 +403,9 @@ try {
 
   // --- API requests per speaker, idle (controller stopped: only speakers talk)
   let perSpeaker = Number.NaN;
-  let rss: number[] = [];
-  if (PARTS.has("api") || PARTS.has("rss")) {
+  const api = KubeClient.load(state.kubeconfig);
+  if (PARTS.has("api")) {
     await controller.stop("SIGTERM");
-    const api = KubeClient.load(state.kubeconfig);
     const requests = async () => {
       const text = await api.request<string>("GET", "/metrics");
       let sum = 0;
@@ -275,12 +418,46 @@ try {
     await sleep(30_000);
     const r1 = await requests();
     perSpeaker = (r1 - r0 - 1) / ((performance.now() - t0) / 1000) / L.nodes.length;
-
-    // --- RSS with 1,000 announced Services (4 Services share each IP on distinct ports)
     L.startController();
+  }
+
+  // --- RSS with 1,000 announced Services (4 Services share each IP on distinct ports)
+  type Mem = { rss: number; heapUsed: number; heapTotal: number; external: number };
+  const memOf = async (n: (typeof L.nodes)[number]): Promise<Mem> => {
+    const rss = rssMiB(L.speaker(n.name)!.proc.pid!);
+    const text = await (await fetch(`http://${n.ip}:7473/metrics`)).text().catch(() => "");
+    const g = (name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
+    return {
+      rss,
+      heapUsed: g("nodejs_heap_size_used_bytes"),
+      heapTotal: g("nodejs_heap_size_total_bytes"),
+      external: g("nodejs_external_memory_bytes"),
+    };
+  };
+  let memStart: Mem[] = [];
+  let memBurst: Mem[] = [];
+  let memIdle: Mem[] = [];
+  let peak: number[] = [];
+  let burstS = Number.NaN;
+  if (PARTS.has("rss")) {
+    memStart = await Promise.all(L.nodes.map(memOf));
     const ns = "default";
     const nodes = L.nodes.map((n) => n.name);
     const pending: Promise<unknown>[] = [];
+    peak = L.nodes.map(() => 0);
+    const pidsNow = L.nodes.map((n) => L.speaker(n.name)!.proc.pid!);
+    await L.createPool("many", [POOL6_CIDR]);
+    const sampler = setInterval(() => {
+      pidsNow.forEach((pid, i) => {
+        try {
+          peak[i] = Math.max(peak[i]!, rssMiB(pid));
+        } catch {
+          // exited: the wait below says so
+        }
+      });
+    }, 100);
+    const b0 = performance.now();
     for (let i = 0; i < 1000; i++) {
       const name = `many-${i}`;
       pending.push(
@@ -291,6 +468,8 @@ try {
           },
           spec: {
             type: "LoadBalancer",
+            ipFamilies: ["IPv6"],
+            ipFamilyPolicy: "SingleStack",
             allocateLoadBalancerNodePorts: false,
             selector: { app: name },
             ports: [{ port: 1000 + (i % 4), protocol: "TCP" }],
@@ -298,9 +477,9 @@ try {
         }),
         api.create(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
           metadata: { name: `${name}-1`, labels: { "kubernetes.io/service-name": name } },
-          addressType: "IPv4",
+          addressType: "IPv6",
           endpoints: nodes.map((n, j) => ({
-            addresses: [`203.0.113.${20 + j}`],
+            addresses: [`2001:db8:2:10${j + 1}::20`],
             nodeName: n,
             conditions: { ready: true },
           })),
@@ -318,9 +497,27 @@ try {
       }
       return total;
     };
-    await waitFor("251 IPs announced", async () => (await announced()) === 251, 120_000, 500);
-    await sleep(3000); // idle
-    rss = L.nodes.map((n) => rssMiB(L.speaker(n.name)!.proc.pid!));
+    await waitFor(
+      "251 IPs announced",
+      async () => {
+        for (const n of L.nodes) {
+          const p = L.speaker(n.name)!;
+          if (!p.running())
+            throw new Error(
+              `the speaker of ${n.name} exited (${await p.exited}): see ${p.logFile}`,
+            );
+        }
+        return (await announced()) === 251;
+      },
+      120_000,
+      500,
+    );
+    burstS = (performance.now() - b0) / 1000;
+    await sleep(3000); // the last record writes and events
+    clearInterval(sampler);
+    memBurst = await Promise.all(L.nodes.map(memOf));
+    await sleep(RSS_IDLE_S * 1000); // idle: heartbeats, Lease renewals, watch bookmarks only
+    memIdle = await Promise.all(L.nodes.map(memOf));
   }
 
   if (PARTS.has("failover")) {
@@ -337,7 +534,10 @@ try {
     `answered ${p.ms.length}/${p.ms.length + p.lost}${p.ms.length > 0 ? `, ${fmt(p.ms)}` : ""}`;
   for (const [what, f] of floods) {
     console.log(
-      `ARP flood ${what}: ${Math.round(f.flood.rate).toLocaleString("en")} requests/s sent for ${FLOOD_S} s (${f.flood.dropped} refused by the sender's kernel)`,
+      `ARP flood ${what}: ${Math.round(f.flood.rate).toLocaleString("en")} requests/s sent for ${FLOOD_S} s by ${useTrafgen ? "trafgen" : "the Node fixture"} (${f.flood.dropped} dropped by the sender's kernel)`,
+    );
+    console.log(
+      `  owner ${f.ownerBefore} before, ${f.ownerAfter} after${f.ownerAfter !== f.ownerBefore ? " (THE IP MOVED)" : ""}; speaker events: ${f.events.length > 0 ? f.events.join("; ") : "none"}`,
     );
     console.log(
       `  owner speaker CPU ${f.ownerCpu.toFixed(1)}% of one core; other speakers ${f.otherCpu.map((c) => c.toFixed(1)).join(" / ")}%`,
@@ -350,10 +550,17 @@ try {
   }
   if (PARTS.has("api"))
     console.log(`API requests per second per speaker, idle: ${perSpeaker.toFixed(2)}`);
-  if (PARTS.has("rss"))
+  const memFmt = (m: Mem[]) =>
+    `RSS ${m.map((x) => x.rss.toFixed(1)).join(" / ")} MiB; V8 heap used ${m.map((x) => x.heapUsed.toFixed(1)).join(" / ")} of ${m.map((x) => x.heapTotal.toFixed(1)).join(" / ")} MiB; external ${m.map((x) => x.external.toFixed(1)).join(" / ")} MiB`;
+  if (PARTS.has("rss")) {
+    console.log(`speakers run as: ${runAs}`);
+    console.log(`speaker memory before the Services (nodes 1-3): ${memFmt(memStart)}`);
     console.log(
-      `speaker RSS, idle, 1,000 Services on 251 IPs announced: ${rss.map((r) => r.toFixed(0)).join(" / ")} MiB (nodes 1-3)`,
+      `1,000 Services + 1,000 EndpointSlices created, 251 IPs announced after ${burstS.toFixed(1)} s; peak RSS during it ${peak.map((r) => r.toFixed(1)).join(" / ")} MiB`,
     );
+    console.log(`speaker memory 3 s after the burst: ${memFmt(memBurst)}`);
+    console.log(`speaker memory after ${RSS_IDLE_S} s idle: ${memFmt(memIdle)}`);
+  }
 } finally {
   await lab?.destroy();
   await stopControlPlane(state);

@@ -306,3 +306,22 @@ describe("poolOf", () => {
     expect(poolOf(ip, pools, named)?.name).toBe(want);
   });
 });
+
+describe("decide: eligibility shared by the Services of a pool", () => {
+  it("still tells Services without ready endpoints and Local ones apart", () => {
+    const base = snapshot({ self: "node1", ips: IPS.slice(0, 3), local: { [IPS[2]!]: ["node2"] } });
+    // svc1 has no endpoint at all: its IP has no owner, the others' do.
+    const s: Snapshot = {
+      ...base,
+      slices: base.slices.map((sl) =>
+        sl.service === "default/svc1" ? { ...sl, endpoints: [] } : sl,
+      ),
+    };
+    const d = decide(s);
+    expect(d.ips.get(IPS[0]!)?.eligible.map((n) => n.name)).toEqual(NODES);
+    expect(d.ips.get(IPS[1]!)?.owner).toBeUndefined();
+    expect(d.ips.get(IPS[1]!)?.reason).toBe("no ready endpoints");
+    expect(d.ips.get(IPS[2]!)?.eligible.map((n) => n.name)).toEqual(["node2"]);
+    expect(d.ips.get(IPS[2]!)?.owner).toBe("node2");
+  });
+});

@@ -159,6 +159,7 @@ export function decide(s: Snapshot): Decision {
     { services: string[]; pool?: string; results: ReturnType<typeof eligibleNodes>[] }
   >();
   const rebalance = new Set<string>();
+  const sameForPool = new Map<string, ReturnType<typeof eligibleNodes>>();
   const services = [...s.services].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const svc of services) {
     for (const ip of svc.ips) {
@@ -170,18 +171,23 @@ export function decide(s: Snapshot): Decision {
       if (!pool) continue;
       entry.pool ??= pool.name;
       const family = ip.includes(":") ? "IPv6" : "IPv4";
-      entry.results.push(
-        eligibleNodes({
+      const endpoints = countReadyEndpoints(slicesBySvc.get(svc.key) ?? [], family);
+      // Under policy Cluster the answer depends on the pool and on "any ready endpoint"
+      // only: computed once per pool (per Service, it was most of a decision's garbage).
+      const shared =
+        svc.externalTrafficPolicy === "Cluster" ? `${pool.name}|${endpoints.total > 0}` : "";
+      let result = shared ? sameForPool.get(shared) : undefined;
+      if (!result) {
+        result = eligibleNodes({
           nodes: s.nodes,
           liveSpeakers: m.live,
           l2Advertisements: s.ads,
           pool: { name: pool.name, labels: pool.labels },
-          service: {
-            externalTrafficPolicy: svc.externalTrafficPolicy,
-            endpoints: countReadyEndpoints(slicesBySvc.get(svc.key) ?? [], family),
-          },
-        }),
-      );
+          service: { externalTrafficPolicy: svc.externalTrafficPolicy, endpoints },
+        });
+        if (shared) sameForPool.set(shared, result);
+      }
+      entry.results.push(result);
     }
   }
 

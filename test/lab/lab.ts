@@ -94,6 +94,14 @@ export interface LabOptions {
   systemNamespace?: string;
   /** Node 24 binary to run ironlb with (default: this process's). */
   nodeBin?: string;
+  /** Node flags before the command (the image runs `--max-semi-space-size=2`). */
+  nodeArgs?: string[];
+  /** The ironlb command to run (default: this checkout's bin/ironlb.js), e.g. compiled JS. */
+  entry?: string;
+  /** LOG_LEVEL of the ironlb processes (default debug; the chart's default is info). */
+  logLevel?: string;
+  /** More environment for the ironlb processes (e.g. the image's ENV). */
+  env?: Record<string, string>;
   /** Extra `ironlb speaker` arguments for every speaker. */
   speakerArgs?: string[];
   /** Extra labels for every Node object. */
@@ -429,6 +437,10 @@ export class Lab {
     this.opts = {
       systemNamespace: "ironlb-system",
       nodeBin: process.execPath,
+      nodeArgs: [],
+      entry: join(repoRoot, "bin/ironlb.js"),
+      logLevel: "debug",
+      env: {},
       speakerArgs: [],
       nodeLabels: {},
       ipv6: false,
@@ -951,9 +963,18 @@ export class Lab {
     ];
     const p = startProcess(
       `speaker-${node}`,
-      ["ip", "netns", "exec", n.ns, this.opts.nodeBin, join(repoRoot, "bin/ironlb.js"), ...args],
+      [
+        "ip",
+        "netns",
+        "exec",
+        n.ns,
+        this.opts.nodeBin,
+        ...this.opts.nodeArgs,
+        this.opts.entry,
+        ...args,
+      ],
       join(this.opts.workDir, `speaker-${node}.log`),
-      { LOG_LEVEL: "debug", NODE_NAME: n.name },
+      { ...this.opts.env, LOG_LEVEL: this.opts.logLevel, NODE_NAME: n.name },
     );
     this.#speakers.set(node, p);
     return p;
@@ -1018,9 +1039,9 @@ export class Lab {
     ];
     const p = startProcess(
       "controller",
-      [this.opts.nodeBin, join(repoRoot, "bin/ironlb.js"), ...args],
+      [this.opts.nodeBin, ...this.opts.nodeArgs, this.opts.entry, ...args],
       join(this.opts.workDir, "controller.log"),
-      { LOG_LEVEL: "debug" },
+      { ...this.opts.env, LOG_LEVEL: this.opts.logLevel },
     );
     this.#controller = p;
     if (p.proc.pid) this.#rootPids.push(p.proc.pid);
