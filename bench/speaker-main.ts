@@ -522,6 +522,9 @@ try {
     memBurst = await Promise.all(L.nodes.map(memOf));
     await sleep(RSS_IDLE_S * 1000); // idle: heartbeats, Lease renewals, watch bookmarks only
     memIdle = await Promise.all(L.nodes.map(memOf));
+    // A clean stop, so that variants like --cpu-prof write their profiles.
+    if (variants.some((v) => v !== ""))
+      await Promise.all(L.nodes.map((n) => L.stopSpeaker(n.name, "SIGTERM")));
   }
 
   if (PARTS.has("failover")) {

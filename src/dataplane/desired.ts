@@ -45,6 +45,11 @@ export const DEFAULT_AFFINITY_SECONDS = 10800;
  * claim the same IP, protocol and port (a sharing mistake), the first by name wins.
  */
 export function desiredForwarding(input: DesiredInput): Forward[] {
+  // Only Services with a Proxy-mode IP matter (most have none): filter before sorting.
+  const services = input.services
+    .filter((svc) => svc.status?.loadBalancer?.ingress?.some((i) => i.ipMode === "Proxy"))
+    .sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+  if (services.length === 0) return [];
   const slicesBySvc = new Map<string, V1EndpointSlice[]>();
   for (const s of input.slices) {
     const name = s.metadata?.labels?.["kubernetes.io/service-name"];
@@ -55,7 +60,6 @@ export function desiredForwarding(input: DesiredInput): Forward[] {
     slicesBySvc.set(key, list);
   }
   const out = new Map<string, Forward>();
-  const services = [...input.services].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
   for (const svc of services) {
     if (!isOurs(svc, input)) continue;
     const key = keyOf(svc);

@@ -79,6 +79,8 @@ export class Speaker {
   readonly #current = new Map<string, string[]>();
   /** IPs being probed before their first announcement. */
   readonly #probing = new Set<string>();
+  /** IPs whose probe found nobody, with the interfaces probed: announced by the next evaluation. */
+  readonly #probed = new Map<string, string[]>();
   /** IPs found in use by another host: not announced before this time. */
   readonly #conflictUntil = new Map<string, number>();
   /** Held IPs another node may have claimed since our last gratuitous burst. */
@@ -260,17 +262,20 @@ export class Speaker {
 
   #recordSeen(r: Record_): void {
     const ip = r.status?.ip;
+    const node = r.status?.node;
     if (ip) {
       this.#listed.delete(ip);
-      const node = r.status?.node;
       if (node === this.#o.node) this.#claims.delete(ip);
       else if (node && this.#current.has(ip)) {
         // Another node says it announces an IP we answer for: if we stay the owner, our
-        // gratuitous ARP must win the clients back.
+        // gratuitous ARP must win the clients back. Evaluated at once (two answerers).
         this.#contested.add(ip);
+        this.#schedule();
+        return;
       }
     }
-    this.#schedule();
+    // Any other record only informs later choices.
+    this.#scheduleBatched();
   }
 
   /** IP -> recorded owner: the records, a fresh list after a rejoin, our own claims. */
@@ -362,10 +367,17 @@ export class Speaker {
       // An IP some ironlb node has announced before is a takeover: announce at once (the
       // failover budget has no room for a probe). A brand-new IP is probed first.
       const known = decision.ips.get(ip)?.by === "current" || this.#recordFor(ip) !== undefined;
-      if (cur.length === 0 && !known && this.#o.probeMs > 0)
+      const probed = this.#probed.get(ip);
+      if (probed) {
+        // Its probe found nobody: announce where it probed (the rest on the next pass).
+        const on = missing.filter((i) => probed.includes(i));
+        if (on.length > 0) this.#announce(ip, want, on);
+      } else if (cur.length === 0 && !known && this.#o.probeMs > 0)
         void this.#probeThenAnnounce(ip, missing);
       else this.#announce(ip, want, missing);
     }
+    // A probe result is for the evaluation right after it: the world may move on.
+    this.#probed.clear();
     this.#deleteStaleRecords(decision);
     this.#metrics.announced.set(this.#current.size);
     this.#metrics.liveSpeakers.set(this.#membership.live().size);
@@ -550,14 +562,10 @@ export class Speaker {
       this.#probing.delete(ip);
     }
     if (this.#stopped) return;
-    // The world may have moved on during the probe: only announce if still wanted.
-    const still = this.#resolve(this.#decide().mine).get(ip);
-    if (still)
-      this.#announce(
-        ip,
-        still,
-        still.interfaces.filter((i) => ifaces.includes(i)),
-      );
+    // The world may have moved on during the probe: the next evaluation announces the IP
+    // if it still wants it (one evaluation for all the probes that end together, not one
+    // each: at 1,000 Services an evaluation is milliseconds and megabytes).
+    this.#probed.set(ip, ifaces);
     this.#schedule();
   }
 
