@@ -10,7 +10,11 @@
 //     for an IP nobody owns (the kernel filter should drop it before the speaker) and for
 //     the owned IP from one forged requester (replies rate-limited): speakers' CPU, both
 //     IPs answered (p50/p99), the owner's /healthz latency;
-//   - speaker RSS with 1,000 announced Services (250 shared IPs);
+//   - speaker memory (RSS, V8 heap) with 1,000 announced Services (250 shared IPv6 IPs),
+//     shortly after the burst and after BENCH_RSS_IDLE_S (60) s idle; the speakers run as
+//     the image runs them (compiled JS, the Dockerfile's node flags and ENV);
+//     BENCH_SPEAKER_VARIANTS="|MALLOC_ARENA_MAX=2|--optimize-for-size" gives each node its
+//     own extra flags/env, to compare levers in one run;
 //   - API requests per second per speaker, idle;
 //   - the fault figures of issue 9 (speaker-faults.ts), part "faults".
 import { execFile, spawn } from "node:child_process";
