@@ -51,7 +51,8 @@ const STALE_REQUESTS_MS = 30;
 const INTERFACE_RECHECK_MS = 10_000;
 /**
  * Changes of Kubernetes objects (Services, EndpointSlices, Nodes, pools, advertisements)
- * are gathered this long into one evaluation, ms. Each evaluation walks every Service: at
+ * cause at most one evaluation per this many ms: a lone change is evaluated at once, the
+ * changes that follow within the window are gathered into one. Each evaluation walks every Service: at
  * 1,000 Services one allocates ~4 MiB, and evaluating on every watch event of a burst
  * promoted enough of that to grow the old generation to 4x the live data, memory V8 then
  * keeps. Membership changes, records and conflicts (failover) are evaluated at once.
@@ -98,6 +99,8 @@ export class Speaker {
   #recordsFresh = true;
   #scheduled = false;
   #batchTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the last evaluation's start (OBJECT_BATCH_MS window). */
+  #lastEvaluation = Number.NEGATIVE_INFINITY;
   #synced = false;
   #stopped = false;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -196,13 +199,22 @@ export class Speaker {
     );
   }
 
-  /** An object changed: evaluate within OBJECT_BATCH_MS, with whatever else changes meanwhile. */
+  /**
+   * An object changed: evaluate now if the last evaluation is OBJECT_BATCH_MS old (no delay
+   * for a lone change, e.g. an endpoint turning ready), else at the end of that window with
+   * whatever else changes meanwhile.
+   */
   #scheduleBatched(): void {
     if (this.#scheduled || this.#batchTimer || !this.#synced || this.#stopped) return;
+    const wait = this.#lastEvaluation + OBJECT_BATCH_MS - performance.now();
+    if (wait <= 0) {
+      this.#schedule();
+      return;
+    }
     this.#batchTimer = setTimeout(() => {
       this.#batchTimer = undefined;
       this.#schedule();
-    }, OBJECT_BATCH_MS);
+    }, wait);
   }
 
   /** Coalesces bursts of events into one evaluation on the next turn of the event loop. */
@@ -214,6 +226,7 @@ export class Speaker {
     this.#batchTimer = undefined;
     setImmediate(() => {
       this.#scheduled = false;
+      this.#lastEvaluation = performance.now();
       try {
         this.#reconcile();
       } catch (err) {
