@@ -2,7 +2,7 @@
 // the image ships, no type stripping at run time), into a temporary folder, for benchmarks
 // that compare the two.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -22,4 +22,29 @@ export function compileToJs(): string {
   writeFileSync(join(out, "package.json"), '{ "type": "module" }\n');
   writeFileSync(join(out, "ironlb.js"), 'await import("./cli/main.js");\n');
   return out;
+}
+
+/**
+ * How the image starts node: the flags of the Dockerfile's ENTRYPOINT (between "node" and
+ * the script) and the variables its ENV lines set (NODE_ENV, MALLOC_ARENA_MAX...), so that
+ * a benchmark runs the components exactly as the image does. Read from the Dockerfile
+ * itself: the two can never drift apart.
+ */
+export function imageRuntime(): { nodeArgs: string[]; env: Record<string, string> } {
+  const text = readFileSync(join(root, "Dockerfile"), "utf8").replace(/\\\n/g, " ");
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
+  if (!entry) throw new Error("the Dockerfile has no ENTRYPOINT [...] line");
+  const argv = JSON.parse(entry[1]!) as string[];
+  const script = argv.indexOf("bin/ironlb.js");
+  if (argv[0] !== "node" || script < 0)
+    throw new Error(
+      `unexpected ENTRYPOINT ${entry[1]}: expected ["node", flags..., "bin/ironlb.js"]`,
+    );
+  const env: Record<string, string> = {};
+  for (const line of text.matchAll(/^ENV\s+(.+)$/gm)) {
+    for (const kv of line[1]!.matchAll(/(\w+)=("[^"]*"|\S+)/g)) {
+      if (kv[1] !== "PATH") env[kv[1]!] = kv[2]!.replace(/^"|"$/g, "");
+    }
+  }
+  return { nodeArgs: argv.slice(1, script), env };
 }
