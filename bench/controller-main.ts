@@ -166,7 +166,7 @@ function metallb(): Impl {
   };
 }
 
-/** ironlb's GC pause counts so far, from its prom-client metrics (nodejs_gc_duration_seconds). */
+/** ironlb's GC pause counts so far, from its metrics (nodejs_gc_duration_seconds). */
 async function gcPauses(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
