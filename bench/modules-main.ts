@@ -15,14 +15,15 @@ try {
   const cases: Array<[string, string]> = [
     ["bare Node", ""],
     ["type stripping (one tiny .ts module)", `${root}/src/api/group.ts`],
-    ["zod", "zod"],
-    ["zod + ironlb's schemas (src/api/ipaddresspool.ts)", `${root}/src/api/ipaddresspool.ts`],
-    ["prom-client", "prom-client"],
     ["pino", "pino"],
-    // Both components load node:http (health server, API client) anyway.
-    ["node:http", "node:http"],
-    ["node:http + zod", "node:http,zod"],
-    ["node:http + prom-client", "node:http,prom-client"],
+    // An ES module import of node:http reads its lazy exports (WebSocket...) and so loads
+    // undici; process.getBuiltinModule, as src/k8s and src/observability use it, does not.
+    ["node:http, ES module import", "node:http"],
+    ["node:http, process.getBuiltinModule", "builtin:node:http"],
+    ["node:https, ES module import", "node:https"],
+    ["prom-client (no longer loaded: a test reference only)", "prom-client"],
+    ["ironlb's checkers of the CRDs (compiled, src/api)", `${out}/api/index.js`],
+    ["ironlb's metrics (compiled, src/observability)", `${out}/observability/metrics.js`],
     ["controller, all its modules (.ts)", `${root}/src/controller/main.ts`],
     ["controller, all its modules (compiled .js)", `${out}/controller/main.js`],
     ["speaker, all its modules (.ts)", `${root}/src/speaker/main.ts`],
@@ -32,7 +33,11 @@ try {
     const imports = spec
       .split(",")
       .filter(Boolean)
-      .map((m) => `await import(${JSON.stringify(m)});`);
+      .map((m) =>
+        m.startsWith("builtin:")
+          ? `process.getBuiltinModule(${JSON.stringify(m.slice(8))});`
+          : `await import(${JSON.stringify(m)});`,
+      );
     const script = `${imports.join(" ")}
       for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 50)); }
       const m = process.memoryUsage();
