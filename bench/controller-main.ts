@@ -14,7 +14,8 @@
 // fraction of it.
 // Services are single-stack IPv6 from 2001:db8::/32 (no IPv4 documentation block holds
 // 10,000) and allocate no NodePorts. No traffic is sent.
-// BENCH_CONTROLLERS=ironlb (or metallb) runs one; BENCH_SERVICES changes 10,000.
+// BENCH_CONTROLLERS=ironlb (or metallb) runs one; BENCH_SERVICES changes 10,000;
+// BENCH_SAMPLES changes the 200 creates of each latency profile.
 // ironlb runs as the image runs it: compiled to JavaScript, with the node flags of the
 // Dockerfile's ENTRYPOINT and the variables of its ENV lines (bench/compile.ts reads them
 // from the Dockerfile). BENCH_FROM_SOURCE=1 runs the TypeScript sources instead, without
@@ -36,7 +37,7 @@ import { percentile, rssMiB } from "./stats.ts";
 
 const TOTAL = Number(process.env.BENCH_SERVICES ?? 10_000);
 const FIRST = Math.min(1_000, TOTAL);
-const SAMPLES = 200;
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
 const PACE_MS = 300;
 const root = join(import.meta.dirname, "..");
 const impls = (process.env.BENCH_CONTROLLERS ?? "ironlb,metallb").split(",");
