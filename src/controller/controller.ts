@@ -91,6 +91,11 @@ export class Controller {
    * at 10,000 Services one Event each would double the API writes of the cold start.
    */
   #startup: { keys: Set<string>; own: number; folded: Map<string, string[]> } | undefined;
+  #startupDone!: () => void;
+  /** Resolves when the start-up queue has drained (or a minute has passed). */
+  readonly startupDone = new Promise<void>((r) => {
+    this.#startupDone = r;
+  });
 
   constructor(api: KubeClient, opts: ControllerOptions, log: Logger, metrics: ControllerMetrics) {
     this.#api = api;
@@ -180,6 +185,7 @@ export class Controller {
     const st = this.#startup;
     if (!st) return;
     this.#startup = undefined;
+    this.#startupDone();
     if (this.#stopped) return;
     for (const [pool, services] of st.folded) {
       const named = services.slice(0, STARTUP_NAMED);
