@@ -15,7 +15,9 @@
 // Services are single-stack IPv6 from 2001:db8::/32 (no IPv4 documentation block holds
 // 10,000) and allocate no NodePorts. No traffic is sent.
 // BENCH_CONTROLLERS=ironlb (or metallb) runs one; BENCH_SERVICES changes 10,000;
-// BENCH_SAMPLES changes the 200 creates of each latency profile.
+// BENCH_SAMPLES changes the 200 creates of each latency profile. BENCH_TRACE=1 runs ironlb
+// with debug logs and splits each paced create -> IP into its steps (create call, watch
+// event at the controller, status patch sent and answered, watch event at the bench).
 // ironlb runs as the image runs it: compiled to JavaScript, with the node flags of the
 // Dockerfile's ENTRYPOINT and the variables of its ENV lines (bench/compile.ts reads them
 // from the Dockerfile). BENCH_FROM_SOURCE=1 runs the TypeScript sources instead, without
@@ -24,6 +26,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { loadAll } from "js-yaml";
 import { KubeClient } from "../src/k8s/client.ts";
 import {
@@ -50,6 +53,11 @@ const nodeArgs =
     : image.nodeArgs;
 process.on("exit", () => compiled && rmSync(compiled, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const trace = process.env.BENCH_TRACE === "1";
+/** Wall-clock ms with sub-ms precision, comparable with the controller's (same host). */
+const epochMs = () => performance.timeOrigin + performance.now();
+/** The controller's "status written" traces by Service name (BENCH_TRACE). */
+const traces = new Map<string, { eventAt?: number; sentAt: number; answeredAt: number }>();
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>): Promise<void> {
   let i = 0;
@@ -93,8 +101,8 @@ const ironlb: Impl = {
       spec: { addresses: ["2001:db8:b::/112"] },
     });
   },
-  start: (kubeconfig, port) =>
-    spawn(
+  start: (kubeconfig, port) => {
+    const p = spawn(
       process.execPath,
       [
         ...nodeArgs,
@@ -112,11 +120,35 @@ const ironlb: Impl = {
       ],
       {
         // Node's own traces (--trace-gc) go to stdout: keep it when asked for them.
-        stdio: ["ignore", process.env.BENCH_NODE_ARGS ? "inherit" : "ignore", "inherit"],
+        stdio: [
+          "ignore",
+          trace ? "pipe" : process.env.BENCH_NODE_ARGS ? "inherit" : "ignore",
+          "inherit",
+        ],
         // With BENCH_FROM_SOURCE, the sources: a dist/ left in the tree must not change that.
-        env: { ...process.env, ...image.env, LOG_LEVEL: "warn", IRONLB_FROM_SOURCE: "1" },
+        env: {
+          ...process.env,
+          ...image.env,
+          LOG_LEVEL: trace ? "debug" : "warn",
+          IRONLB_FROM_SOURCE: "1",
+        },
       },
-    ),
+    );
+    if (trace)
+      createInterface({ input: p.stdout! }).on("line", (line) => {
+        if (line.includes("full garbage collection")) console.log(`  controller: ${line}`);
+        if (!line.includes('"status written"')) return;
+        const t = JSON.parse(line) as {
+          service: string;
+          eventAt?: number;
+          sentAt: number;
+          answeredAt: number;
+        };
+        const name = t.service.slice(t.service.indexOf("/") + 1);
+        if (name.startsWith("paced-")) traces.set(name, t);
+      });
+    return p;
+  },
 };
 
 function metallb(): Impl {
@@ -188,6 +220,14 @@ async function gcPauses(port: number): Promise<Map<string, number>> {
   out.set("over10ms", (out.get("all") ?? 0) - (out.get("under10ms") ?? 0));
   out.set("over100ms", (out.get("all") ?? 0) - (out.get("under100ms") ?? 0));
   return out;
+}
+
+/** ironlb's V8 heap (used / committed) and external memory, from its metrics: where RSS is. */
+async function memoryParts(port: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const get = (n: string) =>
+    (Number(new RegExp(`^${n} (\\S+)`, "m").exec(text)?.[1]) / 2 ** 20).toFixed(1);
+  return `V8 heap used ${get("nodejs_heap_size_used_bytes")} MiB of ${get("nodejs_heap_size_total_bytes")} MiB committed, external ${get("nodejs_external_memory_bytes")} MiB, RSS ${get("process_resident_memory_bytes")} MiB`;
 }
 
 /** Write requests the apiserver served, per verb and resource (its own metrics). */
@@ -295,6 +335,7 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       const done = performance.now();
       await sleep(5000);
       const at5 = rssMiB(ctrl!.pid!);
+      if (impl === ironlb) console.log(`  5 s after: ${await memoryParts(port)}`);
       await sleep(Math.max(0, done + 30_000 - performance.now()));
       return [at5, rssMiB(ctrl!.pid!)];
     };
@@ -341,6 +382,7 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     }
     const gc0 = impl === ironlb ? await gcPauses(port) : undefined;
     const latPaced: number[] = [];
+    const pacedAt = new Map<string, { createAt: number; createdAt: number }>();
     const paced: Promise<void>[] = [];
     const p0 = performance.now();
     for (let i = 0; i < SAMPLES; i++) {
@@ -351,13 +393,17 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       paced.push(
         api
           .create("/api/v1/namespaces/default/services", body(name))
-          .then(() => seen)
+          .then(() => {
+            pacedAt.set(name, { createAt: performance.timeOrigin + t0, createdAt: epochMs() });
+            return seen;
+          })
           .then(() => {
             latPaced.push(assignedAt.get(name)! - t0);
           }),
       );
     }
     await Promise.all(paced);
+    if (trace && impl === ironlb) printTrace(pacedAt, assignedAt);
     if (gc0) {
       const gc1 = await gcPauses(port);
       const d = (k: string) => (gc1.get(k) ?? 0) - (gc0.get(k) ?? 0);
@@ -404,6 +450,50 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     await stopControlPlane(state);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Where the time of each paced create -> IP went (BENCH_TRACE): percentiles per step. */
+function printTrace(
+  pacedAt: Map<string, { createAt: number; createdAt: number }>,
+  assignedAt: Map<string, number>,
+): void {
+  const steps: Record<string, number[]> = {
+    "create call answered": [],
+    "create call -> watch event at the controller": [],
+    "watch event -> status patch sent (queue, reconcile)": [],
+    "status patch sent -> answered": [],
+    "status patch answered -> watch event at the bench": [],
+    "create -> IP seen (total)": [],
+  };
+  const rows: string[] = [];
+  for (const [name, b] of pacedAt) {
+    const t = traces.get(name);
+    const seen = assignedAt.get(name);
+    if (!t || t.eventAt === undefined || seen === undefined) continue;
+    const seenAt = performance.timeOrigin + seen;
+    const parts = [
+      b.createdAt - b.createAt,
+      t.eventAt - b.createAt,
+      t.sentAt - t.eventAt,
+      t.answeredAt - t.sentAt,
+      seenAt - t.answeredAt,
+      seenAt - b.createAt,
+    ];
+    Object.values(steps).forEach((xs, i) => xs.push(parts[i]!));
+    rows.push(`${name}: ${parts.map((x) => x.toFixed(1)).join(" / ")}`);
+  }
+  console.log(`  trace of ${rows.length} paced creates (ms): step | p50 | p90 | p99 | max`);
+  for (const [step, xs] of Object.entries(steps))
+    console.log(
+      `    ${step} | ${[50, 90, 99, 100].map((q) => percentile(xs, q).toFixed(1)).join(" | ")}`,
+    );
+  const total = steps["create -> IP seen (total)"]!;
+  const slow = rows
+    .map((r, i) => [total[i]!, r] as const)
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, 5);
+  console.log("  slowest (steps in the order above):");
+  for (const [, r] of slow) console.log(`    ${r}`);
 }
 
 /**

@@ -91,6 +91,13 @@ export class Controller {
    * at 10,000 Services one Event each would double the API writes of the cold start.
    */
   #startup: { keys: Set<string>; own: number; folded: Map<string, string[]> } | undefined;
+  /**
+   * With debug logs: when the watch event that queued a Service arrived (epoch ms), kept
+   * until its reconcile writes, for the "status written" trace (bench/controller-main.ts).
+   */
+  readonly #eventAt = new Map<string, number>();
+  readonly #reconcileEventAt = new Map<string, number>();
+  readonly #trace: boolean;
   #startupDone!: () => void;
   /** Resolves when the start-up queue has drained (or a minute has passed). */
   readonly startupDone = new Promise<void>((r) => {
@@ -103,14 +110,21 @@ export class Controller {
     this.#log = log;
     this.#metrics = metrics;
     this.#events = new EventRecorder(api, "controller", opts.instance, log);
+    this.#trace = log.isLevelEnabled("debug");
     this.#queue = new WorkQueue(
       async (key) => {
         const end = metrics.reconcile.startTimer();
+        if (this.#trace) {
+          const at = this.#eventAt.get(key);
+          this.#eventAt.delete(key);
+          if (at !== undefined) this.#reconcileEventAt.set(key, at);
+        }
         try {
           await this.reconcile(key);
           this.#queue.forget(key);
         } finally {
           end();
+          this.#reconcileEventAt.delete(key);
         }
       },
       opts.concurrency,
@@ -219,7 +233,10 @@ export class Controller {
   }
 
   #serviceChanged(svc: V1Service): void {
-    if (this.#bootstrapped) this.#queue.add(keyOf(svc));
+    if (!this.#bootstrapped) return;
+    const key = keyOf(svc);
+    if (this.#trace && !this.#eventAt.has(key)) this.#eventAt.set(key, epochMs());
+    this.#queue.add(key);
   }
 
   #namespaceChanged(ns: V1Namespace): void {
@@ -571,10 +588,16 @@ export class Controller {
       status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions },
     };
     try {
+      const sentAt = this.#trace ? epochMs() : 0;
       const updated = await this.#api.mergePatch<V1Service>(
         `/api/v1/namespaces/${svc.metadata!.namespace}/services/${svc.metadata!.name}/status`,
         body,
       );
+      if (this.#trace)
+        this.#log.debug(
+          { service: key, eventAt: this.#reconcileEventAt.get(key), sentAt, answeredAt: epochMs() },
+          "status written",
+        );
       const newRV = parseRV(updated.metadata?.resourceVersion);
       if (newRV !== undefined) this.#written.set(key, { rv: newRV, fingerprint });
       return true;
@@ -658,6 +681,11 @@ const STARTUP_OWN_EVENTS = 50;
 const STARTUP_NAMED = 20;
 /** The longest start-up allocations are folded for. */
 const STARTUP_FOLD_MS = 60_000;
+
+/** Wall-clock milliseconds with sub-millisecond precision (traces compared across processes). */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 function keyOf(obj: KubernetesObject): string {
   return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
