@@ -36,7 +36,7 @@ import {
 } from "../test/controlplane/controlplane.ts";
 import { installCRDs, kubeConfigFrom } from "../test/support/kube.ts";
 import { compileToJs, imageRuntime } from "./compile.ts";
-import { percentile, rssMiB } from "./stats.ts";
+import { percentile, rssMiB, rssParts } from "./stats.ts";
 
 const TOTAL = Number(process.env.BENCH_SERVICES ?? 10_000);
 const FIRST = Math.min(1_000, TOTAL);
@@ -335,7 +335,10 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       const done = performance.now();
       await sleep(5000);
       const at5 = rssMiB(ctrl!.pid!);
-      if (impl === ironlb) console.log(`  5 s after: ${await memoryParts(port)}`);
+      const parts = rssParts(ctrl!.pid!);
+      console.log(
+        `  5 s after: RSS file-backed ${parts.file.toFixed(1)} MiB, malloc heap ${parts.heap.toFixed(1)} MiB, other anonymous ${parts.anon.toFixed(1)} MiB${impl === ironlb ? `; ${await memoryParts(port)}` : ""}`,
+      );
       await sleep(Math.max(0, done + 30_000 - performance.now()));
       return [at5, rssMiB(ctrl!.pid!)];
     };
