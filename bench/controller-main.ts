@@ -136,7 +136,6 @@ const ironlb: Impl = {
     );
     if (trace)
       createInterface({ input: p.stdout! }).on("line", (line) => {
-        if (line.includes("full garbage collection")) console.log(`  controller: ${line}`);
         if (!line.includes('"status written"')) return;
         const t = JSON.parse(line) as {
           service: string;

@@ -98,11 +98,6 @@ export class Controller {
   readonly #eventAt = new Map<string, number>();
   readonly #reconcileEventAt = new Map<string, number>();
   readonly #trace: boolean;
-  #startupDone!: () => void;
-  /** Resolves when the start-up queue has drained (or a minute has passed). */
-  readonly startupDone = new Promise<void>((r) => {
-    this.#startupDone = r;
-  });
 
   constructor(api: KubeClient, opts: ControllerOptions, log: Logger, metrics: ControllerMetrics) {
     this.#api = api;
@@ -199,7 +194,6 @@ export class Controller {
     const st = this.#startup;
     if (!st) return;
     this.#startup = undefined;
-    this.#startupDone();
     if (this.#stopped) return;
     for (const [pool, services] of st.folded) {
       const named = services.slice(0, STARTUP_NAMED);

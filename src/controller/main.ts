@@ -3,7 +3,6 @@ import { hostname } from "node:os";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { LeaderElector } from "../k8s/leader-election.ts";
 import { createLogger } from "../observability/log.ts";
-import { collectAfterBurst } from "../observability/memory.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { keepHeartbeatSecret } from "./heartbeat-secret.ts";
@@ -88,11 +87,6 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
       log.fatal({ err }, "controller failed to start");
       process.exit(1);
     });
-    // The start-up burst (every Service listed, new ones assigned) is over: give back the
-    // heap it grew, once the last responses have been handled.
-    void controller.startupDone.then(() =>
-      setTimeout(() => collectAfterBurst(log, "start-up"), 1000).unref(),
-    );
   };
   if (elector) {
     elector.run(startController, () => {
