@@ -18,9 +18,9 @@
 // BENCH_SAMPLES changes the 200 creates of each latency profile. BENCH_TRACE=1 runs ironlb
 // with debug logs and splits each paced create -> IP into its steps (create call, watch
 // event at the controller, status patch sent and answered, watch event at the bench).
-// ironlb runs as the image runs it: compiled to JavaScript, with the node flags of the
-// Dockerfile's ENTRYPOINT and the variables of its ENV lines (bench/compile.ts reads them
-// from the Dockerfile). BENCH_FROM_SOURCE=1 runs the TypeScript sources instead, without
+// ironlb runs as the image and chart run it: compiled to JavaScript, with the node flags
+// of the controller Deployment's `command` (else the Dockerfile's ENTRYPOINT) and the
+// variables of the Dockerfile's ENV lines (bench/compile.ts reads them from those files). BENCH_FROM_SOURCE=1 runs the TypeScript sources instead, without
 // those flags; BENCH_NODE_ARGS replaces the flags (e.g. to try others, or add --trace-gc).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -46,7 +46,7 @@ const root = join(import.meta.dirname, "..");
 const impls = (process.env.BENCH_CONTROLLERS ?? "ironlb,metallb").split(",");
 const fromSource = process.env.BENCH_FROM_SOURCE === "1";
 const compiled = fromSource ? undefined : compileToJs();
-const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime();
+const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime("controller");
 const nodeArgs =
   process.env.BENCH_NODE_ARGS !== undefined
     ? process.env.BENCH_NODE_ARGS.split(" ").filter(Boolean)
