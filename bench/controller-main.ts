@@ -481,7 +481,7 @@ function printTrace(
       seenAt - t.answeredAt,
       seenAt - b.createAt,
     ];
-    Object.values(steps).forEach((xs, i) => xs.push(parts[i]!));
+    for (const [i, xs] of Object.values(steps).entries()) xs.push(parts[i]!);
     rows.push(`${name}: ${parts.map((x) => x.toFixed(1)).join(" / ")}`);
   }
   console.log(`  trace of ${rows.length} paced creates (ms): step | p50 | p90 | p99 | max`);
