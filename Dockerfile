@@ -67,5 +67,7 @@ WORKDIR /app
 USER 65532:65532
 # 2 MiB young-generation semi-spaces (Node's default grows them to 16 MiB): the controller's
 # RSS at 1,000 Services fell from 151 to 125 MiB without a GC-bound tail (bench/RESULTS.md).
+# The chart's controller Deployment repeats this line as its `command`, adding --lite-mode;
+# bench/compile.ts reads both (the controller bench runs exactly that).
 ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/ironlb.js"]
 CMD ["--help"]

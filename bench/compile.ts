@@ -15,30 +15,6 @@ import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
 
-/**
- * How the image starts `node` (its Dockerfile's ENTRYPOINT flags and ENV, PATH aside), so
- * that benchmarks run the components as the image does.
- */
-export function imageRuntime(): { nodeArgs: string[]; env: Record<string, string> } {
-  const text = readFileSync(join(root, "Dockerfile"), "utf8");
-  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
-  if (!entry) throw new Error("the Dockerfile has no ENTRYPOINT [...] line");
-  const argv = JSON.parse(entry[1]!) as string[];
-  const script = argv.findIndex((a) => a.endsWith("ironlb.js"));
-  if (argv[0] !== "node" || script < 0)
-    throw new Error(`unexpected ENTRYPOINT ${entry[1]}: expected node [flags] bin/ironlb.js`);
-  const env: Record<string, string> = {};
-  // Only the runtime stage's ENV (after the last FROM).
-  const runtime = text.slice(text.lastIndexOf("\nFROM "));
-  for (const line of runtime.replace(/\\\n/g, " ").matchAll(/^ENV\s+(.*)$/gm)) {
-    for (const kv of line[1]!.trim().split(/\s+/)) {
-      const eq = kv.indexOf("=");
-      if (eq > 0 && kv.slice(0, eq) !== "PATH") env[kv.slice(0, eq)] = kv.slice(eq + 1);
-    }
-  }
-  return { nodeArgs: argv.slice(1, script), env };
-}
-
 /** Returns the folder holding cli/main.js etc. and ironlb.js (the command); the caller removes it. */
 export function compileToJs(): string {
   const out = mkdtempSync(join(tmpdir(), "ironlb-bench-js-"));
@@ -56,4 +32,43 @@ export function compileToJs(): string {
   writeFileSync(join(out, "package.json"), '{ "type": "module" }\n');
   writeFileSync(join(out, "ironlb.js"), 'await import("./cli/main.js");\n');
   return out;
+}
+
+/**
+ * How the image starts a component: the node flags of the Dockerfile's ENTRYPOINT (between
+ * "node" and the script), or for the controller those of its Deployment's `command` in the
+ * chart, which replaces the ENTRYPOINT; and the variables the Dockerfile's ENV lines set.
+ * Read from those files themselves, so that a benchmark runs the component exactly as the
+ * image and chart do, and the two can never drift apart.
+ */
+export function imageRuntime(component: "controller" | "speaker"): {
+  nodeArgs: string[];
+  env: Record<string, string>;
+} {
+  const text = readFileSync(join(root, "Dockerfile"), "utf8").replace(/\\\n/g, " ");
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
+  if (!entry) throw new Error("the Dockerfile has no ENTRYPOINT [...] line");
+  let argv = JSON.parse(entry[1]!) as string[];
+  if (component === "controller") {
+    const chart = readFileSync(
+      join(root, "charts/ironlb/templates/controller-deployment.yaml"),
+      "utf8",
+    );
+    const command = /^\s*command:\s*(\[.*\])\s*$/m.exec(chart);
+    if (command) argv = JSON.parse(command[1]!) as string[];
+  }
+  const script = argv.indexOf("bin/ironlb.js");
+  if (argv[0] !== "node" || script < 0)
+    throw new Error(
+      `unexpected command ${JSON.stringify(argv)}: expected ["node", flags..., "bin/ironlb.js"]`,
+    );
+  const env: Record<string, string> = {};
+  // Only the runtime stage's ENV (after the last FROM), not the build stage's.
+  const runtime = text.slice(text.lastIndexOf("\nFROM "));
+  for (const line of runtime.matchAll(/^ENV\s+(.+)$/gm)) {
+    for (const kv of line[1]!.matchAll(/(\w+)=("[^"]*"|\S+)/g)) {
+      if (kv[1] !== "PATH") env[kv[1]!] = kv[2]!.replace(/^"|"$/g, "");
+    }
+  }
+  return { nodeArgs: argv.slice(1, script), env };
 }

@@ -14,11 +14,19 @@
 // fraction of it.
 // Services are single-stack IPv6 from 2001:db8::/32 (no IPv4 documentation block holds
 // 10,000) and allocate no NodePorts. No traffic is sent.
-// BENCH_CONTROLLERS=ironlb (or metallb) runs one; BENCH_SERVICES changes 10,000.
+// BENCH_CONTROLLERS=ironlb (or metallb) runs one; BENCH_SERVICES changes 10,000;
+// BENCH_SAMPLES changes the 200 creates of each latency profile. BENCH_TRACE=1 runs ironlb
+// with debug logs and splits each paced create -> IP into its steps (create call, watch
+// event at the controller, status patch sent and answered, watch event at the bench).
+// ironlb runs as the image and chart run it: compiled to JavaScript, with the node flags
+// of the controller Deployment's `command` (else the Dockerfile's ENTRYPOINT) and the
+// variables of the Dockerfile's ENV lines (bench/compile.ts reads them from those files). BENCH_FROM_SOURCE=1 runs the TypeScript sources instead, without
+// those flags; BENCH_NODE_ARGS replaces the flags (e.g. to try others, or add --trace-gc).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { loadAll } from "js-yaml";
 import { KubeClient } from "../src/k8s/client.ts";
 import {
@@ -27,19 +35,29 @@ import {
   stopControlPlane,
 } from "../test/controlplane/controlplane.ts";
 import { installCRDs, kubeConfigFrom } from "../test/support/kube.ts";
-import { compileToJs } from "./compile.ts";
-import { percentile, rssMiB } from "./stats.ts";
+import { compileToJs, imageRuntime } from "./compile.ts";
+import { percentile, rssMiB, rssParts } from "./stats.ts";
 
 const TOTAL = Number(process.env.BENCH_SERVICES ?? 10_000);
 const FIRST = Math.min(1_000, TOTAL);
-const SAMPLES = 200;
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
 const PACE_MS = 300;
 const root = join(import.meta.dirname, "..");
 const impls = (process.env.BENCH_CONTROLLERS ?? "ironlb,metallb").split(",");
-// BENCH_COMPILED=1 runs ironlb compiled to JavaScript (as the image does), not its sources.
-const compiled = process.env.BENCH_COMPILED ? compileToJs() : undefined;
+const fromSource = process.env.BENCH_FROM_SOURCE === "1";
+const compiled = fromSource ? undefined : compileToJs();
+const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime("controller");
+const nodeArgs =
+  process.env.BENCH_NODE_ARGS !== undefined
+    ? process.env.BENCH_NODE_ARGS.split(" ").filter(Boolean)
+    : image.nodeArgs;
 process.on("exit", () => compiled && rmSync(compiled, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const trace = process.env.BENCH_TRACE === "1";
+/** Wall-clock ms with sub-ms precision, comparable with the controller's (same host). */
+const epochMs = () => performance.timeOrigin + performance.now();
+/** The controller's "status written" traces by Service name (BENCH_TRACE). */
+const traces = new Map<string, { eventAt?: number; sentAt: number; answeredAt: number }>();
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>): Promise<void> {
   let i = 0;
@@ -53,9 +71,12 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>
 interface Figures {
   cold1k: number;
   rss1k: number;
+  /** RSS 30 s after the cold start finished: idle steady state. */
+  rss1kSteady: number;
   cold: number;
   coldWrites: Record<string, number>;
   rss: number;
+  rssSteady: number;
   latSerial: number[];
   latPaced: number[];
   rssAfter: number;
@@ -70,7 +91,7 @@ interface Impl {
 }
 
 const ironlb: Impl = {
-  name: process.env.BENCH_COMPILED ? "ironlb (compiled JS)" : "ironlb",
+  name: fromSource ? "ironlb (sources)" : "ironlb",
   installCRDs: async (_api, kubeconfig) => installCRDs(kubeConfigFrom(kubeconfig)),
   createPool: async (api) => {
     await api.create("/apis/ironlb.dev/v1beta1/ipaddresspools", {
@@ -80,11 +101,11 @@ const ironlb: Impl = {
       spec: { addresses: ["2001:db8:b::/112"] },
     });
   },
-  start: (kubeconfig, port) =>
-    spawn(
+  start: (kubeconfig, port) => {
+    const p = spawn(
       process.execPath,
       [
-        ...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+        ...nodeArgs,
         compiled ? join(compiled, "ironlb.js") : join(root, "bin/ironlb.js"),
         "controller",
         "--kubeconfig",
@@ -99,11 +120,34 @@ const ironlb: Impl = {
       ],
       {
         // Node's own traces (--trace-gc) go to stdout: keep it when asked for them.
-        stdio: ["ignore", process.env.BENCH_NODE_ARGS ? "inherit" : "ignore", "inherit"],
-        // The sources unless BENCH_COMPILED: a dist/ left in the tree must not change that.
-        env: { ...process.env, LOG_LEVEL: "warn", IRONLB_FROM_SOURCE: "1" },
+        stdio: [
+          "ignore",
+          trace ? "pipe" : process.env.BENCH_NODE_ARGS ? "inherit" : "ignore",
+          "inherit",
+        ],
+        // With BENCH_FROM_SOURCE, the sources: a dist/ left in the tree must not change that.
+        env: {
+          ...process.env,
+          ...image.env,
+          LOG_LEVEL: trace ? "debug" : "warn",
+          IRONLB_FROM_SOURCE: "1",
+        },
       },
-    ),
+    );
+    if (trace)
+      createInterface({ input: p.stdout! }).on("line", (line) => {
+        if (!line.includes('"status written"')) return;
+        const t = JSON.parse(line) as {
+          service: string;
+          eventAt?: number;
+          sentAt: number;
+          answeredAt: number;
+        };
+        const name = t.service.slice(t.service.indexOf("/") + 1);
+        if (name.startsWith("paced-")) traces.set(name, t);
+      });
+    return p;
+  },
 };
 
 function metallb(): Impl {
@@ -154,7 +198,7 @@ function metallb(): Impl {
   };
 }
 
-/** ironlb's GC pause counts so far, from its prom-client metrics (nodejs_gc_duration_seconds). */
+/** ironlb's GC pause counts so far, from its metrics (nodejs_gc_duration_seconds). */
 async function gcPauses(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
@@ -175,6 +219,14 @@ async function gcPauses(port: number): Promise<Map<string, number>> {
   out.set("over10ms", (out.get("all") ?? 0) - (out.get("under10ms") ?? 0));
   out.set("over100ms", (out.get("all") ?? 0) - (out.get("under100ms") ?? 0));
   return out;
+}
+
+/** ironlb's V8 heap (used / committed) and external memory, from its metrics: where RSS is. */
+async function memoryParts(port: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const get = (n: string) =>
+    (Number(new RegExp(`^${n} (\\S+)`, "m").exec(text)?.[1]) / 2 ** 20).toFixed(1);
+  return `V8 heap used ${get("nodejs_heap_size_used_bytes")} MiB of ${get("nodejs_heap_size_total_bytes")} MiB committed, external ${get("nodejs_external_memory_bytes")} MiB, RSS ${get("process_resident_memory_bytes")} MiB`;
 }
 
 /** Write requests the apiserver served, per verb and resource (its own metrics). */
@@ -277,9 +329,17 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       }
       return (Math.max(...names.map((n) => assignedAt.get(n)!)) - start) / 1000;
     };
-    const idleRss = async () => {
-      await sleep(5000); // the burst is over: what it keeps, not what it peaked at
-      return rssMiB(ctrl!.pid!);
+    /** RSS 5 s after the burst (what it keeps, not what it peaked at) and 30 s after. */
+    const idleRss = async (): Promise<[number, number]> => {
+      const done = performance.now();
+      await sleep(5000);
+      const at5 = rssMiB(ctrl!.pid!);
+      const parts = rssParts(ctrl!.pid!);
+      console.log(
+        `  5 s after: RSS file-backed ${parts.file.toFixed(1)} MiB, malloc heap ${parts.heap.toFixed(1)} MiB, other anonymous ${parts.anon.toFixed(1)} MiB${impl === ironlb ? `; ${await memoryParts(port)}` : ""}`,
+      );
+      await sleep(Math.max(0, done + 30_000 - performance.now()));
+      return [at5, rssMiB(ctrl!.pid!)];
     };
 
     let t = 0;
@@ -289,9 +349,9 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     await create(first);
     console.log(`  created ${FIRST} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const cold1k = await coldStart(first);
-    const rss1k = await idleRss();
+    const [rss1k, rss1kSteady] = await idleRss();
     console.log(
-      `  ${FIRST} Services: all have an IP after ${cold1k.toFixed(1)} s; RSS ${rss1k.toFixed(0)} MiB`,
+      `  ${FIRST} Services: all have an IP after ${cold1k.toFixed(1)} s; RSS ${rss1k.toFixed(0)} MiB 5 s after, ${rss1kSteady.toFixed(0)} MiB 30 s after`,
     );
     await stopCtrl();
 
@@ -308,9 +368,9 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       const d = v - (w0.get(k) ?? 0);
       if (d > 0) coldWrites[k] = d;
     }
-    const rss = await idleRss();
+    const [rss, rssSteady] = await idleRss();
     console.log(
-      `  cold start of ${TOTAL}: ${cold.toFixed(1)} s; writes ${JSON.stringify(coldWrites)}; RSS ${rss.toFixed(0)} MiB`,
+      `  cold start of ${TOTAL}: ${cold.toFixed(1)} s; writes ${JSON.stringify(coldWrites)}; RSS ${rss.toFixed(0)} MiB 5 s after, ${rssSteady.toFixed(0)} MiB 30 s after`,
     );
 
     const latSerial: number[] = [];
@@ -324,6 +384,7 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     }
     const gc0 = impl === ironlb ? await gcPauses(port) : undefined;
     const latPaced: number[] = [];
+    const pacedAt = new Map<string, { createAt: number; createdAt: number }>();
     const paced: Promise<void>[] = [];
     const p0 = performance.now();
     for (let i = 0; i < SAMPLES; i++) {
@@ -334,13 +395,17 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       paced.push(
         api
           .create("/api/v1/namespaces/default/services", body(name))
-          .then(() => seen)
+          .then(() => {
+            pacedAt.set(name, { createAt: performance.timeOrigin + t0, createdAt: epochMs() });
+            return seen;
+          })
           .then(() => {
             latPaced.push(assignedAt.get(name)! - t0);
           }),
       );
     }
     await Promise.all(paced);
+    if (trace && impl === ironlb) printTrace(pacedAt, assignedAt);
     if (gc0) {
       const gc1 = await gcPauses(port);
       const d = (k: string) => (gc1.get(k) ?? 0) - (gc0.get(k) ?? 0);
@@ -365,7 +430,19 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     stopped = true;
     watch?.abort();
     return {
-      f: { cold1k, rss1k, cold, coldWrites, rss, latSerial, latPaced, rssAfter, heapMiB },
+      f: {
+        cold1k,
+        rss1k,
+        rss1kSteady,
+        cold,
+        coldWrites,
+        rss,
+        rssSteady,
+        latSerial,
+        latPaced,
+        rssAfter,
+        heapMiB,
+      },
       ceiling,
     };
   } finally {
@@ -375,6 +452,50 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     await stopControlPlane(state);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Where the time of each paced create -> IP went (BENCH_TRACE): percentiles per step. */
+function printTrace(
+  pacedAt: Map<string, { createAt: number; createdAt: number }>,
+  assignedAt: Map<string, number>,
+): void {
+  const steps: Record<string, number[]> = {
+    "create call answered": [],
+    "create call -> watch event at the controller": [],
+    "watch event -> status patch sent (queue, reconcile)": [],
+    "status patch sent -> answered": [],
+    "status patch answered -> watch event at the bench": [],
+    "create -> IP seen (total)": [],
+  };
+  const rows: string[] = [];
+  for (const [name, b] of pacedAt) {
+    const t = traces.get(name);
+    const seen = assignedAt.get(name);
+    if (!t || t.eventAt === undefined || seen === undefined) continue;
+    const seenAt = performance.timeOrigin + seen;
+    const parts = [
+      b.createdAt - b.createAt,
+      t.eventAt - b.createAt,
+      t.sentAt - t.eventAt,
+      t.answeredAt - t.sentAt,
+      seenAt - t.answeredAt,
+      seenAt - b.createAt,
+    ];
+    for (const [i, xs] of Object.values(steps).entries()) xs.push(parts[i]!);
+    rows.push(`${name}: ${parts.map((x) => x.toFixed(1)).join(" / ")}`);
+  }
+  console.log(`  trace of ${rows.length} paced creates (ms): step | p50 | p90 | p99 | max`);
+  for (const [step, xs] of Object.entries(steps))
+    console.log(
+      `    ${step} | ${[50, 90, 99, 100].map((q) => percentile(xs, q).toFixed(1)).join(" | ")}`,
+    );
+  const total = steps["create -> IP seen (total)"]!;
+  const slow = rows
+    .map((r, i) => [total[i]!, r] as const)
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, 5);
+  console.log("  slowest (steps in the order above):");
+  for (const [, r] of slow) console.log(`    ${r}`);
 }
 
 /**
@@ -422,8 +543,30 @@ const rows: Array<[string, (f: Figures) => number, string, string]> = [
   [`create → IP p99, back to back`, (f) => p(f.latSerial, 99), "ms", ""],
   [`create → IP p50, one every ${PACE_MS} ms`, (f) => p(f.latPaced, 50), "ms", ""],
   [`create → IP p99, one every ${PACE_MS} ms`, (f) => p(f.latPaced, 99), "ms", "goal ≤ 50 ms"],
-  [`RSS, ${FIRST.toLocaleString("en")} Services, idle`, (f) => f.rss1k, "MiB", "goal ≤ 70 MiB"],
-  [`RSS, ${TOTAL.toLocaleString("en")} Services, idle`, (f) => f.rss, "MiB", "goal ≤ 150 MiB"],
+  [
+    `RSS, ${FIRST.toLocaleString("en")} Services, 5 s after the cold start`,
+    (f) => f.rss1k,
+    "MiB",
+    "goal ≤ 70 MiB",
+  ],
+  [
+    `RSS, ${FIRST.toLocaleString("en")} Services, idle 30 s after the cold start`,
+    (f) => f.rss1kSteady,
+    "MiB",
+    "goal ≤ 70 MiB",
+  ],
+  [
+    `RSS, ${TOTAL.toLocaleString("en")} Services, 5 s after the cold start`,
+    (f) => f.rss,
+    "MiB",
+    "goal ≤ 150 MiB",
+  ],
+  [
+    `RSS, ${TOTAL.toLocaleString("en")} Services, idle 30 s after the cold start`,
+    (f) => f.rssSteady,
+    "MiB",
+    "goal ≤ 150 MiB",
+  ],
   [
     `RSS, ${TOTAL.toLocaleString("en")} Services, after the latency runs`,
     (f) => f.rssAfter,
@@ -445,12 +588,15 @@ for (const [label, get, unit, goal] of rows) {
     `| ${label}${goal ? ` (${goal})` : ""} | ${vals.map((v) => `${v.toFixed(unit === "s" ? 1 : 0)} ${unit}`).join(" | ")} |${ratio}`,
   );
 }
+// The apiserver's own writes (its identity Lease, the kubernetes Service's endpoints) are
+// counted too; the controllers run without leader election and write neither.
+const ownWrites = new Set(["PUT leases", "POST endpoints", "PUT endpoints"]);
 for (const [name, f] of results) {
-  const writes = Object.values(f.coldWrites).reduce((a, b) => a + b, 0);
+  const entries = Object.entries(f.coldWrites).filter(([k]) => !ownWrites.has(k));
+  const writes = entries.reduce((a, [, v]) => a + v, 0);
+  const assigned = TOTAL - FIRST;
   console.log(
-    `${name}: cold start wrote ${writes} times (${(writes / TOTAL).toFixed(2)} per Service: ${Object.entries(
-      f.coldWrites,
-    )
+    `${name}: cold start wrote ${writes} times (${(writes / assigned).toFixed(2)} per Service assigned: ${entries
       .map(([k, v]) => `${k} ${v}`)
       .join(", ")}), ${(writes / f.cold).toFixed(0)} writes/s${
       ceiling ? `, ${((writes / f.cold / ceiling) * 100).toFixed(0)}% of the ceiling` : ""

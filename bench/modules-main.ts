@@ -7,41 +7,52 @@
 import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { compileToJs } from "./compile.ts";
+import { compileToJs, imageRuntime } from "./compile.ts";
 
 const root = join(import.meta.dirname, "..");
 const out = compileToJs();
 try {
-  const cases: Array<[string, string]> = [
+  const cases: Array<[string, string, string[]?]> = [
     ["bare Node", ""],
     ["type stripping (one tiny .ts module)", `${root}/src/api/group.ts`],
-    ["zod", "zod"],
-    ["zod + ironlb's schemas (src/api/ipaddresspool.ts)", `${root}/src/api/ipaddresspool.ts`],
-    ["prom-client", "prom-client"],
     ["pino", "pino"],
-    // Both components load node:http (health server, API client) anyway.
-    ["node:http", "node:http"],
-    ["node:http + zod", "node:http,zod"],
-    ["node:http + prom-client", "node:http,prom-client"],
+    // An ES module import of node:http reads its lazy exports (WebSocket...) and so loads
+    // undici; process.getBuiltinModule, as src/k8s and src/observability use it, does not.
+    ["node:http, ES module import", "node:http"],
+    ["node:http, process.getBuiltinModule", "builtin:node:http"],
+    ["node:https, ES module import", "node:https"],
+    ["prom-client (no longer loaded: a test reference only)", "prom-client"],
+    ["ironlb's checkers of the CRDs (compiled, src/api)", `${out}/api/index.js`],
+    ["ironlb's metrics (compiled, src/observability)", `${out}/observability/metrics.js`],
     ["controller, all its modules (.ts)", `${root}/src/controller/main.ts`],
     ["controller, all its modules (compiled .js)", `${out}/controller/main.js`],
+    [
+      "controller, compiled, with the node flags of the chart's controller command",
+      `${out}/controller/main.js`,
+      imageRuntime("controller").nodeArgs,
+    ],
     ["speaker, all its modules (.ts)", `${root}/src/speaker/main.ts`],
     ["speaker, all its modules (compiled .js)", `${out}/speaker/main.js`],
   ];
-  const measure = (spec: string) => {
+  const measure = (spec: string, flags: string[] = []) => {
     const imports = spec
       .split(",")
       .filter(Boolean)
-      .map((m) => `await import(${JSON.stringify(m)});`);
+      .map((m) =>
+        m.startsWith("builtin:")
+          ? `process.getBuiltinModule(${JSON.stringify(m.slice(8))});`
+          : `await import(${JSON.stringify(m)});`,
+      );
     const script = `${imports.join(" ")}
       for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 50)); }
       const m = process.memoryUsage();
       console.log(JSON.stringify({ rss: m.rss, heap: m.heapUsed }));`;
     const runs = [0, 1, 2].map(() => {
-      const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], {
-        encoding: "utf8",
-        cwd: root,
-      });
+      const r = spawnSync(
+        process.execPath,
+        ["--expose-gc", ...flags, "--input-type=module", "-e", script],
+        { encoding: "utf8", cwd: root },
+      );
       if (r.status !== 0) throw new Error(`loading ${spec} failed: ${r.stderr}`);
       return JSON.parse(r.stdout.trim().split("\n").pop()!) as { rss: number; heap: number };
     });
@@ -52,8 +63,8 @@ try {
   const base = measure("");
   console.log("| module(s) loaded | RSS MiB | + over bare Node | V8 heap MiB | + over bare Node |");
   console.log("| --- | --- | --- | --- | --- |");
-  for (const [label, spec] of cases) {
-    const m = spec === "" ? base : measure(spec);
+  for (const [label, spec, flags] of cases) {
+    const m = spec === "" ? base : measure(spec, flags);
     console.log(
       `| ${label} | ${m.rss.toFixed(1)} | ${(m.rss - base.rss).toFixed(1)} | ${m.heap.toFixed(1)} | ${(m.heap - base.heap).toFixed(1)} |`,
     );

@@ -1,9 +1,19 @@
-// Pieces shared by both kinds: label selectors, conditions, names, and the translation of
-// zod issues into messages worded like the apiserver's, so that a pool rejected by
-// `kubectl apply` and one rejected by the controller read the same.
-import { z } from "zod";
-
+// Pieces shared by the kinds: label selectors, conditions, names, checked with messages
+// worded like the apiserver's (validate.ts), so that a pool rejected by `kubectl apply` and
+// one rejected by the controller read the same.
 import { apiVersion } from "./group.ts";
+import {
+  array,
+  type Checker,
+  dateTime,
+  integer,
+  object,
+  oneOf,
+  optional,
+  record,
+  required,
+  string,
+} from "./validate.ts";
 
 export { apiVersion, group, version } from "./group.ts";
 
@@ -29,170 +39,120 @@ export const messages = {
   valuesForbidden: "operators Exists and DoesNotExist must not have values",
 } as const;
 
-/** Appends a "Duplicate value" issue for every repeated item (the CRD lists are sets). */
-function noDuplicates(items: string[], ctx: z.RefinementCtx): void {
-  const seen = new Set<string>();
-  items.forEach((item, i) => {
-    if (seen.has(item)) {
-      ctx.addIssue({
-        code: "custom",
-        path: [i],
-        message: `Duplicate value: ${JSON.stringify(item)}`,
-      });
-    }
-    seen.add(item);
-  });
-}
+export { type ParseResult, parseWith } from "./validate.ts";
 
 /** A list of unique strings, each checked by `item`, at most `max` long. */
-export function stringSet(item: z.ZodType<string>, max: number) {
-  return z.array(item).max(max).superRefine(noDuplicates);
+export function stringSet(item: Checker<string>, max: number, min?: number): Checker<string[]> {
+  return array(item, { max, min, unique: true });
 }
 
-export const namespaceName = z.string().max(63).regex(dnsLabelPattern, messages.namespace);
-export const objectName = z.string().max(253).regex(dnsSubdomainPattern, messages.objectName);
-
-export const labelSelectorRequirement = z
-  .strictObject({
-    key: z.string().max(317).regex(labelKeyPattern, messages.labelKey),
-    operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
-    values: z
-      .array(z.string().max(63).regex(labelValuePattern, messages.labelValue))
-      .max(64)
-      .optional(),
-  })
-  .superRefine((r, ctx) => {
-    const n = r.values?.length ?? 0;
-    if ((r.operator === "In" || r.operator === "NotIn") && n === 0) {
-      ctx.addIssue({ code: "custom", message: messages.valuesRequired });
-    }
-    if ((r.operator === "Exists" || r.operator === "DoesNotExist") && n > 0) {
-      ctx.addIssue({ code: "custom", message: messages.valuesForbidden });
-    }
-  });
-
-export const labelSelector = z.strictObject({
-  matchLabels: z
-    .record(z.string(), z.string().max(63).regex(labelValuePattern, messages.labelValue))
-    .superRefine((m, ctx) => {
-      const keys = Object.keys(m);
-      if (keys.length > 64) {
-        ctx.addIssue({
-          code: "custom",
-          message: `Too many: ${keys.length}: must have at most 64 items`,
-        });
-      }
-      for (const k of keys) {
-        if (k.length > 317 || !labelKeyPattern.test(k)) {
-          ctx.addIssue({ code: "custom", message: messages.labelKey });
-        }
-      }
-    })
-    .optional(),
-  matchExpressions: z.array(labelSelectorRequirement).max(16).optional(),
+export const namespaceName = string({
+  max: 63,
+  pattern: dnsLabelPattern,
+  message: messages.namespace,
 });
-export type LabelSelector = z.infer<typeof labelSelector>;
+export const objectName = string({
+  max: 253,
+  pattern: dnsSubdomainPattern,
+  message: messages.objectName,
+});
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  values?: string[];
+}
+
+const labelValue = string({ max: 63, pattern: labelValuePattern, message: messages.labelValue });
+
+export const labelSelectorRequirement = object<LabelSelectorRequirement>(
+  {
+    key: required(string({ max: 317, pattern: labelKeyPattern, message: messages.labelKey })),
+    operator: required(oneOf("In", "NotIn", "Exists", "DoesNotExist")),
+    values: optional(array(labelValue, { max: 64 })),
+  },
+  {
+    strict: true,
+    refine: (r) => {
+      const n = r.values?.length ?? 0;
+      if ((r.operator === "In" || r.operator === "NotIn") && n === 0)
+        return [messages.valuesRequired];
+      if ((r.operator === "Exists" || r.operator === "DoesNotExist") && n > 0)
+        return [messages.valuesForbidden];
+      return [];
+    },
+  },
+);
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export const labelSelector = object<LabelSelector>({
+  matchLabels: optional(
+    record(
+      labelValue,
+      (k) => (k.length > 317 || !labelKeyPattern.test(k) ? [messages.labelKey] : []),
+      64,
+    ),
+  ),
+  matchExpressions: optional(array(labelSelectorRequirement, { max: 16 })),
+});
 
 /** The standard metav1.Condition. */
-export const condition = z.strictObject({
-  type: z.string().max(316).regex(labelKeyPattern),
-  status: z.enum(["True", "False", "Unknown"]),
-  reason: z
-    .string()
-    .min(1)
-    .max(1024)
-    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
-  message: z.string().max(32768),
-  lastTransitionTime: z.iso.datetime({ offset: true }),
-  observedGeneration: z.int().min(0).optional(),
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export const condition = object<Condition>({
+  type: required(string({ max: 316, pattern: labelKeyPattern })),
+  status: required(oneOf("True", "False", "Unknown")),
+  reason: required(
+    string({ min: 1, max: 1024, pattern: /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/ }),
+  ),
+  message: required(string({ max: 32768 })),
+  lastTransitionTime: required(dateTime()),
+  observedGeneration: optional(integer(0)),
 });
-export type Condition = z.infer<typeof condition>;
 
 /** The part of metadata that validation cares about; the rest is passed through. */
-export const objectMeta = z.looseObject({
-  name: objectName.optional(),
-  generateName: z.string().optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  creationTimestamp: z.string().optional(),
-  generation: z.int().optional(),
-  resourceVersion: z.string().optional(),
-  uid: z.string().optional(),
-});
-export type ObjectMeta = z.infer<typeof objectMeta>;
-
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
-
-const apiTypes: Record<string, string> = {
-  number: "integer",
-  int: "integer",
-  record: "object",
-};
-
-function formatPath(path: PropertyKey[]): string {
-  let out = "";
-  for (const p of path) {
-    if (typeof p === "number") out += `[${p}]`;
-    else out += out === "" ? String(p) : `.${String(p)}`;
-  }
-  return out;
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  generation?: number;
+  resourceVersion?: string;
+  uid?: string;
+  [key: string]: unknown;
 }
 
-/** Words one zod issue as the apiserver words the same problem: "<path>: <message>". */
-function formatIssue(issue: z.core.$ZodIssue): string[] {
-  const path = formatPath(issue.path);
-  const at = (msg: string) => (path === "" ? msg : `${path}: ${msg}`);
-  const absent = !("input" in issue) || issue.input === undefined;
-  switch (issue.code) {
-    case "invalid_type":
-      if (absent) return [at("Required value")];
-      return [at(`must be of type ${apiTypes[issue.expected] ?? issue.expected}`)];
-    case "invalid_value":
-      if (absent) return [at("Required value")];
-      return [
-        at(
-          `Unsupported value: ${JSON.stringify(issue.input)}: supported values: ${issue.values
-            .map((v) => JSON.stringify(v))
-            .join(", ")}`,
-        ),
-      ];
-    case "unrecognized_keys":
-      return issue.keys.map((k) => `unknown field "${path === "" ? k : `${path}.${k}`}"`);
-    case "too_small":
-      if (issue.origin === "array") return [at(`should have at least ${issue.minimum} items`)];
-      if (issue.origin === "string") return [at(`should be at least ${issue.minimum} chars long`)];
-      return [at(`should be greater than or equal to ${issue.minimum}`)];
-    case "too_big":
-      if (issue.origin === "array") return [at(`must have at most ${issue.maximum} items`)];
-      if (issue.origin === "string")
-        return [at(`Too long: may not be more than ${issue.maximum} bytes`)];
-      return [at(`should be less than or equal to ${issue.maximum}`)];
-    case "invalid_format":
-      // Our own regexes carry a message for people; the others fall back to the pattern.
-      return [
-        at(
-          issue.message.startsWith("Invalid string")
-            ? `should match '${issue.format}'`
-            : issue.message,
-        ),
-      ];
-    default:
-      return [at(issue.message)];
-  }
-}
+export const objectMeta = object<ObjectMeta>(
+  {
+    name: optional(objectName),
+    generateName: optional(string()),
+    labels: optional(record(string())),
+    annotations: optional(record(string())),
+    creationTimestamp: optional(string()),
+    generation: optional(integer()),
+    resourceVersion: optional(string()),
+    uid: optional(string()),
+  },
+  { strict: false },
+);
 
-/** Runs a schema and returns either the parsed value (defaults applied) or apiserver-style errors. */
-export function parseWith<T>(schema: z.ZodType<T>, obj: unknown): ParseResult<T> {
-  const r = schema.safeParse(obj, { reportInput: true });
-  if (r.success) return { ok: true, value: r.data };
-  return { ok: false, errors: r.error.issues.flatMap(formatIssue) };
-}
-
-/** The envelope both kinds share: apiVersion, kind and metadata around a spec. */
+/** The envelope the kinds share: apiVersion, kind and metadata around a spec. */
 export function envelope<K extends string>(kind: K) {
   return {
-    apiVersion: z.literal(apiVersion),
-    kind: z.literal(kind),
-    metadata: objectMeta,
+    apiVersion: required(oneOf(apiVersion)),
+    kind: required(oneOf(kind)),
+    metadata: required(objectMeta),
   };
 }

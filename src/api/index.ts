@@ -1,7 +1,8 @@
-// The ironlb.dev/v1beta1 API: zod schemas and types for IPAddressPool, L2Advertisement and
+// The ironlb.dev/v1beta1 API: checkers and types for IPAddressPool, L2Advertisement and
 // IPAnnouncement, and the messages for pool addresses (the grammar is src/net's).
 export * from "./addresses.ts";
 export * from "./common.ts";
 export * from "./ipaddresspool.ts";
 export * from "./ipannouncement.ts";
 export * from "./l2advertisement.ts";
+export * from "./validate.ts";

@@ -1,17 +1,30 @@
-// IPAddressPool (ironlb.dev/v1beta1, cluster-scoped): the zod twin of
-// config/crd/ironlb.dev_ipaddresspools.yaml. Both must accept and reject the same objects
-// (test/fixtures/crd-examples.ts is the shared table).
-import { z } from "zod";
+// IPAddressPool (ironlb.dev/v1beta1, cluster-scoped): the checked twin of
+// config/crd/ironlb.dev_ipaddresspools.yaml (which stays what `kubectl explain` shows).
+// Both must accept and reject the same objects (test/fixtures/crd-examples.ts is the
+// shared table).
 import { addressEntryErrors } from "./addresses.ts";
 import {
+  type Condition,
   condition,
   envelope,
+  type LabelSelector,
   labelSelector,
   namespaceName,
+  type ObjectMeta,
   type ParseResult,
   parseWith,
   stringSet,
 } from "./common.ts";
+import {
+  array,
+  boolean,
+  integer,
+  object,
+  optional,
+  required,
+  string,
+  withDefault,
+} from "./validate.ts";
 
 export const ipAddressPoolKind = "IPAddressPool";
 export const ipAddressPoolPlural = "ipaddresspools";
@@ -33,70 +46,85 @@ export const poolConditions = {
   },
 } as const;
 
-export const addressEntry = z
-  .string()
-  // The longest valid entry: two IPv6 addresses with an embedded IPv4 part (45 characters each).
-  .max(91)
-  .superRefine((entry, ctx) => {
-    for (const message of addressEntryErrors(entry)) ctx.addIssue({ code: "custom", message });
-  });
+// The longest valid entry: two IPv6 addresses with an embedded IPv4 part (45 characters each).
+export const addressEntry = string({ max: 91, refine: addressEntryErrors });
 
-export const serviceAllocation = z.strictObject({
-  priority: z.int().min(0).max(2147483647).optional(),
-  namespaces: stringSet(namespaceName, 256).optional(),
-  namespaceSelectors: z.array(labelSelector).max(16).optional(),
-  serviceSelectors: z.array(labelSelector).max(16).optional(),
-});
-export type ServiceAllocation = z.infer<typeof serviceAllocation>;
+export interface ServiceAllocation {
+  priority?: number;
+  namespaces?: string[];
+  namespaceSelectors?: LabelSelector[];
+  serviceSelectors?: LabelSelector[];
+}
 
-export const ipAddressPoolSpec = z.strictObject({
-  addresses: stringSet(addressEntry, 256).min(1),
-  autoAssign: z.boolean().default(true),
-  avoidBuggyIPs: z.boolean().default(false),
-  excludeNetworkAndBroadcast: z.boolean().default(false),
-  serviceAllocation: serviceAllocation.optional(),
+export const serviceAllocation = object<ServiceAllocation>({
+  priority: optional(integer(0, 2147483647)),
+  namespaces: optional(stringSet(namespaceName, 256)),
+  namespaceSelectors: optional(array(labelSelector, { max: 16 })),
+  serviceSelectors: optional(array(labelSelector, { max: 16 })),
 });
+
 /** The spec with defaults applied (what the controller works with). */
-export type IPAddressPoolSpec = z.output<typeof ipAddressPoolSpec>;
+export interface IPAddressPoolSpec {
+  addresses: string[];
+  autoAssign: boolean;
+  avoidBuggyIPs: boolean;
+  excludeNetworkAndBroadcast: boolean;
+  serviceAllocation?: ServiceAllocation;
+}
 /** The spec as a person may write it (defaulted fields optional). */
-export type IPAddressPoolSpecInput = z.input<typeof ipAddressPoolSpec>;
+export type IPAddressPoolSpecInput = Omit<
+  IPAddressPoolSpec,
+  "autoAssign" | "avoidBuggyIPs" | "excludeNetworkAndBroadcast"
+> &
+  Partial<Pick<IPAddressPoolSpec, "autoAssign" | "avoidBuggyIPs" | "excludeNetworkAndBroadcast">>;
 
-const count = z.int().min(0).max(maxCount);
-
-export const ipAddressPoolStatus = z.strictObject({
-  assignedIPv4: count.optional(),
-  assignedIPv6: count.optional(),
-  availableIPv4: count.optional(),
-  availableIPv6: count.optional(),
-  conditions: z
-    .array(condition)
-    .max(8)
-    .superRefine((cs, ctx) => {
-      // listType map keyed by type: one entry per type.
-      const seen = new Set<string>();
-      cs.forEach((c, i) => {
-        if (seen.has(c.type)) {
-          ctx.addIssue({
-            code: "custom",
-            path: [i],
-            message: `Duplicate value: map[string]interface {}{"type":${JSON.stringify(c.type)}}`,
-          });
-        }
-        seen.add(c.type);
-      });
-    })
-    .optional(),
+export const ipAddressPoolSpec = object<IPAddressPoolSpec>({
+  addresses: required(stringSet(addressEntry, 256, 1)),
+  autoAssign: withDefault(boolean(), true),
+  avoidBuggyIPs: withDefault(boolean(), false),
+  excludeNetworkAndBroadcast: withDefault(boolean(), false),
+  serviceAllocation: optional(serviceAllocation),
 });
-export type IPAddressPoolStatus = z.infer<typeof ipAddressPoolStatus>;
 
-export const ipAddressPool = z.strictObject({
+const count = integer(0, maxCount);
+
+export interface IPAddressPoolStatus {
+  assignedIPv4?: number;
+  assignedIPv6?: number;
+  availableIPv4?: number;
+  availableIPv6?: number;
+  conditions?: Condition[];
+}
+
+export const ipAddressPoolStatus = object<IPAddressPoolStatus>({
+  assignedIPv4: optional(count),
+  assignedIPv6: optional(count),
+  availableIPv4: optional(count),
+  availableIPv6: optional(count),
+  // listType map keyed by type: one entry per type.
+  conditions: optional(array(condition, { max: 8, mapKey: "type" })),
+});
+
+export interface IPAddressPool {
+  apiVersion: "ironlb.dev/v1beta1";
+  kind: "IPAddressPool";
+  metadata: ObjectMeta;
+  spec: IPAddressPoolSpec;
+  status?: IPAddressPoolStatus;
+}
+
+export const ipAddressPool = object<IPAddressPool>({
   ...envelope(ipAddressPoolKind),
-  spec: ipAddressPoolSpec,
-  status: ipAddressPoolStatus.optional(),
+  spec: required(ipAddressPoolSpec),
+  status: optional(ipAddressPoolStatus),
 });
-export type IPAddressPool = z.output<typeof ipAddressPool>;
 
 /** Validates a whole IPAddressPool object as the apiserver would, applying defaults. */
 export function parseIPAddressPool(obj: unknown): ParseResult<IPAddressPool> {
   return parseWith(ipAddressPool, obj);
+}
+
+/** Validates a pool's status alone (what the status subresource accepts). */
+export function parseIPAddressPoolStatus(obj: unknown): ParseResult<IPAddressPoolStatus> {
+  return parseWith(ipAddressPoolStatus, obj);
 }

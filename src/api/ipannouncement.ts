@@ -1,10 +1,17 @@
-// IPAnnouncement (ironlb.dev/v1beta1, cluster-scoped): the zod twin of
+// IPAnnouncement (ironlb.dev/v1beta1, cluster-scoped): the checked twin of
 // config/crd/ironlb.dev_ipannouncements.yaml. Written by speakers (which import only the
-// types: the speaker does not load zod), read by `ironlb status`.
-import { z } from "zod";
+// types), read by `ironlb status`.
 import { parseIP } from "../net/address.ts";
-import { dnsSubdomainPattern, envelope, type ParseResult, parseWith, stringSet } from "./common.ts";
+import {
+  dnsSubdomainPattern,
+  envelope,
+  type ObjectMeta,
+  type ParseResult,
+  parseWith,
+  stringSet,
+} from "./common.ts";
 import { interfaceName } from "./l2advertisement.ts";
+import { dateTime, object, optional, required, string } from "./validate.ts";
 
 export const ipAnnouncementKind = "IPAnnouncement";
 export const ipAnnouncementPlural = "ipannouncements";
@@ -17,26 +24,45 @@ export const ipAnnouncementMessages = {
 
 const servicePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-export const ipAnnouncementStatus = z.strictObject({
-  ip: z
-    .string()
-    .max(45)
-    .refine((s) => parseIP(s) !== undefined, ipAnnouncementMessages.ip),
-  node: z.string().max(253).regex(dnsSubdomainPattern, ipAnnouncementMessages.node),
-  interfaces: stringSet(interfaceName, 64).optional(),
-  services: stringSet(
-    z.string().max(317).regex(servicePattern, ipAnnouncementMessages.service),
-    256,
-  ).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-});
-export type IPAnnouncementStatus = z.infer<typeof ipAnnouncementStatus>;
+export interface IPAnnouncementStatus {
+  ip: string;
+  node: string;
+  interfaces?: string[];
+  services?: string[];
+  since?: string;
+}
 
-export const ipAnnouncement = z.strictObject({
-  ...envelope(ipAnnouncementKind),
-  status: ipAnnouncementStatus.optional(),
+export const ipAnnouncementStatus = object<IPAnnouncementStatus>({
+  ip: required(
+    string({
+      max: 45,
+      refine: (s) => (parseIP(s) === undefined ? [ipAnnouncementMessages.ip] : []),
+    }),
+  ),
+  node: required(
+    string({ max: 253, pattern: dnsSubdomainPattern, message: ipAnnouncementMessages.node }),
+  ),
+  interfaces: optional(stringSet(interfaceName, 64)),
+  services: optional(
+    stringSet(
+      string({ max: 317, pattern: servicePattern, message: ipAnnouncementMessages.service }),
+      256,
+    ),
+  ),
+  since: optional(dateTime()),
 });
-export type IPAnnouncement = z.infer<typeof ipAnnouncement>;
+
+export interface IPAnnouncement {
+  apiVersion: "ironlb.dev/v1beta1";
+  kind: "IPAnnouncement";
+  metadata: ObjectMeta;
+  status?: IPAnnouncementStatus;
+}
+
+export const ipAnnouncement = object<IPAnnouncement>({
+  ...envelope(ipAnnouncementKind),
+  status: optional(ipAnnouncementStatus),
+});
 
 /** Validates a whole IPAnnouncement object as the apiserver would. */
 export function parseIPAnnouncement(obj: unknown): ParseResult<IPAnnouncement> {

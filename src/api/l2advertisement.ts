@@ -1,14 +1,16 @@
-// L2Advertisement (ironlb.dev/v1beta1, cluster-scoped): the zod twin of
+// L2Advertisement (ironlb.dev/v1beta1, cluster-scoped): the checked twin of
 // config/crd/ironlb.dev_l2advertisements.yaml.
-import { z } from "zod";
 import {
   envelope,
+  type LabelSelector,
   labelSelector,
+  type ObjectMeta,
   objectName,
   type ParseResult,
   parseWith,
   stringSet,
 } from "./common.ts";
+import { array, object, optional, string } from "./validate.ts";
 
 export const l2AdvertisementKind = "L2Advertisement";
 export const l2AdvertisementPlural = "l2advertisements";
@@ -22,30 +24,40 @@ export const interfaceMessages = {
 // to printable ASCII so that the 15-character limit is the kernel's 15-byte limit.
 const interfaceChars = /^[!-.0-9;-~]+$/;
 
-export const interfaceName = z
-  .string()
-  .min(1)
-  .max(15)
-  .superRefine((name, ctx) => {
-    if (!interfaceChars.test(name))
-      ctx.addIssue({ code: "custom", message: interfaceMessages.chars });
-    if (name === "." || name === "..")
-      ctx.addIssue({ code: "custom", message: interfaceMessages.dots });
-  });
-
-export const l2AdvertisementSpec = z.strictObject({
-  ipAddressPools: stringSet(objectName, 256).optional(),
-  ipAddressPoolSelectors: z.array(labelSelector).max(16).optional(),
-  nodeSelectors: z.array(labelSelector).max(16).optional(),
-  interfaces: stringSet(interfaceName, 64).optional(),
+export const interfaceName = string({
+  min: 1,
+  max: 15,
+  refine: (name) => [
+    ...(interfaceChars.test(name) ? [] : [interfaceMessages.chars]),
+    ...(name === "." || name === ".." ? [interfaceMessages.dots] : []),
+  ],
 });
-export type L2AdvertisementSpec = z.infer<typeof l2AdvertisementSpec>;
 
-export const l2Advertisement = z.strictObject({
+export interface L2AdvertisementSpec {
+  ipAddressPools?: string[];
+  ipAddressPoolSelectors?: LabelSelector[];
+  nodeSelectors?: LabelSelector[];
+  interfaces?: string[];
+}
+
+export const l2AdvertisementSpec = object<L2AdvertisementSpec>({
+  ipAddressPools: optional(stringSet(objectName, 256)),
+  ipAddressPoolSelectors: optional(array(labelSelector, { max: 16 })),
+  nodeSelectors: optional(array(labelSelector, { max: 16 })),
+  interfaces: optional(stringSet(interfaceName, 64)),
+});
+
+export interface L2Advertisement {
+  apiVersion: "ironlb.dev/v1beta1";
+  kind: "L2Advertisement";
+  metadata: ObjectMeta;
+  spec?: L2AdvertisementSpec;
+}
+
+export const l2Advertisement = object<L2Advertisement>({
   ...envelope(l2AdvertisementKind),
-  spec: l2AdvertisementSpec.optional(),
+  spec: optional(l2AdvertisementSpec),
 });
-export type L2Advertisement = z.infer<typeof l2Advertisement>;
 
 /** Validates a whole L2Advertisement object as the apiserver would. */
 export function parseL2Advertisement(obj: unknown): ParseResult<L2Advertisement> {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { crdExamples } from "../../test/fixtures/crd-examples.ts";
 import { parseAddressEntry } from "../net/range.ts";
 import { addressEntryErrors } from "./addresses.ts";
-import { parseIPAddressPool } from "./ipaddresspool.ts";
+import { parseIPAddressPool, parseIPAddressPoolStatus } from "./ipaddresspool.ts";
 import { parseIPAnnouncement } from "./ipannouncement.ts";
 import { parseL2Advertisement } from "./l2advertisement.ts";
 
@@ -14,7 +14,7 @@ const parse = (kind: string, obj: unknown) =>
       ? parseIPAnnouncement(obj)
       : parseL2Advertisement(obj);
 
-describe("zod schemas agree with the CRD example table", () => {
+describe("the checkers agree with the CRD example table", () => {
   for (const ex of crdExamples) {
     it(`${ex.valid ? "accepts" : "rejects"} ${ex.kind} ${ex.name}`, () => {
       const r = parse(ex.kind, ex.object);
@@ -110,5 +110,70 @@ describe("address messages", () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe("checker messages the table does not cover", () => {
+  const base = {
+    apiVersion: "ironlb.dev/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name: "p" },
+    spec: { addresses: ["198.51.100.0/24"] },
+  };
+  const errors = (obj: unknown) => {
+    const r = parseIPAddressPool(obj);
+    return r.ok ? [] : r.errors;
+  };
+
+  it("words types, limits and enums as the apiserver does", () => {
+    expect(
+      errors({ ...base, spec: { ...base.spec, serviceAllocation: { priority: 1.5 } } }),
+    ).toEqual(["spec.serviceAllocation.priority: must be of type integer"]);
+    expect(errors({ ...base, spec: "x" })).toEqual(["spec: must be of type object"]);
+    expect(errors({ ...base, apiVersion: "v1" })).toEqual([
+      'apiVersion: Unsupported value: "v1": supported values: "ironlb.dev/v1beta1"',
+    ]);
+    expect(
+      errors({
+        ...base,
+        spec: {
+          addresses: Array.from({ length: 257 }, (_, i) => `2001:db8::${i.toString(16)}/128`),
+        },
+      }),
+    ).toEqual(["spec.addresses: must have at most 256 items"]);
+    expect(errors({ ...base, metadata: { name: "Bad_Name" } })[0]).toMatch(
+      /^metadata\.name: a name is a DNS subdomain/,
+    );
+  });
+
+  it("checks the status: counts, one condition per type, RFC 3339 times", () => {
+    const cond = {
+      type: "Ready",
+      status: "True",
+      reason: "PoolReady",
+      message: "",
+      lastTransitionTime: "2026-12-01T15:05:17Z",
+    };
+    expect(parseIPAddressPoolStatus({ assignedIPv4: 3, conditions: [cond] })).toMatchObject({
+      ok: true,
+    });
+    expect(
+      parseIPAddressPoolStatus({
+        assignedIPv4: -1,
+        conditions: [cond, { ...cond, lastTransitionTime: "yesterday" }],
+      }),
+    ).toEqual({
+      ok: false,
+      errors: [
+        "assignedIPv4: should be greater than or equal to 0",
+        "conditions[1].lastTransitionTime: must be an RFC 3339 date-time, like 2026-12-01T15:05:17Z",
+        'conditions[1]: Duplicate value: map[string]interface {}{"type":"Ready"}',
+      ],
+    });
+  });
+
+  it("keeps unknown metadata fields (the apiserver's, like managedFields) untouched", () => {
+    const r = parseIPAddressPool({ ...base, metadata: { name: "p", managedFields: [{ a: 1 }] } });
+    expect(r).toMatchObject({ ok: true, value: { metadata: { managedFields: [{ a: 1 }] } } });
   });
 });

@@ -72,7 +72,7 @@ export interface AnnouncerOptions {
   openSocket?: (ifname: string, kind: PacketSocketKind) => FrameSocket;
   /** Offsets of the gratuitous burst after announce(), ms. Default [0, 250, 1000, 2000]. */
   burstScheduleMs?: readonly number[];
-  /** Called on every counter increment, e.g. to feed prom-client counters. */
+  /** Called on every counter increment, e.g. to feed the speaker's metrics. */
   onCount?: (name: AnnouncerCounterName, ifname: string) => void;
   /**
    * Answer another host's claim on an owned IP with one gratuitous round (RFC 5227 defence).

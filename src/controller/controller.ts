@@ -84,6 +84,20 @@ export class Controller {
   #poolStatusTimer: NodeJS.Timeout | undefined;
   #bootstrapped = false;
   #stopped = false;
+  /**
+   * The cold start: Services that existed when the controller started and have not been
+   * reconciled yet. Past the first STARTUP_OWN_EVENTS of them, their IPAllocated Events are
+   * folded into one Event per pool (`folded`), written when the start-up queue has drained:
+   * at 10,000 Services one Event each would double the API writes of the cold start.
+   */
+  #startup: { keys: Set<string>; own: number; folded: Map<string, string[]> } | undefined;
+  /**
+   * With debug logs: when the watch event that queued a Service arrived (epoch ms), kept
+   * until its reconcile writes, for the "status written" trace (bench/controller-main.ts).
+   */
+  readonly #eventAt = new Map<string, number>();
+  readonly #reconcileEventAt = new Map<string, number>();
+  readonly #trace: boolean;
 
   constructor(api: KubeClient, opts: ControllerOptions, log: Logger, metrics: ControllerMetrics) {
     this.#api = api;
@@ -91,14 +105,21 @@ export class Controller {
     this.#log = log;
     this.#metrics = metrics;
     this.#events = new EventRecorder(api, "controller", opts.instance, log);
+    this.#trace = log.isLevelEnabled("debug");
     this.#queue = new WorkQueue(
       async (key) => {
         const end = metrics.reconcile.startTimer();
+        if (this.#trace) {
+          const at = this.#eventAt.get(key);
+          this.#eventAt.delete(key);
+          if (at !== undefined) this.#reconcileEventAt.set(key, at);
+        }
         try {
           await this.reconcile(key);
           this.#queue.forget(key);
         } finally {
           end();
+          this.#reconcileEventAt.delete(key);
         }
       },
       opts.concurrency,
@@ -150,13 +171,47 @@ export class Controller {
     this.#syncPools();
     this.#restoreFromStatuses();
     this.#bootstrapped = true;
-    for (const svc of this.#services.list()) this.#queue.add(keyOf(svc));
+    const keys = this.#services.list().map(keyOf);
+    this.#startup = { keys: new Set(keys), own: 0, folded: new Map() };
+    for (const key of keys) this.#queue.add(key);
     this.#queue.start();
+    // Whichever comes first: the start-up queue drained, or a minute (busy clusters).
+    const flush = setTimeout(() => this.#endStartup(), STARTUP_FOLD_MS);
+    flush.unref();
+    void this.#queue.idle().then(() => {
+      clearTimeout(flush);
+      this.#endStartup();
+    });
     this.#schedulePoolStatus();
     this.#log.info(
       { services: this.#services.list().length, pools: this.#pools.list().length },
       "controller started",
     );
+  }
+
+  /** Writes the per-pool Events that stand for the folded start-up IPAllocated Events. */
+  #endStartup(): void {
+    const st = this.#startup;
+    if (!st) return;
+    this.#startup = undefined;
+    if (this.#stopped) return;
+    for (const [pool, services] of st.folded) {
+      const named = services.slice(0, STARTUP_NAMED);
+      const more = services.length - named.length;
+      const message = capped(
+        `Assigned IPs to ${services.length} more Services at controller start-up; each Service's ironlb.dev/IPAllocated condition and status say which IP: ${named.join(", ")}${more > 0 ? ` and ${more} more` : ""}`,
+      );
+      this.#log.info(
+        { pool, services: services.length },
+        "start-up allocations summarised in one Event",
+      );
+      void this.#events.emit(
+        poolTarget(this.#pools.get(pool), pool),
+        "Normal",
+        "IPsAllocated",
+        message,
+      );
+    }
   }
 
   async stop(): Promise<void> {
@@ -172,7 +227,10 @@ export class Controller {
   }
 
   #serviceChanged(svc: V1Service): void {
-    if (this.#bootstrapped) this.#queue.add(keyOf(svc));
+    if (!this.#bootstrapped) return;
+    const key = keyOf(svc);
+    if (this.#trace && !this.#eventAt.has(key)) this.#eventAt.set(key, epochMs());
+    this.#queue.add(key);
   }
 
   #namespaceChanged(ns: V1Namespace): void {
@@ -281,6 +339,7 @@ export class Controller {
 
   /** One reconcile of one Service. Exposed to the work queue only. */
   async reconcile(key: string): Promise<void> {
+    const atStartup = this.#startup?.keys.delete(key) ?? false;
     const [ns, name] = splitKey(key);
     const svc = this.#services.get(name, ns);
     if (!svc) {
@@ -355,12 +414,21 @@ export class Controller {
       if (changed || wrote) {
         if (changed) this.#metrics.allocations.inc();
         if (changed || statusIPs(svc).join(",") !== result.ips.join(",")) {
-          void this.#events.emit(
-            serviceTarget(svc),
-            "Normal",
-            "IPAllocated",
-            `Assigned IP ${result.ips.join(", ")} from pool ${result.pool}`,
-          );
+          const st = atStartup ? this.#startup : undefined;
+          if (st && st.own >= STARTUP_OWN_EVENTS) {
+            const list = st.folded.get(result.pool) ?? [];
+            list.push(key);
+            st.folded.set(result.pool, list);
+          } else {
+            if (st) st.own++;
+            // After the status write, never before it: the Event lane is the slow one.
+            void this.#events.emit(
+              serviceTarget(svc),
+              "Normal",
+              "IPAllocated",
+              `Assigned IP ${result.ips.join(", ")} from pool ${result.pool}`,
+            );
+          }
           this.#log.info({ service: key, ips: result.ips, pool: result.pool }, "IP allocated");
         }
       }
@@ -514,10 +582,16 @@ export class Controller {
       status: { loadBalancer: { ingress: ingress.length > 0 ? ingress : null }, conditions },
     };
     try {
+      const sentAt = this.#trace ? epochMs() : 0;
       const updated = await this.#api.mergePatch<V1Service>(
         `/api/v1/namespaces/${svc.metadata!.namespace}/services/${svc.metadata!.name}/status`,
         body,
       );
+      if (this.#trace)
+        this.#log.debug(
+          { service: key, eventAt: this.#reconcileEventAt.get(key), sentAt, answeredAt: epochMs() },
+          "status written",
+        );
       const newRV = parseRV(updated.metadata?.resourceVersion);
       if (newRV !== undefined) this.#written.set(key, { rv: newRV, fingerprint });
       return true;
@@ -593,6 +667,18 @@ export class Controller {
       }
     }
   }
+}
+
+/** Start-up allocations that still get an IPAllocated Event of their own. */
+const STARTUP_OWN_EVENTS = 50;
+/** Services named in a pool's start-up summary Event. */
+const STARTUP_NAMED = 20;
+/** The longest start-up allocations are folded for. */
+const STARTUP_FOLD_MS = 60_000;
+
+/** Wall-clock milliseconds with sub-millisecond precision (traces compared across processes). */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 function keyOf(obj: KubernetesObject): string {

@@ -1,5 +1,5 @@
 import pino from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { KubeClient } from "./client.ts";
 import { EventRecorder, serviceTarget } from "./events.ts";
 import { FakeApiServer } from "./fake-apiserver.ts";
@@ -103,5 +103,51 @@ describe("EventRecorder", () => {
   it("never throws when the API refuses", async () => {
     server.onRequest = () => ({ status: 500, body: { message: "etcd down" } });
     await expect(recorder.emit(svc, "Normal", "R", "m")).resolves.toBeUndefined();
+  });
+});
+
+describe("EventRecorder lane", () => {
+  it("writes at most maxInFlight Events at once, in the order emitted, stamped when emitted", async () => {
+    const calls: { name: string; firstTimestamp: string; answer: () => void }[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const api = {
+      create: (_path: string, body: { involvedObject: { name: string }; firstTimestamp: string }) =>
+        new Promise<void>((resolve) => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          calls.push({
+            name: body.involvedObject.name,
+            firstTimestamp: body.firstTimestamp,
+            answer: () => {
+              inFlight--;
+              resolve();
+            },
+          });
+        }),
+    } as unknown as KubeClient;
+    let t = Date.parse("2026-03-01T10:00:00Z");
+    const lane = new EventRecorder(api, "controller", "pod-1", log, () => t, 2);
+    const done = ["a", "b", "c", "d", "e"].map((name, i) => {
+      t += 1000 * i;
+      return lane.emit(
+        serviceTarget({ metadata: { name, namespace: "shop", uid: name } }),
+        "Normal",
+        "IPAllocated",
+        "x",
+      );
+    });
+    const stamps = [...Array(5).keys()].map((i) => t - 1000 * (10 - (i * (i + 1)) / 2));
+    expect(lane.pending).toBe(5);
+    // Answer them one by one, as the apiserver would, checking the window each time.
+    for (let i = 0; i < 5; i++) {
+      await vi.waitFor(() => expect(calls.length).toBe(Math.min(i + 2, 5)));
+      calls[i]!.answer();
+    }
+    await Promise.all(done);
+    expect(most).toBe(2);
+    expect(calls.map((c) => c.name)).toEqual(["a", "b", "c", "d", "e"]);
+    expect(calls.map((c) => Date.parse(c.firstTimestamp))).toEqual(stamps);
+    expect(lane.pending).toBe(0);
   });
 });

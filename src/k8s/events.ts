@@ -1,6 +1,8 @@
 // Kubernetes Events on the objects a component acts on: what `kubectl describe` shows.
 // Repeats of the same event are folded into one Event with a count, as kubectl expects,
-// so a Service that keeps failing does not flood the API.
+// so a Service that keeps failing does not flood the API. Events are the least urgent
+// writes: a few at a time (`maxInFlight`), in the order emitted, so that a burst of them
+// never holds the connections the status writes need.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../observability/log.ts";
 import type { KubeClient } from "./client.ts";
@@ -37,6 +39,17 @@ interface Folded {
 }
 
 const FOLD_WINDOW_MS = 10 * 60_000;
+/** Events waiting beyond this are dropped (and counted in a log line): a bound on memory. */
+const MAX_BACKLOG = 20_000;
+
+interface Pending {
+  target: EventTarget;
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+  at: number;
+  done: () => void;
+}
 
 /** Emits Events without blocking the caller; API errors are logged, never thrown. */
 export class EventRecorder {
@@ -46,35 +59,82 @@ export class EventRecorder {
   readonly #log: Logger;
   readonly #folded = new Map<string, Folded>();
   readonly #now: () => number;
+  readonly #maxInFlight: number;
+  readonly #backlog: Pending[] = [];
+  #inFlight = 0;
+  #dropped = 0;
 
-  /** `now`: the wall clock (Event timestamps are wall-clock times); tests inject one. */
+  /**
+   * `now`: the wall clock (Event timestamps are wall-clock times); tests inject one.
+   * `maxInFlight`: Event writes at once; the rest wait their turn.
+   */
   constructor(
     api: KubeClient,
     component: string,
     instance: string,
     log: Logger,
     now: () => number = Date.now,
+    maxInFlight = 2,
   ) {
     this.#api = api;
     this.#now = now;
+    this.#maxInFlight = maxInFlight;
     this.#component = component;
     this.#instance = instance;
     this.#log = log;
   }
 
-  /** Records a Normal or Warning event; returns a promise only tests need to await. */
+  /**
+   * Records a Normal or Warning event, stamped now, written when its turn comes; returns a
+   * promise (resolved once written or given up) only tests need to await.
+   */
   emit(
     target: EventTarget,
     type: "Normal" | "Warning",
     reason: string,
     message: string,
   ): Promise<void> {
-    return this.#emit(target, type, reason, message).catch((err: unknown) => {
-      this.#log.warn(
-        { err: describeError(err), reason, object: `${target.namespace ?? ""}/${target.name}` },
-        "could not record event",
-      );
+    const at = this.#now();
+    if (this.#backlog.length >= MAX_BACKLOG) {
+      if (this.#dropped++ % 1000 === 0)
+        this.#log.warn(
+          { dropped: this.#dropped, reason, object: `${target.namespace ?? ""}/${target.name}` },
+          "too many Events waiting: dropping some",
+        );
+      return Promise.resolve();
+    }
+    return new Promise<void>((done) => {
+      this.#backlog.push({ target, type, reason, message, at, done });
+      this.#pump();
     });
+  }
+
+  /** Events written or waiting (tests). */
+  get pending(): number {
+    return this.#backlog.length + this.#inFlight;
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#maxInFlight && this.#backlog.length > 0) {
+      const p = this.#backlog.shift()!;
+      this.#inFlight++;
+      this.#emit(p.target, p.type, p.reason, p.message, p.at)
+        .catch((err: unknown) => {
+          this.#log.warn(
+            {
+              err: describeError(err),
+              reason: p.reason,
+              object: `${p.target.namespace ?? ""}/${p.target.name}`,
+            },
+            "could not record event",
+          );
+        })
+        .finally(() => {
+          this.#inFlight--;
+          p.done();
+          this.#pump();
+        });
+    }
   }
 
   async #emit(
@@ -82,10 +142,10 @@ export class EventRecorder {
     type: "Normal" | "Warning",
     reason: string,
     message: string,
+    now: number,
   ): Promise<void> {
     const namespace = target.namespace || "default";
     const key = `${target.uid ?? `${namespace}/${target.kind}/${target.name}`}|${type}|${reason}|${message}`;
-    const now = this.#now();
     const nowIso = new Date(now).toISOString();
     const prev = this.#folded.get(key);
     if (prev && now - prev.last < FOLD_WINDOW_MS) {

@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import pino from "pino";
-import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
+import { Registry } from "./metrics.ts";
 import { type CheckResult, startHealthServer } from "./server.ts";
 
 const servers: { close(): void }[] = [];

@@ -1,8 +1,12 @@
 // The health and metrics endpoint every component serves: /healthz (the process works),
 // /readyz (it has synced and can do its job) and /metrics (Prometheus text format).
-import { createServer, type Server } from "node:http";
-import type { Registry } from "prom-client";
+import type { Server } from "node:http";
 import type { Logger } from "./log.ts";
+import type { Registry } from "./metrics.ts";
+
+// Not `import { createServer } from "node:http"`: that ES module import reads node:http's
+// lazy exports (WebSocket, EventSource...) and so loads undici: +13 MiB RSS (k8s/client.ts).
+const { createServer } = process.getBuiltinModule("node:http");
 
 /** true (or no problems) when fine; false, or one line per problem, when not. */
 export type CheckResult = boolean | string[];

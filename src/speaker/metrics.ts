@@ -1,17 +1,18 @@
 // The speaker's Prometheus metrics.
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+
 import type { AnnouncerCounterName } from "../arp/announcer.ts";
+import { Counter, Gauge, processMetrics, Registry } from "../observability/metrics.ts";
 
 /** Creates the speaker's metrics in a registry of their own. */
 export function speakerMetrics() {
   const registry = new Registry();
   // Process figures (RSS, heap, event-loop lag, CPU) next to ironlb's own.
-  collectDefaultMetrics({ register: registry });
+  processMetrics(registry);
   const packets = new Counter({
     name: "ironlb_speaker_packets_total",
     help: "ARP/NDP activity per interface: requests_received (for watched IPs), replies_sent, replies_rate_limited, gratuitous_sent, conflicts, malformed_frames, send_errors.",
     labelNames: ["interface", "kind"],
-    registers: [registry],
+    registry,
   });
   const kinds: Record<AnnouncerCounterName, string> = {
     requestsReceived: "requests_received",
@@ -27,17 +28,17 @@ export function speakerMetrics() {
     announced: new Gauge({
       name: "ironlb_speaker_announced_ips",
       help: "IPs this node announces.",
-      registers: [registry],
+      registry,
     }),
     liveSpeakers: new Gauge({
       name: "ironlb_speaker_live_speakers",
       help: "Speakers this node considers alive.",
-      registers: [registry],
+      registry,
     }),
     conflicts: new Counter({
       name: "ironlb_speaker_ip_conflicts_total",
       help: "Times another host was found using an IP this node was about to announce or announces.",
-      registers: [registry],
+      registry,
     }),
     /** Feeds the announcer's counters into the packets metric. */
     count(name: AnnouncerCounterName, ifname: string): void {

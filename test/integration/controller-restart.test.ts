@@ -9,6 +9,7 @@ import {
   createNamespace,
   createPool,
   createService,
+  eventsFor,
   getService,
   ingressIPs,
   kubeConfig,
@@ -172,5 +173,54 @@ describe("controller restarts and handovers", () => {
     await createService(ns, "after");
     expect(await waitForIPs(ns, "after")).toEqual(["198.51.100.185"]);
     expect(ingressIPs(await getService(ns, "h0"))).toEqual(ips.get("h0"));
+  });
+
+  it("folds the IPAllocated Events of a cold start past the first 50 into one Event per pool", async () => {
+    // A class of its own: no other file's controller touches these Services.
+    const lbClass = "fold.test/lb";
+    const ns = await createNamespace("fold");
+    const pool = `fold-${ns.split("-").slice(-1)[0]}`;
+    await createPool(pool, {
+      addresses: ["2001:db8:f01d::/120"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    const names = Array.from({ length: 60 }, (_, i) => `s${i}`);
+    for (const n of names)
+      await createService(ns, n, {
+        loadBalancerClass: lbClass,
+        ipFamilyPolicy: "SingleStack",
+        ipFamilies: ["IPv6"],
+      });
+    controller(["--no-leader-elect", "--lb-class", lbClass, "--ignore-unclassed"]);
+    for (const n of names) expect((await waitForIPs(ns, n))[0]).toMatch(/^2001:db8:f01d::/);
+    const summary = await waitFor("the pool's start-up Event", async () =>
+      (await eventsFor("default", pool)).find((e) => e.reason === "IPsAllocated"),
+    );
+    expect(summary.type).toBe("Normal");
+    expect(summary.message).toContain("Assigned IPs to 10 more Services at controller start-up");
+    // 50 Services have an Event of their own, the other 10 are named in the summary.
+    const own = await waitFor("50 IPAllocated Events", async () => {
+      const list = await clients().core.listNamespacedEvent({ namespace: ns });
+      const got = list.items.filter((e) => e.reason === "IPAllocated");
+      return got.length >= 50 ? got : undefined;
+    });
+    // Events leave in the order emitted (k8s/events.ts) and the summary was emitted after
+    // every start-up reconcile: no further IPAllocated Event of these Services can follow.
+    const after = own;
+    expect(after.length).toBe(50);
+    const folded = names.filter((n) => !after.some((e) => e.involvedObject.name === n));
+    expect(folded.length).toBe(10);
+    for (const n of folded) expect(summary.message).toContain(`${ns}/${n}`);
+
+    // After the start-up, every new Service has its own Event again.
+    await createService(ns, "late", {
+      loadBalancerClass: lbClass,
+      ipFamilyPolicy: "SingleStack",
+      ipFamilies: ["IPv6"],
+    });
+    await waitForIPs(ns, "late");
+    await waitFor("late's IPAllocated Event", async () =>
+      (await eventsFor(ns, "late")).find((e) => e.reason === "IPAllocated"),
+    );
   });
 });
