@@ -65,9 +65,9 @@ WORKDIR /app
 # Numeric, so that runAsNonRoot can be checked by the kubelet. The speaker overrides it
 # with root in its Pod spec to use NET_RAW (see charts/ironlb/templates/speaker-daemonset.yaml).
 USER 65532:65532
-# 2 MiB young-generation semi-spaces (Node's default grows them to 16 MiB): the controller's
-# RSS at 1,000 Services fell from 151 to 125 MiB without a GC-bound tail (bench/RESULTS.md).
-# The chart's controller Deployment repeats this line as its `command`, adding --lite-mode;
-# bench/compile.ts reads both (the controller bench runs exactly that).
-ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/ironlb.js"]
+# 2 MiB young-generation semi-spaces (Node's default grows them to 16 MiB) and --lite-mode
+# (V8's interpreter only: no optimising compilers, lazy feedback): both components wait on
+# the API server and the network, not on their own CPU, and RSS at 1,000 Services fell to
+# ~70 MiB each (bench/RESULTS.md; the benches read this line and run exactly it).
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--lite-mode", "bin/ironlb.js"]
 CMD ["--help"]
