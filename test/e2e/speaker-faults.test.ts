@@ -12,12 +12,12 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import {
-  CpuCgroup,
+  answeredOver,
   figures,
   ipAnnouncement,
   setLink,
   stallSpeaker,
-  startHog,
+  starveSpeakers,
   type WatchResult,
   watchArp,
 } from "../lab/faults.ts";
@@ -60,28 +60,44 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       20,
     );
 
-  /** Who answers each IP now: a short watch, the last round. */
+  /** Who answers each IP now: the nodes seen answering over a short watch (200 ms). */
   async function answering(): Promise<Map<string, string[]>> {
-    const w = watchArp(lab, ips());
-    await w.ready;
-    const r = await w.stop();
-    return new Map(ips().map((ip) => [ip, (r.answers[ip]?.at(-1)?.[1] ?? []).map(nodeOf)]));
+    const a = await answeredOver(lab, ips());
+    return new Map([...a].map(([ip, m]) => [ip, m.map(nodeOf)]));
   }
   const nodeOf = (mac: string) => macs.get(mac) ?? mac;
 
   /** Every IP answered by exactly one node; returns ip -> node. */
-  async function stableOwners(timeoutMs = 10_000): Promise<Map<string, string>> {
+  async function stableOwners(timeoutMs = 20_000): Promise<Map<string, string>> {
+    let seen = "";
     return waitFor(
       "every IP answered by exactly one node",
       async () => {
         const a = await answering();
+        seen = [...a].map(([ip, n]) => `${ip}: ${n.join(",") || "nobody"}`).join("; ");
         if ([...a.values()].some((n) => n.length !== 1)) return undefined;
         return new Map([...a].map(([ip, n]) => [ip, n[0]!]));
       },
       timeoutMs,
       100,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last seen: ${seen}`);
+    });
   }
+
+  /**
+   * The node a connection from the client to ip:port enters through. Connections are
+   * tried until one is answered: kube-proxy may pick a pod on a node whose link is down
+   * (the lab has no kubelet to take its endpoints out), and a busy host is slow. A stranded
+   * entry is not healed by retrying: the connection then enters through the node it names.
+   */
+  const entryNode = (ip: string, port: number) =>
+    waitFor(
+      `a connection to ${ip}:${port} answered`,
+      () => lab.tryEntryNode(ip, port, 3000),
+      20_000,
+      0,
+    );
 
   /**
    * The client reaches every IP through its owner without forgetting anything: its
@@ -92,7 +108,7 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       const owner = owners.get(ip)!;
       const mac = [...macs].find(([, n]) => n === owner)![0];
       // A connection first: an entry that went STALE is then confirmed or replaced.
-      expect(await lab.tryEntryNode(ip, svc.port, 1000), `${ip} via ${owner}`).toBe(owner);
+      expect(await entryNode(ip, svc.port), `${ip} via ${owner}`).toBe(owner);
       expect((await lab.clientNeighbour(ip))?.mac, `client's entry for ${ip}`).toBe(mac);
     }
   }
@@ -139,7 +155,9 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       });
       svcs.push({ svc, ip });
     }
-    const owners = await stableOwners(20_000);
+    // Served wherever it may be announced (kube-proxy syncs on its own schedule).
+    for (const { svc, ip } of svcs) await lab.waitProxiesServe(ip, svc.port);
+    const owners = await stableOwners();
     // The test needs every node to own something, else faults on it prove nothing.
     expect(new Set(owners.values()).size).toBeGreaterThan(1);
   });
@@ -199,16 +217,16 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
           const a = (await answering()).get(ip) ?? [];
           return a.length === 1 && a[0] !== interim ? a[0] : undefined;
         },
-        5000,
+        10_000,
         50,
       );
       await waitFor(
         "the client's entry to follow",
         async () => nodeOf((await lab.clientNeighbour(ip))?.mac ?? "") === next,
-        3000,
+        5000,
         20,
       );
-      expect(await lab.tryEntryNode(ip, svcs[0]!.svc.port, 1000)).toBe(next);
+      expect(await entryNode(ip, svcs[0]!.svc.port)).toBe(next);
     } finally {
       const m2 = mark();
       await setLink(lab, interim, true);
@@ -280,23 +298,17 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
 
   it("fault 3: a speaker with a 50m CPU share under a 2-CPU hog makes no false failover", async () => {
     const before = await stableOwners();
-    // One group per speaker, as a pod's cgroup with a 50m request: cpu.shares 51.
-    const id = `ironlb-${prefix}`;
-    const groups = lab.nodes.map((n) => CpuCgroup.create(`${id}-${n.name}`, { shares: 51 }));
-    const hogGroup = CpuCgroup.create(`${id}-hog`, { cpus: 2 });
-    let hog: { stop(): Promise<void> } | undefined;
+    let starved: { stop(): Promise<void> } | undefined;
     const m = mark();
     const w = watchArp(lab, ips());
     const pids = lab.nodes.map((n) => lab.speaker(n.name)!.proc.pid!);
     const cpu0 = pids.map(cpuTicks);
     try {
       await w.ready;
-      for (const [i, pid] of pids.entries()) groups[i]!.add(pid);
-      hog = startHog(hogGroup, 2);
+      starved = starveSpeakers(`ironlb-${prefix}`, pids);
       await sleep(20_000); // the starvation scenario's duration
     } finally {
-      await hog?.stop();
-      for (const g of [...groups, hogGroup]) g.remove();
+      await starved?.stop();
     }
     console.info(
       `speaker CPU under starvation: ${pids.map((p, i) => `${((cpuTicks(p) - cpu0[i]!) / 20).toFixed(1)}%`).join(" / ")} of one core`,
