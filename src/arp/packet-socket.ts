@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { endianness } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type BpfInstruction, encodeFilter } from "./bpf-filter.ts";
+import { applyLinkChanges, decodeLinkMessages } from "./link-state.ts";
 
 export type PacketSocketKind = "arp" | "ndp";
 
@@ -47,6 +48,10 @@ interface NativeBinding {
   setFilter(handle: NativeHandle, program: Buffer | null): void;
   stats(handle: NativeHandle): { packets: number; drops: number };
   close(handle: NativeHandle): void;
+  openLinkMonitor(cb: (err: Error | null, datagram: Buffer | null) => void): {
+    handle: NativeHandle;
+  };
+  linkDump(handle: NativeHandle): void;
 }
 
 // Relative to this module: beside it in src/arp, and from the compiled dist/arp the
@@ -212,4 +217,77 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
     loadBinding().close(h);
     this.emit("close");
   }
+}
+
+/**
+ * The host's links as the kernel reports them (a NETLINK_ROUTE socket subscribed to link
+ * changes, event driven like the packet sockets). Event "change" (links: ReadonlyMap of
+ * interface name -> usable, i.e. up with carrier) after the first full list and after
+ * every change; "error" (err) for receive failures. Lost events (the kernel's queue
+ * overflowed) are repaired by asking for the full list again.
+ */
+export class LinkMonitor extends EventEmitter {
+  #handle: NativeHandle | undefined;
+  #links = new Map<number, { name: string; usable: boolean }>();
+
+  private constructor() {
+    super();
+  }
+
+  static open(): LinkMonitor {
+    const native = loadBinding();
+    const m = new LinkMonitor();
+    const le = endianness() === "LE";
+    const opened = native.openLinkMonitor((err, datagram) => {
+      if (m.#handle === undefined) return;
+      if (err !== null) {
+        if ((err as PacketSocketError).code === "ENOBUFS") {
+          try {
+            native.linkDump(m.#handle);
+          } catch (e) {
+            if (m.listenerCount("error") > 0) m.emit("error", e);
+          }
+        }
+        if (m.listenerCount("error") > 0) m.emit("error", err);
+        return;
+      }
+      if (datagram === null) return;
+      const changes = decodeLinkMessages(datagram, le);
+      if (changes.length === 0) return;
+      const before = m.#links;
+      m.#links = applyLinkChanges(before, changes);
+      if (sameLinks(before, m.#links)) return;
+      try {
+        m.emit("change", m.links());
+      } catch (e) {
+        if (m.listenerCount("error") > 0) m.emit("error", e);
+      }
+    });
+    m.#handle = opened.handle;
+    return m;
+  }
+
+  /** Interface name -> usable, as last reported. */
+  links(): Map<string, boolean> {
+    return new Map([...this.#links.values()].map((l) => [l.name, l.usable]));
+  }
+
+  close(): void {
+    const h = this.#handle;
+    if (h === undefined) return;
+    this.#handle = undefined;
+    loadBinding().close(h);
+  }
+}
+
+function sameLinks(
+  a: ReadonlyMap<number, { name: string; usable: boolean }>,
+  b: ReadonlyMap<number, { name: string; usable: boolean }>,
+): boolean {
+  if (a.size !== b.size) return false;
+  for (const [i, x] of a) {
+    const y = b.get(i);
+    if (!y || y.name !== x.name || y.usable !== x.usable) return false;
+  }
+  return true;
 }

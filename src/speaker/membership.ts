@@ -52,7 +52,7 @@ interface Peer {
 }
 
 /** Why a speaker (re)joins: its view of who is alive and who announces what is stale. */
-export type RejoinReason = "stall" | "isolation";
+export type RejoinReason = "stall" | "isolation" | "link";
 
 /** Period of the stall clock's tick, ms. */
 const STALL_TICK_MS = 20;
@@ -279,6 +279,15 @@ export class Membership {
       "this speaker was stalled longer than peers wait: rejoining",
     );
     this.#rejoin("stall", stall);
+  }
+
+  /**
+   * A LAN link of this node came back (its carrier was lost): peers may have declared us
+   * dead meanwhile, even if the outage was too short for us to miss their heartbeats.
+   */
+  linkRejoin(): void {
+    if (this.#stopped) return;
+    this.#rejoin("link", 0);
   }
 
   #rejoin(reason: RejoinReason, stalledMs: number): void {

@@ -18,9 +18,20 @@ import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
-import { type Announcement, type Decision, decide, REBALANCE_ANNOTATION } from "./decision.ts";
+import {
+  type Announcement,
+  type Decision,
+  decide,
+  REBALANCE_ANNOTATION,
+  reactToLinks,
+} from "./decision.ts";
 import type { NodeInfo } from "./eligibility.ts";
-import { fromOsNetworkInterfaces, type HostInterface, resolveInterfaces } from "./interfaces.ts";
+import {
+  fromOsNetworkInterfaces,
+  type HostInterface,
+  isVirtualInterface,
+  resolveInterfaces,
+} from "./interfaces.ts";
 import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 import { SERVICE_NAME_LABEL, slimEndpointSlice, slimNode, slimService } from "./slim.ts";
@@ -47,7 +58,7 @@ const CONTEST_REANNOUNCE_MS = 3000;
 const CLAIM_OVERLAY_MS = 10_000;
 /** After a stall, requests read within this time are the backlog: not answered, ms. */
 const STALE_REQUESTS_MS = 30;
-/** Interface link state has no event here: re-evaluated this often, ms. */
+/** Without link events (onLinks never called), interfaces are re-read this often, ms. */
 const INTERFACE_RECHECK_MS = 10_000;
 /**
  * Changes of Kubernetes objects (Services, EndpointSlices, Nodes, pools, advertisements)
@@ -94,6 +105,8 @@ export class Speaker {
   readonly #listed = new Map<string, string>();
   /** Last reason logged per IP for not being announced (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
+  /** Interface name -> usable, as the last link event said (undefined before the first). */
+  #links: ReadonlyMap<string, boolean> | undefined;
   /** Called after every reconcile with what the informers hold (the forwarder listens). */
   onReconciled?: (services: readonly V1Service[], slices: readonly V1EndpointSlice[]) => void;
   #recordsFresh = true;
@@ -197,6 +210,40 @@ export class Speaker {
         i.stop(),
       ),
     );
+  }
+
+  /**
+   * The host's links changed (LinkMonitor). Carrier lost: stop answering there at once.
+   * Carrier back on a LAN link: rejoin (decision.ts: reactToLinks).
+   */
+  onLinks(links: ReadonlyMap<string, boolean>): void {
+    const before = this.#links;
+    this.#links = new Map(links);
+    if (before === undefined || this.#stopped) return;
+    const r = reactToLinks({
+      before,
+      after: links,
+      announced: this.#current,
+      isVirtual: (name) => isVirtualInterface({ name }),
+    });
+    if (r.lost.length > 0) {
+      const ips = [...new Set(r.withdraw.map((w) => w.ip))].sort();
+      this.#log.warn({ interfaces: r.lost, ips }, "link down: not answering there");
+    }
+    for (const { ip, ifname } of r.withdraw) {
+      this.#announcer.withdraw(ip, ifname);
+      const left = (this.#current.get(ip) ?? []).filter((i) => i !== ifname);
+      if (left.length > 0) this.#current.set(ip, left);
+      else {
+        this.#current.delete(ip);
+        this.#contested.delete(ip);
+      }
+    }
+    if (r.rejoin.length > 0) {
+      this.#log.info({ interfaces: r.rejoin }, "link up: rejoining");
+      this.#membership.linkRejoin();
+    }
+    this.#schedule();
   }
 
   /**
@@ -406,7 +453,7 @@ export class Speaker {
       { interfaces: string[]; services: string[]; gratuitous: boolean }
     >();
     if (mine.size === 0) return out;
-    const host = hostInterfaces();
+    const host = hostInterfaces(this.#links);
     for (const [ip, a] of mine) {
       const resolved = resolveInterfaces(a.interfaces, host, ip);
       if (resolved.unavailable.length > 0) {
@@ -634,11 +681,19 @@ function nodeInfo(n: V1Node): NodeInfo {
   return info;
 }
 
-/** This host's interfaces with link state (os.networkInterfaces() has addresses only). */
-function hostInterfaces(): HostInterface[] {
+/**
+ * This host's interfaces with link state (os.networkInterfaces() has addresses only): from
+ * the link events when there are any, else from /sys.
+ */
+function hostInterfaces(links?: ReadonlyMap<string, boolean>): HostInterface[] {
   const os = networkInterfaces();
   const up = new Set<string>();
   for (const name of Object.keys(os)) {
+    const known = links?.get(name);
+    if (known !== undefined) {
+      if (known) up.add(name);
+      continue;
+    }
     try {
       const state = readFileSync(`/sys/class/net/${name}/operstate`, "utf8").trim();
       // veth and many virtual links report "unknown" while passing traffic.
