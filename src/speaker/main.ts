@@ -111,7 +111,13 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
-    // Leave first, so that the next owner starts announcing while we stop answering.
+    // Tell the peers and stop answering in the same turn. A peer takes over as soon as the
+    // leaving heartbeat arrives; an answer from us after that (we used to answer until our
+    // Lease was deleted) pulls a client that re-resolves back here, where it stays until
+    // the next owner's burst repeats 1-2 s later.
+    membership.leave();
+    const ips = speaker.withdrawAll();
+    log.info({ ips }, "left: peers told, announcements withdrawn");
     await membership.stop();
     await speaker.stop();
     links?.close();

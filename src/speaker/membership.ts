@@ -301,8 +301,13 @@ export class Membership {
     this.#heardSince.clear();
   }
 
-  /** Says goodbye: a leaving heartbeat (others drop us at once) and deletes our Lease. */
-  async stop(): Promise<void> {
+  /**
+   * Sends the leaving heartbeat now (peers drop this node at once and take its IPs over)
+   * and stops renewing and beating. Synchronous, so that the caller can stop answering in
+   * the same turn. Idempotent; stop() calls it.
+   */
+  leave(): void {
+    if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#renewTimer);
     clearInterval(this.#beatTimer);
@@ -310,6 +315,11 @@ export class Membership {
     clearTimeout(this.#expiryTimer);
     clearTimeout(this.#settleTimer);
     this.#beat(true);
+  }
+
+  /** Says goodbye: a leaving heartbeat (others drop us at once) and deletes our Lease. */
+  async stop(): Promise<void> {
+    this.leave();
     await new Promise((r) => setTimeout(r, 20)); // let the leaving datagrams go out
     this.#socket?.close();
     await this.#leases.stop();

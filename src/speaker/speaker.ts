@@ -198,13 +198,23 @@ export class Speaker {
     this.#retryTimer.unref();
   }
 
-  /** Withdraws everything (no gratuitous "goodbye": the next owner's burst replaces us). */
-  async stop(): Promise<void> {
+  /**
+   * Stops answering for everything at once and announces nothing more; returns the IPs it
+   * held. No gratuitous "goodbye": the next owner's burst replaces us.
+   */
+  withdrawAll(): string[] {
     this.#stopped = true;
     clearInterval(this.#retryTimer);
     clearTimeout(this.#batchTimer);
-    for (const ip of this.#current.keys()) this.#announcer.withdraw(ip);
+    const ips = [...this.#current.keys()].sort();
+    for (const ip of ips) this.#announcer.withdraw(ip);
     this.#current.clear();
+    return ips;
+  }
+
+  /** Withdraws everything and stops watching. */
+  async stop(): Promise<void> {
+    this.withdrawAll();
     await Promise.all(
       [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records].map((i) =>
         i.stop(),

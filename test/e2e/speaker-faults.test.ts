@@ -368,6 +368,43 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     await clientFollows(before);
   });
 
+  it("SIGTERM of an owner's speaker: it stops answering as it tells its peers, so no client is pulled back to it", async () => {
+    const before = await stableOwners();
+    await clientFollows(before);
+    const ip = svcs[0]!.ip;
+    const node = before.get(ip)!;
+    const oldMac = [...macs].find(([, n]) => n === node)![0];
+    const m = mark();
+    const w = watchArp(lab, ips());
+    await w.ready;
+    await lab.stopSpeaker(node, "SIGTERM");
+    const next = await waitFor(
+      `${ip} answered by a node other than ${node}`,
+      async () => {
+        const a = (await answering()).get(ip) ?? [];
+        return a.length === 1 && a[0] !== node ? a[0] : undefined;
+      },
+      10_000,
+      50,
+    );
+    const r = await w.stop();
+    noLongDuals(r, "SIGTERM");
+    // It left by the book: told its peers and withdrew in one turn, before its Lease went.
+    const left = since(m, node).find((l) => l.msg === "left: peers told, announcements withdrawn");
+    expect(left?.ips).toContain(ip);
+    // Once the next owner answered, the leaving node never answered again.
+    const timeline = r.answers[ip] ?? [];
+    const firstNew = timeline.findIndex(([, x]) => x.some((mac) => mac !== oldMac));
+    expect(firstNew).toBeGreaterThanOrEqual(0);
+    expect(timeline.slice(firstNew + 1).filter(([, x]) => x.includes(oldMac))).toEqual([]);
+    expect(await entryNode(ip, svcs[0]!.svc.port)).toBe(next);
+    // Back to three speakers for what follows.
+    lab.startSpeaker(node);
+    await lab.waitSpeakersReady(60_000);
+    await logged(new Map([[node, 0]]), node, "membership settled", 30_000);
+    await clientFollows(await stableOwners());
+  });
+
   it("ironlb status prints, per Service, the IP, pool, announcing node and interface, or why not", async () => {
     const owners = await stableOwners();
     const none = await lab.createService("fltnone", {
