@@ -322,7 +322,8 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       const f = figures(r, x);
       // Whoever owns it in the end, the client's entry never named a silent node for longer
       // than one heartbeat while another answered, and the IP moved at most once.
-      expect(f.maxStrandedMs, `stranded on ${x}`).toBeLessThanOrEqual(HEARTBEAT_MS);
+      const story = `answers ${JSON.stringify((r.answers[x] ?? []).map(([t, m]) => [t, m.map(nodeOf)]))}; client's entry ${JSON.stringify((r.neighbour[x] ?? []).map(([t, m]) => [t, nodeOf(m)]))}`;
+      expect(f.maxStrandedMs, `stranded on ${x}: ${story}`).toBeLessThanOrEqual(HEARTBEAT_MS);
       expect(f.moves, `moves of ${x}`).toBeLessThanOrEqual(1);
     }
     await clientFollows(after);
