@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   applyLinkChanges,
   decodeLinkMessages,
+  decodeNeighbourMessages,
   IF_OPER_DOWN,
   IF_OPER_LOWERLAYERDOWN,
   IF_OPER_UNKNOWN,
@@ -124,5 +125,55 @@ describe("applyLinkChanges", () => {
       { index: 2, name: "eth0", flags: 0, operstate: IF_OPER_DOWN, deleted: true },
     ]);
     expect([...m.values()]).toEqual([{ name: "eth1", usable: true }]);
+  });
+});
+
+/** One RTM_NEWNEIGH / RTM_DELNEIGH message, little-endian. */
+function neighMsg(
+  type: number,
+  family: number,
+  ifindex: number,
+  state: number,
+  attrs: Array<[number, number[]]>,
+): Buffer {
+  const body = attrs.map(([t, d]) => {
+    const len = 4 + d.length;
+    const b = Buffer.alloc((len + 3) & ~3);
+    b.writeUInt16LE(len, 0);
+    b.writeUInt16LE(t, 2);
+    Buffer.from(d).copy(b, 4);
+    return b;
+  });
+  const nd = Buffer.alloc(12);
+  nd.writeUInt8(family, 0);
+  nd.writeInt32LE(ifindex, 4);
+  nd.writeUInt16LE(state, 8);
+  const payload = Buffer.concat([nd, ...body]);
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(16 + payload.byteLength, 0);
+  h.writeUInt16LE(type, 4);
+  return Buffer.concat([h, payload]);
+}
+
+describe("decodeNeighbourMessages", () => {
+  it("reads IPv4 entries: address, MAC (none while incomplete), state; deletions; skips IPv6", () => {
+    const d = Buffer.concat([
+      neighMsg(28, 2, 5, 0x04, [
+        [1, [198, 51, 100, 100]],
+        [2, [0x02, 0xaa, 0, 0, 0, 0x01]],
+      ]),
+      neighMsg(28, 2, 5, 0x01, [[1, [198, 51, 100, 101]]]),
+      neighMsg(29, 2, 5, 0x04, [
+        [1, [198, 51, 100, 102]],
+        [2, [0x02, 0xaa, 0, 0, 0, 0x02]],
+      ]),
+      neighMsg(28, 10, 5, 0x02, [[1, [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]]]),
+    ]);
+    expect(decodeNeighbourMessages(d, true)).toEqual([
+      { ifindex: 5, ip: "198.51.100.100", mac: "02:aa:00:00:00:01", state: 4, deleted: false },
+      { ifindex: 5, ip: "198.51.100.101", mac: "", state: 1, deleted: false },
+      { ifindex: 5, ip: "198.51.100.102", mac: "", state: 4, deleted: true },
+    ]);
+    expect(decodeNeighbourMessages(d.subarray(0, 30), true)).toEqual([]);
   });
 });

@@ -112,3 +112,63 @@ export function applyLinkChanges(
   }
   return next;
 }
+
+const RTM_NEWNEIGH = 28;
+const RTM_DELNEIGH = 29;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const NDMSG_LEN = 12;
+/** rtnetlink multicast groups (linux/rtnetlink.h). */
+export const RTMGRP_LINK = 1;
+export const RTMGRP_NEIGH = 4;
+
+/** One neighbour entry as a message describes it (IPv4 entries only). */
+export interface NeighbourChange {
+  ifindex: number;
+  ip: string;
+  /** "aa:bb:cc:dd:ee:ff", or "" when the entry has no link-layer address (incomplete). */
+  mac: string;
+  /** NUD_* bits. */
+  state: number;
+  deleted: boolean;
+}
+
+/** Decodes the IPv4 neighbour messages of one datagram (RTMGRP_NEIGH). */
+export function decodeNeighbourMessages(buf: Uint8Array, littleEndian: boolean): NeighbourChange[] {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: NeighbourChange[] = [];
+  let off = 0;
+  while (off + NLMSG_HDRLEN <= buf.byteLength) {
+    const len = dv.getUint32(off, littleEndian);
+    const type = dv.getUint16(off + 4, littleEndian);
+    if (len < NLMSG_HDRLEN || off + len > buf.byteLength) break;
+    if ((type === RTM_NEWNEIGH || type === RTM_DELNEIGH) && len >= NLMSG_HDRLEN + NDMSG_LEN) {
+      const body = off + NLMSG_HDRLEN;
+      const family = dv.getUint8(body);
+      let ip = "";
+      let mac = "";
+      let a = body + NDMSG_LEN;
+      const end = off + len;
+      while (a + 4 <= end) {
+        const alen = dv.getUint16(a, littleEndian);
+        const atype = dv.getUint16(a + 2, littleEndian) & 0x3fff;
+        if (alen < 4 || a + alen > end) break;
+        const data = buf.subarray(a + 4, a + alen);
+        if (atype === NDA_DST && data.byteLength === 4) ip = [...data].join(".");
+        else if (atype === NDA_LLADDR && data.byteLength === 6)
+          mac = [...data].map((b) => b.toString(16).padStart(2, "0")).join(":");
+        a += align4(alen);
+      }
+      if (family === 2 && ip !== "")
+        out.push({
+          ifindex: dv.getInt32(body + 4, littleEndian),
+          ip,
+          mac: type === RTM_DELNEIGH ? "" : mac,
+          state: dv.getUint16(body + 8, littleEndian),
+          deleted: type === RTM_DELNEIGH,
+        });
+    }
+    off += align4(len);
+  }
+  return out;
+}

@@ -9,7 +9,13 @@ import { createRequire } from "node:module";
 import { endianness } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type BpfInstruction, encodeFilter } from "./bpf-filter.ts";
-import { applyLinkChanges, decodeLinkMessages } from "./link-state.ts";
+import {
+  applyLinkChanges,
+  decodeLinkMessages,
+  decodeNeighbourMessages,
+  type NeighbourChange,
+  RTMGRP_NEIGH,
+} from "./link-state.ts";
 
 export type PacketSocketKind = "arp" | "ndp";
 
@@ -48,7 +54,10 @@ interface NativeBinding {
   setFilter(handle: NativeHandle, program: Buffer | null): void;
   stats(handle: NativeHandle): { packets: number; drops: number };
   close(handle: NativeHandle): void;
-  openLinkMonitor(cb: (err: Error | null, datagram: Buffer | null) => void): {
+  openLinkMonitor(
+    cb: (err: Error | null, datagram: Buffer | null) => void,
+    groups?: number,
+  ): {
     handle: NativeHandle;
   };
   linkDump(handle: NativeHandle): void;
@@ -290,4 +299,26 @@ function sameLinks(
     if (!y || y.name !== x.name || y.usable !== x.usable) return false;
   }
   return true;
+}
+
+/**
+ * Changes of the kernel's IPv4 neighbour entries as they happen (RTMGRP_NEIGH), for tools
+ * that judge what a host's ARP cache says (the lab's ARP watcher): `onChange` runs in the
+ * same event loop as the packet sockets, so the order of events is the kernel's.
+ */
+export function watchNeighbours(onChange: (c: NeighbourChange) => void): { close(): void } {
+  const native = loadBinding();
+  const le = endianness() === "LE";
+  let open = true;
+  const { handle } = native.openLinkMonitor((err, datagram) => {
+    if (!open || err !== null || datagram === null) return;
+    for (const c of decodeNeighbourMessages(datagram, le)) onChange(c);
+  }, RTMGRP_NEIGH);
+  return {
+    close() {
+      if (!open) return;
+      open = false;
+      native.close(handle);
+    },
+  };
 }

@@ -16,13 +16,13 @@
 //     learn the rotating MACs for it.
 //   - Times are when things happened, not when they were looked at: a round's answer is
 //     stamped with the arrival of its first reply, a neighbour entry's change with the
-//     arrival of the kernel's netlink event (`ip monitor neigh`), not a 50 ms poll.
+//     arrival of the kernel's netlink event (RTMGRP_NEIGH, read in this process), not a
+//     50 ms poll.
 // Per IP it reports the rounds' answering MACs as a timeline of changes, and the neighbour
 // entry's MACs as another.
-import { execFile, spawn } from "node:child_process";
-import { createInterface } from "node:readline";
+import { execFile } from "node:child_process";
 import { ARP_REPLY, arpRequest, decodeArpFrame } from "../../src/arp/codec.ts";
-import { PacketSocket } from "../../src/arp/packet-socket.ts";
+import { PacketSocket, watchNeighbours } from "../../src/arp/packet-socket.ts";
 
 const [ifname, senderIp, intervalArg, readyArg, ...ips] = process.argv.slice(2);
 if (!ifname || !senderIp || !intervalArg || !readyArg || ips.length === 0) {
@@ -82,21 +82,14 @@ function setNeigh(ip: string, mac: string, t: number): void {
   if (list.length === 0 || list[list.length - 1]![1] !== mac) list.push([t, mac]);
 }
 
-// Neighbour changes as the kernel reports them: "[Deleted ]IP dev IF [lladdr MAC] STATE".
-const monitor = spawn("ip", ["monitor", "neigh", "dev", ifname], {
-  stdio: ["ignore", "pipe", "ignore"],
-});
+// Neighbour changes as the kernel reports them, in this process's own event loop (a
+// separate `ip monitor` could lag behind the ARP socket on a busy host).
+const ifindex = sock.ifindex;
 const changed = new Set<string>();
-createInterface({ input: monitor.stdout! }).on("line", (line) => {
-  const t = now();
-  const words = line.trim().split(/\s+/);
-  const deleted = words[0] === "Deleted";
-  const ip = deleted ? words[1] : words[0];
-  if (!ip || !neigh.has(ip)) return;
-  const at = words.indexOf("lladdr");
-  const mac = deleted || at < 0 ? "" : (words[at + 1] ?? "").toLowerCase();
-  changed.add(ip);
-  setNeigh(ip, mac, t);
+const neighbours = watchNeighbours((c) => {
+  if (c.ifindex !== ifindex || !neigh.has(c.ip)) return;
+  changed.add(c.ip);
+  setNeigh(c.ip, c.mac, now());
 });
 // The entries before the first event: read once (an event that arrived first wins).
 execFile("ip", ["-j", "neigh", "show", "dev", ifname], (err, out) => {
@@ -111,7 +104,7 @@ execFile("ip", ["-j", "neigh", "show", "dev", ifname], (err, out) => {
 
 process.on("SIGTERM", () => {
   clearInterval(ask);
-  monitor.kill("SIGTERM");
+  neighbours.close();
   // The last round may still be collecting replies: drop it.
   const done = rounds.slice(0, -1);
   const answers: Record<string, [number, string[]][]> = {};

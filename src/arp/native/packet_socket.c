@@ -17,11 +17,12 @@
  *   stats(handle) -> { packets, drops }: PACKET_STATISTICS since the previous call
  *     (frames that passed the filter, and those of them the full receive queue dropped).
  *   close(handle) -> undefined (idempotent)
- *   openLinkMonitor(cb: (err, datagram) => void) -> { handle: External }: a NETLINK_ROUTE
- *     socket subscribed to link changes (RTMGRP_LINK), polled like the packet sockets; each
+ *   openLinkMonitor(cb: (err, datagram) => void, groups = RTMGRP_LINK) -> { handle }: a
+ *     NETLINK_ROUTE socket subscribed to `groups` (link changes by default; the lab's ARP
+ *     watcher asks for neighbour changes), polled like the packet sockets; each
  *     datagram (one or more rtnetlink messages, parsed by ../link-state.ts) goes to cb as a
- *     Buffer. A dump of every link is requested at once, so the first datagrams say how
- *     every link is now. close(handle) closes it.
+ *     Buffer. With RTMGRP_LINK a dump of every link is requested at once, so the first
+ *     datagrams say how every link is now. close(handle) closes it.
  *   linkDump(handle) -> undefined: requests that dump again (after ENOBUFS: the kernel
  *     dropped events because the socket's queue was full).
  */
@@ -485,8 +486,22 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv, "openLinkMonitor(callback) needs 1 argument")) return NULL;
+  napi_value argv[2];
+  size_t argc = 2;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "EINVAL", "openLinkMonitor(callback[, groups]) needs a callback");
+    return NULL;
+  }
+  uint32_t groups = RTMGRP_LINK;
+  if (argc >= 2) {
+    napi_valuetype gt;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &gt));
+    if (gt != napi_undefined && napi_get_value_uint32(env, argv[1], &groups) != napi_ok) {
+      napi_throw_type_error(env, "EINVAL", "groups must be an RTMGRP_* bit mask");
+      return NULL;
+    }
+  }
   napi_valuetype cbtype;
   NAPI_CALL(env, napi_typeof(env, argv[0], &cbtype));
   if (cbtype != napi_function) {
@@ -504,7 +519,7 @@ static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
   struct sockaddr_nl sa;
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK;
+  sa.nl_groups = groups;
   if (bind(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
     int e = errno;
     close(fd);
@@ -557,7 +572,7 @@ static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
-  if (request_link_dump(fd) < 0) {
+  if ((groups & RTMGRP_LINK) != 0 && request_link_dump(fd) < 0) {
     int e = errno;
     psock_close(s, 0);
     throw_errno(env, e, "requesting the list of links failed");
