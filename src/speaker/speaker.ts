@@ -58,6 +58,16 @@ const CONTEST_REANNOUNCE_MS = 3000;
 const CLAIM_OVERLAY_MS = 10_000;
 /** After a stall, requests read within this time are the backlog: not answered, ms. */
 const STALE_REQUESTS_MS = 30;
+/**
+ * For this long after a rejoin, an IP is claimed only after asking the LAN whether another
+ * node answers it, for REJOIN_PROBE_MS: a peer that declared us dead just before it heard
+ * us again may have taken the IP over while its IPAnnouncement was still on its way, and a
+ * claim from the stale record would pull clients to us, then strand them when we let go.
+ */
+const REJOIN_PROBE_WINDOW_MS = 5000;
+const REJOIN_PROBE_MS = 100;
+/** Another node answered such a probe: ask again after this long (records converge). */
+const REJOIN_DEFER_MS = 1000;
 /** Without link events (onLinks never called), interfaces are re-read this often, ms. */
 const INTERFACE_RECHECK_MS = 10_000;
 /**
@@ -105,6 +115,8 @@ export class Speaker {
   readonly #listed = new Map<string, string>();
   /** Last reason logged per IP for not being announced (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
+  /** When this speaker last rejoined (performance.now()), for REJOIN_PROBE_WINDOW_MS. */
+  #rejoinedAt = Number.NEGATIVE_INFINITY;
   /** Interface name -> usable, as the last link event said (undefined before the first). */
   #links: ReadonlyMap<string, boolean> | undefined;
   /** Called after every reconcile with what the informers hold (the forwarder listens). */
@@ -304,6 +316,7 @@ export class Speaker {
     // Requests queued while we did not run are stale (see Announcer.holdReplies).
     if (reason === "stall") this.#announcer.holdReplies(STALE_REQUESTS_MS);
     this.#log.info({ reason, stalledMs: Math.round(stalledMs), held: ips }, "rejoining");
+    this.#rejoinedAt = performance.now();
     this.#recordsFresh = false;
     void this.#relistRecords();
   }
@@ -437,13 +450,16 @@ export class Speaker {
       // An IP some ironlb node has announced before is a takeover: announce at once (the
       // failover budget has no room for a probe). A brand-new IP is probed first.
       const known = decision.ips.get(ip)?.by === "current" || this.#recordFor(ip) !== undefined;
+      const rejoined = performance.now() - this.#rejoinedAt < REJOIN_PROBE_WINDOW_MS;
       const probed = this.#probed.get(ip);
       if (probed) {
         // Its probe found nobody: announce where it probed (the rest on the next pass).
         const on = missing.filter((i) => probed.includes(i));
         if (on.length > 0) this.#announce(ip, want, on);
       } else if (cur.length === 0 && !known && this.#o.probeMs > 0)
-        void this.#probeThenAnnounce(ip, missing);
+        void this.#probeThenAnnounce(ip, missing, this.#o.probeMs, false);
+      else if (cur.length === 0 && rejoined)
+        void this.#probeThenAnnounce(ip, missing, REJOIN_PROBE_MS, true);
       else this.#announce(ip, want, missing);
     }
     // A probe result is for the evaluation right after it: the world may move on.
@@ -615,13 +631,30 @@ export class Speaker {
     }
   }
 
-  async #probeThenAnnounce(ip: string, ifaces: string[]): Promise<void> {
+  /**
+   * Probes `ip` before announcing it. `rejoin`: after a rejoin, where an answer is most
+   * likely the peer that took the IP over meanwhile: no conflict Event, just wait for the
+   * records to say so (REJOIN_DEFER_MS) and decide again.
+   */
+  async #probeThenAnnounce(
+    ip: string,
+    ifaces: string[],
+    probeMs: number,
+    rejoin: boolean,
+  ): Promise<void> {
     this.#probing.add(ip);
     try {
-      const answers = await Promise.all(
-        ifaces.map((i) => this.#announcer.probe(ip, i, this.#o.probeMs)),
-      );
+      const answers = await Promise.all(ifaces.map((i) => this.#announcer.probe(ip, i, probeMs)));
       const mac = answers.find((a) => a !== null);
+      if (mac && rejoin) {
+        this.#log.info(
+          { ip, mac, services: this.#servicesWithIP(ip).map(keyOf) },
+          "rejoined: another host answers this IP, not claiming it yet",
+        );
+        this.#conflictUntil.set(ip, Date.now() + REJOIN_DEFER_MS);
+        setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
+        return;
+      }
       if (mac) {
         this.#conflict({ ip, ifname: ifaces[answers.indexOf(mac)]!, mac, during: "probe" });
         return;
