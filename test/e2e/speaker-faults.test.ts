@@ -3,7 +3,8 @@
 // client namespace asks for every Service IP every 20 ms) and where its kernel's neighbour
 // entries point. After every fault settles the client must reach each IP through the node
 // that answers for it, and two nodes may never answer for one IP longer than one heartbeat
-// interval (100 ms).
+// interval (100 ms). Beyond the four faults: a short link outage (the owner learns
+// it from the kernel) and a SIGTERM (the owner stops answering as it leaves).
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
