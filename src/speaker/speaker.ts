@@ -115,6 +115,8 @@ export class Speaker {
   readonly #listed = new Map<string, string>();
   /** Last reason logged per IP for not being announced (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
+  /** Held IPs whose post-rejoin re-announcement waits (another node answered): until when. */
+  readonly #reannounceAfter = new Map<string, number>();
   /** When this speaker last rejoined (performance.now()), for REJOIN_PROBE_WINDOW_MS. */
   #rejoinedAt = Number.NEGATIVE_INFINITY;
   /** Interface name -> usable, as the last link event said (undefined before the first). */
@@ -429,6 +431,7 @@ export class Speaker {
       if (!want) {
         this.#current.delete(ip);
         this.#contested.delete(ip);
+        this.#reannounceAfter.delete(ip);
         const owner = decision.ips.get(ip)?.owner;
         this.#log.info({ ip, owner }, "stopped announcing");
       } else {
@@ -445,12 +448,18 @@ export class Speaker {
       if (until !== undefined && until > now) continue;
       const cur = this.#current.get(ip) ?? [];
       const missing = want.interfaces.filter((i) => !cur.includes(i));
-      if (cur.length > 0 && want.gratuitous) this.#reannounce(ip, cur);
+      const rejoined = performance.now() - this.#rejoinedAt < REJOIN_PROBE_WINDOW_MS;
+      if (cur.length > 0 && want.gratuitous) {
+        // After a rejoin our record may be the stale one: win clients back only if no other
+        // node answers the IP now.
+        if (!rejoined) this.#reannounce(ip, cur);
+        else if ((this.#reannounceAfter.get(ip) ?? 0) <= now)
+          void this.#probeThenReannounce(ip, cur);
+      }
       if (missing.length === 0) continue;
       // An IP some ironlb node has announced before is a takeover: announce at once (the
       // failover budget has no room for a probe). A brand-new IP is probed first.
       const known = decision.ips.get(ip)?.by === "current" || this.#recordFor(ip) !== undefined;
-      const rejoined = performance.now() - this.#rejoinedAt < REJOIN_PROBE_WINDOW_MS;
       const probed = this.#probed.get(ip);
       if (probed) {
         // Its probe found nobody: announce where it probed (the rest on the next pass).
@@ -534,6 +543,41 @@ export class Speaker {
     this.#contested.delete(ip);
     this.#log.info({ ip, interfaces: ifaces }, "re-announcing: another node may have claimed it");
     if (this.#recordFor(ip)?.status?.node !== this.#o.node) this.#writeRecord(ip, ifaces, []);
+  }
+
+  /**
+   * After a rejoin: the gratuitous burst for a held, contested IP goes out only if a short
+   * probe finds no other node answering it. One that does answer took the IP over while we
+   * were away, and its record is on its way; pulling clients back to us now would strand
+   * them when we let go. Still contested, the IP is looked at again later.
+   */
+  async #probeThenReannounce(ip: string, ifaces: string[]): Promise<void> {
+    if (this.#probing.has(ip)) return;
+    this.#probing.add(ip);
+    let other: string | null = null;
+    try {
+      const answers = await Promise.all(
+        ifaces.map((i) => this.#announcer.probe(ip, i, REJOIN_PROBE_MS)),
+      );
+      other = answers.find((a) => a !== null) ?? null;
+    } catch (err) {
+      this.#log.warn({ ip, err: (err as Error).message }, "probe failed; re-announcing anyway");
+    } finally {
+      this.#probing.delete(ip);
+    }
+    if (this.#stopped) return;
+    if (other !== null) {
+      this.#log.info(
+        { ip, mac: other, services: this.#servicesWithIP(ip).map(keyOf) },
+        "rejoined: another host answers this IP, not re-announcing it yet",
+      );
+      this.#reannounceAfter.set(ip, Date.now() + REJOIN_DEFER_MS);
+      setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
+      return;
+    }
+    this.#reannounceAfter.delete(ip);
+    const still = this.#current.get(ip);
+    if (still && this.#contested.has(ip)) this.#reannounce(ip, still);
   }
 
   #announce(ip: string, want: { services: string[] }, ifaces: string[]): void {
