@@ -1,6 +1,6 @@
 // Speaker fault figures (issue 9), in a running lab (3 nodes, a client), judged from the
 // client: an ARP watcher in its namespace asks for every Service IP every 20 ms and reads
-// its kernel's neighbour entries every 50 ms (test/lab/arp-watch.ts).
+// its kernel's neighbour entries as netlink reports them (test/lab/arp-watch.ts).
 //   - failover after SIGKILL of the owner's speaker and after the owner's link goes down,
 //     p50/p99 over `runs` runs each: until the client's neighbour entry names another node;
 //   - a 1 s stall of the owner (SIGSTOP/SIGCONT) and a 6 s link outage with link up after;
@@ -12,11 +12,11 @@
 //     answered.
 
 import {
-  CpuCgroup,
+  answeredOver,
   figures,
   setLink,
   stallSpeaker,
-  startHog,
+  starveSpeakers,
   type WatchResult,
   watchArp,
 } from "../test/lab/faults.ts";
@@ -52,12 +52,8 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
       acc.strandedMs = Math.max(acc.strandedMs, f.maxStrandedMs);
     }
   };
-  const answeredBy = async (ip: string) => {
-    const w = watchArp(L, [ip]);
-    await w.ready;
-    const r = await w.stop();
-    return (r.answers[ip]?.at(-1)?.[1] ?? []).map((m) => macs.get(m) ?? m);
-  };
+  const answeredBy = async (ip: string) =>
+    ((await answeredOver(L, [ip])).get(ip) ?? []).map((m) => macs.get(m) ?? m);
   const owner = (ip: string) =>
     waitFor(
       `one node answering ${ip}`,
@@ -177,22 +173,19 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
   }
 
   // --- starvation: 60 s, each speaker in its own 50m-share cgroup, a 2-CPU hog beside
-  const groups = L.nodes.map((n) =>
-    CpuCgroup.create(`ironlb-${L.prefix}-${n.name}`, { shares: 51 }),
-  );
-  const hogGroup = CpuCgroup.create(`ironlb-${L.prefix}-hog`, { cpus: 2 });
   const starveMs = 60_000;
-  let hog: { stop(): Promise<void> } | undefined;
+  let starved: { stop(): Promise<void> } | undefined;
   const sw = watchArp(L, ips);
   const deathsBefore = L.nodes.map((n) => logs(n.name).length);
   try {
     await sw.ready;
-    for (const [i, n] of L.nodes.entries()) groups[i]!.add(L.speaker(n.name)!.proc.pid!);
-    hog = startHog(hogGroup, 2);
+    starved = starveSpeakers(
+      `ironlb-${L.prefix}`,
+      L.nodes.map((n) => L.speaker(n.name)!.proc.pid!),
+    );
     await sleep(starveMs);
   } finally {
-    await hog?.stop();
-    for (const g of [...groups, hogGroup]) g.remove();
+    await starved?.stop();
   }
   const sr = await sw.stop();
   acc.starvation = { dualMs: 0, strandedMs: 0 };

@@ -29,14 +29,22 @@ tsc --noEmit
 
 mkdir -p test-results
 rm -f test-results/vitest.json test-results/vitest-faults.json
-# The speaker fault tests (issue 9, test/e2e/speaker-faults.test.ts) are not part of the
-# suite yet: they passed alone and failed in full runs on this 2-core machine (timing-bound
-# judgements under load). Run them with `npm run test:faults`; see bench/RESULTS.md.
+# Two runs, one after the other: everything, then the speaker fault tests (issue 9) against a
+# control plane of their own. Those starve speakers of CPU with a hog on purpose and judge
+# failure detection in real time: beside the integration and e2e files, which run at the
+# same time in one vitest run, each would disturb the other. `npm run test:faults` runs them
+# alone.
 faults=test/e2e/speaker-faults.test.ts
 set +e
 vitest run --exclude "$faults" --reporter=default --reporter=json \
   --outputFile.json=test-results/vitest.json "$@"
 rc=$?
+if [ $# -eq 0 ]; then
+  vitest run "$faults" --reporter=default --reporter=json \
+    --outputFile.json=test-results/vitest-faults.json
+  rc2=$?
+  [ $rc -ne 0 ] || rc=$rc2
+fi
 set -e
 # One plain closing line for CI, counted from vitest's own reports.
 node -e '

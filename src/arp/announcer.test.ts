@@ -350,10 +350,22 @@ describe("conflicts and robustness", () => {
     announcer.on("error", (e) => errors.push(e));
     announcer.announce("198.51.100.10", "eth0");
     sock("eth0").failSends = true;
-    vi.advanceTimersByTime(0);
+    vi.advanceTimersByTime(250); // the burst's second round: request and reply form
     sock("eth0").deliver(arpRequest(CLIENT, "192.0.2.1", "198.51.100.10"));
     expect(announcer.counters.sendErrors).toBe(3);
     expect(errors).toHaveLength(3);
+  });
+
+  it("sends the first gratuitous frames within announce(), before any timer runs", () => {
+    announcer.announce("198.51.100.10", "eth0");
+    // No timer has run: the frames are already out, so no answer can precede them.
+    const frames = sock("eth0").take();
+    expect(frames.map((f) => decodeArpFrame(f)?.arp.senderIp)).toEqual([
+      "198.51.100.10",
+      "198.51.100.10",
+    ]);
+    announcer.reannounce("198.51.100.10", "eth0");
+    expect(sock("eth0").take()).toHaveLength(2);
   });
 
   it("attached sockets are used but never closed", () => {

@@ -471,6 +471,12 @@ export class Announcer extends EventEmitter {
     const timers = st.ips.get(ip);
     if (timers === undefined) return;
     for (const at of this.#burst) {
+      // The first frame goes out now, in the same turn that starts the answering: a client
+      // must not learn our MAC from an answer before the gratuitous frame tells every host.
+      if (at <= 0) {
+        this.#sendGratuitous(st, ip);
+        continue;
+      }
       const fire = () => {
         timers.delete(t);
         if (st.ips.get(ip) === timers) this.#sendGratuitous(st, ip);

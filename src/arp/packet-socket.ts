@@ -9,6 +9,13 @@ import { createRequire } from "node:module";
 import { endianness } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type BpfInstruction, encodeFilter } from "./bpf-filter.ts";
+import {
+  applyLinkChanges,
+  decodeLinkMessages,
+  decodeNeighbourMessages,
+  type NeighbourChange,
+  RTMGRP_NEIGH,
+} from "./link-state.ts";
 
 export type PacketSocketKind = "arp" | "ndp";
 
@@ -47,6 +54,13 @@ interface NativeBinding {
   setFilter(handle: NativeHandle, program: Buffer | null): void;
   stats(handle: NativeHandle): { packets: number; drops: number };
   close(handle: NativeHandle): void;
+  openLinkMonitor(
+    cb: (err: Error | null, datagram: Buffer | null) => void,
+    groups?: number,
+  ): {
+    handle: NativeHandle;
+  };
+  linkDump(handle: NativeHandle): void;
 }
 
 // Relative to this module: beside it in src/arp, and from the compiled dist/arp the
@@ -212,4 +226,99 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
     loadBinding().close(h);
     this.emit("close");
   }
+}
+
+/**
+ * The host's links as the kernel reports them (a NETLINK_ROUTE socket subscribed to link
+ * changes, event driven like the packet sockets). Event "change" (links: ReadonlyMap of
+ * interface name -> usable, i.e. up with carrier) after the first full list and after
+ * every change; "error" (err) for receive failures. Lost events (the kernel's queue
+ * overflowed) are repaired by asking for the full list again.
+ */
+export class LinkMonitor extends EventEmitter {
+  #handle: NativeHandle | undefined;
+  #links = new Map<number, { name: string; usable: boolean }>();
+
+  private constructor() {
+    super();
+  }
+
+  static open(): LinkMonitor {
+    const native = loadBinding();
+    const m = new LinkMonitor();
+    const le = endianness() === "LE";
+    const opened = native.openLinkMonitor((err, datagram) => {
+      if (m.#handle === undefined) return;
+      if (err !== null) {
+        if ((err as PacketSocketError).code === "ENOBUFS") {
+          try {
+            native.linkDump(m.#handle);
+          } catch (e) {
+            if (m.listenerCount("error") > 0) m.emit("error", e);
+          }
+        }
+        if (m.listenerCount("error") > 0) m.emit("error", err);
+        return;
+      }
+      if (datagram === null) return;
+      const changes = decodeLinkMessages(datagram, le);
+      if (changes.length === 0) return;
+      const before = m.#links;
+      m.#links = applyLinkChanges(before, changes);
+      if (sameLinks(before, m.#links)) return;
+      try {
+        m.emit("change", m.links());
+      } catch (e) {
+        if (m.listenerCount("error") > 0) m.emit("error", e);
+      }
+    });
+    m.#handle = opened.handle;
+    return m;
+  }
+
+  /** Interface name -> usable, as last reported. */
+  links(): Map<string, boolean> {
+    return new Map([...this.#links.values()].map((l) => [l.name, l.usable]));
+  }
+
+  close(): void {
+    const h = this.#handle;
+    if (h === undefined) return;
+    this.#handle = undefined;
+    loadBinding().close(h);
+  }
+}
+
+function sameLinks(
+  a: ReadonlyMap<number, { name: string; usable: boolean }>,
+  b: ReadonlyMap<number, { name: string; usable: boolean }>,
+): boolean {
+  if (a.size !== b.size) return false;
+  for (const [i, x] of a) {
+    const y = b.get(i);
+    if (!y || y.name !== x.name || y.usable !== x.usable) return false;
+  }
+  return true;
+}
+
+/**
+ * Changes of the kernel's IPv4 neighbour entries as they happen (RTMGRP_NEIGH), for tools
+ * that judge what a host's ARP cache says (the lab's ARP watcher): `onChange` runs in the
+ * same event loop as the packet sockets, so the order of events is the kernel's.
+ */
+export function watchNeighbours(onChange: (c: NeighbourChange) => void): { close(): void } {
+  const native = loadBinding();
+  const le = endianness() === "LE";
+  let open = true;
+  const { handle } = native.openLinkMonitor((err, datagram) => {
+    if (!open || err !== null || datagram === null) return;
+    for (const c of decodeNeighbourMessages(datagram, le)) onChange(c);
+  }, RTMGRP_NEIGH);
+  return {
+    close() {
+      if (!open) return;
+      open = false;
+      native.close(handle);
+    },
+  };
 }

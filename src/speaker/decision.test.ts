@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { decide, hasQuorum, type MembershipView, poolOf, type Snapshot } from "./decision.ts";
+import {
+  decide,
+  hasQuorum,
+  type MembershipView,
+  poolOf,
+  reactToLinks,
+  type Snapshot,
+} from "./decision.ts";
 import { chooseOwner } from "./election.ts";
 
 const NODES = ["node1", "node2", "node3"];
@@ -324,4 +331,97 @@ describe("decide: eligibility shared by the Services of a pool", () => {
     expect(d.ips.get(IPS[2]!)?.eligible.map((n) => n.name)).toEqual(["node2"]);
     expect(d.ips.get(IPS[2]!)?.owner).toBe("node2");
   });
+});
+
+describe("reactToLinks", () => {
+  const links = (o: Record<string, boolean>) => new Map(Object.entries(o));
+  const announced = new Map([
+    ["198.51.100.10", ["eth0"]],
+    ["198.51.100.11", ["eth0", "eth1"]],
+    ["198.51.100.12", ["eth1"]],
+  ]);
+  const isVirtual = (n: string) => n.startsWith("veth") || n.startsWith("cni");
+  const cases: Array<{
+    name: string;
+    before: Record<string, boolean>;
+    after: Record<string, boolean>;
+    lost: string[];
+    withdraw: string[];
+    rejoin: string[];
+  }> = [
+    {
+      name: "carrier lost on eth0: withdraw everything announced there, nothing else",
+      before: { eth0: true, eth1: true },
+      after: { eth0: false, eth1: true },
+      lost: ["eth0"],
+      withdraw: ["198.51.100.10 eth0", "198.51.100.11 eth0"],
+      rejoin: [],
+    },
+    {
+      name: "eth1 removed: its announcements go",
+      before: { eth0: true, eth1: true },
+      after: { eth0: true },
+      lost: ["eth1"],
+      withdraw: ["198.51.100.11 eth1", "198.51.100.12 eth1"],
+      rejoin: [],
+    },
+    {
+      name: "carrier back on eth0: a rejoin, nothing withdrawn",
+      before: { eth0: false, eth1: true },
+      after: { eth0: true, eth1: true },
+      lost: [],
+      withdraw: [],
+      rejoin: ["eth0"],
+    },
+    {
+      name: "a pod's veth and the CNI bridge coming up are no rejoin",
+      before: { eth0: true, veth12: false, cni0: false },
+      after: { eth0: true, veth12: true, cni0: true },
+      lost: [],
+      withdraw: [],
+      rejoin: [],
+    },
+    {
+      name: "a link seen for the first time is no rejoin (start, hotplug)",
+      before: { eth0: true },
+      after: { eth0: true, eth2: true },
+      lost: [],
+      withdraw: [],
+      rejoin: [],
+    },
+    {
+      name: "nothing changed: nothing to do",
+      before: { eth0: true, eth1: true },
+      after: { eth0: true, eth1: true },
+      lost: [],
+      withdraw: [],
+      rejoin: [],
+    },
+    {
+      name: "both down at once (a bond's members): every announcement goes",
+      before: { eth0: true, eth1: true },
+      after: { eth0: false, eth1: false },
+      lost: ["eth0", "eth1"],
+      withdraw: [
+        "198.51.100.10 eth0",
+        "198.51.100.11 eth0",
+        "198.51.100.11 eth1",
+        "198.51.100.12 eth1",
+      ],
+      rejoin: [],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const r = reactToLinks({
+        before: links(c.before),
+        after: links(c.after),
+        announced,
+        isVirtual,
+      });
+      expect(r.lost).toEqual(c.lost);
+      expect(r.withdraw.map((w) => `${w.ip} ${w.ifname}`).sort()).toEqual(c.withdraw);
+      expect(r.rejoin).toEqual(c.rejoin);
+    });
+  }
 });

@@ -257,3 +257,49 @@ export function decide(s: Snapshot): Decision {
   }
   return { ips, mine, deferred };
 }
+
+export interface LinkChangeInput {
+  /** Interface name -> usable (up, with carrier), before and after the change. */
+  before: ReadonlyMap<string, boolean>;
+  after: ReadonlyMap<string, boolean>;
+  /** What this node announces now: ip -> interfaces. */
+  announced: ReadonlyMap<string, readonly string[]>;
+  /** Container and CNI plumbing (interfaces.ts): its links come and go with pods. */
+  isVirtual: (name: string) => boolean;
+}
+
+export interface LinkReaction {
+  /** Interfaces that lost their carrier (or vanished). */
+  lost: string[];
+  /** Stop answering for these at once: the link is gone, peers take over. */
+  withdraw: Array<{ ip: string; ifname: string }>;
+  /**
+   * LAN interfaces whose carrier came back: rejoin. Peers may have taken this node's IPs
+   * over meanwhile, so settle (hear every peer, read the records afresh) before claiming
+   * anything not still held elsewhere, then announce what is ours with gratuitous ARP.
+   */
+  rejoin: string[];
+}
+
+/**
+ * How a speaker reacts when its links change, as soon as the kernel says so (a short
+ * outage may be over before any heartbeat is missed, so the node must not rely on noticing
+ * it was cut off).
+ */
+export function reactToLinks(i: LinkChangeInput): LinkReaction {
+  const lost: string[] = [];
+  const rejoin: string[] = [];
+  for (const [name, was] of i.before) {
+    if (was && i.after.get(name) !== true) lost.push(name);
+  }
+  for (const [name, now] of i.after) {
+    if (now && i.before.get(name) === false && !i.isVirtual(name)) rejoin.push(name);
+  }
+  const down = (n: string) => i.after.get(n) === false || (!i.after.has(n) && i.before.has(n));
+  const gone = new Set([...i.announced.values()].flat().filter(down));
+  const withdraw: LinkReaction["withdraw"] = [];
+  for (const [ip, ifaces] of i.announced) {
+    for (const ifname of ifaces) if (gone.has(ifname)) withdraw.push({ ip, ifname });
+  }
+  return { lost: lost.sort(), withdraw, rejoin: rejoin.sort() };
+}

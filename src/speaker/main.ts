@@ -2,6 +2,7 @@
 // health/metrics server and the Speaker.
 import { readFileSync } from "node:fs";
 import { Announcer } from "../arp/announcer.ts";
+import { LinkMonitor } from "../arp/packet-socket.ts";
 import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { createLogger } from "../observability/log.ts";
@@ -66,6 +67,19 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   );
   const announcer = new Announcer({ onCount: (name, ifname) => metrics.count(name, ifname) });
   const speaker = new Speaker(api, opts, announcer, membership, metrics, log);
+  // Link down/up as the kernel reports it: a short outage is over before a peer's silence
+  // would tell this node it was cut off.
+  let links: LinkMonitor | undefined;
+  try {
+    links = LinkMonitor.open();
+    links.on("change", (m: ReadonlyMap<string, boolean>) => speaker.onLinks(m));
+    links.on("error", (err: Error) => log.warn({ err: err.message }, "link monitor error"));
+  } catch (err) {
+    log.warn(
+      { err: (err as Error).message },
+      "cannot watch link changes: interfaces are re-read every 10 s only",
+    );
+  }
   // ipMode Proxy: the speaker's own kernel forwarding (its nftables table), rebuilt now.
   const forwarder = new Forwarder(opts, log);
   await forwarder.start();
@@ -97,9 +111,16 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
-    // Leave first, so that the next owner starts announcing while we stop answering.
+    // Tell the peers and stop answering in the same turn. A peer takes over as soon as the
+    // leaving heartbeat arrives; an answer from us after that (we used to answer until our
+    // Lease was deleted) pulls a client that re-resolves back here, where it stays until
+    // the next owner's burst repeats 1-2 s later.
+    membership.leave();
+    const ips = speaker.withdrawAll();
+    log.info({ ips }, "left: peers told, announcements withdrawn");
     await membership.stop();
     await speaker.stop();
+    links?.close();
     await forwarder.stop();
     announcer.close();
     server.close();

@@ -52,7 +52,7 @@ interface Peer {
 }
 
 /** Why a speaker (re)joins: its view of who is alive and who announces what is stale. */
-export type RejoinReason = "stall" | "isolation";
+export type RejoinReason = "stall" | "isolation" | "link";
 
 /** Period of the stall clock's tick, ms. */
 const STALL_TICK_MS = 20;
@@ -281,6 +281,15 @@ export class Membership {
     this.#rejoin("stall", stall);
   }
 
+  /**
+   * A LAN link of this node came back (its carrier was lost): peers may have declared us
+   * dead meanwhile, even if the outage was too short for us to miss their heartbeats.
+   */
+  linkRejoin(): void {
+    if (this.#stopped) return;
+    this.#rejoin("link", 0);
+  }
+
   #rejoin(reason: RejoinReason, stalledMs: number): void {
     this.#startSettling();
     this.onRejoin(reason, stalledMs);
@@ -292,8 +301,13 @@ export class Membership {
     this.#heardSince.clear();
   }
 
-  /** Says goodbye: a leaving heartbeat (others drop us at once) and deletes our Lease. */
-  async stop(): Promise<void> {
+  /**
+   * Sends the leaving heartbeat now (peers drop this node at once and take its IPs over)
+   * and stops renewing and beating. Synchronous, so that the caller can stop answering in
+   * the same turn. Idempotent; stop() calls it.
+   */
+  leave(): void {
+    if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#renewTimer);
     clearInterval(this.#beatTimer);
@@ -301,6 +315,11 @@ export class Membership {
     clearTimeout(this.#expiryTimer);
     clearTimeout(this.#settleTimer);
     this.#beat(true);
+  }
+
+  /** Says goodbye: a leaving heartbeat (others drop us at once) and deletes our Lease. */
+  async stop(): Promise<void> {
+    this.leave();
     await new Promise((r) => setTimeout(r, 20)); // let the leaving datagrams go out
     this.#socket?.close();
     await this.#leases.stop();

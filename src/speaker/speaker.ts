@@ -18,9 +18,20 @@ import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
-import { type Announcement, type Decision, decide, REBALANCE_ANNOTATION } from "./decision.ts";
+import {
+  type Announcement,
+  type Decision,
+  decide,
+  REBALANCE_ANNOTATION,
+  reactToLinks,
+} from "./decision.ts";
 import type { NodeInfo } from "./eligibility.ts";
-import { fromOsNetworkInterfaces, type HostInterface, resolveInterfaces } from "./interfaces.ts";
+import {
+  fromOsNetworkInterfaces,
+  type HostInterface,
+  isVirtualInterface,
+  resolveInterfaces,
+} from "./interfaces.ts";
 import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 import { SERVICE_NAME_LABEL, slimEndpointSlice, slimNode, slimService } from "./slim.ts";
@@ -47,7 +58,17 @@ const CONTEST_REANNOUNCE_MS = 3000;
 const CLAIM_OVERLAY_MS = 10_000;
 /** After a stall, requests read within this time are the backlog: not answered, ms. */
 const STALE_REQUESTS_MS = 30;
-/** Interface link state has no event here: re-evaluated this often, ms. */
+/**
+ * For this long after a rejoin, an IP is claimed only after asking the LAN whether another
+ * node answers it, for REJOIN_PROBE_MS: a peer that declared us dead just before it heard
+ * us again may have taken the IP over while its IPAnnouncement was still on its way, and a
+ * claim from the stale record would pull clients to us, then strand them when we let go.
+ */
+const REJOIN_PROBE_WINDOW_MS = 5000;
+const REJOIN_PROBE_MS = 100;
+/** Another node answered such a probe: ask again after this long (records converge). */
+const REJOIN_DEFER_MS = 1000;
+/** Without link events (onLinks never called), interfaces are re-read this often, ms. */
 const INTERFACE_RECHECK_MS = 10_000;
 /**
  * Changes of Kubernetes objects (Services, EndpointSlices, Nodes, pools, advertisements)
@@ -94,6 +115,12 @@ export class Speaker {
   readonly #listed = new Map<string, string>();
   /** Last reason logged per IP for not being announced (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
+  /** Held IPs whose post-rejoin re-announcement waits (another node answered): until when. */
+  readonly #reannounceAfter = new Map<string, number>();
+  /** When this speaker last rejoined (performance.now()), for REJOIN_PROBE_WINDOW_MS. */
+  #rejoinedAt = Number.NEGATIVE_INFINITY;
+  /** Interface name -> usable, as the last link event said (undefined before the first). */
+  #links: ReadonlyMap<string, boolean> | undefined;
   /** Called after every reconcile with what the informers hold (the forwarder listens). */
   onReconciled?: (services: readonly V1Service[], slices: readonly V1EndpointSlice[]) => void;
   #recordsFresh = true;
@@ -185,18 +212,62 @@ export class Speaker {
     this.#retryTimer.unref();
   }
 
-  /** Withdraws everything (no gratuitous "goodbye": the next owner's burst replaces us). */
-  async stop(): Promise<void> {
+  /**
+   * Stops answering for everything at once and announces nothing more; returns the IPs it
+   * held. No gratuitous "goodbye": the next owner's burst replaces us.
+   */
+  withdrawAll(): string[] {
     this.#stopped = true;
     clearInterval(this.#retryTimer);
     clearTimeout(this.#batchTimer);
-    for (const ip of this.#current.keys()) this.#announcer.withdraw(ip);
+    const ips = [...this.#current.keys()].sort();
+    for (const ip of ips) this.#announcer.withdraw(ip);
     this.#current.clear();
+    return ips;
+  }
+
+  /** Withdraws everything and stops watching. */
+  async stop(): Promise<void> {
+    this.withdrawAll();
     await Promise.all(
       [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records].map((i) =>
         i.stop(),
       ),
     );
+  }
+
+  /**
+   * The host's links changed (LinkMonitor). Carrier lost: stop answering there at once.
+   * Carrier back on a LAN link: rejoin (decision.ts: reactToLinks).
+   */
+  onLinks(links: ReadonlyMap<string, boolean>): void {
+    const before = this.#links;
+    this.#links = new Map(links);
+    if (before === undefined || this.#stopped) return;
+    const r = reactToLinks({
+      before,
+      after: links,
+      announced: this.#current,
+      isVirtual: (name) => isVirtualInterface({ name }),
+    });
+    if (r.lost.length > 0) {
+      const ips = [...new Set(r.withdraw.map((w) => w.ip))].sort();
+      this.#log.warn({ interfaces: r.lost, ips }, "link down: not answering there");
+    }
+    for (const { ip, ifname } of r.withdraw) {
+      this.#announcer.withdraw(ip, ifname);
+      const left = (this.#current.get(ip) ?? []).filter((i) => i !== ifname);
+      if (left.length > 0) this.#current.set(ip, left);
+      else {
+        this.#current.delete(ip);
+        this.#contested.delete(ip);
+      }
+    }
+    if (r.rejoin.length > 0) {
+      this.#log.info({ interfaces: r.rejoin }, "link up: rejoining");
+      this.#membership.linkRejoin();
+    }
+    this.#schedule();
   }
 
   /**
@@ -247,6 +318,7 @@ export class Speaker {
     // Requests queued while we did not run are stale (see Announcer.holdReplies).
     if (reason === "stall") this.#announcer.holdReplies(STALE_REQUESTS_MS);
     this.#log.info({ reason, stalledMs: Math.round(stalledMs), held: ips }, "rejoining");
+    this.#rejoinedAt = performance.now();
     this.#recordsFresh = false;
     void this.#relistRecords();
   }
@@ -359,6 +431,7 @@ export class Speaker {
       if (!want) {
         this.#current.delete(ip);
         this.#contested.delete(ip);
+        this.#reannounceAfter.delete(ip);
         const owner = decision.ips.get(ip)?.owner;
         this.#log.info({ ip, owner }, "stopped announcing");
       } else {
@@ -375,7 +448,14 @@ export class Speaker {
       if (until !== undefined && until > now) continue;
       const cur = this.#current.get(ip) ?? [];
       const missing = want.interfaces.filter((i) => !cur.includes(i));
-      if (cur.length > 0 && want.gratuitous) this.#reannounce(ip, cur);
+      const rejoined = performance.now() - this.#rejoinedAt < REJOIN_PROBE_WINDOW_MS;
+      if (cur.length > 0 && want.gratuitous) {
+        // After a rejoin our record may be the stale one: win clients back only if no other
+        // node answers the IP now.
+        if (!rejoined) this.#reannounce(ip, cur);
+        else if ((this.#reannounceAfter.get(ip) ?? 0) <= now)
+          void this.#probeThenReannounce(ip, cur);
+      }
       if (missing.length === 0) continue;
       // An IP some ironlb node has announced before is a takeover: announce at once (the
       // failover budget has no room for a probe). A brand-new IP is probed first.
@@ -386,7 +466,9 @@ export class Speaker {
         const on = missing.filter((i) => probed.includes(i));
         if (on.length > 0) this.#announce(ip, want, on);
       } else if (cur.length === 0 && !known && this.#o.probeMs > 0)
-        void this.#probeThenAnnounce(ip, missing);
+        void this.#probeThenAnnounce(ip, missing, this.#o.probeMs, false);
+      else if (cur.length === 0 && rejoined)
+        void this.#probeThenAnnounce(ip, missing, REJOIN_PROBE_MS, true);
       else this.#announce(ip, want, missing);
     }
     // A probe result is for the evaluation right after it: the world may move on.
@@ -406,7 +488,7 @@ export class Speaker {
       { interfaces: string[]; services: string[]; gratuitous: boolean }
     >();
     if (mine.size === 0) return out;
-    const host = hostInterfaces();
+    const host = hostInterfaces(this.#links);
     for (const [ip, a] of mine) {
       const resolved = resolveInterfaces(a.interfaces, host, ip);
       if (resolved.unavailable.length > 0) {
@@ -461,6 +543,41 @@ export class Speaker {
     this.#contested.delete(ip);
     this.#log.info({ ip, interfaces: ifaces }, "re-announcing: another node may have claimed it");
     if (this.#recordFor(ip)?.status?.node !== this.#o.node) this.#writeRecord(ip, ifaces, []);
+  }
+
+  /**
+   * After a rejoin: the gratuitous burst for a held, contested IP goes out only if a short
+   * probe finds no other node answering it. One that does answer took the IP over while we
+   * were away, and its record is on its way; pulling clients back to us now would strand
+   * them when we let go. Still contested, the IP is looked at again later.
+   */
+  async #probeThenReannounce(ip: string, ifaces: string[]): Promise<void> {
+    if (this.#probing.has(ip)) return;
+    this.#probing.add(ip);
+    let other: string | null = null;
+    try {
+      const answers = await Promise.all(
+        ifaces.map((i) => this.#announcer.probe(ip, i, REJOIN_PROBE_MS)),
+      );
+      other = answers.find((a) => a !== null) ?? null;
+    } catch (err) {
+      this.#log.warn({ ip, err: (err as Error).message }, "probe failed; re-announcing anyway");
+    } finally {
+      this.#probing.delete(ip);
+    }
+    if (this.#stopped) return;
+    if (other !== null) {
+      this.#log.info(
+        { ip, mac: other, services: this.#servicesWithIP(ip).map(keyOf) },
+        "rejoined: another host answers this IP, not re-announcing it yet",
+      );
+      this.#reannounceAfter.set(ip, Date.now() + REJOIN_DEFER_MS);
+      setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
+      return;
+    }
+    this.#reannounceAfter.delete(ip);
+    const still = this.#current.get(ip);
+    if (still && this.#contested.has(ip)) this.#reannounce(ip, still);
   }
 
   #announce(ip: string, want: { services: string[] }, ifaces: string[]): void {
@@ -558,13 +675,30 @@ export class Speaker {
     }
   }
 
-  async #probeThenAnnounce(ip: string, ifaces: string[]): Promise<void> {
+  /**
+   * Probes `ip` before announcing it. `rejoin`: after a rejoin, where an answer is most
+   * likely the peer that took the IP over meanwhile: no conflict Event, just wait for the
+   * records to say so (REJOIN_DEFER_MS) and decide again.
+   */
+  async #probeThenAnnounce(
+    ip: string,
+    ifaces: string[],
+    probeMs: number,
+    rejoin: boolean,
+  ): Promise<void> {
     this.#probing.add(ip);
     try {
-      const answers = await Promise.all(
-        ifaces.map((i) => this.#announcer.probe(ip, i, this.#o.probeMs)),
-      );
+      const answers = await Promise.all(ifaces.map((i) => this.#announcer.probe(ip, i, probeMs)));
       const mac = answers.find((a) => a !== null);
+      if (mac && rejoin) {
+        this.#log.info(
+          { ip, mac, services: this.#servicesWithIP(ip).map(keyOf) },
+          "rejoined: another host answers this IP, not claiming it yet",
+        );
+        this.#conflictUntil.set(ip, Date.now() + REJOIN_DEFER_MS);
+        setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
+        return;
+      }
       if (mac) {
         this.#conflict({ ip, ifname: ifaces[answers.indexOf(mac)]!, mac, during: "probe" });
         return;
@@ -634,11 +768,19 @@ function nodeInfo(n: V1Node): NodeInfo {
   return info;
 }
 
-/** This host's interfaces with link state (os.networkInterfaces() has addresses only). */
-function hostInterfaces(): HostInterface[] {
+/**
+ * This host's interfaces with link state (os.networkInterfaces() has addresses only): from
+ * the link events when there are any, else from /sys.
+ */
+function hostInterfaces(links?: ReadonlyMap<string, boolean>): HostInterface[] {
   const os = networkInterfaces();
   const up = new Set<string>();
   for (const name of Object.keys(os)) {
+    const known = links?.get(name);
+    if (known !== undefined) {
+      if (known) up.add(name);
+      continue;
+    }
     try {
       const state = readFileSync(`/sys/class/net/${name}/operstate`, "utf8").trim();
       // veth and many virtual links report "unknown" while passing traffic.

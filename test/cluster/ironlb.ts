@@ -2,7 +2,9 @@
 // `helm install` of charts/ironlb, a pool and an L2Advertisement, an echo Deployment with
 // one pod per node behind two LoadBalancer Services (Cluster and Local), and the client's
 // view of them. Shared by `npm run lab`, the cluster e2e test and the cluster benchmark.
+import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { repoRoot, sleep, waitFor } from "../support/kube.ts";
 import { POOL_CIDR } from "./addresses.ts";
 import type { RealCluster } from "./cluster.ts";
@@ -287,6 +289,40 @@ export async function timeFailover(
       throw new Error(`no node other than ${before.node} answered ${ip} within ${timeoutMs} ms`);
     await sleep(10);
   }
+}
+
+/**
+ * Follows the log of `node`'s speaker pod (`kubectl logs -f`) until its container ends:
+ * `attached` resolves with the first line, `ended` when the stream closes; `lines()` are
+ * the pino records so far.
+ */
+export async function followSpeakerLog(
+  c: RealCluster,
+  node: string,
+): Promise<{ attached: Promise<void>; ended: Promise<void>; lines(): Record<string, unknown>[] }> {
+  const pod = await speakerPod(c, node);
+  const p = spawn(
+    c.kubectlBin,
+    ["--kubeconfig", c.kubeconfig, "logs", "-f", "-n", NAMESPACE, pod],
+    {
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
+  const records: Record<string, unknown>[] = [];
+  let onFirst: () => void = () => {};
+  const attached = new Promise<void>((r) => {
+    onFirst = r;
+  });
+  createInterface({ input: p.stdout! }).on("line", (line) => {
+    try {
+      records.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // not a log record
+    }
+    onFirst();
+  });
+  const ended = new Promise<void>((r) => p.once("close", () => r()));
+  return { attached, ended, lines: () => records };
 }
 
 /** Deletes the speaker pod of `node` (the DaemonSet replaces it). */

@@ -16,6 +16,7 @@ import {
   CLUSTER_SVC,
   clientEcho,
   deleteSpeakerPod,
+  followSpeakerLog,
   LOCAL_SVC,
   NAMESPACE,
   RELEASE,
@@ -27,7 +28,7 @@ import {
 } from "../cluster/ironlb.ts";
 import { upWithIronlb } from "../cluster/up.ts";
 import { tryRun } from "../lab/net.ts";
-import { repoRoot, waitFor } from "../support/kube.ts";
+import { repoRoot, sleep, waitFor } from "../support/kube.ts";
 
 const log = (m: string) => process.stderr.write(`[cluster-e2e] ${m}\n`);
 
@@ -101,11 +102,31 @@ describe("ironlb installed by helm in a real cluster", () => {
   });
 
   it("the announcing node's speaker pod deleted: traffic flows again through another node", async () => {
+    const owner = await announcingNode(cluster(), LOCAL_SVC);
+    const speakerLog = await followSpeakerLog(cluster(), owner!);
+    await speakerLog.attached;
     const f = await timeFailover(cluster(), ipLocal, (node) => deleteSpeakerPod(cluster(), node));
     log(
       `failover after the speaker pod of ${f.from} was deleted: ${f.ms.toFixed(0)} ms, to ${f.to}`,
     );
+    expect(f.from).toBe(owner);
     expect(f.to).not.toBe(f.from);
+    // The leaving speaker told its peers and stopped answering in one turn, on SIGTERM,
+    // before anything slower (its Lease delete) and before it exited.
+    await Promise.race([
+      speakerLog.ended,
+      sleep(60_000).then(() => {
+        throw new Error("the deleted speaker's log did not end within 60 s");
+      }),
+    ]);
+    const msgs = speakerLog.lines().map((l) => l.msg);
+    const down = msgs.indexOf("shutting down");
+    const left = speakerLog
+      .lines()
+      .findIndex((l) => l.msg === "left: peers told, announcements withdrawn");
+    expect(down).toBeGreaterThanOrEqual(0);
+    expect(left).toBe(down + 1);
+    expect(speakerLog.lines()[left]?.ips).toContain(ipLocal);
     const a = await clientEcho(cluster(), ipLocal);
     expect(a?.client).toBe(CLIENT_IP);
     expect(await clientEcho(cluster(), ipCluster)).toBeDefined();

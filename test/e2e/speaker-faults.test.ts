@@ -3,7 +3,8 @@
 // client namespace asks for every Service IP every 20 ms) and where its kernel's neighbour
 // entries point. After every fault settles the client must reach each IP through the node
 // that answers for it, and two nodes may never answer for one IP longer than one heartbeat
-// interval (100 ms).
+// interval (100 ms). Beyond the issue's four faults: a short link outage (the owner learns
+// it from the kernel) and a SIGTERM (the owner stops answering as it leaves).
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -12,12 +13,12 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import {
-  CpuCgroup,
+  answeredOver,
   figures,
   ipAnnouncement,
   setLink,
   stallSpeaker,
-  startHog,
+  starveSpeakers,
   type WatchResult,
   watchArp,
 } from "../lab/faults.ts";
@@ -60,28 +61,44 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       20,
     );
 
-  /** Who answers each IP now: a short watch, the last round. */
+  /** Who answers each IP now: the nodes seen answering over a short watch (200 ms). */
   async function answering(): Promise<Map<string, string[]>> {
-    const w = watchArp(lab, ips());
-    await w.ready;
-    const r = await w.stop();
-    return new Map(ips().map((ip) => [ip, (r.answers[ip]?.at(-1)?.[1] ?? []).map(nodeOf)]));
+    const a = await answeredOver(lab, ips());
+    return new Map([...a].map(([ip, m]) => [ip, m.map(nodeOf)]));
   }
   const nodeOf = (mac: string) => macs.get(mac) ?? mac;
 
   /** Every IP answered by exactly one node; returns ip -> node. */
-  async function stableOwners(timeoutMs = 10_000): Promise<Map<string, string>> {
+  async function stableOwners(timeoutMs = 20_000): Promise<Map<string, string>> {
+    let seen = "";
     return waitFor(
       "every IP answered by exactly one node",
       async () => {
         const a = await answering();
+        seen = [...a].map(([ip, n]) => `${ip}: ${n.join(",") || "nobody"}`).join("; ");
         if ([...a.values()].some((n) => n.length !== 1)) return undefined;
         return new Map([...a].map(([ip, n]) => [ip, n[0]!]));
       },
       timeoutMs,
       100,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last seen: ${seen}`);
+    });
   }
+
+  /**
+   * The node a connection from the client to ip:port enters through. Connections are
+   * tried until one is answered: kube-proxy may pick a pod on a node whose link is down
+   * (the lab has no kubelet to take its endpoints out), and a busy host is slow. A stranded
+   * entry is not healed by retrying: the connection then enters through the node it names.
+   */
+  const entryNode = (ip: string, port: number) =>
+    waitFor(
+      `a connection to ${ip}:${port} answered`,
+      () => lab.tryEntryNode(ip, port, 3000),
+      20_000,
+      0,
+    );
 
   /**
    * The client reaches every IP through its owner without forgetting anything: its
@@ -92,7 +109,7 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       const owner = owners.get(ip)!;
       const mac = [...macs].find(([, n]) => n === owner)![0];
       // A connection first: an entry that went STALE is then confirmed or replaced.
-      expect(await lab.tryEntryNode(ip, svc.port, 1000), `${ip} via ${owner}`).toBe(owner);
+      expect(await entryNode(ip, svc.port), `${ip} via ${owner}`).toBe(owner);
       expect((await lab.clientNeighbour(ip))?.mac, `client's entry for ${ip}`).toBe(mac);
     }
   }
@@ -139,7 +156,9 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       });
       svcs.push({ svc, ip });
     }
-    const owners = await stableOwners(20_000);
+    // Served wherever it may be announced (kube-proxy syncs on its own schedule).
+    for (const { svc, ip } of svcs) await lab.waitProxiesServe(ip, svc.port);
+    const owners = await stableOwners();
     // The test needs every node to own something, else faults on it prove nothing.
     expect(new Set(owners.values()).size).toBeGreaterThan(1);
   });
@@ -199,16 +218,16 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
           const a = (await answering()).get(ip) ?? [];
           return a.length === 1 && a[0] !== interim ? a[0] : undefined;
         },
-        5000,
+        10_000,
         50,
       );
       await waitFor(
         "the client's entry to follow",
         async () => nodeOf((await lab.clientNeighbour(ip))?.mac ?? "") === next,
-        3000,
+        5000,
         20,
       );
-      expect(await lab.tryEntryNode(ip, svcs[0]!.svc.port, 1000)).toBe(next);
+      expect(await entryNode(ip, svcs[0]!.svc.port)).toBe(next);
     } finally {
       const m2 = mark();
       await setLink(lab, interim, true);
@@ -248,10 +267,14 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     const others = [...before].filter(([, n]) => n !== node).map(([ip]) => ip);
     const w = watchArp(lab, ips());
     await w.ready;
+    const mDown = mark();
     await setLink(lab, node, false);
+    // The node learns it from the kernel at once, not from missing heartbeats.
+    await logged(mDown, node, "link down: not answering there");
     await sleep(6000); // the fault's duration, as in the issue
     const m = mark();
     await setLink(lab, node, true);
+    await logged(m, node, "link up: rejoining");
     await logged(m, node, "membership settled");
     // One more heartbeat dead-time: anything it would (wrongly) claim is claimed by now.
     await sleep(500);
@@ -278,25 +301,48 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     await clientFollows(after);
   });
 
+  it("a 0.4 s link outage of an owner: it stops answering at once and rejoins on link up; never two answerers for long, no client stranded", async () => {
+    const before = await stableOwners();
+    await clientFollows(before);
+    const ip = svcs[0]!.ip;
+    const node = before.get(ip)!;
+    const mine = [...before].filter(([, n]) => n === node).map(([x]) => x);
+    const w = watchArp(lab, ips());
+    await w.ready;
+    const m = mark();
+    await setLink(lab, node, false);
+    await logged(m, node, "link down: not answering there");
+    await sleep(400); // the outage, shorter than peers need to declare the node dead
+    await setLink(lab, node, true);
+    await logged(m, node, "link up: rejoining");
+    await logged(m, node, "membership settled");
+    const after = await stableOwners();
+    const r = await w.stop();
+    noLongDuals(r, "link down 0.4 s");
+    for (const x of mine) {
+      const f = figures(r, x);
+      // Whoever owns it in the end, the client's entry never named a silent node for longer
+      // than one heartbeat while another answered, and the IP moved at most once.
+      const story = `answers ${JSON.stringify((r.answers[x] ?? []).map(([t, m]) => [t, m.map(nodeOf)]))}; client's entry ${JSON.stringify((r.neighbour[x] ?? []).map(([t, m]) => [t, nodeOf(m)]))}`;
+      expect(f.maxStrandedMs, `stranded on ${x}: ${story}`).toBeLessThanOrEqual(HEARTBEAT_MS);
+      expect(f.moves, `moves of ${x}`).toBeLessThanOrEqual(1);
+    }
+    await clientFollows(after);
+  });
+
   it("fault 3: a speaker with a 50m CPU share under a 2-CPU hog makes no false failover", async () => {
     const before = await stableOwners();
-    // One group per speaker, as a pod's cgroup with a 50m request: cpu.shares 51.
-    const id = `ironlb-${prefix}`;
-    const groups = lab.nodes.map((n) => CpuCgroup.create(`${id}-${n.name}`, { shares: 51 }));
-    const hogGroup = CpuCgroup.create(`${id}-hog`, { cpus: 2 });
-    let hog: { stop(): Promise<void> } | undefined;
+    let starved: { stop(): Promise<void> } | undefined;
     const m = mark();
     const w = watchArp(lab, ips());
     const pids = lab.nodes.map((n) => lab.speaker(n.name)!.proc.pid!);
     const cpu0 = pids.map(cpuTicks);
     try {
       await w.ready;
-      for (const [i, pid] of pids.entries()) groups[i]!.add(pid);
-      hog = startHog(hogGroup, 2);
+      starved = starveSpeakers(`ironlb-${prefix}`, pids);
       await sleep(20_000); // the starvation scenario's duration
     } finally {
-      await hog?.stop();
-      for (const g of [...groups, hogGroup]) g.remove();
+      await starved?.stop();
     }
     console.info(
       `speaker CPU under starvation: ${pids.map((p, i) => `${((cpuTicks(p) - cpu0[i]!) / 20).toFixed(1)}%`).join(" / ")} of one core`,
@@ -322,6 +368,43 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
       ).toEqual([]);
     expect(await stableOwners()).toEqual(before);
     await clientFollows(before);
+  });
+
+  it("SIGTERM of an owner's speaker: it stops answering as it tells its peers, so no client is pulled back to it", async () => {
+    const before = await stableOwners();
+    await clientFollows(before);
+    const ip = svcs[0]!.ip;
+    const node = before.get(ip)!;
+    const oldMac = [...macs].find(([, n]) => n === node)![0];
+    const m = mark();
+    const w = watchArp(lab, ips());
+    await w.ready;
+    await lab.stopSpeaker(node, "SIGTERM");
+    const next = await waitFor(
+      `${ip} answered by a node other than ${node}`,
+      async () => {
+        const a = (await answering()).get(ip) ?? [];
+        return a.length === 1 && a[0] !== node ? a[0] : undefined;
+      },
+      10_000,
+      50,
+    );
+    const r = await w.stop();
+    noLongDuals(r, "SIGTERM");
+    // It left by the book: told its peers and withdrew in one turn, before its Lease went.
+    const left = since(m, node).find((l) => l.msg === "left: peers told, announcements withdrawn");
+    expect(left?.ips).toContain(ip);
+    // Once the next owner answered, the leaving node never answered again.
+    const timeline = r.answers[ip] ?? [];
+    const firstNew = timeline.findIndex(([, x]) => x.some((mac) => mac !== oldMac));
+    expect(firstNew).toBeGreaterThanOrEqual(0);
+    expect(timeline.slice(firstNew + 1).filter(([, x]) => x.includes(oldMac))).toEqual([]);
+    expect(await entryNode(ip, svcs[0]!.svc.port)).toBe(next);
+    // Back to three speakers for what follows.
+    lab.startSpeaker(node);
+    await lab.waitSpeakersReady(60_000);
+    await logged(new Map([[node, 0]]), node, "membership settled", 30_000);
+    await clientFollows(await stableOwners());
   });
 
   it("ironlb status prints, per Service, the IP, pool, announcing node and interface, or why not", async () => {

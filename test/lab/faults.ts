@@ -103,6 +103,44 @@ export class CpuCgroup {
   }
 }
 
+/**
+ * Weight of the group that holds the starvation scenario, against the rest of the host
+ * (each process outside any group weighs 1024). The scenario is relative: speakers with
+ * cpu.shares 51 next to a 2-CPU hog (shares 1024) get ~4 % of the CPUs. Other load on the
+ * host (other tests, other users) would shrink that further and judge a harsher fault
+ * than the one named; inside a group worth ten busy processes the scenario stays what it
+ * says while the host is moderately busy.
+ */
+const SCENARIO_SHARES = 10_240;
+
+/**
+ * The CPU-starvation scenario of issue 9: each speaker in its own group with a 50m
+ * request's share (cpu.shares 51), beside a group with `hogs` busy loops and a 2-CPU quota,
+ * all inside one group of their own. stop() ends the hog and puts everything back.
+ */
+export function starveSpeakers(
+  name: string,
+  speakerPids: number[],
+  hogs = 2,
+): { stop(): Promise<void> } {
+  const parent = CpuCgroup.create(name, { shares: SCENARIO_SHARES });
+  const groups = speakerPids.map((_, i) => CpuCgroup.create(`${name}/speaker${i}`, { shares: 51 }));
+  const hogGroup = CpuCgroup.create(`${name}/hog`, { cpus: 2 });
+  let hog: { stop(): Promise<void> } | undefined;
+  const stop = async () => {
+    await hog?.stop();
+    for (const g of [...groups, hogGroup, parent]) g.remove();
+  };
+  try {
+    for (const [i, pid] of speakerPids.entries()) groups[i]!.add(pid);
+    hog = startHog(hogGroup, hogs);
+  } catch (err) {
+    void stop();
+    throw err;
+  }
+  return { stop };
+}
+
 /** `n` busy-looping processes in `group` (a CPU hog); stop() kills them. */
 export function startHog(group: CpuCgroup, n: number): { stop(): Promise<void> } {
   const procs: ChildProcess[] = [];
@@ -137,11 +175,14 @@ export interface WatchResult {
   neighbour: Record<string, [number, string][]>;
 }
 
-/** Starts arp-watch.ts in the client namespace; stop() ends it and returns what it saw. */
+/**
+ * Starts arp-watch.ts in the client namespace; stop() ends it and returns what it saw.
+ * `ready` resolves once `readyRounds` rounds of requests are complete.
+ */
 export function watchArp(
   lab: Lab,
   ips: string[],
-  intervalMs = 20,
+  o: { intervalMs?: number; readyRounds?: number } = {},
 ): { ready: Promise<void>; stop(): Promise<WatchResult> } {
   const p = spawn(
     "ip",
@@ -152,8 +193,9 @@ export function watchArp(
       process.execPath,
       join(repoRoot, "test/lab/arp-watch.ts"),
       "eth0",
-      lab.client.ip,
-      String(intervalMs),
+      lab.watcherIP,
+      String(o.intervalMs ?? 20),
+      String(o.readyRounds ?? 3),
       ...ips,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
@@ -188,6 +230,24 @@ export function watchArp(
       return JSON.parse(out.trim().split("\n").pop()!) as WatchResult;
     },
   };
+}
+
+/**
+ * Who answered each IP over a short watch of `rounds` rounds (20 ms each): the MACs seen
+ * in any of them, sorted. One MAC for an IP means one node answered it throughout; a
+ * reply late for its round still counts (a busy host is slow, not wrong).
+ */
+export async function answeredOver(
+  lab: Lab,
+  ips: string[],
+  rounds = 10,
+): Promise<Map<string, string[]>> {
+  const w = watchArp(lab, ips, { readyRounds: rounds });
+  await w.ready;
+  const r = await w.stop();
+  return new Map(
+    ips.map((ip) => [ip, [...new Set((r.answers[ip] ?? []).flatMap(([, m]) => m))].sort()]),
+  );
 }
 
 /** State at time t of a timeline of [t, value] changes (undefined before the first). */

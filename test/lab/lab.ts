@@ -483,6 +483,15 @@ export class Lab {
     return this.#subnet.bits;
   }
 
+  /**
+   * A LAN address nobody holds, for ARP requests that must not teach any kernel anything:
+   * a node that has an entry for the sender IP of a request updates it to the sender MAC,
+   * so requests "from the client" with another MAC would misdirect the nodes' replies.
+   */
+  get watcherIP(): string {
+    return hostAddress(this.#subnet, 99);
+  }
+
   async #build(): Promise<void> {
     const { prefix, workDir } = this.opts;
     if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces)");
@@ -655,6 +664,36 @@ export class Lab {
         },
         timeoutMs,
         200,
+      );
+    }
+  }
+
+  /**
+   * Waits until every node's kube-proxy forwards `ip:port` (its `service-ips` map has the
+   * entry): a Service's load-balancer IP is served wherever it may be announced. kube-proxy
+   * syncs at most once a second, later on a busy host.
+   */
+  async waitProxiesServe(ip: string, port: number, timeoutMs = 30_000): Promise<void> {
+    const family = ip.includes(":") ? "ip6" : "ip";
+    for (const n of this.nodes) {
+      await waitFor(
+        `kube-proxy of ${n.name} forwarding ${ip}:${port}`,
+        async () => {
+          const out = await tryRun("ip", [
+            "netns",
+            "exec",
+            n.ns,
+            "nft",
+            "list",
+            "map",
+            family,
+            "kube-proxy",
+            "service-ips",
+          ]);
+          return out?.includes(`${ip} . tcp . ${port} :`) === true;
+        },
+        timeoutMs,
+        100,
       );
     }
   }

@@ -17,6 +17,14 @@
  *   stats(handle) -> { packets, drops }: PACKET_STATISTICS since the previous call
  *     (frames that passed the filter, and those of them the full receive queue dropped).
  *   close(handle) -> undefined (idempotent)
+ *   openLinkMonitor(cb: (err, datagram) => void, groups = RTMGRP_LINK) -> { handle }: a
+ *     NETLINK_ROUTE socket subscribed to `groups` (link changes by default; the lab's ARP
+ *     watcher asks for neighbour changes), polled like the packet sockets; each
+ *     datagram (one or more rtnetlink messages, parsed by ../link-state.ts) goes to cb as a
+ *     Buffer. With RTMGRP_LINK a dump of every link is requested at once, so the first
+ *     datagrams say how every link is now. close(handle) closes it.
+ *   linkDump(handle) -> undefined: requests that dump again (after ENOBUFS: the kernel
+ *     dropped events because the socket's queue was full).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +32,8 @@
 #include <net/if_arp.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <node_api.h>
 #include <stdint.h>
@@ -41,6 +51,7 @@
 
 #define KIND_ARP 0
 #define KIND_NDP 1
+#define KIND_LINK 2
 /* Level-triggered poll: stopping after a batch just yields to the loop, it loses nothing. */
 #define MAX_FRAMES_PER_WAKE 64
 #define RECV_BUF_SIZE 65536
@@ -50,6 +61,7 @@ typedef struct psock {
   int fd;
   int ifindex;
   uint16_t proto;
+  int kind;
   uv_poll_t poll;
   int poll_started;  /* uv_poll_init succeeded, handle must be uv_close()d */
   int closed;        /* close() ran: fd closed, callback released */
@@ -214,6 +226,52 @@ static void on_readable(uv_poll_t* handle, int status, int events) {
   napi_close_handle_scope(s->env, scope);
 }
 
+/* Link monitor: every datagram is handed over whole; the parsing is TypeScript's. */
+static void on_link_readable(uv_poll_t* handle, int status, int events) {
+  psock* s = (psock*)handle->data;
+  napi_handle_scope scope;
+  if (s->closed) return;
+  if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+  for (int i = 0; i < MAX_FRAMES_PER_WAKE && !s->closed; i++) {
+    ssize_t n = recv(s->fd, recv_buf, sizeof recv_buf, MSG_DONTWAIT);
+    if (n < 0) {
+      int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      if (e == EINTR) continue;
+      /* ENOBUFS: events were lost; JS asks for a fresh dump. */
+      deliver(s, make_errno_error(s->env, e, "receiving link changes failed"), NULL, -1);
+      break;
+    }
+    size_t len = (size_t)n > sizeof recv_buf ? sizeof recv_buf : (size_t)n;
+    napi_value buf;
+    void* data;
+    if (napi_create_buffer_copy(s->env, len, recv_buf, &data, &buf) != napi_ok) break;
+    deliver(s, NULL, buf, 0);
+  }
+  napi_close_handle_scope(s->env, scope);
+}
+
+static int request_link_dump(int fd) {
+  struct {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifi;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.ifi);
+  req.nh.nlmsg_type = RTM_GETLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  struct sockaddr_nl to;
+  memset(&to, 0, sizeof to);
+  to.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr*)&to, sizeof to);
+  } while (n < 0 && errno == EINTR);
+  return n < 0 ? -1 : 0;
+}
+
 /* ---- socket setup ------------------------------------------------------------------- */
 
 /* Classic BPF over the whole Ethernet frame: IPv6, next header ICMPv6 (58), type 135
@@ -375,6 +433,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->ifindex = ifindex;
   s->proto = proto;
+  s->kind = kind;
   s->poll.data = s;
 
   napi_value external, resource, resource_name;
@@ -423,6 +482,105 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_set_named_property(env, result, "handle", external));
   NAPI_CALL(env, napi_set_named_property(env, result, "ifindex", ifindex_val));
   NAPI_CALL(env, napi_set_named_property(env, result, "mac", mac_val));
+  return result;
+}
+
+static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "EINVAL", "openLinkMonitor(callback[, groups]) needs a callback");
+    return NULL;
+  }
+  uint32_t groups = RTMGRP_LINK;
+  if (argc >= 2) {
+    napi_valuetype gt;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &gt));
+    if (gt != napi_undefined && napi_get_value_uint32(env, argv[1], &groups) != napi_ok) {
+      napi_throw_type_error(env, "EINVAL", "groups must be an RTMGRP_* bit mask");
+      return NULL;
+    }
+  }
+  napi_valuetype cbtype;
+  NAPI_CALL(env, napi_typeof(env, argv[0], &cbtype));
+  if (cbtype != napi_function) {
+    napi_throw_type_error(env, "EINVAL", "callback must be a function");
+    return NULL;
+  }
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket(AF_NETLINK) failed");
+    return NULL;
+  }
+  /* Room for a burst of changes (a dump of many links) before the kernel drops some. */
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = groups;
+  if (bind(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, "subscribing to link changes failed");
+    return NULL;
+  }
+  psock* s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    throw_errno(env, ENOMEM, "out of memory");
+    return NULL;
+  }
+  s->env = env;
+  s->fd = fd;
+  s->ifindex = 0;
+  s->kind = KIND_LINK;
+  s->poll.data = s;
+  napi_value external, resource, resource_name;
+  if (napi_create_external(env, s, finalize, NULL, &external) != napi_ok) {
+    close(fd);
+    free(s);
+    napi_throw_error(env, "EINTERNAL", "napi_create_external failed");
+    return NULL;
+  }
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, "ironlb:LinkMonitor", NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_async_init(env, resource, resource_name, &s->async_ctx) != napi_ok ||
+      napi_create_reference(env, argv[0], 1, &s->callback) != napi_ok) {
+    psock_close(s, 0);
+    napi_throw_error(env, "EINTERNAL", "setting up the link callback failed");
+    return NULL;
+  }
+  uv_loop_t* loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
+    psock_close(s, 0);
+    napi_throw_error(env, "EINTERNAL", "no libuv event loop");
+    return NULL;
+  }
+  int rc = uv_poll_init(loop, &s->poll, fd);
+  if (rc != 0) {
+    psock_close(s, 0);
+    throw_errno(env, -rc, "uv_poll_init failed");
+    return NULL;
+  }
+  s->poll_started = 1;
+  rc = uv_poll_start(&s->poll, UV_READABLE, on_link_readable);
+  if (rc != 0) {
+    psock_close(s, 0);
+    throw_errno(env, -rc, "uv_poll_start failed");
+    return NULL;
+  }
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  if ((groups & RTMGRP_LINK) != 0 && request_link_dump(fd) < 0) {
+    int e = errno;
+    psock_close(s, 0);
+    throw_errno(env, e, "requesting the list of links failed");
+    return NULL;
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_set_named_property(env, result, "handle", external));
   return result;
 }
 
@@ -616,6 +774,22 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value js_link_dump(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "linkDump(handle) needs 1 argument")) return NULL;
+  psock* s = get_handle(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->closed || s->kind != KIND_LINK) {
+    throw_errno(env, EBADF, "not an open link monitor");
+    return NULL;
+  }
+  if (request_link_dump(s->fd) < 0) {
+    throw_errno(env, errno, "requesting the list of links failed");
+    return NULL;
+  }
+  return NULL;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, "close(handle) needs 1 argument")) return NULL;
@@ -633,6 +807,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"openLinkMonitor", NULL, js_open_link_monitor, NULL, NULL, NULL, napi_default, NULL},
+      {"linkDump", NULL, js_link_dump, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
