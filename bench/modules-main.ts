@@ -27,7 +27,7 @@ try {
     ["controller, all its modules (.ts)", `${root}/src/controller/main.ts`],
     ["controller, all its modules (compiled .js)", `${out}/controller/main.js`],
     [
-      "controller, compiled, with the node flags of the chart's controller command",
+      "controller, compiled, with the image's node flags",
       `${out}/controller/main.js`,
       imageRuntime("controller").nodeArgs,
     ],

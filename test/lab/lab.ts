@@ -1553,17 +1553,21 @@ export class Lab {
     for (const other of this.nodes) {
       if (other.name === name) continue;
       await run("ip", ["-n", node.ns, "route", "replace", other.podCIDR, "via", other.ip]);
-      if (node.ip6 && other.ip6 && other.podCIDR6)
-        await run("ip", [
-          "-n",
-          node.ns,
-          "-6",
-          "route",
-          "replace",
-          other.podCIDR6,
-          "via",
-          other.ip6,
-        ]);
+      if (node.ip6 && other.ip6 && other.podCIDR6) {
+        const args = ["-n", node.ns, "-6", "route", "replace", other.podCIDR6, "via", other.ip6];
+        // IPv6 puts the on-link prefix route back only once the carrier is seen, which can
+        // lag the link-up call: until then the gateway is "No route to host". Retry briefly.
+        const deadline = performance.now() + 5000;
+        for (;;) {
+          try {
+            await run("ip", args);
+            break;
+          } catch (err) {
+            if (performance.now() > deadline || !/No route to host/.test(String(err))) throw err;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+      }
     }
   }
 
