@@ -772,8 +772,12 @@ export class Lab {
     await run("ip", ["netns", "add", ns]);
     // Before any interface exists. An IPv4 lab has no IPv6 at all (router and neighbour
     // solicitations would only be noise on the LAN); an IPv6 lab has static addresses only,
-    // without duplicate address detection (addresses usable at once).
-    const v6 = this.opts.ipv6 ? ["accept_dad=0", "autoconf=0", "accept_ra=0"] : ["disable_ipv6=1"];
+    // without duplicate address detection (addresses usable at once), kept over a link
+    // flap (the kernel flushes IPv6 addresses on admin down otherwise; a fault test takes
+    // eth0 down and up as a pulled cable would, and the node must keep its address).
+    const v6 = this.opts.ipv6
+      ? ["accept_dad=0", "autoconf=0", "accept_ra=0", "keep_addr_on_down=1"]
+      : ["disable_ipv6=1"];
     const all = [
       ...["all", "default"].flatMap((k) => v6.map((x) => `net.ipv6.conf.${k}.${x}`)),
       ...sysctls,
@@ -1555,8 +1559,8 @@ export class Lab {
       await run("ip", ["-n", node.ns, "route", "replace", other.podCIDR, "via", other.ip]);
       if (node.ip6 && other.ip6 && other.podCIDR6) {
         const args = ["-n", node.ns, "-6", "route", "replace", other.podCIDR6, "via", other.ip6];
-        // IPv6 puts the on-link prefix route back only once the carrier is seen, which can
-        // lag the link-up call: until then the gateway is "No route to host". Retry briefly.
+        // The on-link prefix route comes back with the carrier, which can lag the link-up
+        // call: until then the gateway is "No route to host". Retry briefly.
         const deadline = performance.now() + 5000;
         for (;;) {
           try {
