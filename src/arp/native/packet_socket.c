@@ -312,6 +312,54 @@ static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_va
   return true;
 }
 
+/*
+ * Wraps an open fd in a psock polled for reading by `on_read`, owned by a JS external from
+ * then on: calls `callback` for what arrives, closed by the finalizer or the env teardown.
+ * Returns the external, or NULL with a JS exception pending (the fd is closed then).
+ */
+static napi_value psock_attach(napi_env env, psock* s, napi_value callback, const char* name,
+                               uv_poll_cb on_read) {
+  napi_value external, resource, resource_name;
+  s->env = env;
+  s->poll.data = s;
+  if (napi_create_external(env, s, finalize, NULL, &external) != napi_ok) {
+    close(s->fd);
+    free(s);
+    napi_throw_error(env, "EINTERNAL", "napi_create_external failed");
+    return NULL;
+  }
+  /* From here on the finalizer owns s; errors only need psock_close(). */
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_async_init(env, resource, resource_name, &s->async_ctx) != napi_ok ||
+      napi_create_reference(env, callback, 1, &s->callback) != napi_ok) {
+    psock_close(s, 0);
+    napi_throw_error(env, "EINTERNAL", "setting up the receive callback failed");
+    return NULL;
+  }
+  uv_loop_t* loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
+    psock_close(s, 0);
+    napi_throw_error(env, "EINTERNAL", "no libuv event loop");
+    return NULL;
+  }
+  int rc = uv_poll_init(loop, &s->poll, s->fd);
+  if (rc != 0) {
+    psock_close(s, 0);
+    throw_errno(env, -rc, "uv_poll_init failed");
+    return NULL;
+  }
+  s->poll_started = 1;
+  rc = uv_poll_start(&s->poll, UV_READABLE, on_read);
+  if (rc != 0) {
+    psock_close(s, 0);
+    throw_errno(env, -rc, "uv_poll_start failed");
+    return NULL;
+  }
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  return external;
+}
+
 static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv, "open(ifname, kind, callback) needs 3 arguments")) return NULL;
@@ -429,50 +477,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     throw_errno(env, ENOMEM, "out of memory");
     return NULL;
   }
-  s->env = env;
   s->fd = fd;
   s->ifindex = ifindex;
   s->proto = proto;
   s->kind = kind;
-  s->poll.data = s;
-
-  napi_value external, resource, resource_name;
-  if (napi_create_external(env, s, finalize, NULL, &external) != napi_ok) {
-    close(fd);
-    free(s);
-    napi_throw_error(env, "EINTERNAL", "napi_create_external failed");
-    return NULL;
-  }
-  /* From here on the finalizer owns s; errors only need psock_close(). */
-  napi_create_object(env, &resource);
-  napi_create_string_utf8(env, "ironlb:PacketSocket", NAPI_AUTO_LENGTH, &resource_name);
-  if (napi_async_init(env, resource, resource_name, &s->async_ctx) != napi_ok ||
-      napi_create_reference(env, argv[2], 1, &s->callback) != napi_ok) {
-    psock_close(s, 0);
-    napi_throw_error(env, "EINTERNAL", "setting up the receive callback failed");
-    return NULL;
-  }
-
-  uv_loop_t* loop = NULL;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
-    psock_close(s, 0);
-    napi_throw_error(env, "EINTERNAL", "no libuv event loop");
-    return NULL;
-  }
-  rc = uv_poll_init(loop, &s->poll, fd);
-  if (rc != 0) {
-    psock_close(s, 0);
-    throw_errno(env, -rc, "uv_poll_init failed");
-    return NULL;
-  }
-  s->poll_started = 1;
-  rc = uv_poll_start(&s->poll, UV_READABLE, on_readable);
-  if (rc != 0) {
-    psock_close(s, 0);
-    throw_errno(env, -rc, "uv_poll_start failed");
-    return NULL;
-  }
-  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  napi_value external = psock_attach(env, s, argv[2], "ironlb:PacketSocket", on_readable);
+  if (external == NULL) return NULL;
 
   napi_value result, ifindex_val, mac_val;
   void* macdata;
@@ -532,46 +542,11 @@ static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
     throw_errno(env, ENOMEM, "out of memory");
     return NULL;
   }
-  s->env = env;
   s->fd = fd;
   s->ifindex = 0;
   s->kind = KIND_LINK;
-  s->poll.data = s;
-  napi_value external, resource, resource_name;
-  if (napi_create_external(env, s, finalize, NULL, &external) != napi_ok) {
-    close(fd);
-    free(s);
-    napi_throw_error(env, "EINTERNAL", "napi_create_external failed");
-    return NULL;
-  }
-  napi_create_object(env, &resource);
-  napi_create_string_utf8(env, "ironlb:LinkMonitor", NAPI_AUTO_LENGTH, &resource_name);
-  if (napi_async_init(env, resource, resource_name, &s->async_ctx) != napi_ok ||
-      napi_create_reference(env, argv[0], 1, &s->callback) != napi_ok) {
-    psock_close(s, 0);
-    napi_throw_error(env, "EINTERNAL", "setting up the link callback failed");
-    return NULL;
-  }
-  uv_loop_t* loop = NULL;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) {
-    psock_close(s, 0);
-    napi_throw_error(env, "EINTERNAL", "no libuv event loop");
-    return NULL;
-  }
-  int rc = uv_poll_init(loop, &s->poll, fd);
-  if (rc != 0) {
-    psock_close(s, 0);
-    throw_errno(env, -rc, "uv_poll_init failed");
-    return NULL;
-  }
-  s->poll_started = 1;
-  rc = uv_poll_start(&s->poll, UV_READABLE, on_link_readable);
-  if (rc != 0) {
-    psock_close(s, 0);
-    throw_errno(env, -rc, "uv_poll_start failed");
-    return NULL;
-  }
-  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  napi_value external = psock_attach(env, s, argv[0], "ironlb:LinkMonitor", on_link_readable);
+  if (external == NULL) return NULL;
   if ((groups & RTMGRP_LINK) != 0 && request_link_dump(fd) < 0) {
     int e = errno;
     psock_close(s, 0);
