@@ -35,28 +35,16 @@ export function compileToJs(): string {
 }
 
 /**
- * How the image starts a component: the node flags of the Dockerfile's ENTRYPOINT (between
- * "node" and the script), or for the controller those of its Deployment's `command` in the
- * chart, which replaces the ENTRYPOINT; and the variables the Dockerfile's ENV lines set.
- * Read from those files themselves, so that a benchmark runs the component exactly as the
- * image and chart do, and the two can never drift apart.
+ * How the image starts `node`: the flags of the Dockerfile's ENTRYPOINT (between "node" and
+ * the script; the chart sets no command of its own, as test/integration/helm-chart.test.ts
+ * checks) and the variables the runtime stage's ENV lines set. Read from the Dockerfile
+ * itself, so that a benchmark runs the components exactly as the image does.
  */
-export function imageRuntime(component: "controller" | "speaker"): {
-  nodeArgs: string[];
-  env: Record<string, string>;
-} {
+export function imageRuntime(): { nodeArgs: string[]; env: Record<string, string> } {
   const text = readFileSync(join(root, "Dockerfile"), "utf8").replace(/\\\n/g, " ");
   const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text);
   if (!entry) throw new Error("the Dockerfile has no ENTRYPOINT [...] line");
-  let argv = JSON.parse(entry[1]!) as string[];
-  if (component === "controller") {
-    const chart = readFileSync(
-      join(root, "charts/ironlb/templates/controller-deployment.yaml"),
-      "utf8",
-    );
-    const command = /^\s*command:\s*(\[.*\])\s*$/m.exec(chart);
-    if (command) argv = JSON.parse(command[1]!) as string[];
-  }
+  const argv = JSON.parse(entry[1]!) as string[];
   const script = argv.indexOf("bin/ironlb.js");
   if (argv[0] !== "node" || script < 0)
     throw new Error(

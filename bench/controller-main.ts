@@ -46,7 +46,7 @@ const root = join(import.meta.dirname, "..");
 const impls = (process.env.BENCH_CONTROLLERS ?? "ironlb,metallb").split(",");
 const fromSource = process.env.BENCH_FROM_SOURCE === "1";
 const compiled = fromSource ? undefined : compileToJs();
-const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime("controller");
+const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime();
 const nodeArgs =
   process.env.BENCH_NODE_ARGS !== undefined
     ? process.env.BENCH_NODE_ARGS.split(" ").filter(Boolean)

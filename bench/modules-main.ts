@@ -29,7 +29,7 @@ try {
     [
       "controller, compiled, with the image's node flags",
       `${out}/controller/main.js`,
-      imageRuntime("controller").nodeArgs,
+      imageRuntime().nodeArgs,
     ],
     ["speaker, all its modules (.ts)", `${root}/src/speaker/main.ts`],
     ["speaker, all its modules (compiled .js)", `${out}/speaker/main.js`],

@@ -57,7 +57,7 @@ const RSS_IDLE_S = Number(process.env.BENCH_RSS_IDLE_S ?? 60);
 // Dockerfile's node flags and ENV, log level info (the chart's default).
 // BENCH_FROM_SOURCE=1 runs the TypeScript sources with Node's defaults instead.
 const fromSource = process.env.BENCH_FROM_SOURCE === "1";
-const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime("speaker");
+const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime();
 const compiled = fromSource ? undefined : compileToJs();
 process.on("exit", () => compiled && rmSync(compiled, { recursive: true, force: true }));
 const runAs = compiled
