@@ -133,6 +133,55 @@ describe("answering", () => {
     expect(s0.take().map((f) => decodeArpFrame(f)?.arp.op)).toEqual([ARP_REPLY]);
   });
 
+  it("lets its owner notice a stall before a frame queued during it is handled", () => {
+    // The speaker's hook: the first frame after a stall finds the stall clock overdue and
+    // holds replies (what Membership.noticeStall's rejoin does); later frames find it not.
+    let overdue = true;
+    const seen: string[] = [];
+    const a = new Announcer({
+      openSocket: (ifname, kind) => {
+        const s = new FakeSocket(ifname, MACS[ifname] ?? "02:00:00:00:01:ff", kind);
+        sockets.push(s);
+        return s;
+      },
+      beforeFrame: () => {
+        seen.push("before");
+        if (overdue) a.holdReplies(30);
+        overdue = false;
+      },
+    });
+    try {
+      a.announce("198.51.100.10", "eth0");
+      const s0 = sock("eth0");
+      s0.take();
+      // Queued while stopped: the first one is handled after the hook has held replies.
+      s0.deliver(arpRequest(CLIENT, "192.0.2.1", "198.51.100.10"));
+      s0.deliver(arpRequest(CLIENT, "192.0.2.1", "198.51.100.10"));
+      expect(seen).toEqual(["before", "before"]);
+      expect(s0.take()).toEqual([]);
+      vi.advanceTimersByTime(40);
+      s0.deliver(arpRequest(CLIENT, "192.0.2.1", "198.51.100.10"));
+      expect(s0.take().map((f) => decodeArpFrame(f)?.arp.op)).toEqual([ARP_REPLY]);
+    } finally {
+      a.close();
+    }
+  });
+
+  it("cancels pending burst frames on request, and keeps answering", () => {
+    announcer.announce("198.51.100.10", "eth0");
+    const s0 = sock("eth0");
+    expect(s0.take()).toHaveLength(2); // the burst's first round, at once
+    announcer.cancelBursts();
+    vi.advanceTimersByTime(5000);
+    expect(s0.take()).toEqual([]);
+    s0.deliver(arpRequest(CLIENT, "192.0.2.1", "198.51.100.10"));
+    expect(s0.take().map((f) => decodeArpFrame(f)?.arp.op)).toEqual([ARP_REPLY]);
+    // A later reannounce schedules a whole burst again.
+    announcer.reannounce("198.51.100.10", "eth0");
+    vi.advanceTimersByTime(5000);
+    expect(s0.take()).toHaveLength(8);
+  });
+
   it("stops answering after withdraw", () => {
     announcer.announce("198.51.100.10", "eth0");
     const s0 = sock("eth0");

@@ -94,6 +94,12 @@ export interface AnnouncerOptions {
   replyLimits?: RequesterLimiterOptions | false;
   /** Monotonic clock in ms for the rate limits; default performance.now. */
   now?: () => number;
+  /**
+   * Called before each received frame is handled. The speaker notices a stall of its own
+   * here (Membership.noticeStall): frames queued while it was stopped reach this class
+   * before its stall timer runs, and must be judged as stale (holdReplies).
+   */
+  beforeFrame?: () => void;
 }
 
 interface InterfaceState {
@@ -147,6 +153,7 @@ export class Announcer extends EventEmitter {
   #closed = false;
   /** Requests are not answered before this time (Date.now()), see holdReplies. */
   #repliesHeldUntil = 0;
+  readonly #beforeFrame: (() => void) | undefined;
 
   constructor(options: AnnouncerOptions = {}) {
     super();
@@ -159,6 +166,7 @@ export class Announcer extends EventEmitter {
     const limits = options.replyLimits ?? DEFAULT_REPLY_LIMITS;
     this.#limiter = limits === false ? undefined : new RequesterLimiter(limits);
     this.#now = options.now ?? (() => performance.now());
+    this.#beforeFrame = options.beforeFrame;
   }
 
   /** Snapshot of the counters. */
@@ -212,6 +220,17 @@ export class Announcer extends EventEmitter {
    */
   holdReplies(ms: number): void {
     this.#repliesHeldUntil = Date.now() + ms;
+  }
+
+  /**
+   * Cancels every pending frame of the gratuitous bursts; the IPs stay announced. After a
+   * stall, the timers of bursts scheduled before it fire at once, and would tell every
+   * host that this node owns IPs that peers may have taken over meanwhile. The owner sends
+   * a new burst (reannounce) once it knows an IP is still its own.
+   */
+  cancelBursts(): void {
+    for (const st of this.#ifaces.values())
+      for (const ip of st.ips.keys()) this.#cancelBurst(st, ip);
   }
 
   /** Stops answering for `ip` on `ifname` (or everywhere) and cancels its pending burst. */
@@ -375,8 +394,16 @@ export class Announcer extends EventEmitter {
     if (owned) st.owned.add(sock);
     const handler =
       kind === "arp"
-        ? (f: Buffer, t: number) => this.#safe(st, () => this.#onArp(st, sock, f, t))
-        : (f: Buffer, t: number) => this.#safe(st, () => this.#onNdp(st, sock, f, t));
+        ? (f: Buffer, t: number) =>
+            this.#safe(st, () => {
+              this.#beforeFrame?.();
+              this.#onArp(st, sock, f, t);
+            })
+        : (f: Buffer, t: number) =>
+            this.#safe(st, () => {
+              this.#beforeFrame?.();
+              this.#onNdp(st, sock, f, t);
+            });
     st.unsubscribe.push(sock.onFrame(handler));
     if (sock instanceof EventEmitter) {
       const onError = (err: Error) => this.#emitError(err, st.ifname);

@@ -65,7 +65,12 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     },
     log,
   );
-  const announcer = new Announcer({ onCount: (name, ifname) => metrics.count(name, ifname) });
+  const announcer = new Announcer({
+    onCount: (name, ifname) => metrics.count(name, ifname),
+    // Back from a stall, the frames that waited for us come first: notice the stall (and
+    // rejoin, holding replies) before answering any of them.
+    beforeFrame: () => membership.noticeStall(),
+  });
   const speaker = new Speaker(api, opts, announcer, membership, metrics, log);
   // Link down/up as the kernel reports it: a short outage is over before a peer's silence
   // would tell this node it was cut off.

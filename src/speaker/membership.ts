@@ -263,6 +263,16 @@ export class Membership {
     return this.#clock.recentStallMs(performance.now());
   }
 
+  /**
+   * Runs the stall check now if its tick is overdue. After a stall, I/O that waited in our
+   * sockets may be handled before the tick's timer runs; a caller about to act on such
+   * input (answer an ARP request queued while we were stopped) calls this first, so that
+   * a rejoin is under way before it acts.
+   */
+  noticeStall(): void {
+    if (!this.#stopped && this.#clock.overdue(performance.now())) this.#tick();
+  }
+
   /** The stall clock's tick: a late tick is a stall of our own. */
   #tick(): void {
     const stall = this.#clock.tick(performance.now());

@@ -315,8 +315,11 @@ export class Speaker {
   #rejoin(reason: RejoinReason, stalledMs: number): void {
     const ips = [...this.#current.keys()];
     for (const ip of ips) this.#contested.add(ip);
-    // Requests queued while we did not run are stale (see Announcer.holdReplies).
+    // Requests queued while we did not run are stale (see Announcer.holdReplies), and so
+    // are the rest of our gratuitous bursts: a peer may own those IPs now. What is still
+    // ours gets a new burst once the rejoin probe finds nobody else answering.
     if (reason === "stall") this.#announcer.holdReplies(STALE_REQUESTS_MS);
+    this.#announcer.cancelBursts();
     this.#log.info({ reason, stalledMs: Math.round(stalledMs), held: ips }, "rejoining");
     this.#rejoinedAt = performance.now();
     this.#recordsFresh = false;
@@ -420,6 +423,10 @@ export class Speaker {
 
   /** Computes what this node should announce and makes the announcer do exactly that. */
   #reconcile(): void {
+    // Input that waited while this process was stopped (a record, a conflict) can bring us
+    // here before the stall timer runs: notice the stall first, so that we decide as a
+    // rejoining speaker, not as an owner with nothing to fear.
+    this.#membership.noticeStall();
     const decision = this.#decide();
     this.#logReasons(decision);
     const desired = this.#resolve(decision.mine);

@@ -27,6 +27,15 @@ describe("StallClock", () => {
     expect(c.lastStallMs).toBe(950);
   });
 
+  it("is overdue while a stall is unrecorded, and not once its tick has run", () => {
+    const c = new StallClock(0, { tickMs: 20, toleranceMs: 30 });
+    c.tick(20);
+    expect(c.overdue(60)).toBe(false); // late by less than the tolerance: jitter
+    expect(c.overdue(1020)).toBe(true);
+    c.tick(1020);
+    expect(c.overdue(1020)).toBe(false);
+  });
+
   it("with a tracker on the awake clock, our own stall does not kill a peer", () => {
     const c = new StallClock(0, { tickMs: 20, toleranceMs: 30 });
     const t = new HeartbeatTracker({ deadAfterMs: 350 });

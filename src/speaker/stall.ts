@@ -37,6 +37,11 @@ export class StallClock {
     return Math.max(0, now - this.#last - this.tickMs - this.toleranceMs);
   }
 
+  /** Whether the tick is late at `now`: a stall is in progress or just ended, unrecorded. */
+  overdue(now: number): boolean {
+    return this.#pending(now) > 0;
+  }
+
   /** Records a tick at `now`; returns the stall it reveals (0 when on time). */
   tick(now: number): number {
     const stall = this.#pending(now);
