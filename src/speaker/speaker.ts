@@ -516,9 +516,13 @@ export class Speaker {
     for (const [ip, x] of d.ips) {
       seen.add(ip);
       const why = x.reason ?? (d.deferred.has(ip) ? `not claimed yet: ${d.deferred.get(ip)}` : "");
-      if (this.#lastReason.get(ip) === why) continue;
+      const was = this.#lastReason.get(ip);
+      if (was === why) continue;
       this.#lastReason.set(ip, why);
-      if (x.reason)
+      // A reason that cleared is said too: otherwise the last line about this IP in the log
+      // is why it was not announced, long after it is.
+      if (was && !why) this.#log.info({ services: x.services, ip, was }, "IP announceable again");
+      else if (x.reason)
         this.#log.info(
           { services: x.services, ip, reason: x.reason },
           "IP not announced by any node",

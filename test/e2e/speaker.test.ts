@@ -302,6 +302,24 @@ describe("speaker on a LAN of network namespaces", () => {
       ]);
       await lab.clientForget(ip);
       expect(await answeringNode(ip, svc.port)).toBe(c);
+      // ...and every speaker says the reason it logged is gone, not only the one that answers.
+      await waitFor(
+        "every speaker to log that the IP is announceable again",
+        () =>
+          lab.nodes.every((n) =>
+            lab
+              .speaker(n.name)
+              ?.logs()
+              .some(
+                (l) =>
+                  l.msg === "IP announceable again" &&
+                  l.ip === ip &&
+                  l.was === "no ready endpoints",
+              ),
+          ),
+        10_000,
+        50,
+      );
     });
   });
 
