@@ -30,6 +30,8 @@ const fmt = (xs: number[]) =>
 interface Worst {
   dualMs: number;
   strandedMs: number;
+  /** The watch timeline of the IP with the longest stranded window, when there was one. */
+  strandedStory?: string;
 }
 
 export async function speakerFaults(L: Lab, runs: number): Promise<void> {
@@ -45,11 +47,21 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
   for (const n of L.nodes) macs.set(await L.macOf(n.name), n.name);
   const macOf = (node: string) => [...macs].find(([, n]) => n === node)![0];
 
+  const nodeOf = (mac: string) => macs.get(mac) ?? mac;
   const worst = (w: WatchResult, acc: Worst) => {
     for (const ip of ips) {
       const f = figures(w, ip);
       acc.dualMs = Math.max(acc.dualMs, f.maxDualMs);
-      acc.strandedMs = Math.max(acc.strandedMs, f.maxStrandedMs);
+      if (f.maxStrandedMs > acc.strandedMs) {
+        acc.strandedMs = f.maxStrandedMs;
+        // What stranded the client, for the reader of the figure: who answered when, and
+        // where the client's entry pointed (ms since the watch began).
+        acc.strandedStory = `${ip}: answers ${(w.answers[ip] ?? [])
+          .map(([t, m]) => `${t}:${m.map(nodeOf).join("+") || "-"}`)
+          .join(" ")}; client's entry ${(w.neighbour[ip] ?? [])
+          .map(([t, m]) => `${t}:${nodeOf(m)}`)
+          .join(" ")}`;
+      }
     }
   };
   const answeredBy = async (ip: string) =>
@@ -231,10 +243,12 @@ export async function speakerFaults(L: Lab, runs: number): Promise<void> {
 
   console.log(`failover after SIGKILL of the owner's speaker: ${fmt(out.SIGKILL!)}`);
   console.log(`failover after the owner's link goes down: ${fmt(out["link down"]!)}`);
-  for (const [k, v] of Object.entries(acc))
+  for (const [k, v] of Object.entries(acc)) {
     console.log(
       `  ${k}: longest two-answerer window ${v.dualMs} ms, longest stranded client ${v.strandedMs} ms`,
     );
+    if (v.strandedStory) console.log(`    stranded: ${v.strandedStory}`);
+  }
   console.log(
     `starvation (50m share, 2-CPU hog, ${starveMs / 1000} s): ${((moves * 60_000) / starveMs).toFixed(1)} ownership changes per minute, ${deaths} peers declared dead, longest unanswered ${silent} ms`,
   );
