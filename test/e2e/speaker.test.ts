@@ -72,6 +72,26 @@ describe("speaker on a LAN of network namespaces", () => {
     );
   }
 
+  /** Waits until every node's speaker has logged a line `msg` about `ip` with `fields`. */
+  const everySpeakerLogged = (msg: string, ip: string, fields: Record<string, unknown>) =>
+    waitFor(
+      `every speaker to log "${msg}" for ${ip}`,
+      () =>
+        lab.nodes.every((n) =>
+          lab
+            .speaker(n.name)
+            ?.logs()
+            .some(
+              (l) =>
+                l.msg === msg &&
+                l.ip === ip &&
+                Object.entries(fields).every(([k, v]) => l[k] === v),
+            ),
+        ),
+      10_000,
+      50,
+    );
+
   /** Running speakers whose log says they currently announce `ip`. */
   function announcersFromLogs(ip: string): string[] {
     const out: string[] = [];
@@ -270,23 +290,9 @@ describe("speaker on a LAN of network namespaces", () => {
       const endpoints = lab.nodes.map((n) => ({ node: n.name, ready: false }));
       const { svc, ip } = await service({ externalTrafficPolicy: "Local", endpoints });
       // Every speaker has seen the Service and decided: each logs why nobody announces it.
-      await waitFor(
-        "every speaker to log that nobody announces the IP",
-        () =>
-          lab.nodes.every((n) =>
-            lab
-              .speaker(n.name)
-              ?.logs()
-              .some(
-                (l) =>
-                  l.msg === "IP not announced by any node" &&
-                  l.ip === ip &&
-                  l.reason === "no ready endpoints",
-              ),
-          ),
-        10_000,
-        50,
-      );
+      await everySpeakerLogged("IP not announced by any node", ip, {
+        reason: "no ready endpoints",
+      });
       await lab.clientForget(ip);
       expect(await lab.tryEntryNode(ip, svc.port, 1500)).toBeUndefined();
       const n = await lab.clientNeighbour(ip);
@@ -303,23 +309,7 @@ describe("speaker on a LAN of network namespaces", () => {
       await lab.clientForget(ip);
       expect(await answeringNode(ip, svc.port)).toBe(c);
       // ...and every speaker says the reason it logged is gone, not only the one that answers.
-      await waitFor(
-        "every speaker to log that the IP is announceable again",
-        () =>
-          lab.nodes.every((n) =>
-            lab
-              .speaker(n.name)
-              ?.logs()
-              .some(
-                (l) =>
-                  l.msg === "IP announceable again" &&
-                  l.ip === ip &&
-                  l.was === "no ready endpoints",
-              ),
-          ),
-        10_000,
-        50,
-      );
+      await everySpeakerLogged("IP announceable again", ip, { was: "no ready endpoints" });
     });
   });
 
