@@ -642,30 +642,45 @@ export class Lab {
   async waitProxiesReady(timeoutMs = 60_000): Promise<void> {
     for (const n of this.nodes) {
       const p = this.#proxies.get(n.name);
-      await waitFor(
-        `kube-proxy of ${n.name} healthy`,
-        async () => {
-          if (!p?.running()) throw new Error(`kube-proxy of ${n.name} exited: see ${p?.logFile}`);
-          const out = await tryRun("ip", [
-            "netns",
-            "exec",
-            n.ns,
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "1",
-            `http://${n.ip}:10256/healthz`,
-          ]);
-          return out === "200";
-        },
-        timeoutMs,
-        200,
-      );
+      await this.#waitHttpOk(n, `kube-proxy of ${n.name}`, p, 10256, "/healthz", timeoutMs);
     }
+  }
+
+  /**
+   * Waits until `what` (process `p`, running in node `n`'s namespace) answers 200 at
+   * http://<node IP>:<port><path>; fails at once if the process has exited.
+   */
+  async #waitHttpOk(
+    n: LabNode,
+    what: string,
+    p: LabProcess | undefined,
+    port: number,
+    path: string,
+    timeoutMs: number,
+  ): Promise<void> {
+    await waitFor(
+      `${what} answering ${path}`,
+      async () => {
+        if (!p?.running()) throw new Error(`${what} exited: see ${p?.logFile}`);
+        const code = await tryRun("ip", [
+          "netns",
+          "exec",
+          n.ns,
+          "curl",
+          "-s",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "--max-time",
+          "1",
+          `http://${n.ip}:${port}${path}`,
+        ]);
+        return code === "200";
+      },
+      timeoutMs,
+      200,
+    );
   }
 
   /**
@@ -1038,30 +1053,7 @@ export class Lab {
   async waitSpeakersReady(timeoutMs = 30_000): Promise<void> {
     for (const [node, p] of this.#speakers) {
       if (!p.running()) continue;
-      const n = this.node(node);
-      await waitFor(
-        `speaker of ${node} ready`,
-        async () => {
-          if (!p.running()) throw new Error(`speaker of ${node} exited: see ${p.logFile}`);
-          const out = await tryRun("ip", [
-            "netns",
-            "exec",
-            n.ns,
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "1",
-            `http://${n.ip}:7473/readyz`,
-          ]);
-          return out === "200";
-        },
-        timeoutMs,
-        200,
-      );
+      await this.#waitHttpOk(this.node(node), `speaker of ${node}`, p, 7473, "/readyz", timeoutMs);
     }
   }
 
