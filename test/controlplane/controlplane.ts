@@ -3,7 +3,7 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
@@ -141,7 +141,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       );
       pids.push(pid);
       await untilUp("etcd", pid, logFile, pids, async () => {
-        const r = await getPlain(`${url}/health`);
+        const r = await get(`${url}/health`);
         return r.status === 200 ? undefined : `${r.status}: ${r.body.slice(0, 300)}`;
       });
       return url;
@@ -507,24 +507,28 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function get(url: string, pki: Pki): Promise<{ status: number; body: string }> {
+/** GET `url`, over TLS as the admin user when `pki` is given; 2 s timeout. */
+function get(url: string, pki?: Pki): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        ca: readFileSync(pki.caCert),
-        cert: readFileSync(pki.adminCert),
-        key: readFileSync(pki.adminKey),
-        timeout: 2000,
-      },
-      (res) => {
-        let body = "";
-        res.on("data", (d: Buffer) => {
-          body += d.toString();
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
+    const onResponse = (res: IncomingMessage) => {
+      let body = "";
+      res.on("data", (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    };
+    const req = pki
+      ? request(
+          url,
+          {
+            ca: readFileSync(pki.caCert),
+            cert: readFileSync(pki.adminCert),
+            key: readFileSync(pki.adminKey),
+            timeout: 2000,
+          },
+          onResponse,
+        )
+      : httpRequest(url, { timeout: 2000 }, onResponse);
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
     req.end();
@@ -584,21 +588,6 @@ async function untilUp(
     await sleep(100);
   }
   throw new Error(`${name} did not become ready within 90 s (last answer: ${last})`);
-}
-
-function getPlain(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { timeout: 2000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => {
-        body += d.toString();
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 function defaultLog(msg: string): void {
