@@ -335,6 +335,45 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     expect((await kernelPassed()) - passed0).toBe(5);
   });
 
+  it("send and sendBatch refuse what is not an Ethernet frame; sendBatch puts `count` frames on the wire", async () => {
+    await fixture!.call("announce", { ip: "198.51.100.22" });
+    const p0 = await kernelPassed();
+    const out = runScript(
+      NS_CLI,
+      `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
+      const f = arpRequest(${JSON.stringify(cliMac)}, "192.0.2.1", "198.51.100.22");
+      for (const [what, call] of [
+        ["send text", () => s.send("not a frame")],
+        ["send short", () => s.send(Buffer.alloc(10))],
+        ["batch text", () => s.sendBatch("not a frame", 3)],
+        ["batch short", () => s.sendBatch(Buffer.alloc(10), 3)],
+        ["batch count", () => s.sendBatch(f, -1)],
+      ]) {
+        try { call(); console.log(what + ": sent"); } catch (e) { console.log(what + ": " + e.message); }
+      }
+      let n = 0;
+      while (n < 40) n += s.sendBatch(f, 40 - n);
+      s.close();
+      try { s.send(f); } catch (e) { console.log("closed: " + e.message); }
+      console.log("batched " + n);`,
+    );
+    expect(out.trim().split("\n")).toEqual([
+      "send text: frame must be a Buffer",
+      "send short: frame is shorter than an Ethernet header",
+      "batch text: frame must be a Buffer",
+      "batch short: frame is shorter than an Ethernet header",
+      "batch count: count must be a non-negative integer",
+      `closed: packet socket on ${IF_CLI} is closed`,
+      "batched 40",
+    ]);
+    // The kernel handed the announcer's socket exactly the 40 (its filter passes the owned IP).
+    await waitFor("40 frames at the announcer", 5000, async () =>
+      (await kernelPassed()) - p0 >= 40 ? true : undefined,
+    );
+    expect((await kernelPassed()) - p0).toBe(40);
+    await fixture!.call("withdraw", { ip: "198.51.100.22" });
+  });
+
   it("the filter follows the owned set: announce lets requests in, withdraw shuts them out", async () => {
     const p0 = await kernelPassed();
     sendRequests([[cliMac, "198.51.100.21", 3]]);

@@ -570,36 +570,54 @@ static psock* get_handle(napi_env env, napi_value v) {
   return (psock*)data;
 }
 
-static napi_value js_send(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv, "send(handle, frame) needs 2 arguments")) return NULL;
-  psock* s = get_handle(env, argv[0]);
+/* get_handle for calls that need the socket open: NULL (with EBADF thrown) once closed. */
+static psock* get_open(napi_env env, napi_value v) {
+  psock* s = get_handle(env, v);
   if (s == NULL) return NULL;
   if (s->closed) {
     throw_errno(env, EBADF, "packet socket is closed");
     return NULL;
   }
+  return s;
+}
+
+/* A frame argument: a Buffer that holds at least an Ethernet header. Sets its bytes and
+ * length, and `to`, the link-layer destination on s's interface that sendto/sendmmsg need.
+ * Returns false with a JS exception thrown when it is not such a Buffer. */
+static bool get_frame(napi_env env, napi_value v, const psock* s, void** data, size_t* len,
+                      struct sockaddr_ll* to) {
   bool is_buf = false;
-  NAPI_CALL(env, napi_is_buffer(env, argv[1], &is_buf));
-  if (!is_buf) {
+  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf) {
     napi_throw_type_error(env, "EINVAL", "frame must be a Buffer");
-    return NULL;
+    return false;
   }
+  if (napi_get_buffer_info(env, v, data, len) != napi_ok) {
+    napi_throw_error(env, "EINTERNAL", "Node-API call failed: napi_get_buffer_info");
+    return false;
+  }
+  if (*len < ETH_HLEN) {
+    napi_throw_range_error(env, "EINVAL", "frame is shorter than an Ethernet header");
+    return false;
+  }
+  const unsigned char* f = (const unsigned char*)*data;
+  memset(to, 0, sizeof *to);
+  to->sll_family = AF_PACKET;
+  to->sll_ifindex = s->ifindex;
+  to->sll_protocol = (uint16_t)(f[12] | (f[13] << 8)); /* already network order */
+  to->sll_halen = ETH_ALEN;
+  memcpy(to->sll_addr, f, ETH_ALEN);
+  return true;
+}
+
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, "send(handle, frame) needs 2 arguments")) return NULL;
+  psock* s = get_open(env, argv[0]);
+  if (s == NULL) return NULL;
   void* data;
   size_t len;
-  NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
-  if (len < ETH_HLEN) {
-    napi_throw_range_error(env, "EINVAL", "frame is shorter than an Ethernet header");
-    return NULL;
-  }
-  const unsigned char* f = (const unsigned char*)data;
   struct sockaddr_ll sll;
-  memset(&sll, 0, sizeof sll);
-  sll.sll_family = AF_PACKET;
-  sll.sll_ifindex = s->ifindex;
-  sll.sll_protocol = (uint16_t)(f[12] | (f[13] << 8)); /* already network order */
-  sll.sll_halen = ETH_ALEN;
-  memcpy(sll.sll_addr, f, ETH_ALEN);
+  if (!get_frame(env, argv[1], s, &data, &len, &sll)) return NULL;
   ssize_t n;
   do {
     n = sendto(s->fd, data, len, 0, (struct sockaddr*)&sll, sizeof sll);
@@ -616,12 +634,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 static napi_value js_set_filter(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv, "setFilter(handle, program) needs 2 arguments")) return NULL;
-  psock* s = get_handle(env, argv[0]);
+  psock* s = get_open(env, argv[0]);
   if (s == NULL) return NULL;
-  if (s->closed) {
-    throw_errno(env, EBADF, "packet socket is closed");
-    return NULL;
-  }
   napi_valuetype t;
   NAPI_CALL(env, napi_typeof(env, argv[1], &t));
   int rc;
@@ -664,12 +678,8 @@ static napi_value js_set_filter(napi_env env, napi_callback_info info) {
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, "stats(handle) needs 1 argument")) return NULL;
-  psock* s = get_handle(env, argv[0]);
+  psock* s = get_open(env, argv[0]);
   if (s == NULL) return NULL;
-  if (s->closed) {
-    throw_errno(env, EBADF, "packet socket is closed");
-    return NULL;
-  }
   struct tpacket_stats st;
   socklen_t len = sizeof st;
   if (getsockopt(s->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0) {
@@ -689,38 +699,17 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv, "sendBatch(handle, frame, count) needs 3 arguments"))
     return NULL;
-  psock* s = get_handle(env, argv[0]);
+  psock* s = get_open(env, argv[0]);
   if (s == NULL) return NULL;
-  if (s->closed) {
-    throw_errno(env, EBADF, "packet socket is closed");
-    return NULL;
-  }
-  bool is_buf = false;
-  NAPI_CALL(env, napi_is_buffer(env, argv[1], &is_buf));
-  if (!is_buf) {
-    napi_throw_type_error(env, "EINVAL", "frame must be a Buffer");
-    return NULL;
-  }
   void* data;
   size_t len;
-  NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
-  if (len < ETH_HLEN) {
-    napi_throw_range_error(env, "EINVAL", "frame is shorter than an Ethernet header");
-    return NULL;
-  }
+  struct sockaddr_ll sll;
+  if (!get_frame(env, argv[1], s, &data, &len, &sll)) return NULL;
   int32_t count = 0;
   if (napi_get_value_int32(env, argv[2], &count) != napi_ok || count < 0) {
     napi_throw_type_error(env, "EINVAL", "count must be a non-negative integer");
     return NULL;
   }
-  const unsigned char* f = (const unsigned char*)data;
-  struct sockaddr_ll sll;
-  memset(&sll, 0, sizeof sll);
-  sll.sll_family = AF_PACKET;
-  sll.sll_ifindex = s->ifindex;
-  sll.sll_protocol = (uint16_t)(f[12] | (f[13] << 8));
-  sll.sll_halen = ETH_ALEN;
-  memcpy(sll.sll_addr, f, ETH_ALEN);
   enum { BATCH = 256 };
   struct iovec iov = {.iov_base = data, .iov_len = len};
   struct mmsghdr msgs[BATCH];
