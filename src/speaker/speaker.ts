@@ -115,8 +115,14 @@ export class Speaker {
   readonly #listed = new Map<string, string>();
   /** Last reason logged per IP for not being announced (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
-  /** Held IPs whose post-rejoin re-announcement waits (another node answered): until when. */
-  readonly #reannounceAfter = new Map<string, number>();
+  /**
+   * After a rejoin, IPs another node answered when we probed: not claimed, and if held not
+   * re-announced, before this time (Date.now()). That node took them over while we were
+   * away, and its record is on its way. Dropped when a peer dies: it may be that node.
+   */
+  readonly #rejoinDeferred = new Map<string, number>();
+  /** The live speakers at the last evaluation, to notice a peer's death. */
+  #lastLive = new Set<string>();
   /** When this speaker last rejoined (performance.now()), for REJOIN_PROBE_WINDOW_MS. */
   #rejoinedAt = Number.NEGATIVE_INFINITY;
   /** Interface name -> usable, as the last link event said (undefined before the first). */
@@ -191,7 +197,11 @@ export class Speaker {
     );
     membership.onChange = () => this.#schedule();
     membership.onRejoin = (reason, ms) => this.#rejoin(reason, ms);
-    announcer.on("conflict", (ev: ConflictEvent) => this.#conflict(ev));
+    // A probe's answer goes to the prober (#probeThenAnnounce, #probeThenReannounce), which
+    // knows whether it is a conflict: after a rejoin it is the peer that took the IP over.
+    announcer.on("conflict", (ev: ConflictEvent) => {
+      if (ev.during !== "probe") this.#conflict(ev);
+    });
     announcer.on("error", (err: Error, ifname: string) =>
       this.#log.warn({ err: err.message, interface: ifname }, "packet I/O error"),
     );
@@ -438,7 +448,7 @@ export class Speaker {
       if (!want) {
         this.#current.delete(ip);
         this.#contested.delete(ip);
-        this.#reannounceAfter.delete(ip);
+        this.#rejoinDeferred.delete(ip);
         const owner = decision.ips.get(ip)?.owner;
         this.#log.info({ ip, owner }, "stopped announcing");
       } else {
@@ -448,11 +458,17 @@ export class Speaker {
         );
       }
     }
+    // A peer died: whichever node answered our post-rejoin probes may be it, so what waited
+    // for it is looked at again now (probed again) instead of after REJOIN_DEFER_MS.
+    const live = this.#membership.live();
+    if ([...this.#lastLive].some((n) => !live.has(n))) this.#rejoinDeferred.clear();
+    this.#lastLive = live;
     const now = Date.now();
     for (const [ip, want] of desired) {
       if (this.#probing.has(ip)) continue;
       const until = this.#conflictUntil.get(ip);
       if (until !== undefined && until > now) continue;
+      const deferred = (this.#rejoinDeferred.get(ip) ?? 0) > now;
       const cur = this.#current.get(ip) ?? [];
       const missing = want.interfaces.filter((i) => !cur.includes(i));
       const rejoined = performance.now() - this.#rejoinedAt < REJOIN_PROBE_WINDOW_MS;
@@ -460,10 +476,9 @@ export class Speaker {
         // After a rejoin our record may be the stale one: win clients back only if no other
         // node answers the IP now.
         if (!rejoined) this.#reannounce(ip, cur);
-        else if ((this.#reannounceAfter.get(ip) ?? 0) <= now)
-          void this.#probeThenReannounce(ip, cur);
+        else if (!deferred) void this.#probeThenReannounce(ip, cur);
       }
-      if (missing.length === 0) continue;
+      if (missing.length === 0 || (cur.length === 0 && deferred)) continue;
       // An IP some ironlb node has announced before is a takeover: announce at once (the
       // failover budget has no room for a probe). A brand-new IP is probed first.
       const known = decision.ips.get(ip)?.by === "current" || this.#recordFor(ip) !== undefined;
@@ -582,11 +597,11 @@ export class Speaker {
         { ip, mac: other, services: this.#servicesWithIP(ip).map(keyOf) },
         "rejoined: another host answers this IP, not re-announcing it yet",
       );
-      this.#reannounceAfter.set(ip, Date.now() + REJOIN_DEFER_MS);
+      this.#rejoinDeferred.set(ip, Date.now() + REJOIN_DEFER_MS);
       setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
       return;
     }
-    this.#reannounceAfter.delete(ip);
+    this.#rejoinDeferred.delete(ip);
     const still = this.#current.get(ip);
     if (still && this.#contested.has(ip)) this.#reannounce(ip, still);
   }
@@ -706,7 +721,7 @@ export class Speaker {
           { ip, mac, services: this.#servicesWithIP(ip).map(keyOf) },
           "rejoined: another host answers this IP, not claiming it yet",
         );
-        this.#conflictUntil.set(ip, Date.now() + REJOIN_DEFER_MS);
+        this.#rejoinDeferred.set(ip, Date.now() + REJOIN_DEFER_MS);
         setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
         return;
       }
