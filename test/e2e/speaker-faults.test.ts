@@ -232,8 +232,8 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     await noProbeConflicts(m);
     const r1 = await w.stop();
     noLongDuals(r1, "1 s stall");
-    // The stalled owner's first act on waking is not to answer requests that waited for it
-    // (that pulled the client back to a node about to let go, for 100-440 ms).
+    // Back from its stall, the owner says nothing about the IP it lost: it does not answer
+    // the requests that waited for it, and sends no gratuitous frame before its probe.
     notStranded(r1, ip);
     // Taken over while silent, and kept (sticky): the owner does not take it back.
     const interim = after.get(ip)!;
@@ -302,8 +302,8 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     await noProbeConflicts(m);
     const r = await w.stop();
     noLongDuals(r, "stall during a takeover burst");
-    // Its burst's late frames went out on waking, before it let the IP go, and pulled the
-    // client to it for 100-480 ms (bench runs of the 1 s stall, before the fix).
+    // Before the fix, its burst's late frames went out on waking, before it let the IP go,
+    // and pulled the client to it: 400-420 ms stranded here, 100-480 ms in bench runs.
     notStranded(r, ip);
     await clientFollows(after);
   });
