@@ -229,6 +229,24 @@ describe("Informer", () => {
     expect(lists()).toHaveLength(1);
   });
 
+  it("reconnect() drops the open watch and watches again at once from the last version seen", async () => {
+    server.onRequest = () => list("10", [obj("a", "5")]);
+    start();
+    const w = await watchOpen(1);
+    w.send("MODIFIED", obj("a", "12"));
+    await vi.waitFor(() => expect(seen).toContain("update a@12"));
+    informer.reconnect();
+    await vi.waitFor(() => expect(w.closed).toBe(true));
+    const w2 = await watchOpen(2); // no backoff: the clock did not move
+    expect(w2.query.get("resourceVersion")).toBe("12");
+    expect(lists()).toHaveLength(1);
+    // An event the old connection still held is not handled twice when the new one has it.
+    w.send("MODIFIED", obj("a", "13"));
+    w2.send("MODIFIED", obj("a", "13"));
+    await vi.waitFor(() => expect(seen).toContain("update a@13"));
+    expect(seen.filter((x) => x === "update a@13")).toHaveLength(1);
+  });
+
   it("reports itself stalled when no watch makes progress for twice the silence timeout", async () => {
     server.onRequest = () => list("10", []);
     let freeze = false;
