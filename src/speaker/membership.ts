@@ -301,6 +301,8 @@ export class Membership {
   }
 
   #rejoin(reason: RejoinReason, stalledMs: number): void {
+    // Cut off, our watch may hold the Lease changes behind TCP's retransmission backoff.
+    if (reason !== "stall") this.#leases.reconnect();
     this.#startSettling();
     this.onRejoin(reason, stalledMs);
     this.onChange();

@@ -330,6 +330,20 @@ export class Speaker {
     // ours gets a new burst once the rejoin probe finds nobody else answering.
     if (reason === "stall") this.#announcer.holdReplies(STALE_REQUESTS_MS);
     this.#announcer.cancelBursts();
+    // Cut off (link down, no peer heard), our watches may hold what changed meanwhile behind
+    // TCP's retransmission backoff, seconds after the link is back: our cache would then say
+    // we own what a peer took over, and a record write skipped as "unchanged" would leave
+    // the peer's record standing. New watches bring it in a round trip.
+    if (reason !== "stall")
+      for (const i of [
+        this.#records,
+        this.#services,
+        this.#slices,
+        this.#nodes,
+        this.#pools,
+        this.#ads,
+      ])
+        i.reconnect();
     this.#log.info({ reason, stalledMs: Math.round(stalledMs), held: ips }, "rejoining");
     this.#rejoinedAt = performance.now();
     this.#recordsFresh = false;
@@ -640,7 +654,10 @@ export class Speaker {
     const prev = this.#recordFor(ip);
     const svcs =
       services.length > 0 ? [...services].sort() : (prev?.status?.services ?? []).slice();
+    // Unchanged only if the fresh list of a rejoin (when there is one) agrees with the cache.
+    const listed = this.#listed.get(ip);
     if (
+      (listed === undefined || listed === this.#o.node) &&
       prev?.status?.node === this.#o.node &&
       JSON.stringify(prev.status.interfaces ?? []) === JSON.stringify(interfaces) &&
       JSON.stringify(prev.status.services ?? []) === JSON.stringify(svcs)

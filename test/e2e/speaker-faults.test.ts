@@ -342,10 +342,36 @@ describe("speaker faults (issue 9), judged by the LAN client", () => {
     await setLink(lab, node, false);
     // The node learns it from the kernel at once, not from missing heartbeats.
     await logged(mDown, node, "link down: not answering there");
-    await sleep(6000); // the fault's duration, as in the issue
+    const downAt = Date.now();
+    // A change the node cannot hear while cut off: a Service nobody may announce (its one
+    // endpoint is not ready), which every speaker that sees it logs. Made 2 s into the
+    // outage: TCP retransmits what the old watch holds 0.2, 0.6, 1.4, 3.0 and 6.2 s after
+    // the first try, so the next try after link up (at 6 s) is ~2 s away, far from both ends.
+    await sleep(2000);
+    const peer = lab.nodes.find((n) => n.name !== node)!.name;
+    const late = await lab.createService("flt-late", {
+      port: 9099,
+      pool: "faults",
+      externalTrafficPolicy: "Local",
+      endpoints: [{ node: peer, ready: false }],
+    });
+    const lateIP = await lab.waitForIP(late);
+    const saysNobody = (n: string) =>
+      since(mDown, n).some((l) => l.msg === "IP not announced by any node" && l.ip === lateIP);
+    await waitFor(`${peer} to see ${late.name}`, () => saysNobody(peer), 10_000, 20);
+    await sleep(6000 - (Date.now() - downAt)); // the fault's duration, as in the issue
     const m = mark();
     await setLink(lab, node, true);
     await logged(m, node, "link up: rejoining");
+    // It watches again at once: what changed while it was cut off arrives in a round trip,
+    // not when TCP's retransmission backoff lets the old watch deliver it (~2 s later).
+    await waitFor(
+      `${node} to see ${late.name} soon after link up`,
+      () => saysNobody(node),
+      1000,
+      10,
+    );
+    await lab.deleteService(late);
     await logged(m, node, "membership settled");
     // One more heartbeat dead-time: anything it would (wrongly) claim is claimed by now.
     await sleep(500);
