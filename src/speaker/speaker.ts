@@ -550,7 +550,8 @@ export class Speaker {
       this.#lastReason.set(ip, why);
       // A reason that cleared is said too: otherwise the last line about this IP in the log
       // is why it was not announced, long after it is.
-      if (was && !why) this.#log.info({ services: x.services, ip, was }, "IP announceable again");
+      if (was && !why)
+        this.#log.info({ services: x.services, ip, was, owner: x.owner }, "IP announceable again");
       else if (x.reason)
         this.#log.info(
           { services: x.services, ip, reason: x.reason },
