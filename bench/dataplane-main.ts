@@ -8,21 +8,12 @@
 //   - time from an endpoint change (the Pod's Ready condition written) to the forwarding
 //     updated on the announcing node: the speaker's table (Proxy), kube-proxy's (VIP).
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startControlPlane, stopControlPlane } from "../test/controlplane/controlplane.ts";
-import { LAB_SERVICE_CIDRS, POOL_CIDR } from "../test/lab/addresses.ts";
-import {
-  Lab,
-  type LabPod,
-  POD_PORT,
-  randomPrefix,
-  rootNamespaceClash,
-  uplinkAddress,
-} from "../test/lab/lab.ts";
+import { POOL_CIDR } from "../test/lab/addresses.ts";
+import { Lab, type LabPod, POD_PORT, randomPrefix } from "../test/lab/lab.ts";
 import { run } from "../test/lab/net.ts";
 import { waitFor } from "../test/support/kube.ts";
+import { startLabControlPlane } from "./lab-control-plane.ts";
 import { percentile } from "./stats.ts";
 
 const SUBNET = process.env.BENCH_SUBNET ?? "203.0.113.128/25";
@@ -30,16 +21,8 @@ const SECONDS = Number(process.env.BENCH_DATAPLANE_SECONDS ?? 5);
 const CHANGES = Math.max(20, Number(process.env.BENCH_DATAPLANE_CHANGES ?? 20));
 const root = join(import.meta.dirname, "..");
 
-const clash = await rootNamespaceClash(SUBNET);
-if (clash) throw new Error(`${SUBNET} is in use on this host (${clash}); set BENCH_SUBNET`);
-const dir = mkdtempSync(join(tmpdir(), "ironlb-bench-dataplane-"));
-const state = await startControlPlane({
-  dir: join(dir, "cp"),
-  bindAddress: "0.0.0.0",
-  advertiseAddress: uplinkAddress(SUBNET),
-  log: () => {},
-  serviceCIDRs: LAB_SERVICE_CIDRS,
-});
+const cp = await startLabControlPlane(SUBNET, "dataplane");
+const { dir, state } = cp;
 let lab: Lab | undefined;
 let server: ChildProcess | undefined;
 try {
@@ -219,7 +202,6 @@ try {
 } finally {
   server?.kill("SIGKILL");
   await lab?.destroy();
-  await stopControlPlane(state);
-  rmSync(dir, { recursive: true, force: true });
+  await cp.stop();
 }
 process.exit(0);

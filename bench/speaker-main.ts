@@ -18,16 +18,15 @@
 //   - API requests per second per speaker, idle;
 //   - the fault figures of issue 9 (speaker-faults.ts), part "faults".
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { arpRequest } from "../src/arp/codec.ts";
 import { KubeClient } from "../src/k8s/client.ts";
-import { startControlPlane, stopControlPlane } from "../test/controlplane/controlplane.ts";
-import { LAB_SERVICE_CIDRS, POOL_CIDR, POOL6_CIDR } from "../test/lab/addresses.ts";
-import { Lab, randomPrefix, rootNamespaceClash, uplinkAddress } from "../test/lab/lab.ts";
+import { POOL_CIDR, POOL6_CIDR } from "../test/lab/addresses.ts";
+import { Lab, randomPrefix } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
 import { compileToJs, imageRuntime } from "./compile.ts";
+import { startLabControlPlane } from "./lab-control-plane.ts";
 import { speakerFaults } from "./speaker-faults.ts";
 import { percentile, rssMiB } from "./stats.ts";
 
@@ -91,16 +90,8 @@ const cpuTicks = (pid: number) => {
   return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100/s)
 };
 
-const clash = await rootNamespaceClash(SUBNET);
-if (clash) throw new Error(`${SUBNET} is in use on this host (${clash}); set BENCH_SUBNET`);
-const dir = mkdtempSync(join(tmpdir(), "ironlb-bench-speaker-"));
-const state = await startControlPlane({
-  dir: join(dir, "cp"),
-  bindAddress: "0.0.0.0",
-  advertiseAddress: uplinkAddress(SUBNET),
-  log: () => {},
-  serviceCIDRs: LAB_SERVICE_CIDRS,
-});
+const cp = await startLabControlPlane(SUBNET, "speaker");
+const { dir, state } = cp;
 let lab: Lab | undefined;
 try {
   lab = await Lab.create({
@@ -574,7 +565,6 @@ try {
   }
 } finally {
   await lab?.destroy();
-  await stopControlPlane(state);
-  rmSync(dir, { recursive: true, force: true });
+  await cp.stop();
 }
 process.exit(0);
