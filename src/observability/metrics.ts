@@ -113,18 +113,16 @@ function args(a?: Labels | number, b?: number): [Labels | undefined, number | un
   return typeof a === "object" ? [a, b] : [undefined, a];
 }
 
-/** A value that only goes up. */
-export class Counter extends Metric<number> {
-  constructor(o: Options) {
-    super("counter", o);
-    // An unlabelled counter reads 0 before its first increment, as prom-client's did.
+/** Counters and gauges: one number per series, an unlabelled one reading 0 from the start. */
+abstract class NumberMetric extends Metric<number> {
+  constructor(type: string, o: Options) {
+    super(type, o);
+    // An unlabelled metric reads 0 before its first change, as prom-client's did.
     if (this.labelNames.length === 0) this.series.set("", 0);
   }
 
-  inc(labels?: Labels | number, value?: number): void {
-    const [l, v = 1] = args(labels, value);
-    if (!(v >= 0)) throw new Error(`${this.name}: a counter cannot decrease (got ${v})`);
-    const k = this.key(l);
+  protected add(labels: Labels | undefined, v: number): void {
+    const k = this.key(labels);
     this.series.set(k, (this.series.get(k) ?? 0) + v);
   }
 
@@ -137,11 +135,23 @@ export class Counter extends Metric<number> {
   }
 }
 
+/** A value that only goes up. */
+export class Counter extends NumberMetric {
+  constructor(o: Options) {
+    super("counter", o);
+  }
+
+  inc(labels?: Labels | number, value?: number): void {
+    const [l, v = 1] = args(labels, value);
+    if (!(v >= 0)) throw new Error(`${this.name}: a counter cannot decrease (got ${v})`);
+    this.add(l, v);
+  }
+}
+
 /** A value that goes up and down. */
-export class Gauge extends Metric<number> {
+export class Gauge extends NumberMetric {
   constructor(o: Options) {
     super("gauge", o);
-    if (this.labelNames.length === 0) this.series.set("", 0);
   }
 
   set(labels: Labels | number, value?: number): void {
@@ -151,16 +161,7 @@ export class Gauge extends Metric<number> {
 
   inc(labels?: Labels | number, value?: number): void {
     const [l, v = 1] = args(labels, value);
-    const k = this.key(l);
-    this.series.set(k, (this.series.get(k) ?? 0) + v);
-  }
-
-  get(labels?: Labels): number {
-    return this.series.get(this.key(labels)) ?? 0;
-  }
-
-  protected samples(out: string[]): void {
-    for (const [k, v] of this.series) out.push(`${this.name}${k} ${formatValue(v)}\n`);
+    this.add(l, v);
   }
 }
 
