@@ -13,13 +13,11 @@ import {
   linkUsable,
 } from "./link-state.ts";
 
-/** One rtnetlink link message in little-endian order, as the kernel of an x86 host sends. */
-function linkMsg(
-  type: number,
-  index: number,
-  flags: number,
-  attrs: Array<[number, Uint8Array]>,
-): Buffer {
+/**
+ * One rtnetlink message in little-endian order, as the kernel of an x86 host sends: the
+ * header, the fixed part (`fixed`), then the attributes, each padded to 4 bytes.
+ */
+function nlMsg(type: number, fixed: Buffer, attrs: Array<[number, Uint8Array]>): Buffer {
   const body = attrs.map(([t, d]) => {
     const len = 4 + d.byteLength;
     const b = Buffer.alloc((len + 3) & ~3);
@@ -28,14 +26,24 @@ function linkMsg(
     Buffer.from(d).copy(b, 4);
     return b;
   });
-  const ifi = Buffer.alloc(16);
-  ifi.writeInt32LE(index, 4);
-  ifi.writeUInt32LE(flags, 8);
-  const payload = Buffer.concat([ifi, ...body]);
+  const payload = Buffer.concat([fixed, ...body]);
   const h = Buffer.alloc(16);
   h.writeUInt32LE(16 + payload.byteLength, 0);
   h.writeUInt16LE(type, 4);
   return Buffer.concat([h, payload]);
+}
+
+/** One RTM_NEWLINK / RTM_DELLINK message. */
+function linkMsg(
+  type: number,
+  index: number,
+  flags: number,
+  attrs: Array<[number, Uint8Array]>,
+): Buffer {
+  const ifi = Buffer.alloc(16);
+  ifi.writeInt32LE(index, 4);
+  ifi.writeUInt32LE(flags, 8);
+  return nlMsg(type, ifi, attrs);
 }
 const name = (s: string) => Buffer.from(`${s}\0`);
 const oper = (n: number) => Uint8Array.of(n);
@@ -128,7 +136,7 @@ describe("applyLinkChanges", () => {
   });
 });
 
-/** One RTM_NEWNEIGH / RTM_DELNEIGH message, little-endian. */
+/** One RTM_NEWNEIGH / RTM_DELNEIGH message. */
 function neighMsg(
   type: number,
   family: number,
@@ -136,23 +144,15 @@ function neighMsg(
   state: number,
   attrs: Array<[number, number[]]>,
 ): Buffer {
-  const body = attrs.map(([t, d]) => {
-    const len = 4 + d.length;
-    const b = Buffer.alloc((len + 3) & ~3);
-    b.writeUInt16LE(len, 0);
-    b.writeUInt16LE(t, 2);
-    Buffer.from(d).copy(b, 4);
-    return b;
-  });
   const nd = Buffer.alloc(12);
   nd.writeUInt8(family, 0);
   nd.writeInt32LE(ifindex, 4);
   nd.writeUInt16LE(state, 8);
-  const payload = Buffer.concat([nd, ...body]);
-  const h = Buffer.alloc(16);
-  h.writeUInt32LE(16 + payload.byteLength, 0);
-  h.writeUInt16LE(type, 4);
-  return Buffer.concat([h, payload]);
+  return nlMsg(
+    type,
+    nd,
+    attrs.map(([t, d]) => [t, Uint8Array.from(d)]),
+  );
 }
 
 describe("decodeNeighbourMessages", () => {
