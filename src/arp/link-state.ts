@@ -2,9 +2,7 @@
 // socket of the native addon delivers them (packet-socket.ts: LinkMonitor). Pure: bytes in,
 // link states out, so that malformed or truncated datagrams are tested without a kernel.
 
-/** rtnetlink message types (linux/rtnetlink.h, linux/netlink.h). */
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
+/** rtnetlink message types (linux/rtnetlink.h); others (done, errors) are skipped. */
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 /** Attributes of a link (linux/if_link.h). */
@@ -49,6 +47,41 @@ export function linkUsable(l: Pick<LinkState, "flags" | "operstate" | "deleted">
 const align4 = (n: number) => (n + 3) & ~3;
 
 /**
+ * Calls `each` with the type, offset and length of every whole message in one datagram; a
+ * truncated or malformed message ends the datagram. Netlink headers are in host order.
+ */
+function forEachMessage(
+  dv: DataView,
+  le: boolean,
+  each: (type: number, off: number, len: number) => void,
+): void {
+  let off = 0;
+  while (off + NLMSG_HDRLEN <= dv.byteLength) {
+    const len = dv.getUint32(off, le);
+    if (len < NLMSG_HDRLEN || off + len > dv.byteLength) break;
+    each(dv.getUint16(off + 4, le), off, len);
+    off += align4(len);
+  }
+}
+
+/** Calls `each` with the type (without NLA_F_* bits) and data of every attribute in [a, end). */
+function forEachAttribute(
+  buf: Uint8Array,
+  dv: DataView,
+  le: boolean,
+  a: number,
+  end: number,
+  each: (type: number, data: Uint8Array) => void,
+): void {
+  while (a + 4 <= end) {
+    const alen = dv.getUint16(a, le);
+    if (alen < 4 || a + alen > end) break;
+    each(dv.getUint16(a + 2, le) & 0x3fff, buf.subarray(a + 4, a + alen));
+    a += align4(alen);
+  }
+}
+
+/**
  * Decodes every link message in one datagram; other messages (done, errors) are skipped
  * and a truncated or malformed message ends the datagram. `littleEndian`: the host's order
  * (netlink headers are in host byte order).
@@ -56,42 +89,26 @@ const align4 = (n: number) => (n + 3) & ~3;
 export function decodeLinkMessages(buf: Uint8Array, littleEndian: boolean): LinkState[] {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const out: LinkState[] = [];
-  let off = 0;
-  while (off + NLMSG_HDRLEN <= buf.byteLength) {
-    const len = dv.getUint32(off, littleEndian);
-    const type = dv.getUint16(off + 4, littleEndian);
-    if (len < NLMSG_HDRLEN || off + len > buf.byteLength) break;
-    if (type === NLMSG_DONE || type === NLMSG_ERROR) {
-      off += align4(len);
-      continue;
-    }
-    if ((type === RTM_NEWLINK || type === RTM_DELLINK) && len >= NLMSG_HDRLEN + IFINFOMSG_LEN) {
-      const body = off + NLMSG_HDRLEN;
-      const link: LinkState = {
-        index: dv.getInt32(body + 4, littleEndian),
-        flags: dv.getUint32(body + 8, littleEndian),
-        operstate: IF_OPER_UNKNOWN,
-        deleted: type === RTM_DELLINK,
-      };
-      let a = body + IFINFOMSG_LEN;
-      const end = off + len;
-      while (a + 4 <= end) {
-        const alen = dv.getUint16(a, littleEndian);
-        const atype = dv.getUint16(a + 2, littleEndian) & 0x3fff; // without NLA_F_* bits
-        if (alen < 4 || a + alen > end) break;
-        const data = buf.subarray(a + 4, a + alen);
-        if (atype === IFLA_IFNAME) {
-          const nul = data.indexOf(0);
-          link.name = new TextDecoder().decode(nul >= 0 ? data.subarray(0, nul) : data);
-        } else if (atype === IFLA_OPERSTATE && data.byteLength >= 1) {
-          link.operstate = data[0]!;
-        }
-        a += align4(alen);
+  forEachMessage(dv, littleEndian, (type, off, len) => {
+    if ((type !== RTM_NEWLINK && type !== RTM_DELLINK) || len < NLMSG_HDRLEN + IFINFOMSG_LEN)
+      return;
+    const body = off + NLMSG_HDRLEN;
+    const link: LinkState = {
+      index: dv.getInt32(body + 4, littleEndian),
+      flags: dv.getUint32(body + 8, littleEndian),
+      operstate: IF_OPER_UNKNOWN,
+      deleted: type === RTM_DELLINK,
+    };
+    forEachAttribute(buf, dv, littleEndian, body + IFINFOMSG_LEN, off + len, (atype, data) => {
+      if (atype === IFLA_IFNAME) {
+        const nul = data.indexOf(0);
+        link.name = new TextDecoder().decode(nul >= 0 ? data.subarray(0, nul) : data);
+      } else if (atype === IFLA_OPERSTATE && data.byteLength >= 1) {
+        link.operstate = data[0]!;
       }
-      out.push(link);
-    }
-    off += align4(len);
-  }
+    });
+    out.push(link);
+  });
   return out;
 }
 
@@ -137,38 +154,24 @@ export interface NeighbourChange {
 export function decodeNeighbourMessages(buf: Uint8Array, littleEndian: boolean): NeighbourChange[] {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const out: NeighbourChange[] = [];
-  let off = 0;
-  while (off + NLMSG_HDRLEN <= buf.byteLength) {
-    const len = dv.getUint32(off, littleEndian);
-    const type = dv.getUint16(off + 4, littleEndian);
-    if (len < NLMSG_HDRLEN || off + len > buf.byteLength) break;
-    if ((type === RTM_NEWNEIGH || type === RTM_DELNEIGH) && len >= NLMSG_HDRLEN + NDMSG_LEN) {
-      const body = off + NLMSG_HDRLEN;
-      const family = dv.getUint8(body);
-      let ip = "";
-      let mac = "";
-      let a = body + NDMSG_LEN;
-      const end = off + len;
-      while (a + 4 <= end) {
-        const alen = dv.getUint16(a, littleEndian);
-        const atype = dv.getUint16(a + 2, littleEndian) & 0x3fff;
-        if (alen < 4 || a + alen > end) break;
-        const data = buf.subarray(a + 4, a + alen);
-        if (atype === NDA_DST && data.byteLength === 4) ip = [...data].join(".");
-        else if (atype === NDA_LLADDR && data.byteLength === 6)
-          mac = [...data].map((b) => b.toString(16).padStart(2, "0")).join(":");
-        a += align4(alen);
-      }
-      if (family === 2 && ip !== "")
-        out.push({
-          ifindex: dv.getInt32(body + 4, littleEndian),
-          ip,
-          mac: type === RTM_DELNEIGH ? "" : mac,
-          state: dv.getUint16(body + 8, littleEndian),
-          deleted: type === RTM_DELNEIGH,
-        });
-    }
-    off += align4(len);
-  }
+  forEachMessage(dv, littleEndian, (type, off, len) => {
+    if ((type !== RTM_NEWNEIGH && type !== RTM_DELNEIGH) || len < NLMSG_HDRLEN + NDMSG_LEN) return;
+    const body = off + NLMSG_HDRLEN;
+    let ip = "";
+    let mac = "";
+    forEachAttribute(buf, dv, littleEndian, body + NDMSG_LEN, off + len, (atype, data) => {
+      if (atype === NDA_DST && data.byteLength === 4) ip = [...data].join(".");
+      else if (atype === NDA_LLADDR && data.byteLength === 6)
+        mac = [...data].map((b) => b.toString(16).padStart(2, "0")).join(":");
+    });
+    if (dv.getUint8(body) !== 2 || ip === "") return; // AF_INET only
+    out.push({
+      ifindex: dv.getInt32(body + 4, littleEndian),
+      ip,
+      mac: type === RTM_DELNEIGH ? "" : mac,
+      state: dv.getUint16(body + 8, littleEndian),
+      deleted: type === RTM_DELNEIGH,
+    });
+  });
   return out;
 }
