@@ -313,12 +313,24 @@ static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_va
 }
 
 /*
- * Wraps an open fd in a psock polled for reading by `on_read`, owned by a JS external from
- * then on: calls `callback` for what arrives, closed by the finalizer or the env teardown.
- * Returns the external, or NULL with a JS exception pending (the fd is closed then).
+ * Wraps an open fd in a new psock polled for reading by `on_read`, owned by a JS external
+ * from then on: calls `callback` for what arrives, closed by the finalizer or the env
+ * teardown. Returns the external (and the psock in *out when out is not NULL), or NULL with
+ * a JS exception pending (the fd is closed then).
  */
-static napi_value psock_attach(napi_env env, psock* s, napi_value callback, const char* name,
-                               uv_poll_cb on_read) {
+static napi_value psock_attach(napi_env env, int fd, int kind, int ifindex, int proto,
+                               napi_value callback, const char* name, uv_poll_cb on_read,
+                               psock** out) {
+  psock* s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    throw_errno(env, ENOMEM, "out of memory");
+    return NULL;
+  }
+  s->fd = fd;
+  s->kind = kind;
+  s->ifindex = ifindex;
+  s->proto = proto;
   napi_value external, resource, resource_name;
   s->env = env;
   s->poll.data = s;
@@ -357,6 +369,7 @@ static napi_value psock_attach(napi_env env, psock* s, napi_value callback, cons
     return NULL;
   }
   if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  if (out != NULL) *out = s;
   return external;
 }
 
@@ -471,17 +484,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     }
   }
 
-  psock* s = calloc(1, sizeof *s);
-  if (s == NULL) {
-    close(fd);
-    throw_errno(env, ENOMEM, "out of memory");
-    return NULL;
-  }
-  s->fd = fd;
-  s->ifindex = ifindex;
-  s->proto = proto;
-  s->kind = kind;
-  napi_value external = psock_attach(env, s, argv[2], "ironlb:PacketSocket", on_readable);
+  napi_value external = psock_attach(env, fd, kind, ifindex, proto, argv[2],
+                                     "ironlb:PacketSocket", on_readable, NULL);
   if (external == NULL) return NULL;
 
   napi_value result, ifindex_val, mac_val;
@@ -536,16 +540,9 @@ static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
     throw_errno(env, e, "subscribing to link changes failed");
     return NULL;
   }
-  psock* s = calloc(1, sizeof *s);
-  if (s == NULL) {
-    close(fd);
-    throw_errno(env, ENOMEM, "out of memory");
-    return NULL;
-  }
-  s->fd = fd;
-  s->ifindex = 0;
-  s->kind = KIND_LINK;
-  napi_value external = psock_attach(env, s, argv[0], "ironlb:LinkMonitor", on_link_readable);
+  psock* s = NULL;
+  napi_value external = psock_attach(env, fd, KIND_LINK, 0, 0, argv[0], "ironlb:LinkMonitor",
+                                     on_link_readable, &s);
   if (external == NULL) return NULL;
   if ((groups & RTMGRP_LINK) != 0 && request_link_dump(fd) < 0) {
     int e = errno;
