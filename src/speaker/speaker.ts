@@ -22,6 +22,7 @@ import {
   type Announcement,
   type Decision,
   decide,
+  type MembershipView,
   REBALANCE_ANNOTATION,
   reactToLinks,
 } from "./decision.ts";
@@ -122,7 +123,7 @@ export class Speaker {
    */
   readonly #rejoinDeferred = new Map<string, number>();
   /** The live speakers at the last evaluation, to notice a peer's death. */
-  #lastLive = new Set<string>();
+  #lastLive: ReadonlySet<string> = new Set<string>();
   /** When this speaker last rejoined (performance.now()), for REJOIN_PROBE_WINDOW_MS. */
   #rejoinedAt = Number.NEGATIVE_INFINITY;
   /** Interface name -> usable, as the last link event said (undefined before the first). */
@@ -405,8 +406,7 @@ export class Speaker {
     return owners;
   }
 
-  #decide(): Decision {
-    const view = this.#membership.view();
+  #decide(view: MembershipView): Decision {
     if (!this.#recordsFresh) view.settled = false;
     const slices = [];
     for (const s of this.#slices.list()) {
@@ -451,7 +451,8 @@ export class Speaker {
     // here before the stall timer runs: notice the stall first, so that we decide as a
     // rejoining speaker, not as an owner with nothing to fear.
     this.#membership.noticeStall();
-    const decision = this.#decide();
+    const view = this.#membership.view();
+    const decision = this.#decide(view);
     this.#logReasons(decision);
     const desired = this.#resolve(decision.mine);
     for (const [ip, ifaces] of this.#current) {
@@ -474,7 +475,7 @@ export class Speaker {
     }
     // A peer died: whichever node answered our post-rejoin probes may be it, so what waited
     // for it is looked at again now (probed again) instead of after REJOIN_DEFER_MS.
-    const live = this.#membership.live();
+    const live = view.live;
     if ([...this.#lastLive].some((n) => !live.has(n))) this.#rejoinDeferred.clear();
     this.#lastLive = live;
     const now = Date.now();
