@@ -67,7 +67,9 @@ type Failure = { ok: false; reason: FailureReason; message: string };
 type Plan =
   | { kind: "ok"; addrs: IP[]; shared: boolean }
   | { kind: "hard"; failure: Failure }
-  | { kind: "exhausted"; family: Family };
+  | { kind: "exhausted"; family: Family }
+  /** The pool is frozen and the Service holds nothing of `family` in it. */
+  | { kind: "frozen"; family: Family };
 
 function fail(reason: FailureReason, message: string): Failure {
   return { ok: false, reason, message };
@@ -337,6 +339,41 @@ export class Allocator {
     return { ok: true, ips: addrs.map(formatIP), pool: checked.pool };
   }
 
+  /**
+   * After `assign` failed: keeps the Service's current IPs under its new request if they are
+   * still legal for it — their pool still admits the Service (serviceAllocation), each IP is
+   * of a family it asks for, and sharing with the other holders is still allowed. An edit
+   * that cannot be met (a pool that does not exist, an IP in use) then costs a warning, not
+   * the address. Fails, changing nothing, when the Service holds nothing or nothing it holds
+   * is legal any more: call `release` then.
+   */
+  retain(req: ServiceRequest): AllocationResult {
+    const old = this.#assignments.get(req.key);
+    if (old === undefined) return fail("InvalidRequest", `${req.key} holds no IP`);
+    const pool = this.#pools.get(old.pool);
+    if (pool === undefined) return fail("PoolNotFound", `pool ${old.pool} does not exist`);
+    const why = this.#refusal(pool, req);
+    if (why !== undefined) {
+      return fail("NoMatchingPool", `pool ${pool.name} may not be used by ${req.key}: ${why}`);
+    }
+    const kept = old.addrs.filter(
+      (a) => req.families.some((f) => f.family === a.family) && this.#usableIn(pool, a),
+    );
+    if (kept.length === 0) {
+      return fail(
+        "FamilyUnavailable",
+        `${req.key} holds no IP of the families it asks for (${req.families.map((f) => f.family).join(", ")})`,
+      );
+    }
+    for (const addr of kept) {
+      const conflict = this.#conflict(req, addr);
+      if (conflict !== undefined) return conflict;
+    }
+    this.#unlink(req.key);
+    this.#link(req.key, { req, pool: pool.name, addrs: kept });
+    return { ok: true, ips: kept.map(formatIP), pool: pool.name };
+  }
+
   /** Frees the Service's IPs (a shared IP stays held by the other Services). No-op if none. */
   release(key: string): void {
     this.#unlink(key);
@@ -554,6 +591,9 @@ export class Allocator {
             `requested IPs are in different pools (${pool.name}, ${p.name}); all IPs of a Service come from one pool`,
           );
         }
+        if (p.spec.frozen && !old?.addrs.some((a) => a.value === addr.value)) {
+          return fail("PoolFrozen", frozenMessage(p.name));
+        }
         pool = p;
       }
       candidates = pool === undefined ? [] : [pool];
@@ -566,7 +606,10 @@ export class Allocator {
       candidates = [p];
     } else {
       candidates = this.#ordered.filter(
-        (p) => p.spec.autoAssign && this.#refusal(p, req) === undefined,
+        (p) =>
+          p.spec.autoAssign &&
+          (!p.spec.frozen || p.name === old?.pool) &&
+          this.#refusal(p, req) === undefined,
       );
     }
 
@@ -588,7 +631,11 @@ export class Allocator {
 
     if (candidates.length === 0) {
       const why = this.#ordered.map((p) =>
-        p.spec.autoAssign ? `${p.name}: ${this.#refusal(p, req)}` : `${p.name}: autoAssign is off`,
+        !p.spec.autoAssign
+          ? `${p.name}: autoAssign is off`
+          : p.spec.frozen
+            ? `${p.name}: it is frozen`
+            : `${p.name}: ${this.#refusal(p, req)}`,
       );
       return fail(
         "NoMatchingPool",
@@ -633,7 +680,14 @@ export class Allocator {
       const plan = planFor(p);
       if (plan.kind === "hard") return plan.failure;
       if (plan.kind === "ok") return accept(p, plan);
-      full.push(`pool ${p.name} has no free ${plan.family} address`);
+      full.push(
+        plan.kind === "frozen"
+          ? `pool ${p.name} is frozen and gives no new ${plan.family} address`
+          : `pool ${p.name} has no free ${plan.family} address`,
+      );
+    }
+    if (offering.length === 1 && offering[0]!.spec.frozen) {
+      return fail("PoolFrozen", frozenMessage(offering[0]!.name));
     }
     return fail("PoolExhausted", `no free address for ${req.key}: ${full.join("; ")}`);
   }
@@ -703,6 +757,10 @@ export class Allocator {
           : undefined;
       if (prev !== undefined && this.#usableIn(pool, prev) && !this.#conflict(req, prev)) {
         addrs.push(prev);
+        continue;
+      }
+      if (pool.spec.frozen) {
+        if (required) return { kind: "frozen", family };
         continue;
       }
       if (req.sharingKey !== undefined) {
@@ -857,4 +915,8 @@ export class Allocator {
       if (keys !== undefined && keys.size === 0) this.#byShareKey.delete(a.req.sharingKey);
     }
   }
+}
+
+function frozenMessage(pool: string): string {
+  return `pool ${pool} cannot be read as it is (its Ready condition says why): it keeps the IPs it gave, and gives no new ones`;
 }

@@ -36,6 +36,11 @@ export interface PoolSpec {
   serviceSelectors?: LabelSelector[];
   /** RFC 3339 creation time: of two overlapping pools the older keeps the overlap. */
   creationTimestamp: string;
+  /**
+   * The pool's object can no longer be read as it is (version skew with a newer CRD, say):
+   * Services keep the IPs they hold from it, and it gives no new ones.
+   */
+  frozen?: boolean;
 }
 
 /** A (protocol, port) pair a Service exposes; used to decide whether two Services can share an IP. */
@@ -78,6 +83,7 @@ export type FailureReason =
   | "FamilyUnavailable"
   | "NoUsableAddresses"
   | "PoolNotFound"
+  | "PoolFrozen"
   | "InvalidRequest";
 
 export type AllocationResult =

@@ -39,7 +39,7 @@ export const messages = {
   valuesForbidden: "operators Exists and DoesNotExist must not have values",
 } as const;
 
-export { type ParseResult, parseWith } from "./validate.ts";
+export { type ParseOptions, type ParseResult, parseWith } from "./validate.ts";
 
 /** A list of unique strings, each checked by `item`, at most `max` long. */
 export function stringSet(item: Checker<string>, max: number, min?: number): Checker<string[]> {

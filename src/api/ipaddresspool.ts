@@ -11,6 +11,7 @@ import {
   labelSelector,
   namespaceName,
   type ObjectMeta,
+  type ParseOptions,
   type ParseResult,
   parseWith,
   stringSet,
@@ -38,6 +39,7 @@ export const poolConditions = {
   conflict: "Conflict",
   reasons: {
     ready: "PoolReady",
+    invalidSpec: "InvalidSpec",
     invalidAddresses: "InvalidAddresses",
     noUsableAddresses: "NoUsableAddresses",
     familyUnavailable: "FamilyUnavailable",
@@ -120,8 +122,8 @@ export const ipAddressPool = object<IPAddressPool>({
 });
 
 /** Validates a whole IPAddressPool object as the apiserver would, applying defaults. */
-export function parseIPAddressPool(obj: unknown): ParseResult<IPAddressPool> {
-  return parseWith(ipAddressPool, obj);
+export function parseIPAddressPool(obj: unknown, opts?: ParseOptions): ParseResult<IPAddressPool> {
+  return parseWith(ipAddressPool, obj, opts);
 }
 
 /** Validates a pool's status alone (what the status subresource accepts). */

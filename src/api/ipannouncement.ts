@@ -6,6 +6,7 @@ import {
   dnsSubdomainPattern,
   envelope,
   type ObjectMeta,
+  type ParseOptions,
   type ParseResult,
   parseWith,
   stringSet,
@@ -65,6 +66,9 @@ export const ipAnnouncement = object<IPAnnouncement>({
 });
 
 /** Validates a whole IPAnnouncement object as the apiserver would. */
-export function parseIPAnnouncement(obj: unknown): ParseResult<IPAnnouncement> {
-  return parseWith(ipAnnouncement, obj);
+export function parseIPAnnouncement(
+  obj: unknown,
+  opts?: ParseOptions,
+): ParseResult<IPAnnouncement> {
+  return parseWith(ipAnnouncement, obj, opts);
 }

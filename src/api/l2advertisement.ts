@@ -6,6 +6,7 @@ import {
   labelSelector,
   type ObjectMeta,
   objectName,
+  type ParseOptions,
   type ParseResult,
   parseWith,
   stringSet,
@@ -60,6 +61,9 @@ export const l2Advertisement = object<L2Advertisement>({
 });
 
 /** Validates a whole L2Advertisement object as the apiserver would. */
-export function parseL2Advertisement(obj: unknown): ParseResult<L2Advertisement> {
-  return parseWith(l2Advertisement, obj);
+export function parseL2Advertisement(
+  obj: unknown,
+  opts?: ParseOptions,
+): ParseResult<L2Advertisement> {
+  return parseWith(l2Advertisement, obj, opts);
 }

@@ -69,6 +69,43 @@ describe("parseIPAddressPool", () => {
     }
   });
 
+  it("rejects unknown fields by default, and only lists them when asked to ignore them", () => {
+    const obj = {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "IPAddressPool",
+      metadata: { name: "p" },
+      spec: {
+        addresses: ["198.51.100.0/24"],
+        someFutureField: true,
+        serviceAllocation: { priority: 1, later: 1 },
+      },
+      status: { someFutureStatus: "x" },
+    };
+    expect(parseIPAddressPool(obj)).toEqual({
+      ok: false,
+      errors: [
+        'unknown field "spec.serviceAllocation.later"',
+        'unknown field "spec.someFutureField"',
+        'unknown field "status.someFutureStatus"',
+      ],
+    });
+    const r = parseIPAddressPool(obj, { unknownFields: "ignore" });
+    expect(r).toMatchObject({
+      ok: true,
+      ignored: ["spec.serviceAllocation.later", "spec.someFutureField", "status.someFutureStatus"],
+      value: { spec: { addresses: ["198.51.100.0/24"], serviceAllocation: { priority: 1 } } },
+    });
+    if (r.ok) expect(r.value.spec).not.toHaveProperty("someFutureField");
+    // Real errors still count; unknown fields do not hide the object's own rules.
+    const bad = parseIPAddressPool(
+      { ...obj, spec: { ...obj.spec, addresses: ["198.51.100.9/24"] } },
+      { unknownFields: "ignore" },
+    );
+    expect(bad.ok).toBe(false);
+    if (!bad.ok)
+      expect(bad.errors).toEqual([expect.stringMatching(/^spec.addresses\[0\]: host bits/)]);
+  });
+
   it("rejects a wrong kind or apiVersion", () => {
     const r = parseIPAddressPool({
       apiVersion: "v1",

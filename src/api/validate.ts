@@ -7,13 +7,43 @@
 /** Checks `value` found at `path`; adds messages to `errors`; returns the checked value. */
 export type Checker<T> = (value: unknown, path: string, errors: string[]) => T | undefined;
 
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
+/**
+ * The checked value, or apiserver-style errors. `ignored` lists the paths of unknown fields
+ * left out of the value, when the parse was asked to ignore them (`unknownFields: "ignore"`).
+ */
+export type ParseResult<T> =
+  | { ok: true; value: T; ignored?: string[] }
+  | { ok: false; errors: string[]; ignored?: string[] };
+
+export interface ParseOptions {
+  /**
+   * "reject" (default): an unknown field is an error, as `kubectl apply` with the apiserver's
+   * Strict field validation says. "ignore": it is left out and listed in `ignored` — for
+   * objects read back from the API, where an unknown field means a newer CRD or a newer
+   * writer (version skew), never a reason to stop using the object.
+   */
+  unknownFields?: "reject" | "ignore";
+}
+
+const UNKNOWN_FIELD = 'unknown field "';
+const isUnknownField = (message: string) => message.startsWith(UNKNOWN_FIELD);
 
 /** Runs a checker on a whole object: the value, or apiserver-style errors. */
-export function parseWith<T>(check: Checker<T>, obj: unknown): ParseResult<T> {
-  const errors: string[] = [];
+export function parseWith<T>(
+  check: Checker<T>,
+  obj: unknown,
+  opts: ParseOptions = {},
+): ParseResult<T> {
+  let errors: string[] = [];
   const value = check(obj, "", errors);
-  return errors.length === 0 ? { ok: true, value: value as T } : { ok: false, errors };
+  if (opts.unknownFields !== "ignore") {
+    return errors.length === 0 ? { ok: true, value: value as T } : { ok: false, errors };
+  }
+  const ignored = errors.filter(isUnknownField).map((m) => m.slice(UNKNOWN_FIELD.length, -1));
+  errors = errors.filter((m) => !isUnknownField(m));
+  return errors.length === 0
+    ? { ok: true, value: value as T, ignored }
+    : { ok: false, errors, ignored };
 }
 
 const at = (path: string, msg: string) => (path === "" ? msg : `${path}: ${msg}`);
@@ -184,8 +214,9 @@ export function object<T>(
     }
     if (opts.strict)
       for (const k of Object.keys(src))
-        if (!(k in shape)) errors.push(`unknown field "${child(path, k)}"`);
-    if (opts.refine && errors.length === before)
+        if (!(k in shape)) errors.push(`${UNKNOWN_FIELD}${child(path, k)}"`);
+    // An unknown field does not make the known ones unfit for the object's own rules.
+    if (opts.refine && !errors.slice(before).some((m) => !isUnknownField(m)))
       for (const m of opts.refine(out as T)) errors.push(at(path, m));
     return out as T;
   };

@@ -17,6 +17,7 @@ import type { Logger } from "../observability/log.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import {
   desiredPoolStatus,
+  type LastGood,
   type PoolAsk,
   type PoolInput,
   poolStatusChanged,
@@ -78,6 +79,10 @@ export class Controller {
   readonly #asks = new Map<string, PoolAsk & { pool: string }>();
   /** The warnings last reported for each pool (uid and text), so each is reported once. */
   readonly #poolWarned = new Map<string, string>();
+  /** What was last said about each pool's readability (ignored fields, errors), said once. */
+  readonly #poolReadSaid = new Map<string, string>();
+  /** The last spec read from each pool object: a pool that becomes unreadable freezes on it. */
+  readonly #lastGood = new Map<string, LastGood>();
   #poolInputs = new Map<string, PoolInput>();
   #poolsDirty = false;
   #poolsFingerprint = "";
@@ -262,21 +267,21 @@ export class Controller {
    * the Services that lost their IPs are then in the allocator's invalidated().
    */
   #syncPools(): boolean {
-    this.#poolInputs = new Map(
-      this.#pools
-        .list()
-        .map((p) => toPoolInput(p))
-        .map((p) => [p.name, p]),
-    );
-    const specs = [...this.#poolInputs.values()].flatMap((p) => (p.spec ? [p.spec] : []));
+    const inputs = this.#pools
+      .list()
+      .map((p) => toPoolInput(p, this.#lastGood.get(p.metadata?.name ?? "")));
+    this.#poolInputs = new Map(inputs.map((p) => [p.name, p]));
+    for (const name of this.#lastGood.keys())
+      if (!this.#poolInputs.has(name)) this.#lastGood.delete(name);
+    for (const p of inputs) {
+      if (p.errors.length === 0 && p.spec && p.uid !== undefined)
+        this.#lastGood.set(p.name, { uid: p.uid, spec: p.spec });
+      this.#sayPoolReadability(p);
+    }
+    const specs = inputs.flatMap((p) => (p.spec ? [p.spec] : []));
     const fingerprint = JSON.stringify(specs);
     if (fingerprint === this.#poolsFingerprint) return false;
     this.#poolsFingerprint = fingerprint;
-    for (const p of this.#poolInputs.values()) {
-      if (p.errors.length > 0) {
-        this.#log.warn({ pool: p.name, errors: p.errors }, "pool is malformed and is not used");
-      }
-    }
     const reports = this.#alloc.setPools(specs);
     for (const r of reports) {
       const uid = this.#pools.get(r.name)?.metadata?.uid ?? "";
@@ -299,6 +304,53 @@ export class Controller {
     return true;
   }
 
+  /**
+   * Says once per pool object and problem (log line and Warning Event) that fields were
+   * ignored, or that the pool cannot be read and is frozen; and when it is readable again.
+   */
+  #sayPoolReadability(p: PoolInput): void {
+    const said = this.#poolReadSaid.get(p.name) ?? "";
+    const now =
+      p.errors.length > 0 || p.ignored.length > 0
+        ? JSON.stringify([p.uid, p.errors, p.ignored])
+        : "";
+    if (now === said) return;
+    if (now === "") this.#poolReadSaid.delete(p.name);
+    else this.#poolReadSaid.set(p.name, now);
+    const target = poolTarget(this.#pools.get(p.name), p.name);
+    if (p.errors.length > 0) {
+      const keeps = p.spec
+        ? "Services keep the IPs they have from it; it gives no new ones until it can be read"
+        : "nothing of it could be salvaged: its Services lose their IPs from it";
+      this.#log.warn(
+        { pool: p.name, errors: p.errors, frozen: p.spec !== undefined },
+        "pool cannot be read; frozen",
+      );
+      void this.#events.emit(
+        target,
+        "Warning",
+        "PoolFrozen",
+        capped(`This controller cannot read the pool (${p.errors.join("; ")}): ${keeps}`),
+      );
+    } else if (said !== "" && JSON.parse(said)[1].length > 0) {
+      this.#log.info({ pool: p.name }, "pool can be read again; no longer frozen");
+    }
+    if (p.ignored.length > 0) {
+      this.#log.warn(
+        { pool: p.name, fields: p.ignored },
+        "pool has fields this controller does not know; they are ignored",
+      );
+      void this.#events.emit(
+        target,
+        "Warning",
+        "UnknownFields",
+        capped(
+          `This controller ignores fields it does not know (a newer CRD or writer?): ${p.ignored.join(", ")}`,
+        ),
+      );
+    }
+  }
+
   /** Re-registers every IP already published in a Service status before anything new is assigned. */
   #restoreFromStatuses(): void {
     const withIPs = this.#services
@@ -319,7 +371,11 @@ export class Controller {
       // A Service whose annotations are now invalid keeps its IP: restore it as if unannotated.
       if (!t.ok) t = translateService(withoutAnnotations(svc), nsLabels);
       if (!t.ok) continue;
-      const r = this.#alloc.restore(t.request, statusIPs(svc));
+      let r = this.#alloc.restore(t.request, statusIPs(svc));
+      // An impossible request (a pool that does not exist, another pool than the IP's) keeps
+      // the IP too: restore it as not asked for, and let the reconcile say what is wrong.
+      if (!r.ok && t.request.pool !== undefined)
+        r = this.#alloc.restore({ ...t.request, pool: undefined }, statusIPs(svc));
       if (r.ok) restored++;
       else
         this.#log.warn(
@@ -436,11 +492,38 @@ export class Controller {
       this.#schedulePoolStatus();
       return;
     }
+    this.#pending.add(key);
+    this.#metrics.failures.inc({ reason: result.reason });
+    // An edit that cannot be met keeps the IPs the Service has, where still legal for it;
+    // it is retried whenever addresses free up or pools change.
+    const kept = before ? this.#alloc.retain(t.request) : undefined;
+    if (kept?.ok) {
+      const message = capped(
+        `keeps ${kept.ips.join(", ")} from pool ${kept.pool}; the requested change cannot be made: ${result.message}`,
+      );
+      const wrote = await this.#write(key, svc, kept.ips, kept.pool, {
+        status: "True",
+        reason: result.reason,
+        message,
+      });
+      if (wrote) {
+        void this.#events.emit(
+          serviceTarget(svc),
+          "Warning",
+          "AllocationFailed",
+          capped(`${result.reason}: ${message}`),
+        );
+        this.#log.warn(
+          { service: key, ips: kept.ips, reason: result.reason, detail: result.message },
+          "requested change cannot be made; the Service keeps its IP",
+        );
+      }
+      this.#schedulePoolStatus();
+      return;
+    }
     // Failed: the Service holds nothing (an IP it had no longer fits its request or pools).
     this.#alloc.release(key);
     const lost = statusIPs(svc);
-    this.#pending.add(key);
-    this.#metrics.failures.inc({ reason: result.reason });
     const wrote = await this.#write(key, svc, [], undefined, {
       status: "False",
       reason: result.reason,

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { PoolReport } from "../allocator/types.ts";
-import { desiredPoolStatus, type PoolInput } from "./pools.ts";
+import { desiredPoolStatus, type PoolInput, toPoolInput } from "./pools.ts";
 
-const input: PoolInput = { name: "p", errors: [], generation: 3 };
+const input: PoolInput = { name: "p", errors: [], ignored: [], generation: 3 };
 
 function report(extra: Partial<PoolReport>): PoolReport {
   return {
@@ -74,5 +74,81 @@ describe("desiredPoolStatus", () => {
     );
     expect(ready(s)).toMatchObject({ status: "True", reason: "PoolReady" });
     expect(ready(s)?.message).toContain("holds loopback addresses");
+  });
+});
+
+describe("toPoolInput: a pool object never costs its IPs (issue 16)", () => {
+  const obj = (spec: Record<string, unknown>, status?: Record<string, unknown>) => ({
+    apiVersion: "ironlb.dev/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name: "p", uid: "u1", generation: 2, creationTimestamp: "2026-01-01T00:00:00Z" },
+    spec,
+    ...(status ? { status } : {}),
+  });
+
+  it("ignores unknown fields in spec and status, and lists them", () => {
+    const r = toPoolInput(
+      obj(
+        { addresses: ["192.0.2.0/30"], someFutureField: { x: 1 } },
+        { someFutureStatus: 3, assignedIPv4: 1 },
+      ),
+    );
+    expect(r.errors).toEqual([]);
+    expect(r.ignored).toEqual(["spec.someFutureField", "status.someFutureStatus"]);
+    expect(r.spec).toMatchObject({ name: "p", addresses: ["192.0.2.0/30"], autoAssign: true });
+    expect(r.spec?.frozen).toBeUndefined();
+  });
+
+  it("freezes an unreadable pool on its last good spec (same object only)", () => {
+    const good = toPoolInput(
+      obj({ addresses: ["192.0.2.0/30"], serviceAllocation: { namespaces: ["a"] } }),
+    );
+    const lastGood = { uid: "u1", spec: good.spec! };
+    // A newer CRD made priority a string: this controller cannot read the pool.
+    const bad = obj({
+      addresses: ["198.51.100.0/30"],
+      serviceAllocation: { priority: "high", namespaces: ["a"] },
+    });
+    const r = toPoolInput(bad, lastGood);
+    expect(r.errors).toEqual(["spec.serviceAllocation.priority: must be of type integer"]);
+    expect(r.spec).toEqual({ ...good.spec, frozen: true });
+    // Another object of the same name (deleted and made again) does not inherit it.
+    const other = toPoolInput(bad, { uid: "u0", spec: good.spec! });
+    expect(other.spec).toMatchObject({
+      addresses: ["198.51.100.0/30"],
+      autoAssign: false,
+      frozen: true,
+    });
+    expect(other.spec?.namespaces).toBeUndefined();
+  });
+
+  it("salvages string address entries when nothing was read before; nothing else", () => {
+    const r = toPoolInput(
+      obj({
+        addresses: ["192.0.2.0/30", 7, "2001:db8::/126"],
+        avoidBuggyIPs: true,
+        autoAssign: "yes",
+      }),
+    );
+    expect(r.errors.length).toBeGreaterThan(0);
+    expect(r.spec).toEqual({
+      name: "p",
+      addresses: ["192.0.2.0/30", "2001:db8::/126"],
+      autoAssign: false,
+      avoidBuggyIPs: true,
+      excludeNetworkAndBroadcast: false,
+      creationTimestamp: "2026-01-01T00:00:00Z",
+      frozen: true,
+    });
+    expect(toPoolInput(obj({ addresses: "192.0.2.0/30" })).spec).toBeUndefined();
+  });
+
+  it("says in Ready that a frozen pool keeps its IPs", () => {
+    const r = toPoolInput(obj({ addresses: ["192.0.2.0/30"], autoAssign: "yes" }));
+    const s = desiredPoolStatus(r, report({ assignedIPv4: 1, availableIPv4: 3 }));
+    expect(ready(s)).toMatchObject({ status: "False", reason: "InvalidSpec" });
+    expect(ready(s)?.message).toMatch(/^the pool is frozen: Services keep the IPs it gave them/);
+    expect(ready(s)?.message).toMatch("spec.autoAssign: must be of type boolean");
+    expect(s.assignedIPv4).toBe(1);
   });
 });

@@ -5,22 +5,56 @@ import { timestamp } from "../k8s/errors.ts";
 
 export interface PoolInput {
   name: string;
-  /** The pool for the allocator; absent when the object itself is malformed. */
+  /**
+   * The pool for the allocator. When the object cannot be read as it is (`errors`), a
+   * frozen stand-in: the last good spec of the same object, else what can be salvaged of
+   * its addresses, so that its Services keep their IPs. Absent only when nothing can be.
+   */
   spec?: PoolSpec;
-  /** Why the object could not be used at all (a malformed object that slipped past the schema). */
+  /** Why the object cannot be read as it is (it slipped past the schema: version skew). */
   errors: string[];
+  /** Fields of the object this controller does not know, left out (a newer CRD or writer). */
+  ignored: string[];
+  uid?: string;
   generation?: number;
   current?: IPAddressPool["status"];
 }
 
-/** Converts a pool object as read from the API; never throws. */
-export function toPoolInput(obj: unknown): PoolInput {
+/** The last spec read from a pool object, to freeze it on if a later version is unreadable. */
+export interface LastGood {
+  uid: string;
+  spec: PoolSpec;
+}
+
+/**
+ * Converts a pool object as read from the API; never throws. Unknown fields are ignored
+ * (listed in `ignored`). An object that cannot be read freezes on `lastGood` (same uid)
+ * or on its salvaged addresses: losing the pool would release every IP it gave.
+ */
+export function toPoolInput(obj: unknown, lastGood?: LastGood): PoolInput {
   const meta = (
-    obj as { metadata?: { name?: string; generation?: number; creationTimestamp?: string | Date } }
+    obj as {
+      metadata?: {
+        name?: string;
+        uid?: string;
+        generation?: number;
+        creationTimestamp?: string | Date;
+      };
+    }
   ).metadata;
   const name = meta?.name ?? "";
-  const parsed = parseIPAddressPool(obj);
-  if (!parsed.ok) return { name, errors: parsed.errors, generation: meta?.generation };
+  const uid = meta?.uid;
+  const creationTimestamp = timestamp(meta?.creationTimestamp) || new Date(0).toISOString();
+  const parsed = parseIPAddressPool(obj, { unknownFields: "ignore" });
+  const ignored = parsed.ignored ?? [];
+  if (!parsed.ok) {
+    const known = lastGood !== undefined && lastGood.uid === uid ? lastGood.spec : undefined;
+    const spec = known ? { ...known } : salvage(obj, name, creationTimestamp);
+    const out: PoolInput = { name, errors: parsed.errors, ignored, generation: meta?.generation };
+    if (uid !== undefined) out.uid = uid;
+    if (spec) out.spec = { ...spec, frozen: true };
+    return out;
+  }
   const pool = parsed.value;
   const sa = pool.spec.serviceAllocation;
   const spec: PoolSpec = {
@@ -29,7 +63,7 @@ export function toPoolInput(obj: unknown): PoolInput {
     autoAssign: pool.spec.autoAssign ?? true,
     avoidBuggyIPs: pool.spec.avoidBuggyIPs ?? false,
     excludeNetworkAndBroadcast: pool.spec.excludeNetworkAndBroadcast ?? false,
-    creationTimestamp: timestamp(meta?.creationTimestamp) || new Date(0).toISOString(),
+    creationTimestamp,
   };
   if (sa?.priority !== undefined) spec.priority = sa.priority;
   if (sa?.namespaces?.length) spec.namespaces = sa.namespaces;
@@ -37,7 +71,38 @@ export function toPoolInput(obj: unknown): PoolInput {
     spec.namespaceSelectors = sa.namespaceSelectors as PoolSpec["namespaceSelectors"];
   if (sa?.serviceSelectors?.length)
     spec.serviceSelectors = sa.serviceSelectors as PoolSpec["serviceSelectors"];
-  return { name, spec, errors: [], generation: meta?.generation, current: pool.status };
+  const out: PoolInput = {
+    name,
+    spec,
+    errors: [],
+    ignored,
+    generation: meta?.generation,
+    current: pool.status,
+  };
+  if (uid !== undefined) out.uid = uid;
+  return out;
+}
+
+/**
+ * A frozen pool's spec from an object the checker refused, when no earlier version of it
+ * was read (a controller that starts next to such a pool): its address entries that are
+ * strings (the allocator parses them, and reports those it cannot), and no
+ * serviceAllocation, so that every Service holding one of its IPs keeps it.
+ */
+function salvage(obj: unknown, name: string, creationTimestamp: string): PoolSpec | undefined {
+  const spec = (obj as { spec?: Record<string, unknown> }).spec;
+  const raw = spec?.addresses;
+  const addresses = Array.isArray(raw) ? raw.filter((a) => typeof a === "string") : [];
+  if (name === "" || addresses.length === 0) return undefined;
+  const flag = (k: string) => spec?.[k] === true;
+  return {
+    name,
+    addresses,
+    autoAssign: false,
+    avoidBuggyIPs: flag("avoidBuggyIPs"),
+    excludeNetworkAndBroadcast: flag("excludeNetworkAndBroadcast"),
+    creationTimestamp,
+  };
 }
 
 export interface PoolCondition {
@@ -89,8 +154,11 @@ export function desiredPoolStatus(
   };
   if (input.errors.length > 0 || !report) {
     ready.status = "False";
-    ready.reason = "InvalidSpec";
-    ready.message = input.errors.join("; ") || "the pool could not be read";
+    ready.reason = poolConditions.reasons.invalidSpec;
+    const why = input.errors.join("; ") || "the pool could not be read";
+    ready.message = input.spec?.frozen
+      ? `the pool is frozen: Services keep the IPs it gave them, and it gives no new ones, until it can be read again: ${why}`
+      : why;
   } else if (report.invalidAddresses.length > 0) {
     ready.status = report.empty ? "False" : "True";
     ready.reason = poolConditions.reasons.invalidAddresses;

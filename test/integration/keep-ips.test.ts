@@ -1,0 +1,240 @@
+// Issue 16: configuration never costs an IP. Against the real apiserver and a real
+// controller process: a newer CRD (unknown fields, a field whose type changed), an edit the
+// controller cannot meet, and a controller restart in the middle, each judged by the
+// Services' status: the IP they had stays.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  PatchStrategy,
+  setHeaderOptions,
+  type V1CustomResourceDefinition,
+} from "@kubernetes/client-node";
+import { load } from "js-yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  applyCRDs,
+  type Component,
+  clients,
+  createNamespace,
+  createPool,
+  createService,
+  deletePool,
+  getPool,
+  getService,
+  group,
+  ingressIPs,
+  repoRoot,
+  startController,
+  version,
+  waitFor,
+  waitForCondition,
+  waitForEvent,
+  waitForIPs,
+} from "../support/cluster.ts";
+
+const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const { core, custom, ext } = clients();
+const POOL_CRD = "ipaddresspools.ironlb.dev";
+
+/** The pool CRD of this repository, changed by `edit` as a newer release might change it. */
+async function applyNewerPoolCRD(edit: (schema: Schema) => void): Promise<void> {
+  const doc = load(
+    readFileSync(join(repoRoot, "config/crd/ironlb.dev_ipaddresspools.yaml"), "utf8"),
+  ) as V1CustomResourceDefinition;
+  edit(doc.spec.versions[0]!.schema!.openAPIV3Schema as Schema);
+  const cur = await ext.readCustomResourceDefinition({ name: POOL_CRD });
+  doc.metadata!.resourceVersion = cur.metadata!.resourceVersion;
+  const updated = await ext.replaceCustomResourceDefinition({ name: POOL_CRD, body: doc });
+  // The new schema is in force once the CRD's generation is observed by the apiserver.
+  await waitFor("the newer CRD to be served", async () => {
+    const crd = await ext.readCustomResourceDefinition({ name: POOL_CRD });
+    return (
+      crd.metadata?.generation === updated.metadata?.generation &&
+      crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")
+    );
+  });
+}
+type Schema = { properties: Record<string, Schema>; [k: string]: unknown };
+
+async function patchPool(name: string, body: object, subresource?: "status") {
+  const args = { group, version, plural: "ipaddresspools", name, body };
+  if (subresource) await custom.patchClusterCustomObjectStatus(args, merge);
+  else await custom.patchClusterCustomObject(args, merge);
+}
+
+async function annotate(ns: string, name: string, annotations: Record<string, string | null>) {
+  await core.patchNamespacedService(
+    { name, namespace: ns, body: { metadata: { annotations } } },
+    merge,
+  );
+}
+
+const readyOf = async (pool: string) =>
+  (await getPool(pool)).status?.conditions?.find((c) => c.type === "Ready");
+
+describe("configuration never costs an IP", () => {
+  let ctrl: Component;
+  const pools: string[] = [];
+
+  beforeAll(async () => {
+    await applyCRDs();
+    ctrl = startController(["--no-leader-elect"]);
+  });
+  afterAll(async () => {
+    await ctrl?.stop();
+    await applyCRDs(); // the repository's CRDs again, for the files after this one
+    for (const p of pools) await deletePool(p).catch(() => undefined);
+  });
+
+  async function scenario(prefix: string, addresses: string[], extra = {}) {
+    const ns = await createNamespace(prefix);
+    const pool = `${prefix}-${ns.split("-").slice(-2).join("-")}`;
+    await createPool(pool, { addresses, serviceAllocation: { namespaces: [ns] }, ...extra });
+    pools.push(pool);
+    return { ns, pool };
+  }
+
+  it("ignores fields a newer CRD adds to spec and status, and says so once", async () => {
+    const { ns, pool } = await scenario("skew", ["192.0.2.160/30"]);
+    await createService(ns, "s");
+    const [ip] = await waitForIPs(ns, "s");
+
+    // A newer CRD adds a defaulted spec field and a status field: the apiserver now serves
+    // them in every pool, this one included, without anybody editing it.
+    await applyNewerPoolCRD((s) => {
+      s.properties.spec!.properties.someFutureField = { type: "string", default: "on" } as never;
+      s.properties.status!.properties.someFutureStatus = { type: "integer" } as never;
+    });
+    await patchPool(pool, { status: { someFutureStatus: 7 } }, "status");
+    const served = await getPool(pool);
+    expect((served.spec as unknown as Record<string, unknown>).someFutureField).toBe("on");
+
+    const ev = await waitForEvent("default", pool, "UnknownFields", "spec.someFutureField");
+    expect(ev.type).toBe("Warning");
+    expect(ev.message).toContain("status.someFutureStatus");
+    // The pool stays in use: a new Service gets the next address, the old one keeps its own.
+    await createService(ns, "t");
+    expect(await waitForIPs(ns, "t")).toEqual(["192.0.2.161"]);
+    expect(ingressIPs(await getService(ns, "s"))).toEqual([ip]);
+    expect((await readyOf(pool))?.status).toBe("True");
+    const lines = ctrl
+      .logs()
+      .filter((l) => l.pool === pool && String(l.msg).includes("does not know"));
+    expect(lines).toHaveLength(1);
+  });
+
+  it("freezes a pool it cannot read: its Services keep their IPs, also across a restart", async () => {
+    const { ns, pool } = await scenario("frozen", ["192.0.2.168/30"], {
+      autoAssign: true,
+    });
+    await patchPool(pool, { spec: { serviceAllocation: { namespaces: [ns], priority: 1 } } });
+    await createService(ns, "s");
+    const [ip] = await waitForIPs(ns, "s");
+
+    // A newer CRD lets priority be a word; someone uses that.
+    await applyNewerPoolCRD((s) => {
+      const sa = s.properties.spec!.properties.serviceAllocation!;
+      sa.properties.priority = { "x-kubernetes-int-or-string": true } as never;
+    });
+    await patchPool(pool, { spec: { serviceAllocation: { priority: "high" } } });
+
+    const ready = await waitFor("pool frozen", async () => {
+      const r = await readyOf(pool);
+      return r?.reason === "InvalidSpec" ? r : undefined;
+    });
+    expect(ready.status).toBe("False");
+    expect(ready.message).toMatch(/^the pool is frozen: Services keep the IPs it gave them/);
+    expect(ready.message).toContain("spec.serviceAllocation.priority: must be of type integer");
+    const ev = await waitForEvent("default", pool, "PoolFrozen");
+    expect(ev.type).toBe("Warning");
+
+    // Nothing new comes from a frozen pool; a canary Service in another, healthy pool proves
+    // the controller has handled every change made before it.
+    await createService(ns, "new");
+    const refused = await waitForCondition(ns, "new", "False", "NoMatchingPool");
+    expect(refused.message).toContain(`${pool}: it is frozen`);
+    expect(ingressIPs(await getService(ns, "s"))).toEqual([ip]);
+
+    // A controller that starts next to the frozen pool restores the IP from the status.
+    await ctrl.stop();
+    ctrl = startController(["--no-leader-elect"]);
+    await waitFor("the new controller to list", async () =>
+      ctrl.logs().some((l) => l.msg === "restored assignments from service statuses"),
+    );
+    const restored = ctrl
+      .logs()
+      .find((l) => l.msg === "restored assignments from service statuses");
+    expect(restored?.restored).toBeGreaterThanOrEqual(1);
+    // Barrier: a Service created after the start, served by another pool, is reconciled
+    // after the start-up queue (which holds s) was taken up.
+    const other = `${pool}-b`;
+    await createPool(other, {
+      addresses: ["192.0.2.174/31"],
+      autoAssign: false,
+      serviceAllocation: { namespaces: [ns] },
+    });
+    pools.push(other);
+    await createService(ns, "canary", { annotations: { "ironlb.dev/address-pool": other } });
+    await waitForIPs(ns, "canary");
+    expect(ingressIPs(await getService(ns, "s"))).toEqual([ip]);
+    expect(
+      ctrl.logs().some((l) => l.msg === "existing IP cannot be kept" && l.service === `${ns}/s`),
+    ).toBe(false);
+
+    // Readable again: the pool thaws and serves the waiting Service.
+    await patchPool(pool, { spec: { serviceAllocation: { priority: 1 } } });
+    expect(await waitForIPs(ns, "new")).toEqual(["192.0.2.169"]);
+    expect(ingressIPs(await getService(ns, "s"))).toEqual([ip]);
+    await waitFor("pool Ready again", async () => (await readyOf(pool))?.status === "True");
+  });
+
+  it("keeps the IP when an edit names a missing pool or a taken IP, also across a restart", async () => {
+    await applyCRDs();
+    const { ns } = await scenario("edit", ["192.0.2.176/30"]);
+    await createService(ns, "a");
+    await createService(ns, "b");
+    const [ipA] = await waitForIPs(ns, "a");
+    const [ipB] = await waitForIPs(ns, "b");
+
+    await annotate(ns, "a", { "ironlb.dev/address-pool": "no-such-pool" });
+    const c1 = await waitForCondition(ns, "a", "True", "PoolNotFound");
+    expect(c1.message).toBe(
+      `keeps ${ipA} from pool ${(await getService(ns, "a")).metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"]}; the requested change cannot be made: pool no-such-pool does not exist`,
+    );
+    expect((await waitForEvent(ns, "a", "AllocationFailed", "no-such-pool")).type).toBe("Warning");
+    expect(ingressIPs(await getService(ns, "a"))).toEqual([ipA]);
+
+    await annotate(ns, "b", { "ironlb.dev/loadBalancerIPs": ipA! });
+    const c2 = await waitForCondition(ns, "b", "True", "IPInUse");
+    expect(c2.message).toContain(`keeps ${ipB}`);
+    expect(c2.message).toContain(`${ns}/a`);
+    expect(ingressIPs(await getService(ns, "b"))).toEqual([ipB]);
+
+    // A restart while both edits stand: both IPs stay.
+    await ctrl.stop();
+    ctrl = startController(["--no-leader-elect"]);
+    await waitFor("the new controller to start", async () =>
+      ctrl.logs().some((l) => l.msg === "controller started"),
+    );
+    const restored = ctrl
+      .logs()
+      .find((l) => l.msg === "restored assignments from service statuses");
+    expect(
+      ctrl
+        .logs()
+        .some((l) => l.msg === "existing IP cannot be kept" && String(l.service).startsWith(ns)),
+    ).toBe(false);
+    expect(restored?.restored).toBeGreaterThanOrEqual(2);
+    // A change after the restart is reconciled (the canary), and nothing moved meanwhile.
+    await createService(ns, "canary");
+    await waitForIPs(ns, "canary");
+    expect(ingressIPs(await getService(ns, "a"))).toEqual([ipA]);
+    expect(ingressIPs(await getService(ns, "b"))).toEqual([ipB]);
+    expect((await waitForCondition(ns, "a", "True", "PoolNotFound")).message).toContain(ipA);
+
+    // Fixing the typo makes it Allocated again, with the same IP.
+    await annotate(ns, "a", { "ironlb.dev/address-pool": null });
+    await waitForCondition(ns, "a", "True", "Allocated");
+    expect(ingressIPs(await getService(ns, "a"))).toEqual([ipA]);
+  });
+});
