@@ -4,13 +4,10 @@
 // Services' status: the IP they had stays.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  PatchStrategy,
-  setHeaderOptions,
-  type V1CustomResourceDefinition,
-} from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { load } from "js-yaml";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { KubeClient } from "../../src/k8s/client.ts";
 import {
   applyCRDs,
   type Component,
@@ -33,27 +30,35 @@ import {
 } from "../support/cluster.ts";
 
 const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-const { core, custom, ext } = clients();
+const { core, custom } = clients();
+const raw = () => KubeClient.load(inject("kubeconfig"));
 const POOL_CRD = "ipaddresspools.ironlb.dev";
 
 /** The pool CRD of this repository, changed by `edit` as a newer release might change it. */
 async function applyNewerPoolCRD(edit: (schema: Schema) => void): Promise<void> {
+  // Raw JSON through ironlb's own client: client-node's typed CRD model would drop the
+  // x-kubernetes-* keys of a plain object.
   const doc = load(
     readFileSync(join(repoRoot, "config/crd/ironlb.dev_ipaddresspools.yaml"), "utf8"),
-  ) as V1CustomResourceDefinition;
-  edit(doc.spec.versions[0]!.schema!.openAPIV3Schema as Schema);
-  const cur = await ext.readCustomResourceDefinition({ name: POOL_CRD });
-  doc.metadata!.resourceVersion = cur.metadata!.resourceVersion;
-  const updated = await ext.replaceCustomResourceDefinition({ name: POOL_CRD, body: doc });
-  // The new schema is in force once the CRD's generation is observed by the apiserver.
-  await waitFor("the newer CRD to be served", async () => {
-    const crd = await ext.readCustomResourceDefinition({ name: POOL_CRD });
+  ) as CRD;
+  edit(doc.spec.versions[0]!.schema.openAPIV3Schema);
+  const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${POOL_CRD}`;
+  const cur = await raw().request<CRD>("GET", path);
+  doc.metadata.resourceVersion = cur.metadata.resourceVersion;
+  const updated = await raw().request<CRD>("PUT", path, { body: doc });
+  await waitFor("the newer CRD to be established", async () => {
+    const crd = await raw().request<CRD>("GET", path);
     return (
-      crd.metadata?.generation === updated.metadata?.generation &&
+      crd.metadata.generation === updated.metadata.generation &&
       crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")
     );
   });
 }
+type CRD = {
+  metadata: { resourceVersion?: string; generation?: number };
+  spec: { versions: { schema: { openAPIV3Schema: Schema } }[] };
+  status?: { conditions?: { type: string; status: string }[] };
+};
 type Schema = { properties: Record<string, Schema>; [k: string]: unknown };
 
 async function patchPool(name: string, body: object, subresource?: "status") {
@@ -105,17 +110,30 @@ describe("configuration never costs an IP", () => {
       s.properties.spec!.properties.someFutureField = { type: "string", default: "on" } as never;
       s.properties.status!.properties.someFutureStatus = { type: "integer" } as never;
     });
+    await waitFor("the pool served with the new default", async () => {
+      const served = (await getPool(pool)) as unknown as { spec: Record<string, unknown> };
+      return served.spec.someFutureField === "on";
+    });
+    // A newer controller wrote its new status field, then was rolled back to this one.
     await patchPool(pool, { status: { someFutureStatus: 7 } }, "status");
-    const served = await getPool(pool);
-    expect((served.spec as unknown as Record<string, unknown>).someFutureField).toBe("on");
+    await waitFor("the new status field stored", async () => {
+      const served = (await getPool(pool)) as unknown as { status?: Record<string, unknown> };
+      return served.status?.someFutureStatus === 7;
+    });
+    await ctrl.stop();
+    ctrl = startController(["--no-leader-elect"]);
 
     const ev = await waitForEvent("default", pool, "UnknownFields", "spec.someFutureField");
     expect(ev.type).toBe("Warning");
     expect(ev.message).toContain("status.someFutureStatus");
-    // The pool stays in use: a new Service gets the next address, the old one keeps its own.
+    // The pool stays in use: the old Service keeps its IP, a new one gets the next address.
     await createService(ns, "t");
     expect(await waitForIPs(ns, "t")).toEqual(["192.0.2.161"]);
     expect(ingressIPs(await getService(ns, "s"))).toEqual([ip]);
+    // Said once, although the pool's status is written since (its counts changed).
+    await waitFor("pool status counts the new Service", async () => {
+      return (await getPool(pool)).status?.assignedIPv4 === 2;
+    });
     expect((await readyOf(pool))?.status).toBe("True");
     const lines = ctrl
       .logs()
