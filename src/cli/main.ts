@@ -33,6 +33,13 @@ const silence = (v: Record<string, string | boolean | undefined>): number => {
   return s * 1000;
 };
 
+const metricsAuth = (v: Record<string, string | boolean | undefined>): "none" | "kubernetes" => {
+  const m = v["metrics-auth"];
+  if (m !== "none" && m !== "kubernetes")
+    throw new UsageError(`--metrics-auth must be none or kubernetes, got "${m}"`);
+  return m;
+};
+
 const common: Record<string, OptionSpec> = {
   kubeconfig: {
     type: "string",
@@ -42,6 +49,11 @@ const common: Record<string, OptionSpec> = {
     type: "string",
     default: "0.0.0.0",
     help: "address of the /healthz, /readyz and /metrics server",
+  },
+  "metrics-auth": {
+    type: "string",
+    default: "none",
+    help: "who may read /metrics: none (whoever reaches the port) or kubernetes (a bearer token that the API server authenticates and authorises for get on the non-resource URL /metrics)",
   },
   "watch-silence-timeout": {
     type: "string",
@@ -124,6 +136,7 @@ const commands: Record<string, Command> = {
         retryPeriodMs: num(v["retry-period"], "retry-period") * 1000,
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
+        metricsAuth: metricsAuth(v),
         watchSilenceTimeoutMs: silence(v),
         lbClass: String(v["lb-class"]),
         handleUnclassed: v["ignore-unclassed"] !== true,
@@ -222,6 +235,7 @@ const commands: Record<string, Command> = {
         conflictRetryMs: num(v["conflict-retry"], "conflict-retry") * 1000,
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
+        metricsAuth: metricsAuth(v),
         watchSilenceTimeoutMs: silence(v),
       });
     },

@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { LeaderElector } from "../k8s/leader-election.ts";
+import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
@@ -18,6 +19,8 @@ export interface RunControllerOptions extends ControllerOptions {
   retryPeriodMs: number;
   healthAddress: string;
   healthPort: number;
+  /** "kubernetes": /metrics needs a token the API server authorises (src/k8s/metrics-auth.ts). */
+  metricsAuth?: "none" | "kubernetes";
   /** Watches silent this long are restarted (default: the client's). */
   watchSilenceTimeoutMs?: number;
   /** The speakers' heartbeat Secret to create in `namespace` when missing (never changed). */
@@ -63,6 +66,7 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
     },
     metrics.registry,
     log,
+    opts.metricsAuth === "kubernetes" ? kubeMetricsAuthorizer(api) : undefined,
   );
   const addr = server.address();
   const healthPort = typeof addr === "object" && addr ? addr.port : opts.healthPort;

@@ -76,3 +76,35 @@ describe("health server", () => {
     ]);
   });
 });
+
+describe("metrics gate", () => {
+  it("serves /metrics only when the gate allows; probes never ask it", async () => {
+    const seen: (string | undefined)[] = [];
+    const s = await startHealthServer(
+      "127.0.0.1",
+      0,
+      { healthy: () => true, ready: () => true },
+      new Registry(),
+      pino({ level: "silent" }),
+      async (authorization) => {
+        seen.push(authorization);
+        return authorization === "Bearer ok"
+          ? { allowed: true }
+          : { allowed: false, status: authorization ? 403 : 401, reason: "no" };
+      },
+    );
+    servers.push(s);
+    const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const none = await fetch(`${url}/metrics`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect((await fetch(`${url}/metrics`, { headers: { authorization: "Bearer x" } })).status).toBe(
+      403,
+    );
+    const ok = await fetch(`${url}/metrics`, { headers: { authorization: "Bearer ok" } });
+    expect(ok.status).toBe(200);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect(seen).toEqual([undefined, "Bearer x", "Bearer ok"]);
+  });
+});

@@ -5,6 +5,7 @@ import { Announcer } from "../arp/announcer.ts";
 import { LinkMonitor } from "../arp/packet-socket.ts";
 import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
+import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Membership } from "./membership.ts";
@@ -24,6 +25,8 @@ export interface RunSpeakerOptions extends SpeakerOptions {
   heartbeatDeadAfterMs: number;
   healthAddress: string;
   healthPort: number;
+  /** "kubernetes": /metrics needs a token the API server authorises (src/k8s/metrics-auth.ts). */
+  metricsAuth?: "none" | "kubernetes";
   /** Watches silent this long are restarted (default: the client's). */
   watchSilenceTimeoutMs?: number;
 }
@@ -101,6 +104,7 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     },
     metrics.registry,
     log,
+    opts.metricsAuth === "kubernetes" ? kubeMetricsAuthorizer(api) : undefined,
   );
   const addr = server.address();
   log.info(
