@@ -323,8 +323,8 @@ export class Controller {
         ? "Services keep the IPs they have from it; it gives no new ones until it can be read"
         : "nothing of it could be salvaged: its Services lose their IPs from it";
       this.#log.warn(
-        { pool: p.name, errors: p.errors, frozen: p.spec !== undefined },
-        "pool cannot be read; frozen",
+        { pool: p.name, errors: p.errors },
+        p.spec ? "pool cannot be read; frozen" : "pool cannot be read and nothing salvaged",
       );
       void this.#events.emit(
         target,
