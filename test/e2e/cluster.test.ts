@@ -3,9 +3,10 @@
 // from its image, and a LAN client reaching real pods through ARP → node → kube-proxy.
 // One cluster for the whole file; it is removed in afterAll even when a test fails, and
 // the root namespace's sysctls, nftables ruleset and routes must be as they were.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { load as loadYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CLIENT_IP } from "../cluster/addresses.ts";
 import { destroyCluster, type RealCluster } from "../cluster/cluster.ts";
@@ -48,6 +49,13 @@ async function upgradeWith(c: RealCluster, setting: string): Promise<void> {
     "--timeout",
     "120s",
   ]);
+}
+
+/** Enough of an OpenAPI schema to add a field to a CRD. */
+interface Schema {
+  type?: string;
+  default?: unknown;
+  properties?: Record<string, Schema>;
 }
 
 /** A Service that did not request an IP and holds one that is not the lowest free one. */
@@ -427,6 +435,56 @@ spec:
     await waitSpeakersReady(c);
     await waitAnswer(c, ipKept);
     expect((await waitAnswer(c, ipLocal)).client).toBe(CLIENT_IP);
+  }, 300_000);
+
+  it("a newer pool CRD (a defaulted spec field, a new status field) costs no IP", async () => {
+    const c = cluster();
+    // What a later chart version may bring, applied first as the README says: a spec field
+    // with a default (the apiserver then returns it in every pool) and a status field that
+    // a newer controller writes; then this controller starts again, as after a rollback.
+    const crd = loadYaml(
+      readFileSync(join(repoRoot, "config/crd/ironlb.dev_ipaddresspools.yaml"), "utf8"),
+    ) as {
+      spec: { versions: { schema: { openAPIV3Schema: { properties: Record<string, Schema> } } }[] };
+    };
+    const props = crd.spec.versions[0]!.schema.openAPIV3Schema.properties;
+    props.spec!.properties!.futureField = { type: "string", default: "on" };
+    props.status!.properties!.futureStatus = { type: "string" };
+    await c.kubectl(
+      ["apply", "--server-side", "--force-conflicts", "-f", "-"],
+      JSON.stringify(crd),
+    );
+    await waitFor(
+      "the new field's default in the pool",
+      async () =>
+        (
+          await c.kubectl(["get", "ipaddresspool", "lab", "-o", "jsonpath={.spec.futureField}"])
+        ).trim() === "on",
+      30_000,
+      200,
+    );
+    await c.kubectl([
+      "patch",
+      "ipaddresspool",
+      "lab",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      '{"status":{"futureStatus":"written by a newer controller"}}',
+    ]);
+    const leader = await leaseHolder(c);
+    await c.kubectl(["rollout", "restart", "-n", NAMESPACE, `deployment/${RELEASE}-controller`]);
+    await c.kubectl([
+      "rollout",
+      "status",
+      "-n",
+      NAMESPACE,
+      `deployment/${RELEASE}-controller`,
+      "--timeout=120s",
+    ]);
+    expect(await newLeaderRestored(c, leader)).toMatchObject({ restored: 3, candidates: 3 });
+    expect(await externalIPs(c)).toEqual(ipsBefore);
+    await waitAnswer(c, ipKept);
   }, 300_000);
 
   it("after teardown the host's sysctls, nftables ruleset and routes are as before", async () => {
