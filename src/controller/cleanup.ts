@@ -24,9 +24,9 @@ export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
  * Service whose class another implementation handles is left alone, even with marks.
  * User annotations (the IPs, pool and sharing key asked for) stay: they are the user's.
  *
- * keepAddresses (the default of `ironlb cleanup` and the chart) keeps the status IPs, the
- * IPAllocated condition and the pool annotation: they are what a reinstalled controller
- * restores assignments from. Only the announcing-node annotation goes (older releases'
+ * keepAddresses (the default of `ironlb cleanup` and the chart) keeps the status IPs, which
+ * a reinstalled controller restores assignments from, and the IPAllocated condition and pool
+ * annotation that describe them. Only the announcing-node annotation goes (older releases'
  * speakers wrote it): it names a node that no longer announces, and nothing reads it back.
  */
 export function cleanupPatch(
