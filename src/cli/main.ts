@@ -242,7 +242,7 @@ const commands: Record<string, Command> = {
   },
   cleanup: {
     summary:
-      "remove what ironlb wrote into Services (status IPs, condition, annotations), its Leases and heartbeat Secret (uninstall)",
+      "remove ironlb's Leases, IPAnnouncements and heartbeat Secret after an uninstall; Services keep their IPs unless --no-keep-addresses",
     options: {
       kubeconfig: common.kubeconfig!,
       help: common.help!,
@@ -262,6 +262,11 @@ const commands: Record<string, Command> = {
         default: "60",
         help: "seconds to wait for the controller and speakers to stop first",
       },
+      "keep-addresses": {
+        type: "boolean",
+        default: true,
+        help: "Services keep their status IPs, ironlb.dev/IPAllocated condition and pool annotation, so that a reinstall gives the same IPs (default; --no-keep-addresses removes those too)",
+      },
     },
     async run(v) {
       const { cleanup } = await import("../controller/cleanup.ts");
@@ -275,6 +280,7 @@ const commands: Record<string, Command> = {
           handleUnclassed: v["ignore-unclassed"] !== true,
           heartbeatSecret: str(v["heartbeat-secret"]),
           waitMs: num(v.wait, "wait") * 1000,
+          keepAddresses: v["keep-addresses"] !== false,
         },
         createLogger("cleanup"),
       );

@@ -31,14 +31,14 @@ function svc(o: {
 const pool = { "ironlb.dev/ip-allocated-from-pool": "lan" };
 const node = { "ironlb.dev/announcing-node": "n1" };
 
-describe("cleanupPatch", () => {
+describe("cleanupPatch, full cleanup (keepAddresses false)", () => {
   it("removes the IPs, ironlb's condition and both written annotations, nothing else", () => {
     const s = svc({
       annotations: { ...pool, ...node, "ironlb.dev/loadBalancerIPs": "198.51.100.7", x: "y" },
       ingress: ["198.51.100.7"],
       conditions: [CONDITION_TYPE, "other.example/Ready"],
     });
-    expect(cleanupPatch(s, filter)).toEqual({
+    expect(cleanupPatch(s, filter, false)).toEqual({
       metadata: {
         resourceVersion: "42",
         annotations: {
@@ -62,17 +62,42 @@ describe("cleanupPatch", () => {
       { ...filter, handleUnclassed: false },
     ],
   ])("leaves a Service alone: %s", (_why, s, f = filter) => {
-    expect(cleanupPatch(s, f)).toBeUndefined();
+    expect(cleanupPatch(s, f, false)).toBeUndefined();
   });
 
   it("cleans a failed allocation (condition only) without touching ingress or annotations", () => {
     expect(
-      cleanupPatch(svc({ cls: "ironlb.dev/lb", conditions: [CONDITION_TYPE] }), filter),
+      cleanupPatch(svc({ cls: "ironlb.dev/lb", conditions: [CONDITION_TYPE] }), filter, false),
     ).toEqual({ metadata: { resourceVersion: "42" }, status: { conditions: [] } });
   });
 
   it("cleans a Service that stopped being a LoadBalancer but kept marks", () => {
-    expect(cleanupPatch(svc({ type: "ClusterIP", annotations: node }), filter)).toEqual({
+    expect(cleanupPatch(svc({ type: "ClusterIP", annotations: node }), filter, false)).toEqual({
+      metadata: { resourceVersion: "42", annotations: { "ironlb.dev/announcing-node": null } },
+      status: {},
+    });
+  });
+});
+
+describe("cleanupPatch, keeping addresses (the default)", () => {
+  const held = {
+    annotations: { ...pool, "ironlb.dev/allow-shared-ip": "k" },
+    ingress: ["198.51.100.7"],
+    conditions: [CONDITION_TYPE],
+  };
+
+  it.each([
+    ["an assigned Service: its IP, pool annotation and condition", svc(held)],
+    ["a failed allocation (condition only)", svc({ conditions: [CONDITION_TYPE] })],
+    ["another implementation's Service", svc({ cls: "other/lb", annotations: node })],
+  ])("leaves alone %s", (_why, s) => {
+    expect(cleanupPatch(s, filter, true)).toBeUndefined();
+  });
+
+  it("removes only the announcing-node annotation: no node announces after an uninstall", () => {
+    expect(
+      cleanupPatch(svc({ ...held, annotations: { ...held.annotations, ...node } }), filter, true),
+    ).toEqual({
       metadata: { resourceVersion: "42", annotations: { "ironlb.dev/announcing-node": null } },
       status: {},
     });

@@ -1,9 +1,10 @@
 // `ironlb cleanup`: what an uninstall must undo, since Helm deletes only the objects it
-// made. ironlb writes into Services it does not own (status.loadBalancer.ingress, its
-// condition, two annotations) and makes Leases, IPAnnouncements and the heartbeat Secret at
-// run time. Left
-// behind, a Service would keep advertising an IP nobody announces any more. The chart runs
-// this as a post-delete hook, after the controller and speakers are gone.
+// made. ironlb makes Leases, IPAnnouncements and the heartbeat Secret at run time: records of
+// components that are gone, removed always. It also writes into Services it does not own
+// (status.loadBalancer.ingress, its condition, the pool annotation): by default those stay,
+// as MetalLB's do, so that a reinstall reads them back and every Service keeps its address;
+// with keepAddresses false they go too (full cleanup). The chart runs this as a
+// post-delete hook, after the controller and speakers are gone.
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import { group, version } from "../api/group.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
@@ -19,22 +20,31 @@ export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
 
 /**
  * The merge patch (for the status subresource, which also takes metadata) that removes
- * what ironlb wrote into a Service, or undefined when it holds nothing of ironlb's. A
+ * what ironlb wrote into a Service, or undefined when there is nothing to remove. A
  * Service whose class another implementation handles is left alone, even with marks.
  * User annotations (the IPs, pool and sharing key asked for) stay: they are the user's.
+ *
+ * keepAddresses (the default of `ironlb cleanup` and the chart) keeps the status IPs, which
+ * a reinstalled controller restores assignments from, and the IPAllocated condition and pool
+ * annotation that describe them. Only the announcing-node annotation goes (older releases'
+ * speakers wrote it): it names a node that no longer announces, and nothing reads it back.
  */
-export function cleanupPatch(svc: V1Service, filter: ClassFilter): object | undefined {
+export function cleanupPatch(
+  svc: V1Service,
+  filter: ClassFilter,
+  keepAddresses: boolean,
+): object | undefined {
   const ann = svc.metadata?.annotations ?? {};
   const conds = svc.status?.conditions ?? [];
-  const ownCond = conds.some((c) => c.type === CONDITION_TYPE);
-  const fromPool = ann[ANNOTATIONS.allocatedFromPool] !== undefined;
+  const ownCond = !keepAddresses && conds.some((c) => c.type === CONDITION_TYPE);
+  const fromPool = !keepAddresses && ann[ANNOTATIONS.allocatedFromPool] !== undefined;
   const announced = ann[ANNOTATIONS.announcingNode] !== undefined;
   if (!ownCond && !fromPool && !announced) return undefined;
   if (svc.spec?.type === "LoadBalancer" && !isOurs(svc, filter)) return undefined;
   const annotations: Record<string, null> = {};
   if (fromPool) annotations[ANNOTATIONS.allocatedFromPool] = null;
   if (announced) annotations[ANNOTATIONS.announcingNode] = null;
-  const hasIngress = (svc.status?.loadBalancer?.ingress ?? []).length > 0;
+  const hasIngress = !keepAddresses && (svc.status?.loadBalancer?.ingress ?? []).length > 0;
   return {
     metadata: {
       // Guarded: a concurrent writer makes this a 409, and the caller re-reads.
@@ -65,9 +75,15 @@ export interface CleanupOptions extends ClassFilter {
   heartbeatSecret?: string;
   /** How long to wait for the components to stop (their Leases to end), ms. */
   waitMs: number;
+  /**
+   * true: Services keep their IPs, the IPAllocated condition and the pool annotation, so a
+   * reinstall gives every Service its address back. false: those are removed too.
+   */
+  keepAddresses: boolean;
 }
 
 export interface CleanupResult {
+  /** Services patched (with keepAddresses, only those that carried announcing-node). */
   services: string[];
   leases: string[];
   /** IPAnnouncements deleted (the speakers' records of who announces what). */
@@ -102,7 +118,10 @@ async function waitForComponents(api: KubeClient, o: CleanupOptions, log: Logger
   }
 }
 
-/** Removes ironlb's writes from every Service it handled, then its Leases and Secret. */
+/**
+ * Removes ironlb's run-time objects (IPAnnouncements, Leases, the heartbeat Secret it made)
+ * and, unless o.keepAddresses, its writes into every Service it handled.
+ */
 export async function cleanup(
   api: KubeClient,
   o: CleanupOptions,
@@ -117,12 +136,17 @@ export async function cleanup(
       const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
       const path = `/api/v1/namespaces/${svc.metadata?.namespace}/services/${svc.metadata?.name}`;
       for (let attempt = 0; ; attempt++) {
-        const patch = cleanupPatch(svc, o);
+        const patch = cleanupPatch(svc, o, o.keepAddresses);
         if (!patch) break;
         try {
           await api.mergePatch(`${path}/status`, patch);
           result.services.push(key);
-          log.info({ service: key }, "removed ironlb's status and annotations");
+          log.info(
+            { service: key },
+            o.keepAddresses
+              ? "removed the stale announcing-node annotation; IPs kept"
+              : "removed ironlb's status and annotations",
+          );
           break;
         } catch (err) {
           const code = httpStatus(err);
@@ -176,6 +200,7 @@ export async function cleanup(
   }
   log.info(
     {
+      keepAddresses: o.keepAddresses,
       services: result.services.length,
       leases: result.leases.length,
       announcements: result.announcements.length,

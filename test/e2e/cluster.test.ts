@@ -3,9 +3,10 @@
 // from its image, and a LAN client reaching real pods through ARP → node → kube-proxy.
 // One cluster for the whole file; it is removed in afterAll even when a test fails, and
 // the root namespace's sysctls, nftables ruleset and routes must be as they were.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { load as loadYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CLIENT_IP } from "../cluster/addresses.ts";
 import { destroyCluster, type RealCluster } from "../cluster/cluster.ts";
@@ -17,6 +18,7 @@ import {
   clientEcho,
   deleteSpeakerPod,
   followSpeakerLog,
+  installIronlb,
   LOCAL_SVC,
   NAMESPACE,
   RELEASE,
@@ -49,11 +51,84 @@ async function upgradeWith(c: RealCluster, setting: string): Promise<void> {
   ]);
 }
 
+/** Enough of an OpenAPI schema to add a field to a CRD. */
+interface Schema {
+  type?: string;
+  default?: unknown;
+  properties?: Record<string, Schema>;
+}
+
+/** A Service that did not request an IP and holds one that is not the lowest free one. */
+const KEPT_SVC = "echo-kept";
+
+/** Each LoadBalancer Service of the app namespace with its EXTERNAL-IPs, as kubectl shows. */
+async function externalIPs(c: RealCluster): Promise<Record<string, string>> {
+  const out = await c.kubectl([
+    "get",
+    "svc",
+    "-n",
+    APP_NAMESPACE,
+    "-o",
+    "jsonpath={range .items[?(@.spec.type=='LoadBalancer')]}{.metadata.name}={.status.loadBalancer.ingress[*].ip}{'\\n'}{end}",
+  ]);
+  return Object.fromEntries(
+    out
+      .trim()
+      .split("\n")
+      .map((l) => l.split("=") as [string, string]),
+  );
+}
+
+/** The controller pod that holds the leader Lease ("" when none). */
+async function leaseHolder(c: RealCluster): Promise<string> {
+  return (
+    await c.kubectl([
+      "get",
+      "lease",
+      "-n",
+      NAMESPACE,
+      "ironlb-controller",
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ])
+  ).trim();
+}
+
+/**
+ * Waits until a controller pod other than `previous` leads and has rebuilt its state from
+ * the Services' statuses; returns its pod name and its "restored assignments" log record.
+ */
+async function newLeaderRestored(
+  c: RealCluster,
+  previous: string,
+): Promise<{ pod: string; restored: number; candidates: number }> {
+  return waitFor(
+    "a new controller leader that restored the assignments",
+    async () => {
+      const holder = await leaseHolder(c);
+      if (holder === "" || holder === previous) return undefined;
+      const logs = await c.kubectl(["logs", "-n", NAMESPACE, holder]);
+      const line = logs
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { msg?: string; restored?: number; candidates?: number })
+        .find((l) => l.msg === "restored assignments from service statuses");
+      return line
+        ? { pod: holder, restored: line.restored ?? -1, candidates: line.candidates ?? -1 }
+        : undefined;
+    },
+    120_000,
+    500,
+  );
+}
+
 describe("ironlb installed by helm in a real cluster", () => {
   let c: RealCluster | undefined;
   let before: HostSnapshot;
   let ipCluster = "";
   let ipLocal = "";
+  let ipKept = "";
+  let ipsBefore: Record<string, string> = {};
   let imageTag = "";
 
   const cluster = () => {
@@ -233,8 +308,32 @@ describe("ironlb installed by helm in a real cluster", () => {
     for (const a of answers) expect(a.client).not.toBe(CLIENT_IP);
   });
 
-  it("helm uninstall removes ironlb: nothing answers ARP for the IPs any more", async () => {
+  it("helm uninstall removes ironlb: nothing answers ARP for the IPs, which the Services keep", async () => {
     const c = cluster();
+    // echo-kept gets the address after blocker's; once blocker is gone a lower one is free,
+    // so assigning afresh would give echo-kept another IP: only a kept status gives it back.
+    const lbService = (name: string, app: string) => `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${APP_NAMESPACE} }
+spec:
+  type: LoadBalancer
+  selector: { app: ${app} }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+`;
+    await c.kubectl(["apply", "-f", "-"], lbService("blocker", "none"));
+    const blocked = await waitExternalIP(c, "blocker");
+    await c.kubectl(["apply", "-f", "-"], lbService(KEPT_SVC, "echo"));
+    ipKept = await waitExternalIP(c, KEPT_SVC);
+    expect(ipKept).not.toBe(blocked);
+    await c.kubectl(["delete", "svc", "-n", APP_NAMESPACE, "blocker", "--wait"]);
+    await waitAnswer(c, ipKept);
+    ipsBefore = await externalIPs(c);
+    expect(ipsBefore).toEqual({
+      [CLUSTER_SVC]: ipCluster,
+      [LOCAL_SVC]: ipLocal,
+      [KEPT_SVC]: ipKept,
+    });
+
     // The post-delete hook waits for the components' Leases to end (cleanup.waitSeconds).
     await c.helm(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "240s"]);
     await waitFor(
@@ -243,11 +342,149 @@ describe("ironlb installed by helm in a real cluster", () => {
       60_000,
       250,
     );
+    // The hook ran: the run-time objects are gone...
+    expect((await c.kubectl(["get", "ipannouncements", "-o", "name"])).trim()).toBe("");
+    expect((await c.kubectl(["get", "leases", "-n", NAMESPACE, "-o", "name"])).trim()).toBe("");
+    expect(await c.kubectl(["get", "secrets", "-n", NAMESPACE, "-o", "name"])).not.toContain(
+      `${RELEASE}-heartbeat`,
+    );
+    // ...and the Services keep their IPs, pool annotation and condition (keepAddresses).
+    expect(await externalIPs(c)).toEqual(ipsBefore);
+    const kept = JSON.parse(
+      await c.kubectl(["get", "svc", "-n", APP_NAMESPACE, KEPT_SVC, "-o", "json"]),
+    ) as {
+      metadata: { annotations?: Record<string, string> };
+      status: { conditions?: { type: string; status: string }[] };
+    };
+    expect(kept.metadata.annotations?.["ironlb.dev/ip-allocated-from-pool"]).toBe("lab");
+    expect(kept.status.conditions).toContainEqual(
+      expect.objectContaining({ type: "ironlb.dev/IPAllocated", status: "True" }),
+    );
     // With the client's cache emptied, its kernel must ARP again: no node answers now.
     await c.clientFlushNeighbours();
     expect(await c.clientGet(`http://${ipLocal}/`, 1500)).toBeUndefined();
     const n = await c.clientNeighbour(ipLocal);
     expect(n?.mac).toBeUndefined();
+  }, 300_000);
+
+  it("helm install again: every Service gets the IP it had, and the client reaches it", async () => {
+    const c = cluster();
+    // The image is still on the nodes; the pool and CRDs outlived the release.
+    await installIronlb(c, { archive: "", tag: imageTag }, [], false);
+    // The new release writes ipMode VIP (the last one wrote Proxy): each status was rewritten.
+    await waitFor(
+      "every status rewritten by the new controller (ipMode VIP)",
+      async () =>
+        (
+          await c.kubectl([
+            "get",
+            "svc",
+            "-n",
+            APP_NAMESPACE,
+            "-o",
+            "jsonpath={.items[*].status.loadBalancer.ingress[*].ipMode}",
+          ])
+        ).trim() === "VIP VIP VIP",
+      60_000,
+      200,
+    );
+    expect(await externalIPs(c)).toEqual(ipsBefore);
+    // From the statuses, before anything was assigned.
+    expect(await newLeaderRestored(c, "")).toMatchObject({ restored: 3, candidates: 3 });
+    await waitSpeakersReady(c);
+    await waitAnswer(c, ipKept);
+    expect((await waitAnswer(c, ipLocal)).client).toBe(CLIENT_IP);
+    await waitAnswer(c, ipCluster);
+  }, 300_000);
+
+  it("new CRDs first, then helm upgrade, then helm rollback: every IP stays", async () => {
+    const c = cluster();
+    // The README's upgrade path: the chart's CRDs applied server-side, then the release.
+    const applied = await c.kubectl([
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "-f",
+      join(repoRoot, "charts/ironlb/crds"),
+    ]);
+    expect(applied).toContain("ipaddresspools.ironlb.dev serverside-applied");
+    expect(await externalIPs(c)).toEqual(ipsBefore);
+    let leader = await leaseHolder(c);
+    // A changed value rolls the controller and every speaker.
+    await upgradeWith(c, "logLevel=debug");
+    const upgraded = await newLeaderRestored(c, leader);
+    expect(upgraded).toMatchObject({ restored: 3, candidates: 3 });
+    expect(await externalIPs(c)).toEqual(ipsBefore);
+    leader = upgraded.pod;
+
+    await c.helm(["rollback", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s"]);
+    const env = await c.kubectl([
+      "get",
+      "deployment",
+      "-n",
+      NAMESPACE,
+      `${RELEASE}-controller`,
+      "-o",
+      "jsonpath={.spec.template.spec.containers[0].env[?(@.name=='LOG_LEVEL')].value}",
+    ]);
+    expect(env.trim()).toBe("info");
+    expect(await newLeaderRestored(c, leader)).toMatchObject({ restored: 3, candidates: 3 });
+    expect(await externalIPs(c)).toEqual(ipsBefore);
+    // From the statuses, before anything was assigned.
+    expect(await newLeaderRestored(c, "")).toMatchObject({ restored: 3, candidates: 3 });
+    await waitSpeakersReady(c);
+    await waitAnswer(c, ipKept);
+    expect((await waitAnswer(c, ipLocal)).client).toBe(CLIENT_IP);
+  }, 300_000);
+
+  it("a newer pool CRD (a defaulted spec field, a new status field) costs no IP", async () => {
+    const c = cluster();
+    // What a later chart version may bring, applied first as the README says: a spec field
+    // with a default (the apiserver then returns it in every pool) and a status field that
+    // a newer controller writes; then this controller starts again, as after a rollback.
+    const crd = loadYaml(
+      readFileSync(join(repoRoot, "config/crd/ironlb.dev_ipaddresspools.yaml"), "utf8"),
+    ) as {
+      spec: { versions: { schema: { openAPIV3Schema: { properties: Record<string, Schema> } } }[] };
+    };
+    const props = crd.spec.versions[0]!.schema.openAPIV3Schema.properties;
+    props.spec!.properties!.futureField = { type: "string", default: "on" };
+    props.status!.properties!.futureStatus = { type: "string" };
+    await c.kubectl(
+      ["apply", "--server-side", "--force-conflicts", "-f", "-"],
+      JSON.stringify(crd),
+    );
+    await waitFor(
+      "the new field's default in the pool",
+      async () =>
+        (
+          await c.kubectl(["get", "ipaddresspool", "lab", "-o", "jsonpath={.spec.futureField}"])
+        ).trim() === "on",
+      30_000,
+      200,
+    );
+    await c.kubectl([
+      "patch",
+      "ipaddresspool",
+      "lab",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      '{"status":{"futureStatus":"written by a newer controller"}}',
+    ]);
+    const leader = await leaseHolder(c);
+    await c.kubectl(["rollout", "restart", "-n", NAMESPACE, `deployment/${RELEASE}-controller`]);
+    await c.kubectl([
+      "rollout",
+      "status",
+      "-n",
+      NAMESPACE,
+      `deployment/${RELEASE}-controller`,
+      "--timeout=120s",
+    ]);
+    expect(await newLeaderRestored(c, leader)).toMatchObject({ restored: 3, candidates: 3 });
+    expect(await externalIPs(c)).toEqual(ipsBefore);
+    await waitAnswer(c, ipKept);
   }, 300_000);
 
   it("after teardown the host's sysctls, nftables ruleset and routes are as before", async () => {

@@ -283,11 +283,44 @@ describe("helm chart", () => {
         "--lb-class=ironlb.dev/lb",
         "--heartbeat-secret=lb-ironlb-heartbeat",
         "--wait=60",
+        "--keep-addresses",
       ]);
       for (const kind of ["ServiceAccount", "ClusterRole", "Role", "RoleBinding"])
         expect(find(objs, kind, "cleanup").metadata?.annotations?.["helm.sh/hook"]).toBe(
           "post-delete",
         );
+    });
+
+    it("passes cleanup.keepAddresses to the uninstall hook; a missing key keeps addresses", async () => {
+      const hookArgs = async (...set: string[]) => {
+        const objs = parseManifests(
+          await ok("helm", [
+            "template",
+            "lb",
+            chartDir,
+            ...set.flatMap((v) => ["--set", v]),
+            "--show-only",
+            "templates/cleanup-hook.yaml",
+          ]),
+        );
+        return find<V1Job>(objs, "Job").spec?.template.spec?.containers[0]?.args ?? [];
+      };
+      const keeps = (args: string[]) =>
+        [args.includes("--keep-addresses"), args.includes("--no-keep-addresses")].join();
+      expect(keeps(await hookArgs())).toBe("true,false");
+      expect(keeps(await hookArgs("cleanup.keepAddresses=true"))).toBe("true,false");
+      expect(keeps(await hookArgs("cleanup.keepAddresses=false"))).toBe("false,true");
+      // What `helm upgrade --reuse-values` from a chart without the key renders: no key.
+      expect(keeps(await hookArgs("cleanup.keepAddresses=null"))).toBe("true,false");
+      const bad = await run("helm", [
+        "template",
+        "lb",
+        chartDir,
+        "--set",
+        "cleanup.keepAddresses=no",
+      ]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain("at '/cleanup/keepAddresses'");
     });
 
     it("renders the same manifests every time (no generated key: GitOps diffs stay empty)", async () => {
@@ -814,50 +847,65 @@ current-context: ${sa}
       await ok("helm", ["upgrade", release, chartDir, "-n", ns, "--reuse-values", "--wait=false"]);
     });
 
-    it("uninstall removes the workloads and the pool, its hook what ironlb wrote; CRDs stay", async () => {
+    it("uninstall removes the workloads and the pool, its hook the run-time objects; IPs and CRDs stay", async () => {
       const web = await getService(svcNs, "web");
       expect(web.status?.loadBalancer?.ingress?.length).toBe(1);
       expect(web.metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"]).toBe(pool);
       // No node runs the hook's Job here: uninstall without hooks, then do what the hook
       // does, with its own ServiceAccount, RBAC and arguments as the chart renders them.
       await ok("helm", ["uninstall", release, "-n", ns, "--no-hooks"]);
-      const hook = parseManifests(
-        await ok("helm", [
-          "template",
-          release,
-          chartDir,
-          "-n",
-          ns,
-          "-f",
-          installValues,
-          "--show-only",
-          "templates/cleanup-hook.yaml",
-        ]),
-      );
-      const job = find<V1Job>(hook, "Job");
-      const rbac = join(work, "hook-rbac.yaml");
-      writeFileSync(
-        rbac,
-        hook
-          .filter((o) => o.kind !== "Job")
-          .map((o) => JSON.stringify(o))
-          .join("\n---\n"),
-      );
-      await ok("kubectl", ["apply", "-f", rbac]);
-      const cleanup = startComponent([
-        ...(job.spec?.template.spec?.containers[0]?.args ?? []),
-        "--kubeconfig",
-        await saKubeconfig(`${release}-ironlb-cleanup`),
-      ]);
-      started.push(cleanup);
-      const code = await waitFor(
-        "cleanup to exit",
-        () => cleanup.proc.exitCode ?? undefined,
-        30_000,
-      );
-      expect(code, logText(cleanup)).toBe(0);
-      expect(logText(cleanup)).not.toMatch(/forbidden/i);
-      await ok("kubectl", ["delete", "-f", rbac]);
+      const runHook = async (extra: string[]) => {
+        const hook = parseManifests(
+          await ok("helm", [
+            "template",
+            release,
+            chartDir,
+            "-n",
+            ns,
+            "-f",
+            installValues,
+            ...extra,
+            "--show-only",
+            "templates/cleanup-hook.yaml",
+          ]),
+        );
+        const job = find<V1Job>(hook, "Job");
+        const rbac = join(work, "hook-rbac.yaml");
+        writeFileSync(
+          rbac,
+          hook
+            .filter((o) => o.kind !== "Job")
+            .map((o) => JSON.stringify(o))
+            .join("\n---\n"),
+        );
+        await ok("kubectl", ["apply", "-f", rbac]);
+        const cleanup = startComponent([
+          ...(job.spec?.template.spec?.containers[0]?.args ?? []),
+          "--kubeconfig",
+          await saKubeconfig(`${release}-ironlb-cleanup`),
+        ]);
+        started.push(cleanup);
+        const code = await waitFor(
+          "cleanup to exit",
+          () => cleanup.proc.exitCode ?? undefined,
+          30_000,
+        );
+        expect(code, logText(cleanup)).toBe(0);
+        expect(logText(cleanup)).not.toMatch(/forbidden/i);
+        await ok("kubectl", ["delete", "-f", rbac]);
+      };
+
+      // Default values: the Service keeps what a reinstall restores its IP from.
+      await runHook([]);
+      const kept = await getService(svcNs, "web");
+      expect(kept.status?.loadBalancer?.ingress).toEqual(web.status?.loadBalancer?.ingress);
+      expect(kept.status?.conditions).toEqual(web.status?.conditions);
+      expect(kept.metadata?.annotations).toEqual({
+        "ironlb.dev/address-pool": pool,
+        "ironlb.dev/ip-allocated-from-pool": pool,
+      });
+      // cleanup.keepAddresses=false: the hook's rights suffice to remove them too.
+      await runHook(["--set", "cleanup.keepAddresses=false"]);
       const cleaned = await getService(svcNs, "web");
       expect(cleaned.status?.loadBalancer?.ingress ?? []).toEqual([]);
       expect(cleaned.metadata?.annotations).toEqual({ "ironlb.dev/address-pool": pool });

@@ -1,6 +1,7 @@
 // What ironlb makes at run time and must also remove: the heartbeat Secret the controller
 // creates and keeps (so the chart renders the same manifests every time), and what
-// `ironlb cleanup` (the chart's post-delete hook) removes from Services, Leases and Secrets.
+// `ironlb cleanup` (the chart's post-delete hook) removes (Leases, IPAnnouncements, the Secret)
+// and what it leaves so that a reinstall gives every Service its IP back.
 // Against the real apiserver, with the controller and the cleanup as real processes.
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
@@ -21,6 +22,7 @@ import {
   createPool,
   createService,
   getService,
+  ingressIPs,
   startComponent,
   startController,
   waitFor,
@@ -144,17 +146,23 @@ describe("ironlb cleanup", () => {
     await applyCRDs();
   });
 
-  it("removes ironlb's writes from the Services it handled, its Leases and its Secret", async () => {
-    const ns = await createNamespace("cleanup");
-    const svcNs = await createNamespace("cleanup-svc");
-    // A class of its own, so this never touches other test files' Services.
-    const cls = `test.ironlb.dev/cleanup-${process.pid}`;
+  /**
+   * What an installed ironlb leaves when `helm uninstall` has deleted its workloads: a
+   * Service holding an IP that is not the lowest free one (so a fresh assignment would give
+   * it another), one whose allocation failed, another implementation's Service, an
+   * IPAnnouncement, the controller's Lease and its heartbeat Secret; the controller stopped.
+   */
+  async function uninstalled(tag: string, addresses: string) {
+    const ns = await createNamespace(`cleanup-${tag}`);
+    const svcNs = await createNamespace(`cleanup-${tag}-svc`);
+    // A class of its own, so this never touches other tests' Services.
+    const cls = `test.ironlb.dev/cleanup-${tag}-${process.pid}`;
     const filter = ["--lb-class", cls, "--ignore-unclassed"];
     await createPool(`cleanup-${svcNs}`, {
-      addresses: ["203.0.113.72/30"],
+      addresses: [addresses],
       serviceAllocation: { namespaces: [svcNs] },
     });
-    const ctrl = startController([
+    const controllerArgs = [
       "--namespace",
       ns,
       "--heartbeat-secret",
@@ -166,12 +174,19 @@ describe("ironlb cleanup", () => {
       "--retry-period",
       "1",
       ...filter,
-    ]);
+    ];
+    const ctrl = startController(controllerArgs);
     running.push(ctrl);
+    // web gets the second address: the first stays free once blocker is gone.
+    await createService(svcNs, "blocker", { loadBalancerClass: cls });
+    const [lowest] = await waitForIPs(svcNs, "blocker");
     await createService(svcNs, "web", {
       loadBalancerClass: cls,
       annotations: { "ironlb.dev/allow-shared-ip": "k", "team.example/owner": "shop" },
     });
+    const [ip] = await waitForIPs(svcNs, "web");
+    expect(ip).not.toBe(lowest);
+    await core.deleteNamespacedService({ name: "blocker", namespace: svcNs });
     // One that cannot get an address: only the condition is ironlb's.
     await createService(svcNs, "failed", {
       loadBalancerClass: cls,
@@ -187,8 +202,6 @@ describe("ironlb cleanup", () => {
       },
       merge,
     );
-    const [ip] = await waitForIPs(svcNs, "web");
-    expect(ip).toMatch(/^203\.0\.113\.7[2-5]$/);
     await waitFor("the failed condition", async () =>
       (await getService(svcNs, "failed")).status?.conditions?.some(
         (c) => c.type === CONDITION_TYPE,
@@ -197,7 +210,7 @@ describe("ironlb cleanup", () => {
     await waitFor("the heartbeat Secret", () =>
       core.readNamespacedSecret({ name: "hb", namespace: ns }),
     );
-    // What a speaker writes when it announces.
+    // What older speakers wrote when they announced.
     await core.patchNamespacedService(
       {
         name: "web",
@@ -206,8 +219,7 @@ describe("ironlb cleanup", () => {
       },
       merge,
     );
-
-    // ...and the record it keeps of the announcement (a cluster-scoped IPAnnouncement).
+    // ...and the record speakers keep of an announcement (a cluster-scoped IPAnnouncement).
     await clients().custom.createClusterCustomObject({
       group: "ironlb.dev",
       version: "v1beta1",
@@ -219,10 +231,13 @@ describe("ironlb cleanup", () => {
         status: { ip, node: "node-a", services: [`${svcNs}/web`] },
       },
     });
-
     // The hook runs after Helm deleted the workloads: the controller stops (and releases
     // its Lease), then cleanup waits for no live Lease and cleans.
     await ctrl.stop("SIGTERM");
+    return { ns, svcNs, cls, filter, ip: ip!, lowest: lowest!, controllerArgs };
+  }
+
+  async function runCleanup(ns: string, args: string[]): Promise<Component> {
     const job = startComponent([
       "cleanup",
       "--kubeconfig",
@@ -233,10 +248,81 @@ describe("ironlb cleanup", () => {
       "hb",
       "--wait",
       "20",
-      ...filter,
+      ...args,
     ]);
     running.push(job);
     expect(await waitFor("cleanup to exit", () => job.proc.exitCode ?? undefined, 30_000)).toBe(0);
+    return job;
+  }
+
+  /** The run-time objects are gone in either mode. */
+  async function expectRunTimeObjectsGone(ns: string, ip: string) {
+    await expect(core.readNamespacedSecret({ name: "hb", namespace: ns })).rejects.toMatchObject({
+      code: 404,
+    });
+    const leases = await clients()
+      .kc.makeApiClient(CoordinationV1Api)
+      .listNamespacedLease({ namespace: ns });
+    expect(leases.items.map((l) => l.metadata?.name)).toEqual([]);
+    await expect(
+      clients().custom.getClusterCustomObject({
+        group: "ironlb.dev",
+        version: "v1beta1",
+        plural: "ipannouncements",
+        name: ipAnnouncementName(ip),
+      }),
+    ).rejects.toMatchObject({ code: 404 });
+  }
+
+  it("by default keeps every Service's IP, condition and pool annotation; a new controller restores them", async () => {
+    const { ns, svcNs, cls, filter, ip, lowest, controllerArgs } = await uninstalled(
+      "keep",
+      "203.0.113.72/30",
+    );
+    const webBefore = await getService(svcNs, "web");
+    const job = await runCleanup(ns, filter);
+
+    const web = await getService(svcNs, "web");
+    expect(ingressIPs(web)).toEqual([ip]);
+    expect(web.status?.conditions?.find((c) => c.type === CONDITION_TYPE)).toEqual(
+      webBefore.status?.conditions?.find((c) => c.type === CONDITION_TYPE),
+    );
+    // Only the stale announcing-node annotation went: nothing announces after an uninstall.
+    expect(web.metadata?.annotations).toEqual({
+      "ironlb.dev/allow-shared-ip": "k",
+      "team.example/owner": "shop",
+      "ironlb.dev/ip-allocated-from-pool": `cleanup-${svcNs}`,
+    });
+    const failed = await getService(svcNs, "failed");
+    expect(failed.status?.conditions?.map((c) => c.type)).toEqual([CONDITION_TYPE]);
+    const theirs = await getService(svcNs, "theirs");
+    expect(ingressIPs(theirs)).toEqual(["203.0.113.99"]);
+    await expectRunTimeObjectsGone(ns, ip);
+    const done = job.logs().find((l) => l.msg === "cleanup done");
+    expect(done).toMatchObject({
+      keepAddresses: true,
+      services: 1,
+      leases: 1,
+      announcements: 1,
+      secret: `${ns}/hb`,
+    });
+
+    // The reinstall: a new controller reads the statuses back before it assigns anything,
+    // so web keeps its IP although a lower one is free.
+    const again = startController(controllerArgs);
+    running.push(again);
+    const restored = await waitFor("the restore log line", () =>
+      again.logs().find((l) => l.msg === "restored assignments from service statuses"),
+    );
+    expect(restored).toMatchObject({ restored: 1, candidates: 1 });
+    await createService(svcNs, "newcomer", { loadBalancerClass: cls });
+    expect(await waitForIPs(svcNs, "newcomer")).toEqual([lowest]);
+    expect(ingressIPs(await getService(svcNs, "web"))).toEqual([ip]);
+  });
+
+  it("with --no-keep-addresses removes ironlb's writes from the Services too", async () => {
+    const { ns, svcNs, filter, ip } = await uninstalled("full", "203.0.113.76/30");
+    const job = await runCleanup(ns, [...filter, "--no-keep-addresses"]);
 
     const web = await getService(svcNs, "web");
     expect(web.status?.loadBalancer?.ingress ?? []).toEqual([]);
@@ -249,22 +335,15 @@ describe("ironlb cleanup", () => {
     expect(failed.status?.conditions ?? []).toEqual([]);
     expect(failed.metadata?.annotations).toEqual({ "ironlb.dev/address-pool": "no-such-pool" });
     const theirs = await getService(svcNs, "theirs");
-    expect(theirs.status?.loadBalancer?.ingress?.map((i) => i.ip)).toEqual(["203.0.113.99"]);
-
-    await expect(core.readNamespacedSecret({ name: "hb", namespace: ns })).rejects.toMatchObject({
-      code: 404,
-    });
-    const leases = await clients()
-      .kc.makeApiClient(CoordinationV1Api)
-      .listNamespacedLease({ namespace: ns });
-    expect(leases.items.map((l) => l.metadata?.name)).toEqual([]);
-    const anns = (await clients().custom.listClusterCustomObject({
-      group: "ironlb.dev",
-      version: "v1beta1",
-      plural: "ipannouncements",
-    })) as { items: unknown[] };
-    expect(anns.items).toEqual([]);
+    expect(ingressIPs(theirs)).toEqual(["203.0.113.99"]);
+    await expectRunTimeObjectsGone(ns, ip);
     const done = job.logs().find((l) => l.msg === "cleanup done");
-    expect(done).toMatchObject({ services: 2, leases: 1, announcements: 1, secret: `${ns}/hb` });
+    expect(done).toMatchObject({
+      keepAddresses: false,
+      services: 2,
+      leases: 1,
+      announcements: 1,
+      secret: `${ns}/hb`,
+    });
   });
 });
