@@ -18,7 +18,7 @@
 // result into announcer calls, IPAnnouncement writes and logs.
 
 import { parseIP } from "../net/address.ts";
-import { parseAddressEntry } from "../net/range.ts";
+import { type AddressEntry, parseAddressEntry } from "../net/range.ts";
 import { chooseOwner } from "./election.ts";
 import {
   countReadyEndpoints,
@@ -131,16 +131,23 @@ export function hasQuorum(members: number, live: number): boolean {
 /** Where an IP is attributed: its pool, or the named pool that does not hold it. */
 export type PoolMatch = { pool: PoolSnapshot } | { outside: string } | undefined;
 
+/**
+ * Parsed entries per `addresses` array. The edge passes the informer's own arrays, which stay
+ * the same objects while a pool is unchanged: every Service IP is checked on every
+ * evaluation, and parsing a pool's entries each time would cost more than the rest.
+ */
+const parsedEntries = new WeakMap<readonly string[], AddressEntry[]>();
+
 function holds(pool: PoolSnapshot, addr: NonNullable<ReturnType<typeof parseIP>>): boolean {
-  return pool.addresses.some((e) => {
-    const entry = parseAddressEntry(e);
-    return (
-      entry !== undefined &&
-      entry.family === addr.family &&
-      entry.first <= addr.value &&
-      addr.value <= entry.last
-    );
-  });
+  let entries = parsedEntries.get(pool.addresses);
+  if (entries === undefined) {
+    entries = pool.addresses.flatMap((e) => parseAddressEntry(e) ?? []);
+    parsedEntries.set(pool.addresses, entries);
+  }
+  return entries.some(
+    (entry) =>
+      entry.family === addr.family && entry.first <= addr.value && addr.value <= entry.last,
+  );
 }
 
 /**
