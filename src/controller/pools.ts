@@ -37,6 +37,7 @@ export function toPoolInput(obj: unknown): PoolInput {
     spec.namespaceSelectors = sa.namespaceSelectors as PoolSpec["namespaceSelectors"];
   if (sa?.serviceSelectors?.length)
     spec.serviceSelectors = sa.serviceSelectors as PoolSpec["serviceSelectors"];
+  if (sa?.allowSharingAcrossNamespaces) spec.allowSharingAcrossNamespaces = true;
   return { name, spec, errors: [], generation: meta?.generation, current: pool.status };
 }
 
