@@ -102,6 +102,7 @@ const poolsArb: fc.Arbitrary<GenPool[]> = fc
       excludeNetworkAndBroadcast: fc.boolean(),
       priority: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined }),
       namespaces: sometimes(fc.constant(["a"]), 4),
+      acrossNamespaces: fc.boolean(),
       time: fc.constantFrom(...TIMES),
     }),
     { minLength: 1, maxLength: 3 },
@@ -115,6 +116,7 @@ const poolsArb: fc.Arbitrary<GenPool[]> = fc
         excludeNetworkAndBroadcast: p.excludeNetworkAndBroadcast,
         priority: p.priority,
         namespaces: p.namespaces === undefined ? undefined : [...p.namespaces],
+        allowSharingAcrossNamespaces: p.acrossNamespaces,
         creationTimestamp: p.time,
       }),
     })),
@@ -258,10 +260,11 @@ function checkInvariants(a: Allocator, pools: GenPool[], reqs: Map<string, Servi
   }
   for (const [ip, h] of held) {
     expect(a.holders(ip)).toEqual(h.keys.sort());
+    const spec = pools.find((p) => p.spec.name === h.pool)!.spec;
     // Two holders of one IP only when sharing is legal, both ways.
     for (const x of h.keys) {
       for (const y of h.keys) {
-        if (x !== y) expect(sharingConflict(reqs.get(x)!, reqs.get(y)!, y)).toBeUndefined();
+        if (x !== y) expect(sharingConflict(reqs.get(x)!, reqs.get(y)!, y, spec)).toBeUndefined();
       }
     }
   }

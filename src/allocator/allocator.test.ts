@@ -375,11 +375,48 @@ describe("serviceAllocation", () => {
       { labels: { team: "a" } },
       true,
     ],
+    // namespaces and namespaceSelectors are alternatives, as MetalLB merges them.
+    [
+      "namespaces or namespaceSelectors: listed, labels do not match",
+      { namespaces: ["ns"], namespaceSelectors: [team] },
+      { namespaceLabels: { team: "b" } },
+      true,
+    ],
+    [
+      "namespaces or namespaceSelectors: labels match, not listed",
+      { namespaces: ["x"], namespaceSelectors: [team] },
+      { namespaceLabels: { team: "a" } },
+      true,
+    ],
+    [
+      "namespaces or namespaceSelectors: neither",
+      { namespaces: ["x"], namespaceSelectors: [team] },
+      { namespaceLabels: { team: "b" } },
+      false,
+    ],
+    [
+      "namespaces or namespaceSelectors, and serviceSelectors too",
+      { namespaces: ["x"], namespaceSelectors: [team], serviceSelectors: [team] },
+      { namespaceLabels: { team: "a" }, labels: { team: "b" } },
+      false,
+    ],
   ])("%s", (_name, restriction, extra, allowed) => {
     const a = withPools(pool("p", ["192.0.2.0/24"], restriction));
     const r = a.assign(svc("ns/s", extra));
     if (allowed) expect(okIPs(r).pool).toBe("p");
     else expectFailure(r, "NoMatchingPool");
+  });
+
+  it("says which namespace rules the Service fails", () => {
+    const team = { matchLabels: { team: "a" } };
+    const a = withPools(
+      pool("both", ["192.0.2.0/24"], { namespaces: ["x"], namespaceSelectors: [team] }),
+    );
+    expectFailure(
+      a.assign(svc("ns/s", { pool: "both" })),
+      "NoMatchingPool",
+      "pool both may not be used by ns/s: namespace ns is not in its namespaces and the labels of namespace ns match none of its namespaceSelectors",
+    );
   });
 
   it("skips pools the Service may not use and takes the next", () => {
@@ -710,6 +747,98 @@ describe("sharing", () => {
     expect(okIPs(a.assign(shared("ns/b", { requestedIPs: ["192.0.2.0"] }))).ips).toEqual([
       "192.0.2.0",
     ]);
+  });
+
+  describe("across namespaces", () => {
+    const across = { allowSharingAcrossNamespaces: true };
+    const bank = (extra: Partial<ServiceRequest> = {}) =>
+      shared("bank/s", { requestedIPs: ["192.0.2.5"], ...extra });
+    const evil = (extra: Partial<ServiceRequest> = {}) =>
+      shared("evil/s", { ports: [{ protocol: "TCP", port: 443 }], ...extra });
+
+    it("is refused by default, saying why and which field allows it", () => {
+      const a = p();
+      okIPs(a.assign(bank()));
+      expectFailure(
+        a.assign(evil({ requestedIPs: ["192.0.2.5"] })),
+        "SharingRefused",
+        "cannot share 192.0.2.5: bank/s is in namespace bank, not evil, and pool p does not allow sharing across namespaces (set spec.serviceAllocation.allowSharingAcrossNamespaces: true to allow it)",
+      );
+      expect(a.holders("192.0.2.5")).toEqual(["bank/s"]);
+    });
+
+    it("does not tell the other namespace the holder's sharing key", () => {
+      const a = p();
+      okIPs(a.assign(bank({ sharingKey: "secret-of-bank" })));
+      const r = a.assign(evil({ requestedIPs: ["192.0.2.5"], sharingKey: "guess" }));
+      expectFailure(r, "SharingRefused", /namespace bank/);
+      expect(JSON.stringify(r)).not.toContain("secret-of-bank");
+    });
+
+    it("auto-allocation with the same key takes a fresh IP in another namespace", () => {
+      const a = p();
+      okIPs(a.assign(bank()));
+      expect(okIPs(a.assign(evil())).ips).toEqual(["192.0.2.0"]);
+      // Within one namespace the same key still shares.
+      expect(
+        okIPs(a.assign(shared("bank/t", { ports: [{ protocol: "UDP", port: 53 }] }))).ips,
+      ).toEqual(["192.0.2.5"]);
+    });
+
+    it("is allowed where the pool says so", () => {
+      const a = withPools(pool("p", ["192.0.2.0/24"], across));
+      okIPs(a.assign(bank()));
+      expect(okIPs(a.assign(evil())).ips).toEqual(["192.0.2.5"]);
+      expect(a.holders("192.0.2.5")).toEqual(["bank/s", "evil/s"]);
+    });
+
+    it("the setting of the IP's pool counts, not another pool's", () => {
+      const a = withPools(pool("p", ["192.0.2.0/24"]), pool("open", ["198.51.100.0/24"], across));
+      okIPs(a.assign(bank()));
+      expectFailure(a.assign(evil({ requestedIPs: ["192.0.2.5"] })), "SharingRefused");
+      okIPs(a.assign(shared("bank/o", { requestedIPs: ["198.51.100.5"] })));
+      expect(okIPs(a.assign(evil({ requestedIPs: ["198.51.100.5"] }))).ips).toEqual([
+        "198.51.100.5",
+      ]);
+    });
+
+    it("turning the setting off takes the IP from the Service that joined later", () => {
+      const a = withPools(pool("p", ["192.0.2.0/24"], across));
+      okIPs(a.assign(bank()));
+      okIPs(a.assign(evil()));
+      a.invalidated();
+      a.setPools([pool("p", ["192.0.2.0/24"])]);
+      expect(a.invalidated()).toEqual(["evil/s"]);
+      expect(a.holders("192.0.2.5")).toEqual(["bank/s"]);
+      expect(a.get("evil/s")).toBeUndefined();
+      expect(a.reports()[0]?.assignedIPv4).toBe(1);
+      expect(okIPs(a.assign(evil())).ips).toEqual(["192.0.2.0"]);
+    });
+
+    it("an unrelated pool change keeps legal cross-namespace sharing", () => {
+      const a = withPools(pool("p", ["192.0.2.0/24"], across));
+      okIPs(a.assign(bank()));
+      okIPs(a.assign(evil()));
+      a.invalidated();
+      a.setPools([pool("p", ["192.0.2.0/24"], across), pool("q", ["198.51.100.0/24"])]);
+      expect(a.invalidated()).toEqual([]);
+      expect(a.holders("192.0.2.5")).toEqual(["bank/s", "evil/s"]);
+    });
+
+    it("restore: the first restored (the controller restores oldest first) keeps the IP", () => {
+      const a = p();
+      okIPs(a.restore(bank(), ["192.0.2.5"]));
+      expectFailure(
+        a.restore(evil(), ["192.0.2.5"]),
+        "SharingRefused",
+        /bank\/s is in namespace bank, not evil, and pool p does not allow sharing across namespaces/,
+      );
+      expect(a.holders("192.0.2.5")).toEqual(["bank/s"]);
+      const b = withPools(pool("p", ["192.0.2.0/24"], across));
+      okIPs(b.restore(bank(), ["192.0.2.5"]));
+      okIPs(b.restore(evil(), ["192.0.2.5"]));
+      expect(b.holders("192.0.2.5")).toEqual(["bank/s", "evil/s"]);
+    });
   });
 
   it("a port change that collides moves the changed Service to another IP", () => {

@@ -196,8 +196,9 @@ export class Allocator {
    *
    * Existing assignments stay wherever each IP is still legal for its Service (in a pool
    * the Service may use, possibly another pool than before, and its requested pool if it
-   * named one); illegal IPs are dropped, and the Service's key is queued for `invalidated()`.
-   * A pool's `autoAssign` does not affect existing assignments, only new choices.
+   * named one, and shared only where sharing is still legal); illegal IPs are dropped, and
+   * the Service's key is queued for `invalidated()`. A pool's `autoAssign` does not affect
+   * existing assignments, only new choices.
    */
   setPools(specs: PoolSpec[]): PoolReport[] {
     const unique = new Map<string, PoolSpec>();
@@ -255,7 +256,20 @@ export class Allocator {
     }
     this.#holders.clear();
     this.#byShareKey.clear();
-    for (const [key, a] of this.#assignments) this.#index(key, a);
+    // A pool may have stopped allowing sharing across namespaces: of the Services sharing an
+    // IP, those indexed first (restore goes oldest first) keep it; a later one loses that IP.
+    for (const [key, a] of [...this.#assignments]) {
+      const kept = a.addrs.filter((addr) => this.#conflict(a.req, addr) === undefined);
+      if (kept.length !== a.addrs.length) {
+        this.#invalidated.add(key);
+        if (kept.length === 0) {
+          this.#assignments.delete(key);
+          continue;
+        }
+        a.addrs = kept;
+      }
+      this.#index(key, a);
+    }
     return this.reports();
   }
 
@@ -476,19 +490,25 @@ export class Allocator {
     return true;
   }
 
-  /** Why `req` may not use `pool` (serviceAllocation), or undefined if it may. */
+  /**
+   * Why `req` may not use `pool` (serviceAllocation), or undefined if it may. `namespaces`
+   * and `namespaceSelectors` are alternatives, as in MetalLB (which merges both into one set
+   * of namespaces): a Service passes if its namespace is listed or its labels match a
+   * selector. `serviceSelectors` must hold as well.
+   */
   #refusal(pool: Pool, req: ServiceRequest): string | undefined {
     const { namespaces, namespaceSelectors, serviceSelectors } = pool.spec;
     // An empty list means "not set", as for most optional Kubernetes lists.
-    if (namespaces !== undefined && namespaces.length > 0 && !namespaces.includes(req.namespace)) {
-      return `namespace ${req.namespace} is not in its namespaces`;
-    }
+    const listed = namespaces !== undefined && namespaces.length > 0;
+    const bySelector = namespaceSelectors !== undefined && namespaceSelectors.length > 0;
     if (
-      namespaceSelectors !== undefined &&
-      namespaceSelectors.length > 0 &&
-      !anySelectorMatches(namespaceSelectors, req.namespaceLabels)
+      (listed || bySelector) &&
+      !(listed && namespaces.includes(req.namespace)) &&
+      !(bySelector && anySelectorMatches(namespaceSelectors, req.namespaceLabels))
     ) {
-      return `the labels of namespace ${req.namespace} match none of its namespaceSelectors`;
+      if (!bySelector) return `namespace ${req.namespace} is not in its namespaces`;
+      const labels = `the labels of namespace ${req.namespace} match none of its namespaceSelectors`;
+      return listed ? `namespace ${req.namespace} is not in its namespaces and ${labels}` : labels;
     }
     if (
       serviceSelectors !== undefined &&
@@ -546,7 +566,9 @@ export class Allocator {
       if (h === req.key) continue;
       const other = this.#assignments.get(h);
       if (other === undefined) continue;
-      const c = sharingConflict(req, other.req, h);
+      // The holder's pool is the IP's pool: its setting decides across namespaces.
+      const pool = this.#pools.get(other.pool)?.spec ?? { name: other.pool };
+      const c = sharingConflict(req, other.req, h, pool);
       if (c === undefined) continue;
       return c.reason === "IPInUse"
         ? fail("IPInUse", `${ip} is ${c.why}`)

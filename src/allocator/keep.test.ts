@@ -155,3 +155,23 @@ describe("retain after a failed assign", () => {
     expect(failure(a.retain(svc("ns/a"))).reason).toBe("InvalidRequest");
   });
 });
+
+describe("a frozen pool and sharing", () => {
+  it("keeps an IP shared across namespaces when frozen on a spec that allows it", () => {
+    const open = pool("p", ["192.0.2.0/30"], { allowSharingAcrossNamespaces: true });
+    const a = withPools(open);
+    okIPs(a.assign(svc("bank/s", { sharingKey: "k" })));
+    const e = okIPs(
+      a.assign(svc("evil/s", { sharingKey: "k", ports: [{ protocol: "TCP", port: 443 }] })),
+    );
+    expect(e.ips).toEqual(["192.0.2.0"]);
+    a.setPools([{ ...open, frozen: true }]);
+    expect(a.invalidated()).toEqual([]);
+    expect(a.holders("192.0.2.0")).toEqual(["bank/s", "evil/s"]);
+    // Nobody new joins a frozen pool's IP.
+    const late = a.assign(
+      svc("late/s", { sharingKey: "k", ports: [{ protocol: "UDP", port: 53 }] }),
+    );
+    expect(late.ok).toBe(false);
+  });
+});

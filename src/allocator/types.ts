@@ -28,12 +28,22 @@ export interface PoolSpec {
   excludeNetworkAndBroadcast: boolean;
   /** Lower numbers are tried first; pools without a priority come after all that have one. */
   priority?: number;
-  /** If set, only Services in these namespaces may use the pool. */
+  /**
+   * With `namespaceSelectors`: if either is set, only Services whose namespace is listed here
+   * or whose namespace labels match one of the selectors may use the pool (either suffices,
+   * as in MetalLB).
+   */
   namespaces?: string[];
-  /** If set, only Services whose namespace labels match one of these may use the pool. */
+  /** See `namespaces`. */
   namespaceSelectors?: LabelSelector[];
   /** If set, only Services whose labels match one of these may use the pool. */
   serviceSelectors?: LabelSelector[];
+  /**
+   * Whether Services of different namespaces may share one of the pool's IPs (same sharing
+   * key). Absent or false: sharing stays within a namespace, so that a sharing key seen in
+   * another tenant's Service cannot be used to join its IP.
+   */
+  allowSharingAcrossNamespaces?: boolean;
   /** RFC 3339 creation time: of two overlapping pools the older keeps the overlap. */
   creationTimestamp: string;
   /**

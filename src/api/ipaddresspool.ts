@@ -56,6 +56,8 @@ export interface ServiceAllocation {
   namespaces?: string[];
   namespaceSelectors?: LabelSelector[];
   serviceSelectors?: LabelSelector[];
+  /** Absent means false; no schema default, so pools written before the field stay as they are. */
+  allowSharingAcrossNamespaces?: boolean;
 }
 
 export const serviceAllocation = object<ServiceAllocation>({
@@ -63,6 +65,7 @@ export const serviceAllocation = object<ServiceAllocation>({
   namespaces: optional(stringSet(namespaceName, 256)),
   namespaceSelectors: optional(array(labelSelector, { max: 16 })),
   serviceSelectors: optional(array(labelSelector, { max: 16 })),
+  allowSharingAcrossNamespaces: optional(boolean()),
 });
 
 /** The spec with defaults applied (what the controller works with). */

@@ -102,6 +102,36 @@ describe("statusRows", () => {
     );
   });
 
+  it("a status IP outside the pool its Service names is not announced for that Service", () => {
+    const copy = svc("copy", "198.51.100.7", {
+      metadata: {
+        name: "copy",
+        namespace: "shop",
+        annotations: { "ironlb.dev/ip-allocated-from-pool": "other" },
+      },
+    });
+    const pools = [
+      ...input().pools,
+      { metadata: { name: "other" }, spec: { addresses: ["203.0.113.0/24"] } },
+    ] as never;
+    const rows = statusRows(
+      input({ services: [...input().services, copy] as never, pools }),
+      filter,
+      NOW,
+    );
+    expect(rows.find((r) => r.service === "shop/copy")).toEqual({
+      service: "shop/copy",
+      ip: "198.51.100.7",
+      pool: "-",
+      node: "-",
+      interfaces: "-",
+      state:
+        "not announced: 198.51.100.7 is not in pool other, which shop/copy names in ironlb.dev/ip-allocated-from-pool",
+    });
+    // The Service the IP belongs to is still announced.
+    expect(rows.find((r) => r.service === "shop/web")?.state).toBe("announced");
+  });
+
   it("formats an aligned table", () => {
     const lines = formatRows(statusRows(input(), filter, NOW)).split("\n");
     expect(lines[0]).toMatch(/^SERVICE\s+IP\s+POOL\s+NODE\s+INTERFACES\s+STATUS$/);

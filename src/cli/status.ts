@@ -130,10 +130,12 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
         interfaces: rec?.interfaces?.join(",") || "-",
         state: "",
       };
-      if (x?.reason) {
+      const refused = x?.refused?.find((r) => r.service === key(s));
+      if (refused || x?.reason) {
         row.node = "-";
         row.interfaces = "-";
-        row.state = `not announced: ${x.reason}`;
+        row.state = `not announced: ${refused?.reason ?? x?.reason}`;
+        if (refused) row.pool = "-";
       } else if (rec && x?.owner === rec.node) row.state = "announced";
       else if (x?.owner)
         row.state = rec

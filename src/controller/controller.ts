@@ -377,11 +377,20 @@ export class Controller {
       if (!r.ok && t.request.pool !== undefined)
         r = this.#alloc.restore({ ...t.request, pool: undefined }, statusIPs(svc));
       if (r.ok) restored++;
-      else
+      else {
         this.#log.warn(
           { service: key, ips: statusIPs(svc), reason: r.reason, detail: r.message },
           "existing IP cannot be kept",
         );
+        // The reconcile that follows may give another IP with a plain IPAllocated Event:
+        // say here why the old one went (e.g. sharing across namespaces now refused).
+        void this.#events.emit(
+          serviceTarget(svc),
+          "Warning",
+          "IPNotKept",
+          capped(`${statusIPs(svc).join(", ")} cannot be kept: ${r.reason}: ${r.message}`),
+        );
+      }
     }
     this.#log.info(
       { restored, candidates: withIPs.length },

@@ -138,6 +138,7 @@ describe("toPoolInput: a pool object never costs its IPs (issue 16)", () => {
       avoidBuggyIPs: true,
       excludeNetworkAndBroadcast: false,
       creationTimestamp: "2026-01-01T00:00:00Z",
+      allowSharingAcrossNamespaces: true,
       frozen: true,
     });
     expect(toPoolInput(obj({ addresses: "192.0.2.0/30" })).spec).toBeUndefined();

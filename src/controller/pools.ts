@@ -71,6 +71,7 @@ export function toPoolInput(obj: unknown, lastGood?: LastGood): PoolInput {
     spec.namespaceSelectors = sa.namespaceSelectors as PoolSpec["namespaceSelectors"];
   if (sa?.serviceSelectors?.length)
     spec.serviceSelectors = sa.serviceSelectors as PoolSpec["serviceSelectors"];
+  if (sa?.allowSharingAcrossNamespaces) spec.allowSharingAcrossNamespaces = true;
   const out: PoolInput = {
     name,
     spec,
@@ -86,8 +87,9 @@ export function toPoolInput(obj: unknown, lastGood?: LastGood): PoolInput {
 /**
  * A frozen pool's spec from an object the checker refused, when no earlier version of it
  * was read (a controller that starts next to such a pool): its address entries that are
- * strings (the allocator parses them, and reports those it cannot), and no
- * serviceAllocation, so that every Service holding one of its IPs keeps it.
+ * strings (the allocator parses them, and reports those it cannot), no serviceAllocation
+ * and sharing across namespaces allowed, so that every Service holding one of its IPs keeps
+ * it.
  */
 function salvage(obj: unknown, name: string, creationTimestamp: string): PoolSpec | undefined {
   const spec = (obj as { spec?: Record<string, unknown> }).spec;
@@ -102,6 +104,8 @@ function salvage(obj: unknown, name: string, creationTimestamp: string): PoolSpe
     avoidBuggyIPs: flag("avoidBuggyIPs"),
     excludeNetworkAndBroadcast: flag("excludeNetworkAndBroadcast"),
     creationTimestamp,
+    // Whatever it allowed, Services sharing its IPs keep them; a frozen pool lets nobody join.
+    allowSharingAcrossNamespaces: true,
   };
 }
 

@@ -214,11 +214,16 @@ describe("ironlb's metrics", () => {
     s.announced.set(3);
     s.liveSpeakers.set(2);
     s.conflicts.inc();
+    s.outsidePool.inc();
     s.count("repliesSent", "eth0");
     const sf = parseExposition(await s.registry.metrics());
     expect(sf.get("ironlb_speaker_announced_ips")!.samples[0]!.value).toBe(3);
     expect(sf.get("ironlb_speaker_live_speakers")!.type).toBe("gauge");
     expect(sf.get("ironlb_speaker_ip_conflicts_total")!.samples[0]!.value).toBe(1);
+    expect(sf.get("ironlb_speaker_ips_outside_pool_total")).toMatchObject({
+      type: "counter",
+      samples: [{ labels: {}, value: 1 }],
+    });
     expect(sf.get("ironlb_speaker_packets_total")!.samples).toEqual([
       {
         name: "ironlb_speaker_packets_total",

@@ -306,11 +306,121 @@ describe("poolOf", () => {
     ["198.51.100.5", undefined, "a"],
     ["198.51.100.150", undefined, "b"],
     ["2001:db8::7", undefined, "b"],
-    ["198.51.100.5", "b", "b"],
+    ["198.51.100.5", "a", "a"],
+    ["2001:db8::7", "b", "b"],
+    // The named pool exists but does not hold the IP: no other pool rescues it.
+    ["198.51.100.5", "b", "outside b"],
+    ["203.0.113.1", "a", "outside a"],
+    ["2001:db8::7", "a", "outside a"],
+    // The named pool is gone (renamed, deleted): the pool holding the IP counts.
     ["198.51.100.5", "missing", "a"],
+    ["203.0.113.1", "missing", undefined],
     ["203.0.113.1", undefined, undefined],
+    ["not-an-ip", "a", undefined],
   ])("%s (annotation %s) -> %s", (ip, named, want) => {
-    expect(poolOf(ip, pools, named)?.name).toBe(want);
+    const m = poolOf(ip, pools, named);
+    expect(m === undefined ? undefined : "pool" in m ? m.pool.name : `outside ${m.outside}`).toBe(
+      want,
+    );
+  });
+});
+
+describe("decide: an IP outside the pool its Service names", () => {
+  const lan = { name: "lan", labels: {}, addresses: ["198.51.100.0/24"] };
+  const dmz = { name: "dmz", labels: {}, addresses: ["203.0.113.0/24"] };
+  const base = (services: Snapshot["services"]): Snapshot => ({
+    ...snapshot({ self: "node1", ips: [] }),
+    services,
+    pools: [lan, dmz],
+    ads: [{ name: "all" }],
+    slices: services.map((x) => ({
+      service: x.key,
+      addressType: "IPv4",
+      endpoints: NODES.map((n) => ({ nodeName: n, conditions: { ready: true } })),
+    })),
+  });
+  const svc = (key: string, ip: string, pool?: string): Snapshot["services"][number] => ({
+    key,
+    ips: [ip],
+    externalTrafficPolicy: "Cluster",
+    ...(pool ? { allocatedFromPool: pool } : {}),
+  });
+
+  it.each<[string, Snapshot["services"], string | undefined, string[]]>([
+    ["in the named pool: announced", [svc("a/x", "198.51.100.9", "lan")], undefined, []],
+    [
+      "outside the named pool, though another pool holds it: not announced",
+      [svc("a/x", "203.0.113.9", "lan")],
+      "203.0.113.9 is not in pool lan, which a/x names in ironlb.dev/ip-allocated-from-pool",
+      ["a/x"],
+    ],
+    [
+      "outside every pool, one named: not announced, saying which pool",
+      [svc("a/x", "192.0.2.9", "lan")],
+      "192.0.2.9 is not in pool lan, which a/x names in ironlb.dev/ip-allocated-from-pool",
+      ["a/x"],
+    ],
+    [
+      "the named pool does not exist: the pool holding the IP counts",
+      [svc("a/x", "203.0.113.9", "renamed")],
+      undefined,
+      [],
+    ],
+    [
+      "no annotation, in no pool",
+      [svc("a/x", "192.0.2.9")],
+      "its address is in no IPAddressPool",
+      [],
+    ],
+  ])("%s", (_name, services, reason, refused) => {
+    const ip = services[0]!.ips[0]!;
+    const d = decide(base(services)).ips.get(ip)!;
+    expect(d.reason).toBe(reason);
+    expect(d.owner === undefined).toBe(reason !== undefined);
+    expect((d.refused ?? []).map((r) => r.service)).toEqual(refused);
+  });
+
+  it("another Service's status copying a held IP neither steers nor stops its announcement", () => {
+    const d = decide(
+      base([svc("bank/s", "198.51.100.9", "lan"), svc("evil/s", "198.51.100.9", "dmz")]),
+    );
+    const x = d.ips.get("198.51.100.9")!;
+    expect(x.owner).toBeDefined();
+    expect(x.reason).toBeUndefined();
+    expect(x.pool).toBe("lan");
+    expect(x.refused).toEqual([
+      {
+        service: "evil/s",
+        pool: "dmz",
+        reason:
+          "198.51.100.9 is not in pool dmz, which evil/s names in ironlb.dev/ip-allocated-from-pool",
+      },
+    ]);
+    // The announcement (its record and Events) is for the Service it belongs to only.
+    const owner = x.owner!;
+    const mine = decide({
+      ...base([svc("bank/s", "198.51.100.9", "lan"), svc("evil/s", "198.51.100.9", "dmz")]),
+      membership: { self: owner, live: new Set(NODES), settled: true, quorum: true },
+    }).mine;
+    expect(mine.get("198.51.100.9")?.services).toEqual(["bank/s"]);
+  });
+
+  it("one live node, the same on every node, reports a refusal", () => {
+    const services = [svc("a/x", "203.0.113.9", "lan")];
+    const seen = NODES.map(
+      (self) =>
+        decide({ ...base(services), membership: { ...base(services).membership, self } }).ips.get(
+          "203.0.113.9",
+        )?.reportedBy,
+    );
+    expect(new Set(seen).size).toBe(1);
+    expect(NODES).toContain(seen[0]);
+    // A node that is not live does not report.
+    const without = decide({
+      ...base(services),
+      membership: { self: "node1", live: new Set(["node2"]), settled: true, quorum: true },
+    });
+    expect(without.ips.get("203.0.113.9")?.reportedBy).toBe("node2");
   });
 });
 

@@ -18,7 +18,7 @@
 // result into announcer calls, IPAnnouncement writes and logs.
 
 import { parseIP } from "../net/address.ts";
-import { parseAddressEntry } from "../net/range.ts";
+import { type AddressEntry, parseAddressEntry } from "../net/range.ts";
 import { chooseOwner } from "./election.ts";
 import {
   countReadyEndpoints,
@@ -78,11 +78,26 @@ export interface Snapshot {
   contested: ReadonlySet<string>;
 }
 
+/** A Service whose status holds the IP, but for which the IP is not announced. */
+export interface RefusedService {
+  service: string;
+  /** The pool its `ironlb.dev/ip-allocated-from-pool` names, which does not hold the IP. */
+  pool: string;
+  reason: string;
+}
+
 export interface IpDecision {
   ip: string;
   /** Services using the IP, sorted. */
   services: string[];
   pool?: string;
+  /**
+   * Services whose status holds the IP outside the pool they are attributed to: the IP is
+   * not announced for them (it still is for the others, if any).
+   */
+  refused?: RefusedService[];
+  /** The one live node that reports `refused` with an Event (so that N nodes do not). */
+  reportedBy?: string;
   /** The one node that announces the IP (the same answer on every speaker). */
   owner?: string;
   /** Why no node announces it (set when owner is undefined). */
@@ -113,29 +128,48 @@ export function hasQuorum(members: number, live: number): boolean {
   return members <= 1 || 2 * live > members;
 }
 
-/** The pool an IP came from: the named one if it exists, else the pool whose range holds it. */
-export function poolOf(
-  ip: string,
-  pools: readonly PoolSnapshot[],
-  named?: string,
-): PoolSnapshot | undefined {
-  if (named) {
-    const p = pools.find((x) => x.name === named);
-    if (p) return p;
+/** Where an IP is attributed: its pool, or the named pool that does not hold it. */
+export type PoolMatch = { pool: PoolSnapshot } | { outside: string } | undefined;
+
+/**
+ * Parsed entries per `addresses` array. The edge passes the informer's own arrays, which stay
+ * the same objects while a pool is unchanged: every Service IP is checked on every
+ * evaluation, and parsing a pool's entries each time would cost more than the rest.
+ */
+const parsedEntries = new WeakMap<readonly string[], AddressEntry[]>();
+
+function holds(pool: PoolSnapshot, addr: NonNullable<ReturnType<typeof parseIP>>): boolean {
+  let entries = parsedEntries.get(pool.addresses);
+  if (entries === undefined) {
+    entries = pool.addresses.flatMap((e) => parseAddressEntry(e) ?? []);
+    parsedEntries.set(pool.addresses, entries);
   }
+  return entries.some(
+    (entry) =>
+      entry.family === addr.family && entry.first <= addr.value && addr.value <= entry.last,
+  );
+}
+
+/**
+ * The pool an IP is announced under. The pool the Service's annotation names, if it exists,
+ * must hold the IP: otherwise the IP is `outside` it and not announced for that Service,
+ * whichever other pool holds it. The status and the annotation are written together by the
+ * controller, so a mismatch means someone else wrote one of them (anyone with
+ * services/status can write any IP), and the named pool's advertisements must not carry an
+ * address it does not own; announcing it under the pool that holds it instead would let a
+ * status writer pick the pool. With no annotation, or one naming a pool that does not exist
+ * (renamed or deleted, the controller has yet to catch up), the pool whose addresses hold
+ * the IP counts: the IP is still inside some pool.
+ */
+export function poolOf(ip: string, pools: readonly PoolSnapshot[], named?: string): PoolMatch {
   const addr = parseIP(ip);
   if (!addr) return undefined;
-  return pools.find((p) =>
-    p.addresses.some((e) => {
-      const entry = parseAddressEntry(e);
-      return (
-        entry !== undefined &&
-        entry.family === addr.family &&
-        entry.first <= addr.value &&
-        addr.value <= entry.last
-      );
-    }),
-  );
+  if (named) {
+    const p = pools.find((x) => x.name === named);
+    if (p) return holds(p, addr) ? { pool: p } : { outside: p.name };
+  }
+  const p = pools.find((x) => holds(x, addr));
+  return p ? { pool: p } : undefined;
 }
 
 function mergeInterfaces(a: InterfaceChoice | undefined, b: InterfaceChoice): InterfaceChoice {
@@ -156,19 +190,36 @@ export function decide(s: Snapshot): Decision {
   // Per IP, the eligibility of each Service using it (shared IPs have several).
   const perIp = new Map<
     string,
-    { services: string[]; pool?: string; results: ReturnType<typeof eligibleNodes>[] }
+    {
+      services: string[];
+      /** Services the IP is announced for (not refused). */
+      serving: string[];
+      refused: RefusedService[];
+      pool?: string;
+      results: ReturnType<typeof eligibleNodes>[];
+    }
   >();
   const rebalance = new Set<string>();
   const sameForPool = new Map<string, ReturnType<typeof eligibleNodes>>();
   const services = [...s.services].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const svc of services) {
     for (const ip of svc.ips) {
-      const entry = perIp.get(ip) ?? { services: [], results: [] };
+      const entry = perIp.get(ip) ?? { services: [], serving: [], refused: [], results: [] };
       perIp.set(ip, entry);
       entry.services.push(svc.key);
+      const match = poolOf(ip, s.pools, svc.allocatedFromPool);
+      if (match && "outside" in match) {
+        entry.refused.push({
+          service: svc.key,
+          pool: match.outside,
+          reason: `${ip} is not in pool ${match.outside}, which ${svc.key} names in ironlb.dev/ip-allocated-from-pool`,
+        });
+        continue;
+      }
+      entry.serving.push(svc.key);
       if (svc.rebalance) rebalance.add(ip);
-      const pool = poolOf(ip, s.pools, svc.allocatedFromPool);
-      if (!pool) continue;
+      if (!match) continue;
+      const { pool } = match;
       entry.pool ??= pool.name;
       const family = ip.includes(":") ? "IPv6" : "IPv4";
       const endpoints = countReadyEndpoints(slicesBySvc.get(svc.key) ?? [], family);
@@ -197,9 +248,16 @@ export function decide(s: Snapshot): Decision {
   for (const [ip, e] of perIp) {
     const d: IpDecision = { ip, services: e.services, eligible: [] };
     if (e.pool !== undefined) d.pool = e.pool;
+    if (e.refused.length > 0) {
+      d.refused = e.refused;
+      d.reportedBy = chooseOwner(ip, [...m.live]);
+    }
     ips.set(ip, d);
     if (e.results.length === 0) {
-      d.reason = "its address is in no IPAddressPool";
+      d.reason =
+        e.serving.length === 0 && e.refused.length > 0
+          ? e.refused[0]!.reason
+          : "its address is in no IPAddressPool";
       continue;
     }
     // A node announces a shared IP only if every Service using it allows that node; when
@@ -249,7 +307,7 @@ export function decide(s: Snapshot): Decision {
     }
     mine.set(ip, {
       interfaces: eligible.find((n) => n.name === m.self)!.interfaces,
-      services: e.services,
+      services: e.serving,
       // A contested IP is re-announced once the view has settled: the claimant's record
       // may still be on its way, and then the IP is not ours to win back.
       gratuitous: !held || (s.contested.has(ip) && m.settled),

@@ -40,6 +40,11 @@ export function speakerMetrics() {
       help: "Times another host was found using an IP this node was about to announce or announces.",
       registry,
     }),
+    outsidePool: new Counter({
+      name: "ironlb_speaker_ips_outside_pool_total",
+      help: "Service IPs found outside the pool the Service's ironlb.dev/ip-allocated-from-pool names, and so not announced for it (once per Service, IP and pool each time it appears).",
+      registry,
+    }),
     /** Feeds the announcer's counters into the packets metric. */
     count(name: AnnouncerCounterName, ifname: string): void {
       packets.inc({ interface: ifname, kind: kinds[name] });

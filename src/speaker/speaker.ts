@@ -116,6 +116,8 @@ export class Speaker {
   readonly #listed = new Map<string, string>();
   /** Last reason logged per IP for not being announced (avoid log floods). */
   readonly #lastReason = new Map<string, string>();
+  /** "service|ip|pool" of status IPs outside their pool, already reported. */
+  readonly #outsideReported = new Set<string>();
   /**
    * After a rejoin, IPs another node answered when we probed: not claimed, and if held not
    * re-announced, before this time (Date.now()). That node took them over while we were
@@ -454,6 +456,7 @@ export class Speaker {
     const view = this.#membership.view();
     const decision = this.#decide(view);
     this.#logReasons(decision);
+    this.#reportOutsidePool(decision);
     const desired = this.#resolve(decision.mine);
     for (const [ip, ifaces] of this.#current) {
       const want = desired.get(ip);
@@ -565,6 +568,39 @@ export class Speaker {
         );
     }
     for (const ip of this.#lastReason.keys()) if (!seen.has(ip)) this.#lastReason.delete(ip);
+  }
+
+  /**
+   * Says once per (Service, IP, pool) that a status IP lies outside the pool the Service is
+   * attributed to: a log line and the metric on every node, a Warning Event from the one
+   * node the decision names (not one per node). Said again if it goes away and comes back.
+   */
+  #reportOutsidePool(d: Decision): void {
+    const now = new Set<string>();
+    for (const [ip, x] of d.ips) {
+      for (const r of x.refused ?? []) {
+        const key = `${r.service}|${ip}|${r.pool}`;
+        now.add(key);
+        if (this.#outsideReported.has(key)) continue;
+        this.#outsideReported.add(key);
+        this.#metrics.outsidePool.inc();
+        this.#log.warn(
+          { service: r.service, ip, pool: r.pool },
+          "IP is outside the pool its Service names: not announced for that Service",
+        );
+        if (x.reportedBy !== this.#o.node) continue;
+        const [ns, name] = r.service.split("/");
+        const svc = this.#services.get(name ?? "", ns);
+        if (!svc) continue;
+        void this.#events.emit(
+          serviceTarget(svc),
+          "Warning",
+          "IPNotInPool",
+          `Not announced for this Service: ${r.reason}. ironlb's controller writes the status and this annotation together: one of them was written by someone else`,
+        );
+      }
+    }
+    for (const key of this.#outsideReported) if (!now.has(key)) this.#outsideReported.delete(key);
   }
 
   #recordFor(ip: string): Record_ | undefined {

@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { E2E_SECOND_SUBNET, E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { ipAnnouncement } from "../lab/faults.ts";
@@ -22,7 +23,7 @@ import {
   randomPrefix,
 } from "../lab/lab.ts";
 import { listNetns } from "../lab/net.ts";
-import { sleep, waitFor } from "../support/kube.ts";
+import { clientsFor, sleep, waitFor } from "../support/kube.ts";
 
 // This tier needs root (network namespaces, packet sockets): without it, it fails loudly.
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
@@ -417,6 +418,56 @@ describe("speaker on a LAN of network namespaces", () => {
       expect((await lab.clientNeighbour(ip))?.mac).toBe(await lab.macOf(owner));
     } finally {
       await lab.clientDelAddress(`${ip}/32`);
+    }
+  });
+
+  it("does not announce a status IP outside the pool its Service names, and says so", async () => {
+    const { svc, ip } = await service();
+    await answeringNode(ip, svc.port);
+    // In the lab's Service range but in no pool; the Service's annotation names pool e2e.
+    const rogue = "198.51.100.70";
+    const key = `${svc.namespace}/${svc.name}`;
+    // Anyone with services/status can write it; the controller would put its IP back.
+    await lab.controller?.stop();
+    try {
+      await clientsFor(lab.kc).core.patchNamespacedServiceStatus(
+        {
+          name: svc.name,
+          namespace: svc.namespace,
+          body: { status: { loadBalancer: { ingress: [{ ip: rogue, ipMode: "VIP" }] } } },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+      await everySpeakerLogged(
+        "IP is outside the pool its Service names: not announced for that Service",
+        rogue,
+        { service: key, pool: "e2e" },
+      );
+      const ev = await waitFor(
+        "a Warning Event IPNotInPool",
+        async () =>
+          (await lab.serviceEvents(svc.name)).find(
+            (e) => e.type === "Warning" && e.reason === "IPNotInPool",
+          ),
+        15_000,
+        200,
+      );
+      expect(ev.source).toContain("speaker");
+      expect(ev.message).toContain(
+        `${rogue} is not in pool e2e, which ${key} names in ironlb.dev/ip-allocated-from-pool`,
+      );
+      // Exactly one speaker reports it, however many nodes there are. Every speaker has
+      // logged it, and would have emitted its Event then: give those writes time to land
+      // (there is no signal for an Event that is never written).
+      await sleep(500);
+      const events = (await lab.serviceEvents(svc.name)).filter((e) => e.reason === "IPNotInPool");
+      expect(events).toHaveLength(1);
+      // Nobody answers for it on the LAN, and the IP it had is let go.
+      expect(await lab.arpingFromClient(rogue, { count: 2 })).toEqual([]);
+      expect(announcersFromLogs(rogue)).toEqual([]);
+      await waitFor("the old IP withdrawn", () => announcersFromLogs(ip).length === 0);
+    } finally {
+      lab.startController();
     }
   });
 

@@ -1,6 +1,6 @@
 // Restart safety and high availability, with controllers as real processes that are
 // killed for real: assigned IPs never move and never collide.
-import { CoordinationV1Api } from "@kubernetes/client-node";
+import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   applyCRDs,
@@ -173,6 +173,48 @@ describe("controller restarts and handovers", () => {
     await createService(ns, "after");
     expect(await waitForIPs(ns, "after")).toEqual(["198.51.100.185"]);
     expect(ingressIPs(await getService(ns, "h0"))).toEqual(ips.get("h0"));
+  });
+
+  it("after a restart, of two namespaces sharing an IP their pool no longer shares, the older keeps it", async () => {
+    const bank = await createNamespace("rbank");
+    const evil = await createNamespace("revil");
+    const pool = `rshare-${bank}`;
+    await createPool(pool, {
+      addresses: ["198.51.100.150-198.51.100.151"],
+      serviceAllocation: { namespaces: [bank, evil], allowSharingAcrossNamespaces: true },
+    });
+    const first = controller(["--no-leader-elect"]);
+    const shared = { "ironlb.dev/allow-shared-ip": "k" };
+    await createService(bank, "s", { annotations: shared });
+    expect(await waitForIPs(bank, "s")).toEqual(["198.51.100.150"]);
+    await createService(evil, "s", { annotations: shared, ports: [{ port: 443 }] });
+    expect(await waitForIPs(evil, "s")).toEqual(["198.51.100.150"]);
+    expect(await first.stop("SIGKILL")).toBeNull();
+
+    // While no controller runs, the pool stops allowing sharing across namespaces.
+    await clients().custom.patchClusterCustomObject(
+      {
+        group: "ironlb.dev",
+        version: "v1beta1",
+        plural: "ipaddresspools",
+        name: pool,
+        body: { spec: { serviceAllocation: { allowSharingAcrossNamespaces: false } } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    controller(["--no-leader-elect"]);
+    const why = await waitFor("evil's IPNotKept Event", async () =>
+      (await eventsFor(evil, "s")).find((e) => e.reason === "IPNotKept"),
+    );
+    expect(why.type).toBe("Warning");
+    expect(why.message).toBe(
+      `198.51.100.150 cannot be kept: SharingRefused: cannot share 198.51.100.150: ${bank}/s is in namespace ${bank}, not ${evil}, and pool ${pool} does not allow sharing across namespaces (set spec.serviceAllocation.allowSharingAcrossNamespaces: true to allow it)`,
+    );
+    // The older Service keeps the IP; the other gets the pool's other address.
+    await waitFor("evil moved", async () =>
+      ingressIPs(await getService(evil, "s"))[0] === "198.51.100.151" ? true : undefined,
+    );
+    expect(ingressIPs(await getService(bank, "s"))).toEqual(["198.51.100.150"]);
   });
 
   it("folds the IPAllocated Events of a cold start past the first 50 into one Event per pool", async () => {
