@@ -7,6 +7,7 @@ import {
   encodeHeartbeat,
   HEARTBEAT_MAX_BYTES,
   type Heartbeat,
+  HeartbeatSender,
   HeartbeatTracker,
   type HeartbeatTrackerOptions,
   MAX_CLOCK_SKEW_MS,
@@ -416,5 +417,79 @@ describe("HeartbeatTracker", () => {
         },
       ),
     );
+  });
+});
+
+describe("HeartbeatSender", () => {
+  const T = 1_780_000_000_000;
+  const skew = MAX_CLOCK_SKEW_MS;
+
+  it("counts seq up within an incarnation that is its start time", () => {
+    const s = new HeartbeatSender("node-b", T, 1234);
+    expect(s.incarnation).toBe(T * 1000 + 234);
+    expect(s.next(T + 5)).toEqual({
+      node: "node-b",
+      incarnation: T * 1000 + 234,
+      seq: 1,
+      sentAtMs: T + 5,
+      leaving: false,
+    });
+    expect(s.next(T + 105, true)).toMatchObject({ seq: 2, leaving: true });
+  });
+
+  it.each<[string, (own: HeartbeatSender) => Partial<Heartbeat>]>([
+    [
+      "a leaving beat at the edge of the skew with a later incarnation",
+      () => ({ incarnation: (T + skew) * 1000 + 999, seq: 1, sentAtMs: T + skew, leaving: true }),
+    ],
+    [
+      "a leaving beat of its own incarnation with the top seq",
+      (own) => ({
+        incarnation: own.incarnation,
+        seq: 2 ** 53 - 1,
+        sentAtMs: T + skew,
+        leaving: true,
+      }),
+    ],
+    // (A forged beat sent at the receiver's present is overcome by the next real one anyway:
+    // see "lets a node that a forged leaving beat killed come back".)
+  ])("refutes %s: peers accept its next beats again", (_, forge) => {
+    let wall = T;
+    const peer = new HeartbeatTracker({ wallClock: () => wall });
+    const own = new HeartbeatSender("node-b", T - 3_600_000, 1);
+    const silent = new HeartbeatSender("node-b", T - 3_600_000, 1); // the same, not refuting
+    for (let i = 0; i < 3; i++) {
+      silent.next(wall);
+      expect(peer.receive(own.next(wall), 0)).toBe("accepted");
+    }
+    const forged: Heartbeat = { node: "node-b", ...forge(own) } as Heartbeat;
+    expect(peer.receive(forged, 1)).toBe("accepted");
+    expect(peer.isAlive("node-b", 1)).toBe(false);
+    const before = own.incarnation;
+    expect(own.heard(forged, wall, 5)).toBe("refuted");
+    expect(own.incarnation).toBeGreaterThan(Math.max(before, forged.incarnation));
+    // Without the refutation its beats stay refused until its clock passes the forged one.
+    wall = T + 1;
+    expect(peer.receive(silent.next(wall), 2)).not.toBe("accepted");
+    expect(peer.receive(own.next(wall), 2)).toBe("accepted");
+    expect(peer.isAlive("node-b", 2)).toBe(true);
+    wall = T + 101;
+    expect(peer.receive(own.next(wall), 102)).toBe("accepted");
+  });
+
+  it("ignores its own beats coming back, and beats peers refuse anyway", () => {
+    const own = new HeartbeatSender("node-b", T - 1000, 1);
+    const sent = [own.next(T), own.next(T + 100)];
+    const inc = own.incarnation;
+    for (const b of sent) expect(own.heard(b, T + 200, 2)).toBe("echo");
+    expect(own.heard({ ...sent[0]!, incarnation: inc - 1, leaving: true }, T, 2)).toBe("echo");
+    expect(own.heard({ ...sent[0]!, seq: 99, sentAtMs: T - skew - 1 }, T, 2)).toBe("echo");
+    expect(
+      own.heard({ ...sent[0]!, incarnation: Number.MAX_SAFE_INTEGER, leaving: true }, T, 2),
+    ).toBe("echo");
+    expect(own.incarnation).toBe(inc);
+    // Its own leaving beat, once it left, is an echo too.
+    const bye = own.next(T + 300, true);
+    expect(own.heard(bye, T + 300, 2)).toBe("echo");
   });
 });

@@ -201,6 +201,17 @@ export interface HeartbeatTrackerOptions {
   maxDeadAfterMs?: number;
 }
 
+/** Why a beat is refused by the receiver's wall clock `wallMs`, if it is. */
+export function offClock(
+  beat: Heartbeat,
+  wallMs: number,
+  maxSkewMs = MAX_CLOCK_SKEW_MS,
+): "clock-skew" | "future-incarnation" | undefined {
+  if (Math.abs(beat.sentAtMs - wallMs) > maxSkewMs) return "clock-skew";
+  if (incarnationStartMs(beat.incarnation) > wallMs + maxSkewMs) return "future-incarnation";
+  return undefined;
+}
+
 /** The start time in ms an incarnation stands for (see Heartbeat.incarnation). */
 export function incarnationStartMs(incarnation: number): number {
   return Math.floor(incarnation / 1000);
@@ -275,11 +286,8 @@ export class HeartbeatTracker {
    * allowed skew, nor one restarted meanwhile for its whole run.
    */
   receive(beat: Heartbeat, nowMs: number): ReceiveOutcome {
-    const wall = this.#wallClock();
-    if (Math.abs(beat.sentAtMs - wall) > this.maxClockSkewMs) return "clock-skew";
-    if (incarnationStartMs(beat.incarnation) > wall + this.maxClockSkewMs) {
-      return "future-incarnation";
-    }
+    const off = offClock(beat, this.#wallClock(), this.maxClockSkewMs);
+    if (off !== undefined) return off;
     const known = this.#peers.get(beat.node);
     if (known !== undefined) {
       let refused: ReceiveOutcome | undefined;
@@ -374,5 +382,68 @@ export class HeartbeatTracker {
     for (const [node, peer] of this.#peers) {
       if (nowMs - peer.lastSeenMs > olderThanMs) this.#peers.delete(node);
     }
+  }
+}
+
+/**
+ * This node's own side: the beats it sends, and its answer to authenticated beats that
+ * claim to come from it. Such a beat was forged by another holder of the shared key (or is
+ * an echo of one of ours). A forged beat that peers may prefer to ours (a later
+ * incarnation, a higher seq, or `leaving`) leaves this node dead or stale to them, since
+ * what they accept next must outrank it. So the node moves to an incarnation above the
+ * forged one: peers accept that as a restart as soon as their clock allows it, at once
+ * unless the forger chose the very edge of the allowed skew (then one ms later). Pure:
+ * time comes in as arguments.
+ */
+export class HeartbeatSender {
+  readonly node: string;
+  #incarnation: number;
+  #seq = 0;
+  #left = false;
+
+  /** `tieBreaker` (0..999, random) tells apart two starts in the same ms. */
+  constructor(node: string, startMs: number, tieBreaker: number) {
+    this.node = node;
+    this.#incarnation = newIncarnation(startMs, tieBreaker);
+  }
+
+  get incarnation(): number {
+    return this.#incarnation;
+  }
+
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** The next beat, sent at wall clock `wallMs`. */
+  next(wallMs: number, leaving = false): Heartbeat {
+    if (leaving) this.#left = true;
+    return {
+      node: this.node,
+      incarnation: this.#incarnation,
+      seq: ++this.#seq,
+      sentAtMs: Math.floor(wallMs),
+      leaving,
+    };
+  }
+
+  /**
+   * An authenticated beat naming this node arrived at wall clock `wallMs`. "echo": one of
+   * ours (or one peers refuse anyway: outside the time window, or an older incarnation
+   * that cannot outrank our next beat); "refuted": forged, and this node moved to a new
+   * incarnation above it; the caller should log it and send a beat at once.
+   */
+  heard(beat: Heartbeat, wallMs: number, tieBreaker: number): "echo" | "refuted" {
+    if (offClock(beat, wallMs) !== undefined) return "echo";
+    if (beat.incarnation < this.#incarnation) return "echo";
+    if (
+      beat.incarnation === this.#incarnation &&
+      beat.seq <= this.#seq &&
+      (!beat.leaving || this.#left)
+    ) {
+      return "echo";
+    }
+    this.#incarnation = newIncarnation(wallMs, tieBreaker, beat.incarnation);
+    return "refuted";
   }
 }
