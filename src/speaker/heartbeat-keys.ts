@@ -1,5 +1,6 @@
-// The heartbeat keys, read from the mounted Secret and read again while the speaker runs,
-// so that a key rotation needs no restart and never splits the speakers.
+// The heartbeat keys, read from the mounted Secret and read again while the speaker runs
+// (every 10 s, and on SIGHUP), so that a key rotation needs no restart and never splits the
+// speakers.
 //
 // The file given (`--heartbeat-secret-file`, the Secret's data key) holds the key beats are
 // sent with; `<file>.next` and `<file>.previous` (data keys `<key>.next`, `<key>.previous`),
