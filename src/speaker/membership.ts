@@ -78,11 +78,12 @@ const DROP_LOG_WINDOW_MS = 10_000;
 /**
  * Datagrams per second from one published source that get a MAC check, as a multiple of
  * the beat rate (stall and refutation beats come on top of the regular ones), and the
- * burst. A flood with a peer's address as source then costs a bounded number of MACs and
- * silences that peer only, not every peer.
+ * burst: about what a socket buffer holds, so that the beats queued while this process was
+ * stopped all count. A flood with a peer's address as source then costs a bounded number of
+ * MACs and silences that peer only, not every peer.
  */
 const SOURCE_RATE_FACTOR = 10;
-const SOURCE_BURST = 50;
+const SOURCE_BURST = 200;
 
 interface Peer {
   /** Local time the Lease was last seen renewed. */
