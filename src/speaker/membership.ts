@@ -119,7 +119,9 @@ export class Membership {
   readonly #drops = new Map<DropReason, { count: number; loggedAt: number }>();
   /** Per-source token buckets (node → tokens, last refill on the performance clock). */
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
-  #lastRefutation = -Infinity;
+  /** When a forgery in our name was last logged, and last answered with a beat. */
+  #forgeryLoggedAt = -Infinity;
+  #refutedAt = -Infinity;
   #socket: Socket | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
@@ -601,7 +603,8 @@ export class Membership {
     const before = this.#sender.incarnation;
     if (this.#sender.heard(beat, Date.now(), randomInt(0, 1000)) === "echo") return;
     const now = performance.now();
-    if (now - this.#lastRefutation >= DROP_LOG_WINDOW_MS) {
+    if (now - this.#forgeryLoggedAt >= DROP_LOG_WINDOW_MS) {
+      this.#forgeryLoggedAt = now;
       this.#log.warn(
         {
           source: from,
@@ -614,9 +617,12 @@ export class Membership {
         "a heartbeat forged in this node's name (another holder of the heartbeat key sent it): refuting with a new incarnation",
       );
     }
-    // One refuting beat per burst of forgeries: the regular ones follow.
-    if (now - this.#lastRefutation >= 20 && !this.#stopped) this.#beat(false);
-    this.#lastRefutation = now;
+    // At most one extra beat per 20 ms however fast forgeries come: the regular ones follow,
+    // with the incarnation above the latest forgery.
+    if (now - this.#refutedAt >= 20 && !this.#stopped) {
+      this.#refutedAt = now;
+      this.#beat(false);
+    }
   }
 
   /** Counts a dropped datagram; logs each reason at most once per window, with the count. */
