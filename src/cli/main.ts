@@ -193,7 +193,7 @@ const commands: Record<string, Command> = {
       "heartbeat-secret-file": {
         type: "string",
         default: process.env.IRONLB_HEARTBEAT_SECRET_FILE ?? "",
-        help: "file with the shared heartbeat secret (>= 16 bytes)",
+        help: "file with the shared heartbeat key (>= 16 bytes) beats are sent with; <file>.next and <file>.previous, if present, are accepted too (key rotation); all read again every 10 s and on SIGHUP",
       },
       "heartbeat-interval-ms": {
         type: "string",

@@ -7,7 +7,10 @@ import {
   encodeHeartbeat,
   HEARTBEAT_MAX_BYTES,
   type Heartbeat,
+  HeartbeatSender,
   HeartbeatTracker,
+  type HeartbeatTrackerOptions,
+  MAX_CLOCK_SKEW_MS,
 } from "./heartbeat.ts";
 
 const secret = "correct horse battery staple";
@@ -110,6 +113,16 @@ describe("heartbeat codec", () => {
     });
   });
 
+  it("accepts any of several keys (a rotation), and no other", () => {
+    const next = "the next key, not yet sent with";
+    const other = encodeHeartbeat(beat, next);
+    expect(decodeHeartbeat(good, [secret, next])).toEqual({ ok: true, beat });
+    expect(decodeHeartbeat(other, [secret, next])).toEqual({ ok: true, beat });
+    expect(decodeHeartbeat(other, [secret])).toEqual({ ok: false, error: "bad-mac" });
+    expect(decodeHeartbeat(good, [])).toEqual({ ok: false, error: "bad-mac" });
+    expect(decodeHeartbeat(good, ["", next])).toEqual({ ok: false, error: "bad-mac" });
+  });
+
   it("accepts bytes and string secrets alike", () => {
     const key = new TextEncoder().encode(secret);
     expect(decodeHeartbeat(encodeHeartbeat(beat, key), secret).ok).toBe(true);
@@ -158,14 +171,17 @@ describe("heartbeat codec", () => {
 
 describe("HeartbeatTracker", () => {
   const b = (over: Partial<Heartbeat> = {}): Heartbeat => ({ ...beat, ...over });
+  /** A tracker whose wall clock is the test beat's send time (no skew). */
+  const tracker = (o: HeartbeatTrackerOptions = {}) =>
+    new HeartbeatTracker({ wallClock: () => beat.sentAtMs, ...o });
 
   it("defaults to three missed 100 ms beats plus half an interval", () => {
     expect(DEFAULT_HEARTBEAT_DEAD_AFTER_MS).toBe(350);
-    expect(new HeartbeatTracker().deadAfterMs).toBe(350);
+    expect(tracker().deadAfterMs).toBe(350);
   });
 
   it("times a node out after deadAfterMs of silence", () => {
-    const t = new HeartbeatTracker({ deadAfterMs: 300 });
+    const t = tracker({ deadAfterMs: 300 });
     expect(t.isAlive("worker-1", 0)).toBe(false);
     expect(t.receive(b({ seq: 1 }), 1000)).toBe("accepted");
     expect(t.isAlive("worker-1", 1300)).toBe(true);
@@ -207,14 +223,14 @@ describe("HeartbeatTracker", () => {
       ],
     ],
   ])("handles %s", (_, steps) => {
-    const t = new HeartbeatTracker();
+    const t = tracker();
     steps.forEach(([over, outcome], i) => {
       expect(t.receive(b(over), i * 10), `step ${i}`).toBe(outcome);
     });
   });
 
   it("marks a leaving node dead at once, and a restart revives it", () => {
-    const t = new HeartbeatTracker();
+    const t = tracker();
     t.receive(b({ seq: 1 }), 0);
     t.receive(b({ node: "worker-2", seq: 1 }), 0);
     expect(t.receive(b({ seq: 2, leaving: true }), 10)).toBe("accepted");
@@ -226,21 +242,110 @@ describe("HeartbeatTracker", () => {
   });
 
   it("does not extend life on refused beats", () => {
-    const t = new HeartbeatTracker({ deadAfterMs: 100 });
+    const t = tracker({ deadAfterMs: 100 });
     t.receive(b({ seq: 9 }), 0);
     expect(t.receive(b({ seq: 9 }), 90)).toBe("replay");
     expect(t.isAlive("worker-1", 150)).toBe(false);
   });
 
-  it("refuses beats with too much clock skew when configured", () => {
-    const t = new HeartbeatTracker({ maxClockSkewMs: 1000 });
-    expect(t.receive(b({ sentAtMs: 10_000 }), 5, 11_500)).toBe("clock-skew");
-    expect(t.receive(b({ sentAtMs: 10_000 }), 5, 10_900)).toBe("accepted");
-    expect(new HeartbeatTracker().receive(b({ sentAtMs: 0 }), 1e12)).toBe("accepted");
+  describe("bound to the receiver's clock", () => {
+    const T = 1_780_000_000_000; // the receiver's wall clock, ms
+    const skew = MAX_CLOCK_SKEW_MS;
+    const real = (over: Partial<Heartbeat> = {}): Heartbeat => ({
+      node: "worker-1",
+      incarnation: (T - 3_600_000) * 1000 + 7, // started an hour ago
+      seq: 1,
+      sentAtMs: T,
+      leaving: false,
+      ...over,
+    });
+
+    it("allows a few minutes of skew", () => {
+      expect(skew).toBeGreaterThanOrEqual(60_000);
+      expect(skew).toBeLessThanOrEqual(10 * 60_000);
+    });
+
+    it("refuses an incarnation that starts beyond the skew, so a forged one cannot silence a node", () => {
+      let wall = T;
+      const t = tracker({ wallClock: () => wall });
+      expect(t.receive(real({ seq: 1 }), 0)).toBe("accepted");
+      const forged = real({ incarnation: Number.MAX_SAFE_INTEGER, seq: 2, leaving: true });
+      expect(t.receive(forged, 10)).toBe("future-incarnation");
+      expect(t.receive(real({ incarnation: (T + skew + 1) * 1000, leaving: true }), 10)).toBe(
+        "future-incarnation",
+      );
+      wall = T + 100;
+      expect(t.receive(real({ seq: 2, sentAtMs: wall }), 100)).toBe("accepted");
+      expect(t.isAlive("worker-1", 100)).toBe(true);
+      // At the limit it is a restart (clocks may be that far apart).
+      expect(
+        t.receive(real({ incarnation: (wall + skew) * 1000 + 999, sentAtMs: wall }), 110),
+      ).toBe("accepted");
+    });
+
+    it("refuses beats sent outside the window, also from a node it has no state for", () => {
+      for (const sentAtMs of [T - skew - 1, T + skew + 1, 0]) {
+        const t = tracker({ wallClock: () => T });
+        expect(t.receive(real({ sentAtMs }), 0), `sentAtMs ${sentAtMs}`).toBe("clock-skew");
+        expect(t.known()).toEqual([]);
+      }
+      for (const sentAtMs of [T - skew, T + skew]) {
+        expect(tracker({ wallClock: () => T }).receive(real({ sentAtMs }), 0)).toBe("accepted");
+      }
+      // A configured bound replaces the default.
+      const strict = tracker({ wallClock: () => T, maxClockSkewMs: 1000 });
+      expect(strict.receive(real({ sentAtMs: T - 1001 }), 0)).toBe("clock-skew");
+      expect(strict.receive(real({ sentAtMs: T - 999 }), 0)).toBe("accepted");
+    });
+
+    it("lets a node that a forged leaving beat killed come back with its next real beat", () => {
+      let wall = T;
+      const t = tracker({ wallClock: () => wall });
+      expect(t.receive(real({ seq: 10 }), 0)).toBe("accepted");
+      // Forged with the key: a later incarnation within the skew, and the top seq.
+      const forged = real({ incarnation: (T + 60_000) * 1000, seq: 2 ** 53 - 1, leaving: true });
+      expect(t.receive(forged, 5)).toBe("accepted");
+      expect(t.isAlive("worker-1", 5)).toBe(false);
+      wall = T + 100;
+      expect(t.receive(real({ seq: 11, sentAtMs: wall }), 100)).toBe("accepted");
+      expect(t.isAlive("worker-1", 100)).toBe(true);
+      // Same with the same incarnation and a huge seq.
+      expect(t.receive(real({ seq: 2 ** 53 - 1, sentAtMs: wall, leaving: true }), 105)).toBe(
+        "accepted",
+      );
+      wall = T + 200;
+      expect(t.receive(real({ seq: 12, sentAtMs: wall }), 200)).toBe("accepted");
+      expect(t.isAlive("worker-1", 200)).toBe(true);
+    });
+
+    it("keeps a node dead against beats sent before the one that killed it", () => {
+      let wall = T;
+      const t = tracker({ wallClock: () => wall });
+      const recorded = [1, 2, 3].map((seq) => real({ seq, sentAtMs: T + seq * 100 }));
+      for (const [i, r] of recorded.entries()) {
+        wall = r.sentAtMs;
+        expect(t.receive(r, i * 100)).toBe("accepted");
+      }
+      wall = T + 400;
+      expect(t.receive(real({ seq: 4, sentAtMs: wall, leaving: true }), 400)).toBe("accepted");
+      // Replayed beats of that run, or of the one before it, do not revive it.
+      wall = T + 500;
+      for (const r of recorded) expect(t.receive(r, 500)).toBe("replay");
+      expect(t.receive(real({ incarnation: 5, seq: 99, sentAtMs: T + 50 }), 500)).toBe(
+        "stale-incarnation",
+      );
+      expect(t.isAlive("worker-1", 500)).toBe(false);
+      // A live node is not taken over by a lower incarnation, whatever its send time.
+      const u = tracker({ wallClock: () => wall });
+      expect(u.receive(real({ seq: 1, sentAtMs: wall }), 0)).toBe("accepted");
+      expect(u.receive(real({ incarnation: 5, sentAtMs: wall + 1000 }), 10)).toBe(
+        "stale-incarnation",
+      );
+    });
   });
 
   it("forgets and prunes", () => {
-    const t = new HeartbeatTracker();
+    const t = tracker();
     t.receive(b({ node: "a", seq: 1 }), 0);
     t.receive(b({ node: "b", seq: 1 }), 5000);
     t.prune(6000, 2000);
@@ -252,7 +357,7 @@ describe("HeartbeatTracker", () => {
   });
 
   it("gives a peer whose beats came with long gaps (CPU starvation) more time, for a while", () => {
-    const t = new HeartbeatTracker({ deadAfterMs: 350, maxDeadAfterMs: 3000 });
+    const t = tracker({ deadAfterMs: 350, maxDeadAfterMs: 3000 });
     let seq = 0;
     const send = (at: number) => t.receive(b({ node: "node-a", seq: ++seq }), at);
     for (let at = 0; at <= 1000; at += 100) send(at);
@@ -279,7 +384,7 @@ describe("HeartbeatTracker", () => {
   });
 
   it("rejects a non-positive timeout", () => {
-    expect(() => new HeartbeatTracker({ deadAfterMs: 0 })).toThrow(RangeError);
+    expect(() => tracker({ deadAfterMs: 0 })).toThrow(RangeError);
   });
 
   it("a node is alive exactly when its last accepted beat is recent and not leaving", () => {
@@ -290,7 +395,7 @@ describe("HeartbeatTracker", () => {
         }),
         fc.nat(500),
         (steps, after) => {
-          const t = new HeartbeatTracker({ deadAfterMs: 250, maxDeadAfterMs: 0 });
+          const t = tracker({ deadAfterMs: 250, maxDeadAfterMs: 0 });
           let now = 0;
           let last: { at: number; leaving: boolean } | undefined;
           let maxSeq = -1;
@@ -312,5 +417,79 @@ describe("HeartbeatTracker", () => {
         },
       ),
     );
+  });
+});
+
+describe("HeartbeatSender", () => {
+  const T = 1_780_000_000_000;
+  const skew = MAX_CLOCK_SKEW_MS;
+
+  it("counts seq up within an incarnation that is its start time", () => {
+    const s = new HeartbeatSender("node-b", T, 1234);
+    expect(s.incarnation).toBe(T * 1000 + 234);
+    expect(s.next(T + 5)).toEqual({
+      node: "node-b",
+      incarnation: T * 1000 + 234,
+      seq: 1,
+      sentAtMs: T + 5,
+      leaving: false,
+    });
+    expect(s.next(T + 105, true)).toMatchObject({ seq: 2, leaving: true });
+  });
+
+  it.each<[string, (own: HeartbeatSender) => Partial<Heartbeat>]>([
+    [
+      "a leaving beat at the edge of the skew with a later incarnation",
+      () => ({ incarnation: (T + skew) * 1000 + 999, seq: 1, sentAtMs: T + skew, leaving: true }),
+    ],
+    [
+      "a leaving beat of its own incarnation with the top seq",
+      (own) => ({
+        incarnation: own.incarnation,
+        seq: 2 ** 53 - 1,
+        sentAtMs: T + skew,
+        leaving: true,
+      }),
+    ],
+    // (A forged beat sent at the receiver's present is overcome by the next real one anyway:
+    // see "lets a node that a forged leaving beat killed come back".)
+  ])("refutes %s: peers accept its next beats again", (_, forge) => {
+    let wall = T;
+    const peer = new HeartbeatTracker({ wallClock: () => wall });
+    const own = new HeartbeatSender("node-b", T - 3_600_000, 1);
+    const silent = new HeartbeatSender("node-b", T - 3_600_000, 1); // the same, not refuting
+    for (let i = 0; i < 3; i++) {
+      silent.next(wall);
+      expect(peer.receive(own.next(wall), 0)).toBe("accepted");
+    }
+    const forged: Heartbeat = { node: "node-b", ...forge(own) } as Heartbeat;
+    expect(peer.receive(forged, 1)).toBe("accepted");
+    expect(peer.isAlive("node-b", 1)).toBe(false);
+    const before = own.incarnation;
+    expect(own.heard(forged, wall, 5)).toBe("refuted");
+    expect(own.incarnation).toBeGreaterThan(Math.max(before, forged.incarnation));
+    // Without the refutation its beats stay refused until its clock passes the forged one.
+    wall = T + 1;
+    expect(peer.receive(silent.next(wall), 2)).not.toBe("accepted");
+    expect(peer.receive(own.next(wall), 2)).toBe("accepted");
+    expect(peer.isAlive("node-b", 2)).toBe(true);
+    wall = T + 101;
+    expect(peer.receive(own.next(wall), 102)).toBe("accepted");
+  });
+
+  it("ignores its own beats coming back, and beats peers refuse anyway", () => {
+    const own = new HeartbeatSender("node-b", T - 1000, 1);
+    const sent = [own.next(T), own.next(T + 100)];
+    const inc = own.incarnation;
+    for (const b of sent) expect(own.heard(b, T + 200, 2)).toBe("echo");
+    expect(own.heard({ ...sent[0]!, incarnation: inc - 1, leaving: true }, T, 2)).toBe("echo");
+    expect(own.heard({ ...sent[0]!, seq: 99, sentAtMs: T - skew - 1 }, T, 2)).toBe("echo");
+    expect(
+      own.heard({ ...sent[0]!, incarnation: Number.MAX_SAFE_INTEGER, leaving: true }, T, 2),
+    ).toBe("echo");
+    expect(own.incarnation).toBe(inc);
+    // Its own leaving beat, once it left, is an echo too.
+    const bye = own.next(T + 300, true);
+    expect(own.heard(bye, T + 300, 2)).toBe("echo");
   });
 });

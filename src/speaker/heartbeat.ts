@@ -11,9 +11,9 @@
 //   0   2  magic "IL" (0x49 0x4c)
 //   2   1  version (1)
 //   3   1  flags: bit 0 = leaving; other bits must be zero
-//   4   8  incarnation (unsigned, safe integer)
+//   4   8  incarnation (unsigned, safe integer; start time in ms x 1000 + tie-breaker)
 //   12  8  seq (unsigned, safe integer)
-//   20  8  sentAtMs (unsigned, safe integer; sender's wall clock, informational)
+//   20  8  sentAtMs (unsigned, safe integer; sender's wall clock)
 //   28  1  length n of the node name (1..253, a Kubernetes node name)
 //   29  n  node name, UTF-8
 //   29+n 32 HMAC-SHA256 with the shared secret over bytes 0 .. 29+n
@@ -26,8 +26,10 @@ export interface Heartbeat {
   /** The sender's node name. */
   node: string;
   /**
-   * Identifies one run of the sender's process; must grow across restarts (the process
-   * start time in ms does), so that a tracker tells a restart from a replay.
+   * Identifies one run of the sender's process; must grow across restarts, so that a
+   * tracker tells a restart from a replay: the process start time in ms times 1000, plus
+   * a tie-breaker below 1000. Receivers refuse one that lies ahead of their clock by more
+   * than MAX_CLOCK_SKEW_MS.
    */
   incarnation: number;
   /** Grows by at least one with every beat of an incarnation. */
@@ -119,11 +121,16 @@ export type DecodeResult = { ok: true; beat: Heartbeat } | { ok: false; error: D
 
 /**
  * Decodes and verifies a datagram. Never throws: anything that is not a well-formed
- * version-1 heartbeat authenticated with `secret` yields `{ ok: false, error }`.
+ * version-1 heartbeat authenticated with `secret` (or, during a key rotation, with one of
+ * several keys) yields `{ ok: false, error }`.
  */
-export function decodeHeartbeat(bytes: Uint8Array, secret: HeartbeatSecret): DecodeResult {
+export function decodeHeartbeat(
+  bytes: Uint8Array,
+  secret: HeartbeatSecret | readonly HeartbeatSecret[],
+): DecodeResult {
   const fail = (error: DecodeError): DecodeResult => ({ ok: false, error });
-  if (secret.length === 0) return fail("bad-mac");
+  const keys = (Array.isArray(secret) ? secret : [secret]).filter((k) => k.length > 0);
+  if (keys.length === 0) return fail("bad-mac");
   if (bytes.length > HEARTBEAT_MAX_BYTES) return fail("oversized");
   if (bytes.length < HEADER_BYTES + MAC_BYTES) return fail("truncated");
   if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) return fail("bad-magic");
@@ -133,9 +140,9 @@ export function decodeHeartbeat(bytes: Uint8Array, secret: HeartbeatSecret): Dec
   if (bytes.length < signedLength + MAC_BYTES) return fail("truncated");
   if (bytes.length !== signedLength + MAC_BYTES) return fail("bad-length");
 
-  const expected = mac(secret, bytes.subarray(0, signedLength));
   const given = bytes.subarray(signedLength, signedLength + MAC_BYTES);
-  if (!timingSafeEqual(expected, given)) return fail("bad-mac");
+  const signed = bytes.subarray(0, signedLength);
+  if (!keys.some((key) => timingSafeEqual(mac(key, signed), given))) return fail("bad-mac");
 
   const flags = bytes[3]!;
   if ((flags & ~FLAG_LEAVING) !== 0) return fail("bad-flags");
@@ -164,15 +171,27 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 100;
  */
 export const DEFAULT_HEARTBEAT_DEAD_AFTER_MS = 3.5 * DEFAULT_HEARTBEAT_INTERVAL_MS;
 
+/**
+ * How far a beat's clock may be from the receiver's: `sentAtMs` must lie within this of
+ * the receiver's wall clock, and the incarnation (a start time) no further ahead. Large
+ * enough for clocks that are merely NTP-synchronised, or a little off; small enough that a
+ * recorded beat cannot be replayed for long, and that a forged far-future incarnation (which
+ * would make every real beat of its node look stale) is refused. A peer whose clock is
+ * further off is judged by its Lease alone, and a Warning says why.
+ */
+export const MAX_CLOCK_SKEW_MS = 2 * 60_000;
+
 export interface HeartbeatTrackerOptions {
   /** Silence (receiver's clock) after which a node counts as dead. Default 350 ms. */
   deadAfterMs?: number;
   /**
-   * If set, beats whose `sentAtMs` differs from the receiver's clock by more than this
-   * are refused. This bounds replays of recorded beats after the tracker lost its state
-   * (a restart), at the cost of requiring synchronised clocks; off by default.
+   * Beats whose `sentAtMs` differs from the receiver's wall clock by more than this, or
+   * whose incarnation starts further ahead of it, are refused (also from a node not heard
+   * before: this bounds replays of recorded beats). Default MAX_CLOCK_SKEW_MS.
    */
   maxClockSkewMs?: number;
+  /** The receiver's wall clock, ms since the epoch (injected for tests). Default Date.now. */
+  wallClock?: () => number;
   /**
    * Upper bound of the adaptive dead time. A peer whose heartbeats have recently come with
    * long gaps (it, or this process, is starved of CPU) is given three times its recent longest
@@ -180,6 +199,27 @@ export interface HeartbeatTrackerOptions {
    * `deadAfterMs`. Default 3000 ms; 0 turns adaptation off.
    */
   maxDeadAfterMs?: number;
+}
+
+/** Why a beat is refused by the receiver's wall clock `wallMs`, if it is. */
+export function offClock(
+  beat: Heartbeat,
+  wallMs: number,
+  maxSkewMs = MAX_CLOCK_SKEW_MS,
+): "clock-skew" | "future-incarnation" | undefined {
+  if (Math.abs(beat.sentAtMs - wallMs) > maxSkewMs) return "clock-skew";
+  if (incarnationStartMs(beat.incarnation) > wallMs + maxSkewMs) return "future-incarnation";
+  return undefined;
+}
+
+/** The start time in ms an incarnation stands for (see Heartbeat.incarnation). */
+export function incarnationStartMs(incarnation: number): number {
+  return Math.floor(incarnation / 1000);
+}
+
+/** An incarnation for a process started at `startMs`, above `atLeast` if given. */
+export function newIncarnation(startMs: number, tieBreaker: number, atLeast = -1): number {
+  return Math.max(Math.floor(startMs) * 1000 + (tieBreaker % 1000), atLeast + 1);
 }
 
 /** How fast a long gap is forgotten: ms of peak per ms of time (1 s fades in 30 s). */
@@ -192,14 +232,17 @@ export type ReceiveOutcome =
   | "replay"
   /** An older incarnation than the one already seen: dropped. */
   | "stale-incarnation"
-  /** `sentAtMs` too far from the receiver's clock (only with `maxClockSkewMs`): dropped. */
+  /** `sentAtMs` too far from the receiver's wall clock: dropped. */
   | "clock-skew"
+  /** An incarnation that starts in the future, beyond the allowed skew: dropped. */
+  | "future-incarnation"
   /** The incarnation already said it was leaving: dropped (only a restart revives it). */
   | "after-leaving";
 
 interface PeerState {
   incarnation: number;
   seq: number;
+  sentAtMs: number;
   lastSeenMs: number;
   leaving: boolean;
   /** Longest recent gap between two beats, and when it was seen (decays with GAP_DECAY). */
@@ -214,40 +257,50 @@ function decayed(peak: number, at: number, now: number): number {
 /**
  * Tracks which peers' heartbeats are live. Pure state: time comes in as `nowMs` (the
  * receiver's monotonic-ish clock, e.g. performance.now() or Date.now(), used
- * consistently), and nothing runs on its own.
+ * consistently) and from the injected wall clock (to judge the beats' own timestamps), and
+ * nothing runs on its own.
  */
 export class HeartbeatTracker {
   readonly deadAfterMs: number;
-  readonly maxClockSkewMs: number | undefined;
+  readonly maxClockSkewMs: number;
   readonly maxDeadAfterMs: number;
+  readonly #wallClock: () => number;
   readonly #peers = new Map<string, PeerState>();
 
   constructor(options: HeartbeatTrackerOptions = {}) {
     this.deadAfterMs = options.deadAfterMs ?? DEFAULT_HEARTBEAT_DEAD_AFTER_MS;
-    this.maxClockSkewMs = options.maxClockSkewMs;
+    this.maxClockSkewMs = options.maxClockSkewMs ?? MAX_CLOCK_SKEW_MS;
     this.maxDeadAfterMs = Math.max(this.deadAfterMs, options.maxDeadAfterMs ?? 3000);
+    this.#wallClock = options.wallClock ?? Date.now;
     if (!(this.deadAfterMs > 0)) throw new RangeError("deadAfterMs must be positive");
+    if (!(this.maxClockSkewMs >= 0)) throw new RangeError("maxClockSkewMs must not be negative");
   }
 
   /**
-   * Records a decoded beat received at `nowMs`. A higher incarnation than known is a
-   * restart and resets the sequence; within an incarnation seq must strictly grow.
-   * `wallClockMs` is compared with `sentAtMs` when `maxClockSkewMs` is set (defaults to
-   * `nowMs`, for callers whose clock is the wall clock).
+   * Records a decoded beat received at `nowMs`. A beat must be recent on the receiver's wall
+   * clock, and its incarnation must not start in the future. A higher incarnation than known
+   * is a restart and resets the sequence; within an incarnation seq must strictly grow, and
+   * nothing follows a leaving beat. One exception: a node that is dead here (it left, or
+   * fell silent) comes back with any beat sent later than the last one accepted, so that a
+   * forged leaving or far-ahead beat cannot keep a live node dead for longer than the
+   * allowed skew, nor one restarted meanwhile for its whole run.
    */
-  receive(beat: Heartbeat, nowMs: number, wallClockMs: number = nowMs): ReceiveOutcome {
-    if (
-      this.maxClockSkewMs !== undefined &&
-      Math.abs(beat.sentAtMs - wallClockMs) > this.maxClockSkewMs
-    ) {
-      return "clock-skew";
-    }
+  receive(beat: Heartbeat, nowMs: number): ReceiveOutcome {
+    const off = offClock(beat, this.#wallClock(), this.maxClockSkewMs);
+    if (off !== undefined) return off;
     const known = this.#peers.get(beat.node);
     if (known !== undefined) {
-      if (beat.incarnation < known.incarnation) return "stale-incarnation";
-      if (beat.incarnation === known.incarnation) {
-        if (beat.seq <= known.seq) return "replay";
-        if (known.leaving) return "after-leaving";
+      let refused: ReceiveOutcome | undefined;
+      if (beat.incarnation < known.incarnation) refused = "stale-incarnation";
+      else if (beat.incarnation === known.incarnation) {
+        if (beat.seq <= known.seq) refused = "replay";
+        else if (known.leaving) refused = "after-leaving";
+      }
+      if (
+        refused !== undefined &&
+        (this.isAlive(beat.node, nowMs) || beat.sentAtMs <= known.sentAtMs)
+      ) {
+        return refused;
       }
     }
     let gapPeakMs = 0;
@@ -266,6 +319,7 @@ export class HeartbeatTracker {
     this.#peers.set(beat.node, {
       incarnation: beat.incarnation,
       seq: beat.seq,
+      sentAtMs: beat.sentAtMs,
       lastSeenMs: nowMs,
       leaving: beat.leaving,
       gapPeakMs,
@@ -328,5 +382,68 @@ export class HeartbeatTracker {
     for (const [node, peer] of this.#peers) {
       if (nowMs - peer.lastSeenMs > olderThanMs) this.#peers.delete(node);
     }
+  }
+}
+
+/**
+ * This node's own side: the beats it sends, and its answer to authenticated beats that
+ * claim to come from it. Such a beat was forged by another holder of the shared key (or is
+ * an echo of one of ours). A forged beat that peers may prefer to ours (a later
+ * incarnation, a higher seq, or `leaving`) leaves this node dead or stale to them, since
+ * what they accept next must outrank it. So the node moves to an incarnation above the
+ * forged one: peers accept that as a restart as soon as their clock allows it, at once
+ * unless the forger chose the very edge of the allowed skew (then one ms later). Pure:
+ * time comes in as arguments.
+ */
+export class HeartbeatSender {
+  readonly node: string;
+  #incarnation: number;
+  #seq = 0;
+  #left = false;
+
+  /** `tieBreaker` (0..999, random) tells apart two starts in the same ms. */
+  constructor(node: string, startMs: number, tieBreaker: number) {
+    this.node = node;
+    this.#incarnation = newIncarnation(startMs, tieBreaker);
+  }
+
+  get incarnation(): number {
+    return this.#incarnation;
+  }
+
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** The next beat, sent at wall clock `wallMs`. */
+  next(wallMs: number, leaving = false): Heartbeat {
+    if (leaving) this.#left = true;
+    return {
+      node: this.node,
+      incarnation: this.#incarnation,
+      seq: ++this.#seq,
+      sentAtMs: Math.floor(wallMs),
+      leaving,
+    };
+  }
+
+  /**
+   * An authenticated beat naming this node arrived at wall clock `wallMs`. "echo": one of
+   * ours (or one peers refuse anyway: outside the time window, or an older incarnation
+   * that cannot outrank our next beat); "refuted": forged, and this node moved to a new
+   * incarnation above it; the caller should log it and send a beat at once.
+   */
+  heard(beat: Heartbeat, wallMs: number, tieBreaker: number): "echo" | "refuted" {
+    if (offClock(beat, wallMs) !== undefined) return "echo";
+    if (beat.incarnation < this.#incarnation) return "echo";
+    if (
+      beat.incarnation === this.#incarnation &&
+      beat.seq <= this.#seq &&
+      (!beat.leaving || this.#left)
+    ) {
+      return "echo";
+    }
+    this.#incarnation = newIncarnation(wallMs, tieBreaker, beat.incarnation);
+    return "refuted";
   }
 }

@@ -1,6 +1,5 @@
 // `ironlb speaker`: membership (Lease + UDP heartbeats), the ARP/NDP announcer, the
 // health/metrics server and the Speaker.
-import { readFileSync } from "node:fs";
 import { Announcer } from "../arp/announcer.ts";
 import { LinkMonitor } from "../arp/packet-socket.ts";
 import { Forwarder } from "../dataplane/forwarder.ts";
@@ -8,6 +7,7 @@ import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
 import { createLogger } from "../observability/log.ts";
 import { startHealthServer } from "../observability/server.ts";
+import { HeartbeatKeyFiles } from "./heartbeat-keys.ts";
 import { Membership } from "./membership.ts";
 import { speakerMetrics } from "./metrics.ts";
 import { Speaker, type SpeakerOptions } from "./speaker.ts";
@@ -38,19 +38,20 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   if (opts.watchSilenceTimeoutMs) api.watchSettings.silenceTimeoutMs = opts.watchSilenceTimeoutMs;
   const metrics = speakerMetrics();
   let heartbeat: ConstructorParameters<typeof Membership>[1]["heartbeat"];
+  // Read again while running: a key rotation needs no restart (heartbeat-keys.ts).
+  let keyFiles: HeartbeatKeyFiles | undefined;
   if (opts.heartbeatPort > 0) {
     if (!opts.heartbeatSecretFile || !opts.nodeAddress) {
       throw new Error(
         "--heartbeat-port needs --heartbeat-secret-file and --node-address (or --heartbeat-port 0 to rely on Leases alone)",
       );
     }
-    const secret = readFileSync(opts.heartbeatSecretFile);
-    if (secret.length < 16)
-      throw new Error(`heartbeat secret in ${opts.heartbeatSecretFile} is shorter than 16 bytes`);
+    keyFiles = new HeartbeatKeyFiles(opts.heartbeatSecretFile, log);
+    const files = keyFiles;
     heartbeat = {
       address: opts.nodeAddress,
       port: opts.heartbeatPort,
-      secret,
+      keys: () => files.keys(),
       intervalMs: opts.heartbeatIntervalMs,
       deadAfterMs: opts.heartbeatDeadAfterMs,
     };
@@ -68,6 +69,10 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     },
     log,
   );
+  membership.onDroppedBeat = (reason) => metrics.heartbeatsDropped.inc({ reason });
+  keyFiles?.start();
+  // SIGHUP reads the key files at once (after a rotation step), instead of within 10 s.
+  if (keyFiles) process.on("SIGHUP", () => keyFiles.reload());
   const announcer = new Announcer({
     onCount: (name, ifname) => metrics.count(name, ifname),
     // Back from a stall, the frames that waited for us come first: notice the stall (and
@@ -125,6 +130,7 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     // Lease was deleted) pulls a client that re-resolves back here, where it stays until
     // the next owner's burst repeats 1-2 s later.
     membership.leave();
+    keyFiles?.stop();
     const ips = speaker.withdrawAll();
     log.info({ ips }, "left: peers told, announcements withdrawn");
     await membership.stop();

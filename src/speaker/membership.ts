@@ -11,6 +11,13 @@
 // has read the heartbeats already waiting in the socket. A speaker that starts, comes back
 // from a stall longer than the dead time, or hears peers again after hearing none, is
 // "settling" until it has heard from (or timed out) every peer the Leases say is alive.
+//
+// Trust: a beat counts only if it comes from the address and port its node published in
+// its Lease (the socket is bound to that address, so a speaker's beats leave from there);
+// datagrams from any other source are dropped before the MAC is computed, so a LAN host
+// cannot make the speaker hash every datagram it sends. A beat that claims to be this node
+// was forged with the shared key: it is logged as a Warning and refuted (heartbeat.ts,
+// HeartbeatSender).
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import type { V1Lease } from "@kubernetes/client-node";
@@ -20,7 +27,13 @@ import { Informer } from "../k8s/informer.ts";
 import { microTime } from "../k8s/leader-election.ts";
 import type { Logger } from "../observability/log.ts";
 import { hasQuorum, type MembershipView } from "./decision.ts";
-import { decodeHeartbeat, encodeHeartbeat, HeartbeatTracker } from "./heartbeat.ts";
+import {
+  decodeHeartbeat,
+  encodeHeartbeat,
+  type Heartbeat,
+  HeartbeatSender,
+  HeartbeatTracker,
+} from "./heartbeat.ts";
 import { StallClock } from "./stall.ts";
 
 /** Label on speaker Leases, so that speakers watch only each other's. */
@@ -33,15 +46,44 @@ export interface MembershipOptions {
   namespace: string;
   leaseDurationMs: number;
   renewIntervalMs: number;
-  /** UDP heartbeats: address peers should send to (this node's IP), port (0 = off), secret. */
+  /** UDP heartbeats: address peers should send to (this node's IP), port (0 = off), keys. */
   heartbeat?: {
     address: string;
     port: number;
-    secret: Uint8Array;
+    /** Read for every datagram: a key rotation takes effect without a restart. */
+    keys: () => HeartbeatKeys;
     intervalMs: number;
     deadAfterMs: number;
   };
 }
+
+/** The key beats are sent with, and the keys accepted (it and, during a rotation, others). */
+export interface HeartbeatKeys {
+  send: Uint8Array;
+  accept: readonly Uint8Array[];
+}
+
+/** Why a datagram on the heartbeat port did not count (see onDroppedBeat). */
+export type DropReason =
+  | "unknown-source"
+  | "wrong-source"
+  | "undecodable"
+  | "clock-skew"
+  | "future-incarnation"
+  | "stale"
+  | "rate-limited";
+
+/** Drops are logged at most once per reason in this window, with their count. */
+const DROP_LOG_WINDOW_MS = 10_000;
+/**
+ * Datagrams per second from one published source that get a MAC check, as a multiple of
+ * the beat rate (stall and refutation beats come on top of the regular ones), and the
+ * burst: about what a socket buffer holds, so that the beats queued while this process was
+ * stopped all count. A flood with a peer's address as source then costs a bounded number of
+ * MACs and silences that peer only, not every peer.
+ */
+const SOURCE_RATE_FACTOR = 10;
+const SOURCE_BURST = 200;
 
 interface Peer {
   /** Local time the Lease was last seen renewed. */
@@ -70,8 +112,16 @@ export class Membership {
    * Peers accept only increasing incarnations (older ones are replays), so a restarted
    * speaker must count up: the start time does, the random part breaks same-ms ties.
    */
-  readonly #incarnation = Date.now() * 1000 + randomInt(0, 1000);
-  #seq = 0;
+  readonly #sender: HeartbeatSender;
+  /** Published heartbeat source ("host port") → node, from the Leases. */
+  readonly #sources = new Map<string, string>();
+  /** Drops per reason since each reason was last logged, and when that was. */
+  readonly #drops = new Map<DropReason, { count: number; loggedAt: number }>();
+  /** Per-source token buckets (node → tokens, last refill on the performance clock). */
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  /** When a forgery in our name was last logged, and last answered with a beat. */
+  #forgeryLoggedAt = -Infinity;
+  #refutedAt = -Infinity;
   #socket: Socket | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
@@ -96,12 +146,15 @@ export class Membership {
   onChange: () => void = () => {};
   /** Called when this speaker rejoins after a long stall or an isolation. */
   onRejoin: (reason: RejoinReason, stalledMs: number) => void = () => {};
+  /** Called for every datagram on the heartbeat port that did not count (for a metric). */
+  onDroppedBeat: (reason: DropReason) => void = () => {};
 
   constructor(api: KubeClient, opts: MembershipOptions, log: Logger) {
     this.#api = api;
     this.#path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
     this.#o = opts;
     this.#log = log;
+    this.#sender = new HeartbeatSender(opts.node, Date.now(), randomInt(0, 1000));
     this.#clock = new StallClock(performance.now(), {
       tickMs: STALL_TICK_MS,
       toleranceMs: 30,
@@ -119,7 +172,10 @@ export class Membership {
         update: onLease,
         delete: (lease) => {
           const node = lease.spec?.holderIdentity;
-          if (node && this.#peers.delete(node)) this.#changed();
+          if (node && this.#peers.delete(node)) {
+            this.#indexSources();
+            this.#changed();
+          }
         },
       },
       log,
@@ -428,6 +484,8 @@ export class Membership {
       durationMs,
       ...(addr ? { heartbeatAddr: addr } : {}),
     });
+    if (addr?.host !== prev?.heartbeatAddr?.host || addr?.port !== prev?.heartbeatAddr?.port)
+      this.#indexSources();
     this.#changed();
   }
 
@@ -472,16 +530,22 @@ export class Membership {
 
   async #startUdp(hb: NonNullable<MembershipOptions["heartbeat"]>): Promise<void> {
     const sock = createSocket({ type: hb.address.includes(":") ? "udp6" : "udp4" });
-    sock.on("message", (msg) => {
-      const r = decodeHeartbeat(msg, hb.secret);
-      if (!r.ok) {
-        this.#log.debug({ error: r.error }, "dropped heartbeat");
-        return;
-      }
-      if (r.beat.node === this.#o.node) return;
+    sock.on("message", (msg, rinfo) => {
+      // Only a published address counts, and checking it costs a lookup, not a MAC.
+      const from = this.#sources.get(sourceKey(rinfo.address, rinfo.port));
+      if (from === undefined) return this.#drop("unknown-source", { source: rinfo.address });
+      if (!this.#admit(from, hb.intervalMs)) return this.#drop("rate-limited", { source: from });
+      const r = decodeHeartbeat(msg, hb.keys().accept);
+      if (!r.ok) return this.#drop("undecodable", { source: from, error: r.error });
+      if (r.beat.node === this.#o.node) return this.#heardSelf(r.beat, from);
       const node = r.beat.node;
+      if (node !== from) return this.#drop("wrong-source", { source: from, claims: node });
       const outcome = this.#tracker!.receive(r.beat, this.#awake());
-      if (outcome !== "accepted") return;
+      if (outcome === "clock-skew" || outcome === "future-incarnation") {
+        const ahead = outcome === "clock-skew" ? r.beat.sentAtMs : r.beat.incarnation / 1000;
+        return this.#drop(outcome, { peer: node, skewMs: Math.round(ahead - Date.now()) });
+      }
+      if (outcome !== "accepted") return this.#drop("stale", { peer: node, outcome });
       const wasDead = this.#dead.has(node);
       const heardBefore = this.#heardSince.size;
       this.#suspects.delete(node);
@@ -504,7 +568,9 @@ export class Membership {
     sock.on("error", (err) => this.#log.warn({ err: err.message }, "heartbeat socket error"));
     await new Promise<void>((resolve, reject) => {
       sock.once("error", reject);
-      sock.bind(hb.port, () => {
+      // Bound to the published address: our beats leave from it (peers check the source),
+      // and datagrams to the node's other addresses never reach us.
+      sock.bind(hb.port, hb.address, () => {
         sock.off("error", reject);
         resolve();
       });
@@ -522,21 +588,106 @@ export class Membership {
   #beat(leaving: boolean): void {
     const hb = this.#o.heartbeat;
     if (!hb || !this.#socket) return;
-    const msg = encodeHeartbeat(
-      {
-        node: this.#o.node,
-        incarnation: this.#incarnation,
-        seq: ++this.#seq,
-        sentAtMs: Date.now(),
-        leaving,
-      },
-      hb.secret,
-    );
+    const msg = encodeHeartbeat(this.#sender.next(Date.now(), leaving), hb.keys().send);
     for (const [node, p] of this.#peers) {
       if (node === this.#o.node || !p.heartbeatAddr) continue;
       this.#socket.send(msg, p.heartbeatAddr.port, p.heartbeatAddr.host);
     }
   }
+
+  /**
+   * An authenticated beat naming this node: one of ours come back, or forged by another
+   * holder of the key. A forgery peers may prefer to our beats is refuted at once.
+   */
+  #heardSelf(beat: Heartbeat, from: string): void {
+    const before = this.#sender.incarnation;
+    if (this.#sender.heard(beat, Date.now(), randomInt(0, 1000)) === "echo") return;
+    const now = performance.now();
+    if (now - this.#forgeryLoggedAt >= DROP_LOG_WINDOW_MS) {
+      this.#forgeryLoggedAt = now;
+      this.#log.warn(
+        {
+          source: from,
+          incarnation: beat.incarnation,
+          seq: beat.seq,
+          leaving: beat.leaving,
+          ownIncarnation: before,
+          newIncarnation: this.#sender.incarnation,
+        },
+        "a heartbeat forged in this node's name (another holder of the heartbeat key sent it): refuting with a new incarnation",
+      );
+    }
+    // At most one extra beat per 20 ms however fast forgeries come: the regular ones follow,
+    // with the incarnation above the latest forgery.
+    if (now - this.#refutedAt >= 20 && !this.#stopped) {
+      this.#refutedAt = now;
+      this.#beat(false);
+    }
+  }
+
+  /** Counts a dropped datagram; logs each reason at most once per window, with the count. */
+  #drop(reason: DropReason, fields: Record<string, unknown>): void {
+    this.onDroppedBeat(reason);
+    const now = performance.now();
+    let d = this.#drops.get(reason);
+    if (!d) {
+      d = { count: 0, loggedAt: -Infinity };
+      this.#drops.set(reason, d);
+    }
+    d.count++;
+    if (now - d.loggedAt < DROP_LOG_WINDOW_MS) return;
+    const line = { reason, dropped: d.count, windowMs: DROP_LOG_WINDOW_MS, ...fields };
+    // A peer with a wrong clock, or a forger, is something to fix; the rest is LAN noise.
+    if (
+      reason === "clock-skew" ||
+      reason === "future-incarnation" ||
+      reason === "wrong-source" ||
+      reason === "rate-limited"
+    )
+      this.#log.warn(line, `heartbeats dropped: ${reason}`);
+    else this.#log.debug(line, `heartbeats dropped: ${reason}`);
+    d.count = 0;
+    d.loggedAt = now;
+  }
+
+  /** Takes a token from the source's bucket, if it has one. */
+  #admit(source: string, intervalMs: number): boolean {
+    const now = performance.now();
+    const perMs = SOURCE_RATE_FACTOR / Math.max(1, intervalMs);
+    let b = this.#buckets.get(source);
+    if (!b) {
+      b = { tokens: SOURCE_BURST, at: now };
+      this.#buckets.set(source, b);
+    }
+    b.tokens = Math.min(SOURCE_BURST, b.tokens + (now - b.at) * perMs);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+
+  /** Rebuilds the source → node index from the peers' published addresses. */
+  #indexSources(): void {
+    this.#sources.clear();
+    for (const [node, p] of this.#peers) {
+      const a = p.heartbeatAddr;
+      if (a) this.#sources.set(sourceKey(a.host, a.port), node);
+    }
+    for (const node of this.#buckets.keys()) if (!this.#peers.has(node)) this.#buckets.delete(node);
+  }
+}
+
+/** A source address and port in one canonical spelling (IPv6 addresses compressed). */
+function sourceKey(host: string, port: number): string {
+  let h = host;
+  if (h.includes(":")) {
+    try {
+      h = new URL(`http://[${h}]/`).hostname.slice(1, -1);
+    } catch {
+      // Not an address: it matches nothing.
+    }
+  }
+  return `${h} ${port}`;
 }
 
 function formatHostPort(host: string, port: number): string {

@@ -35,6 +35,12 @@ export function speakerMetrics() {
       help: "Speakers this node considers alive.",
       registry,
     }),
+    heartbeatsDropped: new Counter({
+      name: "ironlb_speaker_heartbeats_dropped_total",
+      help: "Datagrams on the heartbeat port that did not count, by reason: unknown-source (not a published speaker address; dropped before the MAC), wrong-source (a beat naming another node than the one that published its source), undecodable (bad MAC, format), clock-skew and future-incarnation (the sender's clock, or a forgery), stale (replays, reordering), rate-limited (more than ten times the beat rate from one source).",
+      labelNames: ["reason"],
+      registry,
+    }),
     conflicts: new Counter({
       name: "ironlb_speaker_ip_conflicts_total",
       help: "Times another host was found using an IP this node was about to announce or announces.",

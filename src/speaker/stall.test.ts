@@ -38,7 +38,7 @@ describe("StallClock", () => {
 
   it("with a tracker on the awake clock, our own stall does not kill a peer", () => {
     const c = new StallClock(0, { tickMs: 20, toleranceMs: 30 });
-    const t = new HeartbeatTracker({ deadAfterMs: 350 });
+    const t = new HeartbeatTracker({ deadAfterMs: 350, wallClock: () => 0 });
     t.receive({ node: "b", incarnation: 1, seq: 1, sentAtMs: 0, leaving: false }, c.awake(0));
     c.tick(20);
     // Stopped for 2 s: on the plain clock b is long dead, on the awake clock it is not.

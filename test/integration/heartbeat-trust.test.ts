@@ -1,0 +1,250 @@
+// Heartbeats bound to a node (issue 16, findings 6, 7, 9), with two real Memberships that
+// keep their Leases in the real apiserver and beat over UDP on the loopback, and a third
+// "node" that holds the key (one compromised node, with a Lease of its own) played by the
+// test: its beats naming another node are dropped, datagrams from addresses no Lease
+// published never reach the MAC, a node that hears itself forged refutes it, and a key
+// rotation keeps the speakers hearing each other.
+import { createSocket, type Socket } from "node:dgram";
+import { pino } from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { KubeClient } from "../../src/k8s/client.ts";
+import { microTime } from "../../src/k8s/leader-election.ts";
+import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from "../../src/speaker/heartbeat.ts";
+import {
+  type DropReason,
+  HEARTBEAT_ADDR_ANNOTATION,
+  type HeartbeatKeys,
+  Membership,
+  SPEAKER_LEASE_LABEL,
+} from "../../src/speaker/membership.ts";
+import { createNamespace, waitFor } from "../support/cluster.ts";
+
+const K1 = Buffer.from("the first heartbeat key, 32 bytes");
+const K2 = Buffer.from("the second heartbeat key, 32 byte");
+const HOST = "127.0.0.1";
+
+async function udpSocket(port = 0): Promise<Socket> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(port, HOST, r));
+  return s;
+}
+
+async function freeUdpPort(): Promise<number> {
+  const s = await udpSocket();
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+interface NodeState {
+  name: string;
+  keys: HeartbeatKeys;
+  keyReads: number;
+  drops: DropReason[];
+  logs: Array<Record<string, unknown>>;
+}
+type Node = NodeState & { m: Membership };
+
+describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
+  let api: KubeClient;
+  let ns: string;
+  let attacker: Socket;
+  let stranger: Socket;
+  /** Beats the compromised node receives (every speaker sends to it: it has a Lease). */
+  const received: Array<Heartbeat & { withK2: boolean }> = [];
+  const nodes: Node[] = [];
+
+  async function start(name: string): Promise<Node> {
+    const st: NodeState = {
+      name,
+      keys: { send: K1, accept: [K1] },
+      keyReads: 0,
+      drops: [],
+      logs: [],
+    };
+    const log = pino(
+      { level: "debug" },
+      { write: (l: string) => void st.logs.push(JSON.parse(l)) },
+    );
+    const m = new Membership(
+      api,
+      {
+        node: name,
+        namespace: ns,
+        leaseDurationMs: 15_000,
+        renewIntervalMs: 5_000,
+        heartbeat: {
+          address: HOST,
+          port: await freeUdpPort(),
+          keys: () => {
+            st.keyReads++;
+            return st.keys;
+          },
+          intervalMs: 100,
+          deadAfterMs: 350,
+        },
+      },
+      log,
+    );
+    const n: Node = Object.assign(st, { m });
+    n.m.onDroppedBeat = (reason) => void n.drops.push(reason);
+    await n.m.start();
+    nodes.push(n);
+    return n;
+  }
+
+  /** Sends a beat from the compromised node's published address. */
+  function forge(to: Node, beat: Partial<Heartbeat>, key = K1, from = attacker): void {
+    const port = portOf.get(to.name)!;
+    const full: Heartbeat = {
+      node: "node-b",
+      incarnation: Date.now() * 1000,
+      seq: 1,
+      sentAtMs: Date.now(),
+      leaving: false,
+      ...beat,
+    };
+    from.send(encodeHeartbeat(full, key), port, HOST);
+  }
+  const portOf = new Map<string, number>();
+
+  beforeAll(async () => {
+    api = KubeClient.load(inject("kubeconfig"));
+    ns = await createNamespace("hb-trust");
+    attacker = await udpSocket();
+    stranger = await udpSocket();
+    attacker.on("message", (msg) => {
+      const r = decodeHeartbeat(msg, [K1, K2]);
+      if (r.ok) received.push({ ...r.beat, withK2: decodeHeartbeat(msg, K2).ok });
+    });
+    // The compromised node: a speaker Lease publishing the attacker's socket.
+    await api.create(`/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, {
+      metadata: {
+        name: Membership.leaseName("node-c"),
+        labels: { [SPEAKER_LEASE_LABEL]: "true" },
+        annotations: { [HEARTBEAT_ADDR_ANNOTATION]: `${HOST}:${attacker.address().port}` },
+      },
+      spec: {
+        holderIdentity: "node-c",
+        leaseDurationSeconds: 3600,
+        renewTime: microTime(Date.now()),
+      },
+    });
+  });
+
+  afterEach(async () => {
+    for (const n of nodes.splice(0)) await n.m.stop();
+    received.length = 0;
+  });
+
+  afterAll(() => {
+    attacker?.close();
+    stranger?.close();
+  });
+
+  /** Starts node-a and node-b and waits until each has heard the other over UDP. */
+  async function pair(): Promise<[Node, Node]> {
+    const a = await start("node-a");
+    const b = await start("node-b");
+    for (const n of [a, b]) {
+      const lease = await waitFor("lease", () =>
+        api
+          .get<{ metadata: { annotations: Record<string, string> } }>(
+            `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${Membership.leaseName(n.name)}`,
+          )
+          .catch(() => undefined),
+      );
+      portOf.set(
+        n.name,
+        Number(lease.metadata.annotations[HEARTBEAT_ADDR_ANNOTATION]!.split(":")[1]),
+      );
+    }
+    // Both beat to the compromised node too: once it hears both, they know each other's
+    // addresses; a few more beats, and each has heard the other.
+    const seen = (n: string) => received.filter((r) => r.node === n).length;
+    await waitFor("both beating", () => seen("node-a") >= 3 && seen("node-b") >= 3);
+    await waitFor("settled", () => a.m.settled() && b.m.settled());
+    expect(a.m.live().has("node-b")).toBe(true);
+    expect(b.m.live().has("node-a")).toBe(true);
+    return [a, b];
+  }
+
+  it("drops a beat naming another node than the one that published its source", async () => {
+    const [a] = await pair();
+    // Far in the future, and within the allowed skew: both would silence node-b for good.
+    forge(a, { incarnation: Number.MAX_SAFE_INTEGER, seq: 2 ** 53 - 1, leaving: true });
+    forge(a, { incarnation: (Date.now() + 60_000) * 1000, seq: 2 ** 53 - 1, leaving: true });
+    await waitFor(
+      "both dropped, or node-b gone",
+      () => a.drops.filter((d) => d === "wrong-source").length >= 2 || !a.m.live().has("node-b"),
+    );
+    expect(a.m.live().has("node-b")).toBe(true);
+    const warning = a.logs.find((l) => l.msg === "heartbeats dropped: wrong-source");
+    expect(warning).toMatchObject({ level: 40, source: "node-c", claims: "node-b" });
+  });
+
+  it("drops datagrams from addresses no Lease published before computing a MAC", async () => {
+    const [a] = await pair();
+    const reads = a.keyReads;
+    for (let i = 0; i < 50; i++) {
+      forge(a, { seq: 10 + i, leaving: true }, K1, stranger);
+      stranger.send(Buffer.alloc(100, 0x49), portOf.get("node-a")!, HOST);
+    }
+    await waitFor("dropped", () => a.drops.filter((d) => d === "unknown-source").length >= 100);
+    // Only node-b's own beats (and none of the stranger's) were checked against the keys.
+    expect(a.keyReads - reads).toBeLessThan(20);
+    expect(a.m.live().has("node-b")).toBe(true);
+    // Logged once per window, with a count, at debug level (LAN noise).
+    expect(a.logs.filter((l) => l.msg === "heartbeats dropped: unknown-source")).toHaveLength(1);
+  });
+
+  it("checks a bounded number of datagrams per second from one published source", async () => {
+    const [a] = await pair();
+    const reads = a.keyReads;
+    const t0 = performance.now();
+    // In batches, so that the socket's receive buffer (not the limit) does not drop them.
+    for (let i = 0; i < 800; i++) {
+      forge(a, { node: "node-c", seq: i + 1 });
+      if (i % 25 === 24) await new Promise((r) => setTimeout(r, 1));
+    }
+    await waitFor("rate-limited", () => a.drops.filter((d) => d === "rate-limited").length >= 300);
+    const seconds = (performance.now() - t0) / 1000;
+    // A burst of 200 and 100/s (ten times the beat rate), plus node-b's own beats.
+    expect(a.keyReads - reads).toBeLessThan(200 + 100 * seconds + 20 * seconds + 10);
+    // The flood had node-c's address: node-b is not affected.
+    expect(a.m.live().has("node-b")).toBe(true);
+  });
+
+  it("a node that hears a forgery in its name warns and beats on above it", async () => {
+    const [, b] = await pair();
+    const forgedIncarnation = (Date.now() + 60_000) * 1000;
+    forge(b, { node: "node-b", incarnation: forgedIncarnation, seq: 5, leaving: true });
+    const warning = await waitFor("a warning", () =>
+      b.logs.find((l) => String(l.msg).startsWith("a heartbeat forged in this node's name")),
+    );
+    expect(warning).toMatchObject({ level: 40, source: "node-c", leaving: true });
+    // Its next beats (the compromised node gets them too) carry a higher incarnation.
+    const n = received.length;
+    const next = await waitFor("a refuting beat", () =>
+      received.slice(n).find((r) => r.node === "node-b"),
+    );
+    expect(next.incarnation).toBeGreaterThan(forgedIncarnation);
+    expect(next.leaving).toBe(false);
+  });
+
+  it("keeps hearing a peer that sends with the next key, and only with that key accepted", async () => {
+    const [a, b] = await pair();
+    a.keys = { send: K1, accept: [K1, K2] };
+    b.keys = { send: K2, accept: [K2, K1] };
+    // Longer than the dead time with B's beats under the new key only.
+    const withK2 = () => received.filter((r) => r.node === "node-b" && r.withK2).length;
+    await waitFor("B beating with K2", () => withK2() >= 8);
+    expect(a.m.live().has("node-b")).toBe(true);
+    expect(b.m.live().has("node-a")).toBe(true);
+    expect(a.drops.filter((d) => d === "undecodable")).toEqual([]);
+    // Control: without the next key among A's accepted ones, B is dead to A.
+    a.keys = { send: K1, accept: [K1] };
+    await waitFor("B dead to A", () => !a.m.live().has("node-b"), 5000);
+    expect(a.drops).toContain("undecodable");
+  });
+});
