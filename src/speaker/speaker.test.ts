@@ -3,7 +3,7 @@
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Announcer } from "../arp/announcer.ts";
-import { gratuitousArpRequest } from "../arp/codec.ts";
+import { gratuitousArpRequest, unsolicitedNeighborAdvertisement } from "../arp/codec.ts";
 import type { FrameSocket, PacketSocketKind } from "../arp/packet-socket.ts";
 import { PACKET_BROADCAST } from "../arp/packet-socket.ts";
 import { KubeClient } from "../k8s/client.ts";
@@ -17,9 +17,11 @@ import { Speaker } from "./speaker.ts";
 class FakeSocket implements FrameSocket {
   readonly listeners = new Set<(f: Buffer, t: number) => void>();
   readonly ifname: string;
+  readonly kind: PacketSocketKind;
   readonly mac = "02:00:00:00:01:00";
-  constructor(ifname: string, _kind: PacketSocketKind) {
+  constructor(ifname: string, kind: PacketSocketKind) {
     this.ifname = ifname;
+    this.kind = kind;
   }
   send(): void {}
   onFrame(l: (f: Buffer, t: number) => void): () => void {
@@ -36,6 +38,7 @@ const NODE = "node-a";
 const STRANGER = "02:00:00:00:00:66";
 const CLAIMED = "192.0.2.10";
 const OTHER_OWNED = "192.0.2.11";
+const CLAIMED6 = "2001:db8::10";
 /** Services besides the two that share CLAIMED: what a scan per frame would walk. */
 const SERVICES = 2000;
 
@@ -48,7 +51,8 @@ const service = (name: string, ip: string) => ({
 let server: FakeApiServer;
 let speaker: Speaker;
 let announcer: Announcer;
-let socket: FakeSocket;
+/** The announcer's sockets on eth0, by kind. */
+let sockets: Map<PacketSocketKind, FakeSocket>;
 let lines: Array<Record<string, unknown>>;
 /** Added to performance.now(): the speaker's claim window is on the monotonic clock. */
 let skew: number;
@@ -61,6 +65,7 @@ beforeEach(async () => {
     service("web", CLAIMED),
     service("api", CLAIMED),
     service("db", OTHER_OWNED),
+    service("web6", CLAIMED6),
     ...Array.from({ length: SERVICES }, (_, i) =>
       service(`s${i}`, `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`),
     ),
@@ -77,9 +82,11 @@ beforeEach(async () => {
   const api = new KubeClient({ server: await server.start() });
   lines = [];
   const log = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  sockets = new Map();
   announcer = new Announcer({
     openSocket: (ifname, kind) => {
-      socket = new FakeSocket(ifname, kind);
+      const socket = new FakeSocket(ifname, kind);
+      sockets.set(kind, socket);
       return socket;
     },
     kernelFilter: false,
@@ -116,6 +123,7 @@ beforeEach(async () => {
   // eligible node, which this in-process setup does not model).
   announcer.announce(CLAIMED, "eth0");
   announcer.announce(OTHER_OWNED, "eth0");
+  announcer.announce(CLAIMED6, "eth0");
 });
 
 afterEach(async () => {
@@ -130,12 +138,17 @@ const conflictLines = (ip: string) =>
 
 describe("Speaker: another host claiming an IP this node announces", () => {
   it("costs a lookup per frame, not a walk over the Services, and logs once per IP per window", () => {
+    const arp = sockets.get("arp")!;
+    const ndp = sockets.get("ndp")!;
     const list = vi.spyOn(Informer.prototype, "list");
     const claim = gratuitousArpRequest(STRANGER, CLAIMED);
-    for (let i = 0; i < 1000; i++) socket.deliver(claim);
-    socket.deliver(gratuitousArpRequest(STRANGER, OTHER_OWNED));
-    expect(announcer.counters.conflicts).toBe(1001);
-    // No informer cache is read for any of the 1,001 frames.
+    for (let i = 0; i < 1000; i++) arp.deliver(claim);
+    arp.deliver(gratuitousArpRequest(STRANGER, OTHER_OWNED));
+    // NDP: another host's unsolicited advertisements for an owned IPv6 address.
+    const claim6 = unsolicitedNeighborAdvertisement(STRANGER, CLAIMED6);
+    for (let i = 0; i < 1000; i++) ndp.deliver(claim6);
+    expect(announcer.counters.conflicts).toBe(2001);
+    // No informer cache is read for any of the 2,001 frames.
     expect(list).not.toHaveBeenCalled();
     expect(conflictLines(CLAIMED)).toEqual([
       expect.objectContaining({
@@ -151,10 +164,13 @@ describe("Speaker: another host claiming an IP this node announces", () => {
     expect(conflictLines(OTHER_OWNED)).toEqual([
       expect.objectContaining({ services: ["shop/db"], claimsNotLogged: 0 }),
     ]);
+    expect(conflictLines(CLAIMED6)).toEqual([
+      expect.objectContaining({ mac: STRANGER, services: ["shop/web6"], claimsNotLogged: 0 }),
+    ]);
 
     // Past the window, the next claim is logged with what the window dropped.
     skew += 3001;
-    socket.deliver(claim);
+    arp.deliver(claim);
     expect(conflictLines(CLAIMED)).toHaveLength(2);
     expect(conflictLines(CLAIMED)[1]).toMatchObject({ claimsNotLogged: 999 });
     expect(list).not.toHaveBeenCalled();
