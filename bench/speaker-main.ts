@@ -10,6 +10,10 @@
 //     for an IP nobody owns (the kernel filter should drop it before the speaker) and for
 //     the owned IP from one forged requester (replies rate-limited): speakers' CPU, both
 //     IPs answered (p50/p99), the owner's /healthz latency;
+//   - part "claims": the same figures under a flood of frames from a forged MAC claiming
+//     the owned IP (sender = the IP: another host says it has it), which the kernel filter
+//     passes to the owner speaker's conflict handling (logged, answered at most once per
+//     IP per window);
 //   - speaker memory (RSS, V8 heap) with 1,000 announced Services (250 shared IPv6 IPs),
 //     shortly after the burst and after BENCH_RSS_IDLE_S (60) s idle; the speakers run as
 //     the image runs them (compiled JS, the Dockerfile's node flags and ENV);
@@ -70,7 +74,7 @@ const runAs = compiled
   : "TypeScript sources (type stripping), Node defaults, LOG_LEVEL=info";
 // BENCH_SPEAKER_PARTS=flood,latency runs only those parts (default: all).
 const PARTS = new Set(
-  (process.env.BENCH_SPEAKER_PARTS ?? "faults,failover,latency,flood,api,rss").split(","),
+  (process.env.BENCH_SPEAKER_PARTS ?? "faults,failover,latency,flood,claims,api,rss").split(","),
 );
 
 /** Deletes the fault benchmark's Services, advertisement and pool. */
@@ -255,7 +259,8 @@ try {
   )[0]!.address;
   /**
    * FLOOD_S seconds of ARP requests for `target` from the client (sender MAC `floodMac`,
-   * default the client's; to `dest`, default broadcast), at FLOOD_RATE/s (0: as fast as the
+   * default the client's; sender IP `senderIp`, default the client's: the Service IP makes
+   * each frame a claim on it; to `dest`, default broadcast), at FLOOD_RATE/s (0: as fast as the
    * generator goes). With trafgen (netsniff-ng: a packet mmap ring, one CPU, no sysctl or
    * IRQ changes: --no-sock-mem --notouch-irq), else the Node fixture's sendmmsg batches. The rate is the client
    * kernel's transmit count over the wall time.
@@ -264,12 +269,13 @@ try {
     target: string,
     floodMac: string,
     dest: string,
+    senderIp = L.client.ip,
   ): Promise<{ sent: number; dropped: number; rate: number }> => {
     if (!useTrafgen) {
       return (await inClientAsync([
         "flood",
         "eth0",
-        L.client.ip,
+        senderIp,
         target,
         String(FLOOD_RATE || 1_000_000),
         String(FLOOD_S),
@@ -277,7 +283,7 @@ try {
         dest,
       ])) as { sent: number; dropped: number; rate: number };
     }
-    const frame = arpRequest(floodMac || clientMac, L.client.ip, target);
+    const frame = arpRequest(floodMac || clientMac, senderIp, target);
     if (dest) Buffer.from(dest.split(":").map((x) => Number.parseInt(x, 16))).copy(frame, 0);
     const cfg = join(dir, "flood.cfg");
     writeFileSync(
@@ -316,7 +322,12 @@ try {
    * processes ask for the owned IP and for the owner node's own address every 60 ms and
    * the bench asks the owner speaker's /healthz every 100 ms.
    */
-  const floodRun = async (target: string, floodMac: string, unicast: boolean) => {
+  const floodRun = async (
+    target: string,
+    floodMac: string,
+    unicast: boolean,
+    senderIp?: string,
+  ) => {
     const ownerNode = await owner();
     const anchor = L.node(ownerNode).ip;
     const dest = unicast ? await L.macOf(ownerNode) : "";
@@ -329,7 +340,7 @@ try {
     const health: number[] = [];
     const logMarks = L.nodes.map((n) => L.speaker(n.name)!.logs().length);
     const [flood, owned, kernel] = await Promise.all([
-      floodFrom(target, floodMac, dest).finally(() => {
+      floodFrom(target, floodMac, dest, senderIp).finally(() => {
         flooding = false;
       }),
       sleep(1000).then(() => probe(ip, 150, 60)),
@@ -378,23 +389,34 @@ try {
       requests: d("requests_received"),
       replies: d("replies_sent"),
       limited: d("replies_rate_limited"),
+      conflicts: d("conflicts"),
     };
   };
   const floods: Array<[string, Awaited<ReturnType<typeof floodRun>>]> = [];
-  if (PARTS.has("flood")) {
+  if (PARTS.has("flood") || PARTS.has("claims")) {
     // Broadcast floods reach all three nodes through the bridge, which costs the sender's
     // CPU three deliveries per frame; unicast to the owner's MAC reaches its node only
     // (hosts do send unicast requests to refresh an entry) and goes twice as fast here.
     for (const unicast of [false, true]) {
       const how = unicast ? "unicast to the owner" : "broadcast";
+      if (PARTS.has("flood")) {
+        floods.push([
+          `for an IP nobody owns (198.51.100.63, the broadcast address of the lab's ClusterIP range), ${how}`,
+          await floodRun("198.51.100.63", "", unicast),
+        ]);
+        await sleep(2000);
+        floods.push([
+          `for the owned IP ${ip} from one requester (forged MAC), ${how}`,
+          await floodRun(ip, "02:00:00:00:be:ef", unicast),
+        ]);
+        await sleep(2000);
+      }
+      if (!PARTS.has("claims")) continue;
+      // Another host claiming the owned IP (sender IP = the IP, a forged MAC), asking for the
+      // client's address: each frame is a conflict for the owner speaker.
       floods.push([
-        `for an IP nobody owns (198.51.100.63, the broadcast address of the lab's ClusterIP range), ${how}`,
-        await floodRun("198.51.100.63", "", unicast),
-      ]);
-      await sleep(2000);
-      floods.push([
-        `for the owned IP ${ip} from one requester (forged MAC), ${how}`,
-        await floodRun(ip, "02:00:00:00:be:ef", unicast),
+        `claiming the owned IP ${ip} (sender ${ip}, forged MAC), ${how}`,
+        await floodRun(L.client.ip, "02:00:00:00:c1:a1", unicast, ip),
       ]);
       await sleep(2000);
     }
@@ -547,7 +569,7 @@ try {
     console.log(`  owned IP (speaker) under the flood: ${answered(f.owned)}`);
     console.log(`  anchor (owner node's kernel) under the flood: ${answered(f.kernel)}`);
     console.log(
-      `  owner speaker: requests received ${f.requests}, replies sent ${f.replies}, rate-limited ${f.limited}; /healthz ${f.health.length > 0 ? fmt(f.health) : "never answered"}`,
+      `  owner speaker: requests received ${f.requests}, replies sent ${f.replies}, rate-limited ${f.limited}, conflicts ${f.conflicts}; /healthz ${f.health.length > 0 ? fmt(f.health) : "never answered"}`,
     );
   }
   if (PARTS.has("api"))

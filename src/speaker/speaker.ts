@@ -22,6 +22,7 @@ import {
   type Announcement,
   type Decision,
   decide,
+  type IpDecision,
   type MembershipView,
   REBALANCE_ANNOTATION,
   reactToLinks,
@@ -53,7 +54,11 @@ export interface SpeakerOptions extends ClassFilter {
   conflictRetryMs: number;
 }
 
-/** Another host's claim re-announces an IP at most this often (two claimants never duel). */
+/**
+ * Another host's claim on an IP we announce is logged, and re-announces the IP, at most
+ * this often per IP: two claimants never duel, and a LAN host flooding claims costs a map
+ * lookup per frame, not a log line or a walk over the Services.
+ */
 const CONTEST_REANNOUNCE_MS = 3000;
 /** Our own record write not yet seen by the informer counts as the record this long. */
 const CLAIM_OVERLAY_MS = 10_000;
@@ -108,8 +113,16 @@ export class Speaker {
   readonly #conflictUntil = new Map<string, number>();
   /** Held IPs another node may have claimed since our last gratuitous burst. */
   readonly #contested = new Set<string>();
-  /** Last re-announcement caused by another host's claim, per IP (rate limit). */
-  readonly #lastContestBurst = new Map<string, number>();
+  /**
+   * Per IP we announce, the last claim by another host that was acted on (logged,
+   * re-announced; performance.now()) and the claims dropped since by the rate limit.
+   */
+  readonly #claimWindow = new Map<string, { at: number; dropped: number }>();
+  /**
+   * The last decision's IPs (IP -> its Services, ...), replaced by every evaluation: what a
+   * conflict needs to know about an IP, without walking the Services per frame.
+   */
+  #decided: ReadonlyMap<string, IpDecision> = new Map();
   /** Our record writes the informer may not show yet: ip -> when written. */
   readonly #claims = new Map<string, number>();
   /** Records from a fresh list after a rejoin, until the informer shows newer: ip -> node. */
@@ -455,6 +468,7 @@ export class Speaker {
     this.#membership.noticeStall();
     const view = this.#membership.view();
     const decision = this.#decide(view);
+    this.#decided = decision.ips;
     this.#logReasons(decision);
     this.#reportOutsidePool(decision);
     const desired = this.#resolve(decision.mine);
@@ -467,6 +481,7 @@ export class Speaker {
         this.#current.delete(ip);
         this.#contested.delete(ip);
         this.#rejoinDeferred.delete(ip);
+        this.#claimWindow.delete(ip);
         const owner = decision.ips.get(ip)?.owner;
         this.#log.info({ ip, owner }, "stopped announcing");
       } else {
@@ -646,7 +661,7 @@ export class Speaker {
     if (this.#stopped) return;
     if (other !== null) {
       this.#log.info(
-        { ip, mac: other, services: this.#servicesWithIP(ip).map(keyOf) },
+        { ip, mac: other, services: this.#servicesOf(ip) },
         "rejoined: another host answers this IP, not re-announcing it yet",
       );
       this.#rejoinDeferred.set(ip, Date.now() + REJOIN_DEFER_MS);
@@ -773,7 +788,7 @@ export class Speaker {
       const mac = answers.find((a) => a !== null);
       if (mac && rejoin) {
         this.#log.info(
-          { ip, mac, services: this.#servicesWithIP(ip).map(keyOf) },
+          { ip, mac, services: this.#servicesOf(ip) },
           "rejoined: another host answers this IP, not claiming it yet",
         );
         this.#rejoinDeferred.set(ip, Date.now() + REJOIN_DEFER_MS);
@@ -799,30 +814,46 @@ export class Speaker {
 
   #conflict(ev: ConflictEvent): void {
     this.#metrics.conflicts.inc();
-    const svcs = this.#servicesWithIP(ev.ip);
-    this.#log.warn(
-      {
-        ip: ev.ip,
-        interface: ev.ifname,
-        mac: ev.mac,
-        during: ev.during,
-        services: svcs.map(keyOf),
-      },
-      "address conflict",
-    );
     if (ev.during !== "probe") {
       // A claim on an IP we announce (another node's takeover we did not agree to, or a
-      // stranger): if we stay the owner, answer it once with gratuitous ARP, rate-limited
-      // so that two claimants cannot duel while their views converge.
-      const last = this.#lastContestBurst.get(ev.ip) ?? 0;
-      if (Date.now() - last < CONTEST_REANNOUNCE_MS) return;
-      this.#lastContestBurst.set(ev.ip, Date.now());
+      // stranger). Any LAN host can send these as fast as it likes: the rate limit comes
+      // before anything that costs (formatting, logging, an evaluation).
+      const now = performance.now();
+      const win = this.#claimWindow.get(ev.ip);
+      if (win !== undefined && now - win.at < CONTEST_REANNOUNCE_MS) {
+        win.dropped++;
+        return;
+      }
+      this.#claimWindow.set(ev.ip, { at: now, dropped: 0 });
+      this.#log.warn(
+        {
+          ip: ev.ip,
+          interface: ev.ifname,
+          mac: ev.mac,
+          during: ev.during,
+          services: this.#servicesOf(ev.ip),
+          // Claims on this IP the previous window dropped (neither logged nor answered).
+          claimsNotLogged: win?.dropped ?? 0,
+        },
+        "address conflict",
+      );
+      // If we stay the owner, answer it once with gratuitous ARP (the evaluation does), so
+      // that clients come back; two claimants cannot duel while their views converge.
       this.#contested.add(ev.ip);
       this.#schedule();
       return;
     }
+    // Our own probe found the IP in use: once per probe, which conflictRetryMs spaces out.
+    const services = this.#servicesOf(ev.ip);
+    this.#log.warn(
+      { ip: ev.ip, interface: ev.ifname, mac: ev.mac, during: ev.during, services },
+      "address conflict",
+    );
     this.#conflictUntil.set(ev.ip, Date.now() + this.#o.conflictRetryMs);
-    for (const svc of svcs) {
+    for (const key of services) {
+      const [ns, name] = key.split("/") as [string, string];
+      const svc = this.#services.get(name, ns);
+      if (!svc) continue;
       void this.#events.emit(
         serviceTarget(svc),
         "Warning",
@@ -833,8 +864,9 @@ export class Speaker {
     setTimeout(() => this.#schedule(), this.#o.conflictRetryMs).unref();
   }
 
-  #servicesWithIP(ip: string): V1Service[] {
-    return this.#services.list().filter((s) => statusIPs(s).includes(ip));
+  /** The Services ("ns/name") using `ip` at the last evaluation: a lookup, not a walk. */
+  #servicesOf(ip: string): readonly string[] {
+    return this.#decided.get(ip)?.services ?? [];
   }
 }
 

@@ -30,6 +30,8 @@ import {
 } from "@kubernetes/client-node";
 import { load as loadPlainYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { KubeClient } from "../../src/k8s/client.ts";
+import { httpStatus } from "../../src/k8s/errors.ts";
 import {
   type Component,
   clients,
@@ -183,6 +185,9 @@ describe("helm chart", () => {
           "RoleBinding/lb-ironlb-speaker",
           "ServiceAccount/lb-ironlb-controller",
           "ServiceAccount/lb-ironlb-speaker",
+          // Speakers write only their own node's Lease (speaker-lease-policy.yaml).
+          "ValidatingAdmissionPolicy/lb-ironlb-speaker-leases",
+          "ValidatingAdmissionPolicyBinding/lb-ironlb-speaker-leases",
           // The post-delete hook (helm template shows hooks too).
           "ClusterRole/lb-ironlb-cleanup",
           "ClusterRoleBinding/lb-ironlb-cleanup",
@@ -330,6 +335,44 @@ describe("helm chart", () => {
       expect(first).not.toContain("kind: Secret");
       // And without a cluster or --kube-version, lint passes (Chart.yaml needs >= 1.30).
       await ok("helm", ["lint", chartDir]);
+    });
+
+    it("renders the speakers' Lease policy where the cluster serves it, unless turned off", async () => {
+      const policyKinds = async (...args: string[]) =>
+        parseManifests(await ok("helm", ["template", "lb", chartDir, "-n", "lb-system", ...args]))
+          .filter((o) => o.kind?.startsWith("ValidatingAdmissionPolicy"))
+          .map((o) => `${o.kind}/${o.metadata?.name}`);
+      const both = [
+        "ValidatingAdmissionPolicy/lb-ironlb-speaker-leases",
+        "ValidatingAdmissionPolicyBinding/lb-ironlb-speaker-leases",
+      ];
+      // Against a cluster Helm knows its kinds: one that serves the policy kind...
+      const lease = "--api-versions=coordination.k8s.io/v1/Lease";
+      const vap = "--api-versions=admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy";
+      expect(await policyKinds(lease, vap)).toEqual(both);
+      // ...and one that does not (turned off with --runtime-config).
+      expect(await policyKinds(lease)).toEqual([]);
+      // Off by value, or with the chart's RBAC.
+      expect(await policyKinds("--set", "rbac.speakerLeasePolicy=false")).toEqual([]);
+      expect(await policyKinds("--set", "rbac.create=false")).toEqual([]);
+      // The ServiceAccount it binds is the speakers', whatever its name.
+      const objs = parseManifests(
+        await ok("helm", [
+          "template",
+          "lb",
+          chartDir,
+          "-n",
+          "lb-system",
+          "--set",
+          "speaker.serviceAccount.name=my-speaker",
+        ]),
+      );
+      const policy = find<
+        KubernetesObject & { spec: { matchConditions: { expression: string }[] } }
+      >(objs, "ValidatingAdmissionPolicy");
+      expect(policy.spec.matchConditions[0]?.expression).toBe(
+        'request.userInfo.username == "system:serviceaccount:lb-system:my-speaker"',
+      );
     });
 
     it("takes the values users expect: RBAC, ServiceAccounts, security contexts, monitoring", async () => {
@@ -584,19 +627,23 @@ describe("helm chart", () => {
         await core.deleteNamespacedService({ name: "web", namespace: svcNs }).catch(() => {});
     });
 
-    /** A kubeconfig that authenticates as a ServiceAccount of the release, by its token. */
-    async function saKubeconfig(sa: string): Promise<string> {
+    /**
+     * A kubeconfig that authenticates as a ServiceAccount of the release, by its token;
+     * bound to a pod (as a pod's projected token is) when one is given.
+     */
+    async function saKubeconfig(sa: string, pod?: { name: string; uid: string }): Promise<string> {
+      const boundObjectRef = pod && { kind: "Pod", apiVersion: "v1", ...pod };
       const tr = await core.createNamespacedServiceAccountToken({
         name: sa,
         namespace: ns,
-        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+        body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef } },
       });
       const cluster = kc.getCurrentCluster()!;
       const ca = readFileSync(adminKubeconfig, "utf8").match(
         /certificate-authority-data: (\S+)/,
       )?.[1];
       expect(ca).toBeTruthy();
-      const path = join(work, `${sa}.kubeconfig`);
+      const path = join(work, `${sa}${pod ? `-${pod.name}` : ""}.kubeconfig`);
       writeFileSync(
         path,
         `apiVersion: v1
@@ -728,6 +775,163 @@ current-context: ${sa}
         leases.readNamespacedLease({ name: `ironlb-speaker-${node}`, namespace: ns }),
       ).rejects.toMatchObject({ code: 404 });
       expect(logText(speaker)).not.toMatch(/forbidden/i);
+    });
+
+    it("keeps the controller's Lease out of the speakers' reach, and each speaker to its own Lease", async () => {
+      const sa = `${release}-ironlb-speaker`;
+      const leasePath = (name = "") =>
+        `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases${name ? `/${name}` : ""}`;
+      const leaseBody = (name: string, holder: string) => ({
+        apiVersion: "coordination.k8s.io/v1",
+        kind: "Lease",
+        metadata: { name, namespace: ns },
+        spec: { holderIdentity: holder, leaseDurationSeconds: 6 },
+      });
+      /** The status and the API server's message of a request, "ok" when it succeeded. */
+      const outcome = async (p: Promise<unknown>) =>
+        p.then(
+          () => "ok",
+          (err: unknown) =>
+            `${httpStatus(err)}: ${(err as { body?: { message?: string } }).body?.message}`,
+        );
+
+      // The controller's leader Lease (the controller test above took it; made here if not).
+      const controllerLease = { name: "ironlb-controller", namespace: ns };
+      await leases
+        .createNamespacedLease({ namespace: ns, body: leaseBody("ironlb-controller", "helm-ctrl") })
+        .catch((err: { code?: number }) => {
+          if (err.code !== 409) throw err;
+        });
+      const holder = (await leases.readNamespacedLease(controllerLease)).spec?.holderIdentity;
+
+      // A token as an admin makes it (not bound to a pod): speaker Lease names only.
+      const plain = KubeClient.load(await saKubeconfig(sa));
+      const notSpeakerLease = (name: string) =>
+        `403: leases.coordination.k8s.io "${name}" is forbidden: ValidatingAdmissionPolicy '${sa}-leases' with binding '${sa}-leases' denied request: the speaker may write only speaker Leases (ironlb-speaker-<node>), not ${name}`;
+      // The policy is in force once the API server has loaded it: a dry run says when. (On
+      // a chart without it, the assertions below show what got through.)
+      await waitFor("the speaker Lease policy to be in force", async () =>
+        (await outcome(
+          plain.request("PATCH", leasePath("ironlb-controller"), {
+            body: { spec: { holderIdentity: "evil" } },
+            contentType: "application/merge-patch+json",
+            query: { dryRun: "All" },
+          }),
+        )) !== "ok"
+          ? true
+          : undefined,
+      ).catch(() => undefined);
+      expect(
+        await outcome(
+          plain.mergePatch(leasePath("ironlb-controller"), { spec: { holderIdentity: "evil" } }),
+        ),
+      ).toBe(notSpeakerLease("ironlb-controller"));
+      expect(await outcome(plain.delete(leasePath("ironlb-controller")))).toBe(
+        notSpeakerLease("ironlb-controller"),
+      );
+      expect(await outcome(plain.create(leasePath(), leaseBody("ironlb-evil", "x")))).toBe(
+        notSpeakerLease("ironlb-evil"),
+      );
+      expect((await leases.readNamespacedLease(controllerLease)).spec?.holderIdentity).toBe(holder);
+
+      // A speaker pod's own token names its node: that node's Lease only.
+      const node = `vap-node-${process.pid}`;
+      const other = `vap-other-${process.pid}`;
+      await core.createNode({ body: { metadata: { name: node } } });
+      const pod = await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: "speaker-vap" },
+          spec: {
+            nodeName: node,
+            serviceAccountName: sa,
+            containers: [{ name: "speaker", image: "ironlb" }],
+          },
+        },
+      });
+      try {
+        const cfg = await saKubeconfig(sa, { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
+        const whoami = JSON.parse(
+          await ok("kubectl", ["--kubeconfig", cfg, "auth", "whoami", "-o", "json"]),
+        );
+        expect(whoami.status.userInfo.extra["authentication.kubernetes.io/node-name"]).toEqual([
+          node,
+        ]);
+        const bound = KubeClient.load(cfg);
+        await leases.createNamespacedLease({
+          namespace: ns,
+          body: leaseBody(`ironlb-speaker-${other}`, other),
+        });
+        const notOwn = (name: string) =>
+          `403: leases.coordination.k8s.io "${name}" is forbidden: ValidatingAdmissionPolicy '${sa}-leases' with binding '${sa}-leases' denied request: the speaker on node ${node} may write only its own Lease ironlb-speaker-${node}, not ${name}`;
+        expect(
+          await outcome(
+            bound.mergePatch(leasePath(`ironlb-speaker-${other}`), {
+              spec: { holderIdentity: node },
+            }),
+          ),
+        ).toBe(notOwn(`ironlb-speaker-${other}`));
+        expect(await outcome(bound.delete(leasePath(`ironlb-speaker-${other}`)))).toBe(
+          notOwn(`ironlb-speaker-${other}`),
+        );
+        expect(await outcome(bound.delete(leasePath("ironlb-controller")))).toBe(
+          notSpeakerLease("ironlb-controller"),
+        );
+        // Its own Lease, naming another node as holder: refused too.
+        expect(
+          await outcome(bound.create(leasePath(), leaseBody(`ironlb-speaker-${node}`, other))),
+        ).toBe(
+          `403: leases.coordination.k8s.io "ironlb-speaker-${node}" is forbidden: ValidatingAdmissionPolicy '${sa}-leases' with binding '${sa}-leases' denied request: a speaker Lease must name its own node in spec.holderIdentity: ironlb-speaker-${node} cannot hold "${other}"`,
+        );
+
+        // The real speaker with that token creates, renews and, stopping, deletes its Lease.
+        const speaker = startComponent([
+          "speaker",
+          "--kubeconfig",
+          cfg,
+          "--namespace",
+          ns,
+          "--node-name",
+          node,
+          "--heartbeat-port",
+          "0",
+          "--health-port",
+          "0",
+          "--health-address",
+          "127.0.0.1",
+          "--lease-renew",
+          "1",
+        ]);
+        started.push(speaker);
+        try {
+          await waitFor("speaker ready", () =>
+            speaker.logs().some((l) => l.msg === "speaker ready"),
+          );
+          const own = { name: `ironlb-speaker-${node}`, namespace: ns };
+          const first = (await leases.readNamespacedLease(own)).spec?.renewTime;
+          await waitFor("a renewal", async () => {
+            const t = (await leases.readNamespacedLease(own)).spec?.renewTime;
+            return t && String(t) !== String(first) ? true : undefined;
+          });
+        } catch (err) {
+          throw new Error(`${(err as Error).message}\nspeaker log:\n${logText(speaker)}`);
+        }
+        expect(await speaker.stop()).toBe(0);
+        await expect(
+          leases.readNamespacedLease({ name: `ironlb-speaker-${node}`, namespace: ns }),
+        ).rejects.toMatchObject({ code: 404 });
+        expect(logText(speaker)).not.toMatch(/forbidden/i);
+      } finally {
+        await leases
+          .deleteNamespacedLease({ name: `ironlb-speaker-${other}`, namespace: ns })
+          .catch(() => {});
+        await core.deleteNamespacedPod({
+          name: "speaker-vap",
+          namespace: ns,
+          gracePeriodSeconds: 0,
+        });
+        await core.deleteNode({ name: node });
+      }
     });
 
     it("grants nothing beyond what the components use", async () => {
