@@ -13,7 +13,7 @@ export interface OpenWatch {
   end(): void;
 }
 
-export type Answer = { status: number; body: unknown } | "hang";
+export type Answer = { status: number; body: unknown; headers?: Record<string, string> } | "hang";
 
 export class FakeApiServer {
   readonly #server: Server;
@@ -62,7 +62,7 @@ export class FakeApiServer {
           res.on("close", () => this.#hanging.delete(res));
           return;
         }
-        res.writeHead(a.status, { "content-type": "application/json" });
+        res.writeHead(a.status, { "content-type": "application/json", ...a.headers });
         res.end(JSON.stringify(a.body));
       };
       if (url.searchParams.get("watch") !== "true")
