@@ -23,6 +23,7 @@ import {
   toPoolInput,
 } from "./pools.ts";
 import { translateService } from "./service-request.ts";
+import { slimNamespace, slimService } from "./slim.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 /** The Service condition type the controller maintains. */
@@ -139,6 +140,8 @@ export class Controller {
         delete: (s) => this.#serviceChanged(s),
       },
       log,
+      {},
+      { transform: slimService },
     );
     this.#pools = new Informer<IPAddressPool & KubernetesObject>(
       api,
@@ -155,6 +158,8 @@ export class Controller {
       "/api/v1/namespaces",
       { add: (n) => this.#namespaceChanged(n), update: (n) => this.#namespaceChanged(n) },
       log,
+      {},
+      { transform: slimNamespace },
     );
   }
 

@@ -1,0 +1,185 @@
+import type { V1Service } from "@kubernetes/client-node";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ANNOTATIONS, isOurs, statusIPs } from "../api/service.ts";
+import { translateService } from "./service-request.ts";
+import { SERVICE_ANNOTATIONS, slimNamespace, slimService } from "./slim.ts";
+
+/** A Service with every field a user or another controller may set, and a big annotation. */
+function full(over: Partial<V1Service["spec"]> = {}, annotations: Record<string, string> = {}) {
+  const svc: V1Service = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: "web",
+      namespace: "shop",
+      uid: "u-1",
+      resourceVersion: "rv-opaque-7",
+      generation: 3,
+      creationTimestamp: "2026-01-02T03:04:05Z" as unknown as Date,
+      labels: { app: "web", tier: "front" },
+      annotations: {
+        "kubectl.kubernetes.io/last-applied-configuration": "x".repeat(200_000),
+        "example.com/notes": "y".repeat(50_000),
+        ...annotations,
+      },
+      finalizers: ["example.com/keep"],
+      ownerReferences: [{ apiVersion: "v1", kind: "X", name: "o", uid: "o-1" }],
+      managedFields: [{ manager: "kubectl", operation: "Apply" }],
+    },
+    spec: {
+      type: "LoadBalancer",
+      loadBalancerClass: "ironlb.dev/lb",
+      loadBalancerIP: "198.51.100.7",
+      loadBalancerSourceRanges: ["0.0.0.0/0"],
+      ipFamilies: ["IPv4", "IPv6"],
+      ipFamilyPolicy: "PreferDualStack",
+      externalTrafficPolicy: "Local",
+      internalTrafficPolicy: "Cluster",
+      healthCheckNodePort: 30500,
+      selector: { app: "web" },
+      sessionAffinity: "ClientIP",
+      sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } },
+      clusterIP: "10.0.0.5",
+      clusterIPs: ["10.0.0.5", "fd00::5"],
+      externalIPs: ["192.0.2.9"],
+      allocateLoadBalancerNodePorts: true,
+      publishNotReadyAddresses: false,
+      trafficDistribution: "PreferClose",
+      ports: [
+        { name: "http", port: 80, protocol: "TCP", targetPort: 8080 as never, nodePort: 31000 },
+        { name: "dns", port: 53, protocol: "UDP", appProtocol: "dns" },
+      ],
+      ...over,
+    },
+    status: {
+      loadBalancer: {
+        ingress: [
+          { ip: "198.51.100.7", ipMode: "VIP", ports: [{ port: 80, protocol: "TCP" }] },
+          { ip: "2001:db8::7" },
+        ],
+      },
+      conditions: [
+        {
+          type: "ironlb.dev/IPAllocated",
+          status: "True",
+          reason: "Allocated",
+          message: "assigned",
+          lastTransitionTime: "2026-01-02T03:04:06Z" as unknown as Date,
+          observedGeneration: 3,
+        },
+        {
+          type: "example.com/Other",
+          status: "False",
+          reason: "Whatever",
+          message: "another controller's condition",
+          lastTransitionTime: "2026-01-02T03:04:07Z" as unknown as Date,
+        },
+      ],
+    },
+  };
+  return svc;
+}
+
+const filter = { lbClass: "ironlb.dev/lb", handleUnclassed: true };
+
+describe("slimService", () => {
+  it("keeps what the controller reads: the same request, ownership, IPs and conditions", () => {
+    const cases: V1Service[] = [
+      full(),
+      full({}, { [ANNOTATIONS.loadBalancerIPs]: "198.51.100.7,2001:db8::7" }),
+      full({ loadBalancerIP: undefined }, { "metallb.io/loadBalancerIPs": "198.51.100.9" }),
+      full({}, { "metallb.universe.tf/address-pool": "p", [ANNOTATIONS.addressPool]: "q" }),
+      full({}, { [ANNOTATIONS.allowSharedIP]: "k", "metallb.io/allow-shared-ip": "k" }),
+      full({ type: "ClusterIP" }, { [ANNOTATIONS.allocatedFromPool]: "p" }),
+      full({ ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv6", "IPv4"] }),
+    ];
+    for (const svc of cases) {
+      const slim = slimService(structuredClone(svc));
+      expect(translateService(slim, { team: "a" })).toEqual(translateService(svc, { team: "a" }));
+      expect(isOurs(slim, filter)).toBe(isOurs(svc, filter));
+      expect(isOurs(slim, { ...filter, lbClass: "x" })).toBe(
+        isOurs(svc, { ...filter, lbClass: "x" }),
+      );
+      expect(statusIPs(slim)).toEqual(statusIPs(svc));
+      expect(slim.status?.conditions).toEqual(svc.status?.conditions);
+      expect(slim.metadata).toMatchObject({
+        name: "web",
+        namespace: "shop",
+        uid: "u-1",
+        resourceVersion: "rv-opaque-7",
+        generation: 3,
+        creationTimestamp: "2026-01-02T03:04:05Z",
+        labels: { app: "web", tier: "front" },
+      });
+      expect(slim.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool]).toBe(
+        svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool],
+      );
+      expect(slim.status?.loadBalancer?.ingress?.map((i) => i.ipMode)).toEqual(["VIP", undefined]);
+    }
+  });
+
+  it("drops every other annotation and field: a 250 KiB Service becomes well under 2 KiB", () => {
+    const svc = full({}, { [ANNOTATIONS.addressPool]: "p" });
+    expect(JSON.stringify(svc).length).toBeGreaterThan(250_000);
+    const slim = slimService(svc);
+    expect(Object.keys(slim.metadata?.annotations ?? {})).toEqual([ANNOTATIONS.addressPool]);
+    expect(JSON.stringify(slim).length).toBeLessThan(2_048);
+    expect(slim.metadata?.managedFields).toBeUndefined();
+    expect(slim.spec?.clusterIPs).toBeUndefined();
+  });
+
+  it("reads exactly the ironlb annotations and their MetalLB spellings", () => {
+    expect([...SERVICE_ANNOTATIONS].sort()).toEqual(
+      [
+        "ironlb.dev/address-pool",
+        "ironlb.dev/allow-shared-ip",
+        "ironlb.dev/ip-allocated-from-pool",
+        "ironlb.dev/loadBalancerIPs",
+        "metallb.io/address-pool",
+        "metallb.io/allow-shared-ip",
+        "metallb.io/loadBalancerIPs",
+        "metallb.universe.tf/address-pool",
+        "metallb.universe.tf/allow-shared-ip",
+        "metallb.universe.tf/loadBalancerIPs",
+      ].sort(),
+    );
+  });
+
+  it("translates any mix of annotations the same as the whole Service (property)", () => {
+    const keys = [...SERVICE_ANNOTATIONS, "example.com/other", "metallb.io/other"];
+    const values = fc.constantFrom("", "p", " p ", "198.51.100.7", "2001:db8::1,198.51.100.7", "k");
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.constantFrom(...keys), values),
+        fc.constantFrom("SingleStack", "PreferDualStack", "RequireDualStack"),
+        fc.option(fc.constantFrom("198.51.100.7", "2001:db8::1"), { nil: undefined }),
+        (annotations, ipFamilyPolicy, loadBalancerIP) => {
+          const svc = full({ ipFamilyPolicy, loadBalancerIP }, annotations);
+          const slim = slimService(structuredClone(svc));
+          expect(translateService(slim, {})).toEqual(translateService(svc, {}));
+        },
+      ),
+    );
+  });
+});
+
+describe("slimNamespace", () => {
+  it("keeps identity and labels only", () => {
+    expect(
+      slimNamespace({
+        metadata: {
+          name: "shop",
+          uid: "n-1",
+          resourceVersion: "9",
+          labels: { team: "a" },
+          annotations: { big: "z".repeat(100_000) },
+        },
+        spec: { finalizers: ["kubernetes"] },
+        status: { phase: "Active" },
+      }),
+    ).toEqual({
+      metadata: { name: "shop", uid: "n-1", resourceVersion: "9", labels: { team: "a" } },
+    });
+  });
+});
