@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 
 export interface OpenWatch {
+  path: string;
   query: URLSearchParams;
   res: ServerResponse;
   closed: boolean;
@@ -72,6 +73,7 @@ export class FakeApiServer {
       res.writeHead(200, { "content-type": "application/json" });
       res.flushHeaders();
       const w: OpenWatch = {
+        path: url.pathname,
         query: url.searchParams,
         res,
         closed: false,
