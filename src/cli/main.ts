@@ -51,6 +51,30 @@ const common: Record<string, OptionSpec> = {
   help: { type: "boolean", help: "show this help" },
 };
 
+/**
+ * The client-side rate limit of API requests, with the component's defaults. The API
+ * server guards itself too (priority and fairness answers 429, which is retried after its
+ * Retry-After); this keeps a component in a loop from being what makes it do so.
+ */
+function apiLimitOptions(qps: number, burst: number): Record<string, OptionSpec> {
+  return {
+    "api-qps": {
+      type: "string",
+      default: String(qps),
+      help: "API requests per second on average, client-side (0: no limit; Lease renewals never wait)",
+    },
+    "api-burst": {
+      type: "string",
+      default: String(burst),
+      help: "API requests at once beyond --api-qps",
+    },
+  };
+}
+const apiLimits = (v: Record<string, string | boolean | undefined>) => ({
+  apiQps: num(v["api-qps"], "api-qps"),
+  apiBurst: Math.max(1, num(v["api-burst"], "api-burst")),
+});
+
 /** Which Services a component handles: controller and speakers must agree. */
 const classOptions: Record<string, OptionSpec> = {
   "lb-class": { type: "string", default: DEFAULT_LB_CLASS, help: "spec.loadBalancerClass handled" },
@@ -95,6 +119,9 @@ const commands: Record<string, Command> = {
         help: "leader election retry period, seconds",
       },
       concurrency: { type: "string", default: "16", help: "parallel Service reconciles" },
+      // Above the cold start's measured pace (533 writes/s at 10,000 Services,
+      // bench/RESULTS.md) over the first 1,000 requests, half the apiserver's after that.
+      ...apiLimitOptions(500, 1000),
       instance: {
         type: "string",
         help: "identity for the lease and Events (default: $POD_NAME or host-pid)",
@@ -133,6 +160,7 @@ const commands: Record<string, Command> = {
         heartbeatSecret: str(v["heartbeat-secret"])
           ? { name: String(v["heartbeat-secret"]), key: String(v["heartbeat-secret-key"]) }
           : undefined,
+        ...apiLimits(v),
       });
     },
   },
@@ -202,6 +230,8 @@ const commands: Record<string, Command> = {
         default: "30",
         help: "seconds before an IP found in use by another host is probed again",
       },
+      // One speaker per node: together they are many clients. The kubelet's defaults.
+      ...apiLimitOptions(50, 100),
     },
     async run(v) {
       const { runSpeaker } = await import("../speaker/main.ts");
@@ -223,6 +253,7 @@ const commands: Record<string, Command> = {
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
         watchSilenceTimeoutMs: silence(v),
+        ...apiLimits(v),
       });
     },
   },
