@@ -19,6 +19,7 @@ import {
 } from "./client.ts";
 import { type Clock, monotonicClock, type TimerHandle, unref } from "./clock.ts";
 import { describeError, httpStatus } from "./errors.ts";
+import { getPage, PAGE } from "./list.ts";
 
 export interface InformerHandlers<T> {
   add?(obj: T): void;
@@ -42,12 +43,6 @@ export interface InformerOptions<T> {
   random?: () => number;
 }
 
-interface List<T> {
-  metadata?: { resourceVersion?: string; continue?: string };
-  items: T[];
-}
-
-const PAGE = 500;
 const BACKOFF_START_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
 /** Server-side watch timeout range, as client-go's reflector: [5, 10) minutes. */
@@ -74,8 +69,8 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
   #started = false;
   #stopped = false;
   #backoffMs = BACKOFF_START_MS;
-  /** Objects per list page; halved when a page is larger than the client reads. */
-  #pageSize = PAGE;
+  /** Objects per list page; halved when a page is larger than the client reads (list.ts). */
+  readonly #pageSize = { value: PAGE };
   #syncWaiters: (() => void)[] = [];
   #retryTimer: TimerHandle;
   #silenceTimer: TimerHandle;
@@ -201,7 +196,18 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     let cont: string | undefined;
     let rv: string;
     do {
-      const page = await this.#page(cont);
+      const page = await getPage<T>(
+        this.#client,
+        this.#path,
+        this.#query,
+        cont,
+        this.#pageSize,
+        (err) =>
+          this.#log.info(
+            { pageSize: this.#pageSize.value, err: describeError(err) },
+            "list page too large; asking for smaller pages",
+          ),
+      );
       if (this.#stopped) return;
       // A 200 that is no list (a proxy's page, a truncated body) must not read as an empty
       // one: that would report every cached object deleted and watch from "now".
@@ -225,31 +231,6 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     if (!this.#synced) {
       this.#synced = true;
       for (const w of this.#syncWaiters.splice(0)) w();
-    }
-  }
-
-  /**
-   * One page of the list. A page larger than the client's body cap (objects carrying
-   * big annotations, say) is asked for again in smaller pages, down to one object: the
-   * cap bounds what a list costs without making large objects unreadable.
-   */
-  async #page(cont: string | undefined): Promise<List<T>> {
-    for (;;) {
-      try {
-        return await this.#client.get<List<T>>(this.#path, {
-          ...this.#query,
-          limit: this.#pageSize,
-          continue: cont,
-        });
-      } catch (err) {
-        if (!(err instanceof ResponseTooLargeError) || this.#pageSize === 1 || this.#stopped)
-          throw err;
-        this.#pageSize = Math.max(1, Math.floor(this.#pageSize / 2));
-        this.#log.info(
-          { pageSize: this.#pageSize, err: describeError(err) },
-          "list page too large; asking for smaller pages",
-        );
-      }
     }
   }
 
