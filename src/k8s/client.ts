@@ -8,6 +8,7 @@ import type { Agent, IncomingMessage, RequestOptions } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { type Clock, monotonicClock } from "./clock.ts";
 import { cachedFileToken, kubeconfigPaths, loadKubeconfigs } from "./kubeconfig.ts";
 import { TokenBucket } from "./rate-limit.ts";
@@ -84,6 +85,8 @@ export interface RequestOpts {
   contentType?: string;
   /** Aborts the request (e.g. a lease renewal past its deadline). */
   signal?: AbortSignal;
+  /** A lower cap on this answer than the client's (list pages: see list.ts). */
+  maxBodyBytes?: number;
 }
 
 /**
@@ -323,7 +326,8 @@ export class KubeClient {
         signal,
       };
       const req = this.#s.request(this.#target(path, opts.query), options, (res) => {
-        readBody(res, this.#s.maxBodyBytes, `${method} ${path}`).then((body) => {
+        const cap = Math.min(this.#s.maxBodyBytes, opts.maxBodyBytes ?? Number.POSITIVE_INFINITY);
+        readBody(res, cap, `${method} ${path}`).then((body) => {
           this.#answered();
           const status = res.statusCode ?? 0;
           if (status >= 400) reject(apiError(status, body, `${method} ${path}`, res));
@@ -550,16 +554,19 @@ function readBody(res: IncomingMessage, limit: number, what: string): Promise<un
       reject(new ResponseTooLargeError(what, limit));
     };
     if (Number(res.headers["content-length"]) > limit) return tooLarge();
-    const chunks: Buffer[] = [];
+    // Decoded as it comes: the text is then the only whole copy of the body (no buffer
+    // of it as well), which matters for pages of large objects.
+    const decoder = new StringDecoder("utf8");
+    let text = "";
     let bytes = 0;
     res.on("data", (c: Buffer) => {
       bytes += c.length;
       if (bytes > limit) return tooLarge();
-      chunks.push(c);
+      text += decoder.write(c);
     });
     res.on("error", reject);
     res.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
+      text += decoder.end();
       if (text === "") return resolve(undefined);
       try {
         resolve(JSON.parse(text));

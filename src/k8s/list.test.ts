@@ -49,4 +49,16 @@ describe("listAll", () => {
     await expect(listAll(client, "/api/v1/services")).rejects.toBeInstanceOf(ResponseTooLargeError);
     expect(server.requests.at(-1)?.query.get("limit")).toBe("1");
   });
+
+  it("keeps pages under 2 MiB, while one object alone may be as large as the client's cap", async () => {
+    client = new KubeClient({ server: client.config.server }); // the default cap, 16 MiB
+    serve(3, 700 << 10); // 2.1 MiB in all
+    expect(await listAll(client, "/api/v1/services")).toHaveLength(3);
+    expect(server.requests.map((r) => Number(r.query.get("limit")))).toEqual([
+      500, 250, 125, 62, 31, 15, 7, 3, 1, 1, 1,
+    ]);
+    server.requests.length = 0;
+    serve(2, 5 << 20); // each object 5 MiB: read one by one
+    expect(await listAll(client, "/api/v1/services")).toHaveLength(2);
+  });
 });
