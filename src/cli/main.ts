@@ -119,8 +119,9 @@ const commands: Record<string, Command> = {
         help: "leader election retry period, seconds",
       },
       concurrency: { type: "string", default: "16", help: "parallel Service reconciles" },
-      // Above the cold start's measured pace (533 writes/s at 10,000 Services,
-      // bench/RESULTS.md) over the first 1,000 requests, half the apiserver's after that.
+      // About the measured pace of a cold start at 10,000 Services (533 writes/s,
+      // bench/RESULTS.md; the apiserver took 877/s): a start is barely slowed (a burst
+      // covers 1,000 Services), a loop is held to ~60 % of what the apiserver took.
       ...apiLimitOptions(500, 1000),
       instance: {
         type: "string",
