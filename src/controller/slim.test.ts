@@ -129,21 +129,13 @@ describe("slimService", () => {
     expect(slim.spec?.clusterIPs).toBeUndefined();
   });
 
-  it("reads exactly the ironlb annotations and their MetalLB spellings", () => {
-    expect([...SERVICE_ANNOTATIONS].sort()).toEqual(
-      [
-        "ironlb.dev/address-pool",
-        "ironlb.dev/allow-shared-ip",
-        "ironlb.dev/ip-allocated-from-pool",
-        "ironlb.dev/loadBalancerIPs",
-        "metallb.io/address-pool",
-        "metallb.io/allow-shared-ip",
-        "metallb.io/loadBalancerIPs",
-        "metallb.universe.tf/address-pool",
-        "metallb.universe.tf/allow-shared-ip",
-        "metallb.universe.tf/loadBalancerIPs",
-      ].sort(),
-    );
+  it("keeps every ironlb annotation and its MetalLB spellings, and only those", () => {
+    for (const key of Object.values(ANNOTATIONS)) {
+      const suffix = key.slice("ironlb.dev/".length);
+      for (const k of [key, `metallb.io/${suffix}`, `metallb.universe.tf/${suffix}`])
+        expect(SERVICE_ANNOTATIONS).toContain(k);
+    }
+    expect(SERVICE_ANNOTATIONS).toHaveLength(Object.values(ANNOTATIONS).length * 3);
   });
 
   it("translates any mix of annotations the same as the whole Service (property)", () => {

@@ -6,13 +6,14 @@
 import type { V1Namespace, V1ObjectMeta, V1Service } from "@kubernetes/client-node";
 import { ANNOTATIONS, METALLB_PREFIXES } from "../api/service.ts";
 
-/** The annotations the controller reads: its own keys and the MetalLB spellings it honours. */
-export const SERVICE_ANNOTATIONS: readonly string[] = [
-  ...[ANNOTATIONS.loadBalancerIPs, ANNOTATIONS.addressPool, ANNOTATIONS.allowSharedIP].flatMap(
-    (key) => [key, ...METALLB_PREFIXES.map((p) => p + key.slice("ironlb.dev/".length))],
-  ),
-  ANNOTATIONS.allocatedFromPool,
-];
+/**
+ * The annotations kept: every ironlb annotation (src/api/service.ts ANNOTATIONS, so that one
+ * added there is kept without a change here) and its MetalLB spellings.
+ */
+export const SERVICE_ANNOTATIONS: readonly string[] = Object.values(ANNOTATIONS).flatMap((key) => [
+  key,
+  ...METALLB_PREFIXES.map((p) => p + key.slice("ironlb.dev/".length)),
+]);
 
 function identity(m: V1ObjectMeta | undefined): V1ObjectMeta {
   const out: V1ObjectMeta = {};
