@@ -130,8 +130,8 @@ const WATCH_KEEPALIVE_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /**
  * Default cap on a response body. One object is at most etcd's request limit (1.5 MiB by
- * default) and lists are paged (an informer that meets the cap asks for smaller pages),
- * so this refuses only what no component needs, while bounding what one read can cost.
+ * default) and lists are read in pages of at most 2 MiB (list.ts), so this refuses only
+ * what no component needs, while bounding what one read can cost.
  */
 export const DEFAULT_MAX_BODY_BYTES = 16 << 20;
 /** A 429 is retried this many times, waiting as the server says, before it is an error. */
