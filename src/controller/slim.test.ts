@@ -3,7 +3,13 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ANNOTATIONS, isOurs, statusIPs } from "../api/service.ts";
 import { translateService } from "./service-request.ts";
-import { SERVICE_ANNOTATIONS, slimNamespace, slimService } from "./slim.ts";
+import {
+  ANNOTATION_VALUE_LIMIT,
+  LABELS_LIMIT,
+  SERVICE_ANNOTATIONS,
+  slimNamespace,
+  slimService,
+} from "./slim.ts";
 
 /** A Service with every field a user or another controller may set, and a big annotation. */
 function full(over: Partial<V1Service["spec"]> = {}, annotations: Record<string, string> = {}) {
@@ -153,6 +159,68 @@ describe("slimService", () => {
         },
       ),
     );
+  });
+});
+
+describe("slimService bounds what a tenant controls", () => {
+  const huge = (c: string, n = 200_000) => c.repeat(n);
+  /** Many labels, each within the API's per-label limits (there is no total limit). */
+  const manyLabels = (n: number, tag = "") =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [`l${i}.example.com/k${tag}`, "v".repeat(60)]),
+    );
+
+  it("keeps a long ironlb annotation as a short digest: equal values stay equal, others differ", () => {
+    const a = slimService(full({}, { [ANNOTATIONS.allowSharedIP]: `${huge("k")}a` }));
+    const a2 = slimService(full({}, { [ANNOTATIONS.allowSharedIP]: `${huge("k")}a` }));
+    const b = slimService(full({}, { [ANNOTATIONS.allowSharedIP]: `${huge("k")}b` }));
+    const key = (s: V1Service) => s.metadata?.annotations?.[ANNOTATIONS.allowSharedIP] ?? "";
+    expect(key(a).length).toBeLessThan(150);
+    expect(key(a)).toMatch(/^\(a value of 200001 characters, sha256 [0-9a-f]{64}\)$/);
+    expect(key(a)).toBe(key(a2));
+    expect(key(a)).not.toBe(key(b));
+    // A value at the limit is kept as it is.
+    const atLimit = "s".repeat(ANNOTATION_VALUE_LIMIT);
+    expect(key(slimService(full({}, { [ANNOTATIONS.allowSharedIP]: atLimit })))).toBe(atLimit);
+  });
+
+  it("a long IP list, pool name or loadBalancerIP stays invalid", () => {
+    for (const svc of [
+      full({}, { [ANNOTATIONS.loadBalancerIPs]: `198.51.100.7,${huge("1")}` }),
+      full({}, { "metallb.io/address-pool": huge("p") }),
+      full({ loadBalancerIP: huge("9") }),
+    ]) {
+      expect(translateService(svc, {}).ok).toBe(false);
+      expect(translateService(slimService(svc), {}).ok).toBe(false);
+    }
+  });
+
+  it(`drops the labels of a Service whose labels exceed ${LABELS_LIMIT} bytes, keeps them up to that`, () => {
+    const few = manyLabels(10);
+    expect(slimService(full()).metadata?.labels).toEqual({ app: "web", tier: "front" });
+    const svc = full();
+    svc.metadata!.labels = few;
+    expect(slimService(svc).metadata?.labels).toEqual(few);
+    svc.metadata!.labels = manyLabels(5_000); // ~400 KiB, which the API server accepts
+    expect(slimService(svc).metadata?.labels).toBeUndefined();
+  });
+
+  it("keeps a large pod selector as a digest: equal selectors stay equal, others differ", () => {
+    const sel = (tag: string) =>
+      slimService(full({ selector: manyLabels(5_000, tag) })).spec?.selector;
+    expect(JSON.stringify(sel("a")).length).toBeLessThan(200);
+    expect(sel("a")).toEqual(sel("a"));
+    expect(sel("a")).not.toEqual(sel("b"));
+    expect(slimService(full({ selector: { app: "web" } })).spec?.selector).toEqual({ app: "web" });
+  });
+
+  it("a Service with everything a tenant controls at its largest is cached in under 4 KiB", () => {
+    const annotations = Object.fromEntries(SERVICE_ANNOTATIONS.map((k) => [k, huge("z", 20_000)]));
+    const svc = full({ selector: manyLabels(5_000), loadBalancerIP: huge("1") }, annotations);
+    svc.metadata!.labels = manyLabels(5_000);
+    svc.status = { loadBalancer: { ingress: [{ ip: "198.51.100.7" }] } };
+    expect(JSON.stringify(svc).length).toBeGreaterThan(1_000_000);
+    expect(JSON.stringify(slimService(svc)).length).toBeLessThan(4_096);
   });
 });
 

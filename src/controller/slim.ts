@@ -1,10 +1,25 @@
 // What the controller keeps of the Services and Namespaces it watches: the fields it reads
 // (the Service rules of src/api/service.ts, translateService, the status write), nothing
-// else. Anyone who may create a Service decides its size: annotations alone may hold
-// 256 KiB, and cached whole, a thousand such Services would take the controller past its
-// memory limit. Pure.
+// else, and none of it unbounded. Anyone who may create a Service decides its size:
+// annotations may hold 256 KiB, labels have no total limit at all (only etcd's 1.5 MiB per
+// object), and cached whole, a thousand such Services take the controller past its memory
+// limit. Pure.
+import { createHash } from "node:crypto";
 import type { V1Namespace, V1ObjectMeta, V1Service } from "@kubernetes/client-node";
 import { ANNOTATIONS, METALLB_PREFIXES } from "../api/service.ts";
+
+/**
+ * Longest annotation value kept as it is. Every value ironlb reads is short when valid (two
+ * IPs, a pool or node name, a sharing key); a longer one is kept as a digest that says so:
+ * equal values stay equal (sharing keys are compared), and it is no IP list or pool name.
+ */
+export const ANNOTATION_VALUE_LIMIT = 1024;
+/**
+ * Most bytes of labels (keys and values) kept for one Service. Beyond it, none are kept:
+ * the Service is matched as unlabelled, which gives its owner nothing they could not have
+ * by removing the labels (they alone choose them), and bounds what one Service costs.
+ */
+export const LABELS_LIMIT = 16 * 1024;
 
 /**
  * The annotations kept: every ironlb annotation (src/api/service.ts ANNOTATIONS, so that one
@@ -25,22 +40,24 @@ function identity(m: V1ObjectMeta | undefined): V1ObjectMeta {
 }
 
 /**
- * A Service as the controller needs it. Labels stay whole (pool serviceSelectors match
- * them, and any pool may name any label); annotations only those in SERVICE_ANNOTATIONS;
- * status conditions whole (the status write keeps the other conditions it read).
+ * A Service as the controller needs it. Labels whole up to LABELS_LIMIT (pool
+ * serviceSelectors match them, and any pool may name any label); annotations only those
+ * in SERVICE_ANNOTATIONS, each up to ANNOTATION_VALUE_LIMIT; the pod selector (compared
+ * for sharing) whole up to LABELS_LIMIT, else a digest of it; status conditions whole
+ * (the status write keeps the other conditions it read; only controllers write them).
  */
 export function slimService(svc: V1Service): V1Service {
   const m = svc.metadata;
   const meta = identity(m);
   if (m?.generation !== undefined) meta.generation = m.generation;
   if (m?.creationTimestamp !== undefined) meta.creationTimestamp = m.creationTimestamp;
-  if (m?.labels) meta.labels = m.labels;
+  if (m?.labels && labelBytes(m.labels) <= LABELS_LIMIT) meta.labels = m.labels;
   const annotations: Record<string, string> = {};
   let any = false;
   for (const key of SERVICE_ANNOTATIONS) {
     const v = m?.annotations?.[key];
     if (v === undefined) continue;
-    annotations[key] = v;
+    annotations[key] = v.length <= ANNOTATION_VALUE_LIMIT ? v : digest(v);
     any = true;
   }
   if (any) meta.annotations = annotations;
@@ -55,10 +72,16 @@ export function slimService(svc: V1Service): V1Service {
       "ipFamilies",
       "ipFamilyPolicy",
       "externalTrafficPolicy",
-      "selector",
     ] as const;
     for (const k of keep)
       if (spec[k] !== undefined) (out.spec as Record<string, unknown>)[k] = spec[k];
+    if (spec.loadBalancerIP !== undefined && spec.loadBalancerIP.length > ANNOTATION_VALUE_LIMIT)
+      out.spec.loadBalancerIP = digest(spec.loadBalancerIP);
+    if (spec.selector)
+      out.spec.selector =
+        labelBytes(spec.selector) <= LABELS_LIMIT
+          ? spec.selector
+          : { [SELECTOR_DIGEST]: digest(JSON.stringify(Object.entries(spec.selector).sort())) };
     if (spec.ports)
       out.spec.ports = spec.ports.map((p) => ({
         port: p.port,
@@ -79,6 +102,25 @@ export function slimService(svc: V1Service): V1Service {
     if (conditions) out.status.conditions = conditions;
   }
   return out;
+}
+
+/**
+ * The key a pod selector over LABELS_LIMIT is kept under, as a digest: sharing compares
+ * selectors for equality only, and equal selectors have equal digests.
+ */
+const SELECTOR_DIGEST = "ironlb.dev/selector-digest";
+
+/** The size of a label set: what LABELS_LIMIT counts. */
+export function labelBytes(labels: Record<string, string>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(labels)) n += k.length + v.length;
+  return n;
+}
+
+/** What stands for an annotation value over ANNOTATION_VALUE_LIMIT. */
+function digest(value: string): string {
+  const hash = createHash("sha256").update(value).digest("hex");
+  return `(a value of ${value.length} characters, sha256 ${hash})`;
 }
 
 /** A Namespace as the controller needs it: its labels (pool namespaceSelectors). */
