@@ -6,7 +6,7 @@
 // limit. Pure.
 import { createHash } from "node:crypto";
 import type { V1Namespace, V1ObjectMeta, V1Service } from "@kubernetes/client-node";
-import { ANNOTATIONS, METALLB_PREFIXES } from "../api/service.ts";
+import { ANNOTATIONS, abbreviated, METALLB_PREFIXES } from "../api/service.ts";
 
 /**
  * Longest annotation value kept as it is. Every value ironlb reads is short when valid (two
@@ -117,10 +117,13 @@ export function labelBytes(labels: Record<string, string>): number {
   return n;
 }
 
-/** What stands for an annotation value over ANNOTATION_VALUE_LIMIT. */
+/**
+ * What stands for a value over ANNOTATION_VALUE_LIMIT: messages quote it as the value
+ * itself (its start and length), equal values stay equal (a digest), and it is no IP
+ * list or pool name.
+ */
 function digest(value: string): string {
-  const hash = createHash("sha256").update(value).digest("hex");
-  return `(a value of ${value.length} characters, sha256 ${hash})`;
+  return abbreviated(value, createHash("sha256").update(value).digest("hex"));
 }
 
 /** A Namespace as the controller needs it: its labels (pool namespaceSelectors). */
