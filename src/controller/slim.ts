@@ -123,7 +123,10 @@ export function labelBytes(labels: Record<string, string>): number {
  * list or pool name.
  */
 function digest(value: string): string {
-  return abbreviated(value, createHash("sha256").update(value).digest("hex"));
+  const short = abbreviated(value, createHash("sha256").update(value).digest("hex"));
+  // A copy: V8 makes a slice of a long string a view that keeps all of it alive, and the
+  // abbreviation starts with one (measured: +85 MiB at 1,000 Services in the memory test).
+  return Buffer.from(short, "utf8").toString("utf8");
 }
 
 /** A Namespace as the controller needs it: its labels (pool namespaceSelectors). */
