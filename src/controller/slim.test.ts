@@ -97,7 +97,6 @@ describe("slimService", () => {
       full({ loadBalancerIP: undefined }, { "metallb.io/loadBalancerIPs": "198.51.100.9" }),
       full({}, { "metallb.universe.tf/address-pool": "p", [ANNOTATIONS.addressPool]: "q" }),
       full({}, { [ANNOTATIONS.allowSharedIP]: "k", "metallb.io/allow-shared-ip": "k" }),
-      full({ type: "ClusterIP" }, { [ANNOTATIONS.allocatedFromPool]: "p" }),
       full({ ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv6", "IPv4"] }),
     ];
     for (const svc of cases) {
@@ -159,6 +158,20 @@ describe("slimService", () => {
         },
       ),
     );
+  });
+});
+
+describe("slimService of a Service that is not a LoadBalancer", () => {
+  it("keeps identity, type, the pool annotation and the status: what releasing its IP needs", () => {
+    const svc = full({ type: "ClusterIP" }, { [ANNOTATIONS.allocatedFromPool]: "p" });
+    const slim = slimService(structuredClone(svc));
+    expect(isOurs(slim, filter)).toBe(false);
+    expect(slim.spec).toEqual({ type: "ClusterIP" });
+    expect(slim.metadata?.labels).toBeUndefined();
+    expect(slim.metadata?.annotations).toEqual({ [ANNOTATIONS.allocatedFromPool]: "p" });
+    expect(statusIPs(slim)).toEqual(statusIPs(svc));
+    expect(slim.status?.conditions).toEqual(svc.status?.conditions);
+    expect(JSON.stringify(slim).length).toBeLessThan(1_024);
   });
 });
 

@@ -40,7 +40,8 @@ function identity(m: V1ObjectMeta | undefined): V1ObjectMeta {
 }
 
 /**
- * A Service as the controller needs it. Labels whole up to LABELS_LIMIT (pool
+ * A Service as the controller needs it. Of a Service not of type LoadBalancer, only its
+ * type, the pool annotation and the status. Labels whole up to LABELS_LIMIT (pool
  * serviceSelectors match them, and any pool may name any label); annotations only those
  * in SERVICE_ANNOTATIONS, each up to ANNOTATION_VALUE_LIMIT; the pod selector (compared
  * for sharing) whole up to LABELS_LIMIT, else a digest of it; status conditions whole
@@ -51,7 +52,9 @@ export function slimService(svc: V1Service): V1Service {
   const meta = identity(m);
   if (m?.generation !== undefined) meta.generation = m.generation;
   if (m?.creationTimestamp !== undefined) meta.creationTimestamp = m.creationTimestamp;
-  if (m?.labels && labelBytes(m.labels) <= LABELS_LIMIT) meta.labels = m.labels;
+  const lb = svc.spec?.type === "LoadBalancer";
+  // Labels matter to pool selectors only, which only LoadBalancers meet.
+  if (lb && m?.labels && labelBytes(m.labels) <= LABELS_LIMIT) meta.labels = m.labels;
   const annotations: Record<string, string> = {};
   let any = false;
   for (const key of SERVICE_ANNOTATIONS) {
@@ -63,7 +66,11 @@ export function slimService(svc: V1Service): V1Service {
   if (any) meta.annotations = annotations;
   const out: V1Service = { metadata: meta };
   const spec = svc.spec;
-  if (spec) {
+  // Any other type is not ironlb's (isOurs): its type says so, and a change of type
+  // arrives as a whole new object. Its status and pool annotation stay (a Service that
+  // left type LoadBalancer has ironlb's status removed).
+  if (spec && !lb) out.spec = spec.type !== undefined ? { type: spec.type } : {};
+  else if (spec) {
     out.spec = {};
     const keep = [
       "type",
