@@ -46,9 +46,22 @@ export const ECHO_LIMIT = 64;
 
 /** A value for a message: quoted, and cut to `max` characters with its full length said. */
 export function quoted(value: string, max = ECHO_LIMIT): string {
+  const a = ABBREVIATED.exec(value);
+  if (a) return `"${a[1]!.slice(0, max)}…" (${a[2]} characters)`;
   if (value.length <= max) return `"${value}"`;
   return `"${value.slice(0, max)}…" (${value.length} characters)`;
 }
+
+/**
+ * A long value as a cache keeps it (the controller's, src/controller/slim.ts): its first
+ * ECHO_LIMIT characters, its length and a digest of it (the caller's), so that quoted()
+ * says what it would say of the value itself, and equal values stay equal.
+ */
+export function abbreviated(value: string, digest: string): string {
+  return `${value.slice(0, ECHO_LIMIT).replaceAll("\0", "")}\0${value.length}\0${digest}`;
+}
+
+const ABBREVIATED = /^([^\0]*)\0(\d+)\0/;
 
 /**
  * Reads one ironlb annotation, falling back to the MetalLB spellings with a warning that

@@ -63,6 +63,30 @@ const common: Record<string, OptionSpec> = {
   help: { type: "boolean", help: "show this help" },
 };
 
+/**
+ * The client-side rate limit of API requests, with the component's defaults. The API
+ * server guards itself too (priority and fairness answers 429, which is retried after its
+ * Retry-After); this keeps a component in a loop from being what makes it do so.
+ */
+function apiLimitOptions(qps: number, burst: number): Record<string, OptionSpec> {
+  return {
+    "api-qps": {
+      type: "string",
+      default: String(qps),
+      help: "API requests per second on average, client-side (0: no limit; Lease renewals never wait)",
+    },
+    "api-burst": {
+      type: "string",
+      default: String(burst),
+      help: "API requests at once beyond --api-qps",
+    },
+  };
+}
+const apiLimits = (v: Record<string, string | boolean | undefined>) => ({
+  apiQps: num(v["api-qps"], "api-qps"),
+  apiBurst: Math.max(1, num(v["api-burst"], "api-burst")),
+});
+
 /** Which Services a component handles: controller and speakers must agree. */
 const classOptions: Record<string, OptionSpec> = {
   "lb-class": { type: "string", default: DEFAULT_LB_CLASS, help: "spec.loadBalancerClass handled" },
@@ -107,6 +131,10 @@ const commands: Record<string, Command> = {
         help: "leader election retry period, seconds",
       },
       concurrency: { type: "string", default: "16", help: "parallel Service reconciles" },
+      // About the measured pace of a cold start at 10,000 Services (533 writes/s,
+      // bench/RESULTS.md; the apiserver took 877/s): a start is barely slowed (a burst
+      // covers 1,000 Services), a loop is held to ~60 % of what the apiserver took.
+      ...apiLimitOptions(500, 1000),
       instance: {
         type: "string",
         help: "identity for the lease and Events (default: $POD_NAME or host-pid)",
@@ -146,6 +174,7 @@ const commands: Record<string, Command> = {
         heartbeatSecret: str(v["heartbeat-secret"])
           ? { name: String(v["heartbeat-secret"]), key: String(v["heartbeat-secret-key"]) }
           : undefined,
+        ...apiLimits(v),
       });
     },
   },
@@ -215,6 +244,8 @@ const commands: Record<string, Command> = {
         default: "30",
         help: "seconds before an IP found in use by another host is probed again",
       },
+      // One speaker per node: together they are many clients. The kubelet's defaults.
+      ...apiLimitOptions(50, 100),
     },
     async run(v) {
       const { runSpeaker } = await import("../speaker/main.ts");
@@ -237,6 +268,7 @@ const commands: Record<string, Command> = {
         healthPort: num(v["health-port"], "health-port"),
         metricsAuth: metricsAuth(v),
         watchSilenceTimeoutMs: silence(v),
+        ...apiLimits(v),
       });
     },
   },

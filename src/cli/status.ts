@@ -17,6 +17,7 @@ import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service
 import { CONDITION_TYPE } from "../controller/controller.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { timestamp } from "../k8s/errors.ts";
+import { listAll } from "../k8s/list.ts";
 import { decide, REBALANCE_ANNOTATION } from "../speaker/decision.ts";
 import type { NodeInfo } from "../speaker/eligibility.ts";
 import { SPEAKER_LEASE_LABEL } from "../speaker/membership.ts";
@@ -173,8 +174,8 @@ export function formatRows(rows: StatusRow[]): string {
 
 /** Reads what status needs from the API server. */
 export async function fetchStatusInput(api: KubeClient, namespace?: string): Promise<StatusInput> {
-  const items = async <T>(path: string, query?: Record<string, string>) =>
-    (await api.get<{ items?: T[] }>(path, query)).items ?? [];
+  // Paged, so that no answer outgrows the client's body cap (Services may be large).
+  const items = <T>(path: string, query?: Record<string, string>) => listAll<T>(api, path, query);
   const ns = namespace ? `/namespaces/${namespace}` : "";
   const [services, slices, nodes, pools, ads, leases, announcements] = await Promise.all([
     items<V1Service>(`/api/v1${ns}/services`),

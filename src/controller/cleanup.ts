@@ -10,6 +10,7 @@ import { group, version } from "../api/group.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
+import { listPages } from "../k8s/list.ts";
 import type { Logger } from "../observability/log.ts";
 import { CONDITION_TYPE } from "./controller.ts";
 
@@ -129,10 +130,9 @@ export async function cleanup(
 ): Promise<CleanupResult> {
   await waitForComponents(api, o, log);
   const result: CleanupResult = { services: [], leases: [], announcements: [] };
-  let cont: string | undefined;
-  do {
-    const page: List<V1Service> = await api.get("/api/v1/services", { limit: 500, continue: cont });
-    for (let svc of page.items) {
+  // Paged as large as the client's body cap allows (Services may be large).
+  for await (const items of listPages<V1Service>(api, "/api/v1/services")) {
+    for (let svc of items) {
       const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
       const path = `/api/v1/namespaces/${svc.metadata?.namespace}/services/${svc.metadata?.name}`;
       for (let attempt = 0; ; attempt++) {
@@ -158,8 +158,7 @@ export async function cleanup(
         }
       }
     }
-    cont = page.metadata?.continue || undefined;
-  } while (cont);
+  }
 
   // The speakers' records: cluster-scoped objects of ironlb's own CRD, which outlives the
   // release (Helm keeps CRDs), so they would describe announcements nobody makes any more.

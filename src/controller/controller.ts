@@ -24,6 +24,7 @@ import {
   toPoolInput,
 } from "./pools.ts";
 import { translateService } from "./service-request.ts";
+import { slimNamespace, slimService } from "./slim.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 /** The Service condition type the controller maintains. */
@@ -68,8 +69,11 @@ export class Controller {
   readonly #queue: WorkQueue;
   /** Services waiting for capacity: retried whenever addresses free up or pools change. */
   readonly #pending = new Set<string>();
-  /** What the last successful write put on each Service, to skip re-writes while the cache lags. */
-  readonly #written = new Map<string, { rv: bigint; fingerprint: string }>();
+  /**
+   * What the last successful write put on each Service and the resourceVersion it replaced,
+   * to skip re-writes while the cache still shows that version.
+   */
+  readonly #written = new Map<string, { from: string; fingerprint: string }>();
   /**
    * Configuration problems already reported by Event, per Service: each distinct problem is
    * reported once, not on every reconcile (our own status writes cause reconciles too).
@@ -144,6 +148,8 @@ export class Controller {
         delete: (s) => this.#serviceChanged(s),
       },
       log,
+      {},
+      { transform: slimService },
     );
     this.#pools = new Informer<IPAddressPool & KubernetesObject>(
       api,
@@ -160,6 +166,8 @@ export class Controller {
       "/api/v1/namespaces",
       { add: (n) => this.#namespaceChanged(n), update: (n) => this.#namespaceChanged(n) },
       log,
+      {},
+      { transform: slimNamespace },
     );
   }
 
@@ -642,10 +650,13 @@ export class Controller {
       this.#written.delete(key);
       return false;
     }
-    // Our own last write may not have reached the cache yet.
+    // Our own last write may not have reached the cache yet: the cache then still shows
+    // the version that write replaced. resourceVersions are opaque (only equality means
+    // anything); the write was guarded by that version, so the next version is ours.
     const last = this.#written.get(key);
-    const rv = parseRV(svc.metadata?.resourceVersion);
-    if (last && last.fingerprint === fingerprint && rv !== undefined && rv <= last.rv) return false;
+    const rv = svc.metadata?.resourceVersion;
+    if (last && last.fingerprint === fingerprint && rv !== undefined && rv === last.from)
+      return false;
 
     let conditions = curConds.filter((c) => c.type !== CONDITION_TYPE);
     if (cond) {
@@ -684,8 +695,8 @@ export class Controller {
           { service: key, eventAt: this.#reconcileEventAt.get(key), sentAt, answeredAt: epochMs() },
           "status written",
         );
-      const newRV = parseRV(updated.metadata?.resourceVersion);
-      if (newRV !== undefined) this.#written.set(key, { rv: newRV, fingerprint });
+      if (rv !== undefined && updated.metadata?.resourceVersion !== rv)
+        this.#written.set(key, { from: rv, fingerprint });
       return true;
     } catch (err) {
       if (httpStatus(err) === 404) return false; // deleted meanwhile: the delete event follows
@@ -780,11 +791,6 @@ function keyOf(obj: KubernetesObject): string {
 function splitKey(key: string): [string, string] {
   const i = key.indexOf("/");
   return [key.slice(0, i), key.slice(i + 1)];
-}
-
-function parseRV(rv: string | undefined): bigint | undefined {
-  if (!rv || !/^\d+$/.test(rv)) return undefined;
-  return BigInt(rv);
 }
 
 function poolTarget(pool: IPAddressPool | undefined, name: string): EventTarget {

@@ -4,6 +4,7 @@ import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { LeaderElector } from "../k8s/leader-election.ts";
 import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
 import { createLogger } from "../observability/log.ts";
+import { apiClientMetrics } from "../observability/metrics.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { keepHeartbeatSecret } from "./heartbeat-secret.ts";
@@ -25,6 +26,9 @@ export interface RunControllerOptions extends ControllerOptions {
   watchSilenceTimeoutMs?: number;
   /** The speakers' heartbeat Secret to create in `namespace` when missing (never changed). */
   heartbeatSecret?: { name: string; key: string };
+  /** Client-side rate limit of API requests (0: none). */
+  apiQps: number;
+  apiBurst: number;
 }
 
 /** Runs the controller until SIGTERM/SIGINT; exits non-zero if leadership is lost. */
@@ -33,6 +37,8 @@ export async function runController(opts: RunControllerOptions): Promise<void> {
   const api = KubeClient.load(opts.kubeconfig);
   const metrics = controllerMetrics();
   if (opts.watchSilenceTimeoutMs) api.watchSettings.silenceTimeoutMs = opts.watchSilenceTimeoutMs;
+  api.setRateLimit(opts.apiQps, opts.apiBurst);
+  apiClientMetrics(metrics.registry, api.stats);
   const elector = opts.leaderElection
     ? new LeaderElector(
         api,

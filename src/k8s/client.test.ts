@@ -1,7 +1,8 @@
 import { Socket } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { KubeClient, type WriteFence } from "./client.ts";
+import { KubeClient, ResponseTooLargeError, retryAfterMs, type WriteFence } from "./client.ts";
 import { FakeApiServer } from "./fake-apiserver.ts";
+import { FakeClock } from "./fake-clock.ts";
 
 let server: FakeApiServer;
 let client: KubeClient;
@@ -132,5 +133,157 @@ describe("KubeClient", () => {
     server.watches[0]!.res.write(`${line}\n`);
     expect(await done).toMatchObject({ message: "watch /api/v1/pods: malformed event" });
     expect(seen).toEqual([]);
+  });
+
+  it("refuses a response body larger than the cap, naming the request and the cap", async () => {
+    const capped = new KubeClient({ server: client.config.server }, { maxBodyBytes: 1 << 20 });
+    server.onRequest = (_m, path) => ({
+      status: 200,
+      body: { data: "x".repeat(path === "/big" ? 1 << 20 : 1000) },
+    });
+    await expect(capped.get("/small")).resolves.toMatchObject({ data: "x".repeat(1000) });
+    const err = await capped.get("/big").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResponseTooLargeError);
+    expect((err as Error).message).toBe(
+      "GET /big: the answer is larger than the 1 MiB cap; not read",
+    );
+    // The connection it came on is gone; the next request works.
+    await expect(capped.get("/small")).resolves.toBeDefined();
+  });
+
+  it("refuses a body larger than the cap without a content-length too (chunked)", async () => {
+    const capped = new KubeClient({ server: client.config.server }, { maxBodyBytes: 1 << 20 });
+    server.onRequest = () => ({
+      status: 200,
+      body: { data: "y".repeat(2 << 20) },
+      headers: { "transfer-encoding": "chunked" },
+    });
+    await expect(capped.get("/big")).rejects.toBeInstanceOf(ResponseTooLargeError);
+  });
+
+  it("watch: an event line longer than the cap ends the watch with a clear error", async () => {
+    const capped = new KubeClient({ server: client.config.server }, { maxBodyBytes: 64 << 10 });
+    const seen: string[] = [];
+    const done = new Promise<Error | undefined>((resolve) =>
+      capped.watch<{ metadata: { name: string } }>(
+        "/api/v1/services",
+        {},
+        (ev) => seen.push(ev.object.metadata.name),
+        resolve,
+      ),
+    );
+    await vi.waitFor(() => expect(server.watches).toHaveLength(1));
+    const w = server.watches[0]!;
+    w.send("ADDED", { metadata: { name: "small", annotations: { a: "x".repeat(60 << 10) } } });
+    // A line split over many chunks, none of them alone over the cap.
+    const big = JSON.stringify({
+      type: "ADDED",
+      object: { metadata: { name: "big", annotations: { a: "x".repeat(200 << 10) } } },
+    });
+    for (let i = 0; i < big.length; i += 16 << 10) w.res.write(big.slice(i, (i + 16) << 10));
+    const err = await done;
+    expect(err).toBeInstanceOf(ResponseTooLargeError);
+    expect(err?.message).toBe(
+      "watch /api/v1/services: an event: the answer is larger than the 65536 bytes cap; not read",
+    );
+    expect(seen).toEqual(["small"]);
+  });
+
+  it("retries a 429 after the server's Retry-After, on the client's clock", async () => {
+    const clock = new FakeClock();
+    const c = new KubeClient({ server: client.config.server }, { clock });
+    let n = 0;
+    server.onRequest = () =>
+      ++n <= 2
+        ? { status: 429, body: { message: "slow down" }, headers: { "retry-after": "3" } }
+        : { status: 200, body: { ok: true } };
+    const p = c.mergePatch("/x", { a: 1 });
+    await vi.waitFor(() => expect(clock.pending()).toEqual([3_000]));
+    expect(server.requests).toHaveLength(1);
+    clock.advance(2_999);
+    expect(server.requests).toHaveLength(1); // not before the server said
+    clock.advance(1);
+    await vi.waitFor(() => expect(clock.pending()).toEqual([3_000]));
+    expect(server.requests).toHaveLength(2);
+    clock.advance(3_000);
+    await expect(p).resolves.toEqual({ ok: true });
+    expect(server.requests.map((r) => r.method)).toEqual(["PATCH", "PATCH", "PATCH"]);
+    expect(c.stats.throttledByServer).toBe(2);
+  });
+
+  it("gives up on 429 after a few retries, with the server's error", async () => {
+    const clock = new FakeClock();
+    const c = new KubeClient({ server: client.config.server }, { clock });
+    server.onRequest = () => ({
+      status: 429,
+      body: { message: "too many requests" },
+      headers: { "retry-after": "1" },
+    });
+    const p = c.get("/x").catch((e: unknown) => e);
+    for (let i = 0; i < 5; i++) {
+      await vi.waitFor(() => expect(clock.pending()).toEqual([1_000]));
+      clock.advance(1_000);
+    }
+    expect(await p).toMatchObject({ code: 429, message: "GET /x: HTTP 429: too many requests" });
+    expect(server.requests).toHaveLength(6);
+  });
+
+  it("a 429 wait ends when the request's signal aborts", async () => {
+    const clock = new FakeClock();
+    const c = new KubeClient({ server: client.config.server }, { clock });
+    server.onRequest = () => ({ status: 429, body: {}, headers: { "retry-after": "5" } });
+    const ctl = new AbortController();
+    const p = c.get("/x", undefined, ctl.signal);
+    await vi.waitFor(() => expect(clock.pending()).toEqual([5_000]));
+    ctl.abort(new Error("deadline"));
+    await expect(p).rejects.toThrow("deadline");
+    expect(clock.pending()).toEqual([]);
+  });
+
+  it.each([
+    ["seconds", "7", 7_000],
+    ["zero", "0", 0],
+    ["beyond the bound", "3600", 10_000],
+    ["missing", undefined, 1_000],
+    ["garbage", "soon", 1_000],
+    ["an HTTP date", "Thu, 01 Jan 1970 00:00:04 GMT", 4_000],
+    ["a date in the past", "Thu, 01 Jan 1970 00:00:00 GMT", 0],
+  ])("Retry-After %s", (_what, header, ms) => {
+    expect(retryAfterMs(header, 0)).toBe(ms);
+  });
+
+  it("a token bucket paces requests beyond the burst; Lease requests do not wait", async () => {
+    const clock = new FakeClock();
+    const c = new KubeClient({ server: client.config.server }, { clock, qps: 10, burst: 2 });
+    server.onRequest = () => ({ status: 200, body: {} });
+    const done: string[] = [];
+    const send = (path: string) => c.get(path).then(() => done.push(path));
+    const all = [send("/1"), send("/2"), send("/3"), send("/4")];
+    await vi.waitFor(() => expect(done).toEqual(["/1", "/2"]));
+    expect(clock.pending()).toEqual([100, 200]); // 10 per second: one each 100 ms
+    await c.get("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l"); // not queued
+    clock.advance(100);
+    await vi.waitFor(() => expect(done).toEqual(["/1", "/2", "/3"]));
+    clock.advance(100);
+    await Promise.all(all);
+    expect(done).toEqual(["/1", "/2", "/3", "/4"]);
+    // Idle time refills the bucket, up to the burst.
+    clock.advance(10_000);
+    await Promise.all([c.get("/5"), c.get("/6")]);
+    expect(clock.pending()).toEqual([]);
+  });
+
+  it("setRateLimit applies to the client and its fenced views", async () => {
+    const clock = new FakeClock();
+    const c = new KubeClient({ server: client.config.server }, { clock });
+    server.onRequest = () => ({ status: 200, body: {} });
+    await Promise.all([c.get("/a"), c.get("/b"), c.get("/c")]); // no limit by default
+    c.setRateLimit(1, 1);
+    const fenced = c.fenced(new Fence());
+    await fenced.mergePatch("/x", {});
+    const p = fenced.mergePatch("/y", {});
+    await vi.waitFor(() => expect(clock.pending()).toEqual([1_000]));
+    clock.advance(1_000);
+    await p;
   });
 });

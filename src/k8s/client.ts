@@ -8,7 +8,10 @@ import type { Agent, IncomingMessage, RequestOptions } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { StringDecoder } from "node:string_decoder";
+import { type Clock, monotonicClock } from "./clock.ts";
 import { cachedFileToken, kubeconfigPaths, loadKubeconfigs } from "./kubeconfig.ts";
+import { TokenBucket } from "./rate-limit.ts";
 
 // Not `import ... from "node:http"`: an ES module import of node:http reads all its exports,
 // lazy ones included (WebSocket, EventSource...), which loads undici, tls, http2 and zlib:
@@ -21,12 +24,32 @@ export { fromKubeconfig } from "./kubeconfig.ts";
 export class ApiError extends Error {
   readonly code: number;
   readonly body: unknown;
-  constructor(code: number, body: unknown, message: string) {
+  /** The server's Retry-After (a 429), in milliseconds, bounded; undefined without one. */
+  readonly retryAfterMs: number | undefined;
+  constructor(code: number, body: unknown, message: string, retryAfterMs?: number) {
     super(message);
     this.name = "ApiError";
     this.code = code;
     this.body = body;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/**
+ * A response (or one watch event) larger than the client accepts: nothing the components
+ * read is that big, and reading it whole could run the process out of memory.
+ */
+export class ResponseTooLargeError extends Error {
+  readonly limitBytes: number;
+  constructor(what: string, limitBytes: number) {
+    super(`${what}: the answer is larger than the ${formatBytes(limitBytes)} cap; not read`);
+    this.name = "ResponseTooLargeError";
+    this.limitBytes = limitBytes;
+  }
+}
+
+function formatBytes(n: number): string {
+  return n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n} bytes`;
 }
 
 /** Where and how to reach the API server. */
@@ -62,6 +85,8 @@ export interface RequestOpts {
   contentType?: string;
   /** Aborts the request (e.g. a lease renewal past its deadline). */
   signal?: AbortSignal;
+  /** A lower cap on this answer than the client's (list pages: see list.ts). */
+  maxBodyBytes?: number;
 }
 
 /**
@@ -84,48 +109,113 @@ export interface WatchSettings {
   silenceTimeoutMs: number;
 }
 
+/** Limits of one client and the views made from it (the components set them from flags). */
+export interface ClientOptions {
+  /**
+   * Requests a second on average, client-side (a token bucket; 0: none). Lease requests
+   * do not wait for tokens: they are periodic by construction, and a renewal queued
+   * behind a burst of other writes would cost a leadership or a node's membership.
+   */
+  qps?: number;
+  /** Requests at once beyond the average. */
+  burst?: number;
+  /** Largest response body, and longest watch event, read (bytes). */
+  maxBodyBytes?: number;
+  /** Default: the process's monotonic clock and timers (waits for tokens and Retry-After). */
+  clock?: Clock;
+}
+
 /** TCP keepalive probes on watch connections start after this much idle time. */
 const WATCH_KEEPALIVE_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * Default cap on a response body. One object is at most etcd's request limit (1.5 MiB by
+ * default) and lists are read in pages of at most 2 MiB (list.ts), so this refuses only
+ * what no component needs, while bounding what one read can cost.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 16 << 20;
+/** A 429 is retried this many times, waiting as the server says, before it is an error. */
+const MAX_429_RETRIES = 5;
+/** Retry-After is obeyed up to this (a server asking for more is retried sooner anyway). */
+const MAX_RETRY_AFTER_MS = 10_000;
+/** Retry-After missing or unreadable on a 429. */
+const DEFAULT_RETRY_AFTER_MS = 1_000;
+/** Requests that do not wait for tokens (see ClientOptions.qps). */
+const UNTHROTTLED = "/apis/coordination.k8s.io/";
+
+/** What a client shares with its fenced views. */
+interface Shared {
+  agent: Agent;
+  watchAgent: Agent;
+  request: typeof httpRequest;
+  watches: Set<WatchHealth>;
+  watchSettings: WatchSettings;
+  answers: { at: number };
+  clock: Clock;
+  bucket: TokenBucket;
+  maxBodyBytes: number;
+  stats: ClientStats;
+}
+
+/** Counters of a client (and its views), for metrics. */
+export interface ClientStats {
+  /** 429 answers received (each retried or, past the retries, an error). */
+  throttledByServer: number;
+  /** Exceptions thrown by informer handlers and transforms, contained. */
+  informerErrors: number;
+}
 
 /** JSON over HTTPS (or HTTP, e.g. kubectl proxy) with connection reuse; one instance per process. */
 export class KubeClient {
   readonly config: ApiConfig;
-  readonly #agent: Agent;
-  readonly #watchAgent: Agent;
   readonly #url: URL;
-  readonly #request: typeof httpRequest;
+  readonly #s: Shared;
   readonly #fence: WriteFence | undefined;
   /** Informers started on this client report here, so health checks can see all of them. */
-  readonly watches: Set<WatchHealth>;
-  readonly watchSettings: WatchSettings;
+  get watches(): Set<WatchHealth> {
+    return this.#s.watches;
+  }
+  get watchSettings(): WatchSettings {
+    return this.#s.watchSettings;
+  }
+  get stats(): ClientStats {
+    return this.#s.stats;
+  }
   /** When (performance.now()) the API server last answered anything: health checks use it. */
   get lastAnswerAt(): number {
-    return this.#answers.at;
+    return this.#s.answers.at;
   }
-  readonly #answers: { at: number };
 
-  /** `shared` and `fence` are fenced()'s: a view sharing connections, guarding writes. */
-  constructor(config: ApiConfig, shared?: KubeClient, fence?: WriteFence) {
+  /** `view` is fenced()'s: a view sharing that client's state, guarding writes with the fence. */
+  constructor(
+    config: ApiConfig,
+    opts: ClientOptions = {},
+    view?: { of: KubeClient; fence: WriteFence },
+  ) {
     this.config = config;
     this.#url = new URL(config.server);
-    this.#fence = fence;
-    if (shared) {
-      this.#agent = shared.#agent;
-      this.#watchAgent = shared.#watchAgent;
-      this.#request = shared.#request;
-      this.watches = shared.watches;
-      this.watchSettings = shared.watchSettings;
-      this.#answers = shared.#answers;
+    this.#fence = view?.fence;
+    if (view) {
+      this.#s = view.of.#s;
       return;
     }
-    this.watches = new Set();
-    this.#answers = { at: Number.NEGATIVE_INFINITY };
-    this.watchSettings = { silenceTimeoutMs: 180_000 };
+    const clock = opts.clock ?? monotonicClock;
+    const common = {
+      watches: new Set<WatchHealth>(),
+      watchSettings: { silenceTimeoutMs: 180_000 },
+      answers: { at: Number.NEGATIVE_INFINITY },
+      clock,
+      bucket: new TokenBucket(opts.qps ?? 0, opts.burst ?? 1, clock),
+      maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      stats: { throttledByServer: 0, informerErrors: 0 },
+    };
     if (this.#url.protocol === "http:") {
-      this.#request = httpRequest;
-      this.#agent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
-      this.#watchAgent = new HttpAgent({ keepAlive: false });
+      this.#s = {
+        ...common,
+        request: httpRequest,
+        agent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+        watchAgent: new HttpAgent({ keepAlive: false }),
+      };
       return;
     }
     const tls = {
@@ -134,11 +224,19 @@ export class KubeClient {
       key: config.key,
       rejectUnauthorized: !config.insecureSkipTLSVerify,
     };
-    this.#request = httpsRequest as unknown as typeof httpRequest;
-    this.#agent = new HttpsAgent({ ...tls, keepAlive: true, maxSockets: 64 });
-    // Watches hold their connection for minutes: a pool of their own, so they never
-    // take the sockets that short requests queue for.
-    this.#watchAgent = new HttpsAgent({ ...tls, keepAlive: false });
+    this.#s = {
+      ...common,
+      request: httpsRequest as unknown as typeof httpRequest,
+      agent: new HttpsAgent({ ...tls, keepAlive: true, maxSockets: 64 }),
+      // Watches hold their connection for minutes: a pool of their own, so they never
+      // take the sockets that short requests queue for.
+      watchAgent: new HttpsAgent({ ...tls, keepAlive: false }),
+    };
+  }
+
+  /** Sets the client-side rate limit (ClientOptions.qps/burst) of this client and its views. */
+  setRateLimit(qps: number, burst: number): void {
+    this.#s.bucket = new TokenBucket(qps, burst, this.#s.clock);
   }
 
   /**
@@ -146,7 +244,7 @@ export class KubeClient {
    * fence: refused when it says so, aborted when it closes.
    */
   fenced(fence: WriteFence): KubeClient {
-    return new KubeClient(this.config, this, fence);
+    return new KubeClient(this.config, {}, { of: this, fence });
   }
 
   /**
@@ -178,7 +276,11 @@ export class KubeClient {
     });
   }
 
-  /** One request; resolves with the parsed JSON body, rejects with ApiError on >= 400. */
+  /**
+   * One request; resolves with the parsed JSON body, rejects with ApiError on >= 400. It
+   * first waits for a token of the client's rate limit; a 429 is retried after the
+   * server's Retry-After (bounded), a few times, before it is an error.
+   */
   async request<T>(
     method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
     path: string,
@@ -189,6 +291,26 @@ export class KubeClient {
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
     signal?.throwIfAborted();
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    for (let attempt = 0; ; attempt++) {
+      if (!path.startsWith(UNTHROTTLED)) await this.#s.bucket.take(signal);
+      try {
+        return await this.#once<T>(method, path, opts, payload, signal);
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.code !== 429) throw err;
+        this.#s.stats.throttledByServer++;
+        if (attempt >= MAX_429_RETRIES) throw err;
+        await this.#sleep(err.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS, signal);
+      }
+    }
+  }
+
+  #once<T>(
+    method: string,
+    path: string,
+    opts: RequestOpts,
+    payload: Buffer | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (payload) {
       headers["content-type"] = opts.contentType ?? "application/json";
@@ -199,15 +321,16 @@ export class KubeClient {
       const options: RequestOptions = {
         method,
         headers,
-        agent: this.#agent,
+        agent: this.#s.agent,
         timeout: REQUEST_TIMEOUT_MS,
         signal,
       };
-      const req = this.#request(this.#target(path, opts.query), options, (res) => {
-        readBody(res).then((body) => {
+      const req = this.#s.request(this.#target(path, opts.query), options, (res) => {
+        const cap = Math.min(this.#s.maxBodyBytes, opts.maxBodyBytes ?? Number.POSITIVE_INFINITY);
+        readBody(res, cap, `${method} ${path}`).then((body) => {
           this.#answered();
           const status = res.statusCode ?? 0;
-          if (status >= 400) reject(apiError(status, body, `${method} ${path}`));
+          if (status >= 400) reject(apiError(status, body, `${method} ${path}`, res));
           else resolve(body as T);
         }, reject);
       });
@@ -218,6 +341,23 @@ export class KubeClient {
       );
       req.on("error", reject);
       req.end(payload);
+    });
+  }
+
+  /** Waits on the client's clock; an abort of `signal` ends the wait with its reason. */
+  #sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const clock = this.#s.clock;
+    return new Promise<void>((resolve, reject) => {
+      signal?.throwIfAborted();
+      const onAbort = () => {
+        clock.clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      const timer = clock.setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 
@@ -265,28 +405,53 @@ export class KubeClient {
       done = true;
       onDone(err);
     };
-    const req = this.#request(
+    const what = `watch ${path}`;
+    const limit = this.#s.maxBodyBytes;
+    const req = this.#s.request(
       this.#target(path, { ...query, watch: true, allowWatchBookmarks: true }),
-      { method: "GET", headers, agent: this.#watchAgent },
+      { method: "GET", headers, agent: this.#s.watchAgent },
       (res) => {
         if ((res.statusCode ?? 0) >= 400) {
-          readBody(res).then(
-            (body) => finish(apiError(res.statusCode ?? 0, body, `watch ${path}`)),
+          readBody(res, limit, what).then(
+            (body) => finish(apiError(res.statusCode ?? 0, body, what, res)),
             (err: Error) => finish(err),
           );
           return;
         }
         this.#answered();
         if (!done) onOpen?.();
-        let buf = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          buf += chunk;
-          let nl = buf.indexOf("\n");
-          while (nl >= 0 && !done) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            nl = buf.indexOf("\n");
+        // Lines are split on the byte 0x0A (never part of a multi-byte UTF-8 character);
+        // the line not yet complete is kept as buffers and may not outgrow the cap.
+        let pending: Buffer[] = [];
+        let pendingBytes = 0;
+        res.on("data", (chunk: Buffer) => {
+          let from = 0;
+          while (!done) {
+            const nl = chunk.indexOf(10, from);
+            if (nl < 0) {
+              const rest = chunk.subarray(from);
+              pendingBytes += rest.length;
+              if (pendingBytes > limit) {
+                req.destroy();
+                finish(new ResponseTooLargeError(`${what}: an event`, limit));
+                return;
+              }
+              if (rest.length > 0) pending.push(rest);
+              return;
+            }
+            const part = chunk.subarray(from, nl);
+            from = nl + 1;
+            if (pendingBytes + part.length > limit) {
+              req.destroy();
+              finish(new ResponseTooLargeError(`${what}: an event`, limit));
+              return;
+            }
+            const line =
+              pending.length === 0
+                ? part.toString("utf8")
+                : Buffer.concat([...pending, part]).toString("utf8");
+            pending = [];
+            pendingBytes = 0;
             if (line.trim() === "") continue;
             let ev: WatchEvent<T> | undefined;
             try {
@@ -302,13 +467,13 @@ export class KubeClient {
               ev.object === null
             ) {
               req.destroy();
-              finish(new Error(`watch ${path}: malformed event`));
+              finish(new Error(`${what}: malformed event`));
               return;
             }
             if (ev.type === "ERROR") {
               const st = ev.object as { code?: number; message?: string };
               req.destroy();
-              finish(new ApiError(st.code ?? 500, st, `watch ${path}: ${st.message ?? "error"}`));
+              finish(new ApiError(st.code ?? 500, st, `${what}: ${st.message ?? "error"}`));
               return;
             }
             this.#answered();
@@ -339,7 +504,7 @@ export class KubeClient {
   }
 
   #answered(): void {
-    this.#answers.at = performance.now();
+    this.#s.answers.at = performance.now();
   }
 
   #auth(headers: Record<string, string>): void {
@@ -377,14 +542,31 @@ export function stalledWatches(
   return out;
 }
 
-/** A response body: parsed JSON, the text when it is not JSON (a proxy's error page), or undefined. */
-function readBody(res: IncomingMessage): Promise<unknown> {
+/**
+ * A response body: parsed JSON, the text when it is not JSON (a proxy's error page), or
+ * undefined. One larger than `limit` bytes is not read: the connection is dropped and the
+ * promise rejects with ResponseTooLargeError.
+ */
+function readBody(res: IncomingMessage, limit: number, what: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on("data", (c: Buffer) => chunks.push(c));
+    const tooLarge = () => {
+      res.destroy();
+      reject(new ResponseTooLargeError(what, limit));
+    };
+    if (Number(res.headers["content-length"]) > limit) return tooLarge();
+    // Decoded as it comes: the text is then the only whole copy of the body (no buffer
+    // of it as well), which matters for pages of large objects.
+    const decoder = new StringDecoder("utf8");
+    let text = "";
+    let bytes = 0;
+    res.on("data", (c: Buffer) => {
+      bytes += c.length;
+      if (bytes > limit) return tooLarge();
+      text += decoder.write(c);
+    });
     res.on("error", reject);
     res.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
+      text += decoder.end();
       if (text === "") return resolve(undefined);
       try {
         resolve(JSON.parse(text));
@@ -395,10 +577,31 @@ function readBody(res: IncomingMessage): Promise<unknown> {
   });
 }
 
-/** An ApiError carrying the server's own message (a Status object's), when it sent one. */
-function apiError(status: number, body: unknown, what: string): ApiError {
+/**
+ * An ApiError carrying the server's own message (a Status object's), when it sent one, and
+ * for a 429 the wait its Retry-After asks for.
+ */
+function apiError(status: number, body: unknown, what: string, res: IncomingMessage): ApiError {
   const msg =
     (body as { message?: string } | undefined)?.message ??
     (typeof body === "string" ? body.slice(0, 200) : "");
-  return new ApiError(status, body, `${what}: HTTP ${status}: ${msg}`);
+  const retryAfter = status === 429 ? retryAfterMs(res.headers["retry-after"]) : undefined;
+  return new ApiError(status, body, `${what}: HTTP ${status}: ${msg}`, retryAfter);
+}
+
+/**
+ * Retry-After in milliseconds, bounded to [0, MAX_RETRY_AFTER_MS]: delay-seconds (what the
+ * API server sends) or an HTTP date; the default when missing or unreadable.
+ */
+export function retryAfterMs(header: string | undefined, now = Date.now()): number {
+  if (header === undefined) return DEFAULT_RETRY_AFTER_MS;
+  const text = header.trim();
+  let ms: number;
+  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const at = Date.parse(text);
+    if (Number.isNaN(at)) return DEFAULT_RETRY_AFTER_MS;
+    ms = at - now;
+  }
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }

@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 
 export interface OpenWatch {
+  path: string;
   query: URLSearchParams;
   res: ServerResponse;
   closed: boolean;
@@ -13,7 +14,7 @@ export interface OpenWatch {
   end(): void;
 }
 
-export type Answer = { status: number; body: unknown } | "hang";
+export type Answer = { status: number; body: unknown; headers?: Record<string, string> } | "hang";
 
 export class FakeApiServer {
   readonly #server: Server;
@@ -62,7 +63,7 @@ export class FakeApiServer {
           res.on("close", () => this.#hanging.delete(res));
           return;
         }
-        res.writeHead(a.status, { "content-type": "application/json" });
+        res.writeHead(a.status, { "content-type": "application/json", ...a.headers });
         res.end(JSON.stringify(a.body));
       };
       if (url.searchParams.get("watch") !== "true")
@@ -72,6 +73,7 @@ export class FakeApiServer {
       res.writeHead(200, { "content-type": "application/json" });
       res.flushHeaders();
       const w: OpenWatch = {
+        path: url.pathname,
         query: url.searchParams,
         res,
         closed: false,

@@ -308,4 +308,130 @@ describe("Informer", () => {
       data: { keep: "2" },
     });
   });
+
+  it("asks for smaller pages when a list page is larger than the client reads", async () => {
+    client = new KubeClient({ server: client.config.server }, { maxBodyBytes: 64 << 10 });
+    const big = (name: string) => obj(name, "5", { blob: "x".repeat(20 << 10) });
+    const all = ["a", "b", "c", "d", "e"].map(big);
+    server.onRequest = (_m, _p, q) => {
+      const limit = Number(q.get("limit"));
+      const from = Number(q.get("continue") || 0);
+      const items = all.slice(from, from + limit);
+      const next = from + limit < all.length ? String(from + limit) : undefined;
+      return {
+        status: 200,
+        body: { metadata: { resourceVersion: "10", continue: next }, items },
+      };
+    };
+    start();
+    await informer.synced();
+    expect(informer.list().map((o) => o.metadata.name)).toEqual(["a", "b", "c", "d", "e"]);
+    // 500, 250, ... each too large (5 × 20 KiB > 64 KiB) until 3 fit; then pages of 3.
+    const limits = lists().map((r) => `${r.query.get("limit")}@${r.query.get("continue") ?? ""}`);
+    expect(limits).toEqual(["500@", "250@", "125@", "62@", "31@", "15@", "7@", "3@", "3@3"]);
+  });
+
+  it("a list that fails at one object per page is retried later, like any failure", async () => {
+    client = new KubeClient({ server: client.config.server }, { maxBodyBytes: 16 << 10 });
+    server.onRequest = () => list("10", [obj("a", "5", { blob: "x".repeat(20 << 10) })]);
+    start();
+    await vi.waitFor(() => expect(clock.pending()).toEqual([375]));
+    expect(lists().at(-1)?.query.get("limit")).toBe("1");
+    expect(informer.list()).toEqual([]);
+  });
+
+  it("an event longer than the cap makes the informer list again, and the watch goes on after it", async () => {
+    client = new KubeClient({ server: client.config.server }, { maxBodyBytes: 64 << 10 });
+    let n = 0;
+    server.onRequest = () =>
+      ++n === 1 ? list("10", [obj("a", "5")]) : list("30", [obj("a", "5"), obj("b", "25")]);
+    start();
+    const w = await watchOpen(1);
+    w.send("ADDED", obj("b", "20", { blob: "x".repeat(100 << 10) }));
+    await vi.waitFor(() => expect(w.closed).toBe(true));
+    await vi.waitFor(() => {
+      clock.advance(1_000);
+      expect(lists()).toHaveLength(2);
+    });
+    const w2 = await watchOpen(2);
+    expect(w2.query.get("resourceVersion")).toBe("30");
+    expect(seen).toEqual(["add a@5", "add b@25"]);
+  });
+
+  it("waits at least the server's Retry-After before watching again after a 429", async () => {
+    server.onRequest = () => list("10", []);
+    let fail = true;
+    server.onWatch = () =>
+      fail
+        ? { status: 429, body: { message: "slow down" }, headers: { "retry-after": "4" } }
+        : "open";
+    start(); // the backoff alone would be 375 ms
+    await vi.waitFor(() => expect(clock.pending()).toEqual([4_000]));
+    fail = false;
+    clock.advance(4_000);
+    await watchOpen(1);
+  });
+
+  it("contains exceptions of handlers: logged with the object's key, counted, the informer carries on", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const capture = pino(
+      { level: "info" },
+      { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) },
+    );
+    server.onRequest = () => list("10", [obj("bad", "5"), obj("good", "6")]);
+    informer = new Informer<Obj>(
+      client,
+      PATH,
+      {
+        add: (o) => {
+          if (o.metadata.name === "bad") throw new Error("boom");
+          seen.push(`add ${o.metadata.name}`);
+        },
+        update: (o) => {
+          if (o.data?.throw) throw new TypeError("cannot read");
+          seen.push(`update ${o.metadata.name}@${o.metadata.resourceVersion}`);
+        },
+        delete: () => {
+          throw new Error("on delete");
+        },
+      },
+      capture,
+      {},
+      { clock, random: () => 0.5 },
+    );
+    void informer.start();
+    await informer.synced();
+    const w = await watchOpen(1);
+    w.send("MODIFIED", obj("good", "7", { throw: "1" }));
+    w.send("MODIFIED", obj("good", "8"));
+    w.send("DELETED", obj("bad", "9"));
+    await vi.waitFor(() => expect(informer.resourceVersion).toBe("9"));
+    expect(seen).toEqual(["add good", "update good@8"]);
+    // The cache is right whatever the handlers did, and the watch was never restarted.
+    expect(informer.list().map((o) => o.metadata.resourceVersion)).toEqual(["8"]);
+    expect(server.watches).toHaveLength(1);
+    expect(client.stats.informerErrors).toBe(3);
+    const errors = lines.filter((l) => l.msg === "informer handler failed; carrying on");
+    expect(errors.map((l) => [l.object, l.in])).toEqual([
+      ["ns/bad", "add"],
+      ["ns/good", "update"],
+      ["ns/bad", "delete"],
+    ]);
+    expect(String(errors[0]!.err)).toContain("boom");
+  });
+
+  it("a transform that throws is contained: the object is cached whole and handed over", async () => {
+    server.onRequest = () => list("10", [obj("a", "5", { k: "1" }), obj("b", "6", { k: "2" })]);
+    start({
+      transform: (o) => {
+        if (o.metadata.name === "a") throw new Error("transform bug");
+        return { metadata: o.metadata };
+      },
+    });
+    await informer.synced();
+    expect(seen).toEqual(["add a@5", "add b@6"]);
+    expect(informer.get("a", "ns")?.data).toEqual({ k: "1" });
+    expect(informer.get("b", "ns")?.data).toBeUndefined();
+    expect(client.stats.informerErrors).toBe(1);
+  });
 });

@@ -10,9 +10,16 @@
 // on a monotonic clock for health checks.
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../observability/log.ts";
-import type { KubeClient, Query, WatchHandle, WatchHealth } from "./client.ts";
+import {
+  type KubeClient,
+  type Query,
+  ResponseTooLargeError,
+  type WatchHandle,
+  type WatchHealth,
+} from "./client.ts";
 import { type Clock, monotonicClock, type TimerHandle, unref } from "./clock.ts";
 import { describeError, httpStatus } from "./errors.ts";
+import { getPage, PAGE } from "./list.ts";
 
 export interface InformerHandlers<T> {
   add?(obj: T): void;
@@ -24,7 +31,8 @@ export interface InformerOptions<T> {
   /**
    * Reduces each object to what the component needs before it is cached and handed to
    * the handlers (memory: thousands of full objects add up). It must keep
-   * metadata.name, namespace and resourceVersion.
+   * metadata.name, namespace and resourceVersion. One that throws is logged and counted,
+   * and that object is cached whole.
    */
   transform?: (obj: T) => T;
   /** Default: the client's watchSettings.silenceTimeoutMs. */
@@ -35,12 +43,6 @@ export interface InformerOptions<T> {
   random?: () => number;
 }
 
-interface List<T> {
-  metadata?: { resourceVersion?: string; continue?: string };
-  items: T[];
-}
-
-const PAGE = 500;
 const BACKOFF_START_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
 /** Server-side watch timeout range, as client-go's reflector: [5, 10) minutes. */
@@ -67,6 +69,8 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
   #started = false;
   #stopped = false;
   #backoffMs = BACKOFF_START_MS;
+  /** Objects per list page; halved when a page is larger than the client reads (list.ts). */
+  readonly #pageSize = { value: PAGE };
   #syncWaiters: (() => void)[] = [];
   #retryTimer: TimerHandle;
   #silenceTimer: TimerHandle;
@@ -192,11 +196,18 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     let cont: string | undefined;
     let rv: string;
     do {
-      const page: List<T> = await this.#client.get<List<T>>(this.#path, {
-        ...this.#query,
-        limit: PAGE,
-        continue: cont,
-      });
+      const page = await getPage<T>(
+        this.#client,
+        this.#path,
+        this.#query,
+        cont,
+        this.#pageSize,
+        (err) =>
+          this.#log.info(
+            { pageSize: this.#pageSize.value, err: describeError(err) },
+            "list page too large; asking for smaller pages",
+          ),
+      );
       if (this.#stopped) return;
       // A 200 that is no list (a proxy's page, a truncated body) must not read as an empty
       // one: that would report every cached object deleted and watch from "now".
@@ -213,7 +224,7 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     for (const [key, obj] of this.#objects) {
       if (!seen.has(key)) {
         this.#objects.delete(key);
-        this.#handlers.delete?.(obj);
+        this.#handle("delete", obj);
       }
     }
     this.#rv = rv;
@@ -246,7 +257,7 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
           const key = keyOf(obj);
           const cached = this.#objects.get(key);
           this.#objects.delete(key);
-          this.#handlers.delete?.(cached ?? this.#reduce(obj));
+          this.#handle("delete", cached ?? this.#reduce(obj));
         } else {
           this.#upsert(obj);
         }
@@ -263,7 +274,9 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
           else void this.#run();
           return;
         }
-        if (httpStatus(err) === 410) this.#rv = ""; // too old: list again
+        // 410: too old. Too large: this event cannot be read, a list (in pages as small as
+        // it takes) can, and the watch then starts after it. Both: list again.
+        if (httpStatus(err) === 410 || err instanceof ResponseTooLargeError) this.#rv = "";
         this.#retry(err);
       },
       () => {
@@ -292,7 +305,38 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
   #reduce(obj: T): T {
     // Nothing reads managedFields; with thousands of objects they would be most of the cache.
     if (obj.metadata?.managedFields) obj.metadata.managedFields = undefined;
-    return this.#transform ? this.#transform(obj) : obj;
+    if (!this.#transform) return obj;
+    try {
+      return this.#transform(obj);
+    } catch (err) {
+      // A bug in a transform must not stop the cache: this object is kept whole.
+      this.#failed("transform", obj, err);
+      return obj;
+    }
+  }
+
+  /**
+   * Calls a handler; an exception is logged with the object's key and counted, and the
+   * informer carries on (the next event or re-list hands the object over again).
+   */
+  #handle(kind: "add" | "update" | "delete", obj: T): void {
+    try {
+      this.#handlers[kind]?.(obj);
+    } catch (err) {
+      this.#failed(kind, obj, err);
+    }
+  }
+
+  #failed(what: string, obj: T, err: unknown): void {
+    this.#client.stats.informerErrors++;
+    this.#log.error(
+      {
+        object: keyOf(obj),
+        in: what,
+        err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      },
+      "informer handler failed; carrying on",
+    );
   }
 
   #upsert(raw: T): void {
@@ -303,8 +347,7 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     if (old && rv !== undefined && old.metadata?.resourceVersion === rv) return;
     const obj = this.#reduce(raw);
     this.#objects.set(key, obj);
-    if (old) this.#handlers.update?.(obj);
-    else this.#handlers.add?.(obj);
+    this.#handle(old ? "update" : "add", obj);
   }
 
   #retry(err: unknown): void {
@@ -313,7 +356,9 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     this.#generation++;
     this.#clock.clearTimeout(this.#silenceTimer);
     this.#clock.clearTimeout(this.#retryTimer);
-    const delay = Math.round(this.#backoffMs * (1 + this.#random()));
+    // A server that answered 429 said when to come back: not sooner than that.
+    const retryAfter = (err as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0;
+    const delay = Math.max(retryAfter, Math.round(this.#backoffMs * (1 + this.#random())));
     this.#backoffMs = Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
     const level = httpStatus(err) === 410 ? "debug" : "warn";
     this.#log[level]({ err: describeError(err), retryInMs: delay }, "watch interrupted; resuming");

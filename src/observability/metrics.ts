@@ -327,3 +327,27 @@ export function processMetrics(registry: Registry): void {
     delay.reset();
   });
 }
+
+/**
+ * The API client's counters (src/k8s ClientStats), read when scraped: requests the API
+ * server answered 429, and exceptions of informer handlers that were contained.
+ */
+export function apiClientMetrics(
+  registry: Registry,
+  stats: { readonly throttledByServer: number; readonly informerErrors: number },
+): void {
+  const throttled = new Counter({
+    name: "ironlb_api_throttled_total",
+    help: "Requests the API server answered 429 (Too Many Requests); each is retried after its Retry-After.",
+    registry,
+  });
+  const errors = new Counter({
+    name: "ironlb_informer_handler_errors_total",
+    help: "Exceptions thrown while handling a watched object (logged with its key); the watch carried on.",
+    registry,
+  });
+  registry.onCollect(() => {
+    throttled.inc(stats.throttledByServer - throttled.get());
+    errors.inc(stats.informerErrors - errors.get());
+  });
+}

@@ -6,6 +6,7 @@ import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
 import { createLogger } from "../observability/log.ts";
+import { apiClientMetrics } from "../observability/metrics.ts";
 import { startHealthServer } from "../observability/server.ts";
 import { HeartbeatKeyFiles } from "./heartbeat-keys.ts";
 import { Membership } from "./membership.ts";
@@ -29,6 +30,9 @@ export interface RunSpeakerOptions extends SpeakerOptions {
   metricsAuth?: "none" | "kubernetes";
   /** Watches silent this long are restarted (default: the client's). */
   watchSilenceTimeoutMs?: number;
+  /** Client-side rate limit of API requests (0: none); Lease requests are not limited. */
+  apiQps: number;
+  apiBurst: number;
 }
 
 /** Runs the speaker until SIGTERM/SIGINT, then withdraws and deletes its Lease. */
@@ -36,7 +40,9 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   const log = createLogger("speaker").child({ node: opts.node });
   const api = KubeClient.load(opts.kubeconfig);
   if (opts.watchSilenceTimeoutMs) api.watchSettings.silenceTimeoutMs = opts.watchSilenceTimeoutMs;
+  api.setRateLimit(opts.apiQps, opts.apiBurst);
   const metrics = speakerMetrics();
+  apiClientMetrics(metrics.registry, api.stats);
   let heartbeat: ConstructorParameters<typeof Membership>[1]["heartbeat"];
   // Read again while running: a key rotation needs no restart (heartbeat-keys.ts).
   let keyFiles: HeartbeatKeyFiles | undefined;

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ANNOTATIONS, isOurs, statusIPs } from "../api/service.ts";
 import { desiredForwarding } from "../dataplane/desired.ts";
 import { countReadyEndpoints } from "./eligibility.ts";
-import { slimEndpointSlice, slimNode, slimService } from "./slim.ts";
+import { ANNOTATION_VALUE_LIMIT, slimEndpointSlice, slimNode, slimService } from "./slim.ts";
 
 const lbService: V1Service = {
   metadata: {
@@ -167,5 +167,24 @@ describe("slimNode", () => {
         ],
       },
     });
+  });
+});
+
+describe("slimService bounds what the Service's owner writes", () => {
+  it("keeps an annotation value over 1 KiB as a placeholder that is no pool name and not true", () => {
+    const svc = structuredClone(lbService);
+    svc.metadata!.annotations = {
+      [ANNOTATIONS.allocatedFromPool]: "p".repeat(200_000),
+      "ironlb.dev/rebalance": "true".padEnd(200_000, " "),
+    };
+    const slim = slimService(svc);
+    expect(JSON.stringify(slim).length).toBeLessThan(1_024);
+    expect(slim.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool]).toMatch(
+      /^\(a value longer/,
+    );
+    expect(slim.metadata?.annotations?.["ironlb.dev/rebalance"]).not.toBe("true");
+    const atLimit = "p".repeat(ANNOTATION_VALUE_LIMIT);
+    svc.metadata!.annotations = { [ANNOTATIONS.allocatedFromPool]: atLimit };
+    expect(slimService(svc).metadata?.annotations?.[ANNOTATIONS.allocatedFromPool]).toBe(atLimit);
   });
 });

@@ -12,6 +12,12 @@ export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 /** Annotations of a Service the speaker reads. */
 const SERVICE_ANNOTATIONS = [ANNOTATIONS.allocatedFromPool, REBALANCE_ANNOTATION];
+/**
+ * The Service's owner may write these (256 KiB): a longer value than this is kept as a
+ * placeholder, which, like the value, is neither "true" nor a pool name.
+ */
+export const ANNOTATION_VALUE_LIMIT = 1024;
+const TOO_LONG = "(a value longer than 1024 characters)";
 
 /** Identity and version only (what the informer needs), plus the given labels/annotations. */
 function meta(
@@ -41,7 +47,7 @@ function pick(
   for (const k of keys) {
     const v = from[k];
     if (v === undefined) continue;
-    out[k] = v;
+    out[k] = v.length <= ANNOTATION_VALUE_LIMIT ? v : TOO_LONG;
     any = true;
   }
   return any ? out : undefined;
