@@ -1021,6 +1021,91 @@ current-context: ${sa}
       expect(envless(ds)).toEqual(envless(dsBefore));
     });
 
+    it("metrics.auth kubernetes: /metrics answers only tokens allowed to read it, with the chart's RBAC", async () => {
+      await ok("helm", [
+        "upgrade",
+        release,
+        chartDir,
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "metrics.auth=kubernetes",
+        "--wait=false",
+      ]);
+      const ds = await apps.readNamespacedDaemonSet({
+        name: `${release}-ironlb-speaker`,
+        namespace: ns,
+      });
+      expect(ds.spec?.template.spec?.containers[0]?.args).toContain("--metrics-auth=kubernetes");
+      for (const sa of ["controller", "speaker"]) {
+        for (const what of [
+          "tokenreviews.authentication.k8s.io",
+          "subjectaccessreviews.authorization.k8s.io",
+        ]) {
+          const r = await run("kubectl", [
+            "auth",
+            "can-i",
+            "create",
+            what,
+            `--as=system:serviceaccount:${ns}:${release}-ironlb-${sa}`,
+          ]);
+          expect(`${sa} create ${what}: ${r.stdout.trim()}`).toBe(`${sa} create ${what}: yes`);
+        }
+      }
+      // The controller as the chart runs it (its Deployment's arguments, its ServiceAccount).
+      const dep = await apps.readNamespacedDeployment({
+        name: `${release}-ironlb-controller`,
+        namespace: ns,
+      });
+      const ctrl = startComponent([
+        ...(dep.spec?.template.spec?.containers[0]?.args ?? []),
+        "--kubeconfig",
+        await saKubeconfig(`${release}-ironlb-controller`),
+        "--instance",
+        "helm-metrics",
+        "--health-port",
+        "0",
+        "--health-address",
+        "127.0.0.1",
+      ]);
+      started.push(ctrl);
+      const port = await waitFor("the controller's health port", async () => {
+        const line = ctrl.logs().find((l) => l.msg === "starting");
+        return line?.healthPort as number | undefined;
+      });
+      // A scraper bound to the chart's metrics-reader ClusterRole, and one that is not.
+      for (const name of ["prometheus", "stranger"])
+        await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } });
+      await ok("kubectl", [
+        "create",
+        "clusterrolebinding",
+        `${ns}-prometheus`,
+        `--clusterrole=${release}-ironlb-metrics-reader`,
+        `--serviceaccount=${ns}:prometheus`,
+      ]);
+      const token = async (name: string) =>
+        (
+          await core.createNamespacedServiceAccountToken({
+            name,
+            namespace: ns,
+            body: { spec: { audiences: [], expirationSeconds: 600 } },
+          })
+        ).status?.token ?? "";
+      const scrape = async (t?: string) =>
+        (
+          await fetch(`http://127.0.0.1:${port}/metrics`, {
+            headers: t ? { authorization: `Bearer ${t}` } : {},
+          })
+        ).status;
+      expect(await scrape(await token("prometheus"))).toBe(200);
+      expect(await scrape(await token("stranger"))).toBe(403);
+      expect(await scrape()).toBe(401);
+      await ctrl.stop();
+      expect(logText(ctrl)).not.toMatch(/forbidden/i);
+      await ok("kubectl", ["delete", "clusterrolebinding", `${ns}-prometheus`]);
+    });
+
     it("takes CRD updates the way the README says (Helm does not upgrade crds/)", async () => {
       // An older CRD in the cluster: one printer column fewer than the chart's.
       const name = "ipaddresspools.ironlb.dev";
