@@ -133,6 +133,65 @@ describe("answering", () => {
     expect(s0.take().map((f) => decodeArpFrame(f)?.arp.op)).toEqual([ARP_REPLY]);
   });
 
+  // A stall (which sets the hold) is often followed by an NTP step of the wall clock: the
+  // hold and the defence interval measure elapsed time, so only the monotonic clock counts.
+  it.each([
+    { what: "ARP", kind: "arp" as const, ip: "198.51.100.10" },
+    { what: "NDP", kind: "ndp" as const, ip: "2001:db8::10" },
+  ])("a backward wall-clock step does not extend a reply hold ($what)", ({ kind, ip }) => {
+    let mono = 1_000;
+    const a = new Announcer({
+      now: () => mono,
+      openSocket: (ifname, k) => {
+        const s = new FakeSocket(ifname, MACS.eth0!, k);
+        sockets.push(s);
+        return s;
+      },
+    });
+    a.announce(ip, "eth0");
+    const s = sockets.at(-1)!;
+    const ask = () =>
+      kind === "arp"
+        ? s.deliver(arpRequest(CLIENT, "192.0.2.1", ip))
+        : s.deliver(neighborSolicitation({ srcMac: CLIENT, srcIp: "2001:db8::99", target: ip }));
+    vi.advanceTimersByTime(3000);
+    s.take();
+    a.holdReplies(30);
+    ask();
+    expect(s.take()).toEqual([]);
+    // The wall clock steps back an hour; 31 ms pass on the monotonic clock.
+    vi.setSystemTime(Date.now() - 3_600_000);
+    mono += 31;
+    ask();
+    expect(s.take()).toHaveLength(1);
+    a.close();
+  });
+
+  it("a backward wall-clock step does not extend the defence interval", () => {
+    let mono = 1_000;
+    const a = new Announcer({
+      now: () => mono,
+      defend: true,
+      defendIntervalMs: 10_000,
+      openSocket: (ifname, k) => {
+        const s = new FakeSocket(ifname, MACS.eth0!, k);
+        sockets.push(s);
+        return s;
+      },
+    });
+    a.announce("198.51.100.10", "eth0");
+    vi.advanceTimersByTime(3000);
+    const s = sockets.at(-1)!;
+    s.take();
+    s.deliver(gratuitousArpRequest(OTHER, "198.51.100.10"));
+    expect(s.take()).toHaveLength(2);
+    vi.setSystemTime(Date.now() - 3_600_000);
+    mono += 10_001;
+    s.deliver(gratuitousArpRequest(OTHER, "198.51.100.10"));
+    expect(s.take()).toHaveLength(2);
+    a.close();
+  });
+
   it("lets its owner notice a stall before a frame queued during it is handled", () => {
     // The speaker's hook: the first frame after a stall finds the stall clock overdue and
     // holds replies (what Membership.noticeStall's rejoin does); later frames find it not.

@@ -92,7 +92,7 @@ export interface AnnouncerOptions {
    * no limit. Default DEFAULT_REPLY_LIMITS (burst 20, 20/s).
    */
   replyLimits?: RequesterLimiterOptions | false;
-  /** Monotonic clock in ms for the rate limits; default performance.now. */
+  /** Monotonic clock in ms for the rate limits, reply holds and defence; default performance.now. */
   now?: () => number;
   /**
    * Called before each received frame is handled. The speaker notices a stall of its own
@@ -151,7 +151,11 @@ export class Announcer extends EventEmitter {
     sendErrors: 0,
   };
   #closed = false;
-  /** Requests are not answered before this time (Date.now()), see holdReplies. */
+  /**
+   * Requests are not answered before this time (the monotonic `now`), see holdReplies: on
+   * the wall clock, a backward step (NTP, after the very stall that set the hold) would
+   * silence every IP of this node for as long as the step.
+   */
   #repliesHeldUntil = 0;
   readonly #beforeFrame: (() => void) | undefined;
 
@@ -219,7 +223,7 @@ export class Announcer extends EventEmitter {
    * own the IP. Gratuitous bursts (reannounce) are not held.
    */
   holdReplies(ms: number): void {
-    this.#repliesHeldUntil = Date.now() + ms;
+    this.#repliesHeldUntil = this.#now() + ms;
   }
 
   /**
@@ -589,7 +593,7 @@ export class Announcer extends EventEmitter {
   #ownedClaimed(st: InterfaceState, ip: string, mac: string): void {
     this.#conflict(st, ip, mac, "owned");
     if (!this.#defend) return;
-    const now = Date.now();
+    const now = this.#now();
     const last = st.lastDefence.get(ip);
     if (last !== undefined && now - last < this.#defendIntervalMs) return;
     st.lastDefence.set(ip, now);
@@ -633,7 +637,7 @@ export class Announcer extends EventEmitter {
     if (pktType === PACKET_OTHERHOST) return;
     this.#count("requestsReceived", st.ifname);
     if (!st.ips.has(arp.targetIp)) return;
-    if (Date.now() < this.#repliesHeldUntil) return;
+    if (this.#now() < this.#repliesHeldUntil) return;
     if (!this.#allowReply(st, arp.senderMac, arp.targetIp)) return;
     // Probes (sender 0.0.0.0) are answered too, so that the prober sees the conflict.
     const reply = arpReply(mine, arp.targetIp, arp.senderMac, arp.senderIp);
@@ -666,7 +670,7 @@ export class Announcer extends EventEmitter {
     if (dad) this.#probeHit(st, target, eth.src);
     this.#count("requestsReceived", st.ifname);
     if (!st.ips.has(target)) return;
-    if (Date.now() < this.#repliesHeldUntil) return;
+    if (this.#now() < this.#repliesHeldUntil) return;
     if (!this.#allowReply(st, eth.src, target)) return;
     if (dad) {
       // RFC 4861 7.2.4: answer a DAD probe to all-nodes, unsolicited, so the prober backs off.
