@@ -9,7 +9,7 @@ import { networkInterfaces } from "node:os";
 import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
-import type { IPAnnouncement } from "../api/ipannouncement.ts";
+import type { IPAnnouncement, IPAnnouncementStatus } from "../api/ipannouncement.ts";
 import type { L2Advertisement } from "../api/l2advertisement.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
@@ -88,6 +88,35 @@ const OBJECT_BATCH_MS = 100;
 
 type Record_ = IPAnnouncement & KubernetesObject;
 
+interface RecordWrite {
+  inFlight: boolean;
+  /** Failed writes in a row. */
+  failures: number;
+  /** After a failure, not written again before this (performance.now()). */
+  notBefore: number;
+  /**
+   * The last record written, and the resourceVersion the cache showed before: until the
+   * cache shows a change (or CLAIM_OVERLAY_MS passes), the write is on its way, not lost.
+   */
+  written?: { want: string; seenRv: string | undefined; at: number };
+}
+
+const RECORD_RETRY_FIRST_MS = 500;
+const RECORD_RETRY_MAX_MS = 30_000;
+
+/**
+ * How long to wait before writing a record again after `failures` failed writes in a row:
+ * doubling from 500 ms to 30 s, each a random 50-100% of that (`random` in [0, 1)) so that
+ * the speakers do not retry in step against a recovering API server.
+ */
+export function recordRetryDelayMs(failures: number, random: number): number {
+  const ceiling = Math.min(
+    RECORD_RETRY_MAX_MS,
+    RECORD_RETRY_FIRST_MS * 2 ** Math.min(Math.max(failures - 1, 0), 16),
+  );
+  return ceiling * (0.5 + random / 2);
+}
+
 /** Reconciles announcements for one node. */
 export class Speaker {
   readonly #o: SpeakerOptions;
@@ -109,7 +138,11 @@ export class Speaker {
   readonly #probing = new Set<string>();
   /** IPs whose probe found nobody, with the interfaces probed: announced by the next evaluation. */
   readonly #probed = new Map<string, string[]>();
-  /** IPs found in use by another host: not announced before this time. */
+  /**
+   * IPs found in use by another host: not announced before this time (performance.now()).
+   * Every deadline here is on the monotonic clock: a backward step of the wall clock (NTP,
+   * often right after the stall that made us rejoin) must not silence this node.
+   */
   readonly #conflictUntil = new Map<string, number>();
   /** Held IPs another node may have claimed since our last gratuitous burst. */
   readonly #contested = new Set<string>();
@@ -123,7 +156,9 @@ export class Speaker {
    * conflict needs to know about an IP, without walking the Services per frame.
    */
   #decided: ReadonlyMap<string, IpDecision> = new Map();
-  /** Our record writes the informer may not show yet: ip -> when written. */
+  /** Per IP held, the state of writing its record (#syncRecords). */
+  readonly #recordWrites = new Map<string, RecordWrite>();
+  /** Our record writes the informer may not show yet: ip -> when written (performance.now()). */
   readonly #claims = new Map<string, number>();
   /** Records from a fresh list after a rejoin, until the informer shows newer: ip -> node. */
   readonly #listed = new Map<string, string>();
@@ -133,7 +168,7 @@ export class Speaker {
   readonly #outsideReported = new Set<string>();
   /**
    * After a rejoin, IPs another node answered when we probed: not claimed, and if held not
-   * re-announced, before this time (Date.now()). That node took them over while we were
+   * re-announced, before this time (performance.now()). That node took them over while we were
    * away, and its record is on its way. Dropped when a peer dies: it may be that node.
    */
   readonly #rejoinDeferred = new Map<string, number>();
@@ -413,7 +448,7 @@ export class Speaker {
       if (r.status?.ip && r.status.node) owners.set(r.status.ip, r.status.node);
     }
     for (const [ip, node] of this.#listed) owners.set(ip, node);
-    const now = Date.now();
+    const now = performance.now();
     for (const [ip, at] of this.#claims) {
       if (now - at > CLAIM_OVERLAY_MS) this.#claims.delete(ip);
       else owners.set(ip, this.#o.node);
@@ -496,7 +531,7 @@ export class Speaker {
     const live = view.live;
     if ([...this.#lastLive].some((n) => !live.has(n))) this.#rejoinDeferred.clear();
     this.#lastLive = live;
-    const now = Date.now();
+    const now = performance.now();
     for (const [ip, want] of desired) {
       if (this.#probing.has(ip)) continue;
       const until = this.#conflictUntil.get(ip);
@@ -528,6 +563,7 @@ export class Speaker {
     }
     // A probe result is for the evaluation right after it: the world may move on.
     this.#probed.clear();
+    this.#syncRecords(desired);
     this.#deleteStaleRecords(decision);
     this.#metrics.announced.set(this.#current.size);
     this.#metrics.liveSpeakers.set(this.#membership.live().size);
@@ -635,7 +671,7 @@ export class Speaker {
     }
     this.#contested.delete(ip);
     this.#log.info({ ip, interfaces: ifaces }, "re-announcing: another node may have claimed it");
-    if (this.#recordFor(ip)?.status?.node !== this.#o.node) this.#writeRecord(ip, ifaces, []);
+    // The record (ours again, if another node wrote its own) follows in #syncRecords.
   }
 
   /**
@@ -664,13 +700,16 @@ export class Speaker {
         { ip, mac: other, services: this.#servicesOf(ip) },
         "rejoined: another host answers this IP, not re-announcing it yet",
       );
-      this.#rejoinDeferred.set(ip, Date.now() + REJOIN_DEFER_MS);
+      this.#rejoinDeferred.set(ip, performance.now() + REJOIN_DEFER_MS);
       setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
       return;
     }
     this.#rejoinDeferred.delete(ip);
     const still = this.#current.get(ip);
-    if (still && this.#contested.has(ip)) this.#reannounce(ip, still);
+    if (still && this.#contested.has(ip)) {
+      this.#reannounce(ip, still);
+      this.#schedule(); // the evaluation writes our record back
+    }
   }
 
   #announce(ip: string, want: { services: string[] }, ifaces: string[]): void {
@@ -687,7 +726,6 @@ export class Speaker {
     const first = !this.#current.has(ip);
     this.#current.set(ip, cur.sort());
     this.#contested.delete(ip);
-    this.#writeRecord(ip, cur, want.services);
     if (!first) return;
     this.#log.info({ ip, interfaces: cur, services: want.services }, "announcing");
     for (const key of want.services) {
@@ -702,55 +740,106 @@ export class Speaker {
     }
   }
 
-  /** Records that this node announces `ip` (create, else merge patch; one writer: the owner). */
-  #writeRecord(ip: string, interfaces: string[], services: string[]): void {
+  /**
+   * Level-triggered records: for every IP this node announces, the IPAnnouncement it wants
+   * (this node, these interfaces, these Services) is compared with the one the informer
+   * shows, and written when they differ. So a write that failed is tried again (with
+   * backoff) while the IP stays held, and the Service list follows the Services that share
+   * the IP: peers' stickiness and `ironlb status` read these records.
+   */
+  #syncRecords(desired: ReadonlyMap<string, { services: string[] }>): void {
+    for (const ip of this.#recordWrites.keys())
+      if (!this.#current.has(ip) && !this.#recordWrites.get(ip)?.inFlight)
+        this.#recordWrites.delete(ip);
+    for (const [ip, interfaces] of this.#current)
+      this.#syncRecord(ip, interfaces, [...(desired.get(ip)?.services ?? [])].sort());
+  }
+
+  #syncRecord(ip: string, interfaces: string[], services: string[]): void {
     const prev = this.#recordFor(ip);
-    const svcs =
-      services.length > 0 ? [...services].sort() : (prev?.status?.services ?? []).slice();
-    // Unchanged only if the fresh list of a rejoin (when there is one) agrees with the cache.
+    const want = JSON.stringify([interfaces, services]);
+    // As observed: the cache, unless the fresh list of a rejoin says another owner.
     const listed = this.#listed.get(ip);
+    const ours =
+      (listed === undefined || listed === this.#o.node) && prev?.status?.node === this.#o.node;
+    const st = this.#recordWrites.get(ip) ?? { inFlight: false, failures: 0, notBefore: 0 };
+    this.#recordWrites.set(ip, st);
     if (
-      (listed === undefined || listed === this.#o.node) &&
-      prev?.status?.node === this.#o.node &&
-      JSON.stringify(prev.status.interfaces ?? []) === JSON.stringify(interfaces) &&
-      JSON.stringify(prev.status.services ?? []) === JSON.stringify(svcs)
+      ours &&
+      JSON.stringify([prev.status?.interfaces ?? [], prev.status?.services ?? []]) === want
+    ) {
+      st.written = undefined;
+      return;
+    }
+    if (st.inFlight) return; // its end evaluates again
+    const now = performance.now();
+    if (now < st.notBefore) return; // backing off: its timer evaluates again
+    // Written, and the informer shows no change of the record since: on its way.
+    const seenRv = prev?.metadata?.resourceVersion;
+    if (
+      st.written?.want === want &&
+      st.written.seenRv === seenRv &&
+      now - st.written.at < CLAIM_OVERLAY_MS
     )
       return;
-    this.#claims.set(ip, Date.now());
+    st.inFlight = true;
+    this.#claims.set(ip, now);
     const name = ipAnnouncementName(ip);
     const status = {
       ip,
       node: this.#o.node,
       interfaces,
-      services: svcs,
+      services,
       since:
-        prev?.status?.node === this.#o.node && prev.status.since
+        ours && prev?.status?.since
           ? prev.status.since
           : new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     };
-    const body = {
-      apiVersion: `${group}/${version}`,
-      kind: "IPAnnouncement",
-      metadata: { name, labels: { "app.kubernetes.io/managed-by": "ironlb-speaker" } },
-      status,
-    };
-    const write = async () => {
-      try {
-        await this.#api.mergePatch(`${IP_ANNOUNCEMENTS_PATH}/${name}`, { status });
-      } catch (err) {
-        if (httpStatus(err) !== 404) throw err;
-        await this.#api.create(IP_ANNOUNCEMENTS_PATH, body);
-      }
-    };
-    write().catch((err: unknown) => {
-      // Without the record, peers go by the previous one: our claim must not outlive it.
-      this.#claims.delete(ip);
-      this.#log.warn(
-        { ip, services: svcs, err: describeError(err) },
-        "could not record the announcement",
-      );
-      this.#schedule();
-    });
+    this.#putRecord(name, status).then(
+      () => {
+        st.inFlight = false;
+        st.failures = 0;
+        st.notBefore = 0;
+        st.written = { want, seenRv, at: performance.now() };
+        // What changed while the write was under way is written by the next evaluation.
+        this.#scheduleBatched();
+      },
+      (err: unknown) => {
+        st.inFlight = false;
+        st.failures++;
+        const delay = recordRetryDelayMs(st.failures, Math.random());
+        st.notBefore = performance.now() + delay;
+        // Without the record, peers go by the previous one: our claim must not outlive it.
+        this.#claims.delete(ip);
+        this.#log.warn(
+          {
+            ip,
+            services,
+            attempt: st.failures,
+            retryInMs: Math.round(delay),
+            err: describeError(err),
+          },
+          "could not record the announcement",
+        );
+        this.#schedule();
+        setTimeout(() => this.#schedule(), delay + 1).unref();
+      },
+    );
+  }
+
+  /** Writes a record of ours (merge patch, else create; one writer: the owner). */
+  async #putRecord(name: string, status: IPAnnouncementStatus): Promise<void> {
+    try {
+      await this.#api.mergePatch(`${IP_ANNOUNCEMENTS_PATH}/${name}`, { status });
+    } catch (err) {
+      if (httpStatus(err) !== 404) throw err;
+      await this.#api.create(IP_ANNOUNCEMENTS_PATH, {
+        apiVersion: `${group}/${version}`,
+        kind: "IPAnnouncement",
+        metadata: { name, labels: { "app.kubernetes.io/managed-by": "ironlb-speaker" } },
+        status,
+      });
+    }
   }
 
   /** Records of ours for IPs no Service uses any more. */
@@ -760,7 +849,7 @@ export class Speaker {
       if (!ip || r.status?.node !== this.#o.node || d.ips.has(ip)) continue;
       const name = r.metadata?.name;
       if (!name || this.#claims.has(ip)) continue;
-      this.#claims.set(ip, Date.now()); // one delete in flight
+      this.#claims.set(ip, performance.now()); // one delete in flight
       this.#api
         .delete(`${IP_ANNOUNCEMENTS_PATH}/${name}`)
         .catch((err: unknown) => {
@@ -791,7 +880,7 @@ export class Speaker {
           { ip, mac, services: this.#servicesOf(ip) },
           "rejoined: another host answers this IP, not claiming it yet",
         );
-        this.#rejoinDeferred.set(ip, Date.now() + REJOIN_DEFER_MS);
+        this.#rejoinDeferred.set(ip, performance.now() + REJOIN_DEFER_MS);
         setTimeout(() => this.#schedule(), REJOIN_DEFER_MS + 5).unref();
         return;
       }
@@ -849,7 +938,7 @@ export class Speaker {
       { ip: ev.ip, interface: ev.ifname, mac: ev.mac, during: ev.during, services },
       "address conflict",
     );
-    this.#conflictUntil.set(ev.ip, Date.now() + this.#o.conflictRetryMs);
+    this.#conflictUntil.set(ev.ip, performance.now() + this.#o.conflictRetryMs);
     for (const key of services) {
       const [ns, name] = key.split("/") as [string, string];
       const svc = this.#services.get(name, ns);

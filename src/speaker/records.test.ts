@@ -1,0 +1,317 @@
+// The speaker's IPAnnouncement records and deadlines, in process: real informers against the
+// fake apiserver (which keeps the records it is sent and streams them back as watch events),
+// the real announcer on an in-memory socket, one eligible node, membership stubbed.
+import pino from "pino";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Announcer } from "../arp/announcer.ts";
+import { arpReply, decodeArpFrame } from "../arp/codec.ts";
+import type { FrameSocket, PacketSocketKind } from "../arp/packet-socket.ts";
+import { PACKET_BROADCAST } from "../arp/packet-socket.ts";
+import { KubeClient } from "../k8s/client.ts";
+import { type Answer, FakeApiServer } from "../k8s/fake-apiserver.ts";
+import type { MembershipView } from "./decision.ts";
+import type { Membership } from "./membership.ts";
+import { speakerMetrics } from "./metrics.ts";
+import {
+  IP_ANNOUNCEMENTS_PATH,
+  ipAnnouncementName,
+  recordRetryDelayMs,
+  Speaker,
+} from "./speaker.ts";
+
+// The host's interfaces as the speaker reads them: one LAN link.
+vi.mock("node:os", async (importOriginal) => ({
+  ...(await importOriginal<typeof import("node:os")>()),
+  networkInterfaces: () => ({
+    eth0: [
+      {
+        address: "192.0.2.2",
+        netmask: "255.255.255.0",
+        family: "IPv4",
+        mac: "02:00:00:00:01:00",
+        internal: false,
+        cidr: "192.0.2.2/24",
+      },
+    ],
+  }),
+}));
+
+class FakeSocket implements FrameSocket {
+  readonly listeners = new Set<(f: Buffer, t: number) => void>();
+  readonly sent: Buffer[];
+  readonly ifname: string;
+  readonly kind: PacketSocketKind;
+  readonly mac = "02:00:00:00:01:00";
+  constructor(ifname: string, kind: PacketSocketKind, sent: Buffer[]) {
+    this.ifname = ifname;
+    this.kind = kind;
+    this.sent = sent;
+  }
+  send(frame: Buffer): void {
+    this.sent.push(frame);
+  }
+  onFrame(l: (f: Buffer, t: number) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+  close(): void {}
+  deliver(frame: Buffer): void {
+    for (const l of this.listeners) l(frame, PACKET_BROADCAST);
+  }
+}
+
+const NODE = "node-a";
+const IP = "192.0.2.10";
+const RECORD = `${IP_ANNOUNCEMENTS_PATH}/${ipAnnouncementName(IP)}`;
+const STRANGER = "02:00:00:00:00:66";
+
+const service = (name: string) => ({
+  metadata: {
+    name,
+    namespace: "shop",
+    resourceVersion: "1",
+    uid: `uid-${name}`,
+    annotations: { "ironlb.dev/ip-allocated-from-pool": "default" },
+  },
+  spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }] },
+  status: { loadBalancer: { ingress: [{ ip: IP }] } },
+});
+const slice = (svc: string) => ({
+  metadata: {
+    name: `${svc}-1`,
+    namespace: "shop",
+    resourceVersion: "1",
+    labels: { "kubernetes.io/service-name": svc },
+  },
+  addressType: "IPv4",
+  endpoints: [{ addresses: ["10.0.0.1"], conditions: { ready: true }, nodeName: NODE }],
+});
+const objects: Record<string, unknown[]> = {
+  "/api/v1/services": [service("web")],
+  "/apis/discovery.k8s.io/v1/endpointslices": [slice("web")],
+  "/api/v1/nodes": [
+    {
+      metadata: { name: NODE, resourceVersion: "1" },
+      status: { conditions: [{ type: "Ready", status: "True" }] },
+    },
+  ],
+  "/apis/ironlb.dev/v1beta1/ipaddresspools": [
+    {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "IPAddressPool",
+      metadata: { name: "default", resourceVersion: "1", uid: "pool" },
+      spec: { addresses: ["192.0.2.0/24"] },
+    },
+  ],
+  "/apis/ironlb.dev/v1beta1/l2advertisements": [
+    {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "L2Advertisement",
+      metadata: { name: "l2", resourceVersion: "1", uid: "l2" },
+      spec: { interfaces: ["eth0"] },
+    },
+  ],
+};
+
+interface Harness {
+  server: FakeApiServer;
+  speaker: Speaker;
+  announcer: Announcer;
+  /** The announcer's current ARP socket on eth0 (it reopens one after an idle time). */
+  socket: () => FakeSocket;
+  /** Every frame sent, over all sockets. */
+  sent: Buffer[];
+  lines: Array<Record<string, unknown>>;
+  /** The IPAnnouncements the fake apiserver holds, by name. */
+  records: Map<string, { metadata: { name: string; resourceVersion: string }; status: unknown }>;
+  /** Answers for the next record writes (PATCH or POST), before the store's own. */
+  failWrites: Answer[];
+}
+
+let h: Harness | undefined;
+
+async function start(opts: { probeMs?: number; conflictRetryMs?: number } = {}): Promise<Harness> {
+  const server = new FakeApiServer();
+  const records: Harness["records"] = new Map();
+  const failWrites: Answer[] = [];
+  let rv = 10;
+  const sendRecord = (type: string, obj: unknown) => {
+    for (const w of server.openWatches()) if (w.path === IP_ANNOUNCEMENTS_PATH) w.send(type, obj);
+  };
+  server.onRequest = (method, path, _query, body) => {
+    if (method === "GET")
+      return {
+        status: 200,
+        body: {
+          kind: "List",
+          metadata: { resourceVersion: "1" },
+          items: path === IP_ANNOUNCEMENTS_PATH ? [...records.values()] : (objects[path] ?? []),
+        },
+      };
+    if (!path.startsWith(IP_ANNOUNCEMENTS_PATH)) return { status: 201, body: {} };
+    const failure = failWrites.shift();
+    if (failure) return failure;
+    const sent = JSON.parse(body) as { metadata?: { name: string }; status: unknown };
+    const name = method === "POST" ? sent.metadata!.name : path.split("/").at(-1)!;
+    const prev = records.get(name);
+    if (method === "PATCH" && !prev)
+      return { status: 404, body: { kind: "Status", code: 404, message: "not found" } };
+    const obj = {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "IPAnnouncement",
+      metadata: { name, resourceVersion: String(++rv) },
+      status: { ...((prev?.status as object) ?? {}), ...(sent.status as object) },
+    };
+    records.set(name, obj);
+    sendRecord(prev ? "MODIFIED" : "ADDED", obj);
+    return { status: prev ? 200 : 201, body: obj };
+  };
+  const api = new KubeClient({ server: await server.start() });
+  const lines: Harness["lines"] = [];
+  const log = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const sockets = new Map<PacketSocketKind, FakeSocket>();
+  const sent: Buffer[] = [];
+  const announcer = new Announcer({
+    openSocket: (ifname, kind) => {
+      const s = new FakeSocket(ifname, kind, sent);
+      sockets.set(kind, s);
+      return s;
+    },
+    kernelFilter: false,
+  });
+  const view: MembershipView = { self: NODE, live: new Set([NODE]), settled: true, quorum: true };
+  const membership = {
+    onChange: () => {},
+    onRejoin: () => {},
+    noticeStall: () => {},
+    linkRejoin: () => {},
+    view: () => ({ ...view }),
+    live: () => view.live,
+  } as unknown as Membership;
+  const speaker = new Speaker(
+    api,
+    {
+      node: NODE,
+      probeMs: opts.probeMs ?? 0,
+      conflictRetryMs: opts.conflictRetryMs ?? 30_000,
+      lbClass: "ironlb.dev/lb",
+      handleUnclassed: true,
+    },
+    announcer,
+    membership,
+    speakerMetrics(),
+    log,
+  );
+  speaker.onLinks(new Map([["eth0", true]]));
+  h = {
+    server,
+    speaker,
+    announcer,
+    socket: () => sockets.get("arp")!,
+    sent,
+    lines,
+    records,
+    failWrites,
+  };
+  return h;
+}
+
+afterEach(async () => {
+  if (!h) return;
+  await h.speaker.stop();
+  h.announcer.close();
+  await h.server.close();
+  h = undefined;
+  vi.restoreAllMocks();
+});
+
+const recordOf = (x: Harness) => x.records.get(ipAnnouncementName(IP))?.status;
+
+describe("Speaker: IPAnnouncement records are level-triggered", () => {
+  it("retries a record write that failed, with a log line naming the IP, until it lands", async () => {
+    const x = await start();
+    x.failWrites.push({
+      status: 500,
+      body: { kind: "Status", code: 500, message: "etcdserver: request timed out" },
+    });
+    await x.speaker.start();
+    await vi.waitFor(() => expect(recordOf(x)).toBeDefined(), { timeout: 2000, interval: 20 });
+    expect(recordOf(x)).toMatchObject({
+      ip: IP,
+      node: NODE,
+      interfaces: ["eth0"],
+      services: ["shop/web"],
+    });
+    expect(x.lines.filter((l) => l.msg === "could not record the announcement")).toEqual([
+      expect.objectContaining({ level: 40, ip: IP, attempt: 1, services: ["shop/web"] }),
+    ]);
+    const writes = x.server.requests.filter(
+      (r) => r.path.startsWith(IP_ANNOUNCEMENTS_PATH) && r.method !== "GET",
+    );
+    // The failed patch, then the patch that finds no record and the create.
+    expect(writes.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `PATCH ${RECORD}`,
+      `PATCH ${RECORD}`,
+      `POST ${IP_ANNOUNCEMENTS_PATH}`,
+    ]);
+  });
+
+  it("updates the record's Service list when a second Service joins the shared IP", async () => {
+    const x = await start();
+    await x.speaker.start();
+    await vi.waitFor(() => expect(recordOf(x)).toMatchObject({ services: ["shop/web"] }), {
+      timeout: 2000,
+      interval: 20,
+    });
+    const since = (recordOf(x) as { since: string }).since;
+    const watch = (p: string) => x.server.openWatches().find((w) => w.path === p)!;
+    watch("/apis/discovery.k8s.io/v1/endpointslices").send("ADDED", slice("api"));
+    watch("/api/v1/services").send("ADDED", service("api"));
+    await vi.waitFor(
+      () => expect(recordOf(x)).toMatchObject({ services: ["shop/api", "shop/web"] }),
+      { timeout: 2000, interval: 20 },
+    );
+    // The same announcement, not a new one: `since` is kept.
+    expect(recordOf(x)).toMatchObject({ node: NODE, interfaces: ["eth0"], since });
+  });
+});
+
+describe("recordRetryDelayMs", () => {
+  it.each([
+    { failures: 1, random: 0, ms: 250 },
+    { failures: 1, random: 0.999, ms: 499.75 },
+    { failures: 2, random: 0, ms: 500 },
+    { failures: 4, random: 0.5, ms: 3000 },
+    { failures: 7, random: 0, ms: 15_000 },
+    { failures: 8, random: 0.999, ms: 29_985 },
+    { failures: 1000, random: 0.999, ms: 29_985 },
+  ])("after $failures failures with random $random: $ms ms", ({ failures, random, ms }) => {
+    expect(recordRetryDelayMs(failures, random)).toBeCloseTo(ms, 6);
+  });
+});
+
+describe("Speaker: deadlines on the monotonic clock", () => {
+  it("probes again after conflictRetryMs although the wall clock stepped back an hour", async () => {
+    const x = await start({ probeMs: 10_000, conflictRetryMs: 100 });
+    await x.speaker.start();
+    const probes = () =>
+      x.sent.filter((f) => {
+        const d = decodeArpFrame(f);
+        return d?.arp.senderIp === "0.0.0.0" && d.arp.targetIp === IP;
+      });
+    await vi.waitFor(() => expect(probes()).toHaveLength(1), { timeout: 2000, interval: 10 });
+    // Another host answers the probe; then NTP steps the wall clock back an hour.
+    const wall = Date.now();
+    vi.spyOn(Date, "now").mockReturnValue(wall - 3_600_000);
+    x.socket().deliver(arpReply(STRANGER, IP, "02:00:00:00:01:00", "0.0.0.0"));
+    await vi.waitFor(
+      () =>
+        expect(x.lines.filter((l) => l.msg === "address conflict")).toEqual([
+          expect.objectContaining({ ip: IP, mac: STRANGER, during: "probe" }),
+        ]),
+      { timeout: 1000, interval: 5 },
+    );
+    // 100 ms later on the monotonic clock the IP is probed again.
+    await vi.waitFor(() => expect(probes()).toHaveLength(2), { timeout: 2000, interval: 10 });
+  });
+});
