@@ -130,7 +130,13 @@ interface Harness {
 
 let h: Harness | undefined;
 
-async function start(opts: { probeMs?: number; conflictRetryMs?: number } = {}): Promise<Harness> {
+async function start(
+  opts: { probeMs?: number; conflictRetryMs?: number; ads?: unknown[] } = {},
+): Promise<Harness> {
+  const lists: Record<string, unknown[]> = {
+    ...objects,
+    ...(opts.ads ? { "/apis/ironlb.dev/v1beta1/l2advertisements": opts.ads } : {}),
+  };
   const server = new FakeApiServer();
   const records: Harness["records"] = new Map();
   const failWrites: Answer[] = [];
@@ -145,7 +151,7 @@ async function start(opts: { probeMs?: number; conflictRetryMs?: number } = {}):
         body: {
           kind: "List",
           metadata: { resourceVersion: "1" },
-          items: path === IP_ANNOUNCEMENTS_PATH ? [...records.values()] : (objects[path] ?? []),
+          items: path === IP_ANNOUNCEMENTS_PATH ? [...records.values()] : (lists[path] ?? []),
         },
       };
     if (!path.startsWith(IP_ANNOUNCEMENTS_PATH)) return { status: 201, body: {} };
@@ -225,6 +231,17 @@ afterEach(async () => {
   vi.restoreAllMocks();
 });
 
+/** The open watch of `path` (it opens after the informer's list). */
+const watchOf = (x: Harness, path: string) =>
+  vi.waitFor(
+    () => {
+      const w = x.server.openWatches().find((o) => o.path === path);
+      if (!w) throw new Error(`no watch of ${path} yet`);
+      return w;
+    },
+    { timeout: 2000, interval: 5 },
+  );
+
 const recordOf = (x: Harness) => x.records.get(ipAnnouncementName(IP))?.status;
 
 describe("Speaker: IPAnnouncement records are level-triggered", () => {
@@ -264,9 +281,8 @@ describe("Speaker: IPAnnouncement records are level-triggered", () => {
       interval: 20,
     });
     const since = (recordOf(x) as { since: string }).since;
-    const watch = (p: string) => x.server.openWatches().find((w) => w.path === p)!;
-    watch("/apis/discovery.k8s.io/v1/endpointslices").send("ADDED", slice("api"));
-    watch("/api/v1/services").send("ADDED", service("api"));
+    (await watchOf(x, "/apis/discovery.k8s.io/v1/endpointslices")).send("ADDED", slice("api"));
+    (await watchOf(x, "/api/v1/services")).send("ADDED", service("api"));
     await vi.waitFor(
       () => expect(recordOf(x)).toMatchObject({ services: ["shop/api", "shop/web"] }),
       { timeout: 2000, interval: 20 },
@@ -313,5 +329,68 @@ describe("Speaker: deadlines on the monotonic clock", () => {
     );
     // 100 ms later on the monotonic clock the IP is probed again.
     await vi.waitFor(() => expect(probes()).toHaveLength(2), { timeout: 2000, interval: 10 });
+  });
+});
+
+const ad = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: "ironlb.dev/v1beta1",
+  kind: "L2Advertisement",
+  metadata: { name, resourceVersion: "1", uid: name },
+  spec,
+});
+
+describe("Speaker: what it reads goes through the checkers of src/api", () => {
+  it("skips a malformed L2Advertisement, saying so once per version", async () => {
+    // `ipAddressPools` must be a list: read as it is, the string "default" would select the
+    // pool (a string has includes() too) and the IP would be announced on its say-so.
+    const x = await start({ ads: [ad("bad", { ipAddressPools: "default" })] });
+    const evaluations: number[] = [];
+    x.speaker.onReconciled = () => evaluations.push(1);
+    await x.speaker.start();
+    await vi.waitFor(() => expect(evaluations.length).toBeGreaterThan(0), {
+      timeout: 2000,
+      interval: 10,
+    });
+    // More evaluations of the same object version: no further line.
+    (await watchOf(x, "/api/v1/nodes")).send("MODIFIED", {
+      metadata: { name: NODE, resourceVersion: "2" },
+      status: { conditions: [{ type: "Ready", status: "True" }] },
+    });
+    await vi.waitFor(() => expect(evaluations.length).toBeGreaterThan(1), {
+      timeout: 2000,
+      interval: 10,
+    });
+    // Not announced on the malformed object's say-so.
+    expect(x.announcer.counters.gratuitousSent).toBe(0);
+    expect(recordOf(x)).toBeUndefined();
+    expect(x.lines.filter((l) => l.msg === "invalid L2Advertisement")).toEqual([
+      expect.objectContaining({
+        level: 40,
+        name: "bad",
+        resourceVersion: "1",
+        errors: ["spec.ipAddressPools: must be of type array"],
+        using: "nothing: skipped",
+      }),
+    ]);
+    expect(x.lines.filter((l) => l.msg === "IP not announced by any node")).toEqual([
+      expect.objectContaining({ ip: IP, reason: expect.stringContaining("no L2Advertisement") }),
+    ]);
+  });
+
+  it("uses an L2Advertisement with a field it does not know (a newer CRD), saying which", async () => {
+    const x = await start({ ads: [ad("next", { interfaces: ["eth0"], someFutureField: 3 })] });
+    await x.speaker.start();
+    await vi.waitFor(() => expect(recordOf(x)).toMatchObject({ interfaces: ["eth0"] }), {
+      timeout: 2000,
+      interval: 20,
+    });
+    expect(x.lines.filter((l) => l.msg === "unknown fields ignored (a newer CRD?)")).toEqual([
+      expect.objectContaining({
+        kind: "L2Advertisement",
+        name: "next",
+        fields: ["spec.someFutureField"],
+      }),
+    ]);
+    expect(x.lines.filter((l) => l.msg === "invalid L2Advertisement")).toEqual([]);
   });
 });

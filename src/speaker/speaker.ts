@@ -8,9 +8,13 @@ import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 import { group, version } from "../api/group.ts";
-import type { IPAddressPool } from "../api/ipaddresspool.ts";
-import type { IPAnnouncement, IPAnnouncementStatus } from "../api/ipannouncement.ts";
-import type { L2Advertisement } from "../api/l2advertisement.ts";
+import { type IPAddressPool, parseIPAddressPool } from "../api/ipaddresspool.ts";
+import {
+  type IPAnnouncement,
+  type IPAnnouncementStatus,
+  parseIPAnnouncement,
+} from "../api/ipannouncement.ts";
+import { type L2Advertisement, parseL2Advertisement } from "../api/l2advertisement.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -18,6 +22,7 @@ import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
+import { Checked } from "./checked.ts";
 import {
   type Announcement,
   type Decision,
@@ -132,6 +137,10 @@ export class Speaker {
   readonly #pools: Informer<IPAddressPool & KubernetesObject>;
   readonly #ads: Informer<L2Advertisement & KubernetesObject>;
   readonly #records: Informer<Record_>;
+  /** What the speaker reads of those three kinds: through the checkers of src/api. */
+  readonly #checkedPools: Checked<IPAddressPool>;
+  readonly #checkedAds: Checked<L2Advertisement>;
+  readonly #checkedRecords: Checked<IPAnnouncement>;
   /** What this node announces now: ip -> interfaces. */
   readonly #current = new Map<string, string[]>();
   /** IPs being probed before their first announcement. */
@@ -204,6 +213,21 @@ export class Speaker {
     this.#metrics = metrics;
     this.#api = api;
     this.#events = new EventRecorder(api, "speaker", opts.node, log);
+    // An object that fails its checks: a pool or an advertisement keeps its last good
+    // version (a pool, else the addresses that can be read: the controller keeps its IPs
+    // assigned, so they stay announced); a record is skipped (it only informs stickiness).
+    this.#checkedPools = new Checked(
+      { kind: "IPAddressPool", parse: parseIPAddressPool, freeze: true, salvage: salvagePool },
+      log,
+    );
+    this.#checkedAds = new Checked(
+      { kind: "L2Advertisement", parse: parseL2Advertisement, freeze: true },
+      log,
+    );
+    this.#checkedRecords = new Checked(
+      { kind: "IPAnnouncement", parse: parseIPAnnouncement, freeze: false },
+      log,
+    );
     const poke = {
       add: () => this.#scheduleBatched(),
       update: () => this.#scheduleBatched(),
@@ -407,7 +431,8 @@ export class Speaker {
         const list = await this.#api.get<{ items?: Record_[] }>(IP_ANNOUNCEMENTS_PATH);
         this.#listed.clear();
         for (const r of list.items ?? []) {
-          if (r.status?.ip && r.status.node) this.#listed.set(r.status.ip, r.status.node);
+          const c = this.#checkedRecords.get(r);
+          if (c?.status) this.#listed.set(c.status.ip, c.status.node);
         }
         setTimeout(() => this.#listed.clear(), CLAIM_OVERLAY_MS).unref();
         break;
@@ -424,8 +449,9 @@ export class Speaker {
   }
 
   #recordSeen(r: Record_): void {
-    const ip = r.status?.ip;
-    const node = r.status?.node;
+    const c = this.#checkedRecords.get(r);
+    const ip = c?.status?.ip;
+    const node = c?.status?.node;
     if (ip) {
       this.#listed.delete(ip);
       if (node === this.#o.node) this.#claims.delete(ip);
@@ -444,8 +470,8 @@ export class Speaker {
   /** IP -> recorded owner: the records, a fresh list after a rejoin, our own claims. */
   #currentOwners(): Map<string, string> {
     const owners = new Map<string, string>();
-    for (const r of this.#records.list()) {
-      if (r.status?.ip && r.status.node) owners.set(r.status.ip, r.status.node);
+    for (const r of this.#checkedRecords.list(this.#records.list())) {
+      if (r.status) owners.set(r.status.ip, r.status.node);
     }
     for (const [ip, node] of this.#listed) owners.set(ip, node);
     const now = performance.now();
@@ -482,12 +508,14 @@ export class Speaker {
         }),
       slices,
       nodes: this.#nodes.list().map(nodeInfo),
-      pools: this.#pools.list().map((p) => ({
-        name: p.metadata?.name ?? "",
-        labels: p.metadata?.labels ?? {},
-        addresses: p.spec?.addresses ?? [],
+      pools: this.#checkedPools.list(this.#pools.list()).map((p) => ({
+        name: p.metadata.name ?? "",
+        labels: p.metadata.labels ?? {},
+        addresses: p.spec.addresses,
       })),
-      ads: this.#ads.list().map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) })),
+      ads: this.#checkedAds
+        .list(this.#ads.list())
+        .map((a) => ({ name: a.metadata.name ?? "", ...(a.spec ?? {}) })),
       membership: view,
       currentOwners: this.#currentOwners(),
       held: new Set(this.#current.keys()),
@@ -654,8 +682,9 @@ export class Speaker {
     for (const key of this.#outsideReported) if (!now.has(key)) this.#outsideReported.delete(key);
   }
 
-  #recordFor(ip: string): Record_ | undefined {
-    return this.#records.get(ipAnnouncementName(ip));
+  /** The record of `ip`, if there is one that passes the checks. */
+  #recordFor(ip: string): IPAnnouncement | undefined {
+    return this.#checkedRecords.get(this.#records.get(ipAnnouncementName(ip)));
   }
 
   #reannounce(ip: string, ifaces: string[]): void {
@@ -844,7 +873,7 @@ export class Speaker {
 
   /** Records of ours for IPs no Service uses any more. */
   #deleteStaleRecords(d: Decision): void {
-    for (const r of this.#records.list()) {
+    for (const r of this.#checkedRecords.list(this.#records.list())) {
       const ip = r.status?.ip;
       if (!ip || r.status?.node !== this.#o.node || d.ips.has(ip)) continue;
       const name = r.metadata?.name;
@@ -957,6 +986,19 @@ export class Speaker {
   #servicesOf(ip: string): readonly string[] {
     return this.#decided.get(ip)?.services ?? [];
   }
+}
+
+/** The addresses of a pool that fails its checks, when they are strings: still its IPs. */
+function salvagePool(obj: KubernetesObject): IPAddressPool | undefined {
+  const raw = (obj as { spec?: { addresses?: unknown } }).spec?.addresses;
+  const addresses = Array.isArray(raw) ? raw.filter((a) => typeof a === "string") : [];
+  if (addresses.length === 0 || !obj.metadata?.name) return undefined;
+  return {
+    apiVersion: `${group}/${version}`,
+    kind: "IPAddressPool",
+    metadata: { name: obj.metadata.name, labels: obj.metadata.labels ?? {} },
+    spec: { addresses },
+  } as IPAddressPool;
 }
 
 function nodeInfo(n: V1Node): NodeInfo {
