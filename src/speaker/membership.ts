@@ -86,7 +86,12 @@ const SOURCE_RATE_FACTOR = 10;
 const SOURCE_BURST = 200;
 
 interface Peer {
-  /** Local time the Lease was last seen renewed. */
+  /**
+   * When the Lease was last seen renewed, on the monotonic clock (performance.now()): how
+   * long a Lease has been silent is elapsed time, which a wall-clock step must not stretch
+   * (a dead peer kept "live" after a backward step) or shrink (live peers and this node
+   * declared dead after a forward one).
+   */
   seenAt: number;
   renewTime: string;
   durationMs: number;
@@ -125,13 +130,14 @@ export class Membership {
   #socket: Socket | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
-  #lastRenewOk = 0;
+  /** performance.now() of our last successful renewal. */
+  #lastRenewOk = Number.NEGATIVE_INFINITY;
   #lastLive = "";
   #stopped = false;
   readonly #clock: StallClock;
   /** The renewTime we last wrote, and when our informer showed it (it is live then). */
   #renewWritten = "";
-  #ownSeenAt = 0;
+  #ownSeenAt = Number.NEGATIVE_INFINITY;
   #stallTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   /** Heard peers silent at the last check (suspected) and those declared dead. */
@@ -209,7 +215,7 @@ export class Membership {
    * heartbeats, or when none arrives from any peer, peers judge it by its Lease: then an
    * expired Lease means others have taken over, and it must stop.
    */
-  selfHealthy(now = Date.now()): boolean {
+  selfHealthy(now = performance.now()): boolean {
     if (now - this.#lastRenewOk < this.#o.leaseDurationMs) return true;
     if (!this.#tracker) return false;
     const peers = [...this.#peers.keys()].filter((n) => n !== this.#o.node);
@@ -220,7 +226,7 @@ export class Membership {
    * Nodes whose speaker is alive now (this node included while selfHealthy). A peer heard
    * over UDP is alive until a check has declared it dead (suspected, then still silent).
    */
-  live(now = Date.now()): Set<string> {
+  live(now = performance.now()): Set<string> {
     const out = new Set<string>();
     const heard = new Set(this.#tracker?.known() ?? []);
     for (const [node, p] of this.#peers) {
@@ -233,7 +239,7 @@ export class Membership {
   }
 
   /** The membership part of the announcement snapshot (decision.ts). */
-  view(now = Date.now()): MembershipView {
+  view(now = performance.now()): MembershipView {
     const live = this.live(now);
     return {
       self: this.#o.node,
@@ -262,7 +268,7 @@ export class Membership {
     if (left < 0) return this.#settle();
     // Every member (a peer whose Lease is current, or any peer with a Lease while our own
     // Lease watch is not known to be live) must have been heard since.
-    const members = this.#members(Date.now());
+    const members = this.#members(performance.now());
     for (const [node, p] of this.#peers) {
       if (node === this.#o.node || !p.heartbeatAddr || !members.has(node)) continue;
       if (!this.#heardSince.has(node)) {
@@ -414,7 +420,7 @@ export class Membership {
    */
   #armExpiry(): void {
     if (this.#stopped) return;
-    const now = Date.now();
+    const now = performance.now();
     const heard = new Set(this.#tracker?.known() ?? []);
     let next = this.#lastRenewOk + this.#o.leaseDurationMs;
     for (const [node, p] of this.#peers) {
@@ -465,14 +471,15 @@ export class Membership {
     if (!node) return;
     const renewTime = timestamp(lease.spec?.renewTime);
     if (node === this.#o.node && Date.parse(renewTime) === Date.parse(this.#renewWritten))
-      this.#ownSeenAt = Date.now();
+      this.#ownSeenAt = performance.now();
     const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
     const prev = this.#peers.get(node);
-    const now = Date.now();
+    const now = performance.now();
     let seenAt = now;
     if (!prev) {
-      // First sight: trust the holder's clock only to tell a stale Lease from a live one.
-      const age = now - Date.parse(renewTime);
+      // First sight: trust the holder's clock only to tell a stale Lease from a live one
+      // (renewTime is the holder's wall clock: the one place where ours is compared).
+      const age = Date.now() - Date.parse(renewTime);
       if (Number.isFinite(age) && age > durationMs) seenAt = now - durationMs;
     } else if (prev.renewTime === renewTime) {
       seenAt = prev.seenAt;
@@ -520,7 +527,7 @@ export class Membership {
         await this.#api.create(this.#path, body);
       }
       const wasHealthy = this.selfHealthy();
-      this.#lastRenewOk = Date.now();
+      this.#lastRenewOk = performance.now();
       if (!wasHealthy) this.#changed();
     } catch (err) {
       this.#log.warn({ err: describeError(err) }, "renewing own lease failed");
