@@ -801,6 +801,11 @@ export class Speaker {
       return;
     }
     if (st.inFlight) return; // its end evaluates again
+    // Another node's record on an IP still contested (after a rejoin: until a probe finds
+    // no other node answering it): ours follows our gratuitous burst (#reannounce), never
+    // precedes it, or that node would let go while clients still go to it.
+    const other = listed ?? prev?.status?.node;
+    if (other !== undefined && other !== this.#o.node && this.#contested.has(ip)) return;
     const now = performance.now();
     if (now < st.notBefore) return; // backing off: its timer evaluates again
     // Written, and the informer shows no change of the record since: on its way.
