@@ -126,6 +126,10 @@ interface Harness {
   records: Map<string, { metadata: { name: string; resourceVersion: string }; status: unknown }>;
   /** Answers for the next record writes (PATCH or POST), before the store's own. */
   failWrites: Answer[];
+  /** Another node writes its record for IP (stored and streamed to the watch). */
+  peerRecord: (node: string) => void;
+  /** The membership stub, whose onRejoin the speaker set. */
+  membership: Membership;
 }
 
 let h: Harness | undefined;
@@ -218,6 +222,18 @@ async function start(
     lines,
     records,
     failWrites,
+    membership,
+    peerRecord: (node) => {
+      const name = ipAnnouncementName(IP);
+      const obj = {
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "IPAnnouncement",
+        metadata: { name, resourceVersion: String(++rv) },
+        status: { ip: IP, node, interfaces: ["eth0"], services: ["shop/web"] },
+      };
+      records.set(name, obj);
+      sendRecord("MODIFIED", obj);
+    },
   };
   return h;
 }
@@ -289,6 +305,49 @@ describe("Speaker: IPAnnouncement records are level-triggered", () => {
     );
     // The same announcement, not a new one: `since` is kept.
     expect(recordOf(x)).toMatchObject({ node: NODE, interfaces: ["eth0"], since });
+  });
+});
+
+describe("Speaker: records after a rejoin", () => {
+  it("does not overwrite the record of a node that took the IP over while a probe says it answers", async () => {
+    const x = await start();
+    await x.speaker.start();
+    await vi.waitFor(() => expect(recordOf(x)).toMatchObject({ node: NODE }), {
+      timeout: 2000,
+      interval: 20,
+    });
+    // Back from a stall: node-b took the IP over meanwhile, its record arrives, and it
+    // answers our probe for the IP.
+    x.membership.onRejoin("stall", 2000);
+    x.sent.length = 0;
+    // Record writes are counted where they start (the request may still be on its way).
+    const patch = vi.spyOn(KubeClient.prototype, "mergePatch");
+    const create = vi.spyOn(KubeClient.prototype, "create");
+    x.peerRecord("node-b");
+    await vi.waitFor(
+      () =>
+        expect(
+          x.sent.filter((f) => {
+            const d = decodeArpFrame(f);
+            return d?.arp.senderIp === "0.0.0.0" && d.arp.targetIp === IP;
+          }),
+        ).not.toEqual([]),
+      { timeout: 2000, interval: 5 },
+    );
+    x.socket().deliver(arpReply(STRANGER, IP, "02:00:00:00:01:00", "0.0.0.0"));
+    await vi.waitFor(
+      () =>
+        expect(x.lines.map((l) => l.msg)).toContain(
+          "rejoined: another host answers this IP, not re-announcing it yet",
+        ),
+      { timeout: 2000, interval: 5 },
+    );
+    // Its record stands: ours would make it let go while clients still go to it.
+    const writes = [...patch.mock.calls, ...create.mock.calls].filter((c) =>
+      String(c[0]).startsWith(IP_ANNOUNCEMENTS_PATH),
+    );
+    expect(writes).toEqual([]);
+    expect(recordOf(x)).toMatchObject({ node: "node-b" });
   });
 });
 

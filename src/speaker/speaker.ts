@@ -104,6 +104,8 @@ interface RecordWrite {
    * cache shows a change (or CLAIM_OVERLAY_MS passes), the write is on its way, not lost.
    */
   written?: { want: string; seenRv: string | undefined; at: number };
+  /** `since` of our last record written while the IP stayed held (the cache may lag). */
+  since?: string;
 }
 
 const RECORD_RETRY_FIRST_MS = 500;
@@ -825,9 +827,9 @@ export class Speaker {
       interfaces,
       services,
       since:
-        ours && prev?.status?.since
-          ? prev.status.since
-          : new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+        (ours ? prev?.status?.since : undefined) ??
+        st.since ??
+        new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     };
     this.#putRecord(name, status).then(
       () => {
@@ -835,6 +837,7 @@ export class Speaker {
         st.failures = 0;
         st.notBefore = 0;
         st.written = { want, seenRv, at: performance.now() };
+        st.since = status.since;
         // What changed while the write was under way is written by the next evaluation.
         this.#scheduleBatched();
       },
