@@ -377,6 +377,7 @@ try {
     const udp0 = await udpCounters(L.node(floodedNode).ns);
     const cpu0 = pids.map(cpuTicks);
     const w0 = performance.now();
+    const floodWall = Date.now();
     let flooding = true;
     const health: number[] = [];
     const logMarks = L.nodes.map((n) => L.speaker(n.name)!.logs().length);
@@ -412,6 +413,15 @@ try {
     await sleep(2000);
     const w = await watch.stop();
     const fig = figures(w, ip);
+    // Where the longest unanswered window lies, in ms since the flood began.
+    const floodAt = floodWall - w.wallStartMs;
+    let silentAt = Number.NaN;
+    const answers = w.answers[ip] ?? [];
+    for (let i = 0; i < answers.length; i++) {
+      const until = answers[i + 1]?.[0] ?? w.endMs + w.intervalMs;
+      if (answers[i]![1].length === 0 && until - answers[i]![0] === fig.maxSilentMs)
+        silentAt = answers[i]![0] - floodAt;
+    }
     const macs = new Map<string, string>();
     for (const n of L.nodes) macs.set(await L.macOf(n.name), n.name);
     // Did the flood move the IP? Membership and announcement events of each speaker.
@@ -445,6 +455,7 @@ try {
       moves: fig.moves,
       owners: fig.owners.map((m) => macs.get(m) ?? m),
       silentMs: fig.maxSilentMs,
+      silentAt,
       strandedMs: fig.maxStrandedMs,
       dualMs: fig.maxDualMs,
       flood,
@@ -507,13 +518,18 @@ try {
     `answered ${p.ms.length}/${p.ms.length + p.lost}${p.ms.length > 0 ? `, ${fmt(p.ms)}` : ""}`;
   /** Prints one flood's figures as soon as it is over (a later failure keeps them). */
   const printFlood = (what: string, f: Awaited<ReturnType<typeof floodRun>>) => {
-    const perFrame =
-      Object.values(f.dropped).reduce((a, b) => a + b, 0) || f.requests || f.conflicts;
+    // The frames of this flood that the speaker handled: heartbeats dropped, claims
+    // (conflicts) or requests, whichever this flood is made of.
+    const perFrame = Math.max(
+      Object.values(f.dropped).reduce((a, b) => a + b, 0),
+      f.requests,
+      f.conflicts,
+    );
     console.log(
       `${what}: ${Math.round(f.flood.rate).toLocaleString("en")} frames/s sent for ${FLOOD_S} s by ${useTrafgen ? "trafgen" : "the Node fixture"} (${f.flood.dropped} dropped by the sender's kernel)`,
     );
     console.log(
-      `  owner ${f.ownerBefore} before, ${f.ownerAfter} after${f.ownerAfter !== f.ownerBefore ? " (THE IP MOVED)" : ""}; flooded ${f.flooded}; ARP watcher: ${f.moves} ownership changes (answerers ${f.owners.join(" -> ") || "none"}), longest unanswered ${f.silentMs} ms, stranded ${f.strandedMs} ms, two answerers ${f.dualMs} ms`,
+      `  owner ${f.ownerBefore} before, ${f.ownerAfter} after${f.ownerAfter !== f.ownerBefore ? " (THE IP MOVED)" : ""}; flooded ${f.flooded}; ARP watcher: ${f.moves} ownership changes (answerers ${f.owners.join(" -> ") || "none"}), longest unanswered ${f.silentMs} ms (from ${Math.round(f.silentAt)} ms after the flood began), stranded ${f.strandedMs} ms, two answerers ${f.dualMs} ms`,
     );
     console.log(
       `  peers declared dead ${f.deaths}, stalls ${f.stalls}; speaker events: ${f.events.length > 0 ? f.events.join("; ") : "none"}`,
