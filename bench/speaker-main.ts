@@ -427,7 +427,7 @@ try {
     // Did the flood move the IP? Membership and announcement events of each speaker.
     const ownerAfter = await owner();
     let deaths = 0;
-    let stalls = 0;
+    const stalls: string[] = [];
     const lines = L.nodes.map((n, i) => L.speaker(n.name)!.logs().slice(logMarks[i]));
     const events = L.nodes
       .map((n, i) => {
@@ -435,7 +435,7 @@ try {
         for (const line of lines[i]!) {
           const msg = String(line.msg);
           if (msg === "peer silent: dead") deaths++;
-          if (msg.includes("stalled longer")) stalls++;
+          if (msg.includes("stalled longer")) stalls.push(`${n.name} ${line.stalledMs} ms`);
           if (MEMBERSHIP_MESSAGES.some((m) => msg.includes(m)))
             counts.set(msg, (counts.get(msg) ?? 0) + 1);
         }
@@ -532,7 +532,7 @@ try {
       `  owner ${f.ownerBefore} before, ${f.ownerAfter} after${f.ownerAfter !== f.ownerBefore ? " (THE IP MOVED)" : ""}; flooded ${f.flooded}; ARP watcher: ${f.moves} ownership changes (answerers ${f.owners.join(" -> ") || "none"}), longest unanswered ${f.silentMs} ms (from ${Math.round(f.silentAt)} ms after the flood began), stranded ${f.strandedMs} ms, two answerers ${f.dualMs} ms`,
     );
     console.log(
-      `  peers declared dead ${f.deaths}, stalls ${f.stalls}; speaker events: ${f.events.length > 0 ? f.events.join("; ") : "none"}`,
+      `  peers declared dead ${f.deaths}, stalls ${f.stalls.length}${f.stalls.length > 0 ? ` (${f.stalls.join(", ")})` : ""}; speaker events: ${f.events.length > 0 ? f.events.join("; ") : "none"}`,
     );
     console.log(
       `  flooded speaker CPU ${f.floodedCpu.toFixed(1)}% of one core (${f.cpuSeconds.toFixed(2)} s); other speakers ${f.otherCpu.map((c) => c.toFixed(1)).join(" / ")}%; its log lines ${f.logLines}`,
