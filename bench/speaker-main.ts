@@ -543,7 +543,7 @@ try {
       `  flooded speaker: ARP requests received ${f.requests}, replies sent ${f.replies}, rate-limited ${f.limited}, conflicts ${f.conflicts}; heartbeats dropped ${JSON.stringify(f.dropped)}; /healthz ${f.health.length > 0 ? fmt(f.health) : "never answered"}`,
     );
     console.log(
-      `  flooded node's kernel: UDP datagrams delivered ${f.udpIn}, dropped at a full socket ${f.udpBufErrors}; µs of speaker CPU per frame it handled ${perFrame > 0 ? ((f.cpuSeconds * 1e6) / perFrame).toFixed(1) : "-"}`,
+      `  flooded node's kernel: UDP datagrams delivered ${f.udpIn}, dropped at a full socket ${f.udpBufErrors}; µs of speaker CPU per frame it handled ${perFrame >= 10_000 ? ((f.cpuSeconds * 1e6) / perFrame).toFixed(1) : "- (the flood did not reach it)"}`,
     );
   };
   const arpFlood =
