@@ -436,8 +436,10 @@ try {
           const msg = String(line.msg);
           if (msg === "peer silent: dead") deaths++;
           if (msg.includes("stalled longer")) stalls.push(`${n.name} ${line.stalledMs} ms`);
+          // "stopped announcing" names the owner this node now sees: why it yielded.
+          const key = line.owner !== undefined ? `${msg} (owner ${line.owner})` : msg;
           if (MEMBERSHIP_MESSAGES.some((m) => msg.includes(m)))
-            counts.set(msg, (counts.get(msg) ?? 0) + 1);
+            counts.set(key, (counts.get(key) ?? 0) + 1);
         }
         return counts.size === 0
           ? ""
@@ -608,7 +610,9 @@ try {
         return trafgen(await heartbeatFrame(flooded, peer.ip, 7947, peer.name));
       }, "other"),
     );
-    await sleep(2000);
+    // Does an IP moved by a spoofed flood come back once the real beats are heard again?
+    await sleep(10_000);
+    console.log(`owner 10 s after the last heartbeat flood: ${await owner()}`);
   }
 
   // --- API requests per speaker, idle (controller stopped: only speakers talk)
