@@ -436,8 +436,14 @@ try {
           const msg = String(line.msg);
           if (msg === "peer silent: dead") deaths++;
           if (msg.includes("stalled longer")) stalls.push(`${n.name} ${line.stalledMs} ms`);
-          // "stopped announcing" names the owner this node now sees: why it yielded.
-          const key = line.owner !== undefined ? `${msg} (owner ${line.owner})` : msg;
+          // "stopped announcing" names the owner this node now sees (why it yielded), "peer
+          // silent: dead" the peer.
+          const key =
+            line.owner !== undefined
+              ? `${msg} (owner ${line.owner})`
+              : line.peer !== undefined
+                ? `${msg} (${line.peer})`
+                : msg;
           if (MEMBERSHIP_MESSAGES.some((m) => msg.includes(m)))
             counts.set(key, (counts.get(key) ?? 0) + 1);
         }
