@@ -14,6 +14,13 @@
 //     the owned IP (sender = the IP: another host says it has it), which the kernel filter
 //     passes to the owner speaker's conflict handling (logged, answered at most once per
 //     IP per window);
+//   - part "hbflood": UDP datagrams shaped like heartbeats (right magic, version and
+//     length, garbage MAC) at full speed to a speaker's heartbeat port, from a LAN host
+//     that is no peer and with a peer's address and port as source (spoofed);
+//   - in every flood part, the judges of the fault figures: an ARP watcher in the client
+//     (test/lab/arp-watch.ts, every 20 ms) gives ownership changes, the longest
+//     unanswered and stranded windows; the speakers' logs give peers declared dead and
+//     stalls; the flooded speaker's metrics give heartbeats dropped by reason;
 //   - speaker memory (RSS, V8 heap) with 1,000 announced Services (250 shared IPv6 IPs),
 //     shortly after the burst and after BENCH_RSS_IDLE_S (60) s idle; the speakers run as
 //     the image runs them (compiled JS, the Dockerfile's node flags and ENV);
@@ -27,6 +34,7 @@ import { join } from "node:path";
 import { arpRequest } from "../src/arp/codec.ts";
 import { KubeClient } from "../src/k8s/client.ts";
 import { POOL_CIDR, POOL6_CIDR } from "../test/lab/addresses.ts";
+import { figures, watchArp } from "../test/lab/faults.ts";
 import { Lab, randomPrefix } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
 import { compileToJs, imageRuntime } from "./compile.ts";
@@ -53,6 +61,7 @@ const MEMBERSHIP_MESSAGES = [
   "stopped announcing",
   "announcing",
   "address conflict",
+  "heartbeats dropped",
 ];
 /** Idle time before the steady-state memory figure, s. */
 const RSS_IDLE_S = Number(process.env.BENCH_RSS_IDLE_S ?? 60);
@@ -74,7 +83,9 @@ const runAs = compiled
   : "TypeScript sources (type stripping), Node defaults, LOG_LEVEL=info";
 // BENCH_SPEAKER_PARTS=flood,latency runs only those parts (default: all).
 const PARTS = new Set(
-  (process.env.BENCH_SPEAKER_PARTS ?? "faults,failover,latency,flood,claims,api,rss").split(","),
+  (process.env.BENCH_SPEAKER_PARTS ?? "faults,failover,latency,flood,claims,hbflood,api,rss").split(
+    ",",
+  ),
 );
 
 /** Deletes the fault benchmark's Services, advertisement and pool. */
@@ -227,17 +238,6 @@ try {
     latAnchor = await probe(anchor, 300, 50);
   }
 
-  /** Packet counters of one speaker, from its metrics. */
-  const packetCounts = async (nodeIp: string) => {
-    const text = await (await fetch(`http://${nodeIp}:7473/metrics`)).text();
-    const out: Record<string, number> = {};
-    for (const m of text.matchAll(
-      /^ironlb_speaker_packets_total\{[^}]*kind="(\w+)"[^}]*\} (\S+)$/gm,
-    ))
-      out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
-    return out;
-  };
-
   /** The client's eth0 transmit counters (the kernel's count of what the generator sent). */
   const clientTx = async () => {
     const out = await new Promise<string>((resolve, reject) =>
@@ -285,6 +285,11 @@ try {
     }
     const frame = arpRequest(floodMac || clientMac, senderIp, target);
     if (dest) Buffer.from(dest.split(":").map((x) => Number.parseInt(x, 16))).copy(frame, 0);
+    return trafgen(frame);
+  };
+  /** FLOOD_S seconds of one frame, repeated by trafgen as fast as it goes (or FLOOD_RATE). */
+  const trafgen = async (frame: Uint8Array) => {
+    if (!useTrafgen) throw new Error(`this flood needs trafgen (${TRAFGEN})`);
     const cfg = join(dir, "flood.cfg");
     writeFileSync(
       cfg,
@@ -317,30 +322,67 @@ try {
     return { sent, dropped: tx1.dropped - tx0.dropped, rate: sent / secs };
   };
 
+  /** Counters of one speaker's metrics: packets by kind, heartbeats dropped by reason. */
+  const speakerCounts = async (nodeIp: string) => {
+    const text = await (await fetch(`http://${nodeIp}:7473/metrics`)).text();
+    const packets: Record<string, number> = {};
+    for (const m of text.matchAll(
+      /^ironlb_speaker_packets_total\{[^}]*kind="(\w+)"[^}]*\} (\S+)$/gm,
+    ))
+      packets[m[1]!] = (packets[m[1]!] ?? 0) + Number(m[2]);
+    const dropped: Record<string, number> = {};
+    for (const m of text.matchAll(
+      /^ironlb_speaker_heartbeats_dropped_total\{reason="([\w-]+)"\} (\S+)$/gm,
+    ))
+      dropped[m[1]!] = Number(m[2]);
+    return { packets, dropped };
+  };
+  /** The kernel's UDP counters in a node's namespace (datagrams in, dropped at the socket). */
+  const udpCounters = async (ns: string) => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile("ip", ["netns", "exec", ns, "cat", "/proc/net/snmp"], (err, o) =>
+        err ? reject(err) : resolve(o),
+      ),
+    );
+    const [head, vals] = out.split("\n").filter((l) => l.startsWith("Udp:"));
+    const names = head!.split(/\s+/);
+    const v = vals!.split(/\s+/).map(Number);
+    const get = (k: string) => v[names.indexOf(k)] ?? Number.NaN;
+    return { inDatagrams: get("InDatagrams"), rcvbufErrors: get("RcvbufErrors") };
+  };
+
   /**
-   * A flood of FLOOD_RATE requests/s for `target` for FLOOD_S seconds, while two other
-   * processes ask for the owned IP and for the owner node's own address every 60 ms and
-   * the bench asks the owner speaker's /healthz every 100 ms.
+   * One flood for FLOOD_S seconds (`send`, given the owner of the Service IP), while two
+   * other processes ask for the owned IP and for the flooded node's own address every
+   * 60 ms, an ARP watcher asks for the owned IP every 20 ms (ownership changes, unanswered
+   * and stranded windows), and the bench asks the flooded speaker's /healthz every 100 ms.
+   * `flooded` picks the node the flood is aimed at: the owner, or another node.
    */
   const floodRun = async (
-    target: string,
-    floodMac: string,
-    unicast: boolean,
-    senderIp?: string,
+    send: (
+      ownerNode: string,
+      floodedNode: string,
+    ) => Promise<{ sent: number; dropped: number; rate: number }>,
+    flooded: "owner" | "other" = "owner",
   ) => {
     const ownerNode = await owner();
-    const anchor = L.node(ownerNode).ip;
-    const dest = unicast ? await L.macOf(ownerNode) : "";
+    const floodedNode =
+      flooded === "owner" ? ownerNode : L.nodes.find((n) => n.name !== ownerNode)!.name;
+    const anchor = L.node(floodedNode).ip;
     const pids = L.nodes.map((n) => L.speaker(n.name)!.proc.pid!);
-    const ownerIdx = L.nodes.findIndex((n) => n.name === ownerNode);
-    const pk0 = await packetCounts(anchor);
+    const floodedIdx = L.nodes.findIndex((n) => n.name === floodedNode);
+    const watch = watchArp(L, [ip]);
+    await watch.ready;
+    const sc0 = await speakerCounts(anchor);
+    const udp0 = await udpCounters(L.node(floodedNode).ns);
     const cpu0 = pids.map(cpuTicks);
     const w0 = performance.now();
+    const floodWall = Date.now();
     let flooding = true;
     const health: number[] = [];
     const logMarks = L.nodes.map((n) => L.speaker(n.name)!.logs().length);
     const [flood, owned, kernel] = await Promise.all([
-      floodFrom(target, floodMac, dest, senderIp).finally(() => {
+      send(ownerNode, floodedNode).finally(() => {
         flooding = false;
       }),
       sleep(1000).then(() => probe(ip, 150, 60)),
@@ -359,17 +401,51 @@ try {
     ]);
     const secs = (performance.now() - w0) / 1000;
     const cpu = pids.map((p, i) => ((cpuTicks(p) - cpu0[i]!) / 100 / secs) * 100);
-    const pk1 = await packetCounts(anchor);
-    const d = (k: string) => (pk1[k] ?? 0) - (pk0[k] ?? 0);
+    const sc1 = await speakerCounts(anchor);
+    const udp1 = await udpCounters(L.node(floodedNode).ns);
+    const d = (k: string) => (sc1.packets[k] ?? 0) - (sc0.packets[k] ?? 0);
+    const dropped = Object.fromEntries(
+      Object.keys(sc1.dropped)
+        .map((k) => [k, sc1.dropped[k]! - (sc0.dropped[k] ?? 0)] as const)
+        .filter(([, v]) => v > 0),
+    );
+    // 2 s after the flood: a peer declared dead late, or an IP that moves after it, counts.
+    await sleep(2000);
+    const w = await watch.stop();
+    const fig = figures(w, ip);
+    // Where the longest unanswered window lies, in ms since the flood began.
+    const floodAt = floodWall - w.wallStartMs;
+    let silentAt = Number.NaN;
+    const answers = w.answers[ip] ?? [];
+    for (let i = 0; i < answers.length; i++) {
+      const until = answers[i + 1]?.[0] ?? w.endMs + w.intervalMs;
+      if (answers[i]![1].length === 0 && until - answers[i]![0] === fig.maxSilentMs)
+        silentAt = answers[i]![0] - floodAt;
+    }
+    const macs = new Map<string, string>();
+    for (const n of L.nodes) macs.set(await L.macOf(n.name), n.name);
     // Did the flood move the IP? Membership and announcement events of each speaker.
     const ownerAfter = await owner();
+    let deaths = 0;
+    const stalls: string[] = [];
+    const lines = L.nodes.map((n, i) => L.speaker(n.name)!.logs().slice(logMarks[i]));
     const events = L.nodes
       .map((n, i) => {
         const counts = new Map<string, number>();
-        for (const line of L.speaker(n.name)!.logs().slice(logMarks[i])) {
+        for (const line of lines[i]!) {
           const msg = String(line.msg);
+          if (msg === "peer silent: dead") deaths++;
+          if (msg.includes("stalled longer")) stalls.push(`${n.name} ${line.stalledMs} ms`);
+          // "stopped announcing" names the owner this node now sees (why it yielded), "peer
+          // silent: dead" the peer.
+          const key =
+            line.owner !== undefined
+              ? `${msg} (owner ${line.owner})`
+              : line.peer !== undefined
+                ? `${msg} (${line.peer})`
+                : msg;
           if (MEMBERSHIP_MESSAGES.some((m) => msg.includes(m)))
-            counts.set(msg, (counts.get(msg) ?? 0) + 1);
+            counts.set(key, (counts.get(key) ?? 0) + 1);
         }
         return counts.size === 0
           ? ""
@@ -379,20 +455,109 @@ try {
     return {
       ownerBefore: ownerNode,
       ownerAfter,
+      flooded: floodedNode,
       events,
+      deaths,
+      stalls,
+      logLines: lines[floodedIdx]!.length,
+      moves: fig.moves,
+      owners: fig.owners.map((m) => macs.get(m) ?? m),
+      silentMs: fig.maxSilentMs,
+      silentAt,
+      strandedMs: fig.maxStrandedMs,
+      dualMs: fig.maxDualMs,
       flood,
       owned: owned as Probe,
       kernel: kernel as Probe,
       health,
-      ownerCpu: cpu[ownerIdx]!,
-      otherCpu: cpu.filter((_, i) => i !== ownerIdx),
+      floodedCpu: cpu[floodedIdx]!,
+      cpuSeconds: (cpu[floodedIdx]! / 100) * secs,
+      otherCpu: cpu.filter((_, i) => i !== floodedIdx),
       requests: d("requests_received"),
       replies: d("replies_sent"),
       limited: d("replies_rate_limited"),
       conflicts: d("conflicts"),
+      dropped,
+      udpIn: udp1.inDatagrams - udp0.inDatagrams,
+      udpBufErrors: udp1.rcvbufErrors - udp0.rcvbufErrors,
     };
   };
-  const floods: Array<[string, Awaited<ReturnType<typeof floodRun>>]> = [];
+  /**
+   * An Ethernet/IPv4/UDP frame to `toNode`'s heartbeat port (7947, as the lab runs the
+   * speakers) from `srcIp`:`srcPort`, carrying a datagram shaped like a heartbeat of
+   * `name` (magic, version, flags, name length and total length right) whose MAC is
+   * garbage: what passes every check but the source and the MAC.
+   */
+  const heartbeatFrame = async (toNode: string, srcIp: string, srcPort: number, name: string) => {
+    const nameBytes = Buffer.from(name);
+    const payload = Buffer.alloc(29 + nameBytes.length + 32);
+    payload[0] = 0x49;
+    payload[1] = 0x4c;
+    payload[2] = 1;
+    payload.writeBigUInt64BE(BigInt(Date.now()) * 1000n, 4);
+    payload.writeBigUInt64BE(1n, 12);
+    payload.writeBigUInt64BE(BigInt(Date.now()), 20);
+    payload[28] = nameBytes.length;
+    nameBytes.copy(payload, 29);
+    payload.fill(0xa5, 29 + nameBytes.length);
+    const ip4 = (s: string) => Buffer.from(s.split(".").map(Number));
+    const ipHdr = Buffer.alloc(20);
+    ipHdr[0] = 0x45;
+    ipHdr.writeUInt16BE(20 + 8 + payload.length, 2);
+    ipHdr[8] = 64; // TTL
+    ipHdr[9] = 17; // UDP
+    ip4(srcIp).copy(ipHdr, 12);
+    ip4(L.node(toNode).ip).copy(ipHdr, 16);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += ipHdr.readUInt16BE(i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    ipHdr.writeUInt16BE(~sum & 0xffff, 10);
+    const udp = Buffer.alloc(8);
+    udp.writeUInt16BE(srcPort, 0);
+    udp.writeUInt16BE(7947, 2);
+    udp.writeUInt16BE(8 + payload.length, 4); // checksum 0: none (allowed over IPv4)
+    const eth = Buffer.alloc(14);
+    Buffer.from((await L.macOf(toNode)).split(":").map((x) => Number.parseInt(x, 16))).copy(eth, 0);
+    Buffer.from(clientMac.split(":").map((x) => Number.parseInt(x, 16))).copy(eth, 6);
+    eth.writeUInt16BE(0x0800, 12);
+    return Buffer.concat([eth, ipHdr, udp, payload]);
+  };
+  const answered = (p: Probe) =>
+    `answered ${p.ms.length}/${p.ms.length + p.lost}${p.ms.length > 0 ? `, ${fmt(p.ms)}` : ""}`;
+  /** Prints one flood's figures as soon as it is over (a later failure keeps them). */
+  const printFlood = (what: string, f: Awaited<ReturnType<typeof floodRun>>) => {
+    // The frames of this flood that the speaker handled: heartbeats dropped, claims
+    // (conflicts) or requests, whichever this flood is made of.
+    const perFrame = Math.max(
+      Object.values(f.dropped).reduce((a, b) => a + b, 0),
+      f.requests,
+      f.conflicts,
+    );
+    console.log(
+      `${what}: ${Math.round(f.flood.rate).toLocaleString("en")} frames/s sent for ${FLOOD_S} s by ${useTrafgen ? "trafgen" : "the Node fixture"} (${f.flood.dropped} dropped by the sender's kernel)`,
+    );
+    console.log(
+      `  owner ${f.ownerBefore} before, ${f.ownerAfter} after${f.ownerAfter !== f.ownerBefore ? " (THE IP MOVED)" : ""}; flooded ${f.flooded}; ARP watcher: ${f.moves} ownership changes (answerers ${f.owners.join(" -> ") || "none"}), longest unanswered ${f.silentMs} ms (from ${Math.round(f.silentAt)} ms after the flood began), stranded ${f.strandedMs} ms, two answerers ${f.dualMs} ms`,
+    );
+    console.log(
+      `  peers declared dead ${f.deaths}, stalls ${f.stalls.length}${f.stalls.length > 0 ? ` (${f.stalls.join(", ")})` : ""}; speaker events: ${f.events.length > 0 ? f.events.join("; ") : "none"}`,
+    );
+    console.log(
+      `  flooded speaker CPU ${f.floodedCpu.toFixed(1)}% of one core (${f.cpuSeconds.toFixed(2)} s); other speakers ${f.otherCpu.map((c) => c.toFixed(1)).join(" / ")}%; its log lines ${f.logLines}`,
+    );
+    console.log(`  owned IP (speaker) under the flood: ${answered(f.owned)}`);
+    console.log(`  flooded node's own address (its kernel) under the flood: ${answered(f.kernel)}`);
+    console.log(
+      `  flooded speaker: ARP requests received ${f.requests}, replies sent ${f.replies}, rate-limited ${f.limited}, conflicts ${f.conflicts}; heartbeats dropped ${JSON.stringify(f.dropped)}; /healthz ${f.health.length > 0 ? fmt(f.health) : "never answered"}`,
+    );
+    console.log(
+      `  flooded node's kernel: UDP datagrams delivered ${f.udpIn}, dropped at a full socket ${f.udpBufErrors}; µs of speaker CPU per frame it handled ${perFrame >= 10_000 ? ((f.cpuSeconds * 1e6) / perFrame).toFixed(1) : "- (the flood did not reach it)"}`,
+    );
+  };
+  const arpFlood =
+    (target: string, floodMac: string, unicast: boolean, senderIp?: string) =>
+    async (ownerNode: string) =>
+      floodFrom(target, floodMac, unicast ? await L.macOf(ownerNode) : "", senderIp);
   if (PARTS.has("flood") || PARTS.has("claims")) {
     // Broadcast floods reach all three nodes through the bridge, which costs the sender's
     // CPU three deliveries per frame; unicast to the owner's MAC reaches its node only
@@ -400,26 +565,60 @@ try {
     for (const unicast of [false, true]) {
       const how = unicast ? "unicast to the owner" : "broadcast";
       if (PARTS.has("flood")) {
-        floods.push([
-          `for an IP nobody owns (198.51.100.63, the broadcast address of the lab's ClusterIP range), ${how}`,
-          await floodRun("198.51.100.63", "", unicast),
-        ]);
+        printFlood(
+          `ARP flood for an IP nobody owns (198.51.100.63, the broadcast address of the lab's ClusterIP range), ${how}`,
+          await floodRun(arpFlood("198.51.100.63", "", unicast)),
+        );
         await sleep(2000);
-        floods.push([
-          `for the owned IP ${ip} from one requester (forged MAC), ${how}`,
-          await floodRun(ip, "02:00:00:00:be:ef", unicast),
-        ]);
+        printFlood(
+          `ARP flood for the owned IP ${ip} from one requester (forged MAC), ${how}`,
+          await floodRun(arpFlood(ip, "02:00:00:00:be:ef", unicast)),
+        );
         await sleep(2000);
       }
       if (!PARTS.has("claims")) continue;
       // Another host claiming the owned IP (sender IP = the IP, a forged MAC), asking for the
       // client's address: each frame is a conflict for the owner speaker.
-      floods.push([
-        `claiming the owned IP ${ip} (sender ${ip}, forged MAC), ${how}`,
-        await floodRun(L.client.ip, "02:00:00:00:c1:a1", unicast, ip),
-      ]);
+      printFlood(
+        `ARP flood claiming the owned IP ${ip} (sender ${ip}, forged MAC), ${how}`,
+        await floodRun(arpFlood(L.client.ip, "02:00:00:00:c1:a1", unicast, ip)),
+      );
       await sleep(2000);
     }
+  }
+  if (PARTS.has("hbflood")) {
+    // (a) A LAN host that is no peer (the client's own address), datagrams shaped like a
+    // peer's beats: dropped as unknown-source before the MAC.
+    printFlood(
+      "heartbeat flood from a LAN host that is no peer (the client's address), to the owner",
+      await floodRun(async (_o, flooded) => {
+        const peer = L.nodes.find((n) => n.name !== flooded)!;
+        return trafgen(await heartbeatFrame(flooded, L.client.ip, 7947, peer.name));
+      }),
+    );
+    await sleep(2000);
+    // (b) The same with a real peer's published address and port as source (spoofed): each
+    // datagram takes a token of that peer's budget (10x the beat rate); the real beats
+    // compete with the flood for it. First at the owner, spoofing another node; then at
+    // another node, spoofing the owner (the case where the flooded node could take over).
+    printFlood(
+      "heartbeat flood with a peer's address as source (spoofed), to the owner, as another node",
+      await floodRun(async (_o, flooded) => {
+        const peer = L.nodes.find((n) => n.name !== flooded)!;
+        return trafgen(await heartbeatFrame(flooded, peer.ip, 7947, peer.name));
+      }),
+    );
+    await sleep(3000);
+    printFlood(
+      "heartbeat flood with a peer's address as source (spoofed), to another node, as the owner",
+      await floodRun(async (ownerNode, flooded) => {
+        const peer = L.node(ownerNode);
+        return trafgen(await heartbeatFrame(flooded, peer.ip, 7947, peer.name));
+      }, "other"),
+    );
+    // Does an IP moved by a spoofed flood come back once the real beats are heard again?
+    await sleep(10_000);
+    console.log(`owner 10 s after the last heartbeat flood: ${await owner()}`);
   }
 
   // --- API requests per speaker, idle (controller stopped: only speakers talk)
@@ -552,24 +751,6 @@ try {
     console.log(`ARP reply latency at the client, speaker: ${fmt(lat.ms)}, lost ${lat.lost}`);
     console.log(
       `ARP reply latency at the client, anchor (owner node's kernel, own address): ${fmt(latAnchor.ms)}, lost ${latAnchor.lost}`,
-    );
-  }
-  const answered = (p: Probe) =>
-    `answered ${p.ms.length}/${p.ms.length + p.lost}${p.ms.length > 0 ? `, ${fmt(p.ms)}` : ""}`;
-  for (const [what, f] of floods) {
-    console.log(
-      `ARP flood ${what}: ${Math.round(f.flood.rate).toLocaleString("en")} requests/s sent for ${FLOOD_S} s by ${useTrafgen ? "trafgen" : "the Node fixture"} (${f.flood.dropped} dropped by the sender's kernel)`,
-    );
-    console.log(
-      `  owner ${f.ownerBefore} before, ${f.ownerAfter} after${f.ownerAfter !== f.ownerBefore ? " (THE IP MOVED)" : ""}; speaker events: ${f.events.length > 0 ? f.events.join("; ") : "none"}`,
-    );
-    console.log(
-      `  owner speaker CPU ${f.ownerCpu.toFixed(1)}% of one core; other speakers ${f.otherCpu.map((c) => c.toFixed(1)).join(" / ")}%`,
-    );
-    console.log(`  owned IP (speaker) under the flood: ${answered(f.owned)}`);
-    console.log(`  anchor (owner node's kernel) under the flood: ${answered(f.kernel)}`);
-    console.log(
-      `  owner speaker: requests received ${f.requests}, replies sent ${f.replies}, rate-limited ${f.limited}, conflicts ${f.conflicts}; /healthz ${f.health.length > 0 ? fmt(f.health) : "never answered"}`,
     );
   }
   if (PARTS.has("api"))
