@@ -180,15 +180,15 @@ describe("controller restarts and handovers", () => {
     const evil = await createNamespace("revil");
     const pool = `rshare-${bank}`;
     await createPool(pool, {
-      addresses: ["198.51.100.150-198.51.100.151"],
+      addresses: ["198.51.100.204-198.51.100.205"],
       serviceAllocation: { namespaces: [bank, evil], allowSharingAcrossNamespaces: true },
     });
     const first = controller(["--no-leader-elect"]);
     const shared = { "ironlb.dev/allow-shared-ip": "k" };
     await createService(bank, "s", { annotations: shared });
-    expect(await waitForIPs(bank, "s")).toEqual(["198.51.100.150"]);
+    expect(await waitForIPs(bank, "s")).toEqual(["198.51.100.204"]);
     await createService(evil, "s", { annotations: shared, ports: [{ port: 443 }] });
-    expect(await waitForIPs(evil, "s")).toEqual(["198.51.100.150"]);
+    expect(await waitForIPs(evil, "s")).toEqual(["198.51.100.204"]);
     expect(await first.stop("SIGKILL")).toBeNull();
 
     // While no controller runs, the pool stops allowing sharing across namespaces.
@@ -208,13 +208,13 @@ describe("controller restarts and handovers", () => {
     );
     expect(why.type).toBe("Warning");
     expect(why.message).toBe(
-      `198.51.100.150 cannot be kept: SharingRefused: cannot share 198.51.100.150: ${bank}/s is in namespace ${bank}, not ${evil}, and pool ${pool} does not allow sharing across namespaces (set spec.serviceAllocation.allowSharingAcrossNamespaces: true to allow it)`,
+      `198.51.100.204 cannot be kept: SharingRefused: cannot share 198.51.100.204: ${bank}/s is in namespace ${bank}, not ${evil}, and pool ${pool} does not allow sharing across namespaces (set spec.serviceAllocation.allowSharingAcrossNamespaces: true to allow it)`,
     );
     // The older Service keeps the IP; the other gets the pool's other address.
     await waitFor("evil moved", async () =>
-      ingressIPs(await getService(evil, "s"))[0] === "198.51.100.151" ? true : undefined,
+      ingressIPs(await getService(evil, "s"))[0] === "198.51.100.205" ? true : undefined,
     );
-    expect(ingressIPs(await getService(bank, "s"))).toEqual(["198.51.100.150"]);
+    expect(ingressIPs(await getService(bank, "s"))).toEqual(["198.51.100.204"]);
   });
 
   it("folds the IPAllocated Events of a cold start past the first 50 into one Event per pool", async () => {

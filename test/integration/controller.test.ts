@@ -270,33 +270,34 @@ describe("controller", () => {
   });
 
   it("shares an IP across namespaces only where the pool allows it", async () => {
+    // 198.51.100.200-203: no other test file's pool (pools outlive their files) holds them.
     const bank = await createNamespace("bank");
     const evil = await createNamespace("evil");
     const closed = `share-closed-${bank}`;
     const open = `share-open-${bank}`;
     await createPool(closed, {
-      addresses: ["198.51.100.160-198.51.100.161"],
+      addresses: ["198.51.100.200-198.51.100.201"],
       serviceAllocation: { namespaces: [bank, evil] },
     });
     await createPool(open, {
-      addresses: ["198.51.100.162-198.51.100.163"],
+      addresses: ["198.51.100.202-198.51.100.203"],
       serviceAllocation: { namespaces: [bank, evil], allowSharingAcrossNamespaces: true },
     });
     const ann = (ip?: string) => ({
       "ironlb.dev/allow-shared-ip": "k",
       ...(ip ? { "ironlb.dev/loadBalancerIPs": ip } : {}),
     });
-    await createService(bank, "s", { annotations: ann("198.51.100.160") });
-    expect(await waitForIPs(bank, "s")).toEqual(["198.51.100.160"]);
+    await createService(bank, "s", { annotations: ann("198.51.100.200") });
+    expect(await waitForIPs(bank, "s")).toEqual(["198.51.100.200"]);
 
     // Same key, other port, other namespace: refused by default, and told why.
     await createService(evil, "s", {
-      annotations: ann("198.51.100.160"),
+      annotations: ann("198.51.100.200"),
       ports: [{ port: 443 }],
     });
     const refused = await waitForCondition(evil, "s", "False", "SharingRefused");
     expect(refused.message).toBe(
-      `cannot share 198.51.100.160: ${bank}/s is in namespace ${bank}, not ${evil}, and pool ${closed} does not allow sharing across namespaces (set spec.serviceAllocation.allowSharingAcrossNamespaces: true to allow it)`,
+      `cannot share 198.51.100.200: ${bank}/s is in namespace ${bank}, not ${evil}, and pool ${closed} does not allow sharing across namespaces (set spec.serviceAllocation.allowSharingAcrossNamespaces: true to allow it)`,
     );
     await waitForEvent(evil, "s", "AllocationFailed", "does not allow sharing across namespaces");
     // Without a requested IP the key does not lead it to bank's IP either.
@@ -304,17 +305,17 @@ describe("controller", () => {
       annotations: { ...ann(), "ironlb.dev/address-pool": closed },
       ports: [{ port: 444 }],
     });
-    expect(await waitForIPs(evil, "auto")).toEqual(["198.51.100.161"]);
-    expect(ingressIPs(await getService(bank, "s"))).toEqual(["198.51.100.160"]);
+    expect(await waitForIPs(evil, "auto")).toEqual(["198.51.100.201"]);
+    expect(ingressIPs(await getService(bank, "s"))).toEqual(["198.51.100.200"]);
 
     // Where the pool allows it, the same request shares.
-    await createService(bank, "t", { annotations: ann("198.51.100.162") });
-    expect(await waitForIPs(bank, "t")).toEqual(["198.51.100.162"]);
+    await createService(bank, "t", { annotations: ann("198.51.100.202") });
+    expect(await waitForIPs(bank, "t")).toEqual(["198.51.100.202"]);
     await createService(evil, "t", {
-      annotations: ann("198.51.100.162"),
+      annotations: ann("198.51.100.202"),
       ports: [{ port: 443 }],
     });
-    expect(await waitForIPs(evil, "t")).toEqual(["198.51.100.162"]);
+    expect(await waitForIPs(evil, "t")).toEqual(["198.51.100.202"]);
 
     // Turning the setting off takes the IP from the Service that joined later.
     await custom.patchClusterCustomObject(
@@ -330,7 +331,7 @@ describe("controller", () => {
     const lost = await waitForCondition(evil, "t", "False", "SharingRefused");
     expect(lost.message).toContain(`pool ${open} does not allow sharing across namespaces`);
     expect(ingressIPs(await getService(evil, "t"))).toEqual([]);
-    expect(ingressIPs(await getService(bank, "t"))).toEqual(["198.51.100.162"]);
+    expect(ingressIPs(await getService(bank, "t"))).toEqual(["198.51.100.202"]);
   });
 
   it("assigns both families to dual-stack Services", async () => {

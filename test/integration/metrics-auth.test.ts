@@ -83,8 +83,11 @@ describe("--metrics-auth kubernetes", () => {
     expect(stranger.text).toContain(":stranger may not get /metrics");
     // The kubelet's probes carry no token and must keep working.
     expect((await get("/healthz")).status).toBe(200);
-    // Each refusal reason is logged once.
-    const refused = ctrl.logs().filter((l) => l.msg === "metrics request refused");
+    // Each refusal reason is logged once (the log reaches its file after the answer).
+    const refused = await waitFor("the three refusals logged", async () => {
+      const lines = ctrl.logs().filter((l) => l.msg === "metrics request refused");
+      return lines.length >= 3 ? lines : undefined;
+    });
     expect(refused.map((l) => l.status).sort()).toEqual([401, 401, 403]);
   });
 });
