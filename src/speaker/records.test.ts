@@ -5,11 +5,9 @@ import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Announcer } from "../arp/announcer.ts";
 import { arpReply, decodeArpFrame } from "../arp/codec.ts";
-import type { FrameSocket, PacketSocketKind } from "../arp/packet-socket.ts";
-import { PACKET_BROADCAST } from "../arp/packet-socket.ts";
+import type { PacketSocketKind } from "../arp/packet-socket.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { type Answer, FakeApiServer } from "../k8s/fake-apiserver.ts";
-import type { MembershipView } from "./decision.ts";
 import type { Membership } from "./membership.ts";
 import { speakerMetrics } from "./metrics.ts";
 import {
@@ -18,6 +16,7 @@ import {
   recordRetryDelayMs,
   Speaker,
 } from "./speaker.ts";
+import { MemorySocket, soloMembership } from "./testkit.ts";
 
 // The host's interfaces as the speaker reads them: one LAN link.
 vi.mock("node:os", async (importOriginal) => ({
@@ -35,30 +34,6 @@ vi.mock("node:os", async (importOriginal) => ({
     ],
   }),
 }));
-
-class FakeSocket implements FrameSocket {
-  readonly listeners = new Set<(f: Buffer, t: number) => void>();
-  readonly sent: Buffer[];
-  readonly ifname: string;
-  readonly kind: PacketSocketKind;
-  readonly mac = "02:00:00:00:01:00";
-  constructor(ifname: string, kind: PacketSocketKind, sent: Buffer[]) {
-    this.ifname = ifname;
-    this.kind = kind;
-    this.sent = sent;
-  }
-  send(frame: Buffer): void {
-    this.sent.push(frame);
-  }
-  onFrame(l: (f: Buffer, t: number) => void): () => void {
-    this.listeners.add(l);
-    return () => this.listeners.delete(l);
-  }
-  close(): void {}
-  deliver(frame: Buffer): void {
-    for (const l of this.listeners) l(frame, PACKET_BROADCAST);
-  }
-}
 
 const NODE = "node-a";
 const IP = "192.0.2.10";
@@ -118,7 +93,7 @@ interface Harness {
   speaker: Speaker;
   announcer: Announcer;
   /** The announcer's current ARP socket on eth0 (it reopens one after an idle time). */
-  socket: () => FakeSocket;
+  socket: () => MemorySocket;
   /** Every frame sent, over all sockets. */
   sent: Buffer[];
   lines: Array<Record<string, unknown>>;
@@ -179,25 +154,17 @@ async function start(
   const api = new KubeClient({ server: await server.start() });
   const lines: Harness["lines"] = [];
   const log = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
-  const sockets = new Map<PacketSocketKind, FakeSocket>();
+  const sockets = new Map<PacketSocketKind, MemorySocket>();
   const sent: Buffer[] = [];
   const announcer = new Announcer({
     openSocket: (ifname, kind) => {
-      const s = new FakeSocket(ifname, kind, sent);
+      const s = new MemorySocket(ifname, kind, sent);
       sockets.set(kind, s);
       return s;
     },
     kernelFilter: false,
   });
-  const view: MembershipView = { self: NODE, live: new Set([NODE]), settled: true, quorum: true };
-  const membership = {
-    onChange: () => {},
-    onRejoin: () => {},
-    noticeStall: () => {},
-    linkRejoin: () => {},
-    view: () => ({ ...view }),
-    live: () => view.live,
-  } as unknown as Membership;
+  const membership = soloMembership(NODE);
   const speaker = new Speaker(
     api,
     {

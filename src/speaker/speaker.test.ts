@@ -4,35 +4,13 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Announcer } from "../arp/announcer.ts";
 import { gratuitousArpRequest, unsolicitedNeighborAdvertisement } from "../arp/codec.ts";
-import type { FrameSocket, PacketSocketKind } from "../arp/packet-socket.ts";
-import { PACKET_BROADCAST } from "../arp/packet-socket.ts";
+import type { PacketSocketKind } from "../arp/packet-socket.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { FakeApiServer } from "../k8s/fake-apiserver.ts";
 import { Informer } from "../k8s/informer.ts";
-import type { MembershipView } from "./decision.ts";
-import type { Membership } from "./membership.ts";
 import { speakerMetrics } from "./metrics.ts";
 import { Speaker } from "./speaker.ts";
-
-class FakeSocket implements FrameSocket {
-  readonly listeners = new Set<(f: Buffer, t: number) => void>();
-  readonly ifname: string;
-  readonly kind: PacketSocketKind;
-  readonly mac = "02:00:00:00:01:00";
-  constructor(ifname: string, kind: PacketSocketKind) {
-    this.ifname = ifname;
-    this.kind = kind;
-  }
-  send(): void {}
-  onFrame(l: (f: Buffer, t: number) => void): () => void {
-    this.listeners.add(l);
-    return () => this.listeners.delete(l);
-  }
-  close(): void {}
-  deliver(frame: Buffer): void {
-    for (const l of this.listeners) l(frame, PACKET_BROADCAST);
-  }
-}
+import { MemorySocket, soloMembership } from "./testkit.ts";
 
 const NODE = "node-a";
 const STRANGER = "02:00:00:00:00:66";
@@ -52,7 +30,7 @@ let server: FakeApiServer;
 let speaker: Speaker;
 let announcer: Announcer;
 /** The announcer's sockets on eth0, by kind. */
-let sockets: Map<PacketSocketKind, FakeSocket>;
+let sockets: Map<PacketSocketKind, MemorySocket>;
 let lines: Array<Record<string, unknown>>;
 /** Added to performance.now(): the speaker's claim window is on the monotonic clock. */
 let skew: number;
@@ -85,21 +63,13 @@ beforeEach(async () => {
   sockets = new Map();
   announcer = new Announcer({
     openSocket: (ifname, kind) => {
-      const socket = new FakeSocket(ifname, kind);
+      const socket = new MemorySocket(ifname, kind);
       sockets.set(kind, socket);
       return socket;
     },
     kernelFilter: false,
   });
-  const view: MembershipView = { self: NODE, live: new Set([NODE]), settled: true, quorum: true };
-  const membership = {
-    onChange: () => {},
-    onRejoin: () => {},
-    noticeStall: () => {},
-    linkRejoin: () => {},
-    view: () => ({ ...view }),
-    live: () => view.live,
-  } as unknown as Membership;
+  const membership = soloMembership(NODE);
   speaker = new Speaker(
     api,
     {

@@ -5,12 +5,10 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { Announcer } from "../../src/arp/announcer.ts";
-import type { FrameSocket, PacketSocketKind } from "../../src/arp/packet-socket.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
-import type { MembershipView } from "../../src/speaker/decision.ts";
-import type { Membership } from "../../src/speaker/membership.ts";
 import { speakerMetrics } from "../../src/speaker/metrics.ts";
 import { IP_ANNOUNCEMENTS_PATH, ipAnnouncementName, Speaker } from "../../src/speaker/speaker.ts";
+import { MemorySocket, soloMembership } from "../../src/speaker/testkit.ts";
 import { applyCRDs, createNamespace, createPool, deletePool, waitFor } from "../support/cluster.ts";
 
 // The host's interfaces as the speaker reads them: one LAN link (no netns needed here).
@@ -29,14 +27,6 @@ vi.mock("node:os", async (importOriginal) => ({
     ],
   }),
 }));
-
-const socket = (ifname: string, _kind: PacketSocketKind): FrameSocket => ({
-  ifname,
-  mac: "02:00:00:00:01:00",
-  send: () => {},
-  onFrame: () => () => {},
-  close: () => {},
-});
 
 const NODE = `records-${process.pid}`;
 const IP = "192.0.2.77";
@@ -90,21 +80,11 @@ describe("speaker: IPAnnouncement records follow what is announced", () => {
       status: { conditions: [{ type: "Ready", status: "True", reason: "Test", message: "" }] },
     });
     await service("web", 80);
-    announcer = new Announcer({ openSocket: socket, kernelFilter: false });
-    const view: MembershipView = {
-      self: NODE,
-      live: new Set([NODE]),
-      settled: true,
-      quorum: true,
-    };
-    const membership = {
-      onChange: () => {},
-      onRejoin: () => {},
-      noticeStall: () => {},
-      linkRejoin: () => {},
-      view: () => ({ ...view }),
-      live: () => view.live,
-    } as unknown as Membership;
+    announcer = new Announcer({
+      openSocket: (ifname, kind) => new MemorySocket(ifname, kind),
+      kernelFilter: false,
+    });
+    const membership = soloMembership(NODE);
     speaker = new Speaker(
       api,
       { node: NODE, probeMs: 0, conflictRetryMs: 30_000, lbClass: "x", handleUnclassed: true },
