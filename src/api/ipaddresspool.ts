@@ -129,6 +129,16 @@ export function parseIPAddressPool(obj: unknown, opts?: ParseOptions): ParseResu
   return parseWith(ipAddressPool, obj, opts);
 }
 
+/**
+ * The address entries of a pool object that fails its checks, where they are strings: still
+ * the addresses its Services hold, which the controller keeps assigned and the speakers keep
+ * announcing (both parse them, and set aside those they cannot). Empty when there are none.
+ */
+export function salvagedAddresses(obj: unknown): string[] {
+  const raw = (obj as { spec?: { addresses?: unknown } } | null)?.spec?.addresses;
+  return Array.isArray(raw) ? raw.filter((a): a is string => typeof a === "string") : [];
+}
+
 /** Validates a pool's status alone (what the status subresource accepts). */
 export function parseIPAddressPoolStatus(obj: unknown): ParseResult<IPAddressPoolStatus> {
   return parseWith(ipAddressPoolStatus, obj);

@@ -1,6 +1,11 @@
 // IPAddressPool objects to allocator pools, and allocator reports back to pool status.
 import type { Family, PoolReport, PoolSpec } from "../allocator/types.ts";
-import { type IPAddressPool, parseIPAddressPool, poolConditions } from "../api/ipaddresspool.ts";
+import {
+  type IPAddressPool,
+  parseIPAddressPool,
+  poolConditions,
+  salvagedAddresses,
+} from "../api/ipaddresspool.ts";
 import { timestamp } from "../k8s/errors.ts";
 
 export interface PoolInput {
@@ -93,8 +98,7 @@ export function toPoolInput(obj: unknown, lastGood?: LastGood): PoolInput {
  */
 function salvage(obj: unknown, name: string, creationTimestamp: string): PoolSpec | undefined {
   const spec = (obj as { spec?: Record<string, unknown> }).spec;
-  const raw = spec?.addresses;
-  const addresses = Array.isArray(raw) ? raw.filter((a) => typeof a === "string") : [];
+  const addresses = salvagedAddresses(obj);
   if (name === "" || addresses.length === 0) return undefined;
   const flag = (k: string) => spec?.[k] === true;
   return {

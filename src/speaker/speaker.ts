@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
 import { group, version } from "../api/group.ts";
-import { type IPAddressPool, parseIPAddressPool } from "../api/ipaddresspool.ts";
+import { type IPAddressPool, parseIPAddressPool, salvagedAddresses } from "../api/ipaddresspool.ts";
 import {
   type IPAnnouncement,
   type IPAnnouncementStatus,
@@ -998,8 +998,7 @@ export class Speaker {
 
 /** The addresses of a pool that fails its checks, when they are strings: still its IPs. */
 function salvagePool(obj: KubernetesObject): IPAddressPool | undefined {
-  const raw = (obj as { spec?: { addresses?: unknown } }).spec?.addresses;
-  const addresses = Array.isArray(raw) ? raw.filter((a) => typeof a === "string") : [];
+  const addresses = salvagedAddresses(obj);
   if (addresses.length === 0 || !obj.metadata?.name) return undefined;
   return {
     apiVersion: `${group}/${version}`,
