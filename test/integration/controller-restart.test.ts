@@ -11,6 +11,7 @@ import {
   createService,
   eventsFor,
   getService,
+  healthPortOf,
   ingressIPs,
   kubeConfig,
   sleep,
@@ -45,10 +46,7 @@ async function leaseHolder(): Promise<string | undefined> {
  * right after that line), its readiness endpoint answers, and it reports not leading.
  */
 async function standingBy(c: Component, name: string): Promise<void> {
-  const port = await waitFor(`${name} started`, () => {
-    const line = c.logs().find((l) => l.msg === "starting");
-    return line?.healthPort as number | undefined;
-  });
+  const port = await healthPortOf(c);
   const metrics = await waitFor(`${name} serves metrics`, async () => {
     const r = await fetch(`http://127.0.0.1:${port}/readyz`);
     return r.status === 200 ? (await fetch(`http://127.0.0.1:${port}/metrics`)).text() : undefined;

@@ -8,7 +8,13 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { applyCRDs, type Component, startComponent, waitFor } from "../support/cluster.ts";
+import {
+  applyCRDs,
+  type Component,
+  healthPortOf,
+  startComponent,
+  waitFor,
+} from "../support/cluster.ts";
 
 /** A TCP proxy to the apiserver that can freeze: every byte stops, every socket stays open. */
 class FreezableProxy {
@@ -127,18 +133,6 @@ function controller(extra: string[]): Component {
   return c;
 }
 
-/** The health port a component logged at start-up. */
-async function healthPort(c: Component): Promise<number> {
-  return waitFor(
-    "the health port in the log",
-    () => {
-      const line = c.logs().find((l) => l.msg === "starting");
-      return typeof line?.healthPort === "number" ? line.healthPort : undefined;
-    },
-    20_000,
-  );
-}
-
 async function probe(port: number, path: string): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
     signal: AbortSignal.timeout(2_000),
@@ -150,7 +144,7 @@ describe("health of the API edge", () => {
   it("a frozen apiserver connection makes /healthz fail within twice the silence timeout, and thawing heals it", async () => {
     const silenceS = 2;
     const c = controller(["--no-leader-elect", "--watch-silence-timeout", String(silenceS)]);
-    const port = await healthPort(c);
+    const port = await healthPortOf(c, 20_000);
     await waitFor("readyz", async () => (await probe(port, "/readyz")) === 200, 30_000);
     // Healthy while the connection works, also after quiet watches were restarted for
     // their silence (no Service changes here, and bookmarks come only once a minute).
@@ -189,7 +183,7 @@ describe("health of the API edge", () => {
       "--watch-silence-timeout",
       "60",
     ]);
-    const port = await healthPort(c);
+    const port = await healthPortOf(c, 20_000);
     await waitFor("leadership", () => c.logs().some((l) => l.msg === "became leader"), 30_000);
     await waitFor("readyz", async () => (await probe(port, "/readyz")) === 200, 30_000);
     expect(await probe(port, "/healthz")).toBe(200);

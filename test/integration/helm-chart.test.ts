@@ -39,6 +39,7 @@ import {
   createService,
   getPool,
   getService,
+  healthPortOf,
   repoRoot,
   startComponent,
   waitFor,
@@ -666,6 +667,30 @@ current-context: ${sa}
       return path;
     }
 
+    /**
+     * The controller as the chart runs it: its Deployment's arguments and its ServiceAccount,
+     * then what differs outside a pod (the last one wins).
+     */
+    async function chartController(instance: string): Promise<Component> {
+      const dep = await apps.readNamespacedDeployment({
+        name: `${release}-ironlb-controller`,
+        namespace: ns,
+      });
+      const ctrl = startComponent([
+        ...(dep.spec?.template.spec?.containers[0]?.args ?? []),
+        "--kubeconfig",
+        await saKubeconfig(`${release}-ironlb-controller`),
+        "--instance",
+        instance,
+        "--health-port",
+        "0",
+        "--health-address",
+        "127.0.0.1",
+      ]);
+      started.push(ctrl);
+      return ctrl;
+    }
+
     function logText(c: Component): string {
       return readFileSync(c.logFile, "utf8");
     }
@@ -697,23 +722,7 @@ current-context: ${sa}
     });
 
     it("gives the controller enough RBAC to do its whole job", async () => {
-      // The Deployment's own arguments, then what differs outside a pod (the last one wins).
-      const dep = await apps.readNamespacedDeployment({
-        name: `${release}-ironlb-controller`,
-        namespace: ns,
-      });
-      const ctrl = startComponent([
-        ...(dep.spec?.template.spec?.containers[0]?.args ?? []),
-        "--kubeconfig",
-        await saKubeconfig(`${release}-ironlb-controller`),
-        "--instance",
-        "helm-ctrl",
-        "--health-port",
-        "0",
-        "--health-address",
-        "127.0.0.1",
-      ]);
-      started.push(ctrl);
+      const ctrl = await chartController("helm-ctrl");
       await createService(svcNs, "web", { annotations: { "ironlb.dev/address-pool": pool } });
       try {
         expect(await waitForIPs(svcNs, "web")).toEqual(["203.0.113.64"]);
@@ -1053,27 +1062,8 @@ current-context: ${sa}
           expect(`${sa} create ${what}: ${r.stdout.trim()}`).toBe(`${sa} create ${what}: yes`);
         }
       }
-      // The controller as the chart runs it (its Deployment's arguments, its ServiceAccount).
-      const dep = await apps.readNamespacedDeployment({
-        name: `${release}-ironlb-controller`,
-        namespace: ns,
-      });
-      const ctrl = startComponent([
-        ...(dep.spec?.template.spec?.containers[0]?.args ?? []),
-        "--kubeconfig",
-        await saKubeconfig(`${release}-ironlb-controller`),
-        "--instance",
-        "helm-metrics",
-        "--health-port",
-        "0",
-        "--health-address",
-        "127.0.0.1",
-      ]);
-      started.push(ctrl);
-      const port = await waitFor("the controller's health port", async () => {
-        const line = ctrl.logs().find((l) => l.msg === "starting");
-        return line?.healthPort as number | undefined;
-      });
+      const ctrl = await chartController("helm-metrics");
+      const port = await healthPortOf(ctrl);
       // A scraper bound to the chart's metrics-reader ClusterRole, and one that is not.
       for (const name of ["prometheus", "stranger"])
         await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } });

@@ -8,6 +8,7 @@ import {
   type Component,
   clients,
   createNamespace,
+  healthPortOf,
   startController,
   waitFor,
 } from "../support/cluster.ts";
@@ -46,10 +47,7 @@ describe("--metrics-auth kubernetes", () => {
       },
     });
     ctrl = startController(["--no-leader-elect", "--metrics-auth", "kubernetes"]);
-    const port = await waitFor("the controller's health port", async () => {
-      const line = ctrl.logs().find((l) => l.msg === "starting");
-      return line?.healthPort as number | undefined;
-    });
+    const port = await healthPortOf(ctrl);
     url = `http://127.0.0.1:${port}`;
   });
   afterAll(async () => {

@@ -286,6 +286,18 @@ export function startComponent(
   };
 }
 
+/** The port a component started with `--health-port 0` serves on (its "starting" line). */
+export function healthPortOf(c: Component, timeoutMs?: number): Promise<number> {
+  return waitFor(
+    `the health port of ${c.logFile}`,
+    async () => {
+      const line = c.logs().find((l) => l.msg === "starting");
+      return typeof line?.healthPort === "number" ? line.healthPort : undefined;
+    },
+    timeoutMs,
+  );
+}
+
 /** Starts a controller against the test control plane. */
 export function startController(
   extra: string[] = [],
