@@ -28,7 +28,6 @@ import {
 } from "./validate.ts";
 
 export const ipAddressPoolKind = "IPAddressPool";
-export const ipAddressPoolPlural = "ipaddresspools";
 
 /** Largest count the status reports: available IPv6 counts saturate here. */
 export const maxCount = Number.MAX_SAFE_INTEGER;

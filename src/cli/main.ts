@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { DEFAULT_LB_CLASS } from "../api/service.ts";
+import { MIN_HEARTBEAT_KEY_BYTES } from "../api/vocabulary.ts";
 
 interface OptionSpec {
   type: "string" | "boolean";
@@ -222,7 +223,7 @@ const commands: Record<string, Command> = {
       "heartbeat-secret-file": {
         type: "string",
         default: process.env.IRONLB_HEARTBEAT_SECRET_FILE ?? "",
-        help: "file with the shared heartbeat key (>= 16 bytes) beats are sent with; <file>.next and <file>.previous, if present, are accepted too (key rotation); all read again every 10 s and on SIGHUP",
+        help: `file with the shared heartbeat key (>= ${MIN_HEARTBEAT_KEY_BYTES} bytes) beats are sent with; <file>.next and <file>.previous, if present, are accepted too (key rotation); all read again every 10 s and on SIGHUP`,
       },
       "heartbeat-interval-ms": {
         type: "string",

@@ -21,6 +21,7 @@
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import type { V1Lease } from "@kubernetes/client-node";
+import { leasesPath, SPEAKER_LEASE_LABEL } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { Informer } from "../k8s/informer.ts";
@@ -37,7 +38,6 @@ import {
 import { StallClock } from "./stall.ts";
 
 /** Label on speaker Leases, so that speakers watch only each other's. */
-export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
 /** Annotation on a speaker Lease: where its UDP heartbeats come from and go to. */
 export const HEARTBEAT_ADDR_ANNOTATION = "ironlb.dev/heartbeat-address";
 
@@ -157,7 +157,7 @@ export class Membership {
 
   constructor(api: KubeClient, opts: MembershipOptions, log: Logger) {
     this.#api = api;
-    this.#path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
+    this.#path = leasesPath(opts.namespace);
     this.#o = opts;
     this.#log = log;
     this.#sender = new HeartbeatSender(opts.node, Date.now(), randomInt(0, 1000));

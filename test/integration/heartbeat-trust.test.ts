@@ -7,6 +7,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { SPEAKER_LEASE_LABEL } from "../../src/api/vocabulary.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { microTime } from "../../src/k8s/leader-election.ts";
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from "../../src/speaker/heartbeat.ts";
@@ -15,7 +16,6 @@ import {
   HEARTBEAT_ADDR_ANNOTATION,
   type HeartbeatKeys,
   Membership,
-  SPEAKER_LEASE_LABEL,
 } from "../../src/speaker/membership.ts";
 import { createNamespace, waitFor } from "../support/cluster.ts";
 
