@@ -12,20 +12,19 @@ import type {
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import type { IPAnnouncement } from "../api/ipannouncement.ts";
 import type { L2Advertisement } from "../api/l2advertisement.ts";
-import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
+import { type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import {
   ALLOCATED_CONDITION,
   keyOf,
   namespacedPath,
   PATHS,
-  SERVICE_NAME_LABEL,
   SPEAKER_LEASE_LABEL,
 } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { timestamp } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
-import { decide, REBALANCE_ANNOTATION } from "../speaker/decision.ts";
-import type { NodeInfo } from "../speaker/eligibility.ts";
+import { decide } from "../speaker/decision.ts";
+import { clusterSnapshot } from "../speaker/snapshot.ts";
 
 export interface StatusInput {
   services: V1Service[];
@@ -63,39 +62,14 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
   const services = input.services.filter((s) => isOurs(s, filter));
   const records = new Map<string, IPAnnouncement>();
   for (const a of input.announcements) if (a.status?.ip) records.set(a.status.ip, a);
-  const nodes: NodeInfo[] = input.nodes.map((n) => {
-    const cond = (type: string) =>
-      n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
-    const info: NodeInfo = { name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} };
-    const ready = cond("Ready");
-    const unavailable = cond("NetworkUnavailable");
-    if (ready) info.ready = ready;
-    if (unavailable) info.networkUnavailable = unavailable;
-    return info;
-  });
   const d = decide({
-    services: services.map((s) => {
-      const a = s.metadata?.annotations ?? {};
-      const pool = a[ANNOTATIONS.allocatedFromPool];
-      return {
-        key: keyOf(s),
-        ips: statusIPs(s),
-        externalTrafficPolicy: s.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
-        ...(pool ? { allocatedFromPool: pool } : {}),
-        rebalance: a[REBALANCE_ANNOTATION] === "true",
-      };
+    ...clusterSnapshot({
+      services,
+      slices: input.slices,
+      nodes: input.nodes,
+      pools: input.pools,
+      ads: input.ads,
     }),
-    slices: input.slices.flatMap((sl) => {
-      const svc = sl.metadata?.labels?.[SERVICE_NAME_LABEL];
-      return svc ? [{ ...sl, service: `${sl.metadata?.namespace}/${svc}` }] : [];
-    }),
-    nodes,
-    pools: input.pools.map((p) => ({
-      name: p.metadata?.name ?? "",
-      labels: p.metadata?.labels ?? {},
-      addresses: p.spec?.addresses ?? [],
-    })),
-    ads: input.ads.map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) })),
     // No node of our own: nothing is "mine", only the shared answer matters here.
     membership: { self: "", live: liveByLease(input.leases, nowMs), settled: true, quorum: true },
     currentOwners: new Map(

@@ -15,8 +15,8 @@ import {
   parseIPAnnouncement,
 } from "../api/ipannouncement.ts";
 import { type L2Advertisement, parseL2Advertisement } from "../api/l2advertisement.ts";
-import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
-import { keyOf, PATHS, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
+import { type ClassFilter, isOurs } from "../api/service.ts";
+import { PATHS, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
@@ -30,10 +30,8 @@ import {
   decide,
   type IpDecision,
   type MembershipView,
-  REBALANCE_ANNOTATION,
   reactToLinks,
 } from "./decision.ts";
-import type { NodeInfo } from "./eligibility.ts";
 import {
   fromOsNetworkInterfaces,
   type HostInterface,
@@ -43,6 +41,7 @@ import {
 import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 import { slimEndpointSlice, slimNode, slimService } from "./slim.ts";
+import { clusterSnapshot } from "./snapshot.ts";
 
 /** The IPAnnouncement name of an IP: dots and colons become dashes (a DNS subdomain). */
 export function ipAnnouncementName(ip: string): string {
@@ -484,38 +483,14 @@ export class Speaker {
 
   #decide(view: MembershipView): Decision {
     if (!this.#recordsFresh) view.settled = false;
-    const slices = [];
-    for (const s of this.#slices.list()) {
-      const svc = s.metadata?.labels?.[SERVICE_NAME_LABEL];
-      if (svc) slices.push({ ...s, service: `${s.metadata?.namespace}/${svc}` });
-    }
     return decide({
-      services: this.#services
-        .list()
-        .filter((svc) => isOurs(svc, this.#o))
-        .map((svc) => {
-          const a = svc.metadata?.annotations ?? {};
-          return {
-            key: keyOf(svc),
-            ips: statusIPs(svc),
-            externalTrafficPolicy:
-              svc.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
-            ...(a[ANNOTATIONS.allocatedFromPool]
-              ? { allocatedFromPool: a[ANNOTATIONS.allocatedFromPool] }
-              : {}),
-            rebalance: a[REBALANCE_ANNOTATION] === "true",
-          };
-        }),
-      slices,
-      nodes: this.#nodes.list().map(nodeInfo),
-      pools: this.#checkedPools.list(this.#pools.list()).map((p) => ({
-        name: p.metadata.name ?? "",
-        labels: p.metadata.labels ?? {},
-        addresses: p.spec.addresses,
-      })),
-      ads: this.#checkedAds
-        .list(this.#ads.list())
-        .map((a) => ({ name: a.metadata.name ?? "", ...(a.spec ?? {}) })),
+      ...clusterSnapshot({
+        services: this.#services.list().filter((svc) => isOurs(svc, this.#o)),
+        slices: this.#slices.list(),
+        nodes: this.#nodes.list(),
+        pools: this.#checkedPools.list(this.#pools.list()),
+        ads: this.#checkedAds.list(this.#ads.list()),
+      }),
       membership: view,
       currentOwners: this.#currentOwners(),
       held: new Set(this.#current.keys()),
@@ -1004,17 +979,6 @@ function salvagePool(obj: KubernetesObject): IPAddressPool | undefined {
     metadata: { name: obj.metadata.name, labels: obj.metadata.labels ?? {} },
     spec: { addresses },
   } as IPAddressPool;
-}
-
-function nodeInfo(n: V1Node): NodeInfo {
-  const cond = (type: string) =>
-    n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
-  const info: NodeInfo = { name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} };
-  const ready = cond("Ready");
-  const netUnavailable = cond("NetworkUnavailable");
-  if (ready) info.ready = ready;
-  if (netUnavailable) info.networkUnavailable = netUnavailable;
-  return info;
 }
 
 /**
