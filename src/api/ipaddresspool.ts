@@ -75,12 +75,6 @@ export interface IPAddressPoolSpec {
   excludeNetworkAndBroadcast: boolean;
   serviceAllocation?: ServiceAllocation;
 }
-/** The spec as a person may write it (defaulted fields optional). */
-export type IPAddressPoolSpecInput = Omit<
-  IPAddressPoolSpec,
-  "autoAssign" | "avoidBuggyIPs" | "excludeNetworkAndBroadcast"
-> &
-  Partial<Pick<IPAddressPoolSpec, "autoAssign" | "avoidBuggyIPs" | "excludeNetworkAndBroadcast">>;
 
 export const ipAddressPoolSpec = object<IPAddressPoolSpec>({
   addresses: required(stringSet(addressEntry, 256, 1)),

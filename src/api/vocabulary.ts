@@ -4,9 +4,9 @@
 // validators here: code needing only the names loads only this (and group.ts).
 import { group, version } from "./group.ts";
 
-export const ipAddressPoolPlural = "ipaddresspools";
-export const l2AdvertisementPlural = "l2advertisements";
-export const ipAnnouncementPlural = "ipannouncements";
+const ipAddressPoolPlural = "ipaddresspools";
+const l2AdvertisementPlural = "l2advertisements";
+const ipAnnouncementPlural = "ipannouncements";
 
 /** Collection paths (cluster-wide lists and watches; the CRDs are cluster-scoped). */
 export const PATHS = {

@@ -22,7 +22,6 @@ export type PacketSocketKind = "arp" | "ndp";
 /** Link-layer packet type from the kernel (sll_pkttype). */
 export const PACKET_HOST = 0;
 export const PACKET_BROADCAST = 1;
-export const PACKET_MULTICAST = 2;
 export const PACKET_OTHERHOST = 3;
 
 /** What a PacketSocket needs from the transport; the announcer depends only on this. */
@@ -158,11 +157,6 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
     });
     target = new PacketSocket(ifname, kind, opened);
     return target;
-  }
-
-  /** True until close(). */
-  get isOpen(): boolean {
-    return this.#handle !== undefined;
   }
 
   /** Sends one complete Ethernet frame. Throws if closed or if the kernel refuses it. */

@@ -41,7 +41,7 @@ export function clusterSnapshot(o: ClusterObjects): ClusterSnapshot {
   };
 }
 
-export function serviceSnapshot(svc: V1Service): ServiceSnapshot {
+function serviceSnapshot(svc: V1Service): ServiceSnapshot {
   const a = svc.metadata?.annotations ?? {};
   const pool = a[ANNOTATIONS.allocatedFromPool];
   return {
@@ -54,7 +54,7 @@ export function serviceSnapshot(svc: V1Service): ServiceSnapshot {
 }
 
 /** What eligibility needs of a Node: its labels and the two conditions it reads. */
-export function nodeInfo(n: V1Node): NodeInfo {
+function nodeInfo(n: V1Node): NodeInfo {
   const cond = (type: string) =>
     n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
   const info: NodeInfo = { name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} };
