@@ -20,7 +20,7 @@ command -v pgrep >/dev/null || need+=(procps)
 command -v socat >/dev/null || need+=(socat)   # the lab's pods answer HTTP through it
 command -v iperf3 >/dev/null || need+=(iperf3) # npm run bench -- dataplane
 [ -f /usr/include/node/node_api.h ] || need+=(libnode-dev)
-# The Vagrant lab cannot boot here; test/unit/vagrant-lab.test.ts checks it with these.
+# The Vagrant lab cannot boot here; test/tools/vagrant-lab.test.ts checks it with these.
 # Without recommends: vagrant recommends vagrant-libvirt, i.e. qemu and some 400 packages.
 norec=()
 command -v shellcheck >/dev/null || norec+=(shellcheck)
