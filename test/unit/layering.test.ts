@@ -1,5 +1,5 @@
-// DESIGN.md's table of what each folder may import, for the rules a slip would break
-// silently: the pure core (net, allocator, api) has no I/O and no Kubernetes, and the
+// What each folder of src may import (README, "Development", says what each holds), for the
+// rules a slip would break silently: the pure core (net, allocator, api) has no I/O and no Kubernetes, and the
 // speaker never reaches into the controller. Type-only imports count: they are
 // dependencies of the design too.
 import { readdirSync, readFileSync } from "node:fs";
@@ -36,7 +36,7 @@ function violations(folder: string, allowed: (spec: string) => boolean): string[
 
 const net = (s: string) => s.startsWith("../net/");
 
-describe("layering (DESIGN.md)", () => {
+describe("layering", () => {
   it("finds static, type, re-export and dynamic imports", () => {
     expect(
       imports(`import type { V1Service } from "@kubernetes/client-node";
