@@ -92,7 +92,7 @@ function loadBinding(): NativeBinding {
   );
 }
 
-/** An error from the addon carries the errno name as `code`. */
+/** An error from the addon, thrown or emitted: the errno name as `code`, its number as `errno`. */
 export interface PacketSocketError extends Error {
   code?: string;
   errno?: number;

@@ -533,4 +533,23 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     );
     expect(unprivileged).toMatch(/^EPERM opening a packet socket needs CAP_NET_RAW/);
   });
+
+  it("an interface going down reaches the socket's listeners as an error with code and errno", () => {
+    // A pair of this namespace's own, so that the client interface the other tests use stays up.
+    ipc("link", "add", "ilbdn0", "type", "veth", "peer", "name", "ilbdn1");
+    ipc("link", "set", "ilbdn0", "up");
+    try {
+      const out = runScript(
+        NS_CLI,
+        `import { execFileSync } from "node:child_process";
+        const s = PacketSocket.open("ilbdn0", "arp");
+        s.on("error", (e) => { console.log(e.code + " " + typeof e.errno + " " + e.message); s.close(); });
+        execFileSync("ip", ["link", "set", "ilbdn0", "down"]);`,
+      );
+      // Thrown errors carried errno, errors handed to listeners did not: one helper makes both.
+      expect(out.trim()).toMatch(/^ENETDOWN number receiving on packet socket failed \(ENETDOWN: /);
+    } finally {
+      ipc("link", "del", "ilbdn0");
+    }
+  });
 });

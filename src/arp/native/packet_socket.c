@@ -77,29 +77,23 @@ static __thread unsigned char recv_buf[RECV_BUF_SIZE];
 
 /* ---- error helpers ------------------------------------------------------------------ */
 
-static void throw_errno(napi_env env, int err, const char* msg) {
-  napi_value code, text, error;
+/* An Error for errno `err`: message "msg (ENAME: strerror)", `code` the errno name and
+ * `errno` libuv's negative number, whether it is thrown or handed to a callback. */
+static napi_value make_errno_error(napi_env env, int err, const char* msg) {
+  napi_value code, text, error, errno_val;
   const char* name = uv_err_name(-err);
   char full[512];
   snprintf(full, sizeof full, "%s (%s: %s)", msg, name, strerror(err));
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &text);
   napi_create_error(env, code, text, &error);
-  napi_value errno_val;
   napi_create_int32(env, -err, &errno_val);
   napi_set_named_property(env, error, "errno", errno_val);
-  napi_throw(env, error);
+  return error;
 }
 
-static napi_value make_errno_error(napi_env env, int err, const char* msg) {
-  napi_value code, text, error;
-  const char* name = uv_err_name(-err);
-  char full[512];
-  snprintf(full, sizeof full, "%s (%s: %s)", msg, name, strerror(err));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, code, text, &error);
-  return error;
+static void throw_errno(napi_env env, int err, const char* msg) {
+  napi_throw(env, make_errno_error(env, err, msg));
 }
 
 #define NAPI_CALL(env, call)                                               \
