@@ -26,6 +26,7 @@ RUN node -e 'const l = require("./package-lock.json").packages; for (const p of 
 # Runtime dependencies only (@kubernetes/client-node is a dev dependency: the components
 # import its types, which compile away). No dependency needs an install script.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# Builds the addon and its tools build (tests and benchmarks only); only the former is copied.
 COPY src/arp/native/ src/arp/native/
 RUN /tools/node_modules/.bin/node-gyp rebuild --directory src/arp/native --nodedir=/usr/local
 COPY tsconfig.json tsconfig.build.json ./

@@ -7,6 +7,7 @@
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +18,7 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const NODE = `${ROOT}node_modules/.bin/node`;
 const FIXTURE = `${ROOT}test/e2e/fixtures/arp-announcer.ts`;
 const ADDON = `${ROOT}src/arp/native/build/Release/ironlb_packet.node`;
+const TOOLS_ADDON = `${ROOT}src/arp/native/build/Release/ironlb_packet_tools.node`;
 
 const suffix = randomBytes(3).toString("hex");
 const NS_SRV = `ilbarp-s-${suffix}`;
@@ -39,6 +41,7 @@ const inCli = (...args: string[]) => sh("ip", ["netns", "exec", NS_CLI, ...args]
 
 const SCRIPT_PRELUDE = `
   import { PacketSocket } from ${JSON.stringify(`${ROOT}src/arp/packet-socket.ts`)};
+  import { openToolSocket, sendBatch } from ${JSON.stringify(`${ROOT}test/support/packet-tools.ts`)};
   import { arpRequest, decodeNdpFrame, neighborSolicitation, unsolicitedNeighborAdvertisement }
     from ${JSON.stringify(`${ROOT}src/arp/codec.ts`)};
 `;
@@ -344,24 +347,40 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     expect((await kernelPassed()) - passed0).toBe(5);
   });
 
+  it("the production addon has no bench-only function; the tools build adds sendBatch", () => {
+    const require = createRequire(import.meta.url);
+    const names = (path: string) => Object.getOwnPropertyNames(require(path)).sort();
+    const production = [
+      "close",
+      "linkDump",
+      "open",
+      "openLinkMonitor",
+      "send",
+      "setFilter",
+      "stats",
+    ];
+    expect(names(ADDON)).toEqual(production);
+    expect(names(TOOLS_ADDON)).toEqual([...production, "sendBatch"].sort());
+  });
+
   it("send and sendBatch refuse what is not an Ethernet frame; sendBatch puts `count` frames on the wire", async () => {
     await fixture!.call("announce", { ip: "198.51.100.22" });
     const p0 = await kernelPassed();
     const out = runScript(
       NS_CLI,
-      `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
+      `const s = openToolSocket(${JSON.stringify(IF_CLI)}, "arp");
       const f = arpRequest(${JSON.stringify(cliMac)}, "192.0.2.1", "198.51.100.22");
       for (const [what, call] of [
         ["send text", () => s.send("not a frame")],
         ["send short", () => s.send(Buffer.alloc(10))],
-        ["batch text", () => s.sendBatch("not a frame", 3)],
-        ["batch short", () => s.sendBatch(Buffer.alloc(10), 3)],
-        ["batch count", () => s.sendBatch(f, -1)],
+        ["batch text", () => sendBatch(s, "not a frame", 3)],
+        ["batch short", () => sendBatch(s, Buffer.alloc(10), 3)],
+        ["batch count", () => sendBatch(s, f, -1)],
       ]) {
         try { call(); console.log(what + ": sent"); } catch (e) { console.log(what + ": " + e.message); }
       }
       let n = 0;
-      while (n < 40) n += s.sendBatch(f, 40 - n);
+      while (n < 40) n += sendBatch(s, f, 40 - n);
       s.close();
       try { s.send(f); } catch (e) { console.log("closed: " + e.message); }
       console.log("batched " + n);`,

@@ -22,7 +22,8 @@
 // entry's MACs as another.
 import { execFile } from "node:child_process";
 import { ARP_REPLY, arpRequest, decodeArpFrame } from "../../src/arp/codec.ts";
-import { PacketSocket, watchNeighbours } from "../../src/arp/packet-socket.ts";
+import { PacketSocket } from "../../src/arp/packet-socket.ts";
+import { watchNeighbours } from "../support/packet-tools.ts";
 
 const [ifname, senderIp, intervalArg, readyArg, ...ips] = process.argv.slice(2);
 if (!ifname || !senderIp || !intervalArg || !readyArg || ips.length === 0) {
