@@ -31,8 +31,8 @@
 import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { arpRequest } from "../src/arp/codec.ts";
 import { KubeClient } from "../src/k8s/client.ts";
+import { arpRequest } from "../src/layer2/codec.ts";
 import { POOL_CIDR, POOL6_CIDR } from "../test/lab/addresses.ts";
 import { figures, watchArp } from "../test/lab/faults.ts";
 import { Lab, randomPrefix } from "../test/lab/lab.ts";

@@ -1,10 +1,11 @@
 // `ironlb speaker`: membership (Lease + UDP heartbeats), the ARP/NDP announcer, the
 // health/metrics server and the Speaker.
-import { Announcer } from "../arp/announcer.ts";
-import { LinkMonitor } from "../arp/packet-socket.ts";
+
 import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
+import { Announcer } from "../layer2/announcer.ts";
+import { LinkMonitor } from "../layer2/packet-socket.ts";
 import { createLogger } from "../observability/log.ts";
 import { apiClientMetrics } from "../observability/metrics.ts";
 import { startHealthServer } from "../observability/server.ts";

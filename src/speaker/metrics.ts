@@ -1,6 +1,6 @@
 // The speaker's Prometheus metrics.
 
-import type { AnnouncerCounterName } from "../arp/announcer.ts";
+import type { AnnouncerCounterName } from "../layer2/announcer.ts";
 import { Counter, Gauge, processMetrics, Registry } from "../observability/metrics.ts";
 
 /** Creates the speaker's metrics in a registry of their own. */

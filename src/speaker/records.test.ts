@@ -4,11 +4,11 @@
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PATHS } from "../api/vocabulary.ts";
-import { Announcer } from "../arp/announcer.ts";
-import { arpReply, decodeArpFrame } from "../arp/codec.ts";
-import type { PacketSocketKind } from "../arp/packet-socket.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { type Answer, FakeApiServer } from "../k8s/fake-apiserver.ts";
+import { Announcer } from "../layer2/announcer.ts";
+import { arpReply, decodeArpFrame } from "../layer2/codec.ts";
+import type { PacketSocketKind } from "../layer2/packet-socket.ts";
 import type { Membership } from "./membership.ts";
 import { speakerMetrics } from "./metrics.ts";
 import { ipAnnouncementName, recordRetryDelayMs, Speaker } from "./speaker.ts";

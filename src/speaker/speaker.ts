@@ -17,11 +17,11 @@ import {
 import { type L2Advertisement, parseL2Advertisement } from "../api/l2advertisement.ts";
 import { type ClassFilter, isOurs } from "../api/service.ts";
 import { PATHS, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
-import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
+import type { Announcer, ConflictEvent } from "../layer2/announcer.ts";
 import type { Logger } from "../observability/log.ts";
 import { Checked } from "./checked.ts";
 import {

@@ -11,14 +11,14 @@ import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AnnouncerCounters } from "../../src/arp/announcer.ts";
+import type { AnnouncerCounters } from "../../src/layer2/announcer.ts";
 import { sleep, waitFor } from "../support/wait.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const NODE = `${ROOT}node_modules/.bin/node`;
 const FIXTURE = `${ROOT}test/e2e/fixtures/arp-announcer.ts`;
-const ADDON = `${ROOT}src/arp/native/build/Release/ironlb_packet.node`;
-const TOOLS_ADDON = `${ROOT}src/arp/native/build/Release/ironlb_packet_tools.node`;
+const ADDON = `${ROOT}src/layer2/native/build/Release/ironlb_packet.node`;
+const TOOLS_ADDON = `${ROOT}src/layer2/native/build/Release/ironlb_packet_tools.node`;
 
 const suffix = randomBytes(3).toString("hex");
 const NS_SRV = `ilbarp-s-${suffix}`;
@@ -40,10 +40,10 @@ const ips = (...args: string[]) => sh("ip", ["-n", NS_SRV, ...args]);
 const inCli = (...args: string[]) => sh("ip", ["netns", "exec", NS_CLI, ...args]);
 
 const SCRIPT_PRELUDE = `
-  import { PacketSocket } from ${JSON.stringify(`${ROOT}src/arp/packet-socket.ts`)};
+  import { PacketSocket } from ${JSON.stringify(`${ROOT}src/layer2/packet-socket.ts`)};
   import { openToolSocket, sendBatch } from ${JSON.stringify(`${ROOT}test/support/packet-tools.ts`)};
   import { arpRequest, decodeNdpFrame, neighborSolicitation, unsolicitedNeighborAdvertisement }
-    from ${JSON.stringify(`${ROOT}src/arp/codec.ts`)};
+    from ${JSON.stringify(`${ROOT}src/layer2/codec.ts`)};
 `;
 
 /** Runs a small ES module script with the packet socket and codec in scope, in `ns`. */
@@ -462,7 +462,7 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     const out = runScript(
       NS_CLI,
       `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
-      const { decodeArpFrame } = await import(${JSON.stringify(`${ROOT}src/arp/codec.ts`)});
+      const { decodeArpFrame } = await import(${JSON.stringify(`${ROOT}src/layer2/codec.ts`)});
       const answered = new Promise((resolve) => {
         const t = setTimeout(() => resolve(false), 3000);
         s.onFrame((f) => {

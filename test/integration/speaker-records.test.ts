@@ -5,8 +5,8 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { PATHS } from "../../src/api/vocabulary.ts";
-import { Announcer } from "../../src/arp/announcer.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
+import { Announcer } from "../../src/layer2/announcer.ts";
 import { speakerMetrics } from "../../src/speaker/metrics.ts";
 import { ipAnnouncementName, Speaker } from "../../src/speaker/speaker.ts";
 import { MemorySocket, soloMembership } from "../../src/speaker/testkit.ts";

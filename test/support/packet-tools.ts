@@ -1,20 +1,20 @@
 // The packet socket's test- and bench-only functions. They live in the tools build of the
 // addon (ironlb_packet_tools: the production source compiled with IRONLB_TOOLS, see
-// src/arp/native/binding.gyp), which `npm run build` makes beside the production one and
+// src/layer2/native/binding.gyp), which `npm run build` makes beside the production one and
 // the image leaves out: a speaker never carries a flood generator or a neighbour watcher.
 import { endianness } from "node:os";
 import {
   decodeNeighbourMessages,
   type NeighbourChange,
   RTMGRP_NEIGH,
-} from "../../src/arp/link-state.ts";
+} from "../../src/layer2/link-state.ts";
 import {
   loadAddon,
   type NativeBinding,
   type NativeHandle,
   PacketSocket,
   type PacketSocketKind,
-} from "../../src/arp/packet-socket.ts";
+} from "../../src/layer2/packet-socket.ts";
 
 interface ToolsBinding extends NativeBinding {
   sendBatch(handle: NativeHandle, frame: Buffer, count: number): number;

@@ -53,12 +53,12 @@ export interface NativeBinding {
   linkDump(handle: NativeHandle): void;
 }
 
-// Relative to this module: beside it in src/arp, and from the compiled dist/arp the
-// addon that `npm run build` left in src/arp (the image puts it beside dist/arp).
+// Relative to this module: beside it in src/layer2, and from the compiled dist/layer2 the
+// addon that `npm run build` left in src/layer2 (the image puts it beside dist/layer2).
 const addonPaths = (name: string) => [
   `./native/build/Release/${name}.node`,
   `./native/build/Debug/${name}.node`,
-  `../../src/arp/native/build/Release/${name}.node`,
+  `../../src/layer2/native/build/Release/${name}.node`,
 ];
 
 const bindings = new Map<string, NativeBinding>();
@@ -84,7 +84,7 @@ export function loadAddon<T extends NativeBinding = NativeBinding>(name = "ironl
     return binding;
   }
   throw new Error(
-    `the packet socket addon is not built (expected src/arp/native/build/Release/${name}.node); run \`npm run build\``,
+    `the packet socket addon is not built (expected src/layer2/native/build/Release/${name}.node); run \`npm run build\``,
   );
 }
 
