@@ -7,13 +7,21 @@ import { DEFAULT_LB_CLASS } from "../api/service.ts";
 interface OptionSpec {
   type: "string" | "boolean";
   default?: string | boolean;
+  /** A one-letter alias (`-o`). */
+  short?: string;
   help: string;
 }
 
 interface Command {
   summary: string;
+  /** The positional arguments it takes, for its usage line (none when absent). */
+  args?: string;
   options: Record<string, OptionSpec>;
-  run(values: Record<string, string | boolean | undefined>): Promise<void>;
+  /** Resolves with the exit status, when it returns a number (else 0). */
+  run(
+    values: Record<string, string | boolean | undefined>,
+    positionals: string[],
+  ): Promise<unknown>;
 }
 
 const num = (v: string | boolean | undefined, name: string): number => {
@@ -342,6 +350,63 @@ const commands: Record<string, Command> = {
       );
     },
   },
+  doctor: {
+    summary:
+      "check the cluster for what keeps Services from working (pools, advertisements, speakers, endpoints, kube-proxy, conflicts) and say how to fix it; exit status 3 when a problem is found",
+    args: "[SERVICE]",
+    options: {
+      kubeconfig: common.kubeconfig!,
+      namespace: {
+        type: "string",
+        help: "only Services of this namespace (default: all); SERVICE may then be a bare name",
+      },
+      output: { type: "string", short: "o", default: "table", help: "table or json" },
+      ...classOptions,
+      help: common.help!,
+    },
+    async run(v, args) {
+      const output = v.output;
+      if (output !== "table" && output !== "json")
+        throw new UsageError(`--output must be table or json, got "${output}"`);
+      if (args.length > 1) throw new UsageError("at most one SERVICE");
+      const namespace = str(v.namespace);
+      let service = args[0];
+      if (service !== undefined && !service.includes("/")) {
+        if (!namespace)
+          throw new UsageError("SERVICE is namespace/name, or a name with --namespace");
+        service = `${namespace}/${service}`;
+      }
+      const { KubeClient } = await import("../k8s/client.ts");
+      const { fetchDoctorInput } = await import("./doctor.ts");
+      const { diagnose, exitCode, formatFindings } = await import("./doctor-checks.ts");
+      const api = KubeClient.load(str(v.kubeconfig));
+      const { input, unreadable } = await fetchDoctorInput(
+        api,
+        namespace ?? service?.split("/")[0],
+      );
+      if (
+        service &&
+        !input.services.some((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === service)
+      )
+        throw new Error(`Service ${service} not found`);
+      const findings = [
+        ...unreadable,
+        ...diagnose(
+          input,
+          {
+            lbClass: String(v["lb-class"]),
+            handleUnclassed: v["ignore-unclassed"] !== true,
+            ...(service ? { service } : {}),
+          },
+          Date.now(),
+        ),
+      ];
+      console.log(
+        output === "json" ? JSON.stringify({ findings }, null, 2) : formatFindings(findings),
+      );
+      return exitCode(findings);
+    },
+  },
   version: {
     summary: "print the version",
     options: { help: common.help! },
@@ -362,9 +427,11 @@ function usage(): string {
 }
 
 function commandUsage(name: string, c: Command): string {
-  const lines = [`Usage: ironlb ${name} [options]`, "", c.summary, "", "Options:"];
+  const args = c.args ? ` ${c.args}` : "";
+  const lines = [`Usage: ironlb ${name} [options]${args}`, "", c.summary, "", "Options:"];
   for (const [opt, o] of Object.entries(c.options)) {
-    const flag = o.type === "string" ? `--${opt} <value>` : `--${opt}`;
+    const names = o.short ? `--${opt}, -${o.short}` : `--${opt}`;
+    const flag = o.type === "string" ? `${names} <value>` : names;
     // An empty default means "none": the help text says what then happens.
     const def = o.type === "string" && o.default ? ` (default ${o.default})` : "";
     lines.push(`  ${flag.padEnd(28)} ${o.help}${def}`);
@@ -387,13 +454,14 @@ async function main(argv: string[]): Promise<number> {
     const options = Object.fromEntries(
       Object.entries(cmd.options).map(([k, o]) => [
         k,
-        { type: o.type, default: o.default } as const,
+        { type: o.type, default: o.default, ...(o.short ? { short: o.short } : {}) } as const,
       ]),
     );
-    const { values } = parseArgs({
+    const { values, positionals } = parseArgs({
       args: rest,
       options: options as never,
       allowNegative: true,
+      allowPositionals: cmd.args !== undefined,
       strict: true,
     });
     const v = values as Record<string, string | boolean | undefined>;
@@ -401,8 +469,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(commandUsage(name, cmd));
       return 0;
     }
-    await cmd.run(v);
-    return 0;
+    const status = await cmd.run(v, positionals);
+    return typeof status === "number" ? status : 0;
   } catch (err) {
     if (
       err instanceof UsageError ||
