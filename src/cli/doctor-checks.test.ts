@@ -279,7 +279,13 @@ const cases: Case[] = [
       ] as never;
       i.nodes.push({
         metadata: { name: "node3", labels: {} },
-        spec: { taints: [{ key: "dedicated", value: "db", effect: "NoSchedule" }] },
+        spec: {
+          taints: [
+            { key: "dedicated", value: "db", effect: "NoSchedule" },
+            { key: "node.kubernetes.io/not-ready", effect: "NoSchedule" },
+            { key: "soft", effect: "PreferNoSchedule" },
+          ],
+        },
         status: { conditions: [{ type: "Ready", status: "True" }] },
       } as never);
       i.slices = [slice("web", "node3")] as never;
@@ -296,6 +302,7 @@ const cases: Case[] = [
         check: "speaker-on-node",
         subject: "node node3",
         cause: "no speaker Lease",
+        // Only taints the speaker does not tolerate anyway count.
         evidence: "taints: dedicated=db:NoSchedule",
         fix: "speaker.tolerations",
       },
@@ -460,6 +467,27 @@ describe("diagnose", () => {
     const sev = f.map((x) => x.severity);
     expect(sev).toEqual([...sev].sort((a, b) => order(a) - order(b)));
     expect(exitCode(f)).toBe(sev.includes("problem") ? 3 : 0);
+  });
+
+  it("names only the taints a DaemonSet does not tolerate anyway", () => {
+    const input = healthy();
+    input.nodes.push({
+      metadata: { name: "node3", labels: {} },
+      spec: {
+        taints: [
+          { key: "node.kubernetes.io/not-ready", effect: "NoSchedule" },
+          { key: "node.kubernetes.io/unreachable", effect: "NoExecute" },
+          { key: "soft", effect: "PreferNoSchedule" },
+          { key: "dedicated", value: "db", effect: "NoExecute" },
+        ],
+      },
+    } as never);
+    const f = diagnose(input, opts, NOW).find((x) => x.subject === "node node3");
+    expect(f?.evidence).toBe("taints: dedicated=db:NoExecute");
+    input.nodes.at(-1)!.spec!.taints!.pop();
+    const g = diagnose(input, opts, NOW).find((x) => x.subject === "node node3");
+    expect(g?.evidence).toBeUndefined();
+    expect(g?.fix).toContain("--field-selector spec.nodeName=node3");
   });
 
   it("ignores Events older than the window", () => {

@@ -101,10 +101,21 @@ export function diagnose(input: DoctorInput, opts: DoctorOptions, nowMs: number)
     .map(({ f }) => f);
 }
 
+/**
+ * Taints the DaemonSet controller tolerates for every DaemonSet pod (the node's conditions,
+ * cordoning; network-unavailable for host-network pods such as the speaker).
+ */
+const DAEMONSET_TOLERATED = new Set(
+  ["not-ready", "unreachable", "disk-pressure", "memory-pressure", "pid-pressure"]
+    .concat(["unschedulable", "network-unavailable"])
+    .map((t) => `node.kubernetes.io/${t}`),
+);
+
 /** The taints that keep a DaemonSet without tolerations off a node. */
 function blockingTaints(n: V1Node): string[] {
   return (n.spec?.taints ?? [])
     .filter((t) => t.effect === "NoSchedule" || t.effect === "NoExecute")
+    .filter((t) => !DAEMONSET_TOLERATED.has(t.key))
     .map((t) => `${t.key}${t.value ? `=${t.value}` : ""}:${t.effect}`);
 }
 
