@@ -407,6 +407,52 @@ const commands: Record<string, Command> = {
       return exitCode(findings);
     },
   },
+  "migrate-from-metallb": {
+    summary:
+      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster) as ironlb objects; what cannot be converted is named on stderr",
+    options: {
+      file: {
+        type: "string",
+        short: "f",
+        help: "YAML or JSON file of MetalLB objects (several documents and List kinds, as kubectl get -o yaml prints), - for stdin (default: read them from the cluster)",
+      },
+      namespace: {
+        type: "string",
+        help: "MetalLB's namespace: read from the cluster when no --file is given (default metallb-system); with --file, only the objects of this namespace (or of none) are converted",
+      },
+      kubeconfig: common.kubeconfig!,
+      help: common.help!,
+    },
+    async run(v) {
+      const { convertMetalLB, formatConversion } = await import("./migrate-metallb.ts");
+      const input = await import("./migrate-metallb-input.ts");
+      const file = str(v.file);
+      let objects: unknown[];
+      const namespace = str(v.namespace);
+      if (file) objects = input.readObjectsFromFile(file, namespace);
+      else {
+        const { KubeClient } = await import("../k8s/client.ts");
+        objects = await input.readObjectsFromCluster(
+          KubeClient.load(str(v.kubeconfig)),
+          namespace ?? "metallb-system",
+        );
+      }
+      const c = convertMetalLB(objects);
+      for (const w of c.warnings) console.error(`warning: ${w}`);
+      if (c.errors.length > 0) {
+        for (const e of c.errors) console.error(`error: ${e}`);
+        return 1;
+      }
+      if (c.objects.length === 0) {
+        console.error(
+          "no MetalLB IPAddressPool, L2Advertisement, BGPPeer or BGPAdvertisement found",
+        );
+        return 1;
+      }
+      process.stdout.write(formatConversion(c));
+      return 0;
+    },
+  },
   version: {
     summary: "print the version",
     options: { help: common.help! },
