@@ -73,7 +73,13 @@ spec:
   peers: [router]
 `;
 
-const convert = (text: string, services = []) => convertMetalLB(parseDocuments(text), services);
+/** A Service of another implementation: Services in the input tell which IPs are shared. */
+const other = {
+  metadata: { name: "dns", namespace: "kube-system" },
+  spec: { type: "ClusterIP" },
+};
+const convert = (text: string, services: object[] = [other]) =>
+  convertMetalLB(parseDocuments(text), services as never);
 /** The spec of the first converted object. */
 const firstSpec = (c: ReturnType<typeof convertMetalLB>) =>
   c.objects[0]!.object.spec as { addresses: string[]; serviceAllocation: object };
@@ -236,6 +242,13 @@ describe("convertMetalLB", () => {
     );
   });
 
+  it("says that Services are needed to keep IPs shared across namespaces", () => {
+    expect(convert(pool, []).warnings).toEqual([
+      "no Services in the input: pools whose IPs Services of different namespaces share cannot be found, and those Services would lose their IPs (such pools need allowSharingAcrossNamespaces: true); add them (kubectl get services -A -o yaml) or read from the cluster",
+    ]);
+    expect(convert(l2, []).warnings).toEqual([]);
+  });
+
   it("names fields ironlb does not have, and namespaceSelectors' different meaning", () => {
     const c = convert(
       pool
@@ -257,12 +270,12 @@ describe("convertMetalLB", () => {
       spec: { type: "LoadBalancer" },
       status: { loadBalancer: { ingress: [{ ip }] } },
     });
-    const c = convertMetalLB(parseDocuments(pool), [
+    const c = convert(pool, [
       svc("a", "198.51.100.7"),
       svc("b", "198.51.100.7"),
       svc("a", "198.51.100.8"),
       svc("a", "198.51.100.9"),
-    ] as never);
+    ]);
     const spec = c.objects[0]?.object.spec as { serviceAllocation: Record<string, unknown> };
     expect(spec.serviceAllocation.allowSharingAcrossNamespaces).toBe(true);
     expect(c.objects[0]?.comments[1]).toContain(
@@ -282,10 +295,10 @@ metadata: { name: y, namespace: a }
 spec: { type: LoadBalancer }
 status: { loadBalancer: { ingress: [{ ip: 198.51.100.7 }] } }
 `;
-    const d = convert(same);
+    const d = convert(same, []);
     expect(d.warnings).toEqual([]);
     expect(firstSpec(d).serviceAllocation).not.toHaveProperty("allowSharingAcrossNamespaces");
-    const across = convert(same.replace("name: y, namespace: a", "name: y, namespace: b"));
+    const across = convert(same.replace("name: y, namespace: a", "name: y, namespace: b"), []);
     expect(firstSpec(across).serviceAllocation).toHaveProperty(
       "allowSharingAcrossNamespaces",
       true,

@@ -205,10 +205,12 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
     });
   }
 
-  const sharedAcross = poolsSharedAcrossNamespaces(
-    metallb.filter((x) => x.kind === "IPAddressPool"),
-    services,
-  );
+  const pools = metallb.filter((x) => x.kind === "IPAddressPool");
+  if (pools.length > 0 && services.length === 0)
+    warnings.push(
+      "no Services in the input: pools whose IPs Services of different namespaces share cannot be found, and those Services would lose their IPs (such pools need allowSharingAcrossNamespaces: true); add them (kubectl get services -A -o yaml) or read from the cluster",
+    );
+  const sharedAcross = poolsSharedAcrossNamespaces(pools, services);
 
   for (const { kind, m, spec, from } of metallb) {
     const where = ref(kind, m);
