@@ -467,7 +467,9 @@ const commands: Record<string, Command> = {
 
 function usage(): string {
   const lines = ["Usage: ironlb <command> [options]", "", "Commands:"];
-  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  for (const [name, c] of Object.entries(commands))
+    lines.push(`  ${name.padEnd(width)}  ${c.summary}`);
   lines.push("", "Run `ironlb <command> --help` for a command's options.");
   return lines.join("\n");
 }
