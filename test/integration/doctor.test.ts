@@ -230,6 +230,32 @@ describe("ironlb doctor", () => {
     }
   });
 
+  it("suspects blocked heartbeats when the speakers' choice has no record", async () => {
+    const record = `/apis/ironlb.dev/v1beta1/ipannouncements/${healthyIP.replaceAll(".", "-")}`;
+    const saved = await api().get<Record<string, unknown>>(record);
+    await api().delete(record);
+    try {
+      const { code, findings } = await doctor(`${ns}/healthy`);
+      expect(findings).toContainEqual(
+        expect.objectContaining({
+          severity: "warning",
+          check: "announced",
+          subject: `service ${ns}/healthy ${healthyIP}`,
+          cause: expect.stringContaining(`pending: ${NODE_OK} is about to announce it`),
+          fix: expect.stringContaining("allow UDP port 7947"),
+        }),
+      );
+      // A warning: it may be a moment after a change.
+      expect(code).toBe(0);
+    } finally {
+      const { metadata, ...rest } = saved as { metadata: { name: string } };
+      await api().create("/apis/ironlb.dev/v1beta1/ipannouncements", {
+        ...rest,
+        metadata: { name: metadata.name },
+      });
+    }
+  });
+
   it("finds an address conflict a speaker reported", async () => {
     await api().create(`/api/v1/namespaces/${ns}/events`, {
       metadata: { generateName: "healthy." },
