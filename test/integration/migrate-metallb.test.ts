@@ -35,15 +35,21 @@ const METALLB_KINDS = [
   { kind: "BGPPeer", plural: "bgppeers", version: "v1beta2" },
 ];
 
-function ironlb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the real command (with `input` on stdin, if given). */
+function ironlb(
+  ...args: Array<string | { input: string }>
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const input = args.find((a) => typeof a !== "string")?.input ?? "";
+  const argv = args.filter((a): a is string => typeof a === "string");
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
-      [join(repoRoot, "bin/ironlb.js"), ...args],
-      { env: { ...process.env, IRONLB_FROM_SOURCE: "1" } },
+      [join(repoRoot, "bin/ironlb.js"), ...argv],
+      { env: { ...process.env, IRONLB_FROM_SOURCE: "1" }, maxBuffer: 64 << 20 },
       (err, stdout, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
     );
+    child.stdin?.end(input);
   });
 }
 
@@ -56,6 +62,7 @@ function kubectl(
     const child = execFile(
       join(inject("binDir"), "kubectl"),
       ["--kubeconfig", inject("kubeconfig"), ...args],
+      { maxBuffer: 64 << 20 },
       (err, stdout, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
     );
@@ -216,6 +223,17 @@ describe("moving from MetalLB", () => {
         spec: { ipAddressPoolSelectors: [{ matchLabels: { site: "lab" } }], interfaces: ["eth0"] },
       },
     ]);
+    // The same from what `kubectl get -o yaml` prints (Lists), through stdin.
+    const exported = await kubectl(
+      ["get", "ipaddresspools.metallb.io,l2advertisements.metallb.io", "-n", mlbNs, "-o", "yaml"],
+      "",
+    );
+    const svcs = await kubectl(["get", "services", "-A", "-o", "yaml"], "");
+    const fromFile = await ironlb("migrate-from-metallb", "-f", "-", {
+      input: `${exported.stdout}---\n${svcs.stdout}`,
+    });
+    expect(fromFile.stderr).toBe("");
+    expect(fromFile.stdout).toBe(r.stdout);
     // The printed YAML, comments and all, through the real kubectl.
     const applied = await kubectl(["apply", "-f", "-"], r.stdout);
     expect(applied.stderr).toBe("");
