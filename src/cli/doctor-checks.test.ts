@@ -521,6 +521,39 @@ describe("diagnose", () => {
     expect(all.some((x) => x.subject === "pool lonely")).toBe(true);
   });
 
+  it("says why a named Service is not ironlb's", () => {
+    const input = healthy();
+    input.services.push(
+      svc("theirs", undefined, { spec: { loadBalancerClass: "other/lb" } }) as never,
+    );
+    input.services.push(svc("internal", undefined, { spec: { type: "ClusterIP" } }) as never);
+    const theirs = diagnose(input, { ...opts, service: "shop/theirs" }, NOW);
+    expect(theirs[0]).toMatchObject({
+      severity: "problem",
+      check: "service-handled",
+      subject: "service shop/theirs",
+      cause:
+        "its loadBalancerClass is other/lb, not ironlb.dev/lb: another implementation handles it",
+    });
+    expect(exitCode(theirs)).toBe(3);
+    expect(diagnose(input, { ...opts, service: "shop/internal" }, NOW)[0]?.cause).toBe(
+      "it is of type ClusterIP: ironlb gives IPs to Services of type LoadBalancer only",
+    );
+    const unclassed = diagnose(
+      input,
+      { ...opts, handleUnclassed: false, service: "shop/web" },
+      NOW,
+    );
+    expect(unclassed[0]?.cause).toBe(
+      "it has no loadBalancerClass, and --ignore-unclassed says ironlb leaves those to another implementation",
+    );
+    expect(
+      diagnose(input, { ...opts, service: "shop/web" }, NOW).some(
+        (f) => f.check === "service-handled",
+      ),
+    ).toBe(false);
+  });
+
   it("leaves Services of another loadBalancerClass alone", () => {
     const input = healthy();
     input.services.push(

@@ -89,6 +89,7 @@ export function diagnose(input: DoctorInput, opts: DoctorOptions, nowMs: number)
     (s) => isOurs(s, opts) && (opts.service === undefined || keyOf(s) === opts.service),
   );
   const findings: Finding[] = [
+    ...checkNamed(input.services, opts),
     ...checkSpeakers(input, nowMs),
     ...checkPools(input, services, opts, nowMs),
     ...checkServices(input, services, opts, nowMs),
@@ -110,6 +111,38 @@ const DAEMONSET_TOLERATED = new Set(
     .concat(["unschedulable", "network-unavailable"])
     .map((t) => `node.kubernetes.io/${t}`),
 );
+
+/** A Service asked about by name that ironlb does not handle: nothing else explains it. */
+function checkNamed(all: V1Service[], opts: DoctorOptions): Finding[] {
+  if (opts.service === undefined) return [];
+  const s = all.find((x) => keyOf(x) === opts.service);
+  if (!s || isOurs(s, opts)) return [];
+  const subject = `service ${opts.service}`;
+  if (s.spec?.type !== "LoadBalancer")
+    return [
+      {
+        severity: "problem",
+        check: "service-handled",
+        subject,
+        cause: `it is of type ${s.spec?.type ?? "ClusterIP"}: ironlb gives IPs to Services of type LoadBalancer only`,
+        fix: "set spec.type: LoadBalancer",
+      },
+    ];
+  const cls = s.spec.loadBalancerClass;
+  return [
+    {
+      severity: "problem",
+      check: "service-handled",
+      subject,
+      cause: cls
+        ? `its loadBalancerClass is ${cls}, not ${opts.lbClass}: another implementation handles it`
+        : "it has no loadBalancerClass, and --ignore-unclassed says ironlb leaves those to another implementation",
+      fix: cls
+        ? `set spec.loadBalancerClass: ${opts.lbClass} when creating the Service (it cannot be changed later), or ask the implementation of ${cls}`
+        : `set spec.loadBalancerClass: ${opts.lbClass} when creating the Service`,
+    },
+  ];
+}
 
 /** The taints that keep a DaemonSet without tolerations off a node. */
 function blockingTaints(n: V1Node): string[] {
