@@ -305,11 +305,11 @@ status: { loadBalancer: { ingress: [{ ip: 198.51.100.7 }] } }
     );
   });
 
-  it("skips what is not MetalLB's, and the legacy ConfigMap, with a warning", () => {
+  it("skips what is not MetalLB's, with a warning", () => {
     const c = convert(`apiVersion: v1
 kind: ConfigMap
-metadata: { name: config, namespace: metallb-system }
-data: { config: "address-pools: []" }
+metadata: { name: other, namespace: metallb-system }
+data: { foo: bar }
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -321,10 +321,129 @@ metadata: { name: l2-x, namespace: metallb-system }
 `);
     expect(c.objects).toEqual([]);
     expect(c.warnings).toEqual([
-      "ConfigMap metallb-system/config: MetalLB's legacy ConfigMap format is not converted; convert it to MetalLB's custom resources first (MetalLB ships a tool for that), then convert those",
+      "ConfigMap metallb-system/other (v1): not a MetalLB object, skipped",
       "Deployment metallb-system/controller (apps/v1): not a MetalLB object, skipped",
       "ServiceL2Status metallb-system/l2-x (metallb.io/v1beta1): ironlb has no equivalent, skipped",
     ]);
+  });
+});
+
+// MetalLB's configuration before v0.13: one ConfigMap, kebab-case keys.
+const legacy = `apiVersion: v1
+kind: ConfigMap
+metadata: { name: config, namespace: metallb-system }
+data:
+  config: |
+    peers:
+    - peer-address: 192.0.2.1
+      peer-asn: 64501
+      my-asn: 64500
+      hold-time: 120s
+      password: secret
+      node-selectors:
+      - match-labels: { rack: frontend }
+        match-expressions:
+        - { key: network-speed, operator: NotIn, values: [slow] }
+    bgp-communities:
+      bestpath: "64500:100"
+    address-pools:
+    - name: lan
+      protocol: layer2
+      addresses: [198.51.100.0/27]
+      auto-assign: false
+    - name: routed
+      protocol: bgp
+      addresses: [203.0.113.0/28]
+      avoid-buggy-ips: true
+      bgp-advertisements:
+      - aggregation-length: 32
+        localpref: 100
+        communities: [bestpath, "64500:1"]
+      - aggregation-length: 24
+    - name: plain
+      protocol: bgp
+      addresses: [192.0.2.128/28]
+    bfd-profiles:
+    - name: fast
+`;
+
+describe("the legacy ConfigMap", () => {
+  const spec = (kind: string, name: string, c: ReturnType<typeof convertMetalLB>) =>
+    c.objects.find(
+      (o) => o.object.kind === kind && (o.object.metadata as { name: string }).name === name,
+    )?.object.spec;
+
+  it("converts pools, their advertisements and peers as MetalLB reads them", () => {
+    const c = convert(legacy);
+    expect(c.errors).toEqual([]);
+    expect(
+      c.objects.map((o) => `${o.object.kind}/${(o.object.metadata as { name: string }).name}`),
+    ).toEqual([
+      "BGPPeer/peer-192-0-2-1",
+      "IPAddressPool/lan",
+      "L2Advertisement/lan",
+      "IPAddressPool/routed",
+      "BGPAdvertisement/routed-0",
+      "BGPAdvertisement/routed-1",
+      "IPAddressPool/plain",
+      "BGPAdvertisement/plain",
+    ]);
+    expect(spec("BGPPeer", "peer-192-0-2-1", c)).toEqual({
+      peerAddress: "192.0.2.1",
+      peerASN: 64501,
+      myASN: 64500,
+      holdTime: "120s",
+      nodeSelectors: [
+        {
+          matchLabels: { rack: "frontend" },
+          matchExpressions: [{ key: "network-speed", operator: "NotIn", values: ["slow"] }],
+        },
+      ],
+    });
+    expect(spec("IPAddressPool", "lan", c)).toEqual({
+      addresses: ["198.51.100.0/27"],
+      autoAssign: false,
+    });
+    expect(spec("L2Advertisement", "lan", c)).toEqual({ ipAddressPools: ["lan"] });
+    expect(spec("IPAddressPool", "routed", c)).toEqual({
+      addresses: ["203.0.113.0/28"],
+      avoidBuggyIPs: true,
+    });
+    expect(spec("BGPAdvertisement", "routed-0", c)).toEqual({
+      aggregationLength: 32,
+      localPref: 100,
+      communities: ["64500:100", "64500:1"],
+      ipAddressPools: ["routed"],
+    });
+    expect(spec("BGPAdvertisement", "routed-1", c)).toEqual({
+      aggregationLength: 24,
+      ipAddressPools: ["routed"],
+    });
+    expect(spec("BGPAdvertisement", "plain", c)).toEqual({ ipAddressPools: ["plain"] });
+    expect(c.objects[1]?.comments).toEqual([
+      "from ConfigMap metallb-system/config address-pools[0]",
+    ]);
+    expect(c.warnings).toEqual([
+      "ConfigMap metallb-system/config: bfd-profiles are not converted: ironlb has no BFD yet",
+      "BGPPeer metallb-system/peer-192-0-2-1: spec.password is not converted: TCP-MD5 is not supported yet",
+    ]);
+  });
+
+  it("names what it does not know, and refuses a config that is not YAML", () => {
+    const c = convert(
+      legacy
+        .replace("    peers:\n", "    unknown-section: 1\n    peers:\n")
+        .replace("protocol: layer2", "protocol: carrier-pigeon"),
+    );
+    expect(c.warnings).toContain(
+      "ConfigMap metallb-system/config: unknown-section is not converted: ironlb has no equivalent",
+    );
+    expect(c.warnings).toContain(
+      "ConfigMap metallb-system/config: address-pools[0] (lan) has protocol carrier-pigeon: only layer2 and bgp are converted; the pool is converted without advertisement",
+    );
+    const bad = convert(legacy.replace("    peers:\n", "    peers: [\n"));
+    expect(bad.errors).toHaveLength(1);
+    expect(bad.errors[0]).toMatch(/^ConfigMap metallb-system\/config: its config is not YAML: /);
   });
 });
 

@@ -1,5 +1,5 @@
-// `ironlb migrate-from-metallb`: MetalLB's objects (metallb.io) converted to ironlb's
-// (ironlb.dev/v1beta1). Pure: the edge (migrate-metallb-input.ts) reads the objects from a
+// `ironlb migrate-from-metallb`: MetalLB's objects (metallb.io, and its legacy ConfigMap
+// through migrate-metallb-legacy.ts) converted to ironlb's (ironlb.dev/v1beta1). Pure: the edge (migrate-metallb-input.ts) reads the objects from a
 // file, stdin or the cluster. ironlb kept MetalLB's field names, so most fields carry over
 // as they are; what ironlb cannot express is named in a warning (object and field), never
 // dropped silently. MetalLB's objects live in a namespace, ironlb's are cluster-scoped: two
@@ -11,6 +11,7 @@ import { parseL2Advertisement } from "../api/l2advertisement.ts";
 import { formatIP, parseIP } from "../net/address.ts";
 import { cidrRange, isMasked, parseCIDR } from "../net/cidr.ts";
 import { parseAddressEntry } from "../net/range.ts";
+import { isLegacyConfigMap, legacyObjects } from "./migrate-metallb-legacy.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -147,19 +148,17 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
   const communities = new Map<string, string>(); // alias -> value
   const metallb: Array<{ kind: (typeof CONVERTED)[number]; m: Obj; spec: Obj; from: string }> = [];
 
-  for (const raw of input) {
+  // The legacy ConfigMap stands for the objects that replaced it.
+  const expanded = input.flatMap((raw) =>
+    isLegacyConfigMap((raw ?? {}) as Obj) ? legacyObjects(raw as Obj, warnings, errors) : [raw],
+  );
+  for (const raw of expanded) {
     const o = (raw ?? {}) as Obj;
     const kind = String(o.kind ?? "");
     const av = String(o.apiVersion ?? "");
     const m = (o.metadata ?? {}) as Obj;
     if (kind === "Service" && av === "v1") {
       services = [...services, o as ServiceLike];
-      continue;
-    }
-    if (kind === "ConfigMap" && typeof (o.data as Obj | undefined)?.config === "string") {
-      warnings.push(
-        `${ref("ConfigMap", m)}: MetalLB's legacy ConfigMap format is not converted; convert it to MetalLB's custom resources first (MetalLB ships a tool for that), then convert those`,
-      );
       continue;
     }
     if (!av.startsWith(`${METALLB_GROUP}/`)) {
@@ -201,7 +200,7 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
       kind: kind as (typeof CONVERTED)[number],
       m,
       spec,
-      from: `${av} ${ref(kind, m)}`,
+      from: typeof o.from === "string" ? o.from : `${av} ${ref(kind, m)}`,
     });
   }
 
