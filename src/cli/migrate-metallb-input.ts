@@ -30,7 +30,10 @@ export function readObjectsFromFile(file: string, namespace?: string): unknown[]
   });
 }
 
-/** MetalLB's objects in `namespace`, and every Service (a kind MetalLB lacks is skipped). */
+/**
+ * MetalLB's objects in `namespace` (a kind it does not serve is skipped), its legacy
+ * ConfigMap `config` if there is one, and every Service.
+ */
 export async function readObjectsFromCluster(
   api: KubeClient,
   namespace: string,
@@ -50,6 +53,15 @@ export async function readObjectsFromCluster(
         if (httpStatus(err) !== 404) throw err;
       }
     }
+  }
+  // MetalLB's configuration before v0.13, if it is still there.
+  try {
+    const cm = await api.get<Record<string, unknown>>(
+      `/api/v1/namespaces/${namespace}/configmaps/config`,
+    );
+    out.push({ apiVersion: "v1", kind: "ConfigMap", ...cm });
+  } catch (err) {
+    if (httpStatus(err) !== 404) throw err;
   }
   const services = await listAll<Record<string, unknown>>(api, "/api/v1/services");
   out.push(...services.map((s) => ({ apiVersion: "v1", kind: "Service", ...s })));

@@ -1,7 +1,8 @@
 // Moving from MetalLB keeps every Service's IP (issue 21: "nothing shows that the IPs
 // survive the switch"). On the real apiserver: MetalLB's objects are stored under
 // metallb.io (stand-in CRDs of the same group, kinds and versions: MetalLB's own schemas are
-// not needed to store them), Services hold the IPs MetalLB gave them (status and MetalLB's
+// not needed to store them), next to a leftover legacy ConfigMap with a pool of its own;
+// Services hold the IPs MetalLB gave them (status and MetalLB's
 // annotations, as MetalLB leaves them), the real `ironlb migrate-from-metallb` converts the
 // objects read from the cluster, the apiserver accepts its output under ironlb's CRDs, and
 // ironlb's controller, started afterwards, keeps every IP.
@@ -28,6 +29,7 @@ import {
 const api = () => KubeClient.load(inject("kubeconfig"));
 const tag = `mlb-${process.pid}`;
 const POOL = tag;
+const LEGACY = `${tag}-legacy`;
 const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const METALLB_KINDS = [
   { kind: "IPAddressPool", plural: "ipaddresspools", version: "v1beta1" },
@@ -104,8 +106,8 @@ describe("moving from MetalLB", () => {
   let mlbNs: string;
   let a: string;
   let b: string;
-  /** Service key -> the IP MetalLB gave it. */
-  const before = new Map<string, string>();
+  /** Service key -> the IP MetalLB gave it, and its pool. */
+  const before = new Map<string, { ip: string; pool: string }>();
   let converted: Array<{ apiVersion: string; kind: string; metadata: { name: string } }> = [];
 
   /** A Service as MetalLB leaves it: its annotations, its status IP. */
@@ -115,18 +117,19 @@ describe("moving from MetalLB", () => {
     ip: string,
     annotations: Record<string, string>,
     port = 80,
+    pool = POOL,
   ) {
     await api().create(`/api/v1/namespaces/${ns}/services`, {
       metadata: {
         name,
-        annotations: { ...annotations, "metallb.io/ip-allocated-from-pool": POOL },
+        annotations: { ...annotations, "metallb.io/ip-allocated-from-pool": pool },
       },
       spec: { type: "LoadBalancer", ports: [{ port, protocol: "TCP" }], selector: { app: name } },
     });
     await api().mergePatch(`/api/v1/namespaces/${ns}/services/${name}/status`, {
       status: { loadBalancer: { ingress: [{ ip, ipMode: "VIP" }] } },
     });
-    before.set(`${ns}/${name}`, ip);
+    before.set(`${ns}/${name}`, { ip, pool });
   }
 
   beforeAll(async () => {
@@ -161,6 +164,15 @@ describe("moving from MetalLB", () => {
       spec: { ipAddressPoolSelectors: [{ matchLabels: { site: "lab" } }], interfaces: ["eth0"] },
     });
 
+    // A leftover of MetalLB before v0.13: its ConfigMap, with a layer2 pool of its own.
+    await k.create(`/api/v1/namespaces/${mlbNs}/configmaps`, {
+      metadata: { name: "config" },
+      data: {
+        config: `address-pools:\n- name: ${LEGACY}\n  protocol: layer2\n  addresses: [203.0.113.248/30]\n`,
+      },
+    });
+    await metallbService(a, "legacy", "203.0.113.249", {}, 80, LEGACY);
+
     // What MetalLB gave: a requested IP (either annotation spelling), IPs it chose, and
     // one IP shared by Services of two namespaces.
     await metallbService(a, "requested", "203.0.113.243", {
@@ -189,7 +201,7 @@ describe("moving from MetalLB", () => {
     for (const o of converted)
       if (o.kind !== "IPAddressPool")
         await gone(`/apis/ironlb.dev/v1beta1/${o.kind.toLowerCase()}s/${o.metadata.name}`);
-    await deletePool(POOL).catch(() => undefined);
+    for (const p of [POOL, LEGACY]) await deletePool(p).catch(() => undefined);
     for (const kind of METALLB_KINDS) await gone(`${CRDS}/${kind.plural}.metallb.io`);
   });
 
@@ -222,15 +234,28 @@ describe("moving from MetalLB", () => {
         metadata: { name: tag },
         spec: { ipAddressPoolSelectors: [{ matchLabels: { site: "lab" } }], interfaces: ["eth0"] },
       },
+      {
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "IPAddressPool",
+        metadata: { name: LEGACY },
+        spec: { addresses: ["203.0.113.248/30"] },
+      },
+      {
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "L2Advertisement",
+        metadata: { name: LEGACY },
+        spec: { ipAddressPools: [LEGACY] },
+      },
     ]);
     // The same from what `kubectl get -o yaml` prints (Lists), through stdin.
     const exported = await kubectl(
       ["get", "ipaddresspools.metallb.io,l2advertisements.metallb.io", "-n", mlbNs, "-o", "yaml"],
       "",
     );
+    const cm = await kubectl(["get", "configmap", "config", "-n", mlbNs, "-o", "yaml"], "");
     const svcs = await kubectl(["get", "services", "-A", "-o", "yaml"], "");
     const fromFile = await ironlb("migrate-from-metallb", "-f", "-", {
-      input: `${exported.stdout}---\n${svcs.stdout}`,
+      input: `${exported.stdout}---\n${cm.stdout}---\n${svcs.stdout}`,
     });
     expect(fromFile.stderr).toBe("");
     expect(fromFile.stdout).toBe(r.stdout);
@@ -239,20 +264,25 @@ describe("moving from MetalLB", () => {
     expect(applied.stderr).toBe("");
     expect(applied.code).toBe(0);
     expect(applied.stdout).toBe(
-      `ipaddresspool.ironlb.dev/${POOL} created\nl2advertisement.ironlb.dev/${tag} created\n`,
+      [
+        `ipaddresspool.ironlb.dev/${POOL} created`,
+        `l2advertisement.ironlb.dev/${tag} created`,
+        `ipaddresspool.ironlb.dev/${LEGACY} created`,
+        `l2advertisement.ironlb.dev/${LEGACY} created\n`,
+      ].join("\n"),
     );
   });
 
   it("keeps every Service's IP when ironlb's controller starts", async () => {
-    expect(converted.length).toBe(2);
+    expect(converted.length).toBe(4);
     ctrl = startController(["--no-leader-elect"]);
-    for (const [key, ip] of before) {
+    for (const [key, { ip, pool }] of before) {
       const [ns, name] = key.split("/") as [string, string];
       const cond = await waitForCondition(ns, name, "True");
       expect(cond.reason, key).toBe("Allocated");
       const svc: V1Service = await getService(ns, name);
       expect(ingressIPs(svc), key).toEqual([ip]);
-      expect(svc.metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"], key).toBe(POOL);
+      expect(svc.metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"], key).toBe(pool);
     }
     expect(ctrl.logs().filter((l) => l.msg === "existing IP cannot be kept")).toEqual([]);
     const restored = ctrl
