@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  checkKubeProxy,
-  type DoctorInput,
-  diagnose,
-  exitCode,
-  type Finding,
-  formatFindings,
-  type KubeProxyConfig,
-} from "./doctor-checks.ts";
+import { type DoctorInput, diagnose } from "./doctor-checks.ts";
+import { exitCode, type Finding, formatFindings } from "./doctor-findings.ts";
 
 const NOW = Date.parse("2026-12-01T12:00:00Z");
 const opts = { lbClass: "ironlb.dev/lb", handleUnclassed: true };
@@ -564,64 +557,6 @@ describe("diagnose", () => {
 });
 
 const order = (s: Finding["severity"]) => ({ problem: 0, warning: 1, ok: 2 })[s];
-
-describe("checkKubeProxy", () => {
-  const vip = [svc("web", "198.51.100.7")] as never;
-  const proxy = [
-    {
-      ...svc("web"),
-      status: { loadBalancer: { ingress: [{ ip: "198.51.100.7", ipMode: "Proxy" }] } },
-    },
-  ] as never;
-  const table: Array<[string, KubeProxyConfig, never, Finding["severity"], string]> = [
-    [
-      "iptables (default mode)",
-      {
-        found: true,
-        text: 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ""\n',
-      },
-      vip,
-      "ok",
-      "mode iptables",
-    ],
-    ["nftables", { found: true, text: "mode: nftables\n" }, vip, "ok", "mode nftables"],
-    [
-      "ipvs with strictARP",
-      { found: true, text: "mode: ipvs\nipvs:\n  strictARP: true\n" },
-      vip,
-      "ok",
-      "strictARP: true",
-    ],
-    [
-      "ipvs without strictARP",
-      { found: true, text: "mode: ipvs\n" },
-      vip,
-      "problem",
-      "IPVS mode without strictARP",
-    ],
-    [
-      "ipvs without strictARP, only Proxy-mode IPs",
-      { found: true, text: "mode: ipvs\n" },
-      proxy,
-      "warning",
-      "IPVS mode without strictARP",
-    ],
-    ["not YAML", { found: true, text: "mode: [ipvs\n" }, vip, "warning", "is not YAML"],
-    ["no ConfigMap", { found: false, reason: "missing" }, vip, "ok", "not checked"],
-    [
-      "forbidden",
-      { found: false, reason: "forbidden", detail: "HTTP 403: no" },
-      vip,
-      "warning",
-      "HTTP 403",
-    ],
-  ];
-  it.each(table)("%s", (_name, cfg, services, severity, cause) => {
-    const [f] = checkKubeProxy(cfg, services);
-    expect(f?.severity).toBe(severity);
-    expect(f?.cause).toContain(cause);
-  });
-});
 
 describe("formatFindings", () => {
   it("prints each finding with its evidence and fix, then the counts", () => {

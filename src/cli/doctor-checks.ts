@@ -5,7 +5,6 @@
 // here add what status cannot say: pools nobody advertises, nodes without a speaker, the
 // kube-proxy mode, recent conflicts and IPs that change hands.
 import type { CoreV1Event, V1Lease, V1Node, V1Service } from "@kubernetes/client-node";
-import { load } from "js-yaml";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import { CONDITION_TYPE } from "../controller/controller.ts";
 import { timestamp } from "../k8s/errors.ts";
@@ -15,28 +14,10 @@ import {
   advertisementSelectsPool,
   EXCLUDE_FROM_LB_LABEL,
 } from "../speaker/eligibility.ts";
+import { type Finding, ok, type Severity } from "./doctor-findings.ts";
+import { announceFix, poolFix, serviceFix } from "./doctor-fixes.ts";
+import { checkKubeProxy, type KubeProxyConfig } from "./doctor-kube-proxy.ts";
 import { type StatusInput, type StatusRow, statusRows } from "./status.ts";
-
-export type Severity = "ok" | "warning" | "problem";
-
-export interface Finding {
-  severity: Severity;
-  /** Stable name of the check (for scripts reading `-o json`). */
-  check: string;
-  /** What it is about: "service shop/web", "pool public", "node n1", "cluster". */
-  subject: string;
-  /** What is wrong (or, for ok, what was found), one line. */
-  cause: string;
-  /** What to do about it, one line; empty for ok. */
-  fix: string;
-  /** What the finding is based on, when that is not in the cause. */
-  evidence?: string;
-}
-
-/** kube-proxy's configuration as its ConfigMap holds it, or why it could not be read. */
-export type KubeProxyConfig =
-  | { found: true; text: string }
-  | { found: false; reason: "missing" | "forbidden" | "error"; detail?: string };
 
 export interface DoctorInput extends StatusInput {
   /** Recent Events of the reasons the checks read (IPConflict, NodeAnnouncing, IPNotInPool). */
@@ -74,14 +55,6 @@ function eventTime(e: CoreV1Event): number {
   const t = timestamp(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp);
   return Date.parse(t);
 }
-
-const ok = (check: string, subject: string, cause: string): Finding => ({
-  severity: "ok",
-  check,
-  subject,
-  cause,
-  fix: "",
-});
 
 /** Every finding, problems first, then warnings, then ok; stable within each. */
 export function diagnose(input: DoctorInput, opts: DoctorOptions, nowMs: number): Finding[] {
@@ -333,64 +306,6 @@ function checkPools(
   return out;
 }
 
-function poolFix(name: string, reason: string): string {
-  switch (reason) {
-    case "InvalidSpec":
-      return `the pool is frozen (its Services keep their IPs, no new ones): make its spec readable again, see its PoolFrozen Event: kubectl describe ipaddresspool ${name}`;
-    case "InvalidAddresses":
-      return `fix the addresses the message names: kubectl edit ipaddresspool ${name}`;
-    case "FamilyUnavailable":
-      return "add addresses of the missing family to the pool, or change the ipFamilies of the Services that name it";
-    case "NoUsableAddresses":
-      return "the pool has no address left to give (an older overlapping pool holds them, or avoidBuggyIPs/excludeNetworkAndBroadcast remove them all): give it addresses of its own";
-    default:
-      return `see the pool's Events: kubectl describe ipaddresspool ${name}`;
-  }
-}
-
-/** The fix for a reason `ironlb status` gives for an IP no node announces. */
-function announceFix(svc: string, reason: string): string {
-  const [ns, name] = svc.split("/");
-  const pool = /pool "([^"]+)"/.exec(reason)?.[1];
-  if (/^no L2Advertisement (exists|selects)/.test(reason))
-    return `create an L2Advertisement that selects pool ${pool ?? "of the IP"}`;
-  if (reason === "no ready endpoints")
-    return `the Service has no ready endpoint: check its selector and pods: kubectl -n ${ns} get endpointslices -l kubernetes.io/service-name=${name}`;
-  if (reason.includes("no known node holds a ready endpoint"))
-    return `its ready endpoints are on no known node: check the pods (kubectl -n ${ns} get pods -o wide), or use externalTrafficPolicy Cluster`;
-  if (reason.includes("no node with a ready endpoint has a live speaker"))
-    return "the speaker does not run on the nodes with the Service's pods (a taint it does not tolerate?): add tolerations (chart value speaker.tolerations), or move the pods";
-  if (reason.includes("no node with a ready endpoint is eligible"))
-    return "make the L2Advertisement's nodeSelectors include a node with the Service's pods (or schedule the pods there), and check those nodes' conditions";
-  if (reason.includes("ironlb.dev/ip-allocated-from-pool"))
-    return `the status IP was not written by ironlb: remove it (kubectl -n ${ns} edit service ${name} --subresource status) so that the controller assigns one of the pool`;
-  if (reason.includes("in no IPAddressPool"))
-    return `create a pool that holds the IP, or clear the status (kubectl -n ${ns} edit service ${name} --subresource status) so that ironlb assigns one`;
-  if (reason.startsWith("no eligible node"))
-    return "make a node eligible: a live speaker, Ready, selected by an L2Advertisement of the pool, not labelled to be excluded";
-  return `kubectl -n ${ns} describe service ${name}`;
-}
-
-function serviceFix(reason: string | undefined, svc: string): string {
-  const [ns, name] = svc.split("/");
-  switch (reason) {
-    case "NoMatchingPool":
-      return "create a pool the Service may use, or let it use one (the pool's serviceAllocation, autoAssign: false pools need the ironlb.dev/address-pool annotation)";
-    case "PoolExhausted":
-      return "add addresses to a pool the Service may use, or free some";
-    case "PoolNotFound":
-      return `create the pool, or fix the Service's ironlb.dev/address-pool annotation (kubectl -n ${ns} edit service ${name})`;
-    case "IPInUse":
-    case "SharingRefused":
-      return "ask for another IP, or give both Services the same ironlb.dev/allow-shared-ip key on different ports";
-    case "InvalidConfiguration":
-    case "InvalidRequest":
-      return `fix the annotations or spec.loadBalancerIP the message names (kubectl -n ${ns} edit service ${name})`;
-    default:
-      return `kubectl -n ${ns} describe service ${name}`;
-  }
-}
-
 function checkServices(
   input: DoctorInput,
   services: V1Service[],
@@ -525,90 +440,4 @@ function ipEvents(events: CoreV1Event[], s: V1Service, ip: string, subject: stri
     });
   }
   return out;
-}
-
-/**
- * IPVS mode answers ARP for every Service IP on every node unless strictARP is set: the
- * LAN then sees several nodes claim the IP, and the one it picks may not be the announcer.
- */
-export function checkKubeProxy(cfg: KubeProxyConfig, services: V1Service[]): Finding[] {
-  const check = "kube-proxy";
-  const subject = "cluster";
-  if (!cfg.found) {
-    if (cfg.reason === "missing")
-      return [
-        ok(
-          check,
-          subject,
-          "no ConfigMap kube-system/kube-proxy (no kube-proxy, or one configured otherwise): IPVS strictARP not checked",
-        ),
-      ];
-    return [
-      {
-        severity: "warning",
-        check,
-        subject,
-        cause: `cannot read ConfigMap kube-system/kube-proxy${cfg.detail ? ` (${cfg.detail})` : ""}: IPVS strictARP not checked`,
-        fix: "run doctor with permission to get that ConfigMap, or check its config.conf yourself: mode ipvs needs ipvs.strictARP: true",
-      },
-    ];
-  }
-  let conf: { mode?: unknown; ipvs?: { strictARP?: unknown } } | undefined;
-  try {
-    conf = load(cfg.text) as typeof conf;
-  } catch (err) {
-    return [
-      {
-        severity: "warning",
-        check,
-        subject,
-        cause: `config.conf of ConfigMap kube-system/kube-proxy is not YAML (${(err as Error).message.split("\n")[0]}): IPVS strictARP not checked`,
-        fix: "check its config.conf yourself: mode ipvs needs ipvs.strictARP: true",
-      },
-    ];
-  }
-  const mode = typeof conf?.mode === "string" && conf.mode !== "" ? conf.mode : "iptables";
-  if (mode !== "ipvs") return [ok(check, subject, `kube-proxy mode ${mode}: no strictARP needed`)];
-  if (conf?.ipvs?.strictARP === true)
-    return [ok(check, subject, "kube-proxy mode ipvs with strictARP: true")];
-  // Only IPs kube-proxy binds (ipMode VIP, the default) are answered by every node.
-  const vip = services.some((s) =>
-    (s.status?.loadBalancer?.ingress ?? []).some((i) => i.ip && (i.ipMode ?? "VIP") === "VIP"),
-  );
-  return [
-    {
-      severity: vip || services.length === 0 ? "problem" : "warning",
-      check,
-      subject,
-      cause:
-        "kube-proxy runs in IPVS mode without strictARP: every node answers ARP for every Service IP, not only the announcing one",
-      fix: "set ipvs.strictARP: true in config.conf of ConfigMap kube-system/kube-proxy (kubectl -n kube-system edit configmap kube-proxy) and restart kube-proxy",
-    },
-  ];
-}
-
-const LABEL: Record<Severity, string> = { ok: "OK", warning: "WARNING", problem: "PROBLEM" };
-
-/** The human output: one block per finding (ok ones on one line), then a count. */
-export function formatFindings(findings: Finding[]): string {
-  const width = Math.max(...findings.map((f) => LABEL[f.severity].length), 7);
-  const lines: string[] = [];
-  for (const f of findings) {
-    lines.push(`${LABEL[f.severity].padEnd(width)}  ${f.subject}: ${f.cause}`);
-    const pad = " ".repeat(width + 2);
-    if (f.evidence) lines.push(`${pad}evidence: ${f.evidence}`);
-    if (f.fix) lines.push(`${pad}fix: ${f.fix}`);
-  }
-  const count = (s: Severity) => findings.filter((f) => f.severity === s).length;
-  lines.push(
-    "",
-    `${count("problem")} problem(s), ${count("warning")} warning(s), ${count("ok")} ok`,
-  );
-  return lines.join("\n");
-}
-
-/** Exit status: 0 without problems (warnings allowed), 3 with at least one problem. */
-export const PROBLEM_EXIT_CODE = 3;
-export function exitCode(findings: Finding[]): number {
-  return findings.some((f) => f.severity === "problem") ? PROBLEM_EXIT_CODE : 0;
 }

@@ -6,12 +6,9 @@ import type { CoreV1Event, V1ConfigMap, V1Lease } from "@kubernetes/client-node"
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
-import {
-  CONTROLLER_LEASE,
-  type DoctorInput,
-  type Finding,
-  type KubeProxyConfig,
-} from "./doctor-checks.ts";
+import { CONTROLLER_LEASE, type DoctorInput } from "./doctor-checks.ts";
+import type { Finding } from "./doctor-findings.ts";
+import type { KubeProxyConfig } from "./doctor-kube-proxy.ts";
 import { fetchStatusInput } from "./status.ts";
 
 /** Event reasons the checks read. */

@@ -378,7 +378,8 @@ const commands: Record<string, Command> = {
       }
       const { KubeClient } = await import("../k8s/client.ts");
       const { fetchDoctorInput } = await import("./doctor.ts");
-      const { diagnose, exitCode, formatFindings } = await import("./doctor-checks.ts");
+      const { diagnose } = await import("./doctor-checks.ts");
+      const { exitCode, formatFindings } = await import("./doctor-findings.ts");
       const api = KubeClient.load(str(v.kubeconfig));
       const { input, unreadable } = await fetchDoctorInput(
         api,
