@@ -410,7 +410,7 @@ const commands: Record<string, Command> = {
   },
   "migrate-from-metallb": {
     summary:
-      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster; also its legacy ConfigMap, in a file) as ironlb objects; what cannot be converted is named on stderr",
+      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster; its legacy ConfigMap too) as ironlb objects; what cannot be converted is named on stderr",
     options: {
       file: {
         type: "string",
