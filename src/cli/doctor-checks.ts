@@ -20,7 +20,7 @@ import { checkKubeProxy, type KubeProxyConfig } from "./doctor-kube-proxy.ts";
 import { type StatusInput, type StatusRow, statusRows } from "./status.ts";
 
 export interface DoctorInput extends StatusInput {
-  /** Recent Events of the reasons the checks read (IPConflict, NodeAnnouncing, IPNotInPool). */
+  /** Events of the reasons the checks read (IPConflict, NodeAnnouncing); the window is applied here. */
   events: CoreV1Event[];
   /** The controllers' leader Leases (name ironlb-controller, any namespace). */
   controllerLeases: V1Lease[];
