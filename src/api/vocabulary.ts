@@ -53,6 +53,12 @@ export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 /** The label on every speaker's membership Lease (what `ironlb status` and cleanup list). */
 export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
 
+/** The controller's leader-election Lease (in the release namespace). */
+export const CONTROLLER_LEASE = "ironlb-controller";
+
+/** The UDP port speakers send heartbeats to unless told otherwise (chart: speaker.heartbeat.port). */
+export const DEFAULT_HEARTBEAT_PORT = 7947;
+
 /** The Service condition the controller writes when it allocates (or cannot). */
 export const ALLOCATED_CONDITION = "ironlb.dev/IPAllocated";
 

@@ -6,7 +6,11 @@
 // kube-proxy mode, recent conflicts and IPs that change hands.
 import type { CoreV1Event, V1Lease, V1Node, V1Service } from "@kubernetes/client-node";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
-import { CONDITION_TYPE } from "../controller/controller.ts";
+import {
+  ALLOCATED_CONDITION,
+  DEFAULT_HEARTBEAT_PORT,
+  keyOf,
+} from "../api/vocabulary.ts";
 import { timestamp } from "../k8s/errors.ts";
 import { poolOf } from "../speaker/decision.ts";
 import {
@@ -34,14 +38,7 @@ export interface DoctorOptions extends ClassFilter {
   eventWindowMs?: number;
 }
 
-/** The heartbeat port's default (speaker --heartbeat-port). */
-const HEARTBEAT_PORT = 7947;
-/** Name of the controller's leader-election Lease (src/controller/main.ts). */
-export const CONTROLLER_LEASE = "ironlb-controller";
 const DEFAULT_EVENT_WINDOW_MS = 60 * 60_000;
-
-const keyOf = (s: { metadata?: { namespace?: string; name?: string } }) =>
-  `${s.metadata?.namespace}/${s.metadata?.name}`;
 
 /** Lease age at `nowMs` and whether it is within its duration. */
 function leaseState(l: V1Lease, nowMs: number): { fresh: boolean; ageS: number | undefined } {
@@ -324,7 +321,7 @@ function checkServices(
   for (const s of [...services].sort((a, b) => keyOf(a).localeCompare(keyOf(b)))) {
     const key = keyOf(s);
     const subject = `service ${key}`;
-    const cond = s.status?.conditions?.find((c) => c.type === CONDITION_TYPE);
+    const cond = s.status?.conditions?.find((c) => c.type === ALLOCATED_CONDITION);
     const ips = statusIPs(s);
     if (ips.length === 0) {
       if (cond && cond.status === "False") {
@@ -380,7 +377,7 @@ function checkServices(
           check: "announced",
           subject: ipSubject,
           cause: `${r.state}${liveSpeakers > 1 ? "; if this lasts while the speaker Leases are fresh, the speakers disagree about who is live" : ""}`,
-          fix: `if it lasts: allow UDP port ${HEARTBEAT_PORT} (speaker --heartbeat-port) between the nodes' addresses each speaker Lease names in ironlb.dev/heartbeat-address, and read the speakers' logs`,
+          fix: `if it lasts: allow UDP port ${DEFAULT_HEARTBEAT_PORT} (speaker --heartbeat-port) between the nodes' addresses each speaker Lease names in ironlb.dev/heartbeat-address, and read the speakers' logs`,
         });
       }
       out.push(...ipEvents(recent, s, r.ip, subject));
@@ -436,7 +433,7 @@ function ipEvents(events: CoreV1Event[], s: V1Service, ip: string, subject: stri
       check: "ip-moves",
       subject: `${subject} ${ip}`,
       cause: `${ip} was announced by ${nodes.size} nodes recently (${[...nodes].sort().join(", ")}): if no node failed meanwhile, the speakers do not hear each other's heartbeats`,
-      fix: `allow UDP port ${HEARTBEAT_PORT} (speaker --heartbeat-port) between the nodes, and check that their clocks agree within two minutes`,
+      fix: `allow UDP port ${DEFAULT_HEARTBEAT_PORT} (speaker --heartbeat-port) between the nodes, and check that their clocks agree within two minutes`,
     });
   }
   return out;

@@ -3,10 +3,11 @@
 // Events, the controller's Lease and kube-proxy's ConfigMap are read if allowed, and a
 // refusal becomes a warning finding instead of an error.
 import type { CoreV1Event, V1ConfigMap, V1Lease } from "@kubernetes/client-node";
+import { CONTROLLER_LEASE } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
-import { CONTROLLER_LEASE, type DoctorInput } from "./doctor-checks.ts";
+import type { DoctorInput } from "./doctor-checks.ts";
 import type { Finding } from "./doctor-findings.ts";
 import type { KubeProxyConfig } from "./doctor-kube-proxy.ts";
 import { fetchStatusInput } from "./status.ts";

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { DEFAULT_LB_CLASS } from "../api/service.ts";
-import { MIN_HEARTBEAT_KEY_BYTES } from "../api/vocabulary.ts";
+import { DEFAULT_HEARTBEAT_PORT, MIN_HEARTBEAT_KEY_BYTES } from "../api/vocabulary.ts";
 
 interface OptionSpec {
   type: "string" | "boolean";
@@ -225,7 +225,7 @@ const commands: Record<string, Command> = {
       },
       "heartbeat-port": {
         type: "string",
-        default: "7947",
+        default: String(DEFAULT_HEARTBEAT_PORT),
         help: "UDP port for speaker-to-speaker heartbeats; 0 turns them off",
       },
       "heartbeat-secret-file": {

@@ -9,6 +9,7 @@ import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
 import {
   ALLOCATED_CONDITION,
+  CONTROLLER_LEASE,
   keyOf,
   leasesPath,
   PATHS,
@@ -22,7 +23,6 @@ import { listPages } from "../k8s/list.ts";
 import type { Logger } from "../observability/log.ts";
 
 /** The controller's leader Lease (src/controller/main.ts). */
-export const CONTROLLER_LEASE = "ironlb-controller";
 
 /**
  * The merge patch (for the status subresource, which also takes metadata) that removes
