@@ -163,6 +163,23 @@ export function decodeHeartbeat(
   return { ok: true, beat: { node, incarnation, seq, sentAtMs, leaving: flags === FLAG_LEAVING } };
 }
 
+/**
+ * The incarnation and seq a datagram claims, read without checking its MAC, or undefined if
+ * it is not shaped like a version-1 beat. Unauthenticated: only for choosing which budget
+ * pays for the MAC check (heartbeat-overload.ts), never for a decision about a peer.
+ */
+export function peekHeartbeat(bytes: Uint8Array): { incarnation: number; seq: number } | undefined {
+  if (bytes.length > HEARTBEAT_MAX_BYTES || bytes.length < HEADER_BYTES + MAC_BYTES)
+    return undefined;
+  if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1 || bytes[2] !== HEARTBEAT_VERSION) {
+    return undefined;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const incarnation = readU64(view, 4);
+  const seq = readU64(view, 12);
+  return incarnation === undefined || seq === undefined ? undefined : { incarnation, seq };
+}
+
 /** Default sending interval. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 100;
 /**
@@ -352,6 +369,12 @@ export class HeartbeatTracker {
       !peer.leaving &&
       nowMs - peer.lastSeenMs <= this.deadlineMs(node, nowMs, pressureMs)
     );
+  }
+
+  /** The incarnation and seq of `node`'s last accepted beat, if any. */
+  last(node: string): { incarnation: number; seq: number } | undefined {
+    const peer = this.#peers.get(node);
+    return peer && { incarnation: peer.incarnation, seq: peer.seq };
   }
 
   /** Nodes currently alive, sorted. */

@@ -18,6 +18,12 @@
 // cannot make the speaker hash every datagram it sends. A beat that claims to be this node
 // was forged with the shared key: it is logged as a Warning and refuted (heartbeat.ts,
 // HeartbeatSender).
+//
+// Floods: a LAN host may flood the heartbeat port with datagrams whose source is a peer's
+// address. The peer's real beats are then lost here (refused by its budget of MAC checks
+// or dropped by the kernel at the full socket), and its silence is ours, not its own: a
+// peer silent while this node lost datagrams is judged by its Lease, and beats that
+// continue what the peer last sent have a budget of their own (heartbeat-overload.ts).
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import type { V1Lease } from "@kubernetes/client-node";
@@ -33,7 +39,10 @@ import {
   type Heartbeat,
   HeartbeatSender,
   HeartbeatTracker,
+  peekHeartbeat,
 } from "./heartbeat.ts";
+import { type BeatLane, beatLane, judgeSilence } from "./heartbeat-overload.ts";
+import { readSocketDrops } from "./socket-drops.ts";
 import { StallClock } from "./stall.ts";
 
 /** Label on speaker Leases, so that speakers watch only each other's. */
@@ -80,7 +89,8 @@ const DROP_LOG_WINDOW_MS = 10_000;
  * the beat rate (stall and refutation beats come on top of the regular ones), and the
  * burst: about what a socket buffer holds, so that the beats queued while this process was
  * stopped all count. A flood with a peer's address as source then costs a bounded number of
- * MACs and silences that peer only, not every peer.
+ * MACs and silences that peer only, not every peer. Each source has two such budgets (see
+ * BeatLane): a blind forger spends only the one its datagrams fall in.
  */
 const SOURCE_RATE_FACTOR = 10;
 const SOURCE_BURST = 200;
@@ -122,8 +132,20 @@ export class Membership {
   readonly #sources = new Map<string, string>();
   /** Drops per reason since each reason was last logged, and when that was. */
   readonly #drops = new Map<DropReason, { count: number; loggedAt: number }>();
-  /** Per-source token buckets (node → tokens, last refill on the performance clock). */
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  /** Per-source, per-lane token buckets (tokens, last refill on the performance clock). */
+  readonly #buckets = new Map<string, Record<BeatLane, { tokens: number; at: number }>>();
+  /**
+   * Datagrams this node lost: dropped by the kernel at the full socket (as last read) plus
+   * refused unread by a budget; and its value when each peer's last beat was accepted.
+   */
+  #kernelDrops = 0;
+  #kernelDropsAtBind: number | undefined;
+  #refusedUnread = 0;
+  readonly #lostAtBeat = new Map<string, number>();
+  /** Peers now judged by their Lease because their silence may be ours. */
+  readonly #doubted = new Set<string>();
+  #dropsLoggedAt = -Infinity;
+  #dropsUnlogged = 0;
   /** When a forgery in our name was last logged, and last answered with a beat. */
   #forgeryLoggedAt = -Infinity;
   #refutedAt = -Infinity;
@@ -154,6 +176,10 @@ export class Membership {
   onRejoin: (reason: RejoinReason, stalledMs: number) => void = () => {};
   /** Called for every datagram on the heartbeat port that did not count (for a metric). */
   onDroppedBeat: (reason: DropReason) => void = () => {};
+  /** Called with the datagrams the kernel dropped at the heartbeat socket since last told. */
+  onSocketDrops: (count: number) => void = () => {};
+  /** Called when a silent peer is judged by its Lease, since this node lost datagrams. */
+  onDoubted: (peer: string) => void = () => {};
 
   constructor(api: KubeClient, opts: MembershipOptions, log: Logger) {
     this.#api = api;
@@ -443,16 +469,34 @@ export class Membership {
     if (!this.#tracker || this.#stopped) return;
     const now = this.#awake();
     const pressure = this.#pressure();
+    this.#readKernelDrops();
+    const lost = this.#lost();
+    const wall = performance.now();
     for (const node of this.#tracker.known()) {
-      if (this.#tracker.isAlive(node, now, pressure)) {
+      const peer = this.#peers.get(node);
+      const verdict = judgeSilence({
+        heard: this.#tracker.isAlive(node, now, pressure),
+        suspected: this.#suspects.has(node),
+        dead: this.#dead.has(node),
+        lostHere: lost > (this.#lostAtBeat.get(node) ?? 0),
+        leaseAlive: peer !== undefined && this.#leaseAlive(peer, wall),
+      });
+      if (verdict !== "doubted" && this.#doubted.delete(node) && verdict !== "alive")
+        this.#log.info({ peer: node }, "peer's Lease expired while its beats were not heard");
+      if (verdict === "alive" || verdict === "doubted") {
         this.#suspects.delete(node);
         this.#dead.delete(node);
-      } else if (this.#dead.has(node)) {
-        // stays dead
-      } else if (this.#suspects.has(node)) {
-        this.#suspects.delete(node);
+        if (verdict === "doubted" && !this.#doubted.has(node)) {
+          this.#doubted.add(node);
+          this.onDoubted(node);
+          this.#log.warn(
+            { peer: node, lostDatagrams: lost - (this.#lostAtBeat.get(node) ?? 0) },
+            "peer silent while this node's heartbeat socket lost datagrams (a flood?): judging it by its Lease",
+          );
+        }
+      } else if (verdict === "dead") {
+        if (this.#suspects.delete(node)) this.#log.info({ peer: node }, "peer silent: dead");
         this.#dead.add(node);
-        this.#log.info({ peer: node }, "peer silent: dead");
       } else {
         this.#suspects.add(node);
         this.#log.debug({ peer: node }, "peer silent: suspected");
@@ -541,7 +585,11 @@ export class Membership {
       // Only a published address counts, and checking it costs a lookup, not a MAC.
       const from = this.#sources.get(sourceKey(rinfo.address, rinfo.port));
       if (from === undefined) return this.#drop("unknown-source", { source: rinfo.address });
-      if (!this.#admit(from, hb.intervalMs)) return this.#drop("rate-limited", { source: from });
+      const lane = beatLane(this.#tracker!.last(from), peekHeartbeat(msg));
+      if (!this.#admit(from, lane, hb.intervalMs)) {
+        this.#refusedUnread++;
+        return this.#drop("rate-limited", { source: from, lane });
+      }
       const r = decodeHeartbeat(msg, hb.keys().accept);
       if (!r.ok) return this.#drop("undecodable", { source: from, error: r.error });
       if (r.beat.node === this.#o.node) return this.#heardSelf(r.beat, from);
@@ -553,6 +601,8 @@ export class Membership {
         return this.#drop(outcome, { peer: node, skewMs: Math.round(ahead - Date.now()) });
       }
       if (outcome !== "accepted") return this.#drop("stale", { peer: node, outcome });
+      this.#lostAtBeat.set(node, this.#lost());
+      if (this.#doubted.delete(node)) this.#log.info({ peer: node }, "peer heard again");
       const wasDead = this.#dead.has(node);
       const heardBefore = this.#heardSince.size;
       this.#suspects.delete(node);
@@ -583,6 +633,12 @@ export class Membership {
       });
     });
     this.#socket = sock;
+    this.#kernelDropsAtBind = readSocketDrops(hb.address, sock.address().port);
+    if (this.#kernelDropsAtBind === undefined)
+      this.#log.warn(
+        { address: hb.address, port: sock.address().port },
+        "cannot read the heartbeat socket's drop counter from /proc/net: a flood that fills its buffer may make peers look dead",
+      );
     // Silence is noticed by polling: a dead peer sends nothing that could trigger a check.
     const check = setInterval(
       () => setImmediate(() => this.#judge()),
@@ -657,15 +713,51 @@ export class Membership {
     d.loggedAt = now;
   }
 
-  /** Takes a token from the source's bucket, if it has one. */
-  #admit(source: string, intervalMs: number): boolean {
+  /** Datagrams lost here so far: dropped by the kernel (as last read), refused unread. */
+  #lost(): number {
+    return this.#kernelDrops + this.#refusedUnread;
+  }
+
+  /** Reads the kernel's drop counter of the heartbeat socket; reports and logs growth. */
+  #readKernelDrops(): void {
+    const base = this.#kernelDropsAtBind;
+    const sock = this.#socket;
+    if (base === undefined || !sock || !this.#o.heartbeat) return;
+    let port: number;
+    try {
+      port = sock.address().port;
+    } catch {
+      return; // closed
+    }
+    const total = readSocketDrops(this.#o.heartbeat.address, port);
+    if (total === undefined || total - base <= this.#kernelDrops) return;
+    const fresh = total - base - this.#kernelDrops;
+    this.#kernelDrops = total - base;
+    this.onSocketDrops(fresh);
+    this.#dropsUnlogged += fresh;
+    const now = performance.now();
+    if (now - this.#dropsLoggedAt < DROP_LOG_WINDOW_MS) return;
+    this.#log.warn(
+      { dropped: this.#dropsUnlogged, windowMs: DROP_LOG_WINDOW_MS },
+      "heartbeat socket full: the kernel dropped datagrams (a flood?)",
+    );
+    this.#dropsLoggedAt = now;
+    this.#dropsUnlogged = 0;
+  }
+
+  /** Takes a token from the source's bucket for `lane`, if it has one. */
+  #admit(source: string, lane: BeatLane, intervalMs: number): boolean {
     const now = performance.now();
     const perMs = SOURCE_RATE_FACTOR / Math.max(1, intervalMs);
-    let b = this.#buckets.get(source);
-    if (!b) {
-      b = { tokens: SOURCE_BURST, at: now };
-      this.#buckets.set(source, b);
+    let lanes = this.#buckets.get(source);
+    if (!lanes) {
+      lanes = {
+        continuing: { tokens: SOURCE_BURST, at: now },
+        other: { tokens: SOURCE_BURST, at: now },
+      };
+      this.#buckets.set(source, lanes);
     }
+    const b = lanes[lane];
     b.tokens = Math.min(SOURCE_BURST, b.tokens + (now - b.at) * perMs);
     b.at = now;
     if (b.tokens < 1) return false;
@@ -681,6 +773,8 @@ export class Membership {
       if (a) this.#sources.set(sourceKey(a.host, a.port), node);
     }
     for (const node of this.#buckets.keys()) if (!this.#peers.has(node)) this.#buckets.delete(node);
+    for (const node of this.#lostAtBeat.keys())
+      if (!this.#peers.has(node)) this.#lostAtBeat.delete(node);
   }
 }
 

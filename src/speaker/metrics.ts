@@ -41,6 +41,16 @@ export function speakerMetrics() {
       labelNames: ["reason"],
       registry,
     }),
+    heartbeatSocketDrops: new Counter({
+      name: "ironlb_speaker_heartbeat_socket_drops_total",
+      help: "Datagrams the kernel dropped at the heartbeat socket because its receive buffer was full (a flood, or a stalled speaker), read from /proc/net/udp. Real beats may be among them: a peer silent meanwhile is judged by its Lease.",
+      registry,
+    }),
+    silentPeersDoubted: new Counter({
+      name: "ironlb_speaker_silent_peers_doubted_total",
+      help: "Times a peer fell silent while this node was losing heartbeat datagrams (socket full, or a source over its budget), so that it was judged by its Lease instead of being declared dead.",
+      registry,
+    }),
     conflicts: new Counter({
       name: "ironlb_speaker_ip_conflicts_total",
       help: "Times another host was found using an IP this node was about to announce or announces.",
