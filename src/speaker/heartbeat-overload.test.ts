@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { beatLane, judgeSilence, MAX_SEQ_STEP, type SilenceFacts } from "./heartbeat-overload.ts";
+import {
+  beatLane,
+  judgeSilence,
+  MAX_SEQ_STEP,
+  type SilenceFacts,
+  SOURCE_BURST,
+  SourceBudgets,
+} from "./heartbeat-overload.ts";
 
 describe("beatLane: which budget pays for a datagram's MAC check", () => {
   const last = { incarnation: 1_700_000_000_000_123, seq: 500 };
@@ -58,5 +65,28 @@ describe("judgeSilence: suspect before convicting when the silence may be ours",
     ["dead and still silent", f({ dead: true, lostHere: true }), "dead"],
   ] as const)("%s → %s", (_what, facts, verdict) => {
     expect(judgeSilence(facts)).toBe(verdict);
+  });
+});
+
+describe("SourceBudgets: MAC checks per source and lane", () => {
+  it("a flood in one lane leaves the other lane's budget and other sources' untouched", () => {
+    const b = new SourceBudgets(100); // 10 × the beat rate: 100/s, 0.1/ms
+    let admitted = 0;
+    for (let i = 0; i < 10_000; i++) if (b.admit("node-b", "other", i / 10)) admitted++;
+    // 1 s of flood: the burst plus 100/s.
+    expect(admitted).toBeGreaterThanOrEqual(SOURCE_BURST + 99);
+    expect(admitted).toBeLessThanOrEqual(SOURCE_BURST + 101);
+    expect(b.admit("node-b", "other", 1000)).toBe(false);
+    expect(b.admit("node-b", "continuing", 1000)).toBe(true);
+    expect(b.admit("node-c", "other", 1000)).toBe(true);
+  });
+  it("refills with time, up to the burst; forgotten sources start afresh", () => {
+    const b = new SourceBudgets(100);
+    for (let i = 0; i < SOURCE_BURST; i++) expect(b.admit("x", "continuing", 0)).toBe(true);
+    expect(b.admit("x", "continuing", 0)).toBe(false);
+    expect(b.admit("x", "continuing", 10)).toBe(true); // 0.1/ms
+    expect(b.admit("x", "continuing", 10)).toBe(false);
+    b.keepOnly((s) => s !== "x");
+    expect(b.admit("x", "continuing", 10)).toBe(true);
   });
 });

@@ -37,6 +37,52 @@ export function beatLane(
   return claimed.seq > last.seq && claimed.seq - last.seq <= MAX_SEQ_STEP ? "continuing" : "other";
 }
 
+/**
+ * Datagrams per second from one published source that get a MAC check, as a multiple of
+ * the beat rate (stall and refutation beats come on top of the regular ones), and the
+ * burst: about what a socket buffer holds, so that the beats queued while the process was
+ * stopped all count. A flood with a peer's address as source then costs a bounded number of
+ * MACs and silences that peer only, not every peer.
+ */
+export const SOURCE_RATE_FACTOR = 10;
+export const SOURCE_BURST = 200;
+
+/**
+ * Token buckets of MAC checks, two per source (one per BeatLane): a blind forger spends
+ * only the one its datagrams fall in. Pure: time comes in as `nowMs` (a monotonic clock).
+ */
+export class SourceBudgets {
+  readonly #perMs: number;
+  readonly #buckets = new Map<string, Record<BeatLane, { tokens: number; at: number }>>();
+
+  constructor(intervalMs: number) {
+    this.#perMs = SOURCE_RATE_FACTOR / Math.max(1, intervalMs);
+  }
+
+  /** Takes a token from `source`'s bucket for `lane`, if it has one. */
+  admit(source: string, lane: BeatLane, nowMs: number): boolean {
+    let lanes = this.#buckets.get(source);
+    if (!lanes) {
+      lanes = {
+        continuing: { tokens: SOURCE_BURST, at: nowMs },
+        other: { tokens: SOURCE_BURST, at: nowMs },
+      };
+      this.#buckets.set(source, lanes);
+    }
+    const b = lanes[lane];
+    b.tokens = Math.min(SOURCE_BURST, b.tokens + (nowMs - b.at) * this.#perMs);
+    b.at = nowMs;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+
+  /** Forgets the sources `keep` refuses (nodes whose Lease is gone). */
+  keepOnly(keep: (source: string) => boolean): void {
+    for (const source of this.#buckets.keys()) if (!keep(source)) this.#buckets.delete(source);
+  }
+}
+
 /** A peer heard over UDP, at one check of membership.ts. */
 export interface SilenceFacts {
   /** An accepted beat of the peer arrived within its deadline. */

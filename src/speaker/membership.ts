@@ -41,7 +41,7 @@ import {
   HeartbeatTracker,
   peekHeartbeat,
 } from "./heartbeat.ts";
-import { type BeatLane, beatLane, judgeSilence } from "./heartbeat-overload.ts";
+import { beatLane, judgeSilence, SourceBudgets } from "./heartbeat-overload.ts";
 import { readSocketDrops } from "./socket-drops.ts";
 import { StallClock } from "./stall.ts";
 
@@ -84,16 +84,6 @@ export type DropReason =
 
 /** Drops are logged at most once per reason in this window, with their count. */
 const DROP_LOG_WINDOW_MS = 10_000;
-/**
- * Datagrams per second from one published source that get a MAC check, as a multiple of
- * the beat rate (stall and refutation beats come on top of the regular ones), and the
- * burst: about what a socket buffer holds, so that the beats queued while this process was
- * stopped all count. A flood with a peer's address as source then costs a bounded number of
- * MACs and silences that peer only, not every peer. Each source has two such budgets (see
- * BeatLane): a blind forger spends only the one its datagrams fall in.
- */
-const SOURCE_RATE_FACTOR = 10;
-const SOURCE_BURST = 200;
 
 interface Peer {
   /**
@@ -132,8 +122,8 @@ export class Membership {
   readonly #sources = new Map<string, string>();
   /** Drops per reason since each reason was last logged, and when that was. */
   readonly #drops = new Map<DropReason, { count: number; loggedAt: number }>();
-  /** Per-source, per-lane token buckets (tokens, last refill on the performance clock). */
-  readonly #buckets = new Map<string, Record<BeatLane, { tokens: number; at: number }>>();
+  /** Budgets of MAC checks per source and lane (performance clock). */
+  #budgets: SourceBudgets | undefined;
   /**
    * Datagrams this node lost: dropped by the kernel at the full socket (as last read) plus
    * refused unread by a budget; and its value when each peer's last beat was accepted.
@@ -586,7 +576,8 @@ export class Membership {
       const from = this.#sources.get(sourceKey(rinfo.address, rinfo.port));
       if (from === undefined) return this.#drop("unknown-source", { source: rinfo.address });
       const lane = beatLane(this.#tracker!.last(from), peekHeartbeat(msg));
-      if (!this.#admit(from, lane, hb.intervalMs)) {
+      this.#budgets ??= new SourceBudgets(hb.intervalMs);
+      if (!this.#budgets.admit(from, lane, performance.now())) {
         this.#refusedUnread++;
         return this.#drop("rate-limited", { source: from, lane });
       }
@@ -745,26 +736,6 @@ export class Membership {
     this.#dropsUnlogged = 0;
   }
 
-  /** Takes a token from the source's bucket for `lane`, if it has one. */
-  #admit(source: string, lane: BeatLane, intervalMs: number): boolean {
-    const now = performance.now();
-    const perMs = SOURCE_RATE_FACTOR / Math.max(1, intervalMs);
-    let lanes = this.#buckets.get(source);
-    if (!lanes) {
-      lanes = {
-        continuing: { tokens: SOURCE_BURST, at: now },
-        other: { tokens: SOURCE_BURST, at: now },
-      };
-      this.#buckets.set(source, lanes);
-    }
-    const b = lanes[lane];
-    b.tokens = Math.min(SOURCE_BURST, b.tokens + (now - b.at) * perMs);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens--;
-    return true;
-  }
-
   /** Rebuilds the source → node index from the peers' published addresses. */
   #indexSources(): void {
     this.#sources.clear();
@@ -772,7 +743,7 @@ export class Membership {
       const a = p.heartbeatAddr;
       if (a) this.#sources.set(sourceKey(a.host, a.port), node);
     }
-    for (const node of this.#buckets.keys()) if (!this.#peers.has(node)) this.#buckets.delete(node);
+    this.#budgets?.keepOnly((node) => this.#peers.has(node));
     for (const node of this.#lostAtBeat.keys())
       if (!this.#peers.has(node)) this.#lostAtBeat.delete(node);
   }
