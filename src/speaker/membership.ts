@@ -84,6 +84,13 @@ export type DropReason =
 
 /** Drops are logged at most once per reason in this window, with their count. */
 const DROP_LOG_WINDOW_MS = 10_000;
+/**
+ * The kernel's drop counter of the heartbeat socket is read at every check while a peer is
+ * silent, and at least this often otherwise: reading /proc/net/udp costs tens of µs (more
+ * on a node with many UDP sockets), and a baseline this old at a peer's last beat only errs
+ * towards doubting its silence.
+ */
+const DROPS_READ_MS = 1000;
 
 interface Peer {
   /**
@@ -135,6 +142,7 @@ export class Membership {
   /** Peers now judged by their Lease because their silence may be ours. */
   readonly #doubted = new Set<string>();
   #dropsLoggedAt = -Infinity;
+  #dropsReadAt = -Infinity;
   #dropsUnlogged = 0;
   /** When a forgery in our name was last logged, and last answered with a beat. */
   #forgeryLoggedAt = -Infinity;
@@ -459,9 +467,16 @@ export class Membership {
     if (!this.#tracker || this.#stopped) return;
     const now = this.#awake();
     const pressure = this.#pressure();
-    this.#readKernelDrops();
-    const lost = this.#lost();
     const wall = performance.now();
+    const tracker = this.#tracker;
+    if (
+      wall - this.#dropsReadAt >= DROPS_READ_MS ||
+      tracker.known().some((n) => !tracker.isAlive(n, now, pressure) && !this.#dead.has(n))
+    ) {
+      this.#dropsReadAt = wall;
+      this.#readKernelDrops();
+    }
+    const lost = this.#lost();
     for (const node of this.#tracker.known()) {
       const peer = this.#peers.get(node);
       const verdict = judgeSilence({
