@@ -4,8 +4,10 @@
 // the survivors take over in well under a second. For a peer heard over UDP they decide
 // liveness on their own, in both directions: such a peer stays alive while its beats
 // arrive even if its Lease has expired (an API server outage changes nothing on the LAN),
-// and is dead once they stop even if its Lease is fresh. Lost datagrams therefore cost at
-// most a spurious takeover; the MAC keeps strangers on the LAN from forging beats at all.
+// and is dead once they stop even if its Lease is fresh (unless this node lost datagrams
+// at its own full socket meanwhile: then the silence may be ours, and the Lease is asked,
+// heartbeat-overload.ts). Lost datagrams therefore cost at most a spurious takeover; the
+// MAC keeps strangers on the LAN from forging beats at all.
 //
 // Wire format, version 1 (big-endian, 61 + name bytes, at most 316):
 //   0   2  magic "IL" (0x49 0x4c)
