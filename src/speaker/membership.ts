@@ -132,13 +132,14 @@ export class Membership {
   /** Budgets of MAC checks per source and lane (performance clock). */
   #budgets: SourceBudgets | undefined;
   /**
-   * Datagrams this node lost: dropped by the kernel at the full socket (as last read) plus
-   * refused unread by a budget; and its value when each peer's last beat was accepted.
+   * Datagrams this node lost: dropped by the kernel at the full socket (as last read; any
+   * source) and refused unread by a budget (per source); and both when each peer's last
+   * beat was accepted.
    */
   #kernelDrops = 0;
   #kernelDropsAtBind: number | undefined;
-  #refusedUnread = 0;
-  readonly #lostAtBeat = new Map<string, number>();
+  readonly #refusedFrom = new Map<string, number>();
+  readonly #lostAtBeat = new Map<string, { kernel: number; refused: number }>();
   /** Peers now judged by their Lease because their silence may be ours. */
   readonly #doubted = new Set<string>();
   #dropsLoggedAt = -Infinity;
@@ -476,14 +477,14 @@ export class Membership {
       this.#dropsReadAt = wall;
       this.#readKernelDrops();
     }
-    const lost = this.#lost();
     for (const node of this.#tracker.known()) {
       const peer = this.#peers.get(node);
+      const lost = this.#lostSinceBeat(node);
       const verdict = judgeSilence({
         heard: this.#tracker.isAlive(node, now, pressure),
         suspected: this.#suspects.has(node),
         dead: this.#dead.has(node),
-        lostHere: lost > (this.#lostAtBeat.get(node) ?? 0),
+        lostHere: lost > 0,
         leaseAlive: peer !== undefined && this.#leaseAlive(peer, wall),
       });
       if (verdict !== "doubted" && this.#doubted.delete(node) && verdict !== "alive")
@@ -495,7 +496,7 @@ export class Membership {
           this.#doubted.add(node);
           this.onDoubted(node);
           this.#log.warn(
-            { peer: node, lostDatagrams: lost - (this.#lostAtBeat.get(node) ?? 0) },
+            { peer: node, lostDatagrams: lost },
             "peer silent while this node's heartbeat socket lost datagrams (a flood?): judging it by its Lease",
           );
         }
@@ -593,7 +594,7 @@ export class Membership {
       const lane = beatLane(this.#tracker!.last(from), peekHeartbeat(msg));
       this.#budgets ??= new SourceBudgets(hb.intervalMs);
       if (!this.#budgets.admit(from, lane, performance.now())) {
-        this.#refusedUnread++;
+        this.#refusedFrom.set(from, (this.#refusedFrom.get(from) ?? 0) + 1);
         return this.#drop("rate-limited", { source: from, lane });
       }
       const r = decodeHeartbeat(msg, hb.keys().accept);
@@ -607,7 +608,10 @@ export class Membership {
         return this.#drop(outcome, { peer: node, skewMs: Math.round(ahead - Date.now()) });
       }
       if (outcome !== "accepted") return this.#drop("stale", { peer: node, outcome });
-      this.#lostAtBeat.set(node, this.#lost());
+      this.#lostAtBeat.set(node, {
+        kernel: this.#kernelDrops,
+        refused: this.#refusedFrom.get(node) ?? 0,
+      });
       if (this.#doubted.delete(node)) this.#log.info({ peer: node }, "peer heard again");
       const wasDead = this.#dead.has(node);
       const heardBefore = this.#heardSince.size;
@@ -719,9 +723,14 @@ export class Membership {
     d.loggedAt = now;
   }
 
-  /** Datagrams lost here so far: dropped by the kernel (as last read), refused unread. */
-  #lost(): number {
-    return this.#kernelDrops + this.#refusedUnread;
+  /**
+   * Datagrams that may have carried `node`'s beats and were lost here since its last
+   * accepted one: dropped by the kernel (any source: it does not say which), or refused
+   * unread from its source.
+   */
+  #lostSinceBeat(node: string): number {
+    const at = this.#lostAtBeat.get(node) ?? { kernel: 0, refused: 0 };
+    return this.#kernelDrops - at.kernel + (this.#refusedFrom.get(node) ?? 0) - at.refused;
   }
 
   /** Reads the kernel's drop counter of the heartbeat socket; reports and logs growth. */
@@ -759,8 +768,8 @@ export class Membership {
       if (a) this.#sources.set(sourceKey(a.host, a.port), node);
     }
     this.#budgets?.keepOnly((node) => this.#peers.has(node));
-    for (const node of this.#lostAtBeat.keys())
-      if (!this.#peers.has(node)) this.#lostAtBeat.delete(node);
+    for (const m of [this.#lostAtBeat, this.#refusedFrom])
+      for (const node of m.keys()) if (!this.#peers.has(node)) m.delete(node);
   }
 }
 
