@@ -25,6 +25,8 @@ command -v iperf3 >/dev/null || need+=(iperf3) # npm run bench -- dataplane
 norec=()
 command -v shellcheck >/dev/null || norec+=(shellcheck)
 command -v vagrant >/dev/null || norec+=(vagrant)
+# trafgen: test/e2e/heartbeat-flood.test.ts and the bench's flood parts.
+[ -x /usr/sbin/trafgen ] || norec+=(netsniff-ng)
 if [ $((${#need[@]} + ${#norec[@]})) -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { say "missing Debian packages ${need[*]} ${norec[*]} and not root to install them"; exit 1; }
   say "installing Debian packages: ${need[*]} ${norec[*]}"

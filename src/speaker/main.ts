@@ -77,6 +77,8 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     log,
   );
   membership.onDroppedBeat = (reason) => metrics.heartbeatsDropped.inc({ reason });
+  membership.onSocketDrops = (count) => metrics.heartbeatSocketDrops.inc(count);
+  membership.onDoubted = () => metrics.silentPeersDoubted.inc();
   keyFiles?.start();
   // SIGHUP reads the key files at once (after a rotation step), instead of within 10 s.
   if (keyFiles) process.on("SIGHUP", () => keyFiles.reload());
