@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { rankNodes } from "../../src/speaker/election.ts";
+import { chooseOwner } from "../../src/speaker/election.ts";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { answeredOver, figures, watchArp } from "../lab/faults.ts";
 import { heartbeatFrame, TRAFGEN, trafgenFlood } from "../lab/heartbeat-flood.ts";
@@ -61,10 +61,10 @@ describe("heartbeat flood with a spoofed source (issue 16), judged by the LAN cl
    * one a false death of `o` makes announce it.
    */
   const successor = (o: string) =>
-    rankNodes(
+    chooseOwner(
       ip,
       lab.nodes.map((n) => n.name).filter((n) => n !== o),
-    )[0]!;
+    )!;
 
   /** trafgen from the client: beats of `as` with its address and port, to `to`'s port. */
   async function flood(to: string, as: string, seconds: number): Promise<void> {
