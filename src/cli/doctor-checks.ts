@@ -6,11 +6,7 @@
 // kube-proxy mode, recent conflicts and IPs that change hands.
 import type { CoreV1Event, V1Lease, V1Node, V1Service } from "@kubernetes/client-node";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
-import {
-  ALLOCATED_CONDITION,
-  DEFAULT_HEARTBEAT_PORT,
-  keyOf,
-} from "../api/vocabulary.ts";
+import { ALLOCATED_CONDITION, DEFAULT_HEARTBEAT_PORT, keyOf } from "../api/vocabulary.ts";
 import { timestamp } from "../k8s/errors.ts";
 import { poolOf } from "../speaker/decision.ts";
 import {
