@@ -4,20 +4,14 @@
 // desired set: differences go out as packed UPDATEs, the whole set again after every
 // (re)connect and on ROUTE-REFRESH.
 import { connect, type Socket } from "node:net";
+import type { Logger } from "pino";
 import { encodePrefix } from "./attributes.ts";
 import type { Family } from "./capabilities.ts";
 import { type FsmAction, type FsmEvent, type FsmState, initialState, step } from "./fsm.ts";
 import type { MessageKind } from "./messages.ts";
 import { describeNotification, type Notification } from "./notification.ts";
 import { MessageParser } from "./parser.ts";
-import type {
-  BgpPeerConfig,
-  BgpRoute,
-  BgpSessionOptions,
-  NotificationInfo,
-  SessionStatus,
-  SessionTimers,
-} from "./types.ts";
+import type { BgpPeerConfig, BgpRoute, NotificationInfo, SessionStatus } from "./types.ts";
 import {
   endOfRib,
   packAnnouncements,
@@ -26,7 +20,22 @@ import {
   type UpdateContext,
 } from "./update-packer.ts";
 
-export type { BgpSessionOptions } from "./types.ts";
+/** Options of a BgpSession. */
+export interface BgpSessionOptions {
+  log: Logger;
+  /** Injected for tests; defaults to Date.now / real timers. */
+  now?: () => number;
+  /** Additive: the reconnect jitter's source in [0, 1); defaults to Math.random. */
+  random?: () => number;
+  /** Additive: timer functions for tests; default to the global setTimeout/clearTimeout. */
+  timers?: SessionTimers;
+}
+
+/** The timer functions a BgpSession uses. */
+export interface SessionTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
 
 const KINDS: readonly MessageKind[] = [
   "open",
