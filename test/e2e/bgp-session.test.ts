@@ -68,7 +68,13 @@ class Fixture {
     let onReady = () => {};
     this.ready = new Promise((resolve, reject) => {
       onReady = resolve;
-      this.child.on("exit", (code) => reject(new Error(`fixture exited ${code}: ${this.stderr}`)));
+      this.child.on("exit", (code) => {
+        const err = new Error(`fixture exited ${code}: ${this.stderr.slice(-2000)}`);
+        reject(err);
+        // A call in flight never gets its answer: fail it instead of hanging the test.
+        for (const cb of this.#pending.values()) cb({ error: err.message });
+        this.#pending.clear();
+      });
     });
     createInterface({ input: this.child.stdout }).on("line", (line) => {
       const msg = JSON.parse(line) as Record<string, unknown>;
@@ -614,6 +620,44 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
         );
       });
       await waitFor("Established again", () => established("frr4"), 20_000);
+    });
+
+    it("keeps its keepalives coming, so that only a stopped speaker trips the router's hold timer", async () => {
+      await waitFor("Established", () => established("frr4"));
+      const before = await frrNeighbor("203.0.113.114");
+      // Five keepalive intervals of one second: the router still has the session.
+      await new Promise((r) => setTimeout(r, 5000));
+      const during = await frrNeighbor("203.0.113.114");
+      expect(during.bgpState).toBe("Established");
+      expect(
+        during.messageStats.keepalivesRecv! - before.messageStats.keepalivesRecv!,
+      ).toBeGreaterThanOrEqual(4);
+      const flaps = (await status("frr4")).flaps;
+      const t0 = Date.now();
+      fixture!.child.kill("SIGSTOP");
+      try {
+        await waitFor(
+          "FRR's hold timer to expire",
+          async () => {
+            const n = await frrNeighbor("203.0.113.114");
+            return (
+              n.bgpState !== "Established" && n.lastNotificationReason === "Hold Timer Expired"
+            );
+          },
+          10_000,
+        );
+        expect(Date.now() - t0).toBeGreaterThan(1900);
+      } finally {
+        fixture!.child.kill("SIGCONT");
+      }
+      await waitFor(
+        "our session to learn it and come back",
+        async () => {
+          const s = await status("frr4");
+          return s.state === "Established" && s.flaps === flaps + 1 ? s : undefined;
+        },
+        20_000,
+      );
     });
 
     it("ends a session with Cease/Administrative Shutdown and its RFC 9003 text", async () => {
