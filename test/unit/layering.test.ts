@@ -62,7 +62,12 @@ const rules: Record<string, Rule> = {
     folders: ["net"],
   },
   layer2: { says: "imports only net and node built-ins", folders: ["net"], node: true },
-  bgp: { says: "imports only net and node built-ins", folders: ["net"], node: true },
+  bgp: {
+    says: "imports only net, node built-ins and pino",
+    folders: ["net"],
+    node: true,
+    packages: ["pino"],
+  },
   speaker: {
     says: "never imports the controller",
     folders: [...ALL.filter((f) => f !== "controller" && f !== "speaker"), ...EDGE],
@@ -165,4 +170,16 @@ const m = await import("../controller/x.ts");`),
       expect(violations(folder, rule)).toEqual([]);
     });
   }
+
+  it("src/bgp: only its TCP edge (session.ts) opens sockets or logs", () => {
+    const edge = new Set(["node:net", "pino"]);
+    const bad = outsideImports("bgp")
+      .filter(
+        ({ file, spec }) =>
+          file !== "src/bgp/session.ts" && (edge.has(spec) || spec.startsWith("node:")),
+      )
+      .map(({ file, spec }) => `${file}: ${spec}`);
+    expect(outsideImports("bgp").length).toBeGreaterThan(0);
+    expect(bad).toEqual([]);
+  });
 });
