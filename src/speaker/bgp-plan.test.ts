@@ -3,13 +3,12 @@ import type { BGPPeerSpec } from "../api/bgppeer.ts";
 import {
   type BgpAdvertisementInfo,
   type BgpPeerInfo,
-  type BgpServiceSnapshot,
   type BgpSnapshot,
   derivedRouterID,
   peerConfig,
   planBgp,
 } from "./bgp-plan.ts";
-import type { PoolSnapshot } from "./decision.ts";
+import type { PoolSnapshot, ServiceSnapshot } from "./decision.ts";
 import { EXCLUDE_FROM_LB_LABEL, type NodeInfo } from "./eligibility.ts";
 
 const self = "n1";
@@ -37,8 +36,8 @@ const peer = (name: string, extra: Partial<BGPPeerSpec> = {}): BgpPeerInfo => ({
 const svc = (
   key: string,
   ips: string[],
-  extra: Partial<BgpServiceSnapshot> = {},
-): BgpServiceSnapshot => ({ key, ips, externalTrafficPolicy: "Cluster", labels: {}, ...extra });
+  extra: Partial<ServiceSnapshot> = {},
+): ServiceSnapshot => ({ key, ips, externalTrafficPolicy: "Cluster", labels: {}, ...extra });
 /** Ready endpoints of a Service on the given nodes (both families). */
 const slices = (service: string, nodes: string[], ready = true) =>
   (["IPv4", "IPv6"] as const).map((addressType) => ({

@@ -29,7 +29,7 @@ import type { BgpPeerConfig, BgpRoute } from "../bgp/types.ts";
 import { bitsOf, formatIP, parseIP } from "../net/address.ts";
 import { hostMask } from "../net/cidr.ts";
 import { type AddressEntry, parseAddressEntry } from "../net/range.ts";
-import { type PoolSnapshot, poolOf } from "./decision.ts";
+import { type PoolSnapshot, poolOf, type ServiceSnapshot } from "./decision.ts";
 import {
   type AdvertisementScope,
   advertisementSelectsNode,
@@ -58,17 +58,6 @@ export interface BgpPeerInfo {
   spec: BGPPeerSpec;
 }
 
-export interface BgpServiceSnapshot {
-  /** "namespace/name". */
-  key: string;
-  /** IPs in status.loadBalancer.ingress. */
-  ips: readonly string[];
-  externalTrafficPolicy: "Cluster" | "Local";
-  /** The controller's `ironlb.dev/ip-allocated-from-pool`, if set. */
-  allocatedFromPool?: string;
-  labels: Readonly<Record<string, string>>;
-}
-
 export interface BgpSnapshot {
   /** This node's name. */
   self: string;
@@ -76,7 +65,7 @@ export interface BgpSnapshot {
   node: NodeInfo | undefined;
   /** An IPv4 address of this node: the router ID of peers that set none. */
   nodeIPv4?: string;
-  services: readonly BgpServiceSnapshot[];
+  services: readonly ServiceSnapshot[];
   /** EndpointSlices with the Service ("namespace/name") each belongs to. */
   slices: ReadonlyArray<EndpointSliceLike & { service: string }>;
   pools: readonly PoolSnapshot[];
@@ -267,7 +256,7 @@ export function planBgp(s: BgpSnapshot): BgpPlan {
 /** Adds the routes of one Service IP; returns why it adds none. */
 function advertiseOne(
   s: BgpSnapshot,
-  svc: BgpServiceSnapshot,
+  svc: ServiceSnapshot,
   ip: string,
   plan: IpPlan,
   peers: ReadonlyMap<string, PeerPlan>,
@@ -290,7 +279,7 @@ function advertiseOne(
   const forService = forPool.filter(
     (a) =>
       (a.serviceSelectors?.length ?? 0) === 0 ||
-      anySelectorMatches(a.serviceSelectors ?? [], svc.labels),
+      anySelectorMatches(a.serviceSelectors ?? [], svc.labels ?? {}),
   );
   if (forService.length === 0)
     return `the serviceSelectors of BGPAdvertisement ${quote(forPool.map((a) => a.name))} leave ${svc.key} out`;

@@ -22,6 +22,8 @@ import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
+import type { BgpSessionFactory } from "./bgp-backend.ts";
+import { BgpMode } from "./bgp-mode.ts";
 import { Checked } from "./checked.ts";
 import {
   type Announcement,
@@ -29,6 +31,7 @@ import {
   decide,
   type IpDecision,
   type MembershipView,
+  type ObjectInputs,
   REBALANCE_ANNOTATION,
   reactToLinks,
 } from "./decision.ts";
@@ -53,6 +56,10 @@ export function ipAnnouncementName(ip: string): string {
 
 export interface SpeakerOptions extends ClassFilter {
   node: string;
+  /** This node's address (status.hostIP); BGP's default router ID when IPv4. */
+  nodeAddress?: string;
+  /** BGP sessions (src/bgp); absent: BGP mode off (in-process tests of Layer 2). */
+  bgpSessions?: BgpSessionFactory;
   /** How long to probe an IP nobody announced before (RFC 5227), ms; 0 = no probe. */
   probeMs: number;
   /** After a conflict, wait this long before probing the IP again, ms. */
@@ -139,6 +146,8 @@ export class Speaker {
   readonly #pools: Informer<IPAddressPool & KubernetesObject>;
   readonly #ads: Informer<L2Advertisement & KubernetesObject>;
   readonly #records: Informer<Record_>;
+  /** BGP mode, beside Layer 2, from the same snapshot (bgp-mode.ts). */
+  readonly #bgp: BgpMode | undefined;
   /** What the speaker reads of those three kinds: through the checkers of src/api. */
   readonly #checkedPools: Checked<IPAddressPool>;
   readonly #checkedAds: Checked<L2Advertisement>;
@@ -272,6 +281,15 @@ export class Speaker {
       { add: onRecord, update: onRecord, delete: onRecord },
       log,
     );
+    if (opts.bgpSessions)
+      this.#bgp = new BgpMode(
+        api,
+        { node: opts.node, nodeAddress: opts.nodeAddress, sessions: opts.bgpSessions },
+        this.#events,
+        metrics,
+        log,
+        () => this.#scheduleBatched(),
+      );
     membership.onChange = () => this.#schedule();
     membership.onRejoin = (reason, ms) => this.#rejoin(reason, ms);
     // A probe's answer goes to the prober (#probeThenAnnounce, #probeThenReannounce), which
@@ -291,7 +309,7 @@ export class Speaker {
   async start(): Promise<void> {
     const all = [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records];
     await Promise.all(all.map((i) => i.start()));
-    await Promise.all(all.map((i) => i.synced()));
+    await Promise.all([...all.map((i) => i.synced()), this.#bgp?.start()]);
     this.#synced = true;
     this.#schedule();
     // Membership arms timers for Lease expiry and settling; only link state has no event.
@@ -313,9 +331,10 @@ export class Speaker {
     return ips;
   }
 
-  /** Withdraws everything and stops watching. */
+  /** Withdraws everything (BGP: a Cease to every peer) and stops watching. */
   async stop(): Promise<void> {
     this.withdrawAll();
+    await this.#bgp?.stop();
     await Promise.all(
       [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records].map((i) =>
         i.stop(),
@@ -484,14 +503,14 @@ export class Speaker {
     return owners;
   }
 
-  #decide(view: MembershipView): Decision {
-    if (!this.#recordsFresh) view.settled = false;
+  /** The objects both modes decide from, read once per evaluation. */
+  #inputs(): ObjectInputs {
     const slices = [];
     for (const s of this.#slices.list()) {
       const svc = s.metadata?.labels?.["kubernetes.io/service-name"];
       if (svc) slices.push({ ...s, service: `${s.metadata?.namespace}/${svc}` });
     }
-    return decide({
+    return {
       services: this.#services
         .list()
         .filter((svc) => isOurs(svc, this.#o))
@@ -506,6 +525,7 @@ export class Speaker {
               ? { allocatedFromPool: a[ANNOTATIONS.allocatedFromPool] }
               : {}),
             rebalance: a[REBALANCE_ANNOTATION] === "true",
+            labels: svc.metadata?.labels ?? {},
           };
         }),
       slices,
@@ -515,6 +535,13 @@ export class Speaker {
         labels: p.metadata.labels ?? {},
         addresses: p.spec.addresses,
       })),
+    };
+  }
+
+  #decide(view: MembershipView, inputs: ObjectInputs): Decision {
+    if (!this.#recordsFresh) view.settled = false;
+    return decide({
+      ...inputs,
       ads: this.#checkedAds
         .list(this.#ads.list())
         .map((a) => ({ name: a.metadata.name ?? "", ...(a.spec ?? {}) })),
@@ -532,7 +559,10 @@ export class Speaker {
     // rejoining speaker, not as an owner with nothing to fear.
     this.#membership.noticeStall();
     const view = this.#membership.view();
-    const decision = this.#decide(view);
+    const inputs = this.#inputs();
+    const decision = this.#decide(view, inputs);
+    // BGP has no election: this node's own plan, from the same objects.
+    this.#bgp?.reconcile(inputs);
     this.#decided = decision.ips;
     this.#logReasons(decision);
     this.#reportOutsidePool(decision);
