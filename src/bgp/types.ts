@@ -61,6 +61,11 @@ export interface SessionStatus {
   lastNotification?: NotificationInfo;
   /** Prefixes currently advertised on the session (0 unless Established). */
   prefixesSent: number;
+  /**
+   * Additive: desired prefixes not advertised on this session (other family than the
+   * session's, or attributes too large for one UPDATE).
+   */
+  prefixesIgnored?: number;
   /** Times the session left Established. */
   flaps: number;
   /** Message counters by type name: "open","update","notification","keepalive","routeRefresh". */
@@ -77,4 +82,14 @@ export interface BgpSessionOptions {
   log: import("pino").Logger;
   /** Injected for tests; defaults to Date.now / real timers. */
   now?: () => number;
+  /** Additive: the reconnect jitter's source in [0, 1); defaults to Math.random. */
+  random?: () => number;
+  /** Additive: timer functions for tests; default to the global setTimeout/clearTimeout. */
+  timers?: SessionTimers;
+}
+
+/** The timer functions a BgpSession uses. */
+export interface SessionTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
 }
