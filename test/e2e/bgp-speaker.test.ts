@@ -1,0 +1,240 @@
+// End-to-end BGP mode: real speakers (`ironlb speaker` in two node namespaces) and a real
+// controller against a real control plane, peered with FRR in a router namespace on the
+// same LAN. Judged from the router: its kernel route for a Service IP has one next hop per
+// node that should advertise it (ECMP), and none once the Service or its endpoint is gone.
+//
+// Addresses: the e2e LAN 203.0.113.128/25 (test/lab/addresses.ts), router 203.0.113.208;
+// Service IPs from 198.51.100.64/26 (pool 198.51.100.90-198.51.100.99). ASNs: nodes 64512,
+// router 64500 (private). Namespaces: the lab's prefix (ilbbgp…), router `<prefix>rtr`.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
+import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
+import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
+import { run } from "../lab/net.ts";
+import { type FrrRouter, nextHops, requireFrr, startFrr } from "../support/frr.ts";
+import { clientsFor, waitFor } from "../support/kube.ts";
+
+if (process.platform !== "linux" || process.getuid?.() !== 0) {
+  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
+}
+requireFrr();
+
+const ROUTER_IP = "203.0.113.208";
+const NODE_ASN = 64512;
+const ROUTER_ASN = 64500;
+const group = "ironlb.dev";
+const version = "v1beta1";
+
+interface Neighbor {
+  bgpState: string;
+}
+
+describe("BGP mode: speakers peered with FRR", () => {
+  const prefix = randomPrefix("ilbbgp");
+  const routerNs = `${prefix}rtr`;
+  let lab: Lab;
+  let router: FrrRouter | undefined;
+  let workDir = "";
+  let nextPort = 9100;
+  const custom = () => clientsFor(lab.kc).custom;
+
+  /** The router's next hops for a Service IP (its kernel route, installed by zebra). */
+  const hopsFor = async (ip: string) => nextHops(await router!.kernelRoute(`${ip}/32`));
+  const waitHops = (ip: string, want: string[], what: string) =>
+    waitFor(
+      `${what}: router next hops for ${ip} = [${want.join(", ")}]`,
+      async () => JSON.stringify(await hopsFor(ip)) === JSON.stringify([...want].sort()),
+      20_000,
+    ).catch(async (err: Error) => {
+      throw new Error(
+        `${err.message}; now [${(await hopsFor(ip)).join(", ")}]\n${await router!.vtysh("show bgp ipv4 unicast")}`,
+      );
+    });
+
+  beforeAll(async () => {
+    await destroyStale("ilbbgp");
+    workDir = mkdtempSync(join(tmpdir(), "ironlb-e2e-bgp-"));
+    lab = await Lab.create({
+      prefix,
+      subnet: E2E_SUBNET,
+      poolCIDR: POOL_CIDR,
+      nodes: 2,
+      kubeconfig: inject("kubeconfig"),
+      binDir: inject("binDir"),
+      workDir,
+    });
+    // The router: a namespace on the lab's LAN (a port of its bridge), FRR peering passively
+    // with both nodes. RFC 8212: eBGP routes are accepted only through an import policy,
+    // here the pool's /32s; maximum-paths for ECMP.
+    await run("ip", ["netns", "add", routerNs]);
+    await run("ip", ["-n", routerNs, "link", "set", "lo", "up"]);
+    await run("ip", [
+      "-n",
+      lab.switchNs,
+      "link",
+      "add",
+      "rtr0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      routerNs,
+    ]);
+    await run("ip", ["-n", lab.switchNs, "link", "set", "rtr0", "master", "br0", "up"]);
+    await run("ip", ["-n", routerNs, "addr", "add", `${ROUTER_IP}/25`, "dev", "eth0"]);
+    await run("ip", ["-n", routerNs, "link", "set", "eth0", "up"]);
+    const neighbors = lab.nodes.map((n) => ` neighbor ${n.ip} peer-group NODES`).join("\n");
+    router = await startFrr(
+      routerNs,
+      `hostname ${routerNs}
+log file DIR/bgpd.log
+ip prefix-list SVC seq 5 permit ${POOL_CIDR} ge 32
+route-map FROM-NODES permit 10
+ match ip address prefix-list SVC
+exit
+route-map TO-NODES deny 10
+exit
+router bgp ${ROUTER_ASN}
+ bgp router-id ${ROUTER_IP}
+ bgp log-neighbor-changes
+ neighbor NODES peer-group
+ neighbor NODES remote-as ${NODE_ASN}
+ neighbor NODES passive
+ neighbor NODES timers 3 9
+${neighbors}
+ address-family ipv4 unicast
+  neighbor NODES route-map FROM-NODES in
+  neighbor NODES route-map TO-NODES out
+  maximum-paths 8
+ exit-address-family
+exit
+`,
+    );
+    lab.startController();
+    for (const n of lab.nodes) lab.startSpeaker(n.name);
+    await lab.waitSpeakersReady(60_000);
+    await lab.createPool("bgp", ["198.51.100.90-198.51.100.99"], { autoAssign: false });
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgppeers",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPPeer",
+        metadata: { name: "tor" },
+        spec: {
+          myASN: NODE_ASN,
+          peerASN: ROUTER_ASN,
+          peerAddress: ROUTER_IP,
+          holdTime: "9s",
+          keepaliveTime: "3s",
+          connectTime: "2s",
+        },
+      },
+    });
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp" },
+        spec: { ipAddressPools: ["bgp"] },
+      },
+    });
+  }, 180_000);
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== "fail" || !lab) return;
+    const lines: string[] = [];
+    for (const n of lab.nodes)
+      for (const l of lab.speaker(n.name)?.logs() ?? [])
+        if (typeof l.level === "number" && l.level >= 40)
+          lines.push(`  ${n.name}: ${l.msg} ${JSON.stringify(l)}`);
+    if (lines.length > 0) console.error(`speaker warnings:\n${lines.slice(-40).join("\n")}`);
+  });
+
+  afterAll(async () => {
+    try {
+      if (lab) {
+        for (const [plural, name] of [
+          ["bgpadvertisements", "bgp"],
+          ["bgppeers", "tor"],
+        ] as const)
+          await custom()
+            .deleteClusterCustomObject({ group, version, plural, name })
+            .catch(() => undefined);
+      }
+      await router?.stop();
+      await run("ip", ["netns", "del", routerNs]).catch(() => undefined);
+      await lab?.destroy();
+    } finally {
+      if (workDir && !process.env.IRONLB_KEEP_LOGS)
+        rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+
+  it("establishes a session from every node and writes each node's BGPSessionState", async () => {
+    for (const n of lab.nodes) {
+      await waitFor(
+        `the router's session with ${n.name}`,
+        async () => {
+          const r = await router!.json<Record<string, Neighbor>>(`show bgp neighbors ${n.ip} json`);
+          return r[n.ip]?.bgpState === "Established";
+        },
+        30_000,
+      );
+    }
+    for (const n of lab.nodes) {
+      const st = await waitFor(`${n.name}'s BGPSessionState Established`, async () => {
+        const o = (await custom().getClusterCustomObject({
+          group,
+          version,
+          plural: "bgpsessionstates",
+          name: bgpSessionStateName(n.name, "tor"),
+        })) as { status?: { state?: string; peerAddress?: string; node?: string } };
+        return o.status?.state === "Established" ? o : undefined;
+      });
+      expect(st.status).toMatchObject({ node: n.name, peerAddress: ROUTER_IP });
+    }
+  });
+
+  it("gives a Cluster Service one next hop per node (ECMP), and withdraws it when the Service is deleted", async () => {
+    const svc = await lab.createService("ecmp", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    await waitHops(
+      ip,
+      lab.nodes.map((n) => n.ip),
+      "both nodes advertise",
+    );
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("advertises a Local Service only from the node with its endpoint, and withdraws it when the endpoint goes", async () => {
+    const svc = await lab.createService("local", {
+      port: nextPort++,
+      pool: "bgp",
+      externalTrafficPolicy: "Local",
+      endpoints: ["node2"],
+    });
+    const ip = await lab.waitForIP(svc);
+    await waitHops(ip, [lab.node("node2").ip], "only node2 has the endpoint");
+    await lab.setEndpoints(svc, ["node1"]);
+    await waitHops(ip, [lab.node("node1").ip], "the endpoint moved to node1");
+    await lab.setEndpoints(svc, []);
+    await waitHops(ip, [], "no endpoint is left");
+    await lab.deleteService(svc);
+  });
+});
