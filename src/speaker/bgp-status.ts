@@ -58,6 +58,8 @@ interface Writer {
   failures: number;
   timer?: NodeJS.Timeout;
   inFlight: boolean;
+  /** The write under way: a delete waits for it (else the write would recreate the object). */
+  pending?: Promise<void>;
 }
 
 export interface BgpStatusOptions {
@@ -114,7 +116,8 @@ export class BgpStatus {
     for (const st of sessionStates) this.#metrics.bgpSessionState.remove({ peer, state: st });
     this.#metrics.bgpSessionUp.remove({ peer });
     this.#metrics.bgpPrefixes.remove({ peer });
-    void this.#delete(bgpSessionStateName(this.#o.node, peer));
+    const name = bgpSessionStateName(this.#o.node, peer);
+    void (w?.pending ?? Promise.resolve()).then(() => this.#delete(name));
   }
 
   /** Deletes this node's objects for peers it has no session with (after a restart). */
@@ -239,15 +242,17 @@ export class BgpStatus {
     const key = w.wantKey;
     w.inFlight = true;
     w.lastWrite = performance.now();
-    this.#put(bgpSessionStateName(this.#o.node, peer), status).then(
+    w.pending = this.#put(bgpSessionStateName(this.#o.node, peer), status).then(
       () => {
         w.inFlight = false;
+        w.pending = undefined;
         w.failures = 0;
         w.writtenKey = key;
         this.#flush(peer, w);
       },
       (err: unknown) => {
         w.inFlight = false;
+        w.pending = undefined;
         w.failures++;
         this.#log.warn(
           { peer, attempt: w.failures, err: describeError(err) },
