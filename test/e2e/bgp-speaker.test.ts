@@ -7,6 +7,7 @@
 // Service IPs from 198.51.100.64/26 (pool 198.51.100.90-198.51.100.99). ASNs: nodes 64512,
 // router 64500 (private). Namespaces: the lab's prefix (ilbbgp…), router `<prefix>rtr`.
 
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
 import { run } from "../lab/net.ts";
 import { type FrrRouter, nextHops, requireFrr, startFrr } from "../support/frr.ts";
-import { clientsFor, waitFor } from "../support/kube.ts";
+import { clientsFor, repoRoot, waitFor } from "../support/kube.ts";
 
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
   throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
@@ -218,6 +219,28 @@ exit
       lab.nodes.map((n) => n.ip),
       "both nodes advertise",
     );
+    // `ironlb status` says the same: both nodes advertise the IP to the router, and both
+    // sessions are up with its prefix (a BGPSessionState is written at most once a second).
+    const status = () =>
+      execFileSync(
+        process.execPath,
+        [join(repoRoot, "bin/ironlb.js"), "status", "--kubeconfig", inject("kubeconfig")],
+        { encoding: "utf8" },
+      )
+        .split("\n")
+        .map((l) => l.split(/\s+/).join(" "));
+    const want = [
+      `default/ecmp ${ip} tor node1,node2`,
+      "node1 tor Established 1 0 -",
+      "node2 tor Established 1 0 -",
+    ];
+    let lines: string[] = [];
+    await waitFor("ironlb status to show both advertisers and sessions", () => {
+      lines = status();
+      return want.every((w) => lines.includes(w));
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${lines.join("\n")}`);
+    });
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
   });
