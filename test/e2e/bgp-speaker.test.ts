@@ -205,6 +205,22 @@ exit
       });
       expect(st.status).toMatchObject({ node: n.name, peerAddress: ROUTER_IP });
     }
+    // And an Event on the BGPPeer from each node (cluster-scoped: in "default").
+    const events = await waitFor("a SessionEstablished Event from each node", async () => {
+      const list = await clientsFor(lab.kc).core.listNamespacedEvent({
+        namespace: "default",
+        fieldSelector: "involvedObject.name=tor,involvedObject.kind=BGPPeer",
+      });
+      const messages = list.items
+        .filter((e) => e.reason === "SessionEstablished")
+        .map((e) => e.message ?? "");
+      return lab.nodes.every((n) => messages.some((m) => m.startsWith(`Node ${n.name} `)))
+        ? messages
+        : undefined;
+    });
+    expect(events).toContain(
+      `Node node1 established its BGP session with ${ROUTER_IP} (hold time 9s)`,
+    );
   });
 
   it("gives a Cluster Service one next hop per node (ECMP), and withdraws it when the Service is deleted", async () => {
@@ -259,5 +275,31 @@ exit
     await lab.setEndpoints(svc, []);
     await waitHops(ip, [], "no endpoint is left");
     await lab.deleteService(svc);
+  });
+
+  it("ends a stopping speaker's session with a Cease, so the router drops that next hop at once", async () => {
+    const svc = await lab.createService("leaving", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const both = lab.nodes.map((n) => n.ip);
+    await waitHops(ip, both, "both nodes advertise");
+    const t0 = performance.now();
+    await lab.stopSpeaker("node2", "SIGTERM");
+    await waitHops(ip, [lab.node("node1").ip], "node2's speaker stopped");
+    // Far below the 9 s hold time: the router heard the Cease (or the close) at once.
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const n2 = lab.node("node2").ip;
+    const neighbor = (await router!.json<Record<string, unknown>>(`show bgp neighbors ${n2} json`))[
+      n2
+    ];
+    expect(JSON.stringify(neighbor)).toContain("Administrative Shutdown");
+    lab.startSpeaker("node2");
+    await lab.waitSpeakersReady(60_000);
+    await waitHops(ip, both, "node2's speaker is back");
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
   });
 });
