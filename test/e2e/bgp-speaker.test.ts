@@ -302,4 +302,69 @@ exit
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
   });
+
+  it("carries an advertisement's communities, large communities and aggregation to the router", async () => {
+    await lab.createPool("bgp-attrs", ["198.51.100.100/30"], { autoAssign: false });
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp-attrs" },
+        spec: {
+          ipAddressPools: ["bgp-attrs"],
+          communities: ["64512:100", "no-export", "large:64512:1:2"],
+        },
+      },
+    });
+    // The same pool aggregated to its /30: accepted by a second prefix-list entry.
+    await router!.vtysh("configure terminal", "ip prefix-list SVC seq 10 permit 198.51.100.100/30");
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp-agg" },
+        spec: { ipAddressPools: ["bgp-attrs"], aggregationLength: 30 },
+      },
+    });
+    try {
+      const svc = await lab.createService("attrs", {
+        port: nextPort++,
+        pool: "bgp-attrs",
+        endpoints: ["node1"],
+      });
+      const ip = await lab.waitForIP(svc);
+      await waitHops(
+        ip,
+        lab.nodes.map((n) => n.ip),
+        "both nodes advertise the /32",
+      );
+      const route = await waitFor("the router's paths with communities", async () => {
+        const r = await router!.json<{ paths?: unknown[] }>(`show bgp ipv4 unicast ${ip}/32 json`);
+        return (r.paths?.length ?? 0) === 2 ? r : undefined;
+      });
+      const text = JSON.stringify(route);
+      expect(text).toContain("64512:100");
+      expect(text).toContain("noExport");
+      expect(text).toContain("64512:1:2");
+      const agg = nextHops(await router!.kernelRoute("198.51.100.100/30"));
+      expect(agg).toEqual(lab.nodes.map((n) => n.ip).sort());
+      await lab.deleteService(svc);
+      await waitHops(ip, [], "the Service is deleted");
+      await waitFor(
+        "the aggregate withdrawn",
+        async () => (await router!.kernelRoute("198.51.100.100/30")) === undefined,
+      );
+    } finally {
+      for (const name of ["bgp-attrs", "bgp-agg"])
+        await custom()
+          .deleteClusterCustomObject({ group, version, plural: "bgpadvertisements", name })
+          .catch(() => undefined);
+    }
+  });
 });
