@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
@@ -366,5 +367,49 @@ exit
           .deleteClusterCustomObject({ group, version, plural: "bgpadvertisements", name })
           .catch(() => undefined);
     }
+  });
+
+  it("opens a new session when the BGPPeer's settings change, and the routes come back on it", async () => {
+    const svc = await lab.createService("change", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const both = lab.nodes.map((n) => n.ip);
+    await waitHops(ip, both, "both nodes advertise");
+    type Stats = Neighbor & { connectionsEstablished?: number; bgpTimerHoldTimeMsecs?: number };
+    const neighbor = async (addr: string) =>
+      (await router!.json<Record<string, Stats>>(`show bgp neighbors ${addr} json`))[addr]!;
+    const before = await Promise.all(
+      both.map(async (a) => (await neighbor(a)).connectionsEstablished ?? 0),
+    );
+    await custom().patchClusterCustomObject(
+      {
+        group,
+        version,
+        plural: "bgppeers",
+        name: "tor",
+        body: { spec: { holdTime: "6s", keepaliveTime: "2s" } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    for (const [i, a] of both.entries()) {
+      await waitFor(
+        `a new session from ${a} with hold time 6 s`,
+        async () => {
+          const n = await neighbor(a);
+          return (
+            n.bgpState === "Established" &&
+            (n.connectionsEstablished ?? 0) > before[i]! &&
+            n.bgpTimerHoldTimeMsecs === 6000
+          );
+        },
+        20_000,
+      );
+    }
+    await waitHops(ip, both, "the routes are back on the new sessions");
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
   });
 });
