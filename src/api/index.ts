@@ -1,6 +1,10 @@
-// The ironlb.dev/v1beta1 API: checkers and types for IPAddressPool, L2Advertisement and
-// IPAnnouncement, and the messages for pool addresses (the grammar is src/net's).
+// The ironlb.dev/v1beta1 API: checkers and types for IPAddressPool, L2Advertisement,
+// IPAnnouncement, BGPPeer, BGPAdvertisement and BGPSessionState, and the messages for pool
+// addresses (the grammar is src/net's).
 export * from "./addresses.ts";
+export * from "./bgpadvertisement.ts";
+export * from "./bgppeer.ts";
+export * from "./bgpsessionstate.ts";
 export * from "./common.ts";
 export * from "./ipaddresspool.ts";
 export * from "./ipannouncement.ts";

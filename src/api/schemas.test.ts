@@ -3,16 +3,22 @@ import { describe, expect, it } from "vitest";
 import { crdExamples } from "../../test/fixtures/crd-examples.ts";
 import { parseAddressEntry } from "../net/range.ts";
 import { addressEntryErrors } from "./addresses.ts";
+import { parseBGPAdvertisement } from "./bgpadvertisement.ts";
+import { parseBGPPeer } from "./bgppeer.ts";
+import { parseBGPSessionState } from "./bgpsessionstate.ts";
 import { parseIPAddressPool, parseIPAddressPoolStatus } from "./ipaddresspool.ts";
 import { parseIPAnnouncement } from "./ipannouncement.ts";
 import { parseL2Advertisement } from "./l2advertisement.ts";
 
-const parse = (kind: string, obj: unknown) =>
-  kind === "IPAddressPool"
-    ? parseIPAddressPool(obj)
-    : kind === "IPAnnouncement"
-      ? parseIPAnnouncement(obj)
-      : parseL2Advertisement(obj);
+const parsers: Record<string, (obj: unknown) => { ok: true } | { ok: false; errors: string[] }> = {
+  IPAddressPool: parseIPAddressPool,
+  IPAnnouncement: parseIPAnnouncement,
+  L2Advertisement: parseL2Advertisement,
+  BGPPeer: parseBGPPeer,
+  BGPAdvertisement: parseBGPAdvertisement,
+  BGPSessionState: parseBGPSessionState,
+};
+const parse = (kind: string, obj: unknown) => parsers[kind]!(obj);
 
 describe("the checkers agree with the CRD example table", () => {
   for (const ex of crdExamples) {

@@ -1,7 +1,8 @@
 // `ironlb status`: per Service, its IPs, their pool, the node and interfaces announcing each
-// (from the speakers' IPAnnouncements), and why an IP is pending or not announced. The
-// reasons come from the speakers' own decision function (src/speaker/decision.ts) run over
-// what the API server holds, with Leases as the only liveness a client can see.
+// (from the speakers' IPAnnouncements), and why an IP is pending or not announced (BGP
+// sessions and advertisers: status-bgp.ts). The reasons come from the speakers' own
+// decision function (src/speaker/decision.ts) run over what the API server holds, with
+// Leases as the only liveness a client can see.
 import type {
   KubernetesObject,
   V1EndpointSlice,
@@ -21,10 +22,11 @@ import {
   SPEAKER_LEASE_LABEL,
 } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { timestamp } from "../k8s/errors.ts";
+import { httpStatus, timestamp } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
 import { decide } from "../speaker/decision.ts";
-import { clusterSnapshot } from "../speaker/snapshot.ts";
+import { type ClusterSnapshot, clusterSnapshot } from "../speaker/snapshot.ts";
+import type { BgpStatusInput } from "./status-bgp.ts";
 
 export interface StatusInput {
   services: V1Service[];
@@ -57,19 +59,24 @@ function liveByLease(leases: V1Lease[], nowMs: number): Set<string> {
   return out;
 }
 
+/** The objects as the speakers' decisions take them (Layer 2 and BGP alike). */
+export function statusObjects(input: StatusInput, filter: ClassFilter): ClusterSnapshot {
+  return clusterSnapshot({
+    services: input.services.filter((s) => isOurs(s, filter)),
+    slices: input.slices,
+    nodes: input.nodes,
+    pools: input.pools,
+    ads: input.ads,
+  });
+}
+
 /** The rows `ironlb status` prints, one per Service IP (one per Service without IP). */
 export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: number): StatusRow[] {
   const services = input.services.filter((s) => isOurs(s, filter));
   const records = new Map<string, IPAnnouncement>();
   for (const a of input.announcements) if (a.status?.ip) records.set(a.status.ip, a);
   const d = decide({
-    ...clusterSnapshot({
-      services,
-      slices: input.slices,
-      nodes: input.nodes,
-      pools: input.pools,
-      ads: input.ads,
-    }),
+    ...statusObjects(input, filter),
     // No node of our own: nothing is "mine", only the shared answer matters here.
     membership: { self: "", live: liveByLease(input.leases, nowMs), settled: true, quorum: true },
     currentOwners: new Map(
@@ -164,4 +171,22 @@ export async function fetchStatusInput(api: KubeClient, namespace?: string): Pro
     items<IPAnnouncement & KubernetesObject>(PATHS.ipAnnouncements),
   ]);
   return { services, slices, nodes, pools, ads, leases, announcements };
+}
+
+/** Reads what the BGP part of status needs; empty where the BGP CRDs are not installed. */
+export async function fetchBgpStatusInput(api: KubeClient): Promise<BgpStatusInput> {
+  const items = async <T>(path: string): Promise<T[]> => {
+    try {
+      return await listAll<T>(api, path);
+    } catch (err) {
+      if (httpStatus(err) === 404) return [];
+      throw err;
+    }
+  };
+  const [peers, ads, sessions] = await Promise.all([
+    items<BgpStatusInput["peers"][number]>(PATHS.bgpPeers),
+    items<BgpStatusInput["ads"][number]>(PATHS.bgpAdvertisements),
+    items<BgpStatusInput["sessions"][number]>(PATHS.bgpSessionStates),
+  ]);
+  return { peers, ads, sessions };
 }

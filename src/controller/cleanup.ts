@@ -94,6 +94,8 @@ export interface CleanupResult {
   leases: string[];
   /** IPAnnouncements deleted (the speakers' records of who announces what). */
   announcements: string[];
+  /** BGPSessionStates deleted (the speakers' records of their BGP sessions). */
+  sessionStates: string[];
   secret?: string;
 }
 
@@ -134,7 +136,12 @@ export async function cleanup(
   log: Logger,
 ): Promise<CleanupResult> {
   await waitForComponents(api, o, log);
-  const result: CleanupResult = { services: [], leases: [], announcements: [] };
+  const result: CleanupResult = {
+    services: [],
+    leases: [],
+    announcements: [],
+    sessionStates: [],
+  };
   // Paged as large as the client's body cap allows (Services may be large).
   for await (const items of listPages<V1Service>(api, PATHS.services)) {
     for (let svc of items) {
@@ -165,18 +172,23 @@ export async function cleanup(
     }
   }
 
-  // The speakers' records: cluster-scoped objects of ironlb's own CRD, which outlives the
-  // release (Helm keeps CRDs), so they would describe announcements nobody makes any more.
-  const annPath = PATHS.ipAnnouncements;
-  try {
-    const anns = await api.get<List<{ metadata?: { name?: string } }>>(annPath);
-    for (const a of anns.items) {
-      await deleteIfThere(api, `${annPath}/${a.metadata?.name}`);
-      result.announcements.push(a.metadata?.name ?? "");
+  // The speakers' records: cluster-scoped objects of ironlb's own CRDs, which outlive the
+  // release (Helm keeps CRDs), so they would describe announcements and BGP sessions nobody
+  // makes any more.
+  for (const [path, into] of [
+    [PATHS.ipAnnouncements, result.announcements],
+    [PATHS.bgpSessionStates, result.sessionStates],
+  ] as const) {
+    try {
+      const list = await api.get<List<{ metadata?: { name?: string } }>>(path);
+      for (const a of list.items) {
+        await deleteIfThere(api, `${path}/${a.metadata?.name}`);
+        into.push(a.metadata?.name ?? "");
+      }
+    } catch (err) {
+      // No such resource: CRDs from before the kind existed.
+      if (httpStatus(err) !== 404) throw err;
     }
-  } catch (err) {
-    // No such resource: CRDs from before IPAnnouncement existed.
-    if (httpStatus(err) !== 404) throw err;
   }
 
   const leasePath = leasesPath(o.namespace);
@@ -208,6 +220,7 @@ export async function cleanup(
       services: result.services.length,
       leases: result.leases.length,
       announcements: result.announcements.length,
+      sessionStates: result.sessionStates.length,
       secret: result.secret,
     },
     "cleanup done",

@@ -43,6 +43,8 @@ export interface ServiceSnapshot {
   allocatedFromPool?: string;
   /** The operator asked for the hash's choice (REBALANCE_ANNOTATION is "true"). */
   rebalance?: boolean;
+  /** The Service's labels (BGPAdvertisement serviceSelectors; Layer 2 does not read them). */
+  labels?: Readonly<Record<string, string>>;
 }
 
 export interface PoolSnapshot {
@@ -77,6 +79,9 @@ export interface Snapshot {
   /** Held IPs another node may have claimed since our last gratuitous burst for them. */
   contested: ReadonlySet<string>;
 }
+
+/** The Kubernetes objects of a snapshot: what Layer 2 and BGP both decide from. */
+export type ObjectInputs = Pick<Snapshot, "services" | "slices" | "nodes" | "pools">;
 
 /** A Service whose status holds the IP, but for which the IP is not announced. */
 export interface RefusedService {

@@ -1,6 +1,9 @@
-// Which nodes may announce one Service IP, and on which interfaces. Pure: the k8s edge
-// translates Nodes, Leases, L2Advertisements, pools and EndpointSlices into these types,
-// and the election (election.ts) then picks one owner among the eligible nodes.
+// Which nodes may announce one Service IP. The protocol-neutral part (an advertisement's
+// scope over pools and nodes, the node conditions and label every mode honours, the
+// endpoints a traffic policy needs) serves both modes; `eligibleNodes` is Layer 2's use of
+// it (with interfaces and live speakers), after which the election (election.ts) picks one
+// owner; BGP's use is bgp-plan.ts (every eligible node advertises). Pure: the k8s edge
+// translates Nodes, Leases, advertisements, pools and EndpointSlices into these types.
 
 import { anySelectorMatches } from "../allocator/selectors.ts";
 import type { LabelSelector } from "../allocator/types.ts";
@@ -21,8 +24,8 @@ export interface NodeInfo {
   networkUnavailable?: ConditionStatus;
 }
 
-/** An L2Advertisement's spec, with its name (for messages). */
-export interface L2AdvertisementInfo {
+/** What any advertisement (L2 or BGP) says about pools and nodes, with its name (for messages). */
+export interface AdvertisementScope {
   name: string;
   /** Pool names. With `ipAddressPoolSelectors` both empty/absent: every pool. */
   ipAddressPools?: readonly string[];
@@ -30,6 +33,10 @@ export interface L2AdvertisementInfo {
   ipAddressPoolSelectors?: readonly LabelSelector[];
   /** Alternatives matched against node labels; empty/absent: every node. */
   nodeSelectors?: readonly LabelSelector[];
+}
+
+/** An L2Advertisement's spec, with its name (for messages). */
+export interface L2AdvertisementInfo extends AdvertisementScope {
   /** Interfaces to announce on; empty/absent: the default choice ("auto"). */
   interfaces?: readonly string[];
 }
@@ -123,7 +130,7 @@ export interface EligibilityInput {
 }
 
 /** Whether an advertisement applies to a pool: by name, by selector, or to all pools. */
-export function advertisementSelectsPool(ad: L2AdvertisementInfo, pool: PoolInfo): boolean {
+export function advertisementSelectsPool(ad: AdvertisementScope, pool: PoolInfo): boolean {
   const names = ad.ipAddressPools ?? [];
   const selectors = ad.ipAddressPoolSelectors ?? [];
   if (names.length === 0 && selectors.length === 0) return true;
@@ -131,9 +138,32 @@ export function advertisementSelectsPool(ad: L2AdvertisementInfo, pool: PoolInfo
 }
 
 /** Whether an advertisement applies to a node: by selector, or to all nodes. */
-export function advertisementSelectsNode(ad: L2AdvertisementInfo, node: NodeInfo): boolean {
+export function advertisementSelectsNode(ad: AdvertisementScope, node: NodeInfo): boolean {
   const selectors = ad.nodeSelectors ?? [];
   return selectors.length === 0 || anySelectorMatches(selectors, node.labels);
+}
+
+/**
+ * What keeps a node out of load balancing in every mode: the `NetworkUnavailable`
+ * condition, or the exclude-from-external-load-balancers label (any value, even empty).
+ */
+export function loadBalancingExclusion(
+  node: NodeInfo,
+): "NetworkUnavailable" | "ExcludedByLabel" | undefined {
+  if (node.networkUnavailable === "True") return "NetworkUnavailable";
+  if (Object.hasOwn(node.labels, EXCLUDE_FROM_LB_LABEL)) return "ExcludedByLabel";
+  return undefined;
+}
+
+/**
+ * Whether the traffic policy lets `node` take the Service's traffic: `Local` needs a ready
+ * endpoint on the node, `Cluster` a ready endpoint anywhere (an address that blackholes
+ * traffic is worse than none).
+ */
+export function endpointsAllow(service: ServiceInfo, node: string): boolean {
+  if (service.externalTrafficPolicy === "Local")
+    return (service.endpoints.byNode.get(node) ?? 0) > 0;
+  return service.endpoints.total > 0;
 }
 
 /** Union of the advertisements' interfaces; any advertisement without a list makes it "auto". */
@@ -186,18 +216,22 @@ export function eligibleNodes(input: EligibilityInput): EligibilityResult {
 
   const local = service.externalTrafficPolicy === "Local";
   const nodes: EligibleNode[] = [];
+  const exclusionOf = (
+    node: NodeInfo,
+    ads: readonly L2AdvertisementInfo[],
+  ): NodeExclusion | undefined => {
+    if (!input.liveSpeakers.has(node.name)) return "SpeakerNotLive";
+    if (node.ready !== "True") return "NotReady";
+    const lb = loadBalancingExclusion(node);
+    if (lb !== undefined) return lb;
+    if (ads.length === 0) return "NotSelectedByAdvertisement";
+    // Under Cluster, "any ready endpoint" was checked above for all nodes at once.
+    return endpointsAllow(service, node.name) ? undefined : "NoLocalEndpoint";
+  };
   const sorted = [...input.nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const node of sorted) {
     const ads = poolAds.filter((ad) => advertisementSelectsNode(ad, node));
-    let cause: NodeExclusion | undefined;
-    if (!input.liveSpeakers.has(node.name)) cause = "SpeakerNotLive";
-    else if (node.ready !== "True") cause = "NotReady";
-    else if (node.networkUnavailable === "True") cause = "NetworkUnavailable";
-    else if (Object.hasOwn(node.labels, EXCLUDE_FROM_LB_LABEL)) cause = "ExcludedByLabel";
-    else if (ads.length === 0) cause = "NotSelectedByAdvertisement";
-    else if (local && (service.endpoints.byNode.get(node.name) ?? 0) < 1) {
-      cause = "NoLocalEndpoint";
-    }
+    const cause = exclusionOf(node, ads);
     if (cause === undefined) nodes.push({ name: node.name, interfaces: unionInterfaces(ads) });
     else excluded.push({ name: node.name, cause });
   }

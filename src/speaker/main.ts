@@ -1,6 +1,6 @@
-// `ironlb speaker`: membership (Lease + UDP heartbeats), the ARP/NDP announcer, the
-// health/metrics server and the Speaker.
-
+// `ironlb speaker`: membership (Lease + UDP heartbeats), the ARP/NDP announcer, BGP
+// sessions, the health/metrics server and the Speaker.
+import { BgpSession } from "../bgp/session.ts";
 import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
@@ -88,7 +88,10 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     // rejoin, holding replies) before answering any of them.
     beforeFrame: () => membership.noticeStall(),
   });
-  const speaker = new Speaker(api, opts, announcer, membership, metrics, log);
+  // BGP sessions are opened only for BGPPeers that select this node: none, no socket.
+  const bgpSessions = (cfg: ConstructorParameters<typeof BgpSession>[0]) =>
+    new BgpSession(cfg, { log });
+  const speaker = new Speaker(api, { ...opts, bgpSessions }, announcer, membership, metrics, log);
   // Link down/up as the kernel reports it: a short outage is over before a peer's silence
   // would tell this node it was cut off.
   let links: LinkMonitor | undefined;

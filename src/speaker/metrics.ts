@@ -61,6 +61,42 @@ export function speakerMetrics() {
       help: "Service IPs found outside the pool the Service's ironlb.dev/ip-allocated-from-pool names, and so not announced for it (once per Service, IP and pool each time it appears).",
       registry,
     }),
+    bgpSessionState: new Gauge({
+      name: "ironlb_speaker_bgp_session_state",
+      help: "Per BGP session (peer), 1 for the state it is in (Idle, Connect, OpenSent, OpenConfirm, Established) and 0 for the others.",
+      labelNames: ["peer", "state"],
+      registry,
+    }),
+    bgpSessionUp: new Gauge({
+      name: "ironlb_speaker_bgp_session_up",
+      help: "1 while the BGP session with the peer is Established, else 0.",
+      labelNames: ["peer"],
+      registry,
+    }),
+    bgpFlaps: new Counter({
+      name: "ironlb_speaker_bgp_session_flaps_total",
+      help: "Times the BGP session with the peer left Established.",
+      labelNames: ["peer"],
+      registry,
+    }),
+    bgpMessages: new Counter({
+      name: "ironlb_speaker_bgp_messages_total",
+      help: "BGP messages per peer, direction (sent, received) and type (open, update, notification, keepalive, routeRefresh).",
+      labelNames: ["peer", "direction", "type"],
+      registry,
+    }),
+    bgpNotifications: new Counter({
+      name: "ironlb_speaker_bgp_notifications_total",
+      help: "BGP NOTIFICATIONs per peer, direction (sent, received), error code and subcode (RFC 4271 section 4.5; 6 is Cease).",
+      labelNames: ["peer", "direction", "code", "subcode"],
+      registry,
+    }),
+    bgpPrefixes: new Gauge({
+      name: "ironlb_speaker_bgp_prefixes_advertised",
+      help: "Prefixes this node advertises to the peer now (0 while the session is not Established).",
+      labelNames: ["peer"],
+      registry,
+    }),
     /** Feeds the announcer's counters into the packets metric. */
     count(name: AnnouncerCounterName, ifname: string): void {
       packets.inc({ interface: ifname, kind: kinds[name] });

@@ -70,6 +70,7 @@ describe("slimService", () => {
         namespace: "shop",
         uid: "u-1",
         resourceVersion: "42",
+        labels: { app: "web" },
         annotations: { [ANNOTATIONS.allocatedFromPool]: "main", "ironlb.dev/rebalance": "true" },
       },
       spec: {

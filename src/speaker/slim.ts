@@ -54,15 +54,17 @@ function pick(
 /**
  * A Service as the speaker needs it. One not of type LoadBalancer keeps its identity and
  * type only: its other fields matter to nobody here, and a change of type arrives as a
- * whole new object.
+ * whole new object. A LoadBalancer Service keeps its labels (BGPAdvertisement
+ * serviceSelectors match them).
  */
 export function slimService(svc: V1Service): V1Service {
   const spec = svc.spec;
   if (spec?.type !== "LoadBalancer") {
     return { metadata: meta(svc.metadata), ...(spec?.type ? { spec: { type: spec.type } } : {}) };
   }
+  const labels = svc.metadata?.labels;
   const out: V1Service = {
-    metadata: meta(svc.metadata, [], SERVICE_ANNOTATIONS),
+    metadata: meta(svc.metadata, labels ? Object.keys(labels) : [], SERVICE_ANNOTATIONS),
     spec: {
       type: spec.type,
       ...(spec.loadBalancerClass !== undefined

@@ -9,11 +9,12 @@ const service = (name: string, extra: Partial<V1Service> = {}): V1Service => ({
 });
 
 describe("clusterSnapshot", () => {
-  it("reads each Service's key, IPs, traffic policy, pool and rebalance request", () => {
+  it("reads each Service's key, IPs, traffic policy, pool, rebalance request and labels", () => {
     const { services } = clusterSnapshot({
       services: [
         service("web", {
           metadata: {
+            labels: { tier: "web" },
             annotations: {
               "ironlb.dev/ip-allocated-from-pool": "public",
               "ironlb.dev/rebalance": "true",
@@ -39,12 +40,14 @@ describe("clusterSnapshot", () => {
         externalTrafficPolicy: "Local",
         allocatedFromPool: "public",
         rebalance: true,
+        labels: { tier: "web" },
       },
       {
         key: "shop/api",
         ips: ["198.51.100.7", "2001:db8::7"],
         externalTrafficPolicy: "Cluster",
         rebalance: false,
+        labels: {},
       },
     ]);
   });

@@ -23,6 +23,8 @@ import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Announcer, ConflictEvent } from "../layer2/announcer.ts";
 import type { Logger } from "../observability/log.ts";
+import type { BgpSessionFactory } from "./bgp-backend.ts";
+import { BgpMode } from "./bgp-mode.ts";
 import { Checked } from "./checked.ts";
 import {
   type Announcement,
@@ -41,7 +43,7 @@ import {
 import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 import { slimEndpointSlice, slimNode, slimService } from "./slim.ts";
-import { clusterSnapshot } from "./snapshot.ts";
+import { type ClusterSnapshot, clusterSnapshot } from "./snapshot.ts";
 
 /** The IPAnnouncement name of an IP: dots and colons become dashes (a DNS subdomain). */
 export function ipAnnouncementName(ip: string): string {
@@ -50,6 +52,10 @@ export function ipAnnouncementName(ip: string): string {
 
 export interface SpeakerOptions extends ClassFilter {
   node: string;
+  /** This node's address (status.hostIP); BGP's default router ID when IPv4. */
+  nodeAddress?: string;
+  /** BGP sessions (src/bgp); absent: BGP mode off (in-process tests of Layer 2). */
+  bgpSessions?: BgpSessionFactory;
   /** How long to probe an IP nobody announced before (RFC 5227), ms; 0 = no probe. */
   probeMs: number;
   /** After a conflict, wait this long before probing the IP again, ms. */
@@ -136,6 +142,10 @@ export class Speaker {
   readonly #pools: Informer<IPAddressPool & KubernetesObject>;
   readonly #ads: Informer<L2Advertisement & KubernetesObject>;
   readonly #records: Informer<Record_>;
+  /** BGP mode, beside Layer 2, from the same snapshot (bgp-mode.ts). */
+  readonly #bgp: BgpMode | undefined;
+  /** Its sessions ending (withdrawAll). */
+  #bgpStopped: Promise<void> | undefined;
   /** What the speaker reads of those three kinds: through the checkers of src/api. */
   readonly #checkedPools: Checked<IPAddressPool>;
   readonly #checkedAds: Checked<L2Advertisement>;
@@ -269,6 +279,15 @@ export class Speaker {
       { add: onRecord, update: onRecord, delete: onRecord },
       log,
     );
+    if (opts.bgpSessions)
+      this.#bgp = new BgpMode(
+        api,
+        { node: opts.node, nodeAddress: opts.nodeAddress, sessions: opts.bgpSessions },
+        this.#events,
+        metrics,
+        log,
+        () => this.#scheduleBatched(),
+      );
     membership.onChange = () => this.#schedule();
     membership.onRejoin = (reason, ms) => this.#rejoin(reason, ms);
     // A probe's answer goes to the prober (#probeThenAnnounce, #probeThenReannounce), which
@@ -288,7 +307,7 @@ export class Speaker {
   async start(): Promise<void> {
     const all = [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records];
     await Promise.all(all.map((i) => i.start()));
-    await Promise.all(all.map((i) => i.synced()));
+    await Promise.all([...all.map((i) => i.synced()), this.#bgp?.start()]);
     this.#synced = true;
     this.#schedule();
     // Membership arms timers for Lease expiry and settling; only link state has no event.
@@ -297,8 +316,9 @@ export class Speaker {
   }
 
   /**
-   * Stops answering for everything at once and announces nothing more; returns the IPs it
-   * held. No gratuitous "goodbye": the next owner's burst replaces us.
+   * Stops answering for everything at once and announces nothing more, and ends the BGP
+   * sessions; returns the IPs it held. No gratuitous "goodbye": the next owner's burst
+   * replaces us.
    */
   withdrawAll(): string[] {
     this.#stopped = true;
@@ -307,12 +327,15 @@ export class Speaker {
     const ips = [...this.#current.keys()].sort();
     for (const ip of ips) this.#announcer.withdraw(ip);
     this.#current.clear();
+    // BGP in the same turn: a Cease to every peer, whose routers withdraw this node's routes.
+    this.#bgpStopped ??= this.#bgp?.stop();
     return ips;
   }
 
-  /** Withdraws everything and stops watching. */
+  /** Withdraws everything (BGP: a Cease to every peer) and stops watching. */
   async stop(): Promise<void> {
     this.withdrawAll();
+    await this.#bgpStopped;
     await Promise.all(
       [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records].map((i) =>
         i.stop(),
@@ -481,16 +504,21 @@ export class Speaker {
     return owners;
   }
 
-  #decide(view: MembershipView): Decision {
+  /** The objects both modes decide from (Layer 2 and BGP), read once per evaluation. */
+  #objects(): ClusterSnapshot {
+    return clusterSnapshot({
+      services: this.#services.list().filter((svc) => isOurs(svc, this.#o)),
+      slices: this.#slices.list(),
+      nodes: this.#nodes.list(),
+      pools: this.#checkedPools.list(this.#pools.list()),
+      ads: this.#checkedAds.list(this.#ads.list()),
+    });
+  }
+
+  #decide(view: MembershipView, objects: ClusterSnapshot): Decision {
     if (!this.#recordsFresh) view.settled = false;
     return decide({
-      ...clusterSnapshot({
-        services: this.#services.list().filter((svc) => isOurs(svc, this.#o)),
-        slices: this.#slices.list(),
-        nodes: this.#nodes.list(),
-        pools: this.#checkedPools.list(this.#pools.list()),
-        ads: this.#checkedAds.list(this.#ads.list()),
-      }),
+      ...objects,
       membership: view,
       currentOwners: this.#currentOwners(),
       held: new Set(this.#current.keys()),
@@ -505,7 +533,10 @@ export class Speaker {
     // rejoining speaker, not as an owner with nothing to fear.
     this.#membership.noticeStall();
     const view = this.#membership.view();
-    const decision = this.#decide(view);
+    const objects = this.#objects();
+    const decision = this.#decide(view, objects);
+    // BGP has no election: this node's own plan, from the same objects.
+    this.#bgp?.reconcile(objects);
     this.#decided = decision.ips;
     this.#logReasons(decision);
     this.#reportOutsidePool(decision);

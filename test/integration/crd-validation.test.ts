@@ -14,6 +14,9 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { addressMessages } from "../../src/api/addresses.ts";
+import { bgpAdvertisementMessages } from "../../src/api/bgpadvertisement.ts";
+import { bgpPeerMessages } from "../../src/api/bgppeer.ts";
+import { bgpSessionStateMessages } from "../../src/api/bgpsessionstate.ts";
 import { messages } from "../../src/api/common.ts";
 import { parseIPAddressPoolStatus } from "../../src/api/ipaddresspool.ts";
 import { ipAnnouncementMessages } from "../../src/api/ipannouncement.ts";
@@ -28,6 +31,9 @@ const plurals = {
   IPAddressPool: "ipaddresspools",
   L2Advertisement: "l2advertisements",
   IPAnnouncement: "ipannouncements",
+  BGPPeer: "bgppeers",
+  BGPAdvertisement: "bgpadvertisements",
+  BGPSessionState: "bgpsessionstates",
 } as const;
 
 const kc = new KubeConfig();
@@ -99,6 +105,9 @@ beforeAll(async () => {
       (f) => loadAllYaml(readFileSync(join(crdDir, f), "utf8")) as V1CustomResourceDefinition[],
     );
   expect(crds.map((c) => c.metadata?.name).sort()).toEqual([
+    "bgpadvertisements.ironlb.dev",
+    "bgppeers.ironlb.dev",
+    "bgpsessionstates.ironlb.dev",
     "ipaddresspools.ironlb.dev",
     "ipannouncements.ironlb.dev",
     "l2advertisements.ironlb.dev",
@@ -153,6 +162,9 @@ describe("CRD manifests and src/api", () => {
       ...Object.values(messages),
       ...Object.values(interfaceMessages),
       ...Object.values(ipAnnouncementMessages),
+      ...Object.values(bgpPeerMessages),
+      ...Object.values(bgpAdvertisementMessages),
+      ...Object.values(bgpSessionStateMessages),
       ...Object.values(addressMessages).filter((m) => typeof m === "string"),
       // The host-bits message is built by a messageExpression around the entry.
       addressMessages.hostBits("ENTRY").split("ENTRY")[1]!,
@@ -342,6 +354,101 @@ describe("IPAddressPool behaviour", () => {
       "Available-v6",
     ]);
 
+    await objects.deleteClusterCustomObject({ group, version, plural, name });
+  });
+});
+
+describe("BGP kinds", () => {
+  it("apply the defaults (peerPort 179, aggregation 32 and 128)", async () => {
+    const peer = (await objects.createClusterCustomObject({
+      group,
+      version,
+      plural: plurals.BGPPeer,
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPPeer",
+        metadata: { name: "defaults" },
+        spec: { myASN: 64512, peerASN: 64500, peerAddress: "192.0.2.1" },
+      },
+    })) as { spec: Record<string, unknown> };
+    expect(peer.spec).toEqual({
+      myASN: 64512,
+      peerASN: 64500,
+      peerAddress: "192.0.2.1",
+      peerPort: 179,
+    });
+    const adv = (await objects.createClusterCustomObject({
+      group,
+      version,
+      plural: plurals.BGPAdvertisement,
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "defaults" },
+        spec: { communities: ["no-export"] },
+      },
+    })) as { spec: Record<string, unknown> };
+    expect(adv.spec).toEqual({
+      communities: ["no-export"],
+      aggregationLength: 32,
+      aggregationLengthV6: 128,
+    });
+    await objects.deleteClusterCustomObject({
+      group,
+      version,
+      plural: plurals.BGPPeer,
+      name: "defaults",
+    });
+    await objects.deleteClusterCustomObject({
+      group,
+      version,
+      plural: plurals.BGPAdvertisement,
+      name: "defaults",
+    });
+  });
+
+  it("shows a BGPSessionState's node, peer, state, prefixes and flaps as kubectl get does", async () => {
+    const plural = plurals.BGPSessionState;
+    const name = "node-1-tor-a-12345678";
+    await objects.createClusterCustomObject({
+      group,
+      version,
+      plural,
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPSessionState",
+        metadata: { name },
+        status: {
+          node: "node-1",
+          peer: "tor-a",
+          state: "Connect",
+          lastError: "connect ECONNREFUSED 192.0.2.1:179",
+          prefixesSent: 0,
+          flaps: 2,
+        },
+      },
+    });
+    const table = await getTable(`/apis/${group}/${version}/${plural}/${name}`);
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual([
+      "Name",
+      "Node",
+      "Peer",
+      "State",
+      "Prefixes",
+      "Flaps",
+      "Established",
+      "Last-Error",
+    ]);
+    expect(table.rows[0]!.cells).toEqual([
+      name,
+      "node-1",
+      "tor-a",
+      "Connect",
+      0,
+      2,
+      null,
+      "connect ECONNREFUSED 192.0.2.1:179",
+    ]);
     await objects.deleteClusterCustomObject({ group, version, plural, name });
   });
 });

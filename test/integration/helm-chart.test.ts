@@ -132,6 +132,15 @@ describe("helm chart", () => {
           spec: { ipAddressPoolSelectors: [{ matchLabels: { "ironlb.dev/announce": "lan" } }] },
         },
       ],
+      bgpPeers: [
+        {
+          name: "tor",
+          spec: { myASN: 64512, peerASN: 64500, peerAddress: "192.0.2.1", holdTime: "9s" },
+        },
+      ],
+      bgpAdvertisements: [
+        { name: "lan-bgp", spec: { ipAddressPools: ["lan"], communities: ["no-export"] } },
+      ],
     });
 
     it("lints strictly, with default values and with pools", async () => {
@@ -471,7 +480,7 @@ describe("helm chart", () => {
       expect(rules[2]!.expr).toBe('up{namespace="default", pod=~"lb-ironlb-speaker-.+"} == 0');
     });
 
-    it("renders pools and L2Advertisements from values, and an existing heartbeat Secret", async () => {
+    it("renders pools, L2Advertisements, BGPPeers and BGPAdvertisements from values, and an existing heartbeat Secret", async () => {
       const objs = parseManifests(await ok("helm", ["template", "lb", chartDir, "-f", withPools]));
       const pool = find(objs, "IPAddressPool", "lan") as KubernetesObject & {
         spec: unknown;
@@ -481,6 +490,14 @@ describe("helm chart", () => {
       expect(find(objs, "L2Advertisement", "lan")).toMatchObject({
         apiVersion: "ironlb.dev/v1beta1",
         spec: { ipAddressPoolSelectors: [{ matchLabels: { "ironlb.dev/announce": "lan" } }] },
+      });
+      expect(find(objs, "BGPPeer", "tor")).toMatchObject({
+        apiVersion: "ironlb.dev/v1beta1",
+        spec: { myASN: 64512, peerASN: 64500, peerAddress: "192.0.2.1", holdTime: "9s" },
+      });
+      expect(find(objs, "BGPAdvertisement", "lan-bgp")).toMatchObject({
+        apiVersion: "ironlb.dev/v1beta1",
+        spec: { ipAddressPools: ["lan"], communities: ["no-export"] },
       });
 
       const own = parseManifests(
@@ -515,6 +532,8 @@ describe("helm chart", () => {
       };
       expect(specOf("pools")).toEqual(crdSpec("ironlb.dev_ipaddresspools.yaml"));
       expect(specOf("l2Advertisements")).toEqual(crdSpec("ironlb.dev_l2advertisements.yaml"));
+      expect(specOf("bgpPeers")).toEqual(crdSpec("ironlb.dev_bgppeers.yaml"));
+      expect(specOf("bgpAdvertisements")).toEqual(crdSpec("ironlb.dev_bgpadvertisements.yaml"));
     });
 
     it("rejects bad values with clear messages", async () => {
@@ -546,6 +565,14 @@ describe("helm chart", () => {
         [
           "l2Advertisements[0].name=lan,l2Advertisements[0].spec.interface[0]=eth0",
           "/l2Advertisements/0/spec",
+        ],
+        [
+          "bgpPeers[0].name=tor,bgpPeers[0].spec.myASN=64512,bgpPeers[0].spec.peerAddress=192.0.2.1,bgpPeers[0].spec.holdTime=90",
+          "/bgpPeers/0/spec/holdTime",
+        ],
+        [
+          "bgpAdvertisements[0].name=a,bgpAdvertisements[0].spec.community[0]=no-export",
+          "/bgpAdvertisements/0/spec",
         ],
       ];
       for (const [set, where] of refused) {
@@ -976,6 +1003,13 @@ current-context: ${sa}
         ["speaker", ["patch", "services", "-n", svcNs], "no"],
         ["speaker", ["create", "ipannouncements.ironlb.dev"], "yes"],
         ["speaker", ["patch", "ipannouncements.ironlb.dev"], "yes"],
+        ["speaker", ["watch", "bgppeers.ironlb.dev"], "yes"],
+        ["speaker", ["list", "bgpadvertisements.ironlb.dev"], "yes"],
+        ["speaker", ["patch", "bgppeers.ironlb.dev"], "no"],
+        ["speaker", ["create", "bgpsessionstates.ironlb.dev"], "yes"],
+        ["speaker", ["patch", "bgpsessionstates.ironlb.dev"], "yes"],
+        ["speaker", ["delete", "bgpsessionstates.ironlb.dev"], "yes"],
+        ["controller", ["create", "bgpsessionstates.ironlb.dev"], "no"],
         ["speaker", ["list", "endpointslices.discovery.k8s.io", "--all-namespaces"], "yes"],
         ["speaker", ["update", "leases", "-n", "default"], "no"],
         ["speaker", ["get", "secrets", "-n", ns], "no"],
@@ -1259,7 +1293,7 @@ current-context: ${sa}
         "crds.templated=true,pools[0].name=a,pools[0].spec.addresses[0]=198.51.100.0/28",
       ]);
       expect(withPools.stderr).toContain(
-        "cannot create pools or L2Advertisements in the same install",
+        "cannot create pools, advertisements or BGP peers in the same install",
       );
     });
 

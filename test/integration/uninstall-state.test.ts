@@ -5,6 +5,7 @@
 // Against the real apiserver, with the controller and the cleanup as real processes.
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
 import { ALLOCATED_CONDITION, MIN_HEARTBEAT_KEY_BYTES } from "../../src/api/vocabulary.ts";
 import {
   ensureHeartbeatSecret,
@@ -230,6 +231,18 @@ describe("ironlb cleanup", () => {
         status: { ip, node: "node-a", services: [`${svcNs}/web`] },
       },
     });
+    // ...and a node's BGP session record.
+    await clients().custom.createClusterCustomObject({
+      group: "ironlb.dev",
+      version: "v1beta1",
+      plural: "bgpsessionstates",
+      body: {
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "BGPSessionState",
+        metadata: { name: bgpSessionStateName("node-a", ns) },
+        status: { node: "node-a", peer: ns, state: "Established" },
+      },
+    });
     // The hook runs after Helm deleted the workloads: the controller stops (and releases
     // its Lease), then cleanup waits for no live Lease and cleans.
     await ctrl.stop("SIGTERM");
@@ -271,6 +284,14 @@ describe("ironlb cleanup", () => {
         name: ipAnnouncementName(ip),
       }),
     ).rejects.toMatchObject({ code: 404 });
+    await expect(
+      clients().custom.getClusterCustomObject({
+        group: "ironlb.dev",
+        version: "v1beta1",
+        plural: "bgpsessionstates",
+        name: bgpSessionStateName("node-a", ns),
+      }),
+    ).rejects.toMatchObject({ code: 404 });
   }
 
   it("by default keeps every Service's IP, condition and pool annotation; a new controller restores them", async () => {
@@ -303,6 +324,7 @@ describe("ironlb cleanup", () => {
       services: 1,
       leases: 1,
       announcements: 1,
+      sessionStates: 1,
       secret: `${ns}/hb`,
     });
 
@@ -344,6 +366,7 @@ describe("ironlb cleanup", () => {
       services: 2,
       leases: 1,
       announcements: 1,
+      sessionStates: 1,
       secret: `${ns}/hb`,
     });
   });

@@ -68,8 +68,14 @@ export async function installCRDs(kc: KubeConfig): Promise<void> {
       });
     }
   }
-  // Discovery and the CRD's storage take a moment after Established: wait until both list.
-  for (const plural of ["ipaddresspools", "l2advertisements"]) {
+  // Discovery and the CRD's storage take a moment after Established: wait until each lists.
+  for (const plural of [
+    "ipaddresspools",
+    "l2advertisements",
+    "bgppeers",
+    "bgpadvertisements",
+    "bgpsessionstates",
+  ]) {
     await waitFor(`${plural} to be served`, async () => {
       await custom.listClusterCustomObject({ group, version, plural });
       return true;

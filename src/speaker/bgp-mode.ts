@@ -1,0 +1,174 @@
+// BGP mode on one node: the Kubernetes edge around the pure plan (bgp-plan.ts) and the
+// sessions (bgp-backend.ts). It watches BGPPeers, BGPAdvertisements and this node's
+// BGPSessionStates; the Speaker calls `reconcile` on every evaluation with the Services,
+// EndpointSlices, Nodes and pools it has already read, so that Layer 2 and BGP work from
+// one snapshot side by side (a pool may have both kinds of advertisement).
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { type BGPAdvertisement, parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
+import { type BGPPeer, parseBGPPeer } from "../api/bgppeer.ts";
+import { PATHS } from "../api/vocabulary.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { describeError, httpStatus } from "../k8s/errors.ts";
+import type { EventRecorder } from "../k8s/events.ts";
+import { Informer } from "../k8s/informer.ts";
+import { parseIP } from "../net/address.ts";
+import type { Logger } from "../observability/log.ts";
+import { BgpBackend, type BgpSessionFactory } from "./bgp-backend.ts";
+import { type BgpPlan, planBgp } from "./bgp-plan.ts";
+import { BGP_SESSION_STATES_PATH, BgpStatus, type SessionStateObject } from "./bgp-status.ts";
+import { Checked } from "./checked.ts";
+import type { ObjectInputs } from "./decision.ts";
+import type { SpeakerMetrics } from "./metrics.ts";
+
+const PEERS_PATH = PATHS.bgpPeers;
+const ADS_PATH = PATHS.bgpAdvertisements;
+
+export interface BgpModeOptions {
+  node: string;
+  /** This node's address (status.hostIP): its router ID when IPv4 and a peer sets none. */
+  nodeAddress?: string;
+  sessions: BgpSessionFactory;
+}
+
+export class BgpMode {
+  readonly #o: BgpModeOptions;
+  readonly #api: KubeClient;
+  readonly #log: Logger;
+  readonly #peers: Informer<BGPPeer & KubernetesObject>;
+  readonly #ads: Informer<BGPAdvertisement & KubernetesObject>;
+  readonly #states: Informer<SessionStateObject>;
+  readonly #checkedPeers: Checked<BGPPeer>;
+  readonly #checkedAds: Checked<BGPAdvertisement>;
+  readonly #backend: BgpBackend;
+  readonly #status: BgpStatus;
+  /** Off when the cluster has no BGP CRDs (an older install): Layer 2 goes on alone. */
+  #enabled = true;
+  /** Last reason logged per IP, and per skipped peer (one line per change). */
+  readonly #lastReason = new Map<string, string>();
+  readonly #lastSkipped = new Map<string, string>();
+  #nodeIPv4: string | undefined;
+
+  constructor(
+    api: KubeClient,
+    opts: BgpModeOptions,
+    events: EventRecorder,
+    metrics: SpeakerMetrics,
+    log: Logger,
+    onChange: () => void,
+  ) {
+    this.#o = opts;
+    this.#api = api;
+    this.#log = log.child({ mode: "bgp" });
+    const ip = opts.nodeAddress ? parseIP(opts.nodeAddress) : undefined;
+    if (ip?.family === "IPv4") this.#nodeIPv4 = opts.nodeAddress;
+    const poke = { add: onChange, update: onChange, delete: onChange };
+    this.#peers = new Informer(api, PEERS_PATH, poke, log);
+    this.#ads = new Informer(api, ADS_PATH, poke, log);
+    // Only their existence matters here (stale ones are deleted): no evaluation on change.
+    this.#states = new Informer<SessionStateObject>(api, BGP_SESSION_STATES_PATH, {}, log);
+    // An unreadable peer or advertisement keeps its last good version: a typo in an edit
+    // must not end sessions or withdraw routes.
+    this.#checkedPeers = new Checked({ kind: "BGPPeer", parse: parseBGPPeer, freeze: true }, log);
+    this.#checkedAds = new Checked(
+      { kind: "BGPAdvertisement", parse: parseBGPAdvertisement, freeze: true },
+      log,
+    );
+    this.#status = new BgpStatus(api, events, metrics, this.#log, {
+      node: opts.node,
+      peerObject: (name) => this.#peers.get(name),
+      ownObjects: () => this.#states.list().filter((o) => o.status?.node === opts.node),
+    });
+    this.#backend = new BgpBackend(
+      opts.sessions,
+      {
+        onStatus: (s, cfg) => this.#status.onStatus(s, cfg),
+        onRemoved: (peer) => this.#status.onRemoved(peer),
+      },
+      this.#log,
+    );
+  }
+
+  /** Starts watching; resolves once the caches are filled (or BGP is found not installed). */
+  async start(): Promise<void> {
+    try {
+      await this.#api.get(PEERS_PATH, { limit: 1 });
+    } catch (err) {
+      if (httpStatus(err) === 404) {
+        this.#enabled = false;
+        this.#log.warn(
+          "BGP mode is off: the cluster has no BGPPeer CRD (apply this release's CRDs from config/crd, then restart the speakers)",
+        );
+        return;
+      }
+      this.#log.warn({ err: describeError(err) }, "cannot check for the BGP CRDs; watching anyway");
+    }
+    const all = [this.#peers, this.#ads, this.#states];
+    await Promise.all(all.map((i) => i.start()));
+    await Promise.all(all.map((i) => i.synced()));
+  }
+
+  /** Plans from the snapshot and makes the sessions and routes follow. */
+  reconcile(inputs: ObjectInputs): BgpPlan | undefined {
+    if (!this.#enabled) return undefined;
+    const peers = this.#checkedPeers.list(this.#peers.list());
+    const ads = this.#checkedAds.list(this.#ads.list());
+    const plan = planBgp({
+      self: this.#o.node,
+      node: inputs.nodes.find((n) => n.name === this.#o.node),
+      ...(this.#nodeIPv4 ? { nodeIPv4: this.#nodeIPv4 } : {}),
+      services: inputs.services,
+      slices: inputs.slices,
+      pools: inputs.pools,
+      advertisements: ads.map((a) => ({ name: a.metadata.name ?? "", ...a.spec })),
+      peers: peers.map((p) => ({ name: p.metadata.name ?? "", spec: p.spec })),
+    });
+    this.#backend.apply(plan.peers);
+    this.#status.deleteStale(new Set(plan.peers.keys()));
+    this.#logPlan(plan, peers.length > 0);
+    return plan;
+  }
+
+  /** Ends every session with a Cease (shutdown text) and stops watching. */
+  async stop(): Promise<void> {
+    this.#status.stop();
+    await this.#backend.stopAll();
+    await Promise.all([this.#peers, this.#ads, this.#states].map((i) => i.stop()));
+  }
+
+  /** One line per change: an IP's reason for not being advertised, a skipped peer. */
+  #logPlan(plan: BgpPlan, anyPeer: boolean): void {
+    for (const [name, why] of plan.skippedPeers) {
+      if (this.#lastSkipped.get(name) === why) continue;
+      this.#lastSkipped.set(name, why);
+      this.#log.warn({ peer: name, reason: why }, "BGPPeer not used on this node");
+    }
+    for (const name of this.#lastSkipped.keys())
+      if (!plan.skippedPeers.has(name)) this.#lastSkipped.delete(name);
+    // Without any BGPPeer, BGP mode is simply not in use: no line per IP.
+    if (!anyPeer) {
+      this.#lastReason.clear();
+      return;
+    }
+    for (const [ip, p] of plan.ips) {
+      const why = p.reason ?? "";
+      const was = this.#lastReason.get(ip);
+      if (was === why) continue;
+      this.#lastReason.set(ip, why);
+      if (why)
+        this.#log.info(
+          { ip, services: p.services, reason: why },
+          "IP not advertised over BGP by this node",
+        );
+      else
+        this.#log.info(
+          { ip, services: p.services, peers: Object.fromEntries(p.advertised) },
+          "IP advertised over BGP",
+        );
+    }
+    for (const [ip, was] of this.#lastReason) {
+      if (plan.ips.has(ip)) continue;
+      this.#lastReason.delete(ip);
+      if (was === "") this.#log.info({ ip }, "IP withdrawn from BGP: no Service uses it now");
+    }
+  }
+}

@@ -1,0 +1,427 @@
+// End-to-end BGP mode: real speakers (`ironlb speaker` in two node namespaces) and a real
+// controller against a real control plane, peered with FRR in a router namespace on the
+// same LAN. Judged from the router: its kernel route for a Service IP has one next hop per
+// node that should advertise it (ECMP), and none once the Service or its endpoint is gone.
+//
+// Addresses: the e2e LAN 203.0.113.128/25 (test/lab/addresses.ts), router 203.0.113.208;
+// Service IPs from 198.51.100.64/26 (pool 198.51.100.90-198.51.100.99). ASNs: nodes 64512,
+// router 64500 (private). Namespaces: the lab's prefix (ilbbgp…), router `<prefix>rtr`.
+
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
+import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
+import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
+import { run } from "../lab/net.ts";
+import { clientsFor, repoRoot, waitFor } from "../support/kube.ts";
+import { Frr, removeNamespaces, requireRouters } from "./fixtures/routers.ts";
+
+if (process.platform !== "linux" || process.getuid?.() !== 0) {
+  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
+}
+requireRouters();
+
+const ROUTER_IP = "203.0.113.208";
+const NODE_ASN = 64512;
+const ROUTER_ASN = 64500;
+const group = "ironlb.dev";
+const version = "v1beta1";
+
+interface Neighbor {
+  bgpState: string;
+}
+
+/** A kernel route as `ip -j route` prints it: one gateway, or several next hops (ECMP). */
+interface KernelRoute {
+  gateway?: string;
+  nexthops?: { gateway?: string }[];
+}
+
+describe("BGP mode: speakers peered with FRR", () => {
+  const prefix = randomPrefix("ilbbgp");
+  const routerNs = `${prefix}rtr`;
+  let lab: Lab;
+  let router: Frr | undefined;
+  let workDir = "";
+  let nextPort = 9100;
+  const custom = () => clientsFor(lab.kc).custom;
+
+  /** The next hops of the router's kernel route to `dst` (installed by zebra), sorted. */
+  const routeHops = async (dst: string): Promise<string[] | undefined> => {
+    const out = await run("ip", ["-n", routerNs, "-j", "route", "show", "exact", dst]);
+    const r = (JSON.parse(out || "[]") as KernelRoute[])[0];
+    if (r === undefined) return undefined;
+    return (r.nexthops?.map((h) => h.gateway ?? "") ?? (r.gateway ? [r.gateway] : [])).sort();
+  };
+  const hopsFor = async (ip: string) => (await routeHops(`${ip}/32`)) ?? [];
+  const waitHops = (ip: string, want: string[], what: string) =>
+    waitFor(
+      `${what}: router next hops for ${ip} = [${want.join(", ")}]`,
+      async () => JSON.stringify(await hopsFor(ip)) === JSON.stringify([...want].sort()),
+      20_000,
+    ).catch(async (err: Error) => {
+      throw new Error(
+        `${err.message}; now [${(await hopsFor(ip)).join(", ")}]\n${await router!.vtysh("show bgp ipv4 unicast")}`,
+      );
+    });
+
+  beforeAll(async () => {
+    await destroyStale("ilbbgp");
+    workDir = mkdtempSync(join(tmpdir(), "ironlb-e2e-bgp-"));
+    lab = await Lab.create({
+      prefix,
+      subnet: E2E_SUBNET,
+      poolCIDR: POOL_CIDR,
+      nodes: 2,
+      kubeconfig: inject("kubeconfig"),
+      binDir: inject("binDir"),
+      workDir,
+    });
+    // The router: a namespace on the lab's LAN (a port of its bridge), FRR peering passively
+    // with both nodes. RFC 8212: eBGP routes are accepted only through an import policy,
+    // here the pool's /32s; maximum-paths for ECMP.
+    await run("ip", ["netns", "add", routerNs]);
+    await run("ip", ["-n", routerNs, "link", "set", "lo", "up"]);
+    await run("ip", [
+      "-n",
+      lab.switchNs,
+      "link",
+      "add",
+      "rtr0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      routerNs,
+    ]);
+    await run("ip", ["-n", lab.switchNs, "link", "set", "rtr0", "master", "br0", "up"]);
+    await run("ip", ["-n", routerNs, "addr", "add", `${ROUTER_IP}/25`, "dev", "eth0"]);
+    await run("ip", ["-n", routerNs, "link", "set", "eth0", "up"]);
+    const neighbors = lab.nodes.map((n) => ` neighbor ${n.ip} peer-group NODES`).join("\n");
+    router = await Frr.start(
+      routerNs,
+      (dir) => `hostname ${routerNs}
+log file ${dir}/bgpd.log
+ip prefix-list SVC seq 5 permit ${POOL_CIDR} ge 32
+route-map FROM-NODES permit 10
+ match ip address prefix-list SVC
+exit
+route-map TO-NODES deny 10
+exit
+router bgp ${ROUTER_ASN}
+ bgp router-id ${ROUTER_IP}
+ bgp log-neighbor-changes
+ neighbor NODES peer-group
+ neighbor NODES remote-as ${NODE_ASN}
+ neighbor NODES passive
+ neighbor NODES timers 3 9
+${neighbors}
+ address-family ipv4 unicast
+  neighbor NODES route-map FROM-NODES in
+  neighbor NODES route-map TO-NODES out
+  maximum-paths 8
+ exit-address-family
+exit
+`,
+    );
+    lab.startController();
+    for (const n of lab.nodes) lab.startSpeaker(n.name);
+    await lab.waitSpeakersReady(60_000);
+    await lab.createPool("bgp", ["198.51.100.90-198.51.100.99"], { autoAssign: false });
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgppeers",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPPeer",
+        metadata: { name: "tor" },
+        spec: {
+          myASN: NODE_ASN,
+          peerASN: ROUTER_ASN,
+          peerAddress: ROUTER_IP,
+          holdTime: "9s",
+          keepaliveTime: "3s",
+          connectTime: "2s",
+        },
+      },
+    });
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp" },
+        spec: { ipAddressPools: ["bgp"] },
+      },
+    });
+  }, 180_000);
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== "fail" || !lab) return;
+    const lines: string[] = [];
+    for (const n of lab.nodes)
+      for (const l of lab.speaker(n.name)?.logs() ?? [])
+        if (typeof l.level === "number" && l.level >= 40)
+          lines.push(`  ${n.name}: ${l.msg} ${JSON.stringify(l)}`);
+    if (lines.length > 0) console.error(`speaker warnings:\n${lines.slice(-40).join("\n")}`);
+  });
+
+  afterAll(async () => {
+    try {
+      if (lab) {
+        for (const [plural, name] of [
+          ["bgpadvertisements", "bgp"],
+          ["bgppeers", "tor"],
+        ] as const)
+          await custom()
+            .deleteClusterCustomObject({ group, version, plural, name })
+            .catch(() => undefined);
+      }
+      router?.stop();
+      removeNamespaces([routerNs]);
+      await lab?.destroy();
+    } finally {
+      if (workDir && !process.env.IRONLB_KEEP_LOGS)
+        rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+
+  it("establishes a session from every node and writes each node's BGPSessionState", async () => {
+    for (const n of lab.nodes) {
+      await waitFor(
+        `the router's session with ${n.name}`,
+        async () => {
+          const r = await router!.json<Record<string, Neighbor>>(`show bgp neighbors ${n.ip} json`);
+          return r[n.ip]?.bgpState === "Established";
+        },
+        30_000,
+      );
+    }
+    for (const n of lab.nodes) {
+      const st = await waitFor(`${n.name}'s BGPSessionState Established`, async () => {
+        const o = (await custom().getClusterCustomObject({
+          group,
+          version,
+          plural: "bgpsessionstates",
+          name: bgpSessionStateName(n.name, "tor"),
+        })) as { status?: { state?: string; peerAddress?: string; node?: string } };
+        return o.status?.state === "Established" ? o : undefined;
+      });
+      expect(st.status).toMatchObject({ node: n.name, peerAddress: ROUTER_IP });
+    }
+    // And an Event on the BGPPeer from each node (cluster-scoped: in "default").
+    const events = await waitFor("a SessionEstablished Event from each node", async () => {
+      const list = await clientsFor(lab.kc).core.listNamespacedEvent({
+        namespace: "default",
+        fieldSelector: "involvedObject.name=tor,involvedObject.kind=BGPPeer",
+      });
+      const messages = list.items
+        .filter((e) => e.reason === "SessionEstablished")
+        .map((e) => e.message ?? "");
+      return lab.nodes.every((n) => messages.some((m) => m.startsWith(`Node ${n.name} `)))
+        ? messages
+        : undefined;
+    });
+    expect(events).toContain(
+      `Node node1 established its BGP session with ${ROUTER_IP} (hold time 9s)`,
+    );
+  });
+
+  it("gives a Cluster Service one next hop per node (ECMP), and withdraws it when the Service is deleted", async () => {
+    const svc = await lab.createService("ecmp", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    await waitHops(
+      ip,
+      lab.nodes.map((n) => n.ip),
+      "both nodes advertise",
+    );
+    // `ironlb status` says the same: both nodes advertise the IP to the router, and both
+    // sessions are up with its prefix (a BGPSessionState is written at most once a second).
+    const status = () =>
+      execFileSync(
+        process.execPath,
+        [join(repoRoot, "bin/ironlb.js"), "status", "--kubeconfig", inject("kubeconfig")],
+        { encoding: "utf8" },
+      )
+        .split("\n")
+        .map((l) => l.split(/\s+/).join(" "));
+    const want = [
+      `default/ecmp ${ip} tor node1,node2`,
+      "node1 tor Established 1 0 -",
+      "node2 tor Established 1 0 -",
+    ];
+    let lines: string[] = [];
+    await waitFor("ironlb status to show both advertisers and sessions", () => {
+      lines = status();
+      return want.every((w) => lines.includes(w));
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${lines.join("\n")}`);
+    });
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("advertises a Local Service only from the node with its endpoint, and withdraws it when the endpoint goes", async () => {
+    const svc = await lab.createService("local", {
+      port: nextPort++,
+      pool: "bgp",
+      externalTrafficPolicy: "Local",
+      endpoints: ["node2"],
+    });
+    const ip = await lab.waitForIP(svc);
+    await waitHops(ip, [lab.node("node2").ip], "only node2 has the endpoint");
+    await lab.setEndpoints(svc, ["node1"]);
+    await waitHops(ip, [lab.node("node1").ip], "the endpoint moved to node1");
+    await lab.setEndpoints(svc, []);
+    await waitHops(ip, [], "no endpoint is left");
+    await lab.deleteService(svc);
+  });
+
+  it("ends a stopping speaker's session with a Cease, so the router drops that next hop at once", async () => {
+    const svc = await lab.createService("leaving", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const both = lab.nodes.map((n) => n.ip);
+    await waitHops(ip, both, "both nodes advertise");
+    const t0 = performance.now();
+    await lab.stopSpeaker("node2", "SIGTERM");
+    await waitHops(ip, [lab.node("node1").ip], "node2's speaker stopped");
+    // Far below the 9 s hold time: the router heard the Cease (or the close) at once.
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const n2 = lab.node("node2").ip;
+    const neighbor = (await router!.json<Record<string, unknown>>(`show bgp neighbors ${n2} json`))[
+      n2
+    ];
+    expect(JSON.stringify(neighbor)).toContain("Administrative Shutdown");
+    lab.startSpeaker("node2");
+    await lab.waitSpeakersReady(60_000);
+    await waitHops(ip, both, "node2's speaker is back");
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("carries an advertisement's communities, large communities and aggregation to the router", async () => {
+    await lab.createPool("bgp-attrs", ["198.51.100.100/30"], { autoAssign: false });
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp-attrs" },
+        spec: {
+          ipAddressPools: ["bgp-attrs"],
+          communities: ["64512:100", "no-export", "large:64512:1:2"],
+        },
+      },
+    });
+    // The same pool aggregated to its /30: accepted by a second prefix-list entry.
+    await router!.vtysh("configure terminal", "ip prefix-list SVC seq 10 permit 198.51.100.100/30");
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp-agg" },
+        spec: { ipAddressPools: ["bgp-attrs"], aggregationLength: 30 },
+      },
+    });
+    try {
+      const svc = await lab.createService("attrs", {
+        port: nextPort++,
+        pool: "bgp-attrs",
+        endpoints: ["node1"],
+      });
+      const ip = await lab.waitForIP(svc);
+      await waitHops(
+        ip,
+        lab.nodes.map((n) => n.ip),
+        "both nodes advertise the /32",
+      );
+      const route = await waitFor("the router's paths with communities", async () => {
+        const r = await router!.json<{ paths?: unknown[] }>(`show bgp ipv4 unicast ${ip}/32 json`);
+        return (r.paths?.length ?? 0) === 2 ? r : undefined;
+      });
+      const text = JSON.stringify(route);
+      expect(text).toContain("64512:100");
+      expect(text).toContain("noExport");
+      expect(text).toContain("64512:1:2");
+      const agg = await routeHops("198.51.100.100/30");
+      expect(agg).toEqual(lab.nodes.map((n) => n.ip).sort());
+      await lab.deleteService(svc);
+      await waitHops(ip, [], "the Service is deleted");
+      await waitFor(
+        "the aggregate withdrawn",
+        async () => (await routeHops("198.51.100.100/30")) === undefined,
+      );
+    } finally {
+      for (const name of ["bgp-attrs", "bgp-agg"])
+        await custom()
+          .deleteClusterCustomObject({ group, version, plural: "bgpadvertisements", name })
+          .catch(() => undefined);
+    }
+  });
+
+  it("opens a new session when the BGPPeer's settings change, and the routes come back on it", async () => {
+    const svc = await lab.createService("change", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const both = lab.nodes.map((n) => n.ip);
+    await waitHops(ip, both, "both nodes advertise");
+    type Stats = Neighbor & { connectionsEstablished?: number; bgpTimerHoldTimeMsecs?: number };
+    const neighbor = async (addr: string) =>
+      (await router!.json<Record<string, Stats>>(`show bgp neighbors ${addr} json`))[addr]!;
+    const before = await Promise.all(
+      both.map(async (a) => (await neighbor(a)).connectionsEstablished ?? 0),
+    );
+    await custom().patchClusterCustomObject(
+      {
+        group,
+        version,
+        plural: "bgppeers",
+        name: "tor",
+        body: { spec: { holdTime: "6s", keepaliveTime: "2s" } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    for (const [i, a] of both.entries()) {
+      await waitFor(
+        `a new session from ${a} with hold time 6 s`,
+        async () => {
+          const n = await neighbor(a);
+          return (
+            n.bgpState === "Established" &&
+            (n.connectionsEstablished ?? 0) > before[i]! &&
+            n.bgpTimerHoldTimeMsecs === 6000
+          );
+        },
+        20_000,
+      );
+    }
+    await waitHops(ip, both, "the routes are back on the new sessions");
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
+  });
+});

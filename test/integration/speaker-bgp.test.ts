@@ -1,0 +1,181 @@
+// BGP mode through the real speaker process (`ironlb speaker`, as the chart runs it) against
+// the real apiserver: it reads BGPPeers and BGPAdvertisements, opens a session with each
+// peer that selects its node, and writes one BGPSessionState per session, which a user reads
+// with `kubectl get bgpsessionstates`. The peer here refuses the TCP connection (a closed
+// port on loopback), so the object says so; sessions with real routers are test/e2e's.
+import { createServer } from "node:net";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
+import { KubeClient } from "../../src/k8s/client.ts";
+import { BGP_SESSION_STATES_PATH } from "../../src/speaker/bgp-status.ts";
+import {
+  applyCRDs,
+  type Component,
+  createNamespace,
+  createPool,
+  deletePool,
+  startComponent,
+  waitFor,
+} from "../support/cluster.ts";
+
+const NODE = `bgp-int-${process.pid}`;
+const POOL = `bgp-int-${process.pid}`;
+// No other integration file's pool holds these (pools outlive their files).
+const POOL_CIDR = "192.0.2.232/29";
+const IP = "192.0.2.233";
+const PEERS = "/apis/ironlb.dev/v1beta1/bgppeers";
+const ADS = "/apis/ironlb.dev/v1beta1/bgpadvertisements";
+
+interface StateObject {
+  metadata: { name: string };
+  status?: {
+    node: string;
+    peer: string;
+    peerAddress?: string;
+    state: string;
+    lastError?: string;
+    prefixesSent?: number;
+  };
+}
+
+/** A loopback port nobody listens on: connecting to it is refused at once. */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe("speaker: BGP mode against the real apiserver", () => {
+  const api = KubeClient.load(inject("kubeconfig"));
+  const peer = `refusing-${process.pid}`;
+  const elsewhere = `other-rack-${process.pid}`;
+  const ad = `bgp-int-${process.pid}`;
+  let ns: string;
+  let speaker: Component;
+  let port: number;
+  const stateOf = (p: string) =>
+    api
+      .get<StateObject>(`${BGP_SESSION_STATES_PATH}/${bgpSessionStateName(NODE, p)}`)
+      .catch(() => undefined);
+  const peerBody = (name: string, spec: Record<string, unknown>) => ({
+    apiVersion: "ironlb.dev/v1beta1",
+    kind: "BGPPeer",
+    metadata: { name },
+    spec: { myASN: 64512, peerASN: 64500, peerAddress: "127.0.0.1", ...spec },
+  });
+
+  beforeAll(async () => {
+    await applyCRDs();
+    ns = await createNamespace("bgp-int");
+    port = await closedPort();
+    await createPool(POOL, { addresses: [POOL_CIDR] });
+    await api.create("/api/v1/nodes", { metadata: { name: NODE, labels: { rack: "r1" } } });
+    await api.create(PEERS, peerBody(peer, { peerPort: port, connectTime: "1s" }));
+    // Selects another rack: no session on NODE, no object.
+    await api.create(
+      PEERS,
+      peerBody(elsewhere, { peerPort: port, nodeSelectors: [{ matchLabels: { rack: "r2" } }] }),
+    );
+    await api.create(ADS, {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "BGPAdvertisement",
+      metadata: { name: ad },
+      spec: { ipAddressPools: [POOL], communities: ["no-export"] },
+    });
+    // A Service holding IP as the controller would write it, with a ready endpoint elsewhere.
+    await api.create(`/api/v1/namespaces/${ns}/services`, {
+      metadata: { name: "web", annotations: { "ironlb.dev/ip-allocated-from-pool": POOL } },
+      spec: { type: "LoadBalancer", ports: [{ port: 80, protocol: "TCP" }] },
+    });
+    await api.mergePatch(`/api/v1/namespaces/${ns}/services/web/status`, {
+      status: { loadBalancer: { ingress: [{ ip: IP, ipMode: "VIP" }] } },
+    });
+    await api.create(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
+      metadata: { name: "web-1", labels: { "kubernetes.io/service-name": "web" } },
+      addressType: "IPv4",
+      endpoints: [{ addresses: ["10.0.0.1"], conditions: { ready: true }, nodeName: "n9" }],
+      ports: [{ port: 8080, protocol: "TCP" }],
+    });
+    speaker = startComponent([
+      "speaker",
+      "--kubeconfig",
+      inject("kubeconfig"),
+      "--namespace",
+      "default",
+      "--node-name",
+      NODE,
+      "--heartbeat-port",
+      "0",
+      "--health-port",
+      "0",
+      "--health-address",
+      "127.0.0.1",
+    ]);
+  });
+
+  afterAll(async () => {
+    await speaker?.stop();
+    for (const p of [`${PEERS}/${peer}`, `${PEERS}/${elsewhere}`, `${ADS}/${ad}`])
+      await api.delete(p).catch(() => undefined);
+    await api.delete(`/api/v1/nodes/${NODE}`).catch(() => undefined);
+    await deletePool(POOL).catch(() => undefined);
+  });
+
+  it("writes a BGPSessionState saying the session is not established, and why", async () => {
+    const st = await waitFor(
+      "a BGPSessionState with the refusal",
+      async () => {
+        const o = await stateOf(peer);
+        return o?.status?.lastError ? o : undefined;
+      },
+      20_000,
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\nspeaker log:\n${speaker
+          .logs()
+          .map((l) => JSON.stringify(l))
+          .join("\n")}`,
+      );
+    });
+    expect(st.status).toMatchObject({
+      node: NODE,
+      peer,
+      peerAddress: "127.0.0.1",
+      prefixesSent: 0,
+    });
+    expect(st.status?.state).not.toBe("Established");
+    expect(st.status?.lastError).toContain("ECONNREFUSED");
+    // The plan gives the session the Service's route; it waits for Established to send it.
+    expect(
+      speaker
+        .logs()
+        .some(
+          (l) =>
+            l.msg === "IP advertised over BGP" &&
+            l.ip === IP &&
+            JSON.stringify(l.peers) === JSON.stringify({ [peer]: [`${IP}/32`] }),
+        ),
+    ).toBe(true);
+    // A peer whose nodeSelectors leave this node out gets no session and no object.
+    expect(await stateOf(elsewhere)).toBeUndefined();
+    expect(
+      speaker.logs().some((l) => l.msg === "BGP session starting" && l.peer === elsewhere),
+    ).toBe(false);
+  });
+
+  it("deletes the BGPSessionState when the peer is deleted", async () => {
+    await api.delete(`${PEERS}/${peer}`);
+    await waitFor("the BGPSessionState to go", async () => (await stateOf(peer)) === undefined);
+    expect(speaker.logs().some((l) => l.msg === "BGP session removed" && l.peer === peer)).toBe(
+      true,
+    );
+    const all = await api.get<{ items: StateObject[] }>(BGP_SESSION_STATES_PATH);
+    expect(all.items.filter((o) => o.status?.node === NODE)).toEqual([]);
+  });
+
+  it("stops cleanly", async () => {
+    expect(await speaker.stop()).toBe(0);
+  });
+});
