@@ -104,9 +104,9 @@ const cases: Case[] = [
         severity: "problem",
         check: "pool-advertised",
         subject: "pool public",
-        cause: "no L2Advertisement selects pool public",
+        cause: "no L2Advertisement or BGPAdvertisement selects pool public",
         fix: "ipAddressPools: [public]",
-        evidence: "L2Advertisements: other",
+        evidence: "advertisements: L2Advertisement other",
       },
       {
         severity: "problem",
@@ -118,13 +118,34 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "a pool only a BGPAdvertisement selects is advertised (BGP mode)",
+    change: (i) => {
+      i.ads = [];
+      i.bgpAds = [{ metadata: { name: "tor" }, spec: { ipAddressPools: ["public"] } }] as never;
+    },
+    expect: [
+      {
+        severity: "ok",
+        check: "pool-advertised",
+        subject: "pool public",
+        cause: "advertised by BGPAdvertisement tor",
+      },
+      {
+        severity: "ok",
+        check: "announced",
+        subject: "service shop/web 198.51.100.7",
+        cause: "advertised over BGP (BGPAdvertisement tor)",
+      },
+    ],
+  },
+  {
     name: "an unused pool without advertisement is only a warning",
     change: (i) => {
       i.services = [];
       i.ads = [];
     },
     expect: [
-      { severity: "warning", check: "pool-advertised", evidence: "no L2Advertisement exists" },
+      { severity: "warning", check: "pool-advertised", evidence: "no advertisement exists" },
     ],
   },
   {
@@ -138,7 +159,11 @@ const cases: Case[] = [
       ] as never;
     },
     expect: [
-      { severity: "problem", check: "pool-advertised", cause: "(lan) match no node" },
+      {
+        severity: "problem",
+        check: "pool-advertised",
+        cause: "(L2Advertisement lan) match no node",
+      },
       { severity: "problem", check: "announced", cause: "not selected by the nodeSelectors" },
     ],
   },
@@ -565,10 +590,12 @@ describe("formatFindings", () => {
     const text = formatFindings(diagnose(input, opts, NOW));
     const lines = text.split("\n");
     expect(lines[0]).toBe(
-      "PROBLEM  pool public: no L2Advertisement selects pool public: its IPs are assigned but not announced",
+      "PROBLEM  pool public: no L2Advertisement or BGPAdvertisement selects pool public: its IPs are assigned but not announced",
     );
-    expect(lines[1]).toBe("         evidence: no L2Advertisement exists");
-    expect(lines[2]).toMatch(/^ {9}fix: create an L2Advertisement with ipAddressPools: \[public\]/);
+    expect(lines[1]).toBe("         evidence: no advertisement exists");
+    expect(lines[2]).toMatch(
+      /^ {9}fix: create an L2Advertisement \(or a BGPAdvertisement, in BGP mode\) with ipAddressPools: \[public\]/,
+    );
     expect(lines).toContain(
       "OK       speakers cluster: 2 of 2 speakers live".replace("speakers cluster", "cluster"),
     );

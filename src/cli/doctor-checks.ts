@@ -4,7 +4,14 @@
 // speakers' own decision function), so that the two commands never disagree; the checks
 // here add what status cannot say: pools nobody advertises, nodes without a speaker, the
 // kube-proxy mode, recent conflicts and IPs that change hands.
-import type { CoreV1Event, V1Lease, V1Node, V1Service } from "@kubernetes/client-node";
+import type {
+  CoreV1Event,
+  KubernetesObject,
+  V1Lease,
+  V1Node,
+  V1Service,
+} from "@kubernetes/client-node";
+import type { BGPAdvertisement } from "../api/bgpadvertisement.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import { ALLOCATED_CONDITION, DEFAULT_HEARTBEAT_PORT, keyOf } from "../api/vocabulary.ts";
 import { timestamp } from "../k8s/errors.ts";
@@ -25,6 +32,8 @@ export interface DoctorInput extends StatusInput {
   /** The controllers' leader Leases (name ironlb-controller, any namespace). */
   controllerLeases: V1Lease[];
   kubeProxy: KubeProxyConfig;
+  /** BGPAdvertisements (empty where the BGP CRDs are not installed): they announce pools too. */
+  bgpAds?: (BGPAdvertisement & KubernetesObject)[];
 }
 
 export interface DoctorOptions extends ClassFilter {
@@ -211,7 +220,17 @@ function checkPools(
   const live = new Set(
     input.leases.filter((l) => leaseState(l, nowMs).fresh).map((l) => l.spec?.holderIdentity ?? ""),
   );
-  const ads = input.ads.map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) }));
+  // Either kind of advertisement announces a pool (L2 answers ARP/NDP, BGP tells routers).
+  const ads = [
+    ...input.ads.map((a) => ({
+      name: `L2Advertisement ${a.metadata?.name ?? ""}`,
+      ...(a.spec ?? {}),
+    })),
+    ...(input.bgpAds ?? []).map((a) => ({
+      name: `BGPAdvertisement ${a.metadata?.name ?? ""}`,
+      ...(a.spec ?? {}),
+    })),
+  ];
   const nodes = input.nodes.map((n) => ({
     name: n.metadata?.name ?? "",
     labels: n.metadata?.labels ?? {},
@@ -253,7 +272,7 @@ function checkPools(
       });
     }
 
-    // Advertised? Nothing is announced until an L2Advertisement selects the pool and a node.
+    // Advertised? Nothing is announced until an advertisement selects the pool and a node.
     const info = { name, labels: p.metadata?.labels ?? {} };
     const selecting = ads.filter((a) => advertisementSelectsPool(a, info));
     const used = allServices.some(
@@ -264,12 +283,12 @@ function checkPools(
         severity: used ? "problem" : "warning",
         check: "pool-advertised",
         subject,
-        cause: `no L2Advertisement selects pool ${name}: its IPs are assigned but not announced`,
-        fix: `create an L2Advertisement with ipAddressPools: [${name}] (or with no pool list, for every pool)`,
+        cause: `no L2Advertisement or BGPAdvertisement selects pool ${name}: its IPs are assigned but not announced`,
+        fix: `create an L2Advertisement (or a BGPAdvertisement, in BGP mode) with ipAddressPools: [${name}] (or with no pool list, for every pool)`,
         evidence:
           ads.length === 0
-            ? "no L2Advertisement exists"
-            : `L2Advertisements: ${ads.map((a) => a.name).join(", ")}`,
+            ? "no advertisement exists"
+            : `advertisements: ${ads.map((a) => a.name).join(", ")}`,
       });
       continue;
     }
@@ -280,7 +299,7 @@ function checkPools(
         severity: used ? "problem" : "warning",
         check: "pool-advertised",
         subject,
-        cause: `the nodeSelectors of the L2Advertisements selecting pool ${name} (${adNames}) match no node`,
+        cause: `the nodeSelectors of the advertisements selecting pool ${name} (${adNames}) match no node`,
         fix: "fix the advertisements' nodeSelectors or the nodes' labels: kubectl get nodes --show-labels",
       });
     } else if (!onNodes.some((n) => live.has(n.name))) {
@@ -313,6 +332,15 @@ function checkServices(
   for (const r of rows) rowsBy.set(r.service, [...(rowsBy.get(r.service) ?? []), r]);
   const liveSpeakers = input.leases.filter((l) => leaseState(l, nowMs).fresh).length;
   const controller = controllerEvidence(input.controllerLeases, nowMs);
+  // Pools a BGPAdvertisement selects, with the first such advertisement's name.
+  const bgpPools = new Map<string, string>();
+  for (const p of input.pools) {
+    const info = { name: p.metadata?.name ?? "", labels: p.metadata?.labels ?? {} };
+    const ad = (input.bgpAds ?? []).find((a) =>
+      advertisementSelectsPool({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) }, info),
+    );
+    if (ad) bgpPools.set(info.name, ad.metadata?.name ?? "");
+  }
 
   for (const s of [...services].sort((a, b) => keyOf(a).localeCompare(keyOf(b)))) {
     const key = keyOf(s);
@@ -355,6 +383,15 @@ function checkServices(
       const ipSubject = `service ${key} ${r.ip}`;
       if (r.state === "announced") {
         out.push(ok("announced", ipSubject, `announced by ${r.node} on ${r.interfaces}`));
+      } else if (r.state.startsWith("not announced") && bgpPools.has(r.pool)) {
+        // Layer 2 does not announce it, but a BGPAdvertisement selects its pool: BGP mode.
+        out.push(
+          ok(
+            "announced",
+            ipSubject,
+            `advertised over BGP (BGPAdvertisement ${bgpPools.get(r.pool)}); ironlb status shows which nodes advertise it to which peers`,
+          ),
+        );
       } else if (r.state.startsWith("not announced")) {
         const reason = r.state.replace(/^not announced:? ?/, "") || "no node announces it";
         out.push({

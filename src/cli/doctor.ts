@@ -10,7 +10,7 @@ import { listAll } from "../k8s/list.ts";
 import type { DoctorInput } from "./doctor-checks.ts";
 import type { Finding } from "./doctor-findings.ts";
 import type { KubeProxyConfig } from "./doctor-kube-proxy.ts";
-import { fetchStatusInput } from "./status.ts";
+import { fetchBgpStatusInput, fetchStatusInput } from "./status.ts";
 
 /** Event reasons the checks read. */
 const EVENT_REASONS = ["IPConflict", "NodeAnnouncing"];
@@ -35,8 +35,9 @@ export async function fetchDoctorInput(
     }
   };
   const ns = namespace ? `/namespaces/${namespace}` : "";
-  const [status, eventLists, controllerLeases, kubeProxy] = await Promise.all([
+  const [status, bgp, eventLists, controllerLeases, kubeProxy] = await Promise.all([
     fetchStatusInput(api, namespace),
+    optional("bgpadvertisements", async () => (await fetchBgpStatusInput(api)).ads),
     optional("events", async () =>
       (
         await Promise.all(
@@ -54,7 +55,7 @@ export async function fetchDoctorInput(
     readKubeProxy(api),
   ]);
   return {
-    input: { ...status, events: eventLists, controllerLeases, kubeProxy },
+    input: { ...status, bgpAds: bgp, events: eventLists, controllerLeases, kubeProxy },
     unreadable,
   };
 }

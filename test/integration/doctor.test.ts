@@ -179,7 +179,7 @@ describe("ironlb doctor", () => {
           cause: expect.stringContaining(cause),
         }),
       );
-    problem("pool-advertised", `pool ${POOL_NOAD}`, `no L2Advertisement selects pool ${POOL_NOAD}`);
+    problem("pool-advertised", `pool ${POOL_NOAD}`, `no L2Advertisement or BGPAdvertisement selects pool ${POOL_NOAD}`);
     problem("announced", `service ${ns}/noad `, `no L2Advertisement selects pool "${POOL_NOAD}"`);
     problem("announced", `service ${ns}/local `, "not announced: no ready endpoints");
     problem(
@@ -203,7 +203,7 @@ describe("ironlb doctor", () => {
     const table = await ironlb("doctor", "--kubeconfig", inject("kubeconfig"), "--namespace", ns);
     expect(table.code).toBe(3);
     expect(table.stdout).toContain(
-      `PROBLEM  pool ${POOL_NOAD}: no L2Advertisement selects pool ${POOL_NOAD}`,
+      `PROBLEM  pool ${POOL_NOAD}: no L2Advertisement or BGPAdvertisement selects pool ${POOL_NOAD}`,
     );
     expect(table.stdout).toMatch(/\n\d+ problem\(s\), \d+ warning\(s\), \d+ ok\n$/);
   });
