@@ -70,6 +70,9 @@ interface Running {
 interface Receiver {
   socket: Socket;
   discarded: number;
+  /** Discards since the last report, and when that was (ms): at most one report a second. */
+  unreported: number;
+  reportedAt: number;
 }
 
 /** Binds a transmit socket to a random free source port in 49152–65535 (RFC 5881 §4). */
@@ -176,7 +179,7 @@ export class BfdEndpoint {
     const existing = this.#receivers.get(localAddress);
     if (existing !== undefined) return existing;
     const socket = createSocket({ type: localAddress.includes(":") ? "udp6" : "udp4" });
-    const rx: Receiver = { socket, discarded: 0 };
+    const rx: Receiver = { socket, discarded: 0, unreported: 0, reportedAt: 0 };
     this.#receivers.set(localAddress, rx);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -204,7 +207,19 @@ export class BfdEndpoint {
     const d = decodePacket(msg);
     if ("error" in d) {
       rx.discarded++;
-      this.#problem("bfd packet discarded", { local, from, reason: d.error });
+      rx.unreported++;
+      // Crafted or foreign datagrams must not flood the log: one line a second, with a count.
+      const now = Date.now();
+      if (now - rx.reportedAt >= 1000) {
+        this.#problem("bfd packets discarded", {
+          local,
+          from,
+          reason: d.error,
+          count: rx.unreported,
+        });
+        rx.unreported = 0;
+        rx.reportedAt = now;
+      }
       return;
     }
     const p = d.packet;

@@ -61,7 +61,7 @@ export class BfdRunner {
     this.#log = opts.log.child({ component: "bfd" });
     const onChange = (c: BfdStateChange) => this.#change(c);
     const onProblem = (text: string, fields: Record<string, unknown>) =>
-      this.#log.debug(fields, text);
+      this.#log.warn(fields, text);
     if (opts.inThread) {
       this.#inThread = new BfdEndpoint({ onChange, onProblem });
     } else {
