@@ -339,6 +339,28 @@ describe("FSM transitions (RFC 4271 §8, active only)", () => {
       "Idle",
     ],
     ["Established: start again does nothing", established, { type: "start" }, [], "Established"],
+    [
+      "Established: BFD down sends Cease 6/10 at once and reconnects",
+      established,
+      { type: "bfdDown", reason: "Control Detection Time Expired" },
+      [
+        "error",
+        "send notification 6/10",
+        "close",
+        ...DOWN_TIMERS,
+        "state Idle",
+        "arm connectRetry 750",
+      ],
+      "Idle",
+    ],
+    [
+      "Connect: BFD down drops the attempt and retries",
+      run([{ type: "start" }]).state,
+      { type: "bfdDown", reason: "x" },
+      ["error", "close", ...DOWN_TIMERS, "state Idle", "arm connectRetry 750"],
+      "Idle",
+    ],
+    ["Idle: BFD down does nothing", initialState, { type: "bfdDown", reason: "x" }, [], "Idle"],
   ];
   it.each(rows)("%s", (_, from, ev, actions, to) => {
     const r = run([ev], from);

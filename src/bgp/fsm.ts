@@ -14,6 +14,7 @@ import {
 } from "./messages.ts";
 import {
   CEASE_ADMINISTRATIVE_SHUTDOWN,
+  CEASE_BFD_DOWN,
   describeNotification,
   NOTIFICATION_CEASE,
   NOTIFICATION_FSM_ERROR,
@@ -61,7 +62,9 @@ export type FsmEvent =
   | { type: "tcpFailed"; reason: string }
   | { type: "tcpClosed"; reason: string }
   | { type: "received"; message: ParseResult }
-  | { type: "timer"; timer: TimerName };
+  | { type: "timer"; timer: TimerName }
+  /** Additive: BFD declared the peer down; the session ends at once and reconnects. */
+  | { type: "bfdDown"; reason: string };
 
 export type FsmAction =
   | { type: "connect" }
@@ -237,6 +240,17 @@ export function step(
     case "tcpClosed":
       if (s.state === "Idle") return same;
       return down(s, random, ev.reason);
+    case "bfdDown": {
+      if (s.state === "Idle") return same;
+      const talking =
+        s.state === "OpenSent" || s.state === "OpenConfirm" || s.state === "Established";
+      const cease: Notification = {
+        code: NOTIFICATION_CEASE,
+        subcode: CEASE_BFD_DOWN,
+        data: new Uint8Array(0),
+      };
+      return down(s, random, `BFD down: ${ev.reason}`, talking ? cease : undefined);
+    }
     case "timer":
       return onTimer(cfg, s, ev.timer, random);
     case "received":

@@ -13,6 +13,8 @@ export const NOTIFICATION_CEASE = 6;
 /** Cease subcodes (RFC 4486). */
 export const CEASE_ADMINISTRATIVE_SHUTDOWN = 2;
 export const CEASE_ADMINISTRATIVE_RESET = 4;
+/** RFC 9384: the session ends because BFD declared the peer down. */
+export const CEASE_BFD_DOWN = 10;
 
 /** A NOTIFICATION's content. */
 export interface Notification {

@@ -143,6 +143,15 @@ export class BgpSession {
     return new Promise((resolve) => this.#closed.push(resolve));
   }
 
+  /**
+   * Additive: BFD declared the peer down (its packets stopped). Ends the session at once
+   * with a Cease (BFD Down, RFC 9384) instead of waiting for the hold timer, and reconnects
+   * with the usual back-off; a session not yet talking just drops its connection attempt.
+   */
+  bfdDown(reason: string): void {
+    this.#run({ type: "bfdDown", reason });
+  }
+
   #run(ev: FsmEvent): void {
     try {
       const r = step(this.#cfg, this.#fsm, ev, this.#random());
