@@ -262,8 +262,11 @@ describe("helm chart", () => {
           "--namespace=lb-system",
           "--heartbeat-port=7947",
           "--heartbeat-secret-file=/etc/ironlb/heartbeat/secret",
+          "--api-qps=50",
+          "--api-burst=100",
         ]),
       );
+      expect(c.args).toEqual(expect.arrayContaining(["--api-qps=500", "--api-burst=1000"]));
       expect(s.ports?.find((p) => p.name === "heartbeat")).toMatchObject({
         containerPort: 7947,
         protocol: "UDP",
@@ -557,6 +560,8 @@ describe("helm chart", () => {
         ["controller.nodeSelector.disk=fast ssd", "/controller/nodeSelector/disk"],
         ["metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"],
         ["speaker.heartbeat.existingSecret=Mine", "/speaker/heartbeat/existingSecret"],
+        ["controller.apiQps=-1", "/controller/apiQps"],
+        ["speaker.apiBurst=0", "/speaker/apiBurst"],
         ["pools[0].name=lan,pools[0].spec.addresses[0]=lan", "/pools/0/spec/addresses/0"],
         [
           "pools[0].name=lan,pools[0].spec.addresses[0]=198.51.100.0/28,pools[0].spec.autoassign=false",
