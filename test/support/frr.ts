@@ -2,7 +2,15 @@
 // created: private pid files, zapi and vty sockets in a folder of its own (owned by user
 // frr, as the daemons drop to it), no TCP vty; never `-n` (bgp-facts §5.2). zebra installs
 // the routes bgpd selects into the namespace's kernel, where a test judges them.
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../lab/net.ts";
@@ -44,10 +52,23 @@ export function nextHops(r: KernelRoute | undefined): string[] {
   return hops.sort();
 }
 
-/** Starts zebra and bgpd in `ns` with `bgpdConf` (a bgpd.conf text; `DIR` is replaced). */
-export async function startFrr(ns: string, bgpdConf: string): Promise<FrrRouter> {
+/**
+ * Starts zebra and bgpd in `ns` with `bgpdConf` (a bgpd.conf text; `DIR` is replaced).
+ * `dir`: the router's folder (made afresh; the daemons, as user frr, must be able to reach
+ * it), by default a new one under the system's temporary folder.
+ */
+export async function startFrr(
+  ns: string,
+  bgpdConf: string,
+  opts: { dir?: string } = {},
+): Promise<FrrRouter> {
   requireFrr();
-  const dir = mkdtempSync(join(tmpdir(), "ironlb-frr-"));
+  let dir: string;
+  if (opts.dir) {
+    dir = opts.dir;
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  } else dir = mkdtempSync(join(tmpdir(), "ironlb-frr-"));
   writeFileSync(join(dir, "zebra.conf"), `hostname ${ns}\nlog file ${dir}/zebra.log\n`);
   writeFileSync(join(dir, "bgpd.conf"), bgpdConf.replaceAll("DIR", dir));
   const frr = frrIds();
