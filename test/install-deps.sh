@@ -32,6 +32,28 @@ if [ $((${#need[@]} + ${#norec[@]})) -gt 0 ]; then
   [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   [ ${#norec[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${norec[@]}" >/dev/null
 fi
+# Routers for the BGP interop tests (test/e2e/bgp-session.test.ts), which run them only
+# inside their own namespaces. Installing must not start them in the root namespace: Debian's
+# maintainer scripts start services unless a policy-rc.d refuses (Docker images ship one;
+# a machine with systemd does not), so one refuses for the duration of the install.
+routers=()
+[ -x /usr/lib/frr/bgpd ] || routers+=(frr)
+command -v bird >/dev/null || routers+=(bird2)
+if [ ${#routers[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { say "missing Debian packages ${routers[*]} and not root to install them"; exit 1; }
+  say "installing Debian packages: ${routers[*]} (services not started)"
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    guard=/usr/sbin/policy-rc.d
+  fi
+  trap '[ -z "$guard" ] || rm -f "$guard"' EXIT
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${routers[@]}" >/dev/null
+  [ -z "$guard" ] || rm -f "$guard"
+  guard=""
+fi
 command -v go >/dev/null || { say "Go >= 1.26 is needed to build kube-apiserver and etcd for the tests; install it (apt-get install golang-go, if recent enough)"; exit 1; }
 
 if [ ! -x node_modules/.bin/vitest ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

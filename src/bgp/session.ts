@@ -4,29 +4,33 @@
 // desired set: differences go out as packed UPDATEs, the whole set again after every
 // (re)connect and on ROUTE-REFRESH.
 import { connect, type Socket } from "node:net";
-import { encodePrefix } from "./attributes.ts";
-import type { Family } from "./capabilities.ts";
+import type { Logger } from "pino";
+import { formatIP, parseIP } from "../net/address.ts";
+import { forgetFamily, planSync } from "./adj-rib-out.ts";
 import { type FsmAction, type FsmEvent, type FsmState, initialState, step } from "./fsm.ts";
 import type { MessageKind } from "./messages.ts";
 import { describeNotification, type Notification } from "./notification.ts";
 import { MessageParser } from "./parser.ts";
-import type {
-  BgpPeerConfig,
-  BgpRoute,
-  BgpSessionOptions,
-  NotificationInfo,
-  SessionStatus,
-  SessionTimers,
-} from "./types.ts";
-import {
-  endOfRib,
-  packAnnouncements,
-  packWithdrawals,
-  routeFingerprint,
-  type UpdateContext,
-} from "./update-packer.ts";
+import { peerConfigProblems } from "./peer-config.ts";
+import type { BgpPeerConfig, BgpRoute, NotificationInfo, SessionStatus } from "./types.ts";
+import type { UpdateContext } from "./update-packer.ts";
 
-export type { BgpSessionOptions } from "./types.ts";
+/** Options of a BgpSession. */
+export interface BgpSessionOptions {
+  log: Logger;
+  /** Injected for tests; defaults to Date.now / real timers. */
+  now?: () => number;
+  /** Additive: the reconnect jitter's source in [0, 1); defaults to Math.random. */
+  random?: () => number;
+  /** Additive: timer functions for tests; default to the global setTimeout/clearTimeout. */
+  timers?: SessionTimers;
+}
+
+/** The timer functions a BgpSession uses. */
+export interface SessionTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
 
 const KINDS: readonly MessageKind[] = [
   "open",
@@ -58,16 +62,18 @@ export class BgpSession {
   #closed: (() => void)[] = [];
   /** The desired routes by prefix, and what the peer has (prefix → attribute fingerprint). */
   #desired = new Map<string, BgpRoute>();
-  readonly #advertised = new Map<string, string>();
+  #advertised = new Map<string, string>();
   /** Prefixes that cannot go to this peer, with the reasons already logged. */
   readonly #ignored = new Map<string, Set<string>>();
   readonly #listeners = new Set<(s: SessionStatus) => void>();
   #status: SessionStatus;
   readonly #sent = zeroCounts();
   readonly #received = zeroCounts();
+  readonly #problems: string[];
 
   constructor(cfg: BgpPeerConfig, opts: BgpSessionOptions) {
     this.#cfg = cfg;
+    this.#problems = peerConfigProblems(cfg);
     this.#log = opts.log.child({ peer: cfg.name });
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
@@ -86,8 +92,17 @@ export class BgpSession {
     };
   }
 
-  /** Connects out (active only, never listens); reconnects with jittered back-off. */
+  /**
+   * Connects out (active only, never listens); reconnects with jittered back-off. A config
+   * that fails peerConfigProblems never connects: its problems are the status's lastError.
+   */
   start(): void {
+    if (this.#problems.length > 0) {
+      this.#status.lastError = `invalid peer configuration: ${this.#problems.join("; ")}`;
+      this.#log.error({ problems: this.#problems }, "bgp peer configuration refused");
+      this.#emit();
+      return;
+    }
     this.#run({ type: "start" });
   }
 
@@ -167,9 +182,7 @@ export class BgpSession {
         return;
       case "resend":
         this.#log.info({ family: a.family }, "bgp route refresh: resending");
-        for (const [p] of this.#advertised) {
-          if (encodePrefix(p)?.family === a.family) this.#advertised.delete(p);
-        }
+        this.#advertised = forgetFamily(this.#advertised, a.family);
         this.#sync(false);
         return;
       case "error":
@@ -317,67 +330,38 @@ export class BgpSession {
 
   #context(): UpdateContext | undefined {
     const n = this.#fsm.negotiated;
-    const local = this.#socket?.localAddress?.replace(/^::ffff:(?=\d+\.)/, "");
-    if (n === undefined || local === undefined) return undefined;
-    const family: Family = local.includes(":") ? "ipv6-unicast" : "ipv4-unicast";
-    return {
-      myASN: this.#cfg.myASN,
-      internal: n.internal,
-      fourOctet: n.fourOctet,
-      nextHops: { [family]: [local] },
-    };
+    if (n === undefined) return undefined;
+    // The next hop is the session's own address (a zone-scoped link-local one cannot be: its
+    // routes are then reported as not advertised, never sent with a wrong next hop).
+    const local = parseIP(this.#socket?.localAddress?.replace(/^::ffff:(?=\d+\.)/, "") ?? "");
+    const nextHops: UpdateContext["nextHops"] = {};
+    if (local !== undefined) {
+      nextHops[local.family === "IPv4" ? "ipv4-unicast" : "ipv6-unicast"] = [formatIP(local)];
+    }
+    return { myASN: this.#cfg.myASN, internal: n.internal, fourOctet: n.fourOctet, nextHops };
   }
 
   /** Sends what the peer lacks and withdraws what it should no longer have. */
   #sync(initial: boolean): void {
     const ctx = this.#context();
-    const families = this.#fsm.negotiated?.families ?? [];
-    if (ctx === undefined) return;
-    let updates = 0;
-    let announced = 0;
-    let withdrawn = 0;
-    for (const family of families) {
-      const gone = [...this.#advertised.keys()].filter(
-        (p) => !this.#desired.has(p) && encodePrefix(p)?.family === family,
-      );
-      for (const m of packWithdrawals(family, gone)) {
-        this.#send("update", m);
-        updates++;
-      }
-      for (const p of gone) this.#advertised.delete(p);
-      withdrawn += gone.length;
-      const changed = [...this.#desired.values()].filter(
-        (r) =>
-          encodePrefix(r.prefix)?.family === family &&
-          this.#advertised.get(r.prefix) !== routeFingerprint(r, ctx),
-      );
-      const packed = packAnnouncements(family, changed, ctx);
-      for (const m of packed.messages) {
-        this.#send("update", m);
-        updates++;
-      }
-      const skipped = new Set(packed.skipped.map((s) => s.prefix));
-      for (const s of packed.skipped) this.#ignore(s.prefix, s.reason);
-      for (const r of changed) {
-        if (!skipped.has(r.prefix)) this.#advertised.set(r.prefix, routeFingerprint(r, ctx));
-      }
-      announced += changed.length - skipped.size;
-      if (initial) {
-        this.#send("update", endOfRib(family));
-        updates++;
-      }
-    }
-    for (const r of this.#desired.values()) {
-      const f = encodePrefix(r.prefix)?.family;
-      if (f === undefined) this.#ignore(r.prefix, "not a prefix");
-      else if (!families.includes(f)) this.#ignore(r.prefix, `the session does not carry ${f}`);
-    }
+    const n = this.#fsm.negotiated;
+    if (ctx === undefined || n === undefined) return;
+    const plan = planSync(this.#desired, this.#advertised, n.families, ctx, initial);
+    for (const m of plan.messages) this.#send("update", m);
+    this.#advertised = plan.advertised;
+    for (const i of plan.ignored) this.#ignore(i.prefix, i.reason);
     this.#status.prefixesSent = this.#advertised.size;
-    this.#status.prefixesIgnored = [...this.#desired.keys()].filter(
-      (p) => !this.#advertised.has(p),
-    ).length;
-    if (updates > 0) {
-      this.#log.info({ announced, withdrawn, updates, initial }, "bgp routes sent");
+    this.#status.prefixesIgnored = new Set(plan.ignored.map((i) => i.prefix)).size;
+    if (plan.messages.length > 0) {
+      this.#log.info(
+        {
+          announced: plan.announced,
+          withdrawn: plan.withdrawn,
+          updates: plan.messages.length,
+          initial,
+        },
+        "bgp routes sent",
+      );
     }
     this.#emit();
   }

@@ -76,20 +76,3 @@ export interface SessionStatus {
   /** Families the peer accepted (from its OPEN): "ipv4-unicast" | "ipv6-unicast". */
   families?: readonly string[];
 }
-
-/** Options of BgpSession (src/bgp/session.ts). */
-export interface BgpSessionOptions {
-  log: import("pino").Logger;
-  /** Injected for tests; defaults to Date.now / real timers. */
-  now?: () => number;
-  /** Additive: the reconnect jitter's source in [0, 1); defaults to Math.random. */
-  random?: () => number;
-  /** Additive: timer functions for tests; default to the global setTimeout/clearTimeout. */
-  timers?: SessionTimers;
-}
-
-/** The timer functions a BgpSession uses. */
-export interface SessionTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}

@@ -320,7 +320,7 @@ const commands: Record<string, Command> = {
   },
   status: {
     summary:
-      "print, per Service, its IPs, pool, announcing node and interfaces, and why one is pending or not announced",
+      "print, per Service, its IPs, pool, announcing node and interfaces, and why one is pending or not announced; in BGP mode also which nodes advertise each IP to which peer, and every node's BGP sessions",
     options: {
       kubeconfig: common.kubeconfig!,
       namespace: { type: "string", help: "only Services of this namespace (default: all)" },
@@ -329,17 +329,43 @@ const commands: Record<string, Command> = {
     },
     async run(v) {
       const { KubeClient } = await import("../k8s/client.ts");
-      const { fetchStatusInput, formatRows, statusRows } = await import("./status.ts");
+      const { fetchBgpStatusInput, fetchStatusInput, formatRows, objectInputs, statusRows } =
+        await import("./status.ts");
+      const { advertiserRows, formatTable, sessionRows } = await import("./status-bgp.ts");
       const api = KubeClient.load(str(v.kubeconfig));
-      const input = await fetchStatusInput(api, str(v.namespace));
-      const rows = statusRows(
-        input,
-        { lbClass: String(v["lb-class"]), handleUnclassed: v["ignore-unclassed"] !== true },
-        Date.now(),
-      );
+      const [input, bgp] = await Promise.all([
+        fetchStatusInput(api, str(v.namespace)),
+        fetchBgpStatusInput(api),
+      ]);
+      const filter = {
+        lbClass: String(v["lb-class"]),
+        handleUnclassed: v["ignore-unclassed"] !== true,
+      };
+      const rows = statusRows(input, filter, Date.now());
       console.log(
         rows.length > 0 ? formatRows(rows) : "no LoadBalancer Services handled by ironlb",
       );
+      // BGP mode, when in use: who advertises what to which router, and the sessions.
+      const advertisers = advertiserRows(objectInputs(input, filter), bgp);
+      if (advertisers.length > 0)
+        console.log(
+          `\n${formatTable({ service: "SERVICE", ip: "IP", peer: "BGP PEER", nodes: "ADVERTISED BY" }, advertisers)}`,
+        );
+      const sessions = sessionRows(bgp);
+      if (sessions.length > 0)
+        console.log(
+          `\n${formatTable(
+            {
+              node: "NODE",
+              peer: "BGP PEER",
+              state: "SESSION",
+              prefixes: "PREFIXES",
+              flaps: "FLAPS",
+              lastError: "LAST ERROR",
+            },
+            sessions,
+          )}`,
+        );
     },
   },
   version: {

@@ -1,5 +1,6 @@
 // `ironlb status`: per Service, its IPs, their pool, the node and interfaces announcing each
-// (from the speakers' IPAnnouncements), and why an IP is pending or not announced. The
+// (from the speakers' IPAnnouncements), and why an IP is pending or not announced; BGP
+// sessions and advertisers come from status-bgp.ts. The
 // reasons come from the speakers' own decision function (src/speaker/decision.ts) run over
 // what the API server holds, with Leases as the only liveness a client can see.
 import type {
@@ -16,11 +17,12 @@ import type { L2Advertisement } from "../api/l2advertisement.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import { CONDITION_TYPE } from "../controller/controller.ts";
 import type { KubeClient } from "../k8s/client.ts";
-import { timestamp } from "../k8s/errors.ts";
+import { httpStatus, timestamp } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
-import { decide, REBALANCE_ANNOTATION } from "../speaker/decision.ts";
+import { decide, type ObjectInputs, REBALANCE_ANNOTATION } from "../speaker/decision.ts";
 import type { NodeInfo } from "../speaker/eligibility.ts";
 import { SPEAKER_LEASE_LABEL } from "../speaker/membership.ts";
+import type { BgpStatusInput } from "./status-bgp.ts";
 
 export interface StatusInput {
   services: V1Service[];
@@ -53,11 +55,10 @@ function liveByLease(leases: V1Lease[], nowMs: number): Set<string> {
   return out;
 }
 
-/** The rows `ironlb status` prints, one per Service IP (one per Service without IP). */
-export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: number): StatusRow[] {
-  const services = input.services.filter((s) => isOurs(s, filter));
-  const records = new Map<string, IPAnnouncement>();
-  for (const a of input.announcements) if (a.status?.ip) records.set(a.status.ip, a);
+const key = (s: V1Service) => `${s.metadata?.namespace}/${s.metadata?.name}`;
+
+/** The objects as the speakers' decisions take them (Layer 2 and BGP alike). */
+export function objectInputs(input: StatusInput, filter: ClassFilter): ObjectInputs {
   const nodes: NodeInfo[] = input.nodes.map((n) => {
     const cond = (type: string) =>
       n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
@@ -68,19 +69,21 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
     if (unavailable) info.networkUnavailable = unavailable;
     return info;
   });
-  const key = (s: V1Service) => `${s.metadata?.namespace}/${s.metadata?.name}`;
-  const d = decide({
-    services: services.map((s) => {
-      const a = s.metadata?.annotations ?? {};
-      const pool = a[ANNOTATIONS.allocatedFromPool];
-      return {
-        key: key(s),
-        ips: statusIPs(s),
-        externalTrafficPolicy: s.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
-        ...(pool ? { allocatedFromPool: pool } : {}),
-        rebalance: a[REBALANCE_ANNOTATION] === "true",
-      };
-    }),
+  return {
+    services: input.services
+      .filter((s) => isOurs(s, filter))
+      .map((s) => {
+        const a = s.metadata?.annotations ?? {};
+        const pool = a[ANNOTATIONS.allocatedFromPool];
+        return {
+          key: key(s),
+          ips: statusIPs(s),
+          externalTrafficPolicy: s.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
+          ...(pool ? { allocatedFromPool: pool } : {}),
+          rebalance: a[REBALANCE_ANNOTATION] === "true",
+          labels: s.metadata?.labels ?? {},
+        };
+      }),
     slices: input.slices.flatMap((sl) => {
       const svc = sl.metadata?.labels?.["kubernetes.io/service-name"];
       return svc ? [{ ...sl, service: `${sl.metadata?.namespace}/${svc}` }] : [];
@@ -91,6 +94,16 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
       labels: p.metadata?.labels ?? {},
       addresses: p.spec?.addresses ?? [],
     })),
+  };
+}
+
+/** The rows `ironlb status` prints, one per Service IP (one per Service without IP). */
+export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: number): StatusRow[] {
+  const services = input.services.filter((s) => isOurs(s, filter));
+  const records = new Map<string, IPAnnouncement>();
+  for (const a of input.announcements) if (a.status?.ip) records.set(a.status.ip, a);
+  const d = decide({
+    ...objectInputs(input, filter),
     ads: input.ads.map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) })),
     // No node of our own: nothing is "mine", only the shared answer matters here.
     membership: { self: "", live: liveByLease(input.leases, nowMs), settled: true, quorum: true },
@@ -187,4 +200,22 @@ export async function fetchStatusInput(api: KubeClient, namespace?: string): Pro
     items<IPAnnouncement & KubernetesObject>(`/apis/${group}/${version}/ipannouncements`),
   ]);
   return { services, slices, nodes, pools, ads, leases, announcements };
+}
+
+/** Reads what the BGP part of status needs; empty where the BGP CRDs are not installed. */
+export async function fetchBgpStatusInput(api: KubeClient): Promise<BgpStatusInput> {
+  const items = async <T>(plural: string): Promise<T[]> => {
+    try {
+      return await listAll<T>(api, `/apis/${group}/${version}/${plural}`);
+    } catch (err) {
+      if (httpStatus(err) === 404) return [];
+      throw err;
+    }
+  };
+  const [peers, ads, sessions] = await Promise.all([
+    items<BgpStatusInput["peers"][number]>("bgppeers"),
+    items<BgpStatusInput["ads"][number]>("bgpadvertisements"),
+    items<BgpStatusInput["sessions"][number]>("bgpsessionstates"),
+  ]);
+  return { peers, ads, sessions };
 }

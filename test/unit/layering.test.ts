@@ -69,6 +69,15 @@ const m = await import("../controller/x.ts");`),
     expect(violations("api", net)).toEqual([]);
   });
 
+  it("src/bgp imports only net, and only its TCP edge (session.ts) opens sockets or logs", () => {
+    expect(outsideImports("bgp").length).toBeGreaterThan(0);
+    const edge = new Set(["node:net", "pino"]);
+    const bad = outsideImports("bgp")
+      .filter(({ file, spec }) => !(net(spec) || (file === "src/bgp/session.ts" && edge.has(spec))))
+      .map(({ file, spec }) => `${file}: ${spec}`);
+    expect(bad).toEqual([]);
+  });
+
   it("src/speaker never imports the controller", () => {
     expect(outsideImports("speaker").length).toBeGreaterThan(0);
     expect(violations("speaker", (s) => !s.startsWith("../controller/"))).toEqual([]);

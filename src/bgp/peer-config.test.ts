@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { peerConfigProblems } from "./peer-config.ts";
+import type { BgpPeerConfig } from "./types.ts";
+
+const ok: BgpPeerConfig = {
+  name: "r1",
+  myASN: 4200000001,
+  peerASN: 64500,
+  peerAddress: "192.0.2.1",
+  peerPort: 179,
+  holdTime: 90,
+  keepaliveTime: 30,
+  connectTime: 10,
+  routerID: "192.0.2.11",
+};
+
+describe("peerConfigProblems", () => {
+  it("accepts a usable config, hold time 0 and a dynamic ASN", () => {
+    expect(peerConfigProblems(ok)).toEqual([]);
+    expect(peerConfigProblems({ ...ok, holdTime: 0 })).toEqual([]);
+    expect(peerConfigProblems({ ...ok, peerASN: 0, dynamicASN: "external" })).toEqual([]);
+    expect(
+      peerConfigProblems({ ...ok, peerAddress: "2001:db8::1", sourceAddress: "2001:db8::2" }),
+    ).toEqual([]);
+  });
+
+  it.each([
+    [{ myASN: 0 }, "myASN 0 is not in 1..4294967295"],
+    [{ myASN: 4294967296 }, "myASN 4294967296 is not in 1..4294967295"],
+    [{ peerASN: 0 }, "peerASN 0 is not in 1..4294967295"],
+    [{ dynamicASN: "internal" as const }, "peerASN must be 0 when dynamicASN is set"],
+    [{ peerAddress: "r1.example" }, 'peerAddress "r1.example" is not an IP address'],
+    [{ sourceAddress: "2001:db8::2" }, "sourceAddress and peerAddress are of different families"],
+    [{ peerPort: 0 }, "peerPort 0 is not in 1..65535"],
+    [{ holdTime: 2 }, "holdTime 2 is neither 0 nor in 3..65535 seconds"],
+    [{ keepaliveTime: -1 }, "keepaliveTime -1 is not in 0..65535 seconds"],
+    [{ connectTime: 0 }, "connectTime 0 is not in 1..65535 seconds"],
+    [{ routerID: "0.0.0.0" }, 'routerID "0.0.0.0" is not a non-zero dotted IPv4 address'],
+    [{ routerID: "2001:db8::1" }, 'routerID "2001:db8::1" is not a non-zero dotted IPv4 address'],
+  ])("refuses %o", (change, problem) => {
+    expect(peerConfigProblems({ ...ok, ...change })).toEqual([problem]);
+  });
+});

@@ -1,0 +1,48 @@
+// The checks a BgpPeerConfig must pass before a session may use it. The CRD's validation
+// should already refuse all of these; this is the session's own guard, so that a value that
+// slipped through becomes a readable status error instead of an exception on the wire. Pure.
+import { parseIP } from "../net/address.ts";
+import type { BgpPeerConfig } from "./types.ts";
+
+const MAX_ASN = 4294967295;
+const isInt = (n: unknown, min: number, max: number) =>
+  typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
+
+/** The problems of `cfg`, each a sentence naming the field; empty when it is usable. */
+export function peerConfigProblems(cfg: BgpPeerConfig): string[] {
+  const p: string[] = [];
+  if (!isInt(cfg.myASN, 1, MAX_ASN)) p.push(`myASN ${cfg.myASN} is not in 1..${MAX_ASN}`);
+  if (cfg.dynamicASN === undefined) {
+    if (!isInt(cfg.peerASN, 1, MAX_ASN)) p.push(`peerASN ${cfg.peerASN} is not in 1..${MAX_ASN}`);
+  } else if (cfg.dynamicASN !== "internal" && cfg.dynamicASN !== "external") {
+    p.push(`dynamicASN ${JSON.stringify(cfg.dynamicASN)} is neither internal nor external`);
+  } else if (cfg.peerASN !== 0) {
+    p.push("peerASN must be 0 when dynamicASN is set");
+  }
+  const peer = parseIP(cfg.peerAddress);
+  if (peer === undefined)
+    p.push(`peerAddress ${JSON.stringify(cfg.peerAddress)} is not an IP address`);
+  if (cfg.sourceAddress !== undefined) {
+    const src = parseIP(cfg.sourceAddress);
+    if (src === undefined) {
+      p.push(`sourceAddress ${JSON.stringify(cfg.sourceAddress)} is not an IP address`);
+    } else if (peer !== undefined && src.family !== peer.family) {
+      p.push("sourceAddress and peerAddress are of different families");
+    }
+  }
+  if (!isInt(cfg.peerPort, 1, 65535)) p.push(`peerPort ${cfg.peerPort} is not in 1..65535`);
+  if (!(cfg.holdTime === 0 || isInt(cfg.holdTime, 3, 65535))) {
+    p.push(`holdTime ${cfg.holdTime} is neither 0 nor in 3..65535 seconds`);
+  }
+  if (!isInt(cfg.keepaliveTime, 0, 65535)) {
+    p.push(`keepaliveTime ${cfg.keepaliveTime} is not in 0..65535 seconds`);
+  }
+  if (!isInt(cfg.connectTime, 1, 65535)) {
+    p.push(`connectTime ${cfg.connectTime} is not in 1..65535 seconds`);
+  }
+  const id = parseIP(cfg.routerID);
+  if (id?.family !== "IPv4" || id.value === 0n) {
+    p.push(`routerID ${JSON.stringify(cfg.routerID)} is not a non-zero dotted IPv4 address`);
+  }
+  return p;
+}

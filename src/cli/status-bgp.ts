@@ -1,0 +1,123 @@
+// The BGP part of `ironlb status`: each node's sessions (from the speakers' BGPSessionStates)
+// and, per Service IP, which nodes advertise it to which peer. The latter is the speakers'
+// own plan (src/speaker/bgp-plan.ts) evaluated for every node over what the API server
+// holds, the same answer each node's speaker computes for itself.
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { type BGPAdvertisement, parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
+import { type BGPPeer, parseBGPPeer } from "../api/bgppeer.ts";
+import type { BGPSessionState } from "../api/bgpsessionstate.ts";
+import { planBgp } from "../speaker/bgp-plan.ts";
+import type { ObjectInputs } from "../speaker/decision.ts";
+
+export interface BgpStatusInput {
+  peers: (BGPPeer & KubernetesObject)[];
+  ads: (BGPAdvertisement & KubernetesObject)[];
+  sessions: (BGPSessionState & KubernetesObject)[];
+}
+
+export interface SessionRow {
+  node: string;
+  peer: string;
+  state: string;
+  prefixes: string;
+  flaps: string;
+  lastError: string;
+}
+
+export interface AdvertiserRow {
+  service: string;
+  ip: string;
+  peer: string;
+  /** Nodes advertising the IP to the peer, or why none does. */
+  nodes: string;
+}
+
+/** One row per BGPSessionState, sorted by node and peer. */
+export function sessionRows(input: BgpStatusInput): SessionRow[] {
+  return input.sessions
+    .flatMap((o) => (o.status ? [o.status] : []))
+    .sort((a, b) => (a.node === b.node ? (a.peer < b.peer ? -1 : 1) : a.node < b.node ? -1 : 1))
+    .map((s) => ({
+      node: s.node,
+      peer: s.peer,
+      state: s.state,
+      prefixes: String(s.prefixesSent ?? 0),
+      flaps: String(s.flaps ?? 0),
+      // An error from before the session came up is history, not its state.
+      lastError: s.state === "Established" ? "-" : (s.lastError ?? "-"),
+    }));
+}
+
+/**
+ * Per Service IP and BGPPeer, the nodes that advertise it there; an IP no node advertises
+ * gets one row with the first node's reason. Empty without BGPPeers (BGP mode unused).
+ */
+export function advertiserRows(objects: ObjectInputs, input: BgpStatusInput): AdvertiserRow[] {
+  const peers = input.peers.flatMap((p) => {
+    const r = parseBGPPeer(p, { unknownFields: "ignore" });
+    return r.ok ? [{ name: r.value.metadata.name ?? "", spec: r.value.spec }] : [];
+  });
+  if (peers.length === 0) return [];
+  const advertisements = input.ads.flatMap((a) => {
+    const r = parseBGPAdvertisement(a, { unknownFields: "ignore" });
+    return r.ok ? [{ name: r.value.metadata.name ?? "", ...r.value.spec }] : [];
+  });
+  // ip -> peer -> nodes; ip -> the first reason seen.
+  const by = new Map<string, Map<string, string[]>>();
+  const why = new Map<string, string>();
+  const nodes = [...objects.nodes].sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const node of nodes) {
+    const plan = planBgp({
+      self: node.name,
+      node,
+      services: objects.services,
+      slices: objects.slices,
+      pools: objects.pools,
+      advertisements,
+      peers,
+    });
+    for (const [ip, p] of plan.ips) {
+      for (const peer of p.advertised.keys()) {
+        const m = by.get(ip) ?? new Map<string, string[]>();
+        by.set(ip, m);
+        m.set(peer, [...(m.get(peer) ?? []), node.name]);
+      }
+      if (p.reason && !why.has(ip)) why.set(ip, `${node.name}: ${p.reason}`);
+    }
+  }
+  const rows: AdvertiserRow[] = [];
+  const services = [...objects.services].sort((a, b) => (a.key < b.key ? -1 : 1));
+  for (const s of services) {
+    for (const ip of s.ips) {
+      const m = by.get(ip);
+      if (m === undefined || m.size === 0) {
+        rows.push({
+          service: s.key,
+          ip,
+          peer: "-",
+          nodes: `none (${why.get(ip) ?? "no node known"})`,
+        });
+        continue;
+      }
+      for (const peer of [...m.keys()].sort())
+        rows.push({ service: s.key, ip, peer, nodes: m.get(peer)!.join(",") });
+    }
+  }
+  return rows;
+}
+
+/** An aligned table with a header (the last column is not padded). */
+export function formatTable<T extends object>(head: T, rows: readonly T[]): string {
+  const cols = Object.keys(head) as (keyof T)[];
+  const all = [head, ...rows];
+  const text = (r: T, c: keyof T) => String(r[c]);
+  const width = cols.map((c) => Math.max(...all.map((r) => text(r, c).length)));
+  return all
+    .map((r) =>
+      cols
+        .map((c, i) => (i === cols.length - 1 ? text(r, c) : text(r, c).padEnd(width[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
