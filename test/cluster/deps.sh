@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the real-cluster lab needs on top of test/install-deps.sh: the container
-# runtime (containerd, runc), the CNI plugins (bridge, host-local, portmap, loopback), a
-# static libc for the pause binary and FRR (BGP mode's router). Only missing ones are
-# installed.
+# runtime (containerd, runc), the CNI plugins (bridge, host-local, portmap, loopback) and a
+# static libc for the pause binary. Only missing ones are installed.
 set -euo pipefail
 say() { echo "[cluster-deps] $*" >&2; }
 
@@ -14,7 +13,6 @@ command -v gcc >/dev/null || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -n "$(find /usr/lib -name libc.a -print -quit 2>/dev/null)" ] || need+=(libc6-dev)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v tar >/dev/null || need+=(tar)
-[ -x /usr/lib/frr/bgpd ] && command -v vtysh >/dev/null || need+=(frr)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { say "missing Debian packages ${need[*]} and not root to install them"; exit 1; }
   say "installing Debian packages: ${need[*]}"
@@ -26,9 +24,4 @@ fi
 # it (each node runs its own), and it must not hold state the nodes could confuse with theirs.
 if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
   say "note: a system containerd is running; the lab does not use it"
-fi
-# Likewise Debian's frr package may start an FRR (zebra, no BGP) in the root namespace: the
-# lab runs its own in the router's namespace, with files of its own.
-if command -v systemctl >/dev/null && systemctl is-active --quiet frr 2>/dev/null; then
-  say "note: a system FRR is running; the lab does not use it"
 fi
