@@ -183,13 +183,15 @@ async function showBgp(
   say(
     `BGP failover: delete ${first.node}'s speaker pod (it ends its session with a Cease NOTIFICATION)`,
   );
+  const gone = c.node(first.node).ip;
+  const ceaseRe = new RegExp(`NOTIFICATION: received from neighbor ${gone} `);
+  const ceasesBefore = router.logLines(ceaseRe).length;
   const f = await router.failover(ipLocal, first.node, spread);
-  const gone = c.node(f.node).ip;
   say(
     `  the router withdrew ${gone} ${f.withdrawnMs.toFixed(0)} ms after kubectl delete; next hops now ${f.during.join(", ")}`,
   );
-  const cease = router.lastLogLine(new RegExp(`NOTIFICATION: received from neighbor ${gone} `));
-  if (cease) say(`  the router's log: ${cease.replace(/^.*?%/, "%")}`);
+  for (const l of router.logLines(ceaseRe).slice(ceasesBefore))
+    say(`  the router's log: ${l.replace(/^.*?%/, "%")}`);
   say(`  meanwhile, routed client → http://${ipLocal}/, ${n} connections: ${f.whileGone}`);
   say(
     `  ${f.node}'s new speaker pod established its session: next hop ${c.node(f.node).ip} back ${(f.backMs / 1000).toFixed(1)} s after the delete (${secs()})`,

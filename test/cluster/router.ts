@@ -189,19 +189,15 @@ export class LabRouter {
     return Object.fromEntries(Object.entries(r).map(([ip, n]) => [ip, n.bgpState ?? "?"]));
   }
 
-  /** The last line of the router's BGP log that matches `re` (what its operator would read). */
-  lastLogLine(re: RegExp): string | undefined {
+  /** The lines of the router's BGP log that match `re` (what its operator would read). */
+  logLines(re: RegExp): string[] {
     let text = "";
     try {
       text = readFileSync(join(this.frr.dir, "bgpd.log"), "utf8");
     } catch {
-      return undefined;
+      return [];
     }
-    return text
-      .trimEnd()
-      .split("\n")
-      .filter((l) => re.test(l))
-      .pop();
+    return text.split("\n").filter((l) => re.test(l));
   }
 
   /** Waits until the router's next hops for `ip` are exactly `want`; the milliseconds taken. */
