@@ -5,7 +5,9 @@ import {
   type EligibilityInput,
   EXCLUDE_FROM_LB_LABEL,
   eligibleNodes,
+  endpointsAllow,
   type L2AdvertisementInfo,
+  loadBalancingExclusion,
   type NodeInfo,
 } from "./eligibility.ts";
 
@@ -440,4 +442,45 @@ describe("countReadyEndpoints", () => {
     expect([...countReadyEndpoints(slices, "IPv6").byNode.keys()]).toEqual(["n2"]);
     expect(countReadyEndpoints(slices).total).toBe(2);
   });
+});
+
+describe("the protocol-neutral checks (Layer 2 and BGP)", () => {
+  it.each([
+    [{}, undefined, undefined],
+    [{}, "False", undefined],
+    [{}, "Unknown", undefined],
+    [{}, "True", "NetworkUnavailable"],
+    [{ [EXCLUDE_FROM_LB_LABEL]: "" }, undefined, "ExcludedByLabel"],
+    [{ [EXCLUDE_FROM_LB_LABEL]: "true" }, "True", "NetworkUnavailable"],
+  ] as const)("labels %j, NetworkUnavailable %s: %s", (labels, networkUnavailable, want) => {
+    expect(
+      loadBalancingExclusion({
+        name: "n",
+        labels,
+        ...(networkUnavailable ? { networkUnavailable } : {}),
+      }),
+    ).toBe(want);
+  });
+
+  it.each([
+    ["Cluster", { n1: 1 }, 1, "n2", true],
+    ["Cluster", {}, 1, "n2", true],
+    ["Cluster", {}, 0, "n2", false],
+    ["Local", { n1: 1 }, 1, "n1", true],
+    ["Local", { n1: 1 }, 1, "n2", false],
+    ["Local", {}, 1, "n1", false],
+  ] as const)(
+    "%s, endpoints by node %j (total %i), node %s: %s",
+    (policy, byNode, total, node, want) => {
+      expect(
+        endpointsAllow(
+          {
+            externalTrafficPolicy: policy,
+            endpoints: { byNode: new Map(Object.entries(byNode)), total },
+          },
+          node,
+        ),
+      ).toBe(want);
+    },
+  );
 });

@@ -148,6 +148,8 @@ export class Speaker {
   readonly #records: Informer<Record_>;
   /** BGP mode, beside Layer 2, from the same snapshot (bgp-mode.ts). */
   readonly #bgp: BgpMode | undefined;
+  /** Its sessions ending (withdrawAll). */
+  #bgpStopped: Promise<void> | undefined;
   /** What the speaker reads of those three kinds: through the checkers of src/api. */
   readonly #checkedPools: Checked<IPAddressPool>;
   readonly #checkedAds: Checked<L2Advertisement>;
@@ -318,8 +320,9 @@ export class Speaker {
   }
 
   /**
-   * Stops answering for everything at once and announces nothing more; returns the IPs it
-   * held. No gratuitous "goodbye": the next owner's burst replaces us.
+   * Stops answering for everything at once and announces nothing more, and ends the BGP
+   * sessions; returns the IPs it held. No gratuitous "goodbye": the next owner's burst
+   * replaces us.
    */
   withdrawAll(): string[] {
     this.#stopped = true;
@@ -328,13 +331,15 @@ export class Speaker {
     const ips = [...this.#current.keys()].sort();
     for (const ip of ips) this.#announcer.withdraw(ip);
     this.#current.clear();
+    // BGP in the same turn: a Cease to every peer, whose routers withdraw this node's routes.
+    this.#bgpStopped ??= this.#bgp?.stop();
     return ips;
   }
 
   /** Withdraws everything (BGP: a Cease to every peer) and stops watching. */
   async stop(): Promise<void> {
     this.withdrawAll();
-    await this.#bgp?.stop();
+    await this.#bgpStopped;
     await Promise.all(
       [this.#services, this.#slices, this.#nodes, this.#pools, this.#ads, this.#records].map((i) =>
         i.stop(),

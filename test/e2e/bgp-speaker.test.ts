@@ -7,6 +7,7 @@
 // Service IPs from 198.51.100.64/26 (pool 198.51.100.90-198.51.100.99). ASNs: nodes 64512,
 // router 64500 (private). Namespaces: the lab's prefix (ilbbgp…), router `<prefix>rtr`.
 
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
 import { run } from "../lab/net.ts";
 import { type FrrRouter, nextHops, requireFrr, startFrr } from "../support/frr.ts";
-import { clientsFor, waitFor } from "../support/kube.ts";
+import { clientsFor, repoRoot, waitFor } from "../support/kube.ts";
 
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
   throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
@@ -204,6 +205,22 @@ exit
       });
       expect(st.status).toMatchObject({ node: n.name, peerAddress: ROUTER_IP });
     }
+    // And an Event on the BGPPeer from each node (cluster-scoped: in "default").
+    const events = await waitFor("a SessionEstablished Event from each node", async () => {
+      const list = await clientsFor(lab.kc).core.listNamespacedEvent({
+        namespace: "default",
+        fieldSelector: "involvedObject.name=tor,involvedObject.kind=BGPPeer",
+      });
+      const messages = list.items
+        .filter((e) => e.reason === "SessionEstablished")
+        .map((e) => e.message ?? "");
+      return lab.nodes.every((n) => messages.some((m) => m.startsWith(`Node ${n.name} `)))
+        ? messages
+        : undefined;
+    });
+    expect(events).toContain(
+      `Node node1 established its BGP session with ${ROUTER_IP} (hold time 9s)`,
+    );
   });
 
   it("gives a Cluster Service one next hop per node (ECMP), and withdraws it when the Service is deleted", async () => {
@@ -218,6 +235,28 @@ exit
       lab.nodes.map((n) => n.ip),
       "both nodes advertise",
     );
+    // `ironlb status` says the same: both nodes advertise the IP to the router, and both
+    // sessions are up with its prefix (a BGPSessionState is written at most once a second).
+    const status = () =>
+      execFileSync(
+        process.execPath,
+        [join(repoRoot, "bin/ironlb.js"), "status", "--kubeconfig", inject("kubeconfig")],
+        { encoding: "utf8" },
+      )
+        .split("\n")
+        .map((l) => l.split(/\s+/).join(" "));
+    const want = [
+      `default/ecmp ${ip} tor node1,node2`,
+      "node1 tor Established 1 0 -",
+      "node2 tor Established 1 0 -",
+    ];
+    let lines: string[] = [];
+    await waitFor("ironlb status to show both advertisers and sessions", () => {
+      lines = status();
+      return want.every((w) => lines.includes(w));
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${lines.join("\n")}`);
+    });
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
   });
@@ -236,5 +275,31 @@ exit
     await lab.setEndpoints(svc, []);
     await waitHops(ip, [], "no endpoint is left");
     await lab.deleteService(svc);
+  });
+
+  it("ends a stopping speaker's session with a Cease, so the router drops that next hop at once", async () => {
+    const svc = await lab.createService("leaving", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const both = lab.nodes.map((n) => n.ip);
+    await waitHops(ip, both, "both nodes advertise");
+    const t0 = performance.now();
+    await lab.stopSpeaker("node2", "SIGTERM");
+    await waitHops(ip, [lab.node("node1").ip], "node2's speaker stopped");
+    // Far below the 9 s hold time: the router heard the Cease (or the close) at once.
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const n2 = lab.node("node2").ip;
+    const neighbor = (await router!.json<Record<string, unknown>>(`show bgp neighbors ${n2} json`))[
+      n2
+    ];
+    expect(JSON.stringify(neighbor)).toContain("Administrative Shutdown");
+    lab.startSpeaker("node2");
+    await lab.waitSpeakersReady(60_000);
+    await waitHops(ip, both, "node2's speaker is back");
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
   });
 });
