@@ -148,6 +148,7 @@ async function showBgp(
     `BGP mode: router ${ROUTER_NS} (FRR, AS ${ROUTER_ASN}, ${ROUTER_IP} on the LAN) peers with the ${c.nodes.length} nodes (AS ${NODE_ASN}); the BGPPeer and BGPAdvertisement came with helm install -f ${valuesFile}. Client ${ROUTED_CLIENT_IP} sits behind the router, not on the LAN.`,
   );
   // After the node loss above, that node's session may still be coming back.
+  await router.waitEstablished();
   await router.waitNextHops(ipCluster, nodeIPs, 60_000);
   await waitSessionsEstablished(c);
   say("kubectl get bgpsessionstates (one per node and peer, written by each node's speaker):");

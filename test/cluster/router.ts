@@ -189,6 +189,23 @@ export class LabRouter {
     return Object.fromEntries(Object.entries(r).map(([ip, n]) => [ip, n.bgpState ?? "?"]));
   }
 
+  /** Waits until the router's session with every node is Established. */
+  async waitEstablished(timeoutMs = 60_000): Promise<void> {
+    const want = this.c.nodes.map((n) => `${n.ip}=Established`).sort();
+    const now = async () =>
+      Object.entries(await this.sessions())
+        .map(([ip, st]) => `${ip}=${st}`)
+        .sort();
+    await waitFor(
+      "the router's session with every node Established",
+      async () => JSON.stringify(await now()) === JSON.stringify(want),
+      timeoutMs,
+      100,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; now ${(await now()).join(", ")}`);
+    });
+  }
+
   /** The lines of the router's BGP log that match `re` (what its operator would read). */
   logLines(re: RegExp): string[] {
     let text = "";

@@ -215,7 +215,9 @@ describe("ironlb installed by helm in a real cluster", () => {
       .lines()
       .findIndex((l) => l.msg === "left: peers told, announcements withdrawn");
     expect(down).toBeGreaterThanOrEqual(0);
-    expect(left).toBe(down + 1);
+    expect(left).toBeGreaterThan(down);
+    // In between, only its BGP session ending (the Cease, sent in the same turn).
+    for (const l of speakerLog.lines().slice(down + 1, left)) expect(l.peer).toBe(BGP_PEER);
     expect(speakerLog.lines()[left]?.ips).toContain(ipLocal);
     const a = await clientEcho(cluster(), ipLocal);
     expect(a?.client).toBe(CLIENT_IP);
@@ -224,14 +226,13 @@ describe("ironlb installed by helm in a real cluster", () => {
   });
 
   it("BGP: every node's session with the router from the chart values is Established, as its BGPSessionState says", async () => {
+    // The router's side (a speaker pod replaced just before may still be connecting)...
+    await router().waitEstablished();
+    // ...and what each node's speaker wrote about its own session.
     const established = await waitSessionsEstablished(cluster());
     expect(established.map((s) => s.status?.node).sort()).toEqual(NODES);
     for (const s of established)
       expect(s.status).toMatchObject({ peer: BGP_PEER, peerAddress: ROUTER_IP });
-    // The router's side of the same sessions.
-    expect(await router().sessions()).toEqual(
-      Object.fromEntries(nodeIPs().map((ip) => [ip, "Established"])),
-    );
   });
 
   it("BGP: the router has one next hop per node, and the routed client's connections spread over the nodes", async () => {
