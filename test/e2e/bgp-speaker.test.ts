@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
@@ -299,6 +300,115 @@ exit
     lab.startSpeaker("node2");
     await lab.waitSpeakersReady(60_000);
     await waitHops(ip, both, "node2's speaker is back");
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("carries an advertisement's communities, large communities and aggregation to the router", async () => {
+    await lab.createPool("bgp-attrs", ["198.51.100.100/30"], { autoAssign: false });
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp-attrs" },
+        spec: {
+          ipAddressPools: ["bgp-attrs"],
+          communities: ["64512:100", "no-export", "large:64512:1:2"],
+        },
+      },
+    });
+    // The same pool aggregated to its /30: accepted by a second prefix-list entry.
+    await router!.vtysh("configure terminal", "ip prefix-list SVC seq 10 permit 198.51.100.100/30");
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpadvertisements",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPAdvertisement",
+        metadata: { name: "bgp-agg" },
+        spec: { ipAddressPools: ["bgp-attrs"], aggregationLength: 30 },
+      },
+    });
+    try {
+      const svc = await lab.createService("attrs", {
+        port: nextPort++,
+        pool: "bgp-attrs",
+        endpoints: ["node1"],
+      });
+      const ip = await lab.waitForIP(svc);
+      await waitHops(
+        ip,
+        lab.nodes.map((n) => n.ip),
+        "both nodes advertise the /32",
+      );
+      const route = await waitFor("the router's paths with communities", async () => {
+        const r = await router!.json<{ paths?: unknown[] }>(`show bgp ipv4 unicast ${ip}/32 json`);
+        return (r.paths?.length ?? 0) === 2 ? r : undefined;
+      });
+      const text = JSON.stringify(route);
+      expect(text).toContain("64512:100");
+      expect(text).toContain("noExport");
+      expect(text).toContain("64512:1:2");
+      const agg = nextHops(await router!.kernelRoute("198.51.100.100/30"));
+      expect(agg).toEqual(lab.nodes.map((n) => n.ip).sort());
+      await lab.deleteService(svc);
+      await waitHops(ip, [], "the Service is deleted");
+      await waitFor(
+        "the aggregate withdrawn",
+        async () => (await router!.kernelRoute("198.51.100.100/30")) === undefined,
+      );
+    } finally {
+      for (const name of ["bgp-attrs", "bgp-agg"])
+        await custom()
+          .deleteClusterCustomObject({ group, version, plural: "bgpadvertisements", name })
+          .catch(() => undefined);
+    }
+  });
+
+  it("opens a new session when the BGPPeer's settings change, and the routes come back on it", async () => {
+    const svc = await lab.createService("change", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const both = lab.nodes.map((n) => n.ip);
+    await waitHops(ip, both, "both nodes advertise");
+    type Stats = Neighbor & { connectionsEstablished?: number; bgpTimerHoldTimeMsecs?: number };
+    const neighbor = async (addr: string) =>
+      (await router!.json<Record<string, Stats>>(`show bgp neighbors ${addr} json`))[addr]!;
+    const before = await Promise.all(
+      both.map(async (a) => (await neighbor(a)).connectionsEstablished ?? 0),
+    );
+    await custom().patchClusterCustomObject(
+      {
+        group,
+        version,
+        plural: "bgppeers",
+        name: "tor",
+        body: { spec: { holdTime: "6s", keepaliveTime: "2s" } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    for (const [i, a] of both.entries()) {
+      await waitFor(
+        `a new session from ${a} with hold time 6 s`,
+        async () => {
+          const n = await neighbor(a);
+          return (
+            n.bgpState === "Established" &&
+            (n.connectionsEstablished ?? 0) > before[i]! &&
+            n.bgpTimerHoldTimeMsecs === 6000
+          );
+        },
+        20_000,
+      );
+    }
+    await waitHops(ip, both, "the routes are back on the new sessions");
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
   });
