@@ -179,7 +179,11 @@ describe("ironlb doctor", () => {
           cause: expect.stringContaining(cause),
         }),
       );
-    problem("pool-advertised", `pool ${POOL_NOAD}`, `no L2Advertisement or BGPAdvertisement selects pool ${POOL_NOAD}`);
+    problem(
+      "pool-advertised",
+      `pool ${POOL_NOAD}`,
+      `no L2Advertisement or BGPAdvertisement selects pool ${POOL_NOAD}`,
+    );
     problem("announced", `service ${ns}/noad `, `no L2Advertisement selects pool "${POOL_NOAD}"`);
     problem("announced", `service ${ns}/local `, "not announced: no ready endpoints");
     problem(
