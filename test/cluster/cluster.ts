@@ -14,6 +14,8 @@
 //                 and kube-proxy run in the holder's mount and network namespaces, under the
 //                 cgroup /ilbc-nodeN of every hierarchy.
 //   ilbc-client   a LAN client that routes the Service pool on-link (it ARPs for Service IPs).
+//   ilbc-router, ilbc-rclient  BGP mode's router and the client behind it, when asked for
+//                 (router.ts).
 // kube-apiserver, etcd, kube-controller-manager and kube-scheduler run in the root namespace.
 import { type ChildProcess, spawn } from "node:child_process";
 import {
@@ -62,6 +64,8 @@ const UPLINK = `${PREFIX}up`;
 const CLIENT = `${PREFIX}client`;
 /** Where a running cluster records itself, so that `down` and the next run can clean up a crash. */
 const markerFile = "/run/ironlb-cluster/cluster.json";
+/** FRR's folder for the lab's router (router.ts): user frr must reach it, so not under /root. */
+export const ROUTER_DIR = "/run/ironlb-cluster/router";
 /** Paths kubelet and containerd use whatever their flags say: one folder per node over each. */
 const PRIVATE_DIRS = [
   "/var/lib/kubelet",
@@ -306,6 +310,7 @@ export async function destroyCluster(log: (msg: string) => void = () => {}): Pro
     rmSync(m.dir, { recursive: true, force: true });
   }
   rmSync(markerFile, { force: true });
+  rmSync(ROUTER_DIR, { recursive: true, force: true });
   const left = nodes.filter((n) => cgroupMounts().some((c) => existsSync(join(c, n.ns))));
   if (left.length > 0)
     log(`warning: cgroups left behind: ${left.map((n) => n.ns).join(", ")} (busy)`);

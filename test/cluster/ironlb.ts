@@ -28,12 +28,16 @@ export function parseEcho(body: string | undefined): EchoAnswer | undefined {
   return m ? { pod: m[1]!, node: m[2]!, client: m[3]! } : undefined;
 }
 
-/** Imports ironlb's image on every node and installs the chart with it; waits until Ready. */
+/**
+ * Imports ironlb's image on every node and installs the chart with it; waits until Ready.
+ * `valuesFiles` are passed with `-f` (e.g. the BGP mode values of router.ts).
+ */
 export async function installIronlb(
   c: RealCluster,
   image: { archive: string; tag: string },
   extraValues: string[] = [],
   importImage = true,
+  valuesFiles: string[] = [],
 ): Promise<void> {
   if (importImage) await Promise.all(c.nodes.map((n) => c.importImage(n, image.archive)));
   await c.helm([
@@ -49,6 +53,7 @@ export async function installIronlb(
     `image.tag=${image.tag}`,
     "--set",
     "image.pullPolicy=Never",
+    ...valuesFiles.flatMap((f) => ["-f", f]),
     ...extraValues.flatMap((v) => ["--set", v]),
     "--wait",
     "--timeout",

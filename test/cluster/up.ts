@@ -1,6 +1,10 @@
 // From nothing to "IP reached": the Kubernetes binaries and images, the cluster, ironlb by
 // `helm install`, the echo Deployment and its two LoadBalancer Services answered at the
 // LAN client. What `npm run lab`, the cluster e2e test and the cluster benchmark share.
+// With `bgp`, also BGP mode: the router and its routed client (router.ts), the chart's BGP
+// values, and both IPs answered at the routed client as well.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { ensureBinaries } from "../controlplane/controlplane.ts";
 import { RealCluster } from "./cluster.ts";
 import { buildLabImages, ironlbImage } from "./images.ts";
@@ -13,6 +17,7 @@ import {
   waitAnswer,
   waitExternalIP,
 } from "./ironlb.ts";
+import { bgpValues, LabRouter } from "./router.ts";
 
 export interface UpOptions {
   /** Folder of the cluster's state and logs (replaced). */
@@ -20,6 +25,8 @@ export interface UpOptions {
   /** Folder of the Kubernetes binaries (default: build.sh's, built when missing). */
   binDir?: string;
   log: (msg: string) => void;
+  /** BGP mode too: a router peered with the nodes, and a client behind it. */
+  bgp?: boolean;
 }
 
 export interface LabUp {
@@ -28,6 +35,10 @@ export interface LabUp {
   ipCluster: string;
   ipLocal: string;
   image: { archive: string; ref: string; tag: string };
+  /** With `bgp`: the router (its routes, its routed client). */
+  router?: LabRouter;
+  /** With `bgp`: the values file `helm install` was given. */
+  bgpValuesFile?: string;
   /** Milliseconds from the call to: nodes Ready, ironlb and echo Ready, both IPs answered. */
   ms: { nodesReady: number; installed: number; ipReached: number };
 }
@@ -50,9 +61,16 @@ export async function upWithIronlb(opts: UpOptions): Promise<LabUp> {
   });
   try {
     const nodesReady = performance.now() - t0;
+    let router: LabRouter | undefined;
+    let bgpValuesFile: string | undefined;
+    if (opts.bgp) {
+      router = await LabRouter.create(cluster);
+      bgpValuesFile = join(opts.dir, "values-bgp.yaml");
+      writeFileSync(bgpValuesFile, bgpValues());
+    }
     await Promise.all([
       (async () => {
-        await installIronlb(cluster, image, [], false);
+        await installIronlb(cluster, image, [], false, bgpValuesFile ? [bgpValuesFile] : []);
         await createPool(cluster);
       })(),
       deployEcho(cluster),
@@ -61,9 +79,22 @@ export async function upWithIronlb(opts: UpOptions): Promise<LabUp> {
     const ipCluster = await waitExternalIP(cluster, CLUSTER_SVC);
     const ipLocal = await waitExternalIP(cluster, LOCAL_SVC);
     // A finished rollout is not yet a synced kube-proxy: the first answer is the proof.
-    await Promise.all([waitAnswer(cluster, ipLocal), waitAnswer(cluster, ipCluster)]);
+    await Promise.all([
+      waitAnswer(cluster, ipLocal),
+      waitAnswer(cluster, ipCluster),
+      router?.waitAnswer(ipLocal),
+      router?.waitAnswer(ipCluster),
+    ]);
     const ipReached = performance.now() - t0;
-    return { cluster, ipCluster, ipLocal, image, ms: { nodesReady, installed, ipReached } };
+    return {
+      cluster,
+      ipCluster,
+      ipLocal,
+      image,
+      ...(router ? { router } : {}),
+      ...(bgpValuesFile ? { bgpValuesFile } : {}),
+      ms: { nodesReady, installed, ipReached },
+    };
   } catch (err) {
     await cluster.destroy();
     throw err;

@@ -1,6 +1,9 @@
 // ironlb as users run it: a real cluster on this machine (kubelet, containerd, kube-proxy in
 // nftables mode, bridge CNI; test/cluster/cluster.ts), ironlb installed with `helm install`
 // from its image, and a LAN client reaching real pods through ARP → node → kube-proxy.
+// BGP mode in the same cluster: the chart's BGP values peer every node with a router (FRR,
+// test/cluster/router.ts), and a client behind the router reaches the same Services over
+// one next hop per node.
 // One cluster for the whole file; it is removed in afterAll even when a test fails, and
 // the root namespace's sysctls, nftables ruleset and routes must be as they were.
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -8,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { load as loadYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { CLIENT_IP } from "../cluster/addresses.ts";
+import { CLIENT_IP, ROUTED_CLIENT_IP, ROUTER_IP } from "../cluster/addresses.ts";
 import { destroyCluster, type RealCluster } from "../cluster/cluster.ts";
 import { type HostSnapshot, hostSnapshot, hostSnapshotDiff } from "../cluster/host.ts";
 import {
@@ -28,6 +31,7 @@ import {
   waitExternalIP,
   waitSpeakersReady,
 } from "../cluster/ironlb.ts";
+import { BGP_PEER, type LabRouter, waitSessionsEstablished } from "../cluster/router.ts";
 import { upWithIronlb } from "../cluster/up.ts";
 import { tryRun } from "../lab/net.ts";
 import { repoRoot, sleep, waitFor } from "../support/kube.ts";
@@ -130,11 +134,19 @@ describe("ironlb installed by helm in a real cluster", () => {
   let ipKept = "";
   let ipsBefore: Record<string, string> = {};
   let imageTag = "";
+  let r: LabRouter | undefined;
+  let bgpValuesFile = "";
+  const NODES = ["node1", "node2", "node3"];
 
   const cluster = () => {
     if (!c) throw new Error("the cluster did not start (see beforeAll)");
     return c;
   };
+  const router = () => {
+    if (!r) throw new Error("the router did not start (see beforeAll)");
+    return r;
+  };
+  const nodeIPs = () => cluster().nodes.map((n) => n.ip);
 
   beforeAll(async () => {
     // A lab left running uses the same addresses: it is replaced (it is disposable).
@@ -144,8 +156,11 @@ describe("ironlb installed by helm in a real cluster", () => {
       dir: mkdtempSync(join(tmpdir(), "ironlb-cluster-e2e-")),
       binDir: inject("binDir"),
       log,
+      bgp: true,
     });
     c = up.cluster;
+    r = up.router;
+    bgpValuesFile = up.bgpValuesFile ?? "";
     imageTag = up.image.tag;
     ipCluster = up.ipCluster;
     ipLocal = up.ipLocal;
@@ -200,11 +215,59 @@ describe("ironlb installed by helm in a real cluster", () => {
       .lines()
       .findIndex((l) => l.msg === "left: peers told, announcements withdrawn");
     expect(down).toBeGreaterThanOrEqual(0);
-    expect(left).toBe(down + 1);
+    expect(left).toBeGreaterThan(down);
+    // In between, only its BGP session ending (the Cease, sent in the same turn).
+    for (const l of speakerLog.lines().slice(down + 1, left)) expect(l.peer).toBe(BGP_PEER);
     expect(speakerLog.lines()[left]?.ips).toContain(ipLocal);
     const a = await clientEcho(cluster(), ipLocal);
     expect(a?.client).toBe(CLIENT_IP);
     expect(await clientEcho(cluster(), ipCluster)).toBeDefined();
+    await waitSpeakersReady(cluster());
+  });
+
+  it("BGP: every node's session with the router from the chart values is Established, as its BGPSessionState says", async () => {
+    // The router's side (a speaker pod replaced just before may still be connecting)...
+    await router().waitEstablished();
+    // ...and what each node's speaker wrote about its own session.
+    const established = await waitSessionsEstablished(cluster());
+    expect(established.map((s) => s.status?.node).sort()).toEqual(NODES);
+    for (const s of established)
+      expect(s.status).toMatchObject({ peer: BGP_PEER, peerAddress: ROUTER_IP });
+  });
+
+  it("BGP: the router has one next hop per node, and the routed client's connections spread over the nodes", async () => {
+    const r = router();
+    // Cluster: every node advertises (the Service has ready endpoints).
+    await r.waitNextHops(ipCluster, nodeIPs());
+    const viaCluster = await r.sample(ipCluster, 10);
+    expect(viaCluster.length).toBe(10);
+    // Local: every node has its own echo pod, so every node advertises; a node sends to its
+    // own pod only, so the answering node is the one the router chose. Hashing on ports
+    // (fib_multipath_hash_policy=1 in the router's namespace) spreads one client's
+    // connections over all three next hops.
+    await r.waitNextHops(ipLocal, nodeIPs());
+    const viaLocal = await r.sample(ipLocal, 30);
+    expect(viaLocal.length).toBe(30);
+    expect(new Set(viaLocal.map((a) => a.node))).toEqual(new Set(NODES));
+    for (const a of viaLocal) expect(a.client).toBe(ROUTED_CLIENT_IP);
+  });
+
+  it("BGP: a node's speaker pod deleted: its next hop leaves the router at once and comes back with the new pod", async () => {
+    const r = router();
+    const cease = new RegExp(
+      `NOTIFICATION: received from neighbor ${cluster().node("node2").ip} 6/2 \\(Cease/Administrative Shutdown\\)`,
+    );
+    const ceasesBefore = r.logLines(cease).length;
+    const f = await r.failover(ipCluster, "node2", () => r.sample(ipCluster, 10));
+    log(
+      `BGP: node2's next hop withdrawn ${f.withdrawnMs.toFixed(0)} ms after its speaker pod was deleted, back after ${(f.backMs / 1000).toFixed(1)} s`,
+    );
+    expect(f.during).toEqual(nodeIPs().filter((ip) => ip !== cluster().node("node2").ip));
+    // A Cease on SIGTERM (the router logged it), not the 9 s hold timer.
+    expect(r.logLines(cease).length).toBeGreaterThan(ceasesBefore);
+    expect(f.withdrawnMs).toBeLessThan(5000);
+    expect(f.whileGone.length).toBe(10);
+    expect(await r.nextHops(ipCluster)).toEqual(nodeIPs());
     await waitSpeakersReady(cluster());
   });
 
@@ -344,6 +407,7 @@ spec:
     );
     // The hook ran: the run-time objects are gone...
     expect((await c.kubectl(["get", "ipannouncements", "-o", "name"])).trim()).toBe("");
+    expect((await c.kubectl(["get", "bgpsessionstates", "-o", "name"])).trim()).toBe("");
     expect((await c.kubectl(["get", "leases", "-n", NAMESPACE, "-o", "name"])).trim()).toBe("");
     expect(await c.kubectl(["get", "secrets", "-n", NAMESPACE, "-o", "name"])).not.toContain(
       `${RELEASE}-heartbeat`,
@@ -365,12 +429,15 @@ spec:
     expect(await c.clientGet(`http://${ipLocal}/`, 1500)).toBeUndefined();
     const n = await c.clientNeighbour(ipLocal);
     expect(n?.mac).toBeUndefined();
+    // The leaving speakers ended their sessions: the router has no route left for the IPs.
+    for (const ip of [ipCluster, ipLocal, ipKept]) expect(await router().nextHops(ip)).toEqual([]);
+    expect(await router().clientEcho(ipCluster)).toBeUndefined();
   }, 300_000);
 
   it("helm install again: every Service gets the IP it had, and the client reaches it", async () => {
     const c = cluster();
     // The image is still on the nodes; the pool and CRDs outlived the release.
-    await installIronlb(c, { archive: "", tag: imageTag }, [], false);
+    await installIronlb(c, { archive: "", tag: imageTag }, [], false, [bgpValuesFile]);
     // The new release writes ipMode VIP (the last one wrote Proxy): each status was rewritten.
     await waitFor(
       "every status rewritten by the new controller (ipMode VIP)",
@@ -395,6 +462,9 @@ spec:
     await waitAnswer(c, ipKept);
     expect((await waitAnswer(c, ipLocal)).client).toBe(CLIENT_IP);
     await waitAnswer(c, ipCluster);
+    // The BGP values came back with the release: so did the router's routes.
+    await router().waitNextHops(ipCluster, nodeIPs());
+    expect((await router().waitAnswer(ipLocal)).client).toBe(ROUTED_CLIENT_IP);
   }, 300_000);
 
   it("new CRDs first, then helm upgrade, then helm rollback: every IP stays", async () => {

@@ -572,8 +572,26 @@ describe("helm chart", () => {
           "/l2Advertisements/0/spec",
         ],
         [
-          "bgpPeers[0].name=tor,bgpPeers[0].spec.myASN=64512,bgpPeers[0].spec.peerAddress=192.0.2.1,bgpPeers[0].spec.holdTime=90",
+          "bgpPeers[0].name=tor,bgpPeers[0].spec.myASN=64512,bgpPeers[0].spec.peerASN=64500,bgpPeers[0].spec.peerAddress=192.0.2.1,bgpPeers[0].spec.holdTime=90",
           "/bgpPeers/0/spec/holdTime",
+        ],
+        // A host name where the CRD wants an address, an IPv6 router ID, and neither or
+        // both of peerASN and dynamicASN: the apiserver would refuse the BGPPeer mid-install.
+        [
+          "bgpPeers[0].name=tor,bgpPeers[0].spec.myASN=64512,bgpPeers[0].spec.peerASN=64500,bgpPeers[0].spec.peerAddress=router.example",
+          "/bgpPeers/0/spec/peerAddress",
+        ],
+        [
+          "bgpPeers[0].name=tor,bgpPeers[0].spec.myASN=64512,bgpPeers[0].spec.peerASN=64500,bgpPeers[0].spec.peerAddress=192.0.2.1,bgpPeers[0].spec.routerID=2001:db8::1",
+          "/bgpPeers/0/spec/routerID",
+        ],
+        [
+          "bgpPeers[0].name=tor,bgpPeers[0].spec.myASN=64512,bgpPeers[0].spec.peerAddress=192.0.2.1",
+          "/bgpPeers/0/spec': missing property 'peerASN",
+        ],
+        [
+          "bgpPeers[0].name=tor,bgpPeers[0].spec.myASN=64512,bgpPeers[0].spec.peerASN=64500,bgpPeers[0].spec.dynamicASN=external,bgpPeers[0].spec.peerAddress=192.0.2.1",
+          "/bgpPeers/0/spec': 'oneOf",
         ],
         [
           "bgpAdvertisements[0].name=a,bgpAdvertisements[0].spec.community[0]=no-export",
@@ -591,6 +609,13 @@ describe("helm chart", () => {
         chartDir,
         "--set",
         "controller.resources.requests.memory=128Mi,controller.resources.requests.cpu=0.1",
+      ]);
+      await ok("helm", [
+        "template",
+        "lb",
+        chartDir,
+        "--set",
+        "bgpPeers[0].name=tor6,bgpPeers[0].spec.myASN=4200000001,bgpPeers[0].spec.dynamicASN=external,bgpPeers[0].spec.peerAddress=2001:db8::1,bgpPeers[0].spec.routerID=192.0.2.7",
       ]);
 
       const typo = await run("helm", ["template", "lb", chartDir, "--set", "ipMod=VIP"]);
