@@ -26,16 +26,17 @@ RUN node -e 'const l = require("./package-lock.json").packages; for (const p of 
 # Runtime dependencies only (@kubernetes/client-node is a dev dependency: the components
 # import its types, which compile away). No dependency needs an install script.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-COPY src/arp/native/ src/arp/native/
-RUN /tools/node_modules/.bin/node-gyp rebuild --directory src/arp/native --nodedir=/usr/local
+# Builds the addon and its tools build (tests and benchmarks only); only the former is copied.
+COPY src/layer2/native/ src/layer2/native/
+RUN /tools/node_modules/.bin/node-gyp rebuild --directory src/layer2/native --nodedir=/usr/local
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/ src/
 # Emit only (--noCheck, no type packages): types are checked by `npm run typecheck`, which
 # needs the dev dependencies this stage does not have.
 RUN echo '{ "extends": "./tsconfig.build.json", "compilerOptions": { "types": [] } }' > tsconfig.image.json \
  && /tools/node_modules/.bin/tsc -p tsconfig.image.json --noCheck \
- && mkdir -p dist/arp/native/build/Release \
- && cp src/arp/native/build/Release/ironlb_packet.node dist/arp/native/build/Release/
+ && mkdir -p dist/layer2/native/build/Release \
+ && cp src/layer2/native/build/Release/ironlb_packet.node dist/layer2/native/build/Release/
 
 # --- rootfs: Node, nft and the shared libraries they link, the application, nothing else ----
 # No shell, package manager, npm or headers: the runtime is what `node` and `nft` need (ldd)
@@ -47,7 +48,7 @@ RUN set -eu; r=/rootfs; \
     mkdir -p $r/usr/local/bin $r/usr/sbin $r/tmp $r/etc $r/app; chmod 1777 $r/tmp; \
     cp /usr/local/bin/node $r/usr/local/bin/node; \
     cp /usr/sbin/nft $r/usr/sbin/nft; \
-    for f in $(ldd /usr/local/bin/node /usr/sbin/nft /app/dist/arp/native/build/Release/ironlb_packet.node \
+    for f in $(ldd /usr/local/bin/node /usr/sbin/nft /app/dist/layer2/native/build/Release/ironlb_packet.node \
                | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u); do \
       cp -L --parents "$f" $r/; \
     done; \

@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Three tiers: unit (pure, no I/O), integration (a real kube-apiserver + etcd started once
-// per run by the global setup), e2e (network namespaces, needs root).
+// Four tiers: unit (pure, no I/O), tools (checks that run external tools such as shellcheck
+// and vagrant, which test/install-deps.sh installs), integration (a real kube-apiserver +
+// etcd started once per run by the global setup), e2e (network namespaces, needs root).
 export default defineConfig({
   test: {
     projects: [
@@ -9,6 +10,13 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["src/**/*.test.ts", "test/unit/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "tools",
+          include: ["test/tools/**/*.test.ts"],
+          testTimeout: 60_000,
         },
       },
       {

@@ -26,9 +26,9 @@ export function compileToJs(): string {
   if (!existsSync(join(out, "cli/main.js")))
     throw new Error(`tsc emitted no cli/main.js: ${r.stdout}${r.stderr}`);
   symlinkSync(join(root, "node_modules"), join(out, "node_modules"));
-  // The packet-socket addon (`npm run build`), where the compiled arp/packet-socket.js looks.
-  mkdirSync(join(out, "arp/native"), { recursive: true });
-  symlinkSync(join(root, "src/arp/native/build"), join(out, "arp/native/build"));
+  // The packet-socket addon (`npm run build`), where the compiled layer2/packet-socket.js looks.
+  mkdirSync(join(out, "layer2/native"), { recursive: true });
+  symlinkSync(join(root, "src/layer2/native/build"), join(out, "layer2/native/build"));
   writeFileSync(join(out, "package.json"), '{ "type": "module" }\n');
   writeFileSync(join(out, "ironlb.js"), 'await import("./cli/main.js");\n');
   return out;

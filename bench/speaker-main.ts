@@ -31,10 +31,11 @@
 import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { arpRequest } from "../src/arp/codec.ts";
 import { KubeClient } from "../src/k8s/client.ts";
+import { arpRequest } from "../src/layer2/codec.ts";
 import { POOL_CIDR, POOL6_CIDR } from "../test/lab/addresses.ts";
 import { figures, watchArp } from "../test/lab/faults.ts";
+import { heartbeatFrame as hbFrame } from "../test/lab/heartbeat-flood.ts";
 import { Lab, randomPrefix } from "../test/lab/lab.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
 import { compileToJs, imageRuntime } from "./compile.ts";
@@ -62,6 +63,8 @@ const MEMBERSHIP_MESSAGES = [
   "announcing",
   "address conflict",
   "heartbeats dropped",
+  "judging it by its Lease",
+  "heartbeat socket full",
 ];
 /** Idle time before the steady-state memory figure, s. */
 const RSS_IDLE_S = Number(process.env.BENCH_RSS_IDLE_S ?? 60);
@@ -335,7 +338,14 @@ try {
       /^ironlb_speaker_heartbeats_dropped_total\{reason="([\w-]+)"\} (\S+)$/gm,
     ))
       dropped[m[1]!] = Number(m[2]);
-    return { packets, dropped };
+    const counter = (name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+    return {
+      packets,
+      dropped,
+      socketDrops: counter("ironlb_speaker_heartbeat_socket_drops_total"),
+      doubted: counter("ironlb_speaker_silent_peers_doubted_total"),
+    };
   };
   /** The kernel's UDP counters in a node's namespace (datagrams in, dropped at the socket). */
   const udpCounters = async (ns: string) => {
@@ -480,48 +490,24 @@ try {
       dropped,
       udpIn: udp1.inDatagrams - udp0.inDatagrams,
       udpBufErrors: udp1.rcvbufErrors - udp0.rcvbufErrors,
+      socketDrops: sc1.socketDrops - sc0.socketDrops,
+      doubted: sc1.doubted - sc0.doubted,
     };
   };
   /**
-   * An Ethernet/IPv4/UDP frame to `toNode`'s heartbeat port (7947, as the lab runs the
-   * speakers) from `srcIp`:`srcPort`, carrying a datagram shaped like a heartbeat of
-   * `name` (magic, version, flags, name length and total length right) whose MAC is
-   * garbage: what passes every check but the source and the MAC.
+   * A heartbeat-shaped frame with a garbage MAC (test/lab/heartbeat-flood.ts) to `toNode`'s
+   * heartbeat port (7947, as the lab runs the speakers) from `srcIp`:`srcPort`, naming `name`.
    */
-  const heartbeatFrame = async (toNode: string, srcIp: string, srcPort: number, name: string) => {
-    const nameBytes = Buffer.from(name);
-    const payload = Buffer.alloc(29 + nameBytes.length + 32);
-    payload[0] = 0x49;
-    payload[1] = 0x4c;
-    payload[2] = 1;
-    payload.writeBigUInt64BE(BigInt(Date.now()) * 1000n, 4);
-    payload.writeBigUInt64BE(1n, 12);
-    payload.writeBigUInt64BE(BigInt(Date.now()), 20);
-    payload[28] = nameBytes.length;
-    nameBytes.copy(payload, 29);
-    payload.fill(0xa5, 29 + nameBytes.length);
-    const ip4 = (s: string) => Buffer.from(s.split(".").map(Number));
-    const ipHdr = Buffer.alloc(20);
-    ipHdr[0] = 0x45;
-    ipHdr.writeUInt16BE(20 + 8 + payload.length, 2);
-    ipHdr[8] = 64; // TTL
-    ipHdr[9] = 17; // UDP
-    ip4(srcIp).copy(ipHdr, 12);
-    ip4(L.node(toNode).ip).copy(ipHdr, 16);
-    let sum = 0;
-    for (let i = 0; i < 20; i += 2) sum += ipHdr.readUInt16BE(i);
-    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-    ipHdr.writeUInt16BE(~sum & 0xffff, 10);
-    const udp = Buffer.alloc(8);
-    udp.writeUInt16BE(srcPort, 0);
-    udp.writeUInt16BE(7947, 2);
-    udp.writeUInt16BE(8 + payload.length, 4); // checksum 0: none (allowed over IPv4)
-    const eth = Buffer.alloc(14);
-    Buffer.from((await L.macOf(toNode)).split(":").map((x) => Number.parseInt(x, 16))).copy(eth, 0);
-    Buffer.from(clientMac.split(":").map((x) => Number.parseInt(x, 16))).copy(eth, 6);
-    eth.writeUInt16BE(0x0800, 12);
-    return Buffer.concat([eth, ipHdr, udp, payload]);
-  };
+  const heartbeatFrame = async (toNode: string, srcIp: string, srcPort: number, name: string) =>
+    hbFrame({
+      dstMac: await L.macOf(toNode),
+      srcMac: clientMac,
+      srcIp,
+      dstIp: L.node(toNode).ip,
+      srcPort,
+      dstPort: 7947,
+      name,
+    });
   const answered = (p: Probe) =>
     `answered ${p.ms.length}/${p.ms.length + p.lost}${p.ms.length > 0 ? `, ${fmt(p.ms)}` : ""}`;
   /** Prints one flood's figures as soon as it is over (a later failure keeps them). */
@@ -551,7 +537,7 @@ try {
       `  flooded speaker: ARP requests received ${f.requests}, replies sent ${f.replies}, rate-limited ${f.limited}, conflicts ${f.conflicts}; heartbeats dropped ${JSON.stringify(f.dropped)}; /healthz ${f.health.length > 0 ? fmt(f.health) : "never answered"}`,
     );
     console.log(
-      `  flooded node's kernel: UDP datagrams delivered ${f.udpIn}, dropped at a full socket ${f.udpBufErrors}; µs of speaker CPU per frame it handled ${perFrame >= 10_000 ? ((f.cpuSeconds * 1e6) / perFrame).toFixed(1) : "- (the flood did not reach it)"}`,
+      `  flooded node's kernel: UDP datagrams delivered ${f.udpIn}, dropped at a full socket ${f.udpBufErrors} (the speaker read ${f.socketDrops} from its socket's counter; silent peers judged by their Lease ${f.doubted} times); µs of speaker CPU per frame it handled ${perFrame >= 10_000 ? ((f.cpuSeconds * 1e6) / perFrame).toFixed(1) : "- (the flood did not reach it)"}`,
     );
   };
   const arpFlood =

@@ -46,7 +46,7 @@ inputs_hash() {
 		printf 'NODE_IMAGE=%s\n' "${IRONLB_NODE_IMAGE:-}"
 		find Dockerfile .dockerignore package.json package-lock.json tsconfig.json \
 			tsconfig.build.json scripts/image.sh bin src -type f \
-			! -path 'src/arp/native/build/*' ! -name '*.test.ts' -print0 |
+			! -path 'src/layer2/native/build/*' ! -name '*.test.ts' -print0 |
 			LC_ALL=C sort -z | xargs -0 sha256sum
 	} | sha256sum | cut -d' ' -f1
 }
@@ -148,7 +148,7 @@ trap 'buildah rm "$c" >/dev/null 2>&1 || true' EXIT
 buildah run --runtime runc --network host "$c" -- node bin/ironlb.js version
 buildah run --runtime runc --network host "$c" -- nft --version
 buildah run --runtime runc --network host "$c" -- node -e '
-	import("./dist/arp/packet-socket.js").then((m) => {
+	import("./dist/layer2/packet-socket.js").then((m) => {
 		try { m.PacketSocket.open("no-such-if0", "arp"); } catch (e) {
 			if (/ENODEV|EPERM|EINVAL/.test(String(e.code))) return console.log("addon loads:", e.message);
 			throw e;

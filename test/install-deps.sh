@@ -20,11 +20,13 @@ command -v pgrep >/dev/null || need+=(procps)
 command -v socat >/dev/null || need+=(socat)   # the lab's pods answer HTTP through it
 command -v iperf3 >/dev/null || need+=(iperf3) # npm run bench -- dataplane
 [ -f /usr/include/node/node_api.h ] || need+=(libnode-dev)
-# The Vagrant lab cannot boot here; test/unit/vagrant-lab.test.ts checks it with these.
+# The Vagrant lab cannot boot here; test/tools/vagrant-lab.test.ts checks it with these.
 # Without recommends: vagrant recommends vagrant-libvirt, i.e. qemu and some 400 packages.
 norec=()
 command -v shellcheck >/dev/null || norec+=(shellcheck)
 command -v vagrant >/dev/null || norec+=(vagrant)
+# trafgen: test/e2e/heartbeat-flood.test.ts and the bench's flood parts.
+[ -x /usr/sbin/trafgen ] || norec+=(netsniff-ng)
 if [ $((${#need[@]} + ${#norec[@]})) -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { say "missing Debian packages ${need[*]} ${norec[*]} and not root to install them"; exit 1; }
   say "installing Debian packages: ${need[*]} ${norec[*]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite (README: `npm test`): installs what it needs, then runs lint,
-# typecheck, and the unit, integration (real kube-apiserver + etcd) and end-to-end
-# (network namespaces, root) tiers. A tier that cannot run fails the suite; none is skipped.
+# typecheck, and the unit, tools (shellcheck, vagrant), integration (real kube-apiserver +
+# etcd) and end-to-end (network namespaces, root) tiers. A tier that cannot run fails the suite; none is skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { echo "[test] $*" >&2; }

@@ -10,3 +10,4 @@ export * from "./ipaddresspool.ts";
 export * from "./ipannouncement.ts";
 export * from "./l2advertisement.ts";
 export * from "./validate.ts";
+export * from "./vocabulary.ts";

@@ -28,7 +28,6 @@ import {
 } from "./validate.ts";
 
 export const ipAddressPoolKind = "IPAddressPool";
-export const ipAddressPoolPlural = "ipaddresspools";
 
 /** Largest count the status reports: available IPv6 counts saturate here. */
 export const maxCount = Number.MAX_SAFE_INTEGER;
@@ -76,12 +75,6 @@ export interface IPAddressPoolSpec {
   excludeNetworkAndBroadcast: boolean;
   serviceAllocation?: ServiceAllocation;
 }
-/** The spec as a person may write it (defaulted fields optional). */
-export type IPAddressPoolSpecInput = Omit<
-  IPAddressPoolSpec,
-  "autoAssign" | "avoidBuggyIPs" | "excludeNetworkAndBroadcast"
-> &
-  Partial<Pick<IPAddressPoolSpec, "autoAssign" | "avoidBuggyIPs" | "excludeNetworkAndBroadcast">>;
 
 export const ipAddressPoolSpec = object<IPAddressPoolSpec>({
   addresses: required(stringSet(addressEntry, 256, 1)),

@@ -15,7 +15,6 @@ import { interfaceName } from "./l2advertisement.ts";
 import { dateTime, object, optional, required, string } from "./validate.ts";
 
 export const ipAnnouncementKind = "IPAnnouncement";
-export const ipAnnouncementPlural = "ipannouncements";
 
 export const ipAnnouncementMessages = {
   ip: "ip must be an IPv4 or IPv6 address",

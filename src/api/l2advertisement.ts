@@ -14,7 +14,6 @@ import {
 import { array, object, optional, string } from "./validate.ts";
 
 export const l2AdvertisementKind = "L2Advertisement";
-export const l2AdvertisementPlural = "l2advertisements";
 
 export const interfaceMessages = {
   chars: "an interface name has 1 to 15 printable ASCII characters and no '/', ':' or spaces",

@@ -4,7 +4,7 @@
 
 /**
  * The parts of a Service these rules read. Structural, so that src/api depends on nothing
- * but net (DESIGN.md); client-node's V1Service fits it.
+ * but net (test/unit/layering.test.ts); client-node's V1Service fits it.
  */
 export interface ServiceLike {
   spec?: { type?: string; loadBalancerClass?: string };

@@ -310,7 +310,7 @@ function onMessage(
     const next: FsmState = { ...s, state: "OpenConfirm", negotiated: n };
     const actions: FsmAction[] = [
       { type: "send", kind: "keepalive", bytes: encodeKeepalive() },
-      n.holdTime === 0 ? { type: "disarm", timer: "hold" } : restartHold(next)[0]!,
+      ...(n.holdTime === 0 ? [{ type: "disarm", timer: "hold" } as const] : restartHold(next)),
       { type: "state", state: "OpenConfirm" },
     ];
     if (n.keepaliveTime > 0) {

@@ -144,9 +144,18 @@ export class BgpSession {
   }
 
   #run(ev: FsmEvent): void {
-    const r = step(this.#cfg, this.#fsm, ev, this.#random());
-    this.#fsm = r.state;
-    for (const a of r.actions) this.#perform(a);
+    try {
+      const r = step(this.#cfg, this.#fsm, ev, this.#random());
+      this.#fsm = r.state;
+      for (const a of r.actions) this.#perform(a);
+    } catch (err) {
+      // A bug here must cost one session a reconnect, never the speaker process: dropping
+      // the connection makes the FSM go through Idle and back-off as for any lost peer.
+      const text = `internal error: ${(err as Error).message}`;
+      this.#status.lastError = text;
+      this.#log.error({ err: (err as Error).stack, event: ev.type }, "bgp session internal error");
+      this.#socket?.destroy();
+    }
   }
 
   #perform(a: FsmAction): void {
@@ -349,7 +358,7 @@ export class BgpSession {
     const plan = planSync(this.#desired, this.#advertised, n.families, ctx, initial);
     for (const m of plan.messages) this.#send("update", m);
     this.#advertised = plan.advertised;
-    for (const i of plan.ignored) this.#ignore(i.prefix, i.reason);
+    this.#ignore(plan.ignored);
     this.#status.prefixesSent = this.#advertised.size;
     this.#status.prefixesIgnored = new Set(plan.ignored.map((i) => i.prefix)).size;
     if (plan.messages.length > 0) {
@@ -366,15 +375,29 @@ export class BgpSession {
     this.#emit();
   }
 
-  /** Logs a prefix that cannot go to this peer, once per prefix and reason. */
-  #ignore(prefix: string, reason: string): void {
-    let reasons = this.#ignored.get(prefix);
-    if (reasons === undefined) {
-      reasons = new Set();
-      this.#ignored.set(prefix, reasons);
+  /**
+   * Logs the prefixes that cannot go to this peer, once per prefix and reason: one line per
+   * reason with a count and a few examples (a dual-stack cluster has a whole family of them).
+   */
+  #ignore(ignored: readonly { prefix: string; reason: string }[]): void {
+    const fresh = new Map<string, string[]>();
+    for (const { prefix, reason } of ignored) {
+      let reasons = this.#ignored.get(prefix);
+      if (reasons === undefined) {
+        reasons = new Set();
+        this.#ignored.set(prefix, reasons);
+      }
+      if (reasons.has(reason)) continue;
+      reasons.add(reason);
+      const list = fresh.get(reason) ?? [];
+      list.push(prefix);
+      fresh.set(reason, list);
     }
-    if (reasons.has(reason)) return;
-    reasons.add(reason);
-    this.#log.warn({ prefix, reason }, "bgp prefix not advertised");
+    for (const [reason, prefixes] of fresh) {
+      this.#log.warn(
+        { reason, count: prefixes.length, prefixes: prefixes.slice(0, 5) },
+        "bgp prefixes not advertised",
+      );
+    }
   }
 }

@@ -3,17 +3,26 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { DEFAULT_LB_CLASS } from "../api/service.ts";
+import { DEFAULT_HEARTBEAT_PORT, MIN_HEARTBEAT_KEY_BYTES } from "../api/vocabulary.ts";
 
 interface OptionSpec {
   type: "string" | "boolean";
   default?: string | boolean;
+  /** A one-letter alias (`-o`). */
+  short?: string;
   help: string;
 }
 
 interface Command {
   summary: string;
+  /** The positional arguments it takes, for its usage line (none when absent). */
+  args?: string;
   options: Record<string, OptionSpec>;
-  run(values: Record<string, string | boolean | undefined>): Promise<void>;
+  /** Resolves with the exit status, when it returns a number (else 0). */
+  run(
+    values: Record<string, string | boolean | undefined>,
+    positionals: string[],
+  ): Promise<unknown>;
 }
 
 const num = (v: string | boolean | undefined, name: string): number => {
@@ -216,13 +225,13 @@ const commands: Record<string, Command> = {
       },
       "heartbeat-port": {
         type: "string",
-        default: "7947",
+        default: String(DEFAULT_HEARTBEAT_PORT),
         help: "UDP port for speaker-to-speaker heartbeats; 0 turns them off",
       },
       "heartbeat-secret-file": {
         type: "string",
         default: process.env.IRONLB_HEARTBEAT_SECRET_FILE ?? "",
-        help: "file with the shared heartbeat key (>= 16 bytes) beats are sent with; <file>.next and <file>.previous, if present, are accepted too (key rotation); all read again every 10 s and on SIGHUP",
+        help: `file with the shared heartbeat key (>= ${MIN_HEARTBEAT_KEY_BYTES} bytes) beats are sent with; <file>.next and <file>.previous, if present, are accepted too (key rotation); all read again every 10 s and on SIGHUP`,
       },
       "heartbeat-interval-ms": {
         type: "string",
@@ -368,6 +377,110 @@ const commands: Record<string, Command> = {
         );
     },
   },
+  doctor: {
+    summary:
+      "check the cluster for what keeps Services from working (pools, advertisements, speakers, endpoints, kube-proxy, conflicts) and say how to fix it; exit status 3 when a problem is found",
+    args: "[SERVICE]",
+    options: {
+      kubeconfig: common.kubeconfig!,
+      namespace: {
+        type: "string",
+        help: "only Services of this namespace (default: all); SERVICE may then be a bare name",
+      },
+      output: { type: "string", short: "o", default: "table", help: "table or json" },
+      ...classOptions,
+      help: common.help!,
+    },
+    async run(v, args) {
+      const output = v.output;
+      if (output !== "table" && output !== "json")
+        throw new UsageError(`--output must be table or json, got "${output}"`);
+      if (args.length > 1) throw new UsageError("at most one SERVICE");
+      const namespace = str(v.namespace);
+      let service = args[0];
+      if (service !== undefined && !service.includes("/")) {
+        if (!namespace)
+          throw new UsageError("SERVICE is namespace/name, or a name with --namespace");
+        service = `${namespace}/${service}`;
+      }
+      const { KubeClient } = await import("../k8s/client.ts");
+      const { fetchDoctorInput } = await import("./doctor.ts");
+      const { diagnose } = await import("./doctor-checks.ts");
+      const { exitCode, formatFindings } = await import("./doctor-findings.ts");
+      const api = KubeClient.load(str(v.kubeconfig));
+      const { input, unreadable } = await fetchDoctorInput(
+        api,
+        namespace ?? service?.split("/")[0],
+      );
+      if (
+        service &&
+        !input.services.some((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === service)
+      )
+        throw new Error(`Service ${service} not found`);
+      const findings = [
+        ...unreadable,
+        ...diagnose(
+          input,
+          {
+            lbClass: String(v["lb-class"]),
+            handleUnclassed: v["ignore-unclassed"] !== true,
+            ...(service ? { service } : {}),
+          },
+          Date.now(),
+        ),
+      ];
+      console.log(
+        output === "json" ? JSON.stringify({ findings }, null, 2) : formatFindings(findings),
+      );
+      return exitCode(findings);
+    },
+  },
+  "migrate-from-metallb": {
+    summary:
+      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster; its legacy ConfigMap too) as ironlb objects; what cannot be converted is named on stderr",
+    options: {
+      file: {
+        type: "string",
+        short: "f",
+        help: "YAML or JSON file of MetalLB objects (several documents and List kinds, as kubectl get -o yaml prints), - for stdin (default: read them from the cluster)",
+      },
+      namespace: {
+        type: "string",
+        help: "MetalLB's namespace: read from the cluster when no --file is given (default metallb-system); with --file, only the objects of this namespace (or of none) are converted",
+      },
+      kubeconfig: common.kubeconfig!,
+      help: common.help!,
+    },
+    async run(v) {
+      const { convertMetalLB, formatConversion } = await import("./migrate-metallb.ts");
+      const input = await import("./migrate-metallb-input.ts");
+      const file = str(v.file);
+      let objects: unknown[];
+      const namespace = str(v.namespace);
+      if (file) objects = input.readObjectsFromFile(file, namespace);
+      else {
+        const { KubeClient } = await import("../k8s/client.ts");
+        objects = await input.readObjectsFromCluster(
+          KubeClient.load(str(v.kubeconfig)),
+          namespace ?? "metallb-system",
+        );
+      }
+      const c = convertMetalLB(objects);
+      for (const w of c.warnings) console.error(`warning: ${w}`);
+      if (c.errors.length > 0) {
+        for (const e of c.errors) console.error(`error: ${e}`);
+        return 1;
+      }
+      if (c.objects.length === 0) {
+        console.error(
+          "no MetalLB IPAddressPool, L2Advertisement, BGPPeer or BGPAdvertisement found",
+        );
+        return 1;
+      }
+      process.stdout.write(formatConversion(c));
+      return 0;
+    },
+  },
   version: {
     summary: "print the version",
     options: { help: common.help! },
@@ -382,15 +495,19 @@ const commands: Record<string, Command> = {
 
 function usage(): string {
   const lines = ["Usage: ironlb <command> [options]", "", "Commands:"];
-  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  for (const [name, c] of Object.entries(commands))
+    lines.push(`  ${name.padEnd(width)}  ${c.summary}`);
   lines.push("", "Run `ironlb <command> --help` for a command's options.");
   return lines.join("\n");
 }
 
 function commandUsage(name: string, c: Command): string {
-  const lines = [`Usage: ironlb ${name} [options]`, "", c.summary, "", "Options:"];
+  const args = c.args ? ` ${c.args}` : "";
+  const lines = [`Usage: ironlb ${name} [options]${args}`, "", c.summary, "", "Options:"];
   for (const [opt, o] of Object.entries(c.options)) {
-    const flag = o.type === "string" ? `--${opt} <value>` : `--${opt}`;
+    const names = o.short ? `--${opt}, -${o.short}` : `--${opt}`;
+    const flag = o.type === "string" ? `${names} <value>` : names;
     // An empty default means "none": the help text says what then happens.
     const def = o.type === "string" && o.default ? ` (default ${o.default})` : "";
     lines.push(`  ${flag.padEnd(28)} ${o.help}${def}`);
@@ -413,13 +530,14 @@ async function main(argv: string[]): Promise<number> {
     const options = Object.fromEntries(
       Object.entries(cmd.options).map(([k, o]) => [
         k,
-        { type: o.type, default: o.default } as const,
+        { type: o.type, default: o.default, ...(o.short ? { short: o.short } : {}) } as const,
       ]),
     );
-    const { values } = parseArgs({
+    const { values, positionals } = parseArgs({
       args: rest,
       options: options as never,
       allowNegative: true,
+      allowPositionals: cmd.args !== undefined,
       strict: true,
     });
     const v = values as Record<string, string | boolean | undefined>;
@@ -427,8 +545,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(commandUsage(name, cmd));
       return 0;
     }
-    await cmd.run(v);
-    return 0;
+    const status = await cmd.run(v, positionals);
+    return typeof status === "number" ? status : 0;
   } catch (err) {
     if (
       err instanceof UsageError ||

@@ -14,14 +14,19 @@ import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import type { IPAnnouncement } from "../api/ipannouncement.ts";
 import type { L2Advertisement } from "../api/l2advertisement.ts";
-import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
-import { CONDITION_TYPE } from "../controller/controller.ts";
+import { type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
+import {
+  ALLOCATED_CONDITION,
+  keyOf,
+  namespacedPath,
+  PATHS,
+  SPEAKER_LEASE_LABEL,
+} from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { httpStatus, timestamp } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
-import { decide, type ObjectInputs, REBALANCE_ANNOTATION } from "../speaker/decision.ts";
-import type { NodeInfo } from "../speaker/eligibility.ts";
-import { SPEAKER_LEASE_LABEL } from "../speaker/membership.ts";
+import { decide, type ObjectInputs } from "../speaker/decision.ts";
+import { clusterSnapshot } from "../speaker/snapshot.ts";
 import type { BgpStatusInput } from "./status-bgp.ts";
 
 export interface StatusInput {
@@ -55,46 +60,15 @@ function liveByLease(leases: V1Lease[], nowMs: number): Set<string> {
   return out;
 }
 
-const key = (s: V1Service) => `${s.metadata?.namespace}/${s.metadata?.name}`;
-
 /** The objects as the speakers' decisions take them (Layer 2 and BGP alike). */
 export function objectInputs(input: StatusInput, filter: ClassFilter): ObjectInputs {
-  const nodes: NodeInfo[] = input.nodes.map((n) => {
-    const cond = (type: string) =>
-      n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
-    const info: NodeInfo = { name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} };
-    const ready = cond("Ready");
-    const unavailable = cond("NetworkUnavailable");
-    if (ready) info.ready = ready;
-    if (unavailable) info.networkUnavailable = unavailable;
-    return info;
+  return clusterSnapshot({
+    services: input.services.filter((s) => isOurs(s, filter)),
+    slices: input.slices,
+    nodes: input.nodes,
+    pools: input.pools,
+    ads: input.ads,
   });
-  return {
-    services: input.services
-      .filter((s) => isOurs(s, filter))
-      .map((s) => {
-        const a = s.metadata?.annotations ?? {};
-        const pool = a[ANNOTATIONS.allocatedFromPool];
-        return {
-          key: key(s),
-          ips: statusIPs(s),
-          externalTrafficPolicy: s.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
-          ...(pool ? { allocatedFromPool: pool } : {}),
-          rebalance: a[REBALANCE_ANNOTATION] === "true",
-          labels: s.metadata?.labels ?? {},
-        };
-      }),
-    slices: input.slices.flatMap((sl) => {
-      const svc = sl.metadata?.labels?.["kubernetes.io/service-name"];
-      return svc ? [{ ...sl, service: `${sl.metadata?.namespace}/${svc}` }] : [];
-    }),
-    nodes,
-    pools: input.pools.map((p) => ({
-      name: p.metadata?.name ?? "",
-      labels: p.metadata?.labels ?? {},
-      addresses: p.spec?.addresses ?? [],
-    })),
-  };
 }
 
 /** The rows `ironlb status` prints, one per Service IP (one per Service without IP). */
@@ -103,8 +77,13 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
   const records = new Map<string, IPAnnouncement>();
   for (const a of input.announcements) if (a.status?.ip) records.set(a.status.ip, a);
   const d = decide({
-    ...objectInputs(input, filter),
-    ads: input.ads.map((a) => ({ name: a.metadata?.name ?? "", ...(a.spec ?? {}) })),
+    ...clusterSnapshot({
+      services,
+      slices: input.slices,
+      nodes: input.nodes,
+      pools: input.pools,
+      ads: input.ads,
+    }),
     // No node of our own: nothing is "mine", only the shared answer matters here.
     membership: { self: "", live: liveByLease(input.leases, nowMs), settled: true, quorum: true },
     currentOwners: new Map(
@@ -115,16 +94,16 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
   });
 
   const rows: StatusRow[] = [];
-  for (const s of [...services].sort((a, b) => (key(a) < key(b) ? -1 : 1))) {
+  for (const s of [...services].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1))) {
     const ips = statusIPs(s);
     if (ips.length === 0) {
-      const c = s.status?.conditions?.find((x) => x.type === CONDITION_TYPE);
+      const c = s.status?.conditions?.find((x) => x.type === ALLOCATED_CONDITION);
       const why =
         c && c.status === "False"
           ? `${c.reason}: ${c.message}`
           : "waiting for the controller to assign an IP";
       rows.push({
-        service: key(s),
+        service: keyOf(s),
         ip: "-",
         pool: "-",
         node: "-",
@@ -137,14 +116,14 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
       const x = d.ips.get(ip);
       const rec = records.get(ip)?.status;
       const row: StatusRow = {
-        service: key(s),
+        service: keyOf(s),
         ip,
         pool: x?.pool ?? "-",
         node: rec?.node ?? "-",
         interfaces: rec?.interfaces?.join(",") || "-",
         state: "",
       };
-      const refused = x?.refused?.find((r) => r.service === key(s));
+      const refused = x?.refused?.find((r) => r.service === keyOf(s));
       if (refused || x?.reason) {
         row.node = "-";
         row.interfaces = "-";
@@ -189,15 +168,14 @@ export function formatRows(rows: StatusRow[]): string {
 export async function fetchStatusInput(api: KubeClient, namespace?: string): Promise<StatusInput> {
   // Paged, so that no answer outgrows the client's body cap (Services may be large).
   const items = <T>(path: string, query?: Record<string, string>) => listAll<T>(api, path, query);
-  const ns = namespace ? `/namespaces/${namespace}` : "";
   const [services, slices, nodes, pools, ads, leases, announcements] = await Promise.all([
-    items<V1Service>(`/api/v1${ns}/services`),
-    items<V1EndpointSlice>(`/apis/discovery.k8s.io/v1${ns}/endpointslices`),
-    items<V1Node>("/api/v1/nodes"),
-    items<IPAddressPool & KubernetesObject>(`/apis/${group}/${version}/ipaddresspools`),
-    items<L2Advertisement & KubernetesObject>(`/apis/${group}/${version}/l2advertisements`),
-    items<V1Lease>("/apis/coordination.k8s.io/v1/leases", { labelSelector: SPEAKER_LEASE_LABEL }),
-    items<IPAnnouncement & KubernetesObject>(`/apis/${group}/${version}/ipannouncements`),
+    items<V1Service>(namespacedPath("services", namespace)),
+    items<V1EndpointSlice>(namespacedPath("endpointSlices", namespace)),
+    items<V1Node>(PATHS.nodes),
+    items<IPAddressPool & KubernetesObject>(PATHS.ipAddressPools),
+    items<L2Advertisement & KubernetesObject>(PATHS.l2Advertisements),
+    items<V1Lease>(PATHS.leases, { labelSelector: SPEAKER_LEASE_LABEL }),
+    items<IPAnnouncement & KubernetesObject>(PATHS.ipAnnouncements),
   ]);
   return { services, slices, nodes, pools, ads, leases, announcements };
 }

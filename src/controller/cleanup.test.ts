@@ -1,7 +1,7 @@
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
+import { ALLOCATED_CONDITION } from "../api/vocabulary.ts";
 import { cleanupPatch, leaseLive } from "./cleanup.ts";
-import { CONDITION_TYPE } from "./controller.ts";
 
 const filter = { lbClass: "ironlb.dev/lb", handleUnclassed: true };
 
@@ -36,7 +36,7 @@ describe("cleanupPatch, full cleanup (keepAddresses false)", () => {
     const s = svc({
       annotations: { ...pool, ...node, "ironlb.dev/loadBalancerIPs": "198.51.100.7", x: "y" },
       ingress: ["198.51.100.7"],
-      conditions: [CONDITION_TYPE, "other.example/Ready"],
+      conditions: [ALLOCATED_CONDITION, "other.example/Ready"],
     });
     expect(cleanupPatch(s, filter, false)).toEqual({
       metadata: {
@@ -67,7 +67,7 @@ describe("cleanupPatch, full cleanup (keepAddresses false)", () => {
 
   it("cleans a failed allocation (condition only) without touching ingress or annotations", () => {
     expect(
-      cleanupPatch(svc({ cls: "ironlb.dev/lb", conditions: [CONDITION_TYPE] }), filter, false),
+      cleanupPatch(svc({ cls: "ironlb.dev/lb", conditions: [ALLOCATED_CONDITION] }), filter, false),
     ).toEqual({ metadata: { resourceVersion: "42" }, status: { conditions: [] } });
   });
 
@@ -83,12 +83,12 @@ describe("cleanupPatch, keeping addresses (the default)", () => {
   const held = {
     annotations: { ...pool, "ironlb.dev/allow-shared-ip": "k" },
     ingress: ["198.51.100.7"],
-    conditions: [CONDITION_TYPE],
+    conditions: [ALLOCATED_CONDITION],
   };
 
   it.each([
     ["an assigned Service: its IP, pool annotation and condition", svc(held)],
-    ["a failed allocation (condition only)", svc({ conditions: [CONDITION_TYPE] })],
+    ["a failed allocation (condition only)", svc({ conditions: [ALLOCATED_CONDITION] })],
     ["another implementation's Service", svc({ cls: "other/lb", annotations: node })],
   ])("leaves alone %s", (_why, s) => {
     expect(cleanupPatch(s, filter, true)).toBeUndefined();

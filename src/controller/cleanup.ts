@@ -6,18 +6,25 @@
 // with keepAddresses false they go too (full cleanup). The chart runs this as a
 // post-delete hook, after the controller and speakers are gone.
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
+import { bgpSessionStatePlural } from "../api/bgpsessionstate.ts";
 import { group, version } from "../api/group.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
+import {
+  ALLOCATED_CONDITION,
+  CONTROLLER_LEASE,
+  keyOf,
+  leasesPath,
+  PATHS,
+  SPEAKER_LEASE_LABEL,
+  secretsPath,
+  servicePath,
+} from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { listPages } from "../k8s/list.ts";
 import type { Logger } from "../observability/log.ts";
-import { CONDITION_TYPE } from "./controller.ts";
 
 /** The controller's leader Lease (src/controller/main.ts). */
-export const CONTROLLER_LEASE = "ironlb-controller";
-/** The label on speaker Leases (src/speaker/membership.ts). */
-export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
 
 /**
  * The merge patch (for the status subresource, which also takes metadata) that removes
@@ -37,7 +44,7 @@ export function cleanupPatch(
 ): object | undefined {
   const ann = svc.metadata?.annotations ?? {};
   const conds = svc.status?.conditions ?? [];
-  const ownCond = !keepAddresses && conds.some((c) => c.type === CONDITION_TYPE);
+  const ownCond = !keepAddresses && conds.some((c) => c.type === ALLOCATED_CONDITION);
   const fromPool = !keepAddresses && ann[ANNOTATIONS.allocatedFromPool] !== undefined;
   const announced = ann[ANNOTATIONS.announcingNode] !== undefined;
   if (!ownCond && !fromPool && !announced) return undefined;
@@ -55,7 +62,7 @@ export function cleanupPatch(
     status: {
       // null removes in a merge patch; the IPs came from ironlb if any mark is there.
       ...(hasIngress ? { loadBalancer: { ingress: null } } : {}),
-      ...(ownCond ? { conditions: conds.filter((c) => c.type !== CONDITION_TYPE) } : {}),
+      ...(ownCond ? { conditions: conds.filter((c) => c.type !== ALLOCATED_CONDITION) } : {}),
     },
   };
 }
@@ -101,7 +108,7 @@ interface List<T> {
 
 /** Waits until no controller or speaker Lease in the namespace is live (or the deadline). */
 async function waitForComponents(api: KubeClient, o: CleanupOptions, log: Logger) {
-  const path = `/apis/coordination.k8s.io/v1/namespaces/${o.namespace}/leases`;
+  const path = leasesPath(o.namespace);
   const deadline = Date.now() + o.waitMs;
   for (;;) {
     const leases = (await api.get<List<V1Lease>>(path)).items.filter(
@@ -138,10 +145,10 @@ export async function cleanup(
     sessionStates: [],
   };
   // Paged as large as the client's body cap allows (Services may be large).
-  for await (const items of listPages<V1Service>(api, "/api/v1/services")) {
+  for await (const items of listPages<V1Service>(api, PATHS.services)) {
     for (let svc of items) {
-      const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`;
-      const path = `/api/v1/namespaces/${svc.metadata?.namespace}/services/${svc.metadata?.name}`;
+      const key = keyOf(svc);
+      const path = servicePath(svc.metadata?.namespace, svc.metadata?.name);
       for (let attempt = 0; ; attempt++) {
         const patch = cleanupPatch(svc, o, o.keepAddresses);
         if (!patch) break;
@@ -170,11 +177,10 @@ export async function cleanup(
   // The speakers' records: cluster-scoped objects of ironlb's own CRDs, which outlive the
   // release (Helm keeps CRDs), so they would describe announcements and BGP sessions nobody
   // makes any more.
-  for (const [plural, into] of [
-    ["ipannouncements", result.announcements],
-    ["bgpsessionstates", result.sessionStates],
+  for (const [path, into] of [
+    [PATHS.ipAnnouncements, result.announcements],
+    [`/apis/${group}/${version}/${bgpSessionStatePlural}`, result.sessionStates],
   ] as const) {
-    const path = `/apis/${group}/${version}/${plural}`;
     try {
       const list = await api.get<List<{ metadata?: { name?: string } }>>(path);
       for (const a of list.items) {
@@ -187,7 +193,7 @@ export async function cleanup(
     }
   }
 
-  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${o.namespace}/leases`;
+  const leasePath = leasesPath(o.namespace);
   const leases = (await api.get<List<V1Lease>>(leasePath)).items.filter(
     (l) =>
       l.metadata?.name === CONTROLLER_LEASE ||
@@ -198,7 +204,7 @@ export async function cleanup(
     result.leases.push(`${o.namespace}/${l.metadata?.name}`);
   }
   if (o.heartbeatSecret) {
-    const path = `/api/v1/namespaces/${o.namespace}/secrets/${o.heartbeatSecret}`;
+    const path = `${secretsPath(o.namespace)}/${o.heartbeatSecret}`;
     try {
       const s = await api.get<{ metadata?: { labels?: Record<string, string> } }>(path);
       // Only the one the controller made: a user's own Secret (existingSecret) stays.

@@ -9,6 +9,7 @@ import type { AllocationResult, PoolReport } from "../allocator/types.ts";
 import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
+import { ALLOCATED_CONDITION, keyOf, PATHS, servicePath } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts";
@@ -27,9 +28,6 @@ import { translateService } from "./service-request.ts";
 import { slimNamespace, slimService } from "./slim.ts";
 import { WorkQueue } from "./workqueue.ts";
 
-/** The Service condition type the controller maintains. */
-export const CONDITION_TYPE = "ironlb.dev/IPAllocated";
-const POOL_PLURAL = "ipaddresspools";
 /** Longest message put in a condition or an Event (events.k8s.io caps its note at 1 KiB). */
 const MESSAGE_LIMIT = 1024;
 
@@ -141,7 +139,7 @@ export class Controller {
     );
     this.#services = new Informer<V1Service>(
       api,
-      "/api/v1/services",
+      PATHS.services,
       {
         add: (s) => this.#serviceChanged(s),
         update: (s) => this.#serviceChanged(s),
@@ -153,7 +151,7 @@ export class Controller {
     );
     this.#pools = new Informer<IPAddressPool & KubernetesObject>(
       api,
-      `/apis/${group}/${version}/${POOL_PLURAL}`,
+      PATHS.ipAddressPools,
       {
         add: () => this.#poolsChanged(),
         update: () => this.#poolsChanged(),
@@ -163,7 +161,7 @@ export class Controller {
     );
     this.#namespaces = new Informer<V1Namespace>(
       api,
-      "/api/v1/namespaces",
+      PATHS.namespaces,
       { add: (n) => this.#namespaceChanged(n), update: (n) => this.#namespaceChanged(n) },
       log,
       {},
@@ -635,7 +633,7 @@ export class Controller {
       ipMode: i.ipMode ?? "VIP",
     }));
     const curConds = (svc.status?.conditions ?? []) as ServiceCondition[];
-    const curCond = curConds.find((c) => c.type === CONDITION_TYPE);
+    const curCond = curConds.find((c) => c.type === ALLOCATED_CONDITION);
     const curPool = svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool];
     const wantPool = pool ?? null;
     const ingressSame = JSON.stringify(curIngress) === JSON.stringify(ingress);
@@ -658,7 +656,7 @@ export class Controller {
     if (last && last.fingerprint === fingerprint && rv !== undefined && rv === last.from)
       return false;
 
-    let conditions = curConds.filter((c) => c.type !== CONDITION_TYPE);
+    let conditions = curConds.filter((c) => c.type !== ALLOCATED_CONDITION);
     if (cond) {
       const since =
         curCond && curCond.status === cond.status
@@ -667,7 +665,7 @@ export class Controller {
       conditions = [
         ...conditions,
         {
-          type: CONDITION_TYPE,
+          type: ALLOCATED_CONDITION,
           ...cond,
           lastTransitionTime: since,
           observedGeneration: svc.metadata?.generation,
@@ -687,7 +685,7 @@ export class Controller {
     try {
       const sentAt = this.#trace ? epochMs() : 0;
       const updated = await this.#api.mergePatch<V1Service>(
-        `/api/v1/namespaces/${svc.metadata!.namespace}/services/${svc.metadata!.name}/status`,
+        `${servicePath(svc.metadata!.namespace, svc.metadata!.name)}/status`,
         body,
       );
       if (this.#trace)
@@ -743,12 +741,9 @@ export class Controller {
       );
       if (!poolStatusChanged(live?.status, desired)) continue;
       try {
-        await this.#api.mergePatch(
-          `/apis/${group}/${version}/${POOL_PLURAL}/${input.name}/status`,
-          {
-            status: desired,
-          },
-        );
+        await this.#api.mergePatch(`${PATHS.ipAddressPools}/${input.name}/status`, {
+          status: desired,
+        });
         const prevConflict = live?.status?.conditions?.find((c) => c.type === "Conflict")?.status;
         const conflict = desired.conditions.find((c) => c.type === "Conflict")!;
         if (conflict.status === "True" && prevConflict !== "True") {
@@ -782,10 +777,6 @@ const STARTUP_FOLD_MS = 60_000;
 /** Wall-clock milliseconds with sub-millisecond precision (traces compared across processes). */
 function epochMs(): number {
   return performance.timeOrigin + performance.now();
-}
-
-function keyOf(obj: KubernetesObject): string {
-  return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
 }
 
 function splitKey(key: string): [string, string] {

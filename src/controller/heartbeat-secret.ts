@@ -4,6 +4,7 @@
 // cannot `lookup`) gives the same manifests every time and upgrades never rotate it. The
 // speakers mount the Secret; the kubelet retries the mount until the Secret exists.
 import { randomBytes } from "node:crypto";
+import { MIN_HEARTBEAT_KEY_BYTES, secretsPath } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
 import type { Logger } from "../observability/log.ts";
@@ -14,9 +15,6 @@ export interface HeartbeatSecretRef {
   /** The data key the speakers read (a file of that name in their mount). */
   key: string;
 }
-
-/** The speakers refuse keys shorter than this (src/speaker/main.ts). */
-export const MIN_KEY_BYTES = 16;
 
 export type HeartbeatSecretResult =
   | { outcome: "created" | "exists" }
@@ -38,15 +36,15 @@ export async function ensureHeartbeatSecret(
   api: KubeClient,
   ref: HeartbeatSecretRef,
 ): Promise<HeartbeatSecretResult> {
-  const path = `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets`;
+  const path = secretsPath(encodeURIComponent(ref.namespace));
   const check = (s: SecretObject): HeartbeatSecretResult => {
     const b64 = s.data?.[ref.key];
     if (b64 === undefined) return { outcome: "invalid", reason: `it has no key "${ref.key}"` };
     const bytes = Buffer.from(b64, "base64").length;
-    if (bytes < MIN_KEY_BYTES)
+    if (bytes < MIN_HEARTBEAT_KEY_BYTES)
       return {
         outcome: "invalid",
-        reason: `its key "${ref.key}" has ${bytes} bytes, speakers need at least ${MIN_KEY_BYTES}`,
+        reason: `its key "${ref.key}" has ${bytes} bytes, speakers need at least ${MIN_HEARTBEAT_KEY_BYTES}`,
       };
     return { outcome: "exists" };
   };

@@ -80,15 +80,6 @@ export class WorkQueue {
     return new Promise((r) => this.#idleWaiters.push(r));
   }
 
-  /** Drops everything queued and pending retries. */
-  clear(): void {
-    this.#queue.length = 0;
-    this.#queued.clear();
-    this.#dirty.clear();
-    for (const t of this.#timers.values()) clearTimeout(t);
-    this.#timers.clear();
-  }
-
   #pump(): void {
     while (!this.#paused && this.#running < this.#concurrency && this.#queue.length > 0) {
       const key = this.#queue.shift()!;

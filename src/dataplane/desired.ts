@@ -7,6 +7,7 @@
 // previous owner is forwarded rather than dropped.
 import type { V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { type ClassFilter, isOurs } from "../api/service.ts";
+import { keyOf, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 
 export type Protocol = "tcp" | "udp" | "sctp";
 
@@ -52,7 +53,7 @@ export function desiredForwarding(input: DesiredInput): Forward[] {
   if (services.length === 0) return [];
   const slicesBySvc = new Map<string, V1EndpointSlice[]>();
   for (const s of input.slices) {
-    const name = s.metadata?.labels?.["kubernetes.io/service-name"];
+    const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
     if (!name) continue;
     const key = `${s.metadata?.namespace}/${name}`;
     const list = slicesBySvc.get(key) ?? [];
@@ -133,8 +134,4 @@ function compareForward(a: Forward, b: Forward): number {
     a.protocol.localeCompare(b.protocol) ||
     a.port - b.port
   );
-}
-
-function keyOf(svc: V1Service): string {
-  return `${svc.metadata?.namespace}/${svc.metadata?.name}`;
 }

@@ -144,39 +144,3 @@ export function chooseOwner(ip: string, eligibleNodes: readonly string[]): strin
   if (eligibleNodes.length === 0) return undefined;
   return pickOwner(encoder.encode(ip), eligibleNodes, eligibleNodes.map(cachedPrefix));
 }
-
-/**
- * `chooseOwner` for many IPs over one node set (e.g. all `Cluster`-policy IPs of a pool),
- * hashing each node name once. The map has an entry for every IP when `eligibleNodes` is
- * non-empty, and is empty otherwise.
- */
-export function chooseOwners(
-  ips: Iterable<string>,
-  eligibleNodes: readonly string[],
-): Map<string, string> {
-  const owners = new Map<string, string>();
-  if (eligibleNodes.length === 0) return owners;
-  const prefixes = eligibleNodes.map(nodePrefix);
-  for (const ip of ips) {
-    if (owners.has(ip)) continue;
-    owners.set(ip, pickOwner(encoder.encode(ip), eligibleNodes, prefixes)!);
-  }
-  return owners;
-}
-
-/**
- * The eligible nodes in the order they would take `ip` over: the owner first, then the
- * node that takes over if the owner goes away, and so on. Useful for logs and for warming
- * up a standby; `rankNodes(ip, n)[0] === chooseOwner(ip, n)`.
- */
-export function rankNodes(ip: string, eligibleNodes: readonly string[]): string[] {
-  const ipBytes = encoder.encode(ip);
-  const weighted = [...new Set(eligibleNodes)].map((node) => ({
-    node,
-    weight: weightWithPrefix(cachedPrefix(node), ipBytes),
-  }));
-  weighted.sort((x, y) =>
-    x.weight !== y.weight ? y.weight - x.weight : x.node < y.node ? -1 : x.node > y.node ? 1 : 0,
-  );
-  return weighted.map((w) => w.node);
-}

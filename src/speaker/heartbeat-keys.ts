@@ -11,11 +11,10 @@
 // `.previous`; then remove `.previous`.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { MIN_HEARTBEAT_KEY_BYTES } from "../api/vocabulary.ts";
 import type { Logger } from "../observability/log.ts";
 import type { HeartbeatKeys } from "./membership.ts";
 
-/** The speakers refuse keys shorter than this (as the controller's check does). */
-export const MIN_HEARTBEAT_KEY_BYTES = 16;
 /** How often the files are read again. The kubelet's own update delay is far longer. */
 export const HEARTBEAT_KEY_RELOAD_MS = 10_000;
 

@@ -11,6 +11,7 @@ import {
   HeartbeatTracker,
   type HeartbeatTrackerOptions,
   MAX_CLOCK_SKEW_MS,
+  peekHeartbeat,
 } from "./heartbeat.ts";
 
 const secret = "correct horse battery staple";
@@ -491,5 +492,30 @@ describe("HeartbeatSender", () => {
     // Its own leaving beat, once it left, is an echo too.
     const bye = own.next(T + 300, true);
     expect(own.heard(bye, T + 300, 2)).toBe("echo");
+  });
+});
+
+describe("peekHeartbeat: the claimed incarnation and seq, before the MAC", () => {
+  const beat = {
+    node: "node-a",
+    incarnation: 1_765_000_000_000_042,
+    seq: 77,
+    sentAtMs: 1,
+    leaving: false,
+  };
+  it("reads them from a well-formed beat, whatever key signed it", () => {
+    expect(peekHeartbeat(encodeHeartbeat(beat, "some key"))).toEqual({
+      incarnation: beat.incarnation,
+      seq: 77,
+    });
+  });
+  it.each([
+    ["too short", (b: Uint8Array) => b.subarray(0, 40)],
+    ["bad magic", (b: Uint8Array) => Uint8Array.from(b, (x, i) => (i === 0 ? 0 : x))],
+    ["another version", (b: Uint8Array) => Uint8Array.from(b, (x, i) => (i === 2 ? 2 : x))],
+    ["an unsafe seq", (b: Uint8Array) => Uint8Array.from(b, (x, i) => (i === 12 ? 0xff : x))],
+    ["oversized", () => new Uint8Array(600)],
+  ])("undefined when %s", (_what, mangle) => {
+    expect(peekHeartbeat(mangle(encodeHeartbeat(beat, "k")))).toBeUndefined();
   });
 });

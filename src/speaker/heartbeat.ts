@@ -4,8 +4,10 @@
 // the survivors take over in well under a second. For a peer heard over UDP they decide
 // liveness on their own, in both directions: such a peer stays alive while its beats
 // arrive even if its Lease has expired (an API server outage changes nothing on the LAN),
-// and is dead once they stop even if its Lease is fresh. Lost datagrams therefore cost at
-// most a spurious takeover; the MAC keeps strangers on the LAN from forging beats at all.
+// and is dead once they stop even if its Lease is fresh (unless this node lost datagrams
+// at its own full socket meanwhile: then the silence may be ours, and the Lease is asked,
+// heartbeat-overload.ts). Lost datagrams therefore cost at most a spurious takeover; the
+// MAC keeps strangers on the LAN from forging beats at all.
 //
 // Wire format, version 1 (big-endian, 61 + name bytes, at most 316):
 //   0   2  magic "IL" (0x49 0x4c)
@@ -161,6 +163,23 @@ export function decodeHeartbeat(
     return fail("bad-name");
   }
   return { ok: true, beat: { node, incarnation, seq, sentAtMs, leaving: flags === FLAG_LEAVING } };
+}
+
+/**
+ * The incarnation and seq a datagram claims, read without checking its MAC, or undefined if
+ * it is not shaped like a version-1 beat. Unauthenticated: only for choosing which budget
+ * pays for the MAC check (heartbeat-overload.ts), never for a decision about a peer.
+ */
+export function peekHeartbeat(bytes: Uint8Array): { incarnation: number; seq: number } | undefined {
+  if (bytes.length > HEARTBEAT_MAX_BYTES || bytes.length < HEADER_BYTES + MAC_BYTES)
+    return undefined;
+  if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1 || bytes[2] !== HEARTBEAT_VERSION) {
+    return undefined;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const incarnation = readU64(view, 4);
+  const seq = readU64(view, 12);
+  return incarnation === undefined || seq === undefined ? undefined : { incarnation, seq };
 }
 
 /** Default sending interval. */
@@ -352,6 +371,12 @@ export class HeartbeatTracker {
       !peer.leaving &&
       nowMs - peer.lastSeenMs <= this.deadlineMs(node, nowMs, pressureMs)
     );
+  }
+
+  /** The incarnation and seq of `node`'s last accepted beat, if any. */
+  last(node: string): { incarnation: number; seq: number } | undefined {
+    const peer = this.#peers.get(node);
+    return peer && { incarnation: peer.incarnation, seq: peer.seq };
   }
 
   /** Nodes currently alive, sorted. */

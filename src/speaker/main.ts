@@ -1,11 +1,11 @@
 // `ironlb speaker`: membership (Lease + UDP heartbeats), the ARP/NDP announcer, BGP
 // sessions, the health/metrics server and the Speaker.
-import { Announcer } from "../arp/announcer.ts";
-import { LinkMonitor } from "../arp/packet-socket.ts";
 import { BgpSession } from "../bgp/session.ts";
 import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
 import { kubeMetricsAuthorizer } from "../k8s/metrics-auth.ts";
+import { Announcer } from "../layer2/announcer.ts";
+import { LinkMonitor } from "../layer2/packet-socket.ts";
 import { createLogger } from "../observability/log.ts";
 import { apiClientMetrics } from "../observability/metrics.ts";
 import { startHealthServer } from "../observability/server.ts";
@@ -77,6 +77,8 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     log,
   );
   membership.onDroppedBeat = (reason) => metrics.heartbeatsDropped.inc({ reason });
+  membership.onSocketDrops = (count) => metrics.heartbeatSocketDrops.inc(count);
+  membership.onDoubted = () => metrics.silentPeersDoubted.inc();
   keyFiles?.start();
   // SIGHUP reads the key files at once (after a rotation step), instead of within 10 s.
   if (keyFiles) process.on("SIGHUP", () => keyFiles.reload());

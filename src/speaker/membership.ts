@@ -18,9 +18,16 @@
 // cannot make the speaker hash every datagram it sends. A beat that claims to be this node
 // was forged with the shared key: it is logged as a Warning and refuted (heartbeat.ts,
 // HeartbeatSender).
+//
+// Floods: a LAN host may flood the heartbeat port with datagrams whose source is a peer's
+// address. The peer's real beats are then lost here (refused by its budget of MAC checks
+// or dropped by the kernel at the full socket), and its silence is ours, not its own: a
+// peer silent while this node lost datagrams is judged by its Lease, and beats that
+// continue what the peer last sent have a budget of their own (heartbeat-overload.ts).
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import type { V1Lease } from "@kubernetes/client-node";
+import { leasesPath, SPEAKER_LEASE_LABEL } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { Informer } from "../k8s/informer.ts";
@@ -33,11 +40,13 @@ import {
   type Heartbeat,
   HeartbeatSender,
   HeartbeatTracker,
+  peekHeartbeat,
 } from "./heartbeat.ts";
+import { beatLane, judgeSilence, SourceBudgets } from "./heartbeat-overload.ts";
+import { readSocketDrops } from "./socket-drops.ts";
 import { StallClock } from "./stall.ts";
 
 /** Label on speaker Leases, so that speakers watch only each other's. */
-export const SPEAKER_LEASE_LABEL = "ironlb.dev/speaker";
 /** Annotation on a speaker Lease: where its UDP heartbeats come from and go to. */
 export const HEARTBEAT_ADDR_ANNOTATION = "ironlb.dev/heartbeat-address";
 
@@ -76,14 +85,12 @@ export type DropReason =
 /** Drops are logged at most once per reason in this window, with their count. */
 const DROP_LOG_WINDOW_MS = 10_000;
 /**
- * Datagrams per second from one published source that get a MAC check, as a multiple of
- * the beat rate (stall and refutation beats come on top of the regular ones), and the
- * burst: about what a socket buffer holds, so that the beats queued while this process was
- * stopped all count. A flood with a peer's address as source then costs a bounded number of
- * MACs and silences that peer only, not every peer.
+ * The kernel's drop counter of the heartbeat socket is read at every check while a peer is
+ * silent, and at least this often otherwise: reading /proc/net/udp costs tens of µs (more
+ * on a node with many UDP sockets), and a baseline this old at a peer's last beat only errs
+ * towards doubting its silence.
  */
-const SOURCE_RATE_FACTOR = 10;
-const SOURCE_BURST = 200;
+const DROPS_READ_MS = 1000;
 
 interface Peer {
   /**
@@ -122,8 +129,22 @@ export class Membership {
   readonly #sources = new Map<string, string>();
   /** Drops per reason since each reason was last logged, and when that was. */
   readonly #drops = new Map<DropReason, { count: number; loggedAt: number }>();
-  /** Per-source token buckets (node → tokens, last refill on the performance clock). */
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  /** Budgets of MAC checks per source and lane (performance clock). */
+  #budgets: SourceBudgets | undefined;
+  /**
+   * Datagrams this node lost: dropped by the kernel at the full socket (as last read; any
+   * source) and refused unread by a budget (per source); and both when each peer's last
+   * beat was accepted.
+   */
+  #kernelDrops = 0;
+  #kernelDropsAtBind: number | undefined;
+  readonly #refusedFrom = new Map<string, number>();
+  readonly #lostAtBeat = new Map<string, { kernel: number; refused: number }>();
+  /** Peers now judged by their Lease because their silence may be ours. */
+  readonly #doubted = new Set<string>();
+  #dropsLoggedAt = -Infinity;
+  #dropsReadAt = -Infinity;
+  #dropsUnlogged = 0;
   /** When a forgery in our name was last logged, and last answered with a beat. */
   #forgeryLoggedAt = -Infinity;
   #refutedAt = -Infinity;
@@ -154,10 +175,14 @@ export class Membership {
   onRejoin: (reason: RejoinReason, stalledMs: number) => void = () => {};
   /** Called for every datagram on the heartbeat port that did not count (for a metric). */
   onDroppedBeat: (reason: DropReason) => void = () => {};
+  /** Called with the datagrams the kernel dropped at the heartbeat socket since last told. */
+  onSocketDrops: (count: number) => void = () => {};
+  /** Called when a silent peer is judged by its Lease, since this node lost datagrams. */
+  onDoubted: (peer: string) => void = () => {};
 
   constructor(api: KubeClient, opts: MembershipOptions, log: Logger) {
     this.#api = api;
-    this.#path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
+    this.#path = leasesPath(opts.namespace);
     this.#o = opts;
     this.#log = log;
     this.#sender = new HeartbeatSender(opts.node, Date.now(), randomInt(0, 1000));
@@ -443,16 +468,41 @@ export class Membership {
     if (!this.#tracker || this.#stopped) return;
     const now = this.#awake();
     const pressure = this.#pressure();
+    const wall = performance.now();
+    const tracker = this.#tracker;
+    if (
+      wall - this.#dropsReadAt >= DROPS_READ_MS ||
+      tracker.known().some((n) => !tracker.isAlive(n, now, pressure) && !this.#dead.has(n))
+    ) {
+      this.#dropsReadAt = wall;
+      this.#readKernelDrops();
+    }
     for (const node of this.#tracker.known()) {
-      if (this.#tracker.isAlive(node, now, pressure)) {
+      const peer = this.#peers.get(node);
+      const lost = this.#lostSinceBeat(node);
+      const verdict = judgeSilence({
+        heard: this.#tracker.isAlive(node, now, pressure),
+        suspected: this.#suspects.has(node),
+        dead: this.#dead.has(node),
+        lostHere: lost > 0,
+        leaseAlive: peer !== undefined && this.#leaseAlive(peer, wall),
+      });
+      if (verdict !== "doubted" && this.#doubted.delete(node) && verdict !== "alive")
+        this.#log.info({ peer: node }, "peer's Lease expired while its beats were not heard");
+      if (verdict === "alive" || verdict === "doubted") {
         this.#suspects.delete(node);
         this.#dead.delete(node);
-      } else if (this.#dead.has(node)) {
-        // stays dead
-      } else if (this.#suspects.has(node)) {
-        this.#suspects.delete(node);
+        if (verdict === "doubted" && !this.#doubted.has(node)) {
+          this.#doubted.add(node);
+          this.onDoubted(node);
+          this.#log.warn(
+            { peer: node, lostDatagrams: lost },
+            "peer silent while this node's heartbeat socket lost datagrams (a flood?): judging it by its Lease",
+          );
+        }
+      } else if (verdict === "dead") {
+        if (this.#suspects.delete(node)) this.#log.info({ peer: node }, "peer silent: dead");
         this.#dead.add(node);
-        this.#log.info({ peer: node }, "peer silent: dead");
       } else {
         this.#suspects.add(node);
         this.#log.debug({ peer: node }, "peer silent: suspected");
@@ -541,7 +591,12 @@ export class Membership {
       // Only a published address counts, and checking it costs a lookup, not a MAC.
       const from = this.#sources.get(sourceKey(rinfo.address, rinfo.port));
       if (from === undefined) return this.#drop("unknown-source", { source: rinfo.address });
-      if (!this.#admit(from, hb.intervalMs)) return this.#drop("rate-limited", { source: from });
+      const lane = beatLane(this.#tracker!.last(from), peekHeartbeat(msg));
+      this.#budgets ??= new SourceBudgets(hb.intervalMs);
+      if (!this.#budgets.admit(from, lane, performance.now())) {
+        this.#refusedFrom.set(from, (this.#refusedFrom.get(from) ?? 0) + 1);
+        return this.#drop("rate-limited", { source: from, lane });
+      }
       const r = decodeHeartbeat(msg, hb.keys().accept);
       if (!r.ok) return this.#drop("undecodable", { source: from, error: r.error });
       if (r.beat.node === this.#o.node) return this.#heardSelf(r.beat, from);
@@ -553,6 +608,11 @@ export class Membership {
         return this.#drop(outcome, { peer: node, skewMs: Math.round(ahead - Date.now()) });
       }
       if (outcome !== "accepted") return this.#drop("stale", { peer: node, outcome });
+      this.#lostAtBeat.set(node, {
+        kernel: this.#kernelDrops,
+        refused: this.#refusedFrom.get(node) ?? 0,
+      });
+      if (this.#doubted.delete(node)) this.#log.info({ peer: node }, "peer heard again");
       const wasDead = this.#dead.has(node);
       const heardBefore = this.#heardSince.size;
       this.#suspects.delete(node);
@@ -583,6 +643,12 @@ export class Membership {
       });
     });
     this.#socket = sock;
+    this.#kernelDropsAtBind = readSocketDrops(hb.address, sock.address().port);
+    if (this.#kernelDropsAtBind === undefined)
+      this.#log.warn(
+        { address: hb.address, port: sock.address().port },
+        "cannot read the heartbeat socket's drop counter from /proc/net: a flood that fills its buffer may make peers look dead",
+      );
     // Silence is noticed by polling: a dead peer sends nothing that could trigger a check.
     const check = setInterval(
       () => setImmediate(() => this.#judge()),
@@ -657,20 +723,41 @@ export class Membership {
     d.loggedAt = now;
   }
 
-  /** Takes a token from the source's bucket, if it has one. */
-  #admit(source: string, intervalMs: number): boolean {
-    const now = performance.now();
-    const perMs = SOURCE_RATE_FACTOR / Math.max(1, intervalMs);
-    let b = this.#buckets.get(source);
-    if (!b) {
-      b = { tokens: SOURCE_BURST, at: now };
-      this.#buckets.set(source, b);
+  /**
+   * Datagrams that may have carried `node`'s beats and were lost here since its last
+   * accepted one: dropped by the kernel (any source: it does not say which), or refused
+   * unread from its source.
+   */
+  #lostSinceBeat(node: string): number {
+    const at = this.#lostAtBeat.get(node) ?? { kernel: 0, refused: 0 };
+    return this.#kernelDrops - at.kernel + (this.#refusedFrom.get(node) ?? 0) - at.refused;
+  }
+
+  /** Reads the kernel's drop counter of the heartbeat socket; reports and logs growth. */
+  #readKernelDrops(): void {
+    const base = this.#kernelDropsAtBind;
+    const sock = this.#socket;
+    if (base === undefined || !sock || !this.#o.heartbeat) return;
+    let port: number;
+    try {
+      port = sock.address().port;
+    } catch {
+      return; // closed
     }
-    b.tokens = Math.min(SOURCE_BURST, b.tokens + (now - b.at) * perMs);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens--;
-    return true;
+    const total = readSocketDrops(this.#o.heartbeat.address, port);
+    if (total === undefined || total - base <= this.#kernelDrops) return;
+    const fresh = total - base - this.#kernelDrops;
+    this.#kernelDrops = total - base;
+    this.onSocketDrops(fresh);
+    this.#dropsUnlogged += fresh;
+    const now = performance.now();
+    if (now - this.#dropsLoggedAt < DROP_LOG_WINDOW_MS) return;
+    this.#log.warn(
+      { dropped: this.#dropsUnlogged, windowMs: DROP_LOG_WINDOW_MS },
+      "heartbeat socket full: the kernel dropped datagrams (a flood?)",
+    );
+    this.#dropsLoggedAt = now;
+    this.#dropsUnlogged = 0;
   }
 
   /** Rebuilds the source → node index from the peers' published addresses. */
@@ -680,7 +767,9 @@ export class Membership {
       const a = p.heartbeatAddr;
       if (a) this.#sources.set(sourceKey(a.host, a.port), node);
     }
-    for (const node of this.#buckets.keys()) if (!this.#peers.has(node)) this.#buckets.delete(node);
+    this.#budgets?.keepOnly((node) => this.#peers.has(node));
+    for (const m of [this.#lostAtBeat, this.#refusedFrom])
+      for (const node of m.keys()) if (!this.#peers.has(node)) m.delete(node);
   }
 }
 

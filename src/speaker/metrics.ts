@@ -1,6 +1,6 @@
 // The speaker's Prometheus metrics.
 
-import type { AnnouncerCounterName } from "../arp/announcer.ts";
+import type { AnnouncerCounterName } from "../layer2/announcer.ts";
 import { Counter, Gauge, processMetrics, Registry } from "../observability/metrics.ts";
 
 /** Creates the speaker's metrics in a registry of their own. */
@@ -37,8 +37,18 @@ export function speakerMetrics() {
     }),
     heartbeatsDropped: new Counter({
       name: "ironlb_speaker_heartbeats_dropped_total",
-      help: "Datagrams on the heartbeat port that did not count, by reason: unknown-source (not a published speaker address; dropped before the MAC), wrong-source (a beat naming another node than the one that published its source), undecodable (bad MAC, format), clock-skew and future-incarnation (the sender's clock, or a forgery), stale (replays, reordering), rate-limited (more than ten times the beat rate from one source).",
+      help: "Datagrams on the heartbeat port that did not count, by reason: unknown-source (not a published speaker address; dropped before the MAC), wrong-source (a beat naming another node than the one that published its source), undecodable (bad MAC, format), clock-skew and future-incarnation (the sender's clock, or a forgery), stale (replays, reordering), rate-limited (more than ten times the beat rate from one source, counted separately for datagrams that continue its last run and sequence and for the rest).",
       labelNames: ["reason"],
+      registry,
+    }),
+    heartbeatSocketDrops: new Counter({
+      name: "ironlb_speaker_heartbeat_socket_drops_total",
+      help: "Datagrams the kernel dropped at the heartbeat socket because its receive buffer was full (a flood, or a stalled speaker), read from /proc/net/udp. Real beats may be among them: a peer silent meanwhile is judged by its Lease.",
+      registry,
+    }),
+    silentPeersDoubted: new Counter({
+      name: "ironlb_speaker_silent_peers_doubted_total",
+      help: "Times a peer fell silent while this node was losing heartbeat datagrams (socket full, or a source over its budget), so that it was judged by its Lease instead of being declared dead.",
       registry,
     }),
     conflicts: new Counter({

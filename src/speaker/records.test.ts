@@ -3,19 +3,15 @@
 // the real announcer on an in-memory socket, one eligible node, membership stubbed.
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Announcer } from "../arp/announcer.ts";
-import { arpReply, decodeArpFrame } from "../arp/codec.ts";
-import type { PacketSocketKind } from "../arp/packet-socket.ts";
+import { PATHS } from "../api/vocabulary.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { type Answer, FakeApiServer } from "../k8s/fake-apiserver.ts";
+import { Announcer } from "../layer2/announcer.ts";
+import { arpReply, decodeArpFrame } from "../layer2/codec.ts";
+import type { PacketSocketKind } from "../layer2/packet-socket.ts";
 import type { Membership } from "./membership.ts";
 import { speakerMetrics } from "./metrics.ts";
-import {
-  IP_ANNOUNCEMENTS_PATH,
-  ipAnnouncementName,
-  recordRetryDelayMs,
-  Speaker,
-} from "./speaker.ts";
+import { ipAnnouncementName, recordRetryDelayMs, Speaker } from "./speaker.ts";
 import { MemorySocket, soloMembership } from "./testkit.ts";
 
 // The host's interfaces as the speaker reads them: one LAN link.
@@ -37,7 +33,7 @@ vi.mock("node:os", async (importOriginal) => ({
 
 const NODE = "node-a";
 const IP = "192.0.2.10";
-const RECORD = `${IP_ANNOUNCEMENTS_PATH}/${ipAnnouncementName(IP)}`;
+const RECORD = `${PATHS.ipAnnouncements}/${ipAnnouncementName(IP)}`;
 const STRANGER = "02:00:00:00:00:66";
 
 const service = (name: string) => ({
@@ -121,7 +117,7 @@ async function start(
   const failWrites: Answer[] = [];
   let rv = 10;
   const sendRecord = (type: string, obj: unknown) => {
-    for (const w of server.openWatches()) if (w.path === IP_ANNOUNCEMENTS_PATH) w.send(type, obj);
+    for (const w of server.openWatches()) if (w.path === PATHS.ipAnnouncements) w.send(type, obj);
   };
   server.onRequest = (method, path, _query, body) => {
     if (method === "GET")
@@ -130,10 +126,10 @@ async function start(
         body: {
           kind: "List",
           metadata: { resourceVersion: "1" },
-          items: path === IP_ANNOUNCEMENTS_PATH ? [...records.values()] : (lists[path] ?? []),
+          items: path === PATHS.ipAnnouncements ? [...records.values()] : (lists[path] ?? []),
         },
       };
-    if (!path.startsWith(IP_ANNOUNCEMENTS_PATH)) return { status: 201, body: {} };
+    if (!path.startsWith(PATHS.ipAnnouncements)) return { status: 201, body: {} };
     const failure = failWrites.shift();
     if (failure) return failure;
     const sent = JSON.parse(body) as { metadata?: { name: string }; status: unknown };
@@ -246,13 +242,13 @@ describe("Speaker: IPAnnouncement records are level-triggered", () => {
       expect.objectContaining({ level: 40, ip: IP, attempt: 1, services: ["shop/web"] }),
     ]);
     const writes = x.server.requests.filter(
-      (r) => r.path.startsWith(IP_ANNOUNCEMENTS_PATH) && r.method !== "GET",
+      (r) => r.path.startsWith(PATHS.ipAnnouncements) && r.method !== "GET",
     );
     // The failed patch, then the patch that finds no record and the create.
     expect(writes.map((r) => `${r.method} ${r.path}`)).toEqual([
       `PATCH ${RECORD}`,
       `PATCH ${RECORD}`,
-      `POST ${IP_ANNOUNCEMENTS_PATH}`,
+      `POST ${PATHS.ipAnnouncements}`,
     ]);
   });
 
@@ -311,7 +307,7 @@ describe("Speaker: records after a rejoin", () => {
     );
     // Its record stands: ours would make it let go while clients still go to it.
     const writes = [...patch.mock.calls, ...create.mock.calls].filter((c) =>
-      String(c[0]).startsWith(IP_ANNOUNCEMENTS_PATH),
+      String(c[0]).startsWith(PATHS.ipAnnouncements),
     );
     expect(writes).toEqual([]);
     expect(recordOf(x)).toMatchObject({ node: "node-b" });

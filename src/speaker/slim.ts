@@ -5,10 +5,8 @@
 // EndpointSlices are not of type LoadBalancer at all. Pure.
 import type { V1EndpointSlice, V1Node, V1ObjectMeta, V1Service } from "@kubernetes/client-node";
 import { ANNOTATIONS } from "../api/service.ts";
+import { SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import { REBALANCE_ANNOTATION } from "./decision.ts";
-
-/** The label naming an EndpointSlice's Service. */
-export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 /** Annotations of a Service the speaker reads. */
 const SERVICE_ANNOTATIONS = [ANNOTATIONS.allocatedFromPool, REBALANCE_ANNOTATION];

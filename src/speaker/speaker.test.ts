@@ -2,12 +2,12 @@
 // an in-memory socket, membership stubbed. The LAN-level proofs are in test/e2e.
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Announcer } from "../arp/announcer.ts";
-import { gratuitousArpRequest, unsolicitedNeighborAdvertisement } from "../arp/codec.ts";
-import type { PacketSocketKind } from "../arp/packet-socket.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { FakeApiServer } from "../k8s/fake-apiserver.ts";
 import { Informer } from "../k8s/informer.ts";
+import { Announcer } from "../layer2/announcer.ts";
+import { gratuitousArpRequest, unsolicitedNeighborAdvertisement } from "../layer2/codec.ts";
+import type { PacketSocketKind } from "../layer2/packet-socket.ts";
 import { speakerMetrics } from "./metrics.ts";
 import { Speaker } from "./speaker.ts";
 import { MemorySocket, soloMembership } from "./testkit.ts";

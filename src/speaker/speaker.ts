@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { KubernetesObject, V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
-import { group, version } from "../api/group.ts";
+import { apiVersion } from "../api/group.ts";
 import { type IPAddressPool, parseIPAddressPool, salvagedAddresses } from "../api/ipaddresspool.ts";
 import {
   type IPAnnouncement,
@@ -15,12 +15,13 @@ import {
   parseIPAnnouncement,
 } from "../api/ipannouncement.ts";
 import { type L2Advertisement, parseL2Advertisement } from "../api/l2advertisement.ts";
-import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
-import type { Announcer, ConflictEvent } from "../arp/announcer.ts";
+import { type ClassFilter, isOurs } from "../api/service.ts";
+import { PATHS, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
+import type { Announcer, ConflictEvent } from "../layer2/announcer.ts";
 import type { Logger } from "../observability/log.ts";
 import type { BgpSessionFactory } from "./bgp-backend.ts";
 import { BgpMode } from "./bgp-mode.ts";
@@ -31,11 +32,8 @@ import {
   decide,
   type IpDecision,
   type MembershipView,
-  type ObjectInputs,
-  REBALANCE_ANNOTATION,
   reactToLinks,
 } from "./decision.ts";
-import type { NodeInfo } from "./eligibility.ts";
 import {
   fromOsNetworkInterfaces,
   type HostInterface,
@@ -44,10 +42,8 @@ import {
 } from "./interfaces.ts";
 import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
-import { SERVICE_NAME_LABEL, slimEndpointSlice, slimNode, slimService } from "./slim.ts";
-
-/** Where IPAnnouncements live (cluster-scoped). */
-export const IP_ANNOUNCEMENTS_PATH = `/apis/${group}/${version}/ipannouncements`;
+import { slimEndpointSlice, slimNode, slimService } from "./slim.ts";
+import { type ClusterSnapshot, clusterSnapshot } from "./snapshot.ts";
 
 /** The IPAnnouncement name of an IP: dots and colons become dashes (a DNS subdomain). */
 export function ipAnnouncementName(ip: string): string {
@@ -257,7 +253,7 @@ export class Speaker {
     // Every Service, EndpointSlice and Node of the cluster is cached: only what is read.
     this.#services = new Informer(
       api,
-      "/api/v1/services",
+      PATHS.services,
       poke,
       log,
       {},
@@ -267,19 +263,19 @@ export class Speaker {
     );
     this.#slices = new Informer(
       api,
-      "/apis/discovery.k8s.io/v1/endpointslices",
+      PATHS.endpointSlices,
       { add: pokeSlice, update: pokeSlice, delete: pokeSlice },
       log,
       {},
       { transform: slimEndpointSlice },
     );
-    this.#nodes = new Informer(api, "/api/v1/nodes", poke, log, {}, { transform: slimNode });
-    this.#pools = new Informer(api, `/apis/${group}/${version}/ipaddresspools`, poke, log);
-    this.#ads = new Informer(api, `/apis/${group}/${version}/l2advertisements`, poke, log);
+    this.#nodes = new Informer(api, PATHS.nodes, poke, log, {}, { transform: slimNode });
+    this.#pools = new Informer(api, PATHS.ipAddressPools, poke, log);
+    this.#ads = new Informer(api, PATHS.l2Advertisements, poke, log);
     const onRecord = (r: Record_) => this.#recordSeen(r);
     this.#records = new Informer<Record_>(
       api,
-      IP_ANNOUNCEMENTS_PATH,
+      PATHS.ipAnnouncements,
       { add: onRecord, update: onRecord, delete: onRecord },
       log,
     );
@@ -454,7 +450,7 @@ export class Speaker {
   async #relistRecords(): Promise<void> {
     for (let attempt = 0; !this.#stopped; attempt++) {
       try {
-        const list = await this.#api.get<{ items?: Record_[] }>(IP_ANNOUNCEMENTS_PATH);
+        const list = await this.#api.get<{ items?: Record_[] }>(PATHS.ipAnnouncements);
         this.#listed.clear();
         for (const r of list.items ?? []) {
           const c = this.#checkedRecords.get(r);
@@ -509,47 +505,20 @@ export class Speaker {
   }
 
   /** The objects both modes decide from, read once per evaluation. */
-  #inputs(): ObjectInputs {
-    const slices = [];
-    for (const s of this.#slices.list()) {
-      const svc = s.metadata?.labels?.["kubernetes.io/service-name"];
-      if (svc) slices.push({ ...s, service: `${s.metadata?.namespace}/${svc}` });
-    }
-    return {
-      services: this.#services
-        .list()
-        .filter((svc) => isOurs(svc, this.#o))
-        .map((svc) => {
-          const a = svc.metadata?.annotations ?? {};
-          return {
-            key: keyOf(svc),
-            ips: statusIPs(svc),
-            externalTrafficPolicy:
-              svc.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
-            ...(a[ANNOTATIONS.allocatedFromPool]
-              ? { allocatedFromPool: a[ANNOTATIONS.allocatedFromPool] }
-              : {}),
-            rebalance: a[REBALANCE_ANNOTATION] === "true",
-            labels: svc.metadata?.labels ?? {},
-          };
-        }),
-      slices,
-      nodes: this.#nodes.list().map(nodeInfo),
-      pools: this.#checkedPools.list(this.#pools.list()).map((p) => ({
-        name: p.metadata.name ?? "",
-        labels: p.metadata.labels ?? {},
-        addresses: p.spec.addresses,
-      })),
-    };
+  #inputs(): ClusterSnapshot {
+    return clusterSnapshot({
+      services: this.#services.list().filter((svc) => isOurs(svc, this.#o)),
+      slices: this.#slices.list(),
+      nodes: this.#nodes.list(),
+      pools: this.#checkedPools.list(this.#pools.list()),
+      ads: this.#checkedAds.list(this.#ads.list()),
+    });
   }
 
-  #decide(view: MembershipView, inputs: ObjectInputs): Decision {
+  #decide(view: MembershipView, inputs: ClusterSnapshot): Decision {
     if (!this.#recordsFresh) view.settled = false;
     return decide({
       ...inputs,
-      ads: this.#checkedAds
-        .list(this.#ads.list())
-        .map((a) => ({ name: a.metadata.name ?? "", ...(a.spec ?? {}) })),
       membership: view,
       currentOwners: this.#currentOwners(),
       held: new Set(this.#current.keys()),
@@ -902,11 +871,11 @@ export class Speaker {
   /** Writes a record of ours (merge patch, else create; one writer: the owner). */
   async #putRecord(name: string, status: IPAnnouncementStatus): Promise<void> {
     try {
-      await this.#api.mergePatch(`${IP_ANNOUNCEMENTS_PATH}/${name}`, { status });
+      await this.#api.mergePatch(`${PATHS.ipAnnouncements}/${name}`, { status });
     } catch (err) {
       if (httpStatus(err) !== 404) throw err;
-      await this.#api.create(IP_ANNOUNCEMENTS_PATH, {
-        apiVersion: `${group}/${version}`,
+      await this.#api.create(PATHS.ipAnnouncements, {
+        apiVersion,
         kind: "IPAnnouncement",
         metadata: { name, labels: { "app.kubernetes.io/managed-by": "ironlb-speaker" } },
         status,
@@ -923,7 +892,7 @@ export class Speaker {
       if (!name || this.#claims.has(ip)) continue;
       this.#claims.set(ip, performance.now()); // one delete in flight
       this.#api
-        .delete(`${IP_ANNOUNCEMENTS_PATH}/${name}`)
+        .delete(`${PATHS.ipAnnouncements}/${name}`)
         .catch((err: unknown) => {
           if (httpStatus(err) !== 404)
             this.#log.warn({ ip, err: describeError(err) }, "could not delete announcement record");
@@ -1036,22 +1005,11 @@ function salvagePool(obj: KubernetesObject): IPAddressPool | undefined {
   const addresses = salvagedAddresses(obj);
   if (addresses.length === 0 || !obj.metadata?.name) return undefined;
   return {
-    apiVersion: `${group}/${version}`,
+    apiVersion,
     kind: "IPAddressPool",
     metadata: { name: obj.metadata.name, labels: obj.metadata.labels ?? {} },
     spec: { addresses },
   } as IPAddressPool;
-}
-
-function nodeInfo(n: V1Node): NodeInfo {
-  const cond = (type: string) =>
-    n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
-  const info: NodeInfo = { name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} };
-  const ready = cond("Ready");
-  const netUnavailable = cond("NetworkUnavailable");
-  if (ready) info.ready = ready;
-  if (netUnavailable) info.networkUnavailable = netUnavailable;
-  return info;
 }
 
 /**
@@ -1076,8 +1034,4 @@ function hostInterfaces(links?: ReadonlyMap<string, boolean>): HostInterface[] {
     }
   }
   return fromOsNetworkInterfaces(os, up);
-}
-
-function keyOf(svc: V1Service): string {
-  return `${svc.metadata?.namespace}/${svc.metadata?.name}`;
 }

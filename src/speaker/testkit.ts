@@ -1,7 +1,7 @@
 // Pieces for in-process tests of the speaker: a frame socket in memory and a membership of
 // one live node. Not in the production build (tsconfig.build.json excludes testkit.ts).
-import type { FrameSocket, PacketSocketKind } from "../arp/packet-socket.ts";
-import { PACKET_BROADCAST } from "../arp/packet-socket.ts";
+import type { FrameSocket, PacketSocketKind } from "../layer2/packet-socket.ts";
+import { PACKET_BROADCAST } from "../layer2/packet-socket.ts";
 import type { MembershipView } from "./decision.ts";
 import type { Membership } from "./membership.ts";
 

@@ -1,5 +1,6 @@
 // A real Kubernetes cluster on one Linux machine, for `npm run lab`, the cluster e2e test and
-// the cluster benchmark (recipe and pitfalls: DESIGN.md, "Real nodes and images").
+// the cluster benchmark (what it proves: README, "Quick start"; the pitfalls are noted where
+// they are handled, below).
 //
 // Layout (every name starts with PREFIX; one such cluster at a time, the address plan is fixed):
 //   ilbc-up       veth in the root namespace, 198.51.100.1/26: the control plane listens on it

@@ -10,6 +10,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { sleep } from "../support/wait.ts";
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -501,10 +502,6 @@ async function killAndWait(pid: number): Promise<void> {
   }
   for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
   if (alive(pid)) process.kill(pid, "SIGKILL");
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** GET `url`, over TLS as the admin user when `pki` is given; 2 s timeout. */

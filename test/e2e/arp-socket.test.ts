@@ -7,15 +7,18 @@
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AnnouncerCounters } from "../../src/arp/announcer.ts";
+import type { AnnouncerCounters } from "../../src/layer2/announcer.ts";
+import { sleep, waitFor } from "../support/wait.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const NODE = `${ROOT}node_modules/.bin/node`;
 const FIXTURE = `${ROOT}test/e2e/fixtures/arp-announcer.ts`;
-const ADDON = `${ROOT}src/arp/native/build/Release/ironlb_packet.node`;
+const ADDON = `${ROOT}src/layer2/native/build/Release/ironlb_packet.node`;
+const TOOLS_ADDON = `${ROOT}src/layer2/native/build/Release/ironlb_packet_tools.node`;
 
 const suffix = randomBytes(3).toString("hex");
 const NS_SRV = `ilbarp-s-${suffix}`;
@@ -37,9 +40,10 @@ const ips = (...args: string[]) => sh("ip", ["-n", NS_SRV, ...args]);
 const inCli = (...args: string[]) => sh("ip", ["netns", "exec", NS_CLI, ...args]);
 
 const SCRIPT_PRELUDE = `
-  import { PacketSocket } from ${JSON.stringify(`${ROOT}src/arp/packet-socket.ts`)};
+  import { PacketSocket } from ${JSON.stringify(`${ROOT}src/layer2/packet-socket.ts`)};
+  import { openToolSocket, sendBatch } from ${JSON.stringify(`${ROOT}test/support/packet-tools.ts`)};
   import { arpRequest, decodeNdpFrame, neighborSolicitation, unsolicitedNeighborAdvertisement }
-    from ${JSON.stringify(`${ROOT}src/arp/codec.ts`)};
+    from ${JSON.stringify(`${ROOT}src/layer2/codec.ts`)};
 `;
 
 /** Runs a small ES module script with the packet socket and codec in scope, in `ns`. */
@@ -74,20 +78,6 @@ function triggerResolution(ip: string): void {
   try {
     inCli("bash", "-c", `echo x > /dev/udp/${ip}/9`);
   } catch {}
-}
-
-async function waitFor<T>(
-  what: string,
-  ms: number,
-  f: () => T | undefined | Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 class Fixture {
@@ -194,10 +184,14 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     expect(ips("-j", "addr", "show")).not.toContain("198.51.100.10");
     await fixture!.call("announce", { ip: "198.51.100.10" });
     triggerResolution("198.51.100.10");
-    const n = await waitFor("neighbour entry for 198.51.100.10", 5000, () => {
-      const e = neighbour("198.51.100.10");
-      return e?.lladdr !== undefined ? e : undefined;
-    });
+    const n = await waitFor(
+      "neighbour entry for 198.51.100.10",
+      () => {
+        const e = neighbour("198.51.100.10");
+        return e?.lladdr !== undefined ? e : undefined;
+      },
+      5000,
+    );
     expect(n.lladdr).toBe(srvMac);
     expect(n.state).not.toContain("FAILED");
     const c = await fixture!.counters();
@@ -208,10 +202,14 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     const before = await fixture!.counters();
     triggerResolution("198.51.100.11");
     // The kernel gives up after its 3 unanswered requests, one second apart.
-    const n = await waitFor("resolution of 198.51.100.11 to fail", 8000, () => {
-      const e = neighbour("198.51.100.11");
-      return e?.state?.includes("FAILED") ? e : undefined;
-    });
+    const n = await waitFor(
+      "resolution of 198.51.100.11 to fail",
+      () => {
+        const e = neighbour("198.51.100.11");
+        return e?.state?.includes("FAILED") ? e : undefined;
+      },
+      8000,
+    );
     expect(n.lladdr).toBeUndefined();
     const after = await fixture!.counters();
     // The kernel filter kept the requests from reaching the process at all.
@@ -223,10 +221,14 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     await fixture!.call("withdraw", { ip: "198.51.100.10" });
     ipc("neigh", "flush", "dev", IF_CLI);
     triggerResolution("198.51.100.10");
-    const n = await waitFor("resolution of 198.51.100.10 to fail", 8000, () => {
-      const e = neighbour("198.51.100.10");
-      return e?.state?.includes("FAILED") ? e : undefined;
-    });
+    const n = await waitFor(
+      "resolution of 198.51.100.10 to fail",
+      () => {
+        const e = neighbour("198.51.100.10");
+        return e?.state?.includes("FAILED") ? e : undefined;
+      },
+      8000,
+    );
     expect(n.lladdr).toBeUndefined();
   });
 
@@ -236,17 +238,21 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     expect(neighbour("198.51.100.12")?.lladdr).toBe(FAKE_MAC);
 
     await fixture!.call("announce", { ip: "198.51.100.12" });
-    const n = await waitFor("gratuitous ARP to update 198.51.100.12", 4000, () => {
-      const e = neighbour("198.51.100.12");
-      return e?.lladdr === srvMac ? e : undefined;
-    });
+    const n = await waitFor(
+      "gratuitous ARP to update 198.51.100.12",
+      () => {
+        const e = neighbour("198.51.100.12");
+        return e?.lladdr === srvMac ? e : undefined;
+      },
+      4000,
+    );
     expect(n.lladdr).toBe(srvMac);
     expect((await fixture!.counters()).gratuitousSent).toBeGreaterThanOrEqual(2);
   });
 
   it("gratuitous ARP creates no entry where the client had none (arp_accept=0)", async () => {
     await fixture!.call("announce", { ip: "198.51.100.13" });
-    await new Promise((r) => setTimeout(r, 2500)); // the whole burst
+    await sleep(2500); // the whole burst
     expect(neighbour("198.51.100.13")).toBeUndefined();
   });
 
@@ -283,15 +289,17 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       console.log("sent", bad.length);`,
     );
     expect(out.trim()).toBe("sent 4");
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const after = await fixture!.counters();
     // The ff..ff frame is not ARP, so the kernel never hands it to an ARP socket.
     expect(after.malformedFrames - before.malformedFrames).toBe(2);
     expect(fixture!.child.exitCode).toBeNull();
     // And it still answers.
     triggerResolution("198.51.100.14");
-    await waitFor("neighbour entry for 198.51.100.14", 5000, () =>
-      neighbour("198.51.100.14")?.lladdr === srvMac ? true : undefined,
+    await waitFor(
+      "neighbour entry for 198.51.100.14",
+      () => (neighbour("198.51.100.14")?.lladdr === srvMac ? true : undefined),
+      5000,
     );
   });
 
@@ -324,10 +332,14 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     for (let i = 0; i < 200; i++) groups.push([cliMac, `198.51.100.${40 + i}`, 100]);
     groups.push([cliMac, "198.51.100.20", 5]);
     sendRequests(groups);
-    await waitFor("5 replies", 5000, async () => {
-      const c = await fixture!.counters();
-      return c.repliesSent - c0.repliesSent >= 5 ? true : undefined;
-    });
+    await waitFor(
+      "5 replies",
+      async () => {
+        const c = await fixture!.counters();
+        return c.repliesSent - c0.repliesSent >= 5 ? true : undefined;
+      },
+      5000,
+    );
     const c1 = await fixture!.counters();
     expect(c1.repliesSent - c0.repliesSent).toBe(5);
     expect(c1.requestsReceived - c0.requestsReceived).toBe(5);
@@ -335,24 +347,40 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     expect((await kernelPassed()) - passed0).toBe(5);
   });
 
+  it("the production addon has no bench-only function; the tools build adds sendBatch", () => {
+    const require = createRequire(import.meta.url);
+    const names = (path: string) => Object.getOwnPropertyNames(require(path)).sort();
+    const production = [
+      "close",
+      "linkDump",
+      "open",
+      "openLinkMonitor",
+      "send",
+      "setFilter",
+      "stats",
+    ];
+    expect(names(ADDON)).toEqual(production);
+    expect(names(TOOLS_ADDON)).toEqual([...production, "sendBatch"].sort());
+  });
+
   it("send and sendBatch refuse what is not an Ethernet frame; sendBatch puts `count` frames on the wire", async () => {
     await fixture!.call("announce", { ip: "198.51.100.22" });
     const p0 = await kernelPassed();
     const out = runScript(
       NS_CLI,
-      `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
+      `const s = openToolSocket(${JSON.stringify(IF_CLI)}, "arp");
       const f = arpRequest(${JSON.stringify(cliMac)}, "192.0.2.1", "198.51.100.22");
       for (const [what, call] of [
         ["send text", () => s.send("not a frame")],
         ["send short", () => s.send(Buffer.alloc(10))],
-        ["batch text", () => s.sendBatch("not a frame", 3)],
-        ["batch short", () => s.sendBatch(Buffer.alloc(10), 3)],
-        ["batch count", () => s.sendBatch(f, -1)],
+        ["batch text", () => sendBatch(s, "not a frame", 3)],
+        ["batch short", () => sendBatch(s, Buffer.alloc(10), 3)],
+        ["batch count", () => sendBatch(s, f, -1)],
       ]) {
         try { call(); console.log(what + ": sent"); } catch (e) { console.log(what + ": " + e.message); }
       }
       let n = 0;
-      while (n < 40) n += s.sendBatch(f, 40 - n);
+      while (n < 40) n += sendBatch(s, f, 40 - n);
       s.close();
       try { s.send(f); } catch (e) { console.log("closed: " + e.message); }
       console.log("batched " + n);`,
@@ -367,8 +395,10 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       "batched 40",
     ]);
     // The kernel handed the announcer's socket exactly the 40 (its filter passes the owned IP).
-    await waitFor("40 frames at the announcer", 5000, async () =>
-      (await kernelPassed()) - p0 >= 40 ? true : undefined,
+    await waitFor(
+      "40 frames at the announcer",
+      async () => ((await kernelPassed()) - p0 >= 40 ? true : undefined),
+      5000,
     );
     expect((await kernelPassed()) - p0).toBe(40);
     await fixture!.call("withdraw", { ip: "198.51.100.22" });
@@ -377,22 +407,26 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
   it("the filter follows the owned set: announce lets requests in, withdraw shuts them out", async () => {
     const p0 = await kernelPassed();
     sendRequests([[cliMac, "198.51.100.21", 3]]);
-    await new Promise((r) => setTimeout(r, 200)); // nothing to wait for: they must not arrive
+    await sleep(200); // nothing to wait for: they must not arrive
     expect(await kernelPassed()).toBe(p0);
 
     await fixture!.call("announce", { ip: "198.51.100.21" });
     const c0 = await fixture!.counters();
     sendRequests([[cliMac, "198.51.100.21", 3]]);
-    await waitFor("3 replies", 5000, async () => {
-      const c = await fixture!.counters();
-      return c.repliesSent - c0.repliesSent >= 3 ? true : undefined;
-    });
+    await waitFor(
+      "3 replies",
+      async () => {
+        const c = await fixture!.counters();
+        return c.repliesSent - c0.repliesSent >= 3 ? true : undefined;
+      },
+      5000,
+    );
     expect((await kernelPassed()) - p0).toBe(3);
 
     await fixture!.call("withdraw", { ip: "198.51.100.21" });
     const p1 = await kernelPassed();
     sendRequests([[cliMac, "198.51.100.21", 3]]);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(await kernelPassed()).toBe(p1);
   });
 
@@ -406,11 +440,15 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     const handled = (c: AnnouncerCounters) =>
       c.repliesSent - c0.repliesSent + c.repliesRateLimited - c0.repliesRateLimited;
     let dropped = 0;
-    await waitFor("2000 requests accounted for", 10_000, async () => {
-      const k = (await fixture!.call("stats")).stats as { packets: number; drops: number };
-      dropped = k.drops - k0.drops;
-      return handled(await fixture!.counters()) + dropped >= 2000 ? true : undefined;
-    });
+    await waitFor(
+      "2000 requests accounted for",
+      async () => {
+        const k = (await fixture!.call("stats")).stats as { packets: number; drops: number };
+        dropped = k.drops - k0.drops;
+        return handled(await fixture!.counters()) + dropped >= 2000 ? true : undefined;
+      },
+      10_000,
+    );
     const c1 = await fixture!.counters();
     const replies = c1.repliesSent - c0.repliesSent;
     // The flooder gets its burst (20) plus 20/s for the moment the flood lasts.
@@ -424,7 +462,7 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
     const out = runScript(
       NS_CLI,
       `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "arp");
-      const { decodeArpFrame } = await import(${JSON.stringify(`${ROOT}src/arp/codec.ts`)});
+      const { decodeArpFrame } = await import(${JSON.stringify(`${ROOT}src/layer2/codec.ts`)});
       const answered = new Promise((resolve) => {
         const t = setTimeout(() => resolve(false), 3000);
         s.onFrame((f) => {
@@ -470,7 +508,7 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       stdout += d.toString();
     });
     const exited = new Promise((r) => receiver.once("exit", r));
-    await waitFor("NDP receiver", 5000, () => (stdout.includes("ready") ? true : undefined));
+    await waitFor("NDP receiver", () => (stdout.includes("ready") ? true : undefined), 5000);
     runScript(
       NS_CLI,
       `const s = PacketSocket.open(${JSON.stringify(IF_CLI)}, "ndp");
@@ -513,5 +551,24 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       { encoding: "utf8", cwd: ROOT },
     );
     expect(unprivileged).toMatch(/^EPERM opening a packet socket needs CAP_NET_RAW/);
+  });
+
+  it("an interface going down reaches the socket's listeners as an error with code and errno", () => {
+    // A pair of this namespace's own, so that the client interface the other tests use stays up.
+    ipc("link", "add", "ilbdn0", "type", "veth", "peer", "name", "ilbdn1");
+    ipc("link", "set", "ilbdn0", "up");
+    try {
+      const out = runScript(
+        NS_CLI,
+        `import { execFileSync } from "node:child_process";
+        const s = PacketSocket.open("ilbdn0", "arp");
+        s.on("error", (e) => { console.log(e.code + " " + typeof e.errno + " " + e.message); s.close(); });
+        execFileSync("ip", ["link", "set", "ilbdn0", "down"]);`,
+      );
+      // Thrown errors carried errno, errors handed to listeners did not: one helper makes both.
+      expect(out.trim()).toMatch(/^ENETDOWN number receiving on packet socket failed \(ENETDOWN: /);
+    } finally {
+      ipc("link", "del", "ilbdn0");
+    }
   });
 });

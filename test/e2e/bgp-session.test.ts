@@ -9,110 +9,33 @@
 // 2001:db8:b6b:2::/64; advertised prefixes 203.0.113.120/29 and 2001:db8:b6b:ff::/64.
 // ASNs: node 4200000001 (4-octet, AS_TRANS in the OPEN), FRR 64500 (also the iBGP
 // session's), BIRD 64501.
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BgpPeerConfig, BgpRoute, SessionStatus } from "../../src/bgp/types.ts";
-import { run } from "../lab/net.ts";
+import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
+import { BgpSessionsProcess } from "./fixtures/bgp-sessions-client.ts";
+import {
+  addNamespaces,
+  Bird,
+  Frr,
+  kernelRoute,
+  removeNamespaces,
+  requireRouters,
+  sh,
+  veth,
+} from "./fixtures/routers.ts";
 
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
   throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
 }
-const FRR_BIN = "/usr/lib/frr";
-for (const tool of [
-  `${FRR_BIN}/zebra`,
-  `${FRR_BIN}/bgpd`,
-  "/usr/bin/vtysh",
-  "/usr/sbin/bird",
-  "/usr/sbin/birdc",
-]) {
-  if (!existsSync(tool)) {
-    throw new Error(
-      `${tool} is missing: run bash test/install-deps.sh (Debian packages frr, bird2)`,
-    );
-  }
-}
+requireRouters();
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const NODE = `${ROOT}node_modules/.bin/node`;
-const FIXTURE = `${ROOT}test/e2e/fixtures/bgp-session.ts`;
 const suffix = randomBytes(3).toString("hex");
 const NS_NODE = `ilb-bgp-node-${suffix}`;
 const NS_FRR = `ilb-bgp-frr-${suffix}`;
 const NS_BIRD = `ilb-bgp-bird-${suffix}`;
+const NAMESPACES = [NS_NODE, NS_FRR, NS_BIRD];
 const MY_ASN = 4200000001;
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-/** The session processes in the node namespace, driven over JSON lines. */
-class Fixture {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly #pending = new Map<number, (msg: Record<string, unknown>) => void>();
-  #nextId = 1;
-  readonly ready: Promise<void>;
-  stderr = "";
-
-  constructor() {
-    this.child = spawn("ip", ["netns", "exec", NS_NODE, NODE, FIXTURE], { cwd: ROOT });
-    this.child.stderr.on("data", (d: Buffer) => {
-      this.stderr += d.toString();
-    });
-    let onReady = () => {};
-    this.ready = new Promise((resolve, reject) => {
-      onReady = resolve;
-      this.child.on("exit", (code) => reject(new Error(`fixture exited ${code}: ${this.stderr}`)));
-    });
-    createInterface({ input: this.child.stdout }).on("line", (line) => {
-      const msg = JSON.parse(line) as Record<string, unknown>;
-      if (msg.ready === true) onReady();
-      const cb = this.#pending.get(msg.id as number);
-      if (cb !== undefined) {
-        this.#pending.delete(msg.id as number);
-        cb(msg);
-      }
-    });
-  }
-
-  async call(cmd: string, peer: string, args: Record<string, unknown> = {}) {
-    const id = this.#nextId++;
-    const reply = new Promise<Record<string, unknown>>((resolve) => this.#pending.set(id, resolve));
-    this.child.stdin.write(`${JSON.stringify({ id, cmd, peer, ...args })}\n`);
-    const msg = await reply;
-    if (typeof msg.error === "string") throw new Error(msg.error);
-    return msg;
-  }
-
-  start(config: BgpPeerConfig) {
-    return this.call("start", config.name, { config });
-  }
-  routes(peer: string, routes: BgpRoute[]) {
-    return this.call("routes", peer, { routes });
-  }
-  async status(peer: string): Promise<SessionStatus> {
-    return (await this.call("status", peer)).status as SessionStatus;
-  }
-  async stopSession(peer: string, text: string): Promise<SessionStatus> {
-    return (await this.call("stop", peer, { text })).status as SessionStatus;
-  }
-
-  /** Closing stdin stops every session (Cease) and the process. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((r) => this.child.once("exit", r));
-    this.child.stdin.end();
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
 
 const peer = (over: Partial<BgpPeerConfig> & Pick<BgpPeerConfig, "name" | "peerAddress">) => ({
   myASN: MY_ASN,
@@ -216,189 +139,58 @@ protocol bgp node6 {
 `;
 
 describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
-  let fixture: Fixture | undefined;
-  let frrDir = "";
-  let birdDir = "";
+  let fixture: BgpSessionsProcess | undefined;
+  let frr: Frr | undefined;
+  let bird: Bird | undefined;
 
-  const vtysh = (...cmds: string[]) =>
-    run("vtysh", ["--vty_socket", frrDir, ...cmds.flatMap((c) => ["-c", c])], {
-      timeoutMs: 10_000,
-    });
-  const frrJson = async <T = Record<string, unknown>>(cmd: string): Promise<T> =>
-    JSON.parse(await vtysh(cmd)) as T;
-  type Neighbor = Record<string, unknown> & {
-    bgpState: string;
-    messageStats: Record<string, number>;
-  };
-  const frrNeighbor = async (addr: string) =>
-    (await frrJson<Record<string, Neighbor>>(`show bgp neighbors ${addr} json`))[addr]!;
-  const birdc = (...args: string[]) =>
-    run("birdc", ["-s", join(birdDir, "bird.ctl"), ...args], { timeoutMs: 10_000 });
-  /** The router namespace's kernel route to `dst`, as `ip -j route` prints it. */
-  const kernelRoute = async (ns: string, dst: string) => {
-    const v6 = dst.includes(":");
-    const out = await run("ip", [
-      "-n",
-      ns,
-      "-j",
-      ...(v6 ? ["-6"] : []),
-      "route",
-      "show",
-      "exact",
-      dst,
-    ]);
-    return (JSON.parse(out || "[]") as { gateway?: string; protocol?: string }[])[0];
-  };
+  const vtysh = (...cmds: string[]) => frr!.vtysh(...cmds);
+  const frrJson = <T = Record<string, unknown>>(cmd: string) => frr!.json<T>(cmd);
+  const frrNeighbor = (addr: string) => frr!.neighbor(addr);
+  const birdc = (...args: string[]) => bird!.birdc(...args);
   const status = (p: string) => fixture!.status(p);
   const established = async (p: string) => (await status(p)).state === "Established";
 
-  function cleanup(): void {
-    const pids: number[] = [];
-    for (const f of [
-      join(frrDir, "bgpd.pid"),
-      join(frrDir, "zebra.pid"),
-      join(birdDir, "bird.pid"),
-    ]) {
-      try {
-        pids.push(Number(readFileSync(f, "utf8").trim()));
-      } catch {
-        // not started
-      }
+  async function cleanup(): Promise<void> {
+    try {
+      await fixture?.stop();
+    } finally {
+      frr?.stop();
+      bird?.stop();
+      removeNamespaces(NAMESPACES);
     }
-    for (const ns of [NS_NODE, NS_FRR, NS_BIRD]) {
-      try {
-        pids.push(...sh("ip", ["netns", "pids", ns]).split("\n").filter(Boolean).map(Number));
-      } catch {
-        // no such namespace
-      }
-    }
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGCONT"); // a test may have stopped bgpd
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    for (const ns of [NS_NODE, NS_FRR, NS_BIRD]) {
-      try {
-        sh("ip", ["netns", "del", ns]);
-      } catch {
-        // never created
-      }
-    }
-    for (const d of [frrDir, birdDir]) if (d !== "") rmSync(d, { recursive: true, force: true });
   }
 
   beforeAll(async () => {
     try {
-      for (const ns of [NS_NODE, NS_FRR, NS_BIRD]) {
-        sh("ip", ["netns", "add", ns]);
-        sh("ip", ["-n", ns, "link", "set", "lo", "up"]);
-      }
-      const link = (router: string, v4: [string, string[]], v6: [string, string]) => {
-        const dev = router === NS_FRR ? "ethfrr" : "ethbird";
-        sh("ip", [
-          "-n",
-          NS_NODE,
-          "link",
-          "add",
-          dev,
-          "type",
-          "veth",
-          "peer",
-          "name",
-          "ethnode",
-          "netns",
-          router,
-        ]);
-        sh("ip", ["-n", router, "addr", "add", v4[0], "dev", "ethnode"]);
-        for (const a of v4[1]) sh("ip", ["-n", NS_NODE, "addr", "add", a, "dev", dev]);
-        sh("ip", ["-n", router, "addr", "add", v6[0], "dev", "ethnode", "nodad"]);
-        sh("ip", ["-n", NS_NODE, "addr", "add", v6[1], "dev", dev, "nodad"]);
-        sh("ip", ["-n", router, "link", "set", "ethnode", "up"]);
-        sh("ip", ["-n", NS_NODE, "link", "set", dev, "up"]);
-      };
-      link(
-        NS_FRR,
-        ["203.0.113.113/29", ["203.0.113.114/29", "203.0.113.115/29"]],
-        ["2001:db8:b6b:1::1/64", "2001:db8:b6b:1::2/64"],
+      addNamespaces(NAMESPACES);
+      veth(
+        {
+          ns: NS_NODE,
+          dev: "ethfrr",
+          addrs: ["203.0.113.114/29", "203.0.113.115/29", "2001:db8:b6b:1::2/64"],
+        },
+        { ns: NS_FRR, dev: "ethnode", addrs: ["203.0.113.113/29", "2001:db8:b6b:1::1/64"] },
       );
-      link(
-        NS_BIRD,
-        ["203.0.113.105/29", ["203.0.113.106/29"]],
-        ["2001:db8:b6b:2::1/64", "2001:db8:b6b:2::2/64"],
+      veth(
+        { ns: NS_NODE, dev: "ethbird", addrs: ["203.0.113.106/29", "2001:db8:b6b:2::2/64"] },
+        { ns: NS_BIRD, dev: "ethnode", addrs: ["203.0.113.105/29", "2001:db8:b6b:2::1/64"] },
       );
-
-      // FRR drops to user frr: its directory must be theirs (bgp-facts §5.2).
-      frrDir = mkdtempSync(join(tmpdir(), "ilb-bgp-frr-"));
-      writeFileSync(
-        join(frrDir, "zebra.conf"),
-        `hostname ilb-bgp-frr\nlog file ${frrDir}/zebra.log\n`,
-      );
-      writeFileSync(join(frrDir, "bgpd.conf"), FRR_CONF(frrDir));
-      sh("chown", ["-R", "frr:frr", frrDir]);
-      for (const daemon of ["zebra", "bgpd"]) {
-        sh("ip", [
-          "netns",
-          "exec",
-          NS_FRR,
-          `${FRR_BIN}/${daemon}`,
-          "-d",
-          "-f",
-          join(frrDir, `${daemon}.conf`),
-          "-i",
-          join(frrDir, `${daemon}.pid`),
-          "-z",
-          join(frrDir, "zserv.api"),
-          "--vty_socket",
-          frrDir,
-          "-P",
-          "0",
-        ]);
-      }
-      birdDir = mkdtempSync(join(tmpdir(), "ilb-bgp-bird-"));
-      chmodSync(birdDir, 0o755);
-      writeFileSync(join(birdDir, "bird.conf"), BIRD_CONF(birdDir));
-      sh("ip", [
-        "netns",
-        "exec",
-        NS_BIRD,
-        "bird",
-        "-c",
-        join(birdDir, "bird.conf"),
-        "-s",
-        join(birdDir, "bird.ctl"),
-        "-P",
-        join(birdDir, "bird.pid"),
-      ]);
-      await waitFor(
-        "FRR's bgpd to answer",
-        async () => (await vtysh("show bgp summary json")) !== "",
-      );
-      await waitFor("BIRD to answer", async () =>
-        (await birdc("show status")).includes("Daemon is up"),
-      );
-
-      fixture = new Fixture();
+      frr = await Frr.start(NS_FRR, FRR_CONF);
+      bird = await Bird.start(NS_BIRD, BIRD_CONF);
+      fixture = new BgpSessionsProcess(NS_NODE);
       await fixture.ready;
       for (const p of Object.values(PEERS)) await fixture.start(p);
       for (const p of ["frr4", "frr6", "bird4", "bird6"]) await fixture.routes(p, ALL);
       await fixture.routes("frri", [RI]);
     } catch (err) {
-      await fixture?.stop();
-      cleanup();
+      await cleanup();
       throw err;
     }
   });
 
   afterAll(async () => {
-    try {
-      await fixture?.stop();
-    } finally {
-      cleanup();
-      expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
-    }
+    await cleanup();
+    expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
   });
 
   describe("FRR", () => {
@@ -585,7 +377,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
     });
 
     it("tears a silent router's session down after the hold time (4/0) and comes back", async () => {
-      const bgpd = Number(readFileSync(join(frrDir, "bgpd.pid"), "utf8").trim());
+      const bgpd = frr!.pid("bgpd")!;
       await waitFor("Established", () => established("frr4"));
       const t0 = Date.now();
       process.kill(bgpd, "SIGSTOP");
@@ -614,6 +406,44 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
         );
       });
       await waitFor("Established again", () => established("frr4"), 20_000);
+    });
+
+    it("keeps its keepalives coming, so that only a stopped speaker trips the router's hold timer", async () => {
+      await waitFor("Established", () => established("frr4"));
+      const before = await frrNeighbor("203.0.113.114");
+      // Five keepalive intervals of one second: the router still has the session.
+      await new Promise((r) => setTimeout(r, 5000));
+      const during = await frrNeighbor("203.0.113.114");
+      expect(during.bgpState).toBe("Established");
+      expect(
+        during.messageStats.keepalivesRecv! - before.messageStats.keepalivesRecv!,
+      ).toBeGreaterThanOrEqual(4);
+      const flaps = (await status("frr4")).flaps;
+      const t0 = Date.now();
+      fixture!.child.kill("SIGSTOP");
+      try {
+        await waitFor(
+          "FRR's hold timer to expire",
+          async () => {
+            const n = await frrNeighbor("203.0.113.114");
+            return (
+              n.bgpState !== "Established" && n.lastNotificationReason === "Hold Timer Expired"
+            );
+          },
+          10_000,
+        );
+        expect(Date.now() - t0).toBeGreaterThan(1900);
+      } finally {
+        fixture!.child.kill("SIGCONT");
+      }
+      await waitFor(
+        "our session to learn it and come back",
+        async () => {
+          const s = await status("frr4");
+          return s.state === "Established" && s.flaps === flaps + 1 ? s : undefined;
+        },
+        20_000,
+      );
     });
 
     it("ends a session with Cease/Administrative Shutdown and its RFC 9003 text", async () => {

@@ -22,6 +22,7 @@ import { parseIPAddressPoolStatus } from "../../src/api/ipaddresspool.ts";
 import { ipAnnouncementMessages } from "../../src/api/ipannouncement.ts";
 import { interfaceMessages } from "../../src/api/l2advertisement.ts";
 import { crdExamples } from "../fixtures/crd-examples.ts";
+import { sleep } from "../support/wait.ts";
 
 const group = "ironlb.dev";
 const version = "v1beta1";
@@ -65,8 +66,6 @@ async function failure(fn: () => Promise<unknown>): Promise<{ code: number; mess
     return { code: e.code, message };
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(
   what: string,

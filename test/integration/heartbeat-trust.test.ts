@@ -7,6 +7,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { SPEAKER_LEASE_LABEL } from "../../src/api/vocabulary.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { microTime } from "../../src/k8s/leader-election.ts";
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from "../../src/speaker/heartbeat.ts";
@@ -15,7 +16,6 @@ import {
   HEARTBEAT_ADDR_ANNOTATION,
   type HeartbeatKeys,
   Membership,
-  SPEAKER_LEASE_LABEL,
 } from "../../src/speaker/membership.ts";
 import { createNamespace, waitFor } from "../support/cluster.ts";
 
@@ -209,10 +209,80 @@ describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
     }
     await waitFor("rate-limited", () => a.drops.filter((d) => d === "rate-limited").length >= 300);
     const seconds = (performance.now() - t0) / 1000;
-    // A burst of 200 and 100/s (ten times the beat rate), plus node-b's own beats.
-    expect(a.keyReads - reads).toBeLessThan(200 + 100 * seconds + 20 * seconds + 10);
+    // Two budgets (node-c's next beats, and the rest), each a burst of 200 and 100/s (ten
+    // times the beat rate), plus node-b's own beats.
+    expect(a.keyReads - reads).toBeLessThan(2 * (200 + 100 * seconds) + 20 * seconds + 10);
     // The flood had node-c's address: node-b is not affected.
     expect(a.m.live().has("node-b")).toBe(true);
+  });
+
+  /**
+   * Node-c's real beats (the test plays node-c from its published socket) every 100 ms, and
+   * meanwhile two forged datagrams every millisecond from that same source (a LAN host
+   * spoofing node-c's address): ~2,000/s, 20 times node-c's budget of MAC checks, evenly
+   * enough that a real beat rarely finds a token left, and slowly enough that the socket's
+   * buffer never fills (the kernel's part is the e2e test's). `forged(seq)` makes
+   * one forged datagram, given node-c's last real seq.
+   */
+  async function spoofedFlood(a: Node, forged: (incarnation: number, seq: number) => Uint8Array) {
+    const incarnation = Date.now() * 1000 + 7;
+    let seq = 0;
+    const beat = () => forge(a, { node: "node-c", incarnation, seq: ++seq });
+    const beating = setInterval(beat, 100);
+    try {
+      await waitFor("node-c heard", () => seq >= 5);
+      const marks = a.logs.length;
+      const limited = a.drops.filter((d) => d === "rate-limited").length;
+      for (let i = 0; i < 3000; i++) {
+        const junk = forged(incarnation, seq);
+        for (let j = 0; j < 2; j++) attacker.send(junk, portOf.get("node-a")!, HOST);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      return {
+        logs: a.logs.slice(marks).filter((l) => l.peer === "node-c"),
+        limited: a.drops.filter((d) => d === "rate-limited").length - limited,
+      };
+    } finally {
+      clearInterval(beating);
+    }
+  }
+  const notTheKey = Buffer.from("not the heartbeat key, 32 bytes.");
+
+  it("a flood spoofing a peer's address, blind to its incarnation, leaves its beats their own budget", async () => {
+    const [a] = await pair();
+    const f = await spoofedFlood(a, () =>
+      encodeHeartbeat(
+        {
+          node: "node-c",
+          incarnation: (Date.now() - 5000) * 1000,
+          seq: 1,
+          sentAtMs: Date.now(),
+          leaving: false,
+        },
+        notTheKey,
+      ),
+    );
+    expect(f.limited).toBeGreaterThan(3000);
+    // Node-c was heard throughout: neither declared dead nor judged by its Lease.
+    expect(f.logs.map((l) => l.msg)).toEqual([]);
+    expect(a.m.live().has("node-c")).toBe(true);
+  });
+
+  it("a flood that knows a peer's incarnation makes it judged by its Lease, not dead", async () => {
+    const [a] = await pair();
+    const f = await spoofedFlood(a, (incarnation, seq) =>
+      encodeHeartbeat(
+        { node: "node-c", incarnation, seq: seq + 50, sentAtMs: Date.now(), leaving: false },
+        notTheKey,
+      ),
+    );
+    expect(f.limited).toBeGreaterThan(3000);
+    const msgs = f.logs.map((l) => l.msg);
+    expect(msgs).not.toContain("peer silent: dead");
+    expect(msgs).toContain(
+      "peer silent while this node's heartbeat socket lost datagrams (a flood?): judging it by its Lease",
+    );
+    expect(a.m.live().has("node-c")).toBe(true);
   });
 
   it("a node that hears a forgery in its name warns and beats on above it", async () => {

@@ -4,10 +4,11 @@
 // apiserver holds, as peers and `ironlb status` read it.
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { Announcer } from "../../src/arp/announcer.ts";
+import { PATHS } from "../../src/api/vocabulary.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
+import { Announcer } from "../../src/layer2/announcer.ts";
 import { speakerMetrics } from "../../src/speaker/metrics.ts";
-import { IP_ANNOUNCEMENTS_PATH, ipAnnouncementName, Speaker } from "../../src/speaker/speaker.ts";
+import { ipAnnouncementName, Speaker } from "../../src/speaker/speaker.ts";
 import { MemorySocket, soloMembership } from "../../src/speaker/testkit.ts";
 import { applyCRDs, createNamespace, createPool, deletePool, waitFor } from "../support/cluster.ts";
 
@@ -30,7 +31,7 @@ vi.mock("node:os", async (importOriginal) => ({
 
 const NODE = `records-${process.pid}`;
 const IP = "192.0.2.77";
-const RECORD = `${IP_ANNOUNCEMENTS_PATH}/${ipAnnouncementName(IP)}`;
+const RECORD = `${PATHS.ipAnnouncements}/${ipAnnouncementName(IP)}`;
 
 type Record_ = {
   metadata: { uid: string };

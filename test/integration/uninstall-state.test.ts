@@ -6,11 +6,10 @@
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
-import { CONDITION_TYPE } from "../../src/controller/controller.ts";
+import { ALLOCATED_CONDITION, MIN_HEARTBEAT_KEY_BYTES } from "../../src/api/vocabulary.ts";
 import {
   ensureHeartbeatSecret,
   keepHeartbeatSecret,
-  MIN_KEY_BYTES,
 } from "../../src/controller/heartbeat-secret.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { createLogger } from "../../src/observability/log.ts";
@@ -47,7 +46,7 @@ describe("heartbeat Secret kept by the controller", () => {
     expect(await ensureHeartbeatSecret(api(), ref)).toEqual({ outcome: "created" });
     const first = await core.readNamespacedSecret({ name: "hb", namespace });
     const key = decoded(first.data?.secret);
-    expect(key.length).toBeGreaterThanOrEqual(MIN_KEY_BYTES);
+    expect(key.length).toBeGreaterThanOrEqual(MIN_HEARTBEAT_KEY_BYTES);
     expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(first.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("ironlb-controller");
 
@@ -135,7 +134,7 @@ describe("heartbeat Secret kept by the controller", () => {
     const s = await waitFor("the heartbeat Secret", () =>
       core.readNamespacedSecret({ name: "speakers", namespace }),
     );
-    expect(decoded(s.data?.key).length).toBeGreaterThanOrEqual(MIN_KEY_BYTES);
+    expect(decoded(s.data?.key).length).toBeGreaterThanOrEqual(MIN_HEARTBEAT_KEY_BYTES);
     await waitFor("the log line", () =>
       c.logs().find((l) => l.msg === "heartbeat Secret ready" && l.outcome === "created"),
     );
@@ -205,7 +204,7 @@ describe("ironlb cleanup", () => {
     );
     await waitFor("the failed condition", async () =>
       (await getService(svcNs, "failed")).status?.conditions?.some(
-        (c) => c.type === CONDITION_TYPE,
+        (c) => c.type === ALLOCATED_CONDITION,
       ),
     );
     await waitFor("the heartbeat Secret", () =>
@@ -305,8 +304,8 @@ describe("ironlb cleanup", () => {
 
     const web = await getService(svcNs, "web");
     expect(ingressIPs(web)).toEqual([ip]);
-    expect(web.status?.conditions?.find((c) => c.type === CONDITION_TYPE)).toEqual(
-      webBefore.status?.conditions?.find((c) => c.type === CONDITION_TYPE),
+    expect(web.status?.conditions?.find((c) => c.type === ALLOCATED_CONDITION)).toEqual(
+      webBefore.status?.conditions?.find((c) => c.type === ALLOCATED_CONDITION),
     );
     // Only the stale announcing-node annotation went: nothing announces after an uninstall.
     expect(web.metadata?.annotations).toEqual({
@@ -315,7 +314,7 @@ describe("ironlb cleanup", () => {
       "ironlb.dev/ip-allocated-from-pool": `cleanup-${svcNs}`,
     });
     const failed = await getService(svcNs, "failed");
-    expect(failed.status?.conditions?.map((c) => c.type)).toEqual([CONDITION_TYPE]);
+    expect(failed.status?.conditions?.map((c) => c.type)).toEqual([ALLOCATED_CONDITION]);
     const theirs = await getService(svcNs, "theirs");
     expect(ingressIPs(theirs)).toEqual(["203.0.113.99"]);
     await expectRunTimeObjectsGone(ns, ip);
@@ -348,7 +347,9 @@ describe("ironlb cleanup", () => {
 
     const web = await getService(svcNs, "web");
     expect(web.status?.loadBalancer?.ingress ?? []).toEqual([]);
-    expect(web.status?.conditions?.some((c) => c.type === CONDITION_TYPE) ?? false).toBe(false);
+    expect(web.status?.conditions?.some((c) => c.type === ALLOCATED_CONDITION) ?? false).toBe(
+      false,
+    );
     expect(web.metadata?.annotations).toEqual({
       "ironlb.dev/allow-shared-ip": "k",
       "team.example/owner": "shop",

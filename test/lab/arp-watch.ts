@@ -21,8 +21,9 @@
 // Per IP it reports the rounds' answering MACs as a timeline of changes, and the neighbour
 // entry's MACs as another.
 import { execFile } from "node:child_process";
-import { ARP_REPLY, arpRequest, decodeArpFrame } from "../../src/arp/codec.ts";
-import { PacketSocket, watchNeighbours } from "../../src/arp/packet-socket.ts";
+import { ARP_REPLY, arpRequest, decodeArpFrame } from "../../src/layer2/codec.ts";
+import { PacketSocket } from "../../src/layer2/packet-socket.ts";
+import { watchNeighbours } from "../support/packet-tools.ts";
 
 const [ifname, senderIp, intervalArg, readyArg, ...ips] = process.argv.slice(2);
 if (!ifname || !senderIp || !intervalArg || !readyArg || ips.length === 0) {

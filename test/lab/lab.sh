@@ -13,7 +13,8 @@ cmd="${1:-up}"
 if [ "$cmd" != down ]; then
   bash test/install-deps.sh
   export PATH="$PWD/node_modules/.bin:$PATH"
-  if [ ! -f src/arp/native/build/Release/ironlb_packet.node ]; then
+  if [ ! -f src/layer2/native/build/Release/ironlb_packet.node ] ||
+    [ ! -f src/layer2/native/build/Release/ironlb_packet_tools.node ]; then
     say "building the native packet-socket addon"
     npm run --silent build >/dev/null
   fi

@@ -608,7 +608,7 @@ export class Lab {
     this.#writeMarker();
   }
 
-  /** Starts (or restarts) kube-proxy in a node's namespace: nftables mode, DESIGN.md's flags. */
+  /** Starts (or restarts) kube-proxy in a node's namespace: nftables mode, with the flags below. */
   startProxy(node: string): LabProcess {
     const n = this.node(node);
     if (this.#proxies.get(node)?.running()) throw new Error(`kube-proxy of ${node} runs already`);

@@ -13,6 +13,10 @@ import {
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 
+import { waitFor } from "./wait.ts";
+
+export { sleep, waitFor } from "./wait.ts";
+
 export const repoRoot = join(import.meta.dirname, "../..");
 export const group = "ironlb.dev";
 export const version = "v1beta1";
@@ -33,33 +37,6 @@ export function clientsFor(kc: KubeConfig) {
     ext: kc.makeApiClient(ApiextensionsV1Api),
     discovery: kc.makeApiClient(DiscoveryV1Api),
   };
-}
-
-/** Polls `fn` until it returns a value other than undefined/false, or fails with `what`. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 15_000,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      lastErr = err;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${String((lastErr as Error).message ?? lastErr)})` : ""}`,
-  );
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** The HTTP status of a client-node API error, if it has one. */

@@ -1,5 +1,5 @@
 // `ironlb --help` is the reference for flags; the README names some of them. Both must agree.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -14,11 +14,44 @@ function help(...args: string[]): string {
 }
 
 describe("ironlb --help", () => {
-  const commands = [...help().matchAll(/^ {2}([a-z]+) {2,}/gm)].map((m) => m[1] as string);
+  const commands = [...help().matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1] as string);
   const texts = commands.map((c) => help(c));
 
   it("lists the commands", () => {
-    expect(commands).toEqual(expect.arrayContaining(["controller", "speaker", "cleanup"]));
+    expect(commands).toEqual(
+      expect.arrayContaining([
+        "controller",
+        "speaker",
+        "cleanup",
+        "status",
+        "doctor",
+        "migrate-from-metallb",
+      ]),
+    );
+  });
+
+  it("shows positional arguments and short flags", () => {
+    const doctor = texts[commands.indexOf("doctor")] ?? "";
+    expect(doctor).toMatch(/^Usage: ironlb doctor \[options\] \[SERVICE\]$/m);
+    expect(doctor).toMatch(/^ {2}--output, -o <value> +table or json \(default table\)$/m);
+    expect(doctor).toContain("exit status 3 when a problem is found");
+    expect(texts[commands.indexOf("migrate-from-metallb")]).toMatch(/^ {2}--file, -f <value> /m);
+  });
+
+  it("refuses a bad doctor output format, or a bare SERVICE name without --namespace, before any API call", () => {
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [join(root, "bin/ironlb.js"), ...args], {
+        encoding: "utf8",
+        env: { ...process.env, IRONLB_FROM_SOURCE: "1", KUBECONFIG: "/nonexistent" },
+      });
+    const bad = run("doctor", "-o", "yaml");
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--output must be table or json, got "yaml"');
+    const bare = run("doctor", "web");
+    expect(bare.status).toBe(2);
+    expect(bare.stderr).toContain("SERVICE is namespace/name, or a name with --namespace");
+    // A command without positionals still refuses them.
+    expect(run("status", "web").status).toBe(2);
   });
 
   it("shows no empty default", () => {

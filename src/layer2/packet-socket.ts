@@ -9,20 +9,13 @@ import { createRequire } from "node:module";
 import { endianness } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type BpfInstruction, encodeFilter } from "./bpf-filter.ts";
-import {
-  applyLinkChanges,
-  decodeLinkMessages,
-  decodeNeighbourMessages,
-  type NeighbourChange,
-  RTMGRP_NEIGH,
-} from "./link-state.ts";
+import { applyLinkChanges, decodeLinkMessages } from "./link-state.ts";
 
 export type PacketSocketKind = "arp" | "ndp";
 
 /** Link-layer packet type from the kernel (sll_pkttype). */
 export const PACKET_HOST = 0;
 export const PACKET_BROADCAST = 1;
-export const PACKET_MULTICAST = 2;
 export const PACKET_OTHERHOST = 3;
 
 /** What a PacketSocket needs from the transport; the announcer depends only on this. */
@@ -39,61 +32,63 @@ export interface FrameSocket {
   close(): void;
 }
 
-interface NativeHandle {
+export interface NativeHandle {
   readonly __brand: "PacketSocketHandle";
 }
 
-interface NativeBinding {
+/** The production addon's functions (native/packet_socket.c says what each does). */
+export interface NativeBinding {
   open(
     ifname: string,
     kind: 0 | 1,
     cb: (err: Error | null, frame: Buffer | null, pktType: number) => void,
   ): { handle: NativeHandle; ifindex: number; mac: Buffer };
   send(handle: NativeHandle, frame: Buffer): number;
-  sendBatch(handle: NativeHandle, frame: Buffer, count: number): number;
   setFilter(handle: NativeHandle, program: Buffer | null): void;
   stats(handle: NativeHandle): { packets: number; drops: number };
   close(handle: NativeHandle): void;
-  openLinkMonitor(
-    cb: (err: Error | null, datagram: Buffer | null) => void,
-    groups?: number,
-  ): {
+  openLinkMonitor(cb: (err: Error | null, datagram: Buffer | null) => void): {
     handle: NativeHandle;
   };
   linkDump(handle: NativeHandle): void;
 }
 
-// Relative to this module: beside it in src/arp, and from the compiled dist/arp the
-// addon that `npm run build` left in src/arp (the image puts it beside dist/arp).
-const ADDON_PATHS = [
-  "./native/build/Release/ironlb_packet.node",
-  "./native/build/Debug/ironlb_packet.node",
-  "../../src/arp/native/build/Release/ironlb_packet.node",
+// Relative to this module: beside it in src/layer2, and from the compiled dist/layer2 the
+// addon that `npm run build` left in src/layer2 (the image puts it beside dist/layer2).
+const addonPaths = (name: string) => [
+  `./native/build/Release/${name}.node`,
+  `./native/build/Debug/${name}.node`,
+  `../../src/layer2/native/build/Release/${name}.node`,
 ];
 
-let binding: NativeBinding | undefined;
+const bindings = new Map<string, NativeBinding>();
 
-/** Loads the addon once, with errors that say what to do. */
-function loadBinding(): NativeBinding {
-  if (binding !== undefined) return binding;
+/**
+ * Loads an addon once, with errors that say what to do: the production one by default;
+ * tests and benchmarks load the superset built for them (test/support/packet-tools.ts).
+ */
+export function loadAddon<T extends NativeBinding = NativeBinding>(name = "ironlb_packet"): T {
+  const loaded = bindings.get(name);
+  if (loaded !== undefined) return loaded as T;
   if (process.platform !== "linux") {
     throw new Error(
       `packet sockets (AF_PACKET) are Linux-only; ironlb's speaker cannot run on ${process.platform}`,
     );
   }
   const require = createRequire(import.meta.url);
-  for (const rel of ADDON_PATHS) {
+  for (const rel of addonPaths(name)) {
     const path = fileURLToPath(new URL(rel, import.meta.url));
     if (!existsSync(path)) continue;
-    binding = require(path) as NativeBinding;
+    const binding = require(path) as T;
+    bindings.set(name, binding);
     return binding;
   }
   throw new Error(
-    "the packet socket addon is not built (expected src/arp/native/build/Release/ironlb_packet.node); run `npm run build`",
+    `the packet socket addon is not built (expected src/layer2/native/build/Release/${name}.node); run \`npm run build\``,
   );
 }
 
-/** An error from the addon carries the errno name as `code`. */
+/** An error from the addon, thrown or emitted: the errno name as `code`, its number as `errno`. */
 export interface PacketSocketError extends Error {
   code?: string;
   errno?: number;
@@ -115,14 +110,17 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
   readonly mac: string;
   readonly macBytes: Buffer;
   #handle: NativeHandle | undefined;
+  readonly #native: NativeBinding;
   readonly #stats = { packets: 0, drops: 0 };
 
   private constructor(
     ifname: string,
     kind: PacketSocketKind,
+    native: NativeBinding,
     opened: { handle: NativeHandle; ifindex: number; mac: Buffer },
   ) {
     super();
+    this.#native = native;
     this.ifname = ifname;
     this.kind = kind;
     this.#handle = opened.handle;
@@ -134,10 +132,13 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
   /**
    * Opens a socket on `ifname` for ARP frames ("arp") or ICMPv6 neighbour solicitations and
    * advertisements ("ndp"). Throws with `code` EPERM without CAP_NET_RAW, ENODEV for an
-   * unknown interface.
+   * unknown interface. `native` is the addon to open it with (tests: the tools build).
    */
-  static open(ifname: string, kind: PacketSocketKind): PacketSocket {
-    const native = loadBinding();
+  static open(
+    ifname: string,
+    kind: PacketSocketKind,
+    native: NativeBinding = loadAddon(),
+  ): PacketSocket {
     // The native callback fires before the constructor returns only in theory (the poll
     // starts on the next loop turn), but route it through a holder to be safe.
     let target: PacketSocket | undefined;
@@ -156,26 +157,13 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
         if (sock.listenerCount("error") > 0) sock.emit("error", e);
       }
     });
-    target = new PacketSocket(ifname, kind, opened);
+    target = new PacketSocket(ifname, kind, native, opened);
     return target;
-  }
-
-  /** True until close(). */
-  get isOpen(): boolean {
-    return this.#handle !== undefined;
   }
 
   /** Sends one complete Ethernet frame. Throws if closed or if the kernel refuses it. */
   send(frame: Buffer): void {
-    loadBinding().send(this.#open(), frame);
-  }
-
-  /**
-   * Sends `frame` up to `count` times in sendmmsg batches; returns how many the kernel
-   * took before its queue was full. For flood benchmarks.
-   */
-  sendBatch(frame: Buffer, count: number): number {
-    return loadBinding().sendBatch(this.#open(), frame, count);
+    this.#native.send(this.#open(), frame);
   }
 
   /**
@@ -185,7 +173,7 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
    */
   setFilter(program: readonly BpfInstruction[] | null): void {
     const h = this.#open();
-    loadBinding().setFilter(
+    this.#native.setFilter(
       h,
       program === null ? null : encodeFilter(program, endianness() === "LE"),
     );
@@ -196,11 +184,16 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
    * and those of them dropped because the receive queue was full (`drops`).
    */
   stats(): { packets: number; drops: number } {
-    const s = loadBinding().stats(this.#open());
+    const s = this.#native.stats(this.#open());
     // The kernel resets its counters on every read: keep the running totals here.
     this.#stats.packets += s.packets;
     this.#stats.drops += s.drops;
     return { ...this.#stats };
+  }
+
+  /** The addon's handle of the open socket, for the tools build's own functions. */
+  handle(): NativeHandle {
+    return this.#open();
   }
 
   #open(): NativeHandle {
@@ -223,7 +216,7 @@ export class PacketSocket extends EventEmitter implements FrameSocket {
     const h = this.#handle;
     if (h === undefined) return;
     this.#handle = undefined;
-    loadBinding().close(h);
+    this.#native.close(h);
     this.emit("close");
   }
 }
@@ -244,7 +237,7 @@ export class LinkMonitor extends EventEmitter {
   }
 
   static open(): LinkMonitor {
-    const native = loadBinding();
+    const native = loadAddon();
     const m = new LinkMonitor();
     const le = endianness() === "LE";
     const opened = native.openLinkMonitor((err, datagram) => {
@@ -285,7 +278,7 @@ export class LinkMonitor extends EventEmitter {
     const h = this.#handle;
     if (h === undefined) return;
     this.#handle = undefined;
-    loadBinding().close(h);
+    loadAddon().close(h);
   }
 }
 
@@ -299,26 +292,4 @@ function sameLinks(
     if (!y || y.name !== x.name || y.usable !== x.usable) return false;
   }
   return true;
-}
-
-/**
- * Changes of the kernel's IPv4 neighbour entries as they happen (RTMGRP_NEIGH), for tools
- * that judge what a host's ARP cache says (the lab's ARP watcher): `onChange` runs in the
- * same event loop as the packet sockets, so the order of events is the kernel's.
- */
-export function watchNeighbours(onChange: (c: NeighbourChange) => void): { close(): void } {
-  const native = loadBinding();
-  const le = endianness() === "LE";
-  let open = true;
-  const { handle } = native.openLinkMonitor((err, datagram) => {
-    if (!open || err !== null || datagram === null) return;
-    for (const c of decodeNeighbourMessages(datagram, le)) onChange(c);
-  }, RTMGRP_NEIGH);
-  return {
-    close() {
-      if (!open) return;
-      open = false;
-      native.close(handle);
-    },
-  };
 }

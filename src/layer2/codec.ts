@@ -54,12 +54,6 @@ export function formatMac(bytes: Uint8Array, offset = 0): string {
   return parts.join(":");
 }
 
-/** Canonical lowercase form of a MAC string, or undefined when it is not one. */
-export function normalizeMac(text: string): string | undefined {
-  const b = parseMac(text);
-  return b === undefined ? undefined : formatMac(b);
-}
-
 function macBytes(text: string, what: string): Buffer {
   const b = parseMac(text);
   if (b === undefined) throw new TypeError(`${what} is not a MAC address: ${String(text)}`);
@@ -273,9 +267,6 @@ export function gratuitousArpReply(mac: string, ip: string): Buffer {
     BROADCAST_MAC,
   );
 }
-
-/** RFC 5227 announcement: identical on the wire to the gratuitous request. */
-export const arpAnnouncement = gratuitousArpRequest;
 
 /** RFC 5227 probe: request with sender IP 0.0.0.0, so that no cache learns from it. */
 export function arpProbe(mac: string, ip: string): Buffer {

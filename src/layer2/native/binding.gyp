@@ -8,6 +8,15 @@
       "conditions": [
         ["OS!='linux'", { "sources!": ["packet_socket.c"], "sources": ["unsupported.c"] }]
       ]
+    },
+    {
+      "target_name": "ironlb_packet_tools",
+      "sources": ["packet_socket.c"],
+      "defines": ["NAPI_VERSION=8", "IRONLB_TOOLS"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "conditions": [
+        ["OS!='linux'", { "sources!": ["packet_socket.c"], "sources": ["unsupported.c"] }]
+      ]
     }
   ]
 }

@@ -11,20 +11,24 @@
  *     (struct sock_filter[], host order, compiled by ../bpf-filter.ts) or, with null, the
  *     socket's default one. SO_ATTACH_FILTER swaps programs atomically: no frame is ever
  *     judged by a half-installed filter, and none slips through between two programs.
- *   sendBatch(handle, frame: Buffer, count) -> frames sent: the same frame `count` times
- *     with sendmmsg(2), stopping early when the kernel's queue is full (for benchmarks: a
- *     flood generator that outruns a JavaScript loop).
  *   stats(handle) -> { packets, drops }: PACKET_STATISTICS since the previous call
  *     (frames that passed the filter, and those of them the full receive queue dropped).
  *   close(handle) -> undefined (idempotent)
- *   openLinkMonitor(cb: (err, datagram) => void, groups = RTMGRP_LINK) -> { handle }: a
- *     NETLINK_ROUTE socket subscribed to `groups` (link changes by default; the lab's ARP
- *     watcher asks for neighbour changes), polled like the packet sockets; each
- *     datagram (one or more rtnetlink messages, parsed by ../link-state.ts) goes to cb as a
- *     Buffer. With RTMGRP_LINK a dump of every link is requested at once, so the first
- *     datagrams say how every link is now. close(handle) closes it.
+ *   openLinkMonitor(cb: (err, datagram) => void) -> { handle }: a NETLINK_ROUTE socket
+ *     subscribed to link changes, polled like the packet sockets; each datagram (one or
+ *     more rtnetlink messages, parsed by ../link-state.ts) goes to cb as a Buffer. A dump
+ *     of every link is requested at once, so the first datagrams say how every link is
+ *     now. close(handle) closes it.
  *   linkDump(handle) -> undefined: requests that dump again (after ENOBUFS: the kernel
  *     dropped events because the socket's queue was full).
+ *
+ * Built a second time with IRONLB_TOOLS as ironlb_packet_tools (binding.gyp), for tests,
+ * the lab and benchmarks only (test/support/packet-tools.ts); the image ships without it:
+ *   sendBatch(handle, frame: Buffer, count) -> frames sent: the same frame `count` times
+ *     with sendmmsg(2), stopping early when the kernel's queue is full (a flood generator
+ *     that outruns a JavaScript loop).
+ *   openLinkMonitor(cb, groups) with other RTMGRP_* groups than link changes (the lab's
+ *     ARP watcher asks for neighbour changes); the link dump only comes with RTMGRP_LINK.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -77,29 +81,23 @@ static __thread unsigned char recv_buf[RECV_BUF_SIZE];
 
 /* ---- error helpers ------------------------------------------------------------------ */
 
-static void throw_errno(napi_env env, int err, const char* msg) {
-  napi_value code, text, error;
+/* An Error for errno `err`: message "msg (ENAME: strerror)", `code` the errno name and
+ * `errno` libuv's negative number, whether it is thrown or handed to a callback. */
+static napi_value make_errno_error(napi_env env, int err, const char* msg) {
+  napi_value code, text, error, errno_val;
   const char* name = uv_err_name(-err);
   char full[512];
   snprintf(full, sizeof full, "%s (%s: %s)", msg, name, strerror(err));
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &text);
   napi_create_error(env, code, text, &error);
-  napi_value errno_val;
   napi_create_int32(env, -err, &errno_val);
   napi_set_named_property(env, error, "errno", errno_val);
-  napi_throw(env, error);
+  return error;
 }
 
-static napi_value make_errno_error(napi_env env, int err, const char* msg) {
-  napi_value code, text, error;
-  const char* name = uv_err_name(-err);
-  char full[512];
-  snprintf(full, sizeof full, "%s (%s: %s)", msg, name, strerror(err));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, full, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, code, text, &error);
-  return error;
+static void throw_errno(napi_env env, int err, const char* msg) {
+  napi_throw(env, make_errno_error(env, err, msg));
 }
 
 #define NAPI_CALL(env, call)                                               \
@@ -508,6 +506,7 @@ static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uint32_t groups = RTMGRP_LINK;
+#ifdef IRONLB_TOOLS
   if (argc >= 2) {
     napi_valuetype gt;
     NAPI_CALL(env, napi_typeof(env, argv[1], &gt));
@@ -516,6 +515,7 @@ static napi_value js_open_link_monitor(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
+#endif
   napi_valuetype cbtype;
   NAPI_CALL(env, napi_typeof(env, argv[0], &cbtype));
   if (cbtype != napi_function) {
@@ -692,6 +692,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+#ifdef IRONLB_TOOLS
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv, "sendBatch(handle, frame, count) needs 3 arguments"))
@@ -735,6 +736,8 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
+#endif
+
 static napi_value js_link_dump(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, "linkDump(handle) needs 1 argument")) return NULL;
@@ -765,13 +768,18 @@ static napi_value init(napi_env env, napi_value exports) {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"setFilter", NULL, js_set_filter, NULL, NULL, NULL, napi_default, NULL},
-      {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"openLinkMonitor", NULL, js_open_link_monitor, NULL, NULL, NULL, napi_default, NULL},
       {"linkDump", NULL, js_link_dump, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+#ifdef IRONLB_TOOLS
+  napi_property_descriptor tools[] = {
+      {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof tools / sizeof tools[0], tools));
+#endif
   return exports;
 }
 

@@ -78,9 +78,4 @@ export class RequesterLimiter {
   get size(): number {
     return this.#buckets.size;
   }
-
-  /** Forgets every requester. */
-  clear(): void {
-    this.#buckets.clear();
-  }
 }

@@ -135,8 +135,7 @@ const RTM_DELNEIGH = 29;
 const NDA_DST = 1;
 const NDA_LLADDR = 2;
 const NDMSG_LEN = 12;
-/** rtnetlink multicast groups (linux/rtnetlink.h). */
-export const RTMGRP_LINK = 1;
+/** The rtnetlink multicast group of neighbour changes (linux/rtnetlink.h). */
 export const RTMGRP_NEIGH = 4;
 
 /** One neighbour entry as a message describes it (IPv4 entries only). */
