@@ -133,6 +133,9 @@ interface PendingProbe {
 
 const DEFAULT_BURST = [0, 250, 1000, 2000] as const;
 
+/** Least time between two wakes of the periodic gratuitous timer. */
+const REFRESH_WAKE_GAP_MS = 50;
+
 /**
  * Events: "conflict" (ConflictEvent), "error" (err: Error, ifname: string) for send or
  * receive failures. Errors are only emitted when someone listens, so an unobserved send
@@ -169,6 +172,7 @@ export class Announcer extends EventEmitter {
   readonly #refresh: RefreshSchedule;
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
   #refreshAt: number | undefined;
+  #refreshWokeAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: AnnouncerOptions = {}) {
     super();
@@ -562,7 +566,10 @@ export class Announcer extends EventEmitter {
     this.#refreshTimer = undefined;
     this.#refreshAt = at;
     if (at === undefined) return;
-    this.#refreshTimer = setTimeout(() => this.#onRefresh(), Math.max(0, at - now));
+    // Wakes at least REFRESH_WAKE_GAP_MS apart, each sending all that is due: phases are
+    // spread to the millisecond, and one timer per IP would cost more than the frames.
+    const delay = Math.max(0, at - now, this.#refreshWokeAt + REFRESH_WAKE_GAP_MS - now);
+    this.#refreshTimer = setTimeout(() => this.#onRefresh(), delay);
     // The sockets keep a speaker alive; a pending refresh alone should not.
     this.#refreshTimer.unref();
   }
@@ -571,6 +578,7 @@ export class Announcer extends EventEmitter {
     this.#refreshTimer = undefined;
     this.#refreshAt = undefined;
     if (this.#closed) return;
+    this.#refreshWokeAt = this.#now();
     for (const key of this.#refresh.take(this.#now())) {
       const space = key.indexOf(" ");
       const st = this.#ifaces.get(key.slice(0, space));

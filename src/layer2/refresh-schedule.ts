@@ -17,6 +17,53 @@ export const DEFAULT_REFRESH_LIMITS: BucketLimits = { ratePerSec: 500, burst: 10
 interface Entry {
   intervalMs: number;
   dueAt: number;
+  /** Bumped on every change, so that heap items of an older version are skipped. */
+  gen: number;
+}
+
+interface HeapItem {
+  key: string;
+  dueAt: number;
+  gen: number;
+}
+
+const before = (a: HeapItem, b: HeapItem) =>
+  a.dueAt < b.dueAt || (a.dueAt === b.dueAt && a.key < b.key);
+
+/** A binary min-heap by due time: thousands of IPs cost O(log n) per refresh, not a scan. */
+class Heap {
+  items: HeapItem[] = [];
+  push(x: HeapItem): void {
+    const a = this.items;
+    a.push(x);
+    for (let i = a.length - 1; i > 0; ) {
+      const up = (i - 1) >> 1;
+      if (!before(a[i]!, a[up]!)) break;
+      [a[i], a[up]] = [a[up]!, a[i]!];
+      i = up;
+    }
+  }
+  peek(): HeapItem | undefined {
+    return this.items[0];
+  }
+  pop(): HeapItem | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length === 0 || last === undefined) return top;
+    a[0] = last;
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && before(a[l]!, a[m]!)) m = l;
+      if (r < a.length && before(a[r]!, a[m]!)) m = r;
+      if (m === i) break;
+      [a[i], a[m]] = [a[m]!, a[i]!];
+      i = m;
+    }
+    return top;
+  }
 }
 
 /** FNV-1a over the key's UTF-16 units: cheap, stable across processes, spreads well enough. */
@@ -38,6 +85,8 @@ export function firstDue(key: string, intervalMs: number, now: number): number {
 
 export class RefreshSchedule {
   readonly #entries = new Map<string, Entry>();
+  #heap = new Heap();
+  #gen = 0;
   readonly #limits: BucketLimits;
   #bucket: Bucket | undefined;
 
@@ -54,20 +103,26 @@ export class RefreshSchedule {
    */
   set(key: string, intervalMs: number | undefined, now: number): void {
     if (intervalMs === undefined || !(intervalMs > 0)) {
-      this.#entries.delete(key);
+      this.delete(key);
       return;
     }
     if (this.#entries.get(key)?.intervalMs === intervalMs) return;
-    this.#entries.set(key, { intervalMs, dueAt: firstDue(key, intervalMs, now) });
+    this.#plan(key, intervalMs, firstDue(key, intervalMs, now));
   }
 
   delete(key: string): void {
     this.#entries.delete(key);
+    // Stale heap items are skipped when they surface; rebuild before they dominate.
+    if (this.#heap.items.length > 2 * this.#entries.size + 64) {
+      this.#heap = new Heap();
+      for (const [k, e] of this.#entries) this.#heap.push({ key: k, dueAt: e.dueAt, gen: e.gen });
+    }
   }
 
   /** Forgets every key. */
   clear(): void {
     this.#entries.clear();
+    this.#heap = new Heap();
   }
 
   get size(): number {
@@ -85,16 +140,16 @@ export class RefreshSchedule {
    * whole interval behind: a late refresh is not followed by a catch-up flurry).
    */
   take(now: number): string[] {
-    const due = [...this.#entries].filter(([, e]) => e.dueAt <= now);
-    due.sort((a, b) => a[1].dueAt - b[1].dueAt || (a[0] < b[0] ? -1 : 1));
     const out: string[] = [];
-    for (const [key, e] of due) {
+    for (let top = this.#top(); top !== undefined && top.dueAt <= now; top = this.#top()) {
       const { allowed, bucket } = takeToken(this.#bucket, now, this.#limits);
       this.#bucket = bucket;
       if (!allowed) break;
-      out.push(key);
+      this.#heap.pop();
+      out.push(top.key);
+      const e = this.#entries.get(top.key)!;
       const next = e.dueAt + e.intervalMs;
-      e.dueAt = next > now ? next : firstDue(key, e.intervalMs, now);
+      this.#plan(top.key, e.intervalMs, next > now ? next : firstDue(top.key, e.intervalMs, now));
     }
     return out;
   }
@@ -104,14 +159,27 @@ export class RefreshSchedule {
    * overdue for lack of budget, when the next token arrives. Undefined with no keys.
    */
   nextAt(now: number): number | undefined {
-    let earliest: number | undefined;
-    for (const e of this.#entries.values())
-      if (earliest === undefined || e.dueAt < earliest) earliest = e.dueAt;
+    const earliest = this.#top()?.dueAt;
     if (earliest === undefined || earliest > now) return earliest;
     const tokens = this.#bucket
       ? this.#bucket.tokens + (Math.max(0, now - this.#bucket.at) / 1000) * this.#limits.ratePerSec
       : this.#limits.burst;
     if (tokens >= 1) return now;
     return now + Math.ceil(((1 - tokens) * 1000) / this.#limits.ratePerSec);
+  }
+
+  #plan(key: string, intervalMs: number, dueAt: number): void {
+    const gen = ++this.#gen;
+    this.#entries.set(key, { intervalMs, dueAt, gen });
+    this.#heap.push({ key, dueAt, gen });
+  }
+
+  /** The earliest live heap item, dropping stale ones on the way. */
+  #top(): HeapItem | undefined {
+    for (let top = this.#heap.peek(); top !== undefined; top = this.#heap.peek()) {
+      if (this.#entries.get(top.key)?.gen === top.gen) return top;
+      this.#heap.pop();
+    }
+    return undefined;
   }
 }
