@@ -7,6 +7,9 @@ import { group, version } from "./group.ts";
 const ipAddressPoolPlural = "ipaddresspools";
 const l2AdvertisementPlural = "l2advertisements";
 const ipAnnouncementPlural = "ipannouncements";
+const bgpPeerPlural = "bgppeers";
+const bgpAdvertisementPlural = "bgpadvertisements";
+const bgpSessionStatePlural = "bgpsessionstates";
 
 /** Collection paths (cluster-wide lists and watches; the CRDs are cluster-scoped). */
 export const PATHS = {
@@ -18,6 +21,9 @@ export const PATHS = {
   ipAddressPools: `/apis/${group}/${version}/${ipAddressPoolPlural}`,
   l2Advertisements: `/apis/${group}/${version}/${l2AdvertisementPlural}`,
   ipAnnouncements: `/apis/${group}/${version}/${ipAnnouncementPlural}`,
+  bgpPeers: `/apis/${group}/${version}/${bgpPeerPlural}`,
+  bgpAdvertisements: `/apis/${group}/${version}/${bgpAdvertisementPlural}`,
+  bgpSessionStates: `/apis/${group}/${version}/${bgpSessionStatePlural}`,
 } as const;
 
 /** A Service's path, or its status subresource's with `/status` appended by the caller. */

@@ -338,7 +338,7 @@ const commands: Record<string, Command> = {
     },
     async run(v) {
       const { KubeClient } = await import("../k8s/client.ts");
-      const { fetchBgpStatusInput, fetchStatusInput, formatRows, objectInputs, statusRows } =
+      const { fetchBgpStatusInput, fetchStatusInput, formatRows, statusObjects, statusRows } =
         await import("./status.ts");
       const { advertiserRows, formatTable, sessionRows } = await import("./status-bgp.ts");
       const api = KubeClient.load(str(v.kubeconfig));
@@ -355,7 +355,7 @@ const commands: Record<string, Command> = {
         rows.length > 0 ? formatRows(rows) : "no LoadBalancer Services handled by ironlb",
       );
       // BGP mode, when in use: who advertises what to which router, and the sessions.
-      const advertisers = advertiserRows(objectInputs(input, filter), bgp);
+      const advertisers = advertiserRows(statusObjects(input, filter), bgp);
       if (advertisers.length > 0)
         console.log(
           `\n${formatTable({ service: "SERVICE", ip: "IP", peer: "BGP PEER", nodes: "ADVERTISED BY" }, advertisers)}`,

@@ -71,6 +71,7 @@ spec:
   localPref: 100
   communities: [NO_ADVERTISE, "64500:10", "large:64500:1:2"]
   peers: [router]
+  serviceSelectors: [{ matchLabels: { exposure: bgp } }]
 `;
 
 /** A Service of another implementation: Services in the input tell which IPs are shared. */
@@ -191,6 +192,7 @@ describe("convertMetalLB", () => {
           localPref: 100,
           communities: ["65535:65282", "64500:10", "large:64500:1:2"],
           peers: ["router"],
+          serviceSelectors: [{ matchLabels: { exposure: "bgp" } }],
         },
       },
     ]);

@@ -63,6 +63,7 @@ const SUPPORTED: Record<(typeof CONVERTED)[number], readonly string[]> = {
   BGPAdvertisement: [
     "ipAddressPools",
     "ipAddressPoolSelectors",
+    "serviceSelectors",
     "nodeSelectors",
     "peers",
     "communities",

@@ -6,8 +6,6 @@
 // with keepAddresses false they go too (full cleanup). The chart runs this as a
 // post-delete hook, after the controller and speakers are gone.
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
-import { bgpSessionStatePlural } from "../api/bgpsessionstate.ts";
-import { group, version } from "../api/group.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
 import {
   ALLOCATED_CONDITION,
@@ -179,7 +177,7 @@ export async function cleanup(
   // makes any more.
   for (const [path, into] of [
     [PATHS.ipAnnouncements, result.announcements],
-    [`/apis/${group}/${version}/${bgpSessionStatePlural}`, result.sessionStates],
+    [PATHS.bgpSessionStates, result.sessionStates],
   ] as const) {
     try {
       const list = await api.get<List<{ metadata?: { name?: string } }>>(path);

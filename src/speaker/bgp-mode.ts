@@ -6,7 +6,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { type BGPAdvertisement, parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
 import { type BGPPeer, parseBGPPeer } from "../api/bgppeer.ts";
-import { group, version } from "../api/group.ts";
+import { PATHS } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
 import type { EventRecorder } from "../k8s/events.ts";
@@ -20,8 +20,8 @@ import { Checked } from "./checked.ts";
 import type { ObjectInputs } from "./decision.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 
-const PEERS_PATH = `/apis/${group}/${version}/bgppeers`;
-const ADS_PATH = `/apis/${group}/${version}/bgpadvertisements`;
+const PEERS_PATH = PATHS.bgpPeers;
+const ADS_PATH = PATHS.bgpAdvertisements;
 
 export interface BgpModeOptions {
   node: string;

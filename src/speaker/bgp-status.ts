@@ -7,6 +7,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import type { BGPSessionState, BGPSessionStateStatus } from "../api/bgpsessionstate.ts";
 import { bgpSessionStateName, sessionStates } from "../api/bgpsessionstate.ts";
 import { group, version } from "../api/group.ts";
+import { PATHS } from "../api/vocabulary.ts";
 import type { BgpPeerConfig, NotificationInfo, SessionStatus } from "../bgp/types.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
@@ -14,7 +15,7 @@ import type { EventRecorder, EventTarget } from "../k8s/events.ts";
 import type { Logger } from "../observability/log.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 
-export const BGP_SESSION_STATES_PATH = `/apis/${group}/${version}/bgpsessionstates`;
+export const BGP_SESSION_STATES_PATH = PATHS.bgpSessionStates;
 /** A session's object is written at most this often (state changes included), ms. */
 const WRITE_INTERVAL_MS = 1000;
 const RETRY_MAX_MS = 30_000;

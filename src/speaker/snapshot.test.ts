@@ -14,11 +14,11 @@ describe("clusterSnapshot", () => {
       services: [
         service("web", {
           metadata: {
+            labels: { tier: "web" },
             annotations: {
               "ironlb.dev/ip-allocated-from-pool": "public",
               "ironlb.dev/rebalance": "true",
             },
-            labels: { tier: "front" },
           },
           spec: { externalTrafficPolicy: "Local" },
         }),
@@ -40,8 +40,7 @@ describe("clusterSnapshot", () => {
         externalTrafficPolicy: "Local",
         allocatedFromPool: "public",
         rebalance: true,
-        // BGPAdvertisement serviceSelectors read them.
-        labels: { tier: "front" },
+        labels: { tier: "web" },
       },
       {
         key: "shop/api",

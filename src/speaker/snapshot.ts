@@ -50,6 +50,7 @@ function serviceSnapshot(svc: V1Service): ServiceSnapshot {
     externalTrafficPolicy: svc.spec?.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
     ...(pool ? { allocatedFromPool: pool } : {}),
     rebalance: a[REBALANCE_ANNOTATION] === "true",
+    // BGPAdvertisement serviceSelectors match them.
     labels: svc.metadata?.labels ?? {},
   };
 }

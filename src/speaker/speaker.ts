@@ -512,8 +512,8 @@ export class Speaker {
     return owners;
   }
 
-  /** The objects both modes decide from, read once per evaluation. */
-  #inputs(): ClusterSnapshot {
+  /** The objects both modes decide from (Layer 2 and BGP), read once per evaluation. */
+  #objects(): ClusterSnapshot {
     return clusterSnapshot({
       services: this.#services.list().filter((svc) => isOurs(svc, this.#o)),
       slices: this.#slices.list(),
@@ -523,10 +523,10 @@ export class Speaker {
     });
   }
 
-  #decide(view: MembershipView, inputs: ClusterSnapshot): Decision {
+  #decide(view: MembershipView, objects: ClusterSnapshot): Decision {
     if (!this.#recordsFresh) view.settled = false;
     return decide({
-      ...inputs,
+      ...objects,
       membership: view,
       currentOwners: this.#currentOwners(),
       held: new Set(this.#current.keys()),
@@ -541,10 +541,10 @@ export class Speaker {
     // rejoining speaker, not as an owner with nothing to fear.
     this.#membership.noticeStall();
     const view = this.#membership.view();
-    const inputs = this.#inputs();
-    const decision = this.#decide(view, inputs);
+    const objects = this.#objects();
+    const decision = this.#decide(view, objects);
     // BGP has no election: this node's own plan, from the same objects.
-    this.#bgp?.reconcile(inputs);
+    this.#bgp?.reconcile(objects);
     this.#decided = decision.ips;
     this.#logReasons(decision);
     this.#reportOutsidePool(decision);

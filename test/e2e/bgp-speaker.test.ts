@@ -17,13 +17,13 @@ import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
 import { run } from "../lab/net.ts";
-import { type FrrRouter, nextHops, requireFrr, startFrr } from "../support/frr.ts";
 import { clientsFor, repoRoot, waitFor } from "../support/kube.ts";
+import { Frr, removeNamespaces, requireRouters } from "./fixtures/routers.ts";
 
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
   throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
 }
-requireFrr();
+requireRouters();
 
 const ROUTER_IP = "203.0.113.208";
 const NODE_ASN = 64512;
@@ -35,17 +35,29 @@ interface Neighbor {
   bgpState: string;
 }
 
+/** A kernel route as `ip -j route` prints it: one gateway, or several next hops (ECMP). */
+interface KernelRoute {
+  gateway?: string;
+  nexthops?: { gateway?: string }[];
+}
+
 describe("BGP mode: speakers peered with FRR", () => {
   const prefix = randomPrefix("ilbbgp");
   const routerNs = `${prefix}rtr`;
   let lab: Lab;
-  let router: FrrRouter | undefined;
+  let router: Frr | undefined;
   let workDir = "";
   let nextPort = 9100;
   const custom = () => clientsFor(lab.kc).custom;
 
-  /** The router's next hops for a Service IP (its kernel route, installed by zebra). */
-  const hopsFor = async (ip: string) => nextHops(await router!.kernelRoute(`${ip}/32`));
+  /** The next hops of the router's kernel route to `dst` (installed by zebra), sorted. */
+  const routeHops = async (dst: string): Promise<string[] | undefined> => {
+    const out = await run("ip", ["-n", routerNs, "-j", "route", "show", "exact", dst]);
+    const r = (JSON.parse(out || "[]") as KernelRoute[])[0];
+    if (r === undefined) return undefined;
+    return (r.nexthops?.map((h) => h.gateway ?? "") ?? (r.gateway ? [r.gateway] : [])).sort();
+  };
+  const hopsFor = async (ip: string) => (await routeHops(`${ip}/32`)) ?? [];
   const waitHops = (ip: string, want: string[], what: string) =>
     waitFor(
       `${what}: router next hops for ${ip} = [${want.join(", ")}]`,
@@ -92,10 +104,10 @@ describe("BGP mode: speakers peered with FRR", () => {
     await run("ip", ["-n", routerNs, "addr", "add", `${ROUTER_IP}/25`, "dev", "eth0"]);
     await run("ip", ["-n", routerNs, "link", "set", "eth0", "up"]);
     const neighbors = lab.nodes.map((n) => ` neighbor ${n.ip} peer-group NODES`).join("\n");
-    router = await startFrr(
+    router = await Frr.start(
       routerNs,
-      `hostname ${routerNs}
-log file DIR/bgpd.log
+      (dir) => `hostname ${routerNs}
+log file ${dir}/bgpd.log
 ip prefix-list SVC seq 5 permit ${POOL_CIDR} ge 32
 route-map FROM-NODES permit 10
  match ip address prefix-list SVC
@@ -174,8 +186,8 @@ exit
             .deleteClusterCustomObject({ group, version, plural, name })
             .catch(() => undefined);
       }
-      await router?.stop();
-      await run("ip", ["netns", "del", routerNs]).catch(() => undefined);
+      router?.stop();
+      removeNamespaces([routerNs]);
       await lab?.destroy();
     } finally {
       if (workDir && !process.env.IRONLB_KEEP_LOGS)
@@ -353,13 +365,13 @@ exit
       expect(text).toContain("64512:100");
       expect(text).toContain("noExport");
       expect(text).toContain("64512:1:2");
-      const agg = nextHops(await router!.kernelRoute("198.51.100.100/30"));
+      const agg = await routeHops("198.51.100.100/30");
       expect(agg).toEqual(lab.nodes.map((n) => n.ip).sort());
       await lab.deleteService(svc);
       await waitHops(ip, [], "the Service is deleted");
       await waitFor(
         "the aggregate withdrawn",
-        async () => (await router!.kernelRoute("198.51.100.100/30")) === undefined,
+        async () => (await routeHops("198.51.100.100/30")) === undefined,
       );
     } finally {
       for (const name of ["bgp-attrs", "bgp-agg"])

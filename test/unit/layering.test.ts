@@ -62,6 +62,7 @@ const rules: Record<string, Rule> = {
     folders: ["net"],
   },
   layer2: { says: "imports only net and node built-ins", folders: ["net"], node: true },
+  // Its TCP edge (session.ts) takes pino's Logger type.
   bgp: {
     says: "imports only net, node built-ins and pino",
     folders: ["net"],
