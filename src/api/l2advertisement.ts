@@ -1,5 +1,6 @@
 // L2Advertisement (ironlb.dev/v1beta1, cluster-scoped): the checked twin of
 // config/crd/ironlb.dev_l2advertisements.yaml.
+import { bgpPeerMessages, durationSeconds } from "./bgppeer.ts";
 import {
   envelope,
   type LabelSelector,
@@ -14,6 +15,33 @@ import {
 import { array, object, optional, string } from "./validate.ts";
 
 export const l2AdvertisementKind = "L2Advertisement";
+
+/** Bounds of `gratuitousInterval`, in seconds: see the CRD's description for why. */
+export const GRATUITOUS_INTERVAL_BOUNDS = { min: 5, max: 3600 } as const;
+
+export const l2AdvertisementMessages = {
+  duration: bgpPeerMessages.duration,
+  gratuitousInterval: "gratuitousInterval must be from 5s to 1h (3600s)",
+} as const;
+
+/** `gratuitousInterval` in ms, or undefined when it is not set or not valid. */
+export function gratuitousIntervalMs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const secs = durationSeconds(text);
+  if (secs === undefined) return undefined;
+  const { min, max } = GRATUITOUS_INTERVAL_BOUNDS;
+  return secs >= min && secs <= max ? secs * 1000 : undefined;
+}
+
+const gratuitousInterval = string({
+  max: 16,
+  refine: (s) => {
+    const secs = durationSeconds(s);
+    if (secs === undefined) return [l2AdvertisementMessages.duration];
+    const { min, max } = GRATUITOUS_INTERVAL_BOUNDS;
+    return secs >= min && secs <= max ? [] : [l2AdvertisementMessages.gratuitousInterval];
+  },
+});
 
 export const interfaceMessages = {
   chars: "an interface name has 1 to 15 printable ASCII characters and no '/', ':' or spaces",
@@ -38,6 +66,8 @@ export interface L2AdvertisementSpec {
   ipAddressPoolSelectors?: LabelSelector[];
   nodeSelectors?: LabelSelector[];
   interfaces?: string[];
+  /** Periodic gratuitous ARP / unsolicited NA, e.g. "30s"; unset: only on takeover. */
+  gratuitousInterval?: string;
 }
 
 export const l2AdvertisementSpec = object<L2AdvertisementSpec>({
@@ -45,6 +75,7 @@ export const l2AdvertisementSpec = object<L2AdvertisementSpec>({
   ipAddressPoolSelectors: optional(array(labelSelector, { max: 16 })),
   nodeSelectors: optional(array(labelSelector, { max: 16 })),
   interfaces: optional(stringSet(interfaceName, 64)),
+  gratuitousInterval: optional(gratuitousInterval),
 });
 
 export interface L2Advertisement {

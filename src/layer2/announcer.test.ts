@@ -682,3 +682,85 @@ describe("reply rate limit", () => {
     ).toHaveLength(5);
   });
 });
+
+describe("periodic gratuitous rounds (refreshEvery)", () => {
+  it("sends one round per interval after the takeover burst, and stops on withdraw", () => {
+    announcer.announce("198.51.100.20", "eth0");
+    announcer.announce("2001:db8::20", "eth0");
+    vi.advanceTimersByTime(5_000); // the takeover bursts are over
+    const arp = sock("eth0", "arp");
+    const ndp = sock("eth0", "ndp");
+    arp.take();
+    ndp.take();
+    // Without an interval nothing more goes out, however long the IP stays quiet.
+    vi.advanceTimersByTime(120_000);
+    expect(arp.take()).toEqual([]);
+    announcer.refreshEvery("198.51.100.20", "eth0", 30_000);
+    announcer.refreshEvery("2001:db8::20", "eth0", 30_000);
+    vi.advanceTimersByTime(30_000);
+    const round = arp.take().map((f) => decodeArpFrame(f)?.arp);
+    // The same two frames as a burst step: a gratuitous request and reply for the IP.
+    expect(round).toHaveLength(2);
+    for (const a of round)
+      expect(a).toMatchObject({ senderIp: "198.51.100.20", targetIp: "198.51.100.20" });
+    const na = ndp.take().map((f) => decodeNdpFrame(f)?.message);
+    expect(na).toMatchObject([{ type: "advertisement", target: "2001:db8::20" }]);
+    vi.advanceTimersByTime(90_000);
+    expect(arp.take()).toHaveLength(6);
+    // Setting the same interval on every evaluation keeps the pace (no extra round).
+    for (let i = 0; i < 5; i++) announcer.refreshEvery("198.51.100.20", "eth0", 30_000);
+    vi.advanceTimersByTime(29_000);
+    expect(arp.take().length).toBeLessThanOrEqual(2);
+    ndp.take();
+    announcer.withdraw("198.51.100.20", "eth0");
+    vi.advanceTimersByTime(300_000);
+    expect(arp.take()).toEqual([]);
+    expect(ndp.take()).toHaveLength(10); // the IPv6 one goes on
+    announcer.refreshEvery("2001:db8::20", "eth0", undefined);
+    vi.advanceTimersByTime(300_000);
+    expect(ndp.take()).toEqual([]);
+  });
+
+  it("refuses an IP that is not announced on the interface", () => {
+    expect(() => announcer.refreshEvery("198.51.100.21", "eth0", 30_000)).toThrow(
+      /not announced on eth0/,
+    );
+  });
+
+  it("drops the pending rounds after a stall (cancelBursts) until they are set again", () => {
+    announcer.announce("198.51.100.22", "eth0");
+    announcer.refreshEvery("198.51.100.22", "eth0", 10_000);
+    vi.advanceTimersByTime(5_000);
+    sock("eth0").take();
+    announcer.cancelBursts();
+    vi.advanceTimersByTime(60_000);
+    expect(sock("eth0").take()).toEqual([]);
+  });
+
+  it("holds thousands of IPs to the refresh budget", () => {
+    const a = new Announcer({
+      openSocket: (ifname, kind) => {
+        const s = new FakeSocket(ifname, MACS[ifname] ?? "02:00:00:00:01:ff", kind);
+        sockets.push(s);
+        return s;
+      },
+      burstScheduleMs: [0],
+      kernelFilter: false,
+      refreshLimits: { ratePerSec: 100, burst: 10 },
+    });
+    try {
+      const ips = Array.from({ length: 1000 }, (_, i) => `10.2.${i >> 8}.${i & 255}`);
+      for (const ip of ips) a.announce(ip, "eth1");
+      const s = sockets.find((x) => x.ifname === "eth1" && !x.closed)!;
+      s.take();
+      for (const ip of ips) a.refreshEvery(ip, "eth1", 5_000);
+      // Asked for 200 rounds a second, allowed 100 (two frames each).
+      vi.advanceTimersByTime(5_000);
+      expect(s.take().length).toBeLessThanOrEqual(2 * (10 + 100 * 5));
+      vi.advanceTimersByTime(5_000);
+      expect(s.take().length).toBeGreaterThan(2 * 400);
+    } finally {
+      a.close();
+    }
+  });
+});

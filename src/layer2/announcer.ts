@@ -1,7 +1,7 @@
 /**
  * Layer-2 announcer: answers ARP requests and IPv6 neighbour solicitations for the IPs this
  * node owns, on the interfaces it announces them on and nowhere else; sends gratuitous
- * bursts on takeover; probes for conflicts (RFC 5227 for IPv4, DAD-style for IPv6).
+ * bursts on takeover, and periodic ones where asked (refreshEvery); probes for conflicts (RFC 5227 for IPv4, DAD-style for IPv6).
  *
  * One process may hold several interfaces; every frame is handled in the context of the
  * interface it arrived on. Nothing a peer sends can make it throw: malformed frames are
@@ -30,10 +30,12 @@ import {
 import type { FrameSocket, PacketSocketKind } from "./packet-socket.ts";
 import { PACKET_OTHERHOST, PacketSocket } from "./packet-socket.ts";
 import {
+  type BucketLimits,
   DEFAULT_REPLY_LIMITS,
   RequesterLimiter,
   type RequesterLimiterOptions,
 } from "./rate-limit.ts";
+import { DEFAULT_REFRESH_LIMITS, RefreshSchedule } from "./refresh-schedule.ts";
 
 /** Counters for metrics; plain numbers, monotonically increasing. */
 export interface AnnouncerCounters {
@@ -100,6 +102,11 @@ export interface AnnouncerOptions {
    * before its stall timer runs, and must be judged as stale (holdReplies).
    */
   beforeFrame?: () => void;
+  /**
+   * Budget of the periodic gratuitous rounds (refreshEvery), one per IP and interface, for
+   * the whole announcer. Default DEFAULT_REFRESH_LIMITS (500/s, burst 100).
+   */
+  refreshLimits?: BucketLimits;
 }
 
 interface InterfaceState {
@@ -125,6 +132,9 @@ interface PendingProbe {
 }
 
 const DEFAULT_BURST = [0, 250, 1000, 2000] as const;
+
+/** Least time between two wakes of the periodic gratuitous timer. */
+const REFRESH_WAKE_GAP_MS = 50;
 
 /**
  * Events: "conflict" (ConflictEvent), "error" (err: Error, ifname: string) for send or
@@ -158,6 +168,11 @@ export class Announcer extends EventEmitter {
    */
   #repliesHeldUntil = 0;
   readonly #beforeFrame: (() => void) | undefined;
+  /** Periodic gratuitous rounds, keyed `${ifname} ${ip}`, and the one timer that sends them. */
+  readonly #refresh: RefreshSchedule;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  #refreshAt: number | undefined;
+  #refreshWokeAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: AnnouncerOptions = {}) {
     super();
@@ -171,6 +186,7 @@ export class Announcer extends EventEmitter {
     this.#limiter = limits === false ? undefined : new RequesterLimiter(limits);
     this.#now = options.now ?? (() => performance.now());
     this.#beforeFrame = options.beforeFrame;
+    this.#refresh = new RefreshSchedule(options.refreshLimits ?? DEFAULT_REFRESH_LIMITS);
   }
 
   /** Snapshot of the counters. */
@@ -217,6 +233,21 @@ export class Announcer extends EventEmitter {
   }
 
   /**
+   * Sends one gratuitous round for `ip` on `ifname` every `intervalMs` (undefined: stop),
+   * spread with the other IPs' over the interval and within the refresh budget. The IP must
+   * be announced there; withdrawing it stops its refreshes. Setting the same interval again
+   * keeps the pace.
+   */
+  refreshEvery(ip: string, ifname: string, intervalMs: number | undefined): void {
+    const norm = this.#normalize(ip);
+    if (intervalMs !== undefined && !this.#ifaces.get(ifname)?.ips.has(norm)) {
+      throw new Error(`${norm} is not announced on ${ifname}`);
+    }
+    this.#refresh.set(`${ifname} ${norm}`, intervalMs, this.#now());
+    this.#armRefresh();
+  }
+
+  /**
    * Answers no request for the next `ms`. After this process was stalled, the requests
    * waiting in its sockets are stale: their senders have asked again, maybe another node
    * answered them, and a late answer would pull clients back to a node that may no longer
@@ -235,6 +266,10 @@ export class Announcer extends EventEmitter {
   cancelBursts(): void {
     for (const st of this.#ifaces.values())
       for (const ip of st.ips.keys()) this.#cancelBurst(st, ip);
+    // Periodic rounds too: overdue after the stall, they would all fire at once. The owner
+    // sets them again (refreshEvery) with its next evaluation.
+    this.#refresh.clear();
+    this.#armRefresh();
   }
 
   /** Stops answering for `ip` on `ifname` (or everywhere) and cancels its pending burst. */
@@ -247,6 +282,7 @@ export class Announcer extends EventEmitter {
       this.#cancelBurst(st, norm);
       st.ips.delete(norm);
       st.lastDefence.delete(norm);
+      this.#refresh.delete(`${st.ifname} ${norm}`);
       this.#refreshFilters(st);
       this.#releaseIfIdle(st);
     }
@@ -333,6 +369,8 @@ export class Announcer extends EventEmitter {
       this.#detach(st, true);
     }
     this.#ifaces.clear();
+    this.#refresh.clear();
+    this.#armRefresh();
   }
 
   // ---- internals -------------------------------------------------------------------------
@@ -517,6 +555,38 @@ export class Announcer extends EventEmitter {
       t.unref();
       timers.add(t);
     }
+  }
+
+  /** One timer for all periodic rounds, set to the schedule's next time. */
+  #armRefresh(): void {
+    const now = this.#now();
+    const at = this.#refresh.nextAt(now);
+    if (at === this.#refreshAt && (at === undefined || this.#refreshTimer !== undefined)) return;
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    this.#refreshAt = at;
+    if (at === undefined) return;
+    // Wakes at least REFRESH_WAKE_GAP_MS apart, each sending all that is due: phases are
+    // spread to the millisecond, and one timer per IP would cost more than the frames.
+    const delay = Math.max(0, at - now, this.#refreshWokeAt + REFRESH_WAKE_GAP_MS - now);
+    this.#refreshTimer = setTimeout(() => this.#onRefresh(), delay);
+    // The sockets keep a speaker alive; a pending refresh alone should not.
+    this.#refreshTimer.unref();
+  }
+
+  #onRefresh(): void {
+    this.#refreshTimer = undefined;
+    this.#refreshAt = undefined;
+    if (this.#closed) return;
+    this.#refreshWokeAt = this.#now();
+    for (const key of this.#refresh.take(this.#now())) {
+      const space = key.indexOf(" ");
+      const st = this.#ifaces.get(key.slice(0, space));
+      const ip = key.slice(space + 1);
+      if (st?.ips.has(ip)) this.#sendGratuitous(st, ip);
+      else this.#refresh.delete(key);
+    }
+    this.#armRefresh();
   }
 
   #cancelBurst(st: InterfaceState, ip: string): void {

@@ -535,3 +535,51 @@ describe("reactToLinks", () => {
     });
   }
 });
+
+describe("decide: periodic gratuitous interval (L2Advertisement gratuitousInterval)", () => {
+  const withAds = (ads: Snapshot["ads"]) => {
+    const s = snapshot({ self: "node1" });
+    return { ...s, ads };
+  };
+  const intervals = (s: Snapshot) =>
+    new Set([...decide(s).mine.values()].map((a) => a.gratuitousIntervalMs));
+
+  it.each([
+    { what: "not set: only on takeover", ads: [{ name: "lan" }], want: undefined },
+    {
+      what: "one advertisement's interval",
+      ads: [{ name: "lan", gratuitousInterval: "1m30s" }],
+      want: 90_000,
+    },
+    {
+      what: "the shortest of several advertisements for the pool",
+      ads: [
+        { name: "slow", gratuitousInterval: "5m" },
+        { name: "quiet" },
+        { name: "fast", gratuitousInterval: "30s" },
+      ],
+      want: 30_000,
+    },
+    {
+      what: "not from an advertisement that does not select this node",
+      ads: [
+        { name: "lan", gratuitousInterval: "5m" },
+        {
+          name: "elsewhere",
+          nodeSelectors: [{ matchLabels: { edge: "true" } }],
+          gratuitousInterval: "10s",
+        },
+      ],
+      want: 300_000,
+    },
+    {
+      what: "out of bounds (a checker would have refused it): ignored",
+      ads: [{ name: "lan", gratuitousInterval: "1s" }],
+      want: undefined,
+    },
+  ])("$what", ({ ads, want }) => {
+    const s = withAds(ads);
+    expect(decide(s).mine.size).toBeGreaterThan(0);
+    expect(intervals(s)).toEqual(new Set([want]));
+  });
+});

@@ -115,6 +115,8 @@ export interface IpDecision {
 
 export interface Announcement {
   interfaces: InterfaceChoice;
+  /** Periodic gratuitous ARP/NA interval, ms (L2Advertisement gratuitousInterval). */
+  gratuitousIntervalMs?: number;
   services: string[];
   /** Send a gratuitous burst: new to us, or another node may have claimed it. */
   gratuitous: boolean;
@@ -285,11 +287,18 @@ export function decide(s: Snapshot): Decision {
     const eligible: EligibleNode[] = [];
     for (const name of [...allowed].sort()) {
       let interfaces: InterfaceChoice | undefined;
+      let refresh: number | undefined;
       for (const r of withNodes) {
         const n = r.nodes.find((x) => x.name === name);
         if (n) interfaces = mergeInterfaces(interfaces, n.interfaces);
+        const ms = n?.gratuitousIntervalMs;
+        if (ms !== undefined && (refresh === undefined || ms < refresh)) refresh = ms;
       }
-      eligible.push({ name, interfaces: interfaces ?? "auto" });
+      eligible.push({
+        name,
+        interfaces: interfaces ?? "auto",
+        ...(refresh === undefined ? {} : { gratuitousIntervalMs: refresh }),
+      });
     }
     d.eligible = eligible;
     const current = s.currentOwners.get(ip);
@@ -310,8 +319,12 @@ export function decide(s: Snapshot): Decision {
       deferred.set(ip, "this node hears less than a majority of the speakers");
       continue;
     }
+    const self = eligible.find((n) => n.name === m.self)!;
     mine.set(ip, {
-      interfaces: eligible.find((n) => n.name === m.self)!.interfaces,
+      interfaces: self.interfaces,
+      ...(self.gratuitousIntervalMs === undefined
+        ? {}
+        : { gratuitousIntervalMs: self.gratuitousIntervalMs }),
       services: e.serving,
       // A contested IP is re-announced once the view has settled: the claimant's record
       // may still be on its way, and then the IP is not ours to win back.

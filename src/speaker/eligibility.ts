@@ -7,6 +7,7 @@
 
 import { anySelectorMatches } from "../allocator/selectors.ts";
 import type { LabelSelector } from "../allocator/types.ts";
+import { gratuitousIntervalMs } from "../api/l2advertisement.ts";
 
 /** A Kubernetes condition status. */
 export type ConditionStatus = "True" | "False" | "Unknown";
@@ -39,6 +40,8 @@ export interface AdvertisementScope {
 export interface L2AdvertisementInfo extends AdvertisementScope {
   /** Interfaces to announce on; empty/absent: the default choice ("auto"). */
   interfaces?: readonly string[];
+  /** Periodic gratuitous ARP/NA interval, e.g. "30s"; absent: only on takeover. */
+  gratuitousInterval?: string;
 }
 
 /** The pool an IP was allocated from. */
@@ -109,6 +112,8 @@ export type NodeExclusion =
 export interface EligibleNode {
   name: string;
   interfaces: InterfaceChoice;
+  /** Periodic gratuitous ARP/NA, ms: the shortest of the advertisements that set one. */
+  gratuitousIntervalMs?: number;
 }
 
 export interface EligibilityResult {
@@ -178,6 +183,16 @@ function unionInterfaces(ads: readonly L2AdvertisementInfo[]): InterfaceChoice {
   return [...names].sort();
 }
 
+/** The shortest `gratuitousInterval` the advertisements set, ms; undefined when none does. */
+export function shortestInterval(ads: readonly L2AdvertisementInfo[]): number | undefined {
+  let out: number | undefined;
+  for (const ad of ads) {
+    const ms = gratuitousIntervalMs(ad.gratuitousInterval);
+    if (ms !== undefined && (out === undefined || ms < out)) out = ms;
+  }
+  return out;
+}
+
 const CAUSE_WORDS: Record<NodeExclusion, string> = {
   SpeakerNotLive: "without a live speaker",
   NotReady: "not Ready",
@@ -232,8 +247,14 @@ export function eligibleNodes(input: EligibilityInput): EligibilityResult {
   for (const node of sorted) {
     const ads = poolAds.filter((ad) => advertisementSelectsNode(ad, node));
     const cause = exclusionOf(node, ads);
-    if (cause === undefined) nodes.push({ name: node.name, interfaces: unionInterfaces(ads) });
-    else excluded.push({ name: node.name, cause });
+    if (cause === undefined) {
+      const refresh = shortestInterval(ads);
+      nodes.push({
+        name: node.name,
+        interfaces: unionInterfaces(ads),
+        ...(refresh === undefined ? {} : { gratuitousIntervalMs: refresh }),
+      });
+    } else excluded.push({ name: node.name, cause });
   }
   if (nodes.length > 0) return { nodes, excluded };
 

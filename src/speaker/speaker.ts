@@ -84,6 +84,14 @@ const REJOIN_PROBE_MS = 100;
 const REJOIN_DEFER_MS = 1000;
 /** Without link events (onLinks never called), interfaces are re-read this often, ms. */
 const INTERFACE_RECHECK_MS = 10_000;
+
+/** An IP this node announces, with its interfaces resolved on this host. */
+interface Resolved {
+  interfaces: string[];
+  services: string[];
+  gratuitous: boolean;
+  gratuitousIntervalMs: number | undefined;
+}
 /**
  * Changes of Kubernetes objects (Services, EndpointSlices, Nodes, pools, advertisements)
  * cause at most one evaluation per this many ms: a lone change is evaluated at once, the
@@ -595,6 +603,21 @@ export class Speaker {
         void this.#probeThenAnnounce(ip, missing, REJOIN_PROBE_MS, true);
       else this.#announce(ip, want, missing);
     }
+    // Periodic gratuitous rounds where an L2Advertisement asks for them; the announcer
+    // keeps the pace of an unchanged interval and forgets withdrawn IPs by itself.
+    for (const [ip, ifaces] of this.#current) {
+      const every = desired.get(ip)?.gratuitousIntervalMs;
+      for (const ifname of ifaces) {
+        try {
+          this.#announcer.refreshEvery(ip, ifname, every);
+        } catch (err) {
+          this.#log.warn(
+            { ip, interface: ifname, err: (err as Error).message },
+            "cannot schedule periodic gratuitous ARP/NA",
+          );
+        }
+      }
+    }
     // A probe result is for the evaluation right after it: the world may move on.
     this.#probed.clear();
     this.#syncRecords(desired);
@@ -605,13 +628,8 @@ export class Speaker {
   }
 
   /** Interfaces per IP on this host (explicit names or "auto" resolved against the host). */
-  #resolve(
-    mine: ReadonlyMap<string, Announcement>,
-  ): Map<string, { interfaces: string[]; services: string[]; gratuitous: boolean }> {
-    const out = new Map<
-      string,
-      { interfaces: string[]; services: string[]; gratuitous: boolean }
-    >();
+  #resolve(mine: ReadonlyMap<string, Announcement>): Map<string, Resolved> {
+    const out = new Map<string, Resolved>();
     if (mine.size === 0) return out;
     const host = hostInterfaces(this.#links);
     for (const [ip, a] of mine) {
@@ -624,7 +642,12 @@ export class Speaker {
       }
       const names = resolved.use.map((i) => i.name).sort();
       if (names.length > 0)
-        out.set(ip, { interfaces: names, services: a.services, gratuitous: a.gratuitous });
+        out.set(ip, {
+          interfaces: names,
+          services: a.services,
+          gratuitous: a.gratuitous,
+          gratuitousIntervalMs: a.gratuitousIntervalMs,
+        });
     }
     return out;
   }

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { E2E_SECOND_SUBNET, E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
-import { ipAnnouncement } from "../lab/faults.ts";
+import { type GratuitousFrame, ipAnnouncement, watchGratuitous } from "../lab/faults.ts";
 import {
   destroyStale,
   Lab,
@@ -468,6 +468,52 @@ describe("speaker on a LAN of network namespaces", () => {
       await waitFor("the old IP withdrawn", () => announcersFromLogs(ip).length === 0);
     } finally {
       lab.startController();
+    }
+  });
+
+  // Before the API server freeze below, after which the controller takes a while to assign.
+  it("with gratuitousInterval the owner repeats gratuitous ARP at that interval, without it only on takeover", async () => {
+    const { svc, ip } = await service();
+    const owner = await resolveFresh(ip, svc.port);
+    const ownerMac = await lab.macOf(owner);
+    /** Gratuitous rounds (a request and a reply each) seen by the client over `ms`. */
+    const observe = async (
+      ms: number,
+    ): Promise<{ frames: GratuitousFrame[]; rounds: number[] }> => {
+      const w = watchGratuitous(lab, [ip]);
+      await w.ready;
+      await sleep(ms); // the length of the measurement itself, not a wait for an event
+      const frames = await w.stop();
+      const rounds: number[] = [];
+      for (const f of frames)
+        if (rounds.length === 0 || f.t - rounds.at(-1)! > 500) rounds.push(f.t);
+      return { frames, rounds };
+    };
+
+    // Not set: after the takeover burst (over 2 s after the announcement, which preceded
+    // the client's answer) the IP stays quiet, however long.
+    const quiet = await observe(13_000);
+    expect(quiet.frames.filter((f) => f.t >= 2_500)).toEqual([]);
+
+    await lab.createL2Advertisement("e2e-garp", {
+      ipAddressPools: ["e2e"],
+      gratuitousInterval: "5s",
+    });
+    try {
+      const loud = await observe(17_000);
+      console.info(`gratuitous rounds at ${loud.rounds.join(", ")} ms`);
+      // Every 5 s: at least three rounds in 17 s, spaced by the interval (timer slack aside).
+      expect(loud.rounds.length).toBeGreaterThanOrEqual(3);
+      for (let i = 1; i < loud.rounds.length; i++) {
+        const gap = loud.rounds[i]! - loud.rounds[i - 1]!;
+        expect(gap).toBeGreaterThanOrEqual(4_500);
+        expect(gap).toBeLessThanOrEqual(5_800);
+      }
+      // From the owner only, as a gratuitous request and reply each time.
+      expect(new Set(loud.frames.map((f) => f.mac))).toEqual(new Set([ownerMac]));
+      expect(new Set(loud.frames.map((f) => f.op))).toEqual(new Set([1, 2]));
+    } finally {
+      await lab.deleteL2Advertisement("e2e-garp");
     }
   });
 

@@ -232,6 +232,66 @@ export function watchArp(
   };
 }
 
+/** A gratuitous ARP frame the client saw (gratuitous-watch.ts). */
+export interface GratuitousFrame {
+  t: number;
+  ip: string;
+  mac: string;
+  op: number;
+}
+
+/**
+ * Starts gratuitous-watch.ts on the client's eth0; stop() ends it and returns the gratuitous
+ * ARP frames for `ips` it saw, with their times (ms since `ready`, about).
+ */
+export function watchGratuitous(
+  lab: Lab,
+  ips: string[],
+): { ready: Promise<void>; stop(): Promise<GratuitousFrame[]> } {
+  const p = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      lab.client.ns,
+      process.execPath,
+      join(repoRoot, "test/lab/gratuitous-watch.ts"),
+      "eth0",
+      ...ips,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  let err = "";
+  p.stdout!.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  p.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => p.once("exit", (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = () => {
+      if (!out.includes("ready\n")) return;
+      p.stdout!.off("data", onData);
+      resolve();
+    };
+    p.stdout!.on("data", onData);
+    void exited.then((code) => reject(new Error(`gratuitous-watch exited ${code} early: ${err}`)));
+  });
+  ready.catch(() => {});
+  return {
+    ready,
+    async stop() {
+      await ready;
+      p.kill("SIGTERM");
+      const code = await exited;
+      if (code !== 0) throw new Error(`gratuitous-watch exited ${code}: ${err}`);
+      return JSON.parse(out.trim().split("\n").pop()!) as GratuitousFrame[];
+    },
+  };
+}
+
 /**
  * Who answered each IP over a short watch of `rounds` rounds (20 ms each): the MACs seen
  * in any of them, sorted. One MAC for an IP means one node answered it throughout; a
