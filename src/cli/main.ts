@@ -338,8 +338,14 @@ const commands: Record<string, Command> = {
     },
     async run(v) {
       const { KubeClient } = await import("../k8s/client.ts");
-      const { fetchBgpStatusInput, fetchStatusInput, formatRows, statusObjects, statusRows } =
-        await import("./status.ts");
+      const {
+        fetchBgpStatusInput,
+        fetchStatusInput,
+        formatRows,
+        liveByLease,
+        statusObjects,
+        statusRows,
+      } = await import("./status.ts");
       const { advertiserRows, formatTable, sessionRows } = await import("./status-bgp.ts");
       const api = KubeClient.load(str(v.kubeconfig));
       const [input, bgp] = await Promise.all([
@@ -350,12 +356,17 @@ const commands: Record<string, Command> = {
         lbClass: String(v["lb-class"]),
         handleUnclassed: v["ignore-unclassed"] !== true,
       };
-      const rows = statusRows(input, filter, Date.now());
+      const now = Date.now();
+      const rows = statusRows(input, filter, now);
       console.log(
         rows.length > 0 ? formatRows(rows) : "no LoadBalancer Services handled by ironlb",
       );
       // BGP mode, when in use: who advertises what to which router, and the sessions.
-      const advertisers = advertiserRows(statusObjects(input, filter), bgp);
+      const advertisers = advertiserRows(
+        statusObjects(input, filter),
+        bgp,
+        liveByLease(input.leases, now),
+      );
       if (advertisers.length > 0)
         console.log(
           `\n${formatTable({ service: "SERVICE", ip: "IP", peer: "BGP PEER", nodes: "ADVERTISED BY" }, advertisers)}`,

@@ -53,6 +53,15 @@ describe("advertiserRows", () => {
     ]);
   });
 
+  it("counts only nodes with a live speaker (a Node without one advertises nothing)", () => {
+    expect(advertiserRows(objects(), bgp(), new Set(["node2"]))).toContainEqual({
+      service: "shop/web",
+      ip: "198.51.100.7",
+      peer: "tor",
+      nodes: "node2",
+    });
+  });
+
   it("is empty without BGPPeers (BGP mode not in use)", () => {
     expect(advertiserRows(objects(), bgp({ peers: [] }))).toEqual([]);
   });

@@ -52,7 +52,12 @@ export function sessionRows(input: BgpStatusInput): SessionRow[] {
  * Per Service IP and BGPPeer, the nodes that advertise it there; an IP no node advertises
  * gets one row with the first node's reason. Empty without BGPPeers (BGP mode unused).
  */
-export function advertiserRows(objects: ObjectInputs, input: BgpStatusInput): AdvertiserRow[] {
+export function advertiserRows(
+  objects: ObjectInputs,
+  input: BgpStatusInput,
+  /** Nodes whose speaker is live (Lease current): a node without one advertises nothing. */
+  live?: ReadonlySet<string>,
+): AdvertiserRow[] {
   const peers = input.peers.flatMap((p) => {
     const r = parseBGPPeer(p, { unknownFields: "ignore" });
     return r.ok ? [{ name: r.value.metadata.name ?? "", spec: r.value.spec }] : [];
@@ -65,7 +70,9 @@ export function advertiserRows(objects: ObjectInputs, input: BgpStatusInput): Ad
   // ip -> peer -> nodes; ip -> the first reason seen.
   const by = new Map<string, Map<string, string[]>>();
   const why = new Map<string, string>();
-  const nodes = [...objects.nodes].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const nodes = [...objects.nodes]
+    .filter((n) => live === undefined || live.has(n.name))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const node of nodes) {
     const plan = planBgp({
       self: node.name,

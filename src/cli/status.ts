@@ -48,7 +48,7 @@ export interface StatusRow {
 }
 
 /** Speakers whose Lease is current at `nowMs`. */
-function liveByLease(leases: V1Lease[], nowMs: number): Set<string> {
+export function liveByLease(leases: V1Lease[], nowMs: number): Set<string> {
   const out = new Set<string>();
   for (const l of leases) {
     const node = l.spec?.holderIdentity;
