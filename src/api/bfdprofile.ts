@@ -8,7 +8,7 @@ import {
   type ParseResult,
   parseWith,
 } from "./common.ts";
-import { boolean, integer, object, optional, required, withDefault } from "./validate.ts";
+import { boolean, integer, object, optional, withDefault } from "./validate.ts";
 
 export const bfdProfileKind = "BFDProfile";
 export const bfdProfilePlural = "bfdprofiles";
