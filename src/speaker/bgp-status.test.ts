@@ -272,7 +272,8 @@ describe("BgpStatus", () => {
     );
     const last = h.bodies.at(-1)?.status;
     expect(last).toMatchObject({ bfdError: 'BFDProfile "fast" not found' });
-    expect(last).not.toHaveProperty("bfdState");
+    // Merge patch: the BFD state is removed with an explicit null.
+    expect(last).toMatchObject({ bfdState: null });
     const series: string[] = [];
     h.metrics.bfdSessionUp.render(series);
     expect(series.filter((l) => !l.startsWith("#"))).toEqual([]);

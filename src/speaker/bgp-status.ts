@@ -325,7 +325,9 @@ export class BgpStatus {
 
   async #put(name: string, status: BGPSessionStateStatus): Promise<void> {
     try {
-      await this.#api.mergePatch(`${BGP_SESSION_STATES_PATH}/${name}`, { status });
+      // A merge patch keeps the fields it leaves out: BFD's go when BFD is off or fixed.
+      const body = { status: { bfdState: null, bfdError: null, ...status } };
+      await this.#api.mergePatch(`${BGP_SESSION_STATES_PATH}/${name}`, body);
     } catch (err) {
       if (httpStatus(err) !== 404) throw err;
       await this.#api.create(BGP_SESSION_STATES_PATH, {
