@@ -109,6 +109,8 @@ export interface BGPPeerSpec {
   routerID?: string;
   nodeSelectors?: LabelSelector[];
   ebgpMultiHop?: boolean;
+  /** A BFDProfile's name: BFD runs with the router beside the session. */
+  bfdProfile?: string;
 }
 
 export const bgpPeerSpec = object<BGPPeerSpec>(
@@ -125,6 +127,7 @@ export const bgpPeerSpec = object<BGPPeerSpec>(
     routerID: optional(routerID),
     nodeSelectors: optional(array(labelSelector, { max: 16 })),
     ebgpMultiHop: optional(boolean()),
+    bfdProfile: optional(string({ max: 253 })),
   },
   {
     strict: true,

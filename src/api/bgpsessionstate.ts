@@ -19,6 +19,8 @@ export const bgpSessionStateMessages = {
   name: "a node or peer name is a DNS subdomain: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
 } as const;
 
+export const bfdStates = ["AdminDown", "Down", "Init", "Up"] as const;
+
 export const sessionStates = ["Idle", "Connect", "OpenSent", "OpenConfirm", "Established"] as const;
 
 export interface BGPSessionStateStatus {
@@ -33,6 +35,10 @@ export interface BGPSessionStateStatus {
   lastNotification?: string;
   prefixesSent?: number;
   flaps?: number;
+  /** The BFD session's state when the peer names a BFDProfile. */
+  bfdState?: (typeof bfdStates)[number];
+  /** Why BFD does not run (the profile is missing). */
+  bfdError?: string;
 }
 
 const name = string({
@@ -52,6 +58,8 @@ export const bgpSessionStateStatus = object<BGPSessionStateStatus>({
   lastNotification: optional(string({ max: 1024 })),
   prefixesSent: optional(integer(0)),
   flaps: optional(integer(0)),
+  bfdState: optional(oneOf(...bfdStates)),
+  bfdError: optional(string({ max: 1024 })),
 });
 
 export interface BGPSessionState {

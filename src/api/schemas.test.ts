@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { crdExamples } from "../../test/fixtures/crd-examples.ts";
 import { parseAddressEntry } from "../net/range.ts";
 import { addressEntryErrors } from "./addresses.ts";
+import { parseBFDProfile } from "./bfdprofile.ts";
 import { parseBGPAdvertisement } from "./bgpadvertisement.ts";
 import { parseBGPPeer } from "./bgppeer.ts";
 import { parseBGPSessionState } from "./bgpsessionstate.ts";
@@ -17,6 +18,7 @@ const parsers: Record<string, (obj: unknown) => { ok: true } | { ok: false; erro
   BGPPeer: parseBGPPeer,
   BGPAdvertisement: parseBGPAdvertisement,
   BGPSessionState: parseBGPSessionState,
+  BFDProfile: parseBFDProfile,
 };
 const parse = (kind: string, obj: unknown) => parsers[kind]!(obj);
 

@@ -10,6 +10,7 @@ const ipAnnouncementPlural = "ipannouncements";
 const bgpPeerPlural = "bgppeers";
 const bgpAdvertisementPlural = "bgpadvertisements";
 const bgpSessionStatePlural = "bgpsessionstates";
+const bfdProfilePlural = "bfdprofiles";
 
 /** Collection paths (cluster-wide lists and watches; the CRDs are cluster-scoped). */
 export const PATHS = {
@@ -24,6 +25,7 @@ export const PATHS = {
   bgpPeers: `/apis/${group}/${version}/${bgpPeerPlural}`,
   bgpAdvertisements: `/apis/${group}/${version}/${bgpAdvertisementPlural}`,
   bgpSessionStates: `/apis/${group}/${version}/${bgpSessionStatePlural}`,
+  bfdProfiles: `/apis/${group}/${version}/${bfdProfilePlural}`,
 } as const;
 
 /** A Service's path, or its status subresource's with `/status` appended by the caller. */

@@ -237,6 +237,8 @@ export class BgpSession {
     sock.on("connect", () => {
       if (!current()) return;
       this.#log.debug({ local: sock.localAddress }, "bgp tcp connected");
+      const local = parseIP(sock.localAddress?.replace(/^::ffff:(?=\d+\.)/, "") ?? "");
+      if (local !== undefined) this.#status.localAddress = formatIP(local);
       this.#run({ type: "tcpConnected" });
     });
     sock.on("data", (chunk: Buffer) => {

@@ -73,6 +73,11 @@ export interface SessionStatus {
   messagesReceived: Readonly<Record<string, number>>;
   /** Hold time agreed with the peer, seconds (when Established). */
   negotiatedHoldTime?: number;
+  /**
+   * Additive: this side's address of the last TCP connection (what BFD runs from when the
+   * peer sets no sourceAddress).
+   */
+  localAddress?: string;
   /** Families the peer accepted (from its OPEN): "ipv4-unicast" | "ipv6-unicast". */
   families?: readonly string[];
 }

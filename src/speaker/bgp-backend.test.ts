@@ -1,7 +1,10 @@
 import pino from "pino";
 import { describe, expect, it } from "vitest";
+import type { BfdState } from "../bfd/packet.ts";
+import type { BfdPeer, BfdStateChange } from "../bfd/udp.ts";
 import type { BgpPeerConfig, BgpRoute, SessionStatus } from "../bgp/types.ts";
 import { BgpBackend, type BgpSessionLike, type DesiredPeer, shutdownTexts } from "./bgp-backend.ts";
+import type { BfdRunnerLike, BfdSettings } from "./bgp-bfd.ts";
 
 /** An in-memory session: records what the backend asks of it. */
 class FakeSession implements BgpSessionLike {
@@ -13,6 +16,8 @@ class FakeSession implements BgpSessionLike {
   setRoutesCalls = 0;
   #listeners = new Set<(s: SessionStatus) => void>();
   #state: SessionStatus["state"] = "Idle";
+  localAddress?: string;
+  bfdDowns: string[] = [];
   /** Resolves the pending stop(); until then the socket counts as open. */
   release?: () => void;
   readonly holdStop: boolean;
@@ -39,7 +44,11 @@ class FakeSession implements BgpSessionLike {
       flaps: 0,
       messagesSent: {},
       messagesReceived: {},
+      ...(this.localAddress ? { localAddress: this.localAddress } : {}),
     };
+  }
+  bfdDown(reason: string): void {
+    this.bfdDowns.push(reason);
   }
   onChange(fn: (s: SessionStatus) => void): () => void {
     this.#listeners.add(fn);
@@ -181,5 +190,140 @@ describe("BgpBackend", () => {
     ]);
     h.backend.apply(want([cfg("c"), []]));
     expect(h.sessions).toHaveLength(2);
+  });
+});
+
+/** An in-memory BFD runner: records opens and closes; `emit` plays a state change. */
+class FakeRunner implements BfdRunnerLike {
+  readonly ops: string[] = [];
+  readonly #listeners = new Set<(c: BfdStateChange) => void>();
+  async open(peer: BfdPeer): Promise<void> {
+    this.ops.push(
+      `open ${peer.name} ${peer.localAddress}->${peer.peerAddress} ${peer.desiredMinTxMs}x${peer.detectMultiplier}`,
+    );
+  }
+  async close(name: string): Promise<void> {
+    this.ops.push(`close ${name}`);
+  }
+  onChange(fn: (c: BfdStateChange) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+  async stop(): Promise<void> {
+    this.ops.push("stop");
+  }
+  emit(name: string, from: BfdState, state: BfdState): void {
+    for (const fn of this.#listeners)
+      fn({ name, from, state, diag: 1, reason: "Control Detection Time Expired", at: 0 });
+  }
+}
+
+const fast: BfdSettings = {
+  profile: "fast",
+  desiredMinTxMs: 100,
+  requiredMinRxMs: 100,
+  detectMultiplier: 3,
+  passive: false,
+};
+
+function bfdHarness() {
+  const sessions: FakeSession[] = [];
+  const bfdStates: string[] = [];
+  let runners = 0;
+  const runner = new FakeRunner();
+  const backend = new BgpBackend(
+    (c) => {
+      const s = new FakeSession(c, [], false);
+      sessions.push(s);
+      return s;
+    },
+    {
+      onStatus: () => {},
+      onRemoved: () => {},
+      onBfd: (p, st) => bfdStates.push(`${p} ${st ?? "none"}`),
+    },
+    pino({ level: "silent" }),
+    () => {
+      runners++;
+      return runner;
+    },
+  );
+  return { backend, sessions, bfdStates, runner, runners: () => runners };
+}
+
+describe("BgpBackend with BFD", () => {
+  it("starts no BFD runner while no peer asks for BFD", async () => {
+    const h = bfdHarness();
+    h.backend.apply(want([cfg("a"), []]));
+    h.sessions[0]!.localAddress = "192.0.2.11";
+    h.sessions[0]!.become("Established");
+    await h.backend.stopAll();
+    expect(h.runners()).toBe(0);
+  });
+
+  it("opens BFD from the session's local address once connected, and a Down ends the session", async () => {
+    const h = bfdHarness();
+    const desired = new Map<string, DesiredPeer>([
+      ["a", { config: cfg("a"), routes: [], bfd: fast }],
+    ]);
+    h.backend.apply(desired);
+    // No local address yet: nothing to open from.
+    expect(h.runners()).toBe(0);
+    h.sessions[0]!.localAddress = "192.0.2.11";
+    h.sessions[0]!.become("OpenSent");
+    await flush();
+    expect(h.runner.ops).toEqual(["open a 192.0.2.11->192.0.2.1 100x3"]);
+    h.runner.emit("a", "Down", "Up");
+    expect(h.sessions[0]!.bfdDowns).toEqual([]);
+    h.runner.emit("a", "Up", "Down");
+    expect(h.sessions[0]!.bfdDowns).toEqual(["Control Detection Time Expired"]);
+    expect(h.bfdStates).toEqual(["a Down", "a Up", "a Down"]);
+    // The same settings again: no reopen.
+    h.backend.apply(desired);
+    h.sessions[0]!.become("Established");
+    await flush();
+    expect(h.runner.ops).toHaveLength(1);
+    expect(h.runners()).toBe(1);
+  });
+
+  it("uses sourceAddress at once, reopens BFD only on a profile change, closes it when BFD is dropped", async () => {
+    const h = bfdHarness();
+    const c = cfg("a", { sourceAddress: "192.0.2.12" });
+    h.backend.apply(new Map([["a", { config: c, routes: [], bfd: fast }]]));
+    h.backend.apply(
+      new Map([["a", { config: c, routes: [], bfd: { ...fast, detectMultiplier: 5 } }]]),
+    );
+    h.backend.apply(new Map([["a", { config: c, routes: [] }]]));
+    await flush();
+    expect(h.sessions).toHaveLength(1);
+    expect(h.runner.ops).toEqual([
+      "open a 192.0.2.12->192.0.2.1 100x3",
+      "close a",
+      "open a 192.0.2.12->192.0.2.1 100x5",
+      "close a",
+    ]);
+    expect(h.bfdStates.at(-1)).toBe("a none");
+  });
+
+  it("closes BFD with a removed peer, ignores its late changes, and stops the runner on stopAll", async () => {
+    const h = bfdHarness();
+    const c = cfg("a", { sourceAddress: "192.0.2.12" });
+    h.backend.apply(new Map([["a", { config: c, routes: [], bfd: fast }]]));
+    h.backend.apply(new Map());
+    h.runner.emit("a", "Up", "Down");
+    expect(h.sessions[0]!.bfdDowns).toEqual([]);
+    h.backend.apply(
+      new Map([
+        ["b", { config: cfg("b", { sourceAddress: "192.0.2.12" }), routes: [], bfd: fast }],
+      ]),
+    );
+    await h.backend.stopAll();
+    expect(h.runner.ops).toEqual([
+      "open a 192.0.2.12->192.0.2.1 100x3",
+      "close a",
+      "open b 192.0.2.12->192.0.2.1 100x3",
+      "close b",
+      "stop",
+    ]);
   });
 });

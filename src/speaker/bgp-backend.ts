@@ -5,8 +5,13 @@
 // change is stopped the same way and started anew (BGP negotiates them only in OPEN). The
 // new session of a changed peer starts only once the old one is closed, so that the router
 // never sees two connections from this node at once (it would keep one of them).
+// A peer with BFD settings also gets a BFD session (bgp-bfd.ts) from its session's local
+// address; a BFD Down ends the BGP session at once. BFD settings are not part of the BGP
+// config: changing a profile reopens the BFD session only.
+import type { BfdState } from "../bfd/packet.ts";
 import type { BgpPeerConfig, BgpRoute, SessionStatus } from "../bgp/types.ts";
 import type { Logger } from "../observability/log.ts";
+import { type BfdRunnerFactory, type BfdSettings, BgpBfd, bfdPeerFor } from "./bgp-bfd.ts";
 
 /** What the backend needs of a session (src/bgp/session.ts's BgpSession has it). */
 export interface BgpSessionLike {
@@ -15,6 +20,8 @@ export interface BgpSessionLike {
   status(): SessionStatus;
   onChange(fn: (s: SessionStatus) => void): () => void;
   stop(shutdownText?: string): Promise<void>;
+  /** BFD declared the peer down: end the session now. */
+  bfdDown(reason: string): void;
 }
 
 export type BgpSessionFactory = (cfg: BgpPeerConfig) => BgpSessionLike;
@@ -24,6 +31,8 @@ export interface BgpBackendHooks {
   onStatus(status: SessionStatus, cfg: BgpPeerConfig): void;
   /** A peer's session was stopped for good (not replaced): its status objects can go. */
   onRemoved(peer: string): void;
+  /** A peer's BFD state changed; undefined: no BFD session. */
+  onBfd?(peer: string, state: BfdState | undefined): void;
 }
 
 /** The RFC 9003 texts ironlb sends when it ends a session on purpose. */
@@ -41,11 +50,14 @@ interface Entry {
   unsubscribe: () => void;
   /** JSON of the routes last given, to skip identical calls. */
   routesKey: string;
+  bfd?: BfdSettings;
 }
 
 export interface DesiredPeer {
   config: BgpPeerConfig;
   routes: readonly BgpRoute[];
+  /** Run BFD with the peer (its BFDProfile's timers). */
+  bfd?: BfdSettings;
 }
 
 export class BgpBackend {
@@ -56,11 +68,37 @@ export class BgpBackend {
   /** Peers whose previous session is closing: the next one starts after it. */
   readonly #closing = new Map<string, Promise<void>>();
   #stopped = false;
+  readonly #bfd: BgpBfd | undefined;
 
-  constructor(factory: BgpSessionFactory, hooks: BgpBackendHooks, log: Logger) {
+  /** `bfd` makes the BFD runner, on first use; without it no peer gets BFD. */
+  constructor(
+    factory: BgpSessionFactory,
+    hooks: BgpBackendHooks,
+    log: Logger,
+    bfd?: BfdRunnerFactory,
+  ) {
     this.#factory = factory;
     this.#hooks = hooks;
     this.#log = log;
+    this.#bfd =
+      bfd === undefined
+        ? undefined
+        : new BgpBfd(
+            bfd,
+            {
+              onState: (peer, state) => this.#hooks.onBfd?.(peer, state),
+              onDown: (peer, reason) => {
+                const e = this.#sessions.get(peer);
+                if (e === undefined) return;
+                this.#log.warn(
+                  { peer, peerAddress: e.cfg.peerAddress, reason },
+                  "BFD declared the peer down: ending the BGP session",
+                );
+                e.session.bfdDown(reason);
+              },
+            },
+            log,
+          );
   }
 
   /** Makes the sessions and their routes what `desired` says (peer name -> config, routes). */
@@ -85,6 +123,8 @@ export class BgpBackend {
         e = undefined;
       }
       if (e === undefined) e = this.#open(name, want.config, cfgKey);
+      e.bfd = want.bfd;
+      this.#syncBfd(name, e);
       const routesKey = JSON.stringify(want.routes);
       if (routesKey !== e.routesKey) {
         e.routesKey = routesKey;
@@ -107,7 +147,7 @@ export class BgpBackend {
   async stopAll(text: string = shutdownTexts.stopping): Promise<void> {
     this.#stopped = true;
     const all = [...this.#sessions].map(([name, e]) => this.#retire(name, e, text));
-    await Promise.all([...all, ...this.#closing.values()]);
+    await Promise.all([...all, ...this.#closing.values(), this.#bfd?.stop()]);
   }
 
   #open(name: string, cfg: BgpPeerConfig, cfgKey: string): Entry {
@@ -120,7 +160,9 @@ export class BgpBackend {
       unsubscribe: () => {},
     };
     e.unsubscribe = session.onChange((s) => {
-      if (this.#sessions.get(name) === e) this.#hooks.onStatus(s, cfg);
+      if (this.#sessions.get(name) !== e) return;
+      this.#syncBfd(name, e);
+      this.#hooks.onStatus(s, cfg);
     });
     this.#sessions.set(name, e);
     const start = () => {
@@ -138,9 +180,20 @@ export class BgpBackend {
     return e;
   }
 
+  /** Opens, moves or closes the peer's BFD session to match its settings and address. */
+  #syncBfd(name: string, e: Entry): void {
+    if (this.#bfd === undefined || this.#stopped) return;
+    const current = this.#sessions.get(name) === e;
+    const local = current ? e.session.status().localAddress : undefined;
+    this.#bfd.set(name, current ? bfdPeerFor(name, e.cfg, e.bfd, local) : undefined);
+  }
+
   /** Stops a session and forgets it; resolves when its socket is closed. */
   #retire(name: string, e: Entry, text: string): Promise<void> {
-    if (this.#sessions.get(name) === e) this.#sessions.delete(name);
+    if (this.#sessions.get(name) === e) {
+      this.#sessions.delete(name);
+      this.#syncBfd(name, e);
+    }
     e.unsubscribe();
     const done = e.session.stop(text).catch((err: unknown) => {
       this.#log.warn({ peer: name, err: (err as Error).message }, "BGP session stop failed");

@@ -2,8 +2,10 @@
 // sessions (bgp-backend.ts). It watches BGPPeers, BGPAdvertisements and this node's
 // BGPSessionStates; the Speaker calls `reconcile` on every evaluation with the Services,
 // EndpointSlices, Nodes and pools it has already read, so that Layer 2 and BGP work from
-// one snapshot side by side (a pool may have both kinds of advertisement).
+// one snapshot side by side (a pool may have both kinds of advertisement). With a BFD
+// runner it also watches BFDProfiles and gives each peer naming one its BFD settings.
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { type BFDProfile, type BFDProfileSpec, parseBFDProfile } from "../api/bfdprofile.ts";
 import { type BGPAdvertisement, parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
 import { type BGPPeer, parseBGPPeer } from "../api/bgppeer.ts";
 import { PATHS } from "../api/vocabulary.ts";
@@ -13,7 +15,8 @@ import type { EventRecorder } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import { parseIP } from "../net/address.ts";
 import type { Logger } from "../observability/log.ts";
-import { BgpBackend, type BgpSessionFactory } from "./bgp-backend.ts";
+import { BgpBackend, type BgpSessionFactory, type DesiredPeer } from "./bgp-backend.ts";
+import { type BfdRunnerFactory, resolveBfd } from "./bgp-bfd.ts";
 import { type BgpPlan, planBgp } from "./bgp-plan.ts";
 import { BGP_SESSION_STATES_PATH, BgpStatus, type SessionStateObject } from "./bgp-status.ts";
 import { Checked } from "./checked.ts";
@@ -22,12 +25,15 @@ import type { SpeakerMetrics } from "./metrics.ts";
 
 const PEERS_PATH = PATHS.bgpPeers;
 const ADS_PATH = PATHS.bgpAdvertisements;
+const PROFILES_PATH = PATHS.bfdProfiles;
 
 export interface BgpModeOptions {
   node: string;
   /** This node's address (status.hostIP): its router ID when IPv4 and a peer sets none. */
   nodeAddress?: string;
   sessions: BgpSessionFactory;
+  /** Makes the BFD runner (src/bfd), on the first peer with a bfdProfile; absent: no BFD. */
+  bfd?: BfdRunnerFactory;
 }
 
 export class BgpMode {
@@ -39,6 +45,10 @@ export class BgpMode {
   readonly #states: Informer<SessionStateObject>;
   readonly #checkedPeers: Checked<BGPPeer>;
   readonly #checkedAds: Checked<BGPAdvertisement>;
+  readonly #profiles: Informer<BFDProfile & KubernetesObject> | undefined;
+  readonly #checkedProfiles: Checked<BFDProfile>;
+  /** Off when the cluster has no BFDProfile CRD: peers naming a profile run without BFD. */
+  #profilesServed = true;
   readonly #backend: BgpBackend;
   readonly #status: BgpStatus;
   /** Off when the cluster has no BGP CRDs (an older install): Layer 2 goes on alone. */
@@ -73,6 +83,11 @@ export class BgpMode {
       { kind: "BGPAdvertisement", parse: parseBGPAdvertisement, freeze: true },
       log,
     );
+    this.#profiles = opts.bfd ? new Informer(api, PROFILES_PATH, poke, log) : undefined;
+    this.#checkedProfiles = new Checked(
+      { kind: "BFDProfile", parse: parseBFDProfile, freeze: true },
+      log,
+    );
     this.#status = new BgpStatus(api, events, metrics, this.#log, {
       node: opts.node,
       peerObject: (name) => this.#peers.get(name),
@@ -83,8 +98,10 @@ export class BgpMode {
       {
         onStatus: (s, cfg) => this.#status.onStatus(s, cfg),
         onRemoved: (peer) => this.#status.onRemoved(peer),
+        onBfd: (peer, state) => this.#status.onBfd(peer, state),
       },
       this.#log,
+      opts.bfd,
     );
   }
 
@@ -102,7 +119,23 @@ export class BgpMode {
       }
       this.#log.warn({ err: describeError(err) }, "cannot check for the BGP CRDs; watching anyway");
     }
-    const all = [this.#peers, this.#ads, this.#states];
+    const all: Array<{ start(): Promise<void>; synced(): Promise<void> }> = [
+      this.#peers,
+      this.#ads,
+      this.#states,
+    ];
+    if (this.#profiles) {
+      try {
+        await this.#api.get(PROFILES_PATH, { limit: 1 });
+        all.push(this.#profiles);
+      } catch (err) {
+        if (httpStatus(err) !== 404) throw err;
+        this.#profilesServed = false;
+        this.#log.warn(
+          "BFD is off: the cluster has no BFDProfile CRD (apply this release's CRDs from config/crd, then restart the speakers)",
+        );
+      }
+    }
     await Promise.all(all.map((i) => i.start()));
     await Promise.all(all.map((i) => i.synced()));
   }
@@ -122,17 +155,37 @@ export class BgpMode {
       advertisements: ads.map((a) => ({ name: a.metadata.name ?? "", ...a.spec })),
       peers: peers.map((p) => ({ name: p.metadata.name ?? "", spec: p.spec })),
     });
-    this.#backend.apply(plan.peers);
+    this.#backend.apply(this.#withBfd(plan, peers));
     this.#status.deleteStale(new Set(plan.peers.keys()));
     this.#logPlan(plan, peers.length > 0);
     return plan;
+  }
+
+  /** The plan's peers with the BFD settings of their bfdProfile; a missing one is reported. */
+  #withBfd(plan: BgpPlan, peers: readonly BGPPeer[]): Map<string, DesiredPeer> {
+    if (this.#profiles === undefined) return plan.peers;
+    let profiles: Map<string, BFDProfileSpec> | undefined;
+    if (this.#profilesServed)
+      profiles = new Map(
+        this.#checkedProfiles
+          .list(this.#profiles.list())
+          .map((p) => [p.metadata.name ?? "", p.spec] as const),
+      );
+    const wanted = new Map(peers.map((p) => [p.metadata.name ?? "", p.spec.bfdProfile]));
+    const out = new Map<string, DesiredPeer>();
+    for (const [name, pp] of plan.peers) {
+      const r = resolveBfd(wanted.get(name), profiles);
+      this.#status.setBfdError(name, r.error);
+      out.set(name, r.settings ? { ...pp, bfd: r.settings } : pp);
+    }
+    return out;
   }
 
   /** Ends every session with a Cease (shutdown text) and stops watching. */
   async stop(): Promise<void> {
     this.#status.stop();
     await this.#backend.stopAll();
-    await Promise.all([this.#peers, this.#ads, this.#states].map((i) => i.stop()));
+    await Promise.all([this.#peers, this.#ads, this.#states, this.#profiles].map((i) => i?.stop()));
   }
 
   /** One line per change: an IP's reason for not being advertised, a skipped peer. */

@@ -40,10 +40,12 @@ const status = (extra: Partial<SessionStatus> = {}): SessionStatus => ({
 
 function harness(objects: SessionStateObject[] = []) {
   const calls: string[] = [];
+  const bodies: Array<{ status: Record<string, unknown> }> = [];
   const stored = new Set<string>();
   const api = {
     mergePatch: async (path: string, body: { status: { state: string } }) => {
       calls.push(`patch ${path.split("/").at(-1)} ${body.status.state}`);
+      bodies.push(body);
       if (!stored.has(path)) throw new ApiError(404, {}, "not found");
     },
     create: async (
@@ -70,7 +72,7 @@ function harness(objects: SessionStateObject[] = []) {
     peerObject: (n) => (n === "tor" ? peerObj : undefined),
     ownObjects: () => objects,
   });
-  return { s, calls, events, metrics };
+  return { s, calls, bodies, events, metrics };
 }
 
 const name = bgpSessionStateName(NODE, "tor");
@@ -115,6 +117,15 @@ describe("sessionStateStatus", () => {
   it("cuts texts to the CRD's 1024 characters", () => {
     const st = sessionStateStatus(NODE, cfg(), status({ lastError: "x".repeat(5000) }));
     expect(st.lastError?.length).toBe(1024);
+  });
+});
+
+describe("sessionStateStatus with BFD", () => {
+  it("adds bfdState and bfdError only when there is something to say", () => {
+    expect(sessionStateStatus(NODE, cfg(), status())).not.toHaveProperty("bfdState");
+    expect(
+      sessionStateStatus(NODE, cfg(), status(), { state: "Up", error: "no profile" }),
+    ).toMatchObject({ bfdState: "Up", bfdError: "no profile" });
   });
 });
 
@@ -236,5 +247,35 @@ describe("BgpStatus", () => {
     await flush();
     expect(h.calls).toEqual([`delete ${bgpSessionStateName(NODE, "gone")}`]);
     expect(BGP_SESSION_STATES_PATH).toBe("/apis/ironlb.dev/v1beta1/bgpsessionstates");
+  });
+
+  it("writes the BFD state and a missing profile into the status, and counts BFD Downs", async () => {
+    const h = harness();
+    const c = cfg();
+    h.s.onStatus(status({ state: "Established" }), c);
+    h.s.onBfd("tor", "Down");
+    h.s.onBfd("tor", "Up");
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.bodies.at(-1)?.status).toMatchObject({ state: "Established", bfdState: "Up" });
+    expect(h.metrics.bfdSessionUp.get({ peer: "tor" })).toBe(1);
+    h.s.onBfd("tor", "Down");
+    h.s.onBfd("tor", "Init");
+    h.s.onBfd("tor", "Up");
+    h.s.onBfd("tor", "Down");
+    expect(h.metrics.bfdSessionUp.get({ peer: "tor" })).toBe(0);
+    expect(h.metrics.bfdDowns.get({ peer: "tor" })).toBe(2);
+    h.s.onBfd("tor", undefined);
+    h.s.setBfdError("tor", 'BFDProfile "fast" not found');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.events.at(-1)).toBe(
+      'Warning BFDProfileNotFound: Node n1 runs its BGP session without BFD: BFDProfile "fast" not found',
+    );
+    const last = h.bodies.at(-1)?.status;
+    expect(last).toMatchObject({ bfdError: 'BFDProfile "fast" not found' });
+    // Merge patch: the BFD state is removed with an explicit null.
+    expect(last).toMatchObject({ bfdState: null });
+    const series: string[] = [];
+    h.metrics.bfdSessionUp.render(series);
+    expect(series.filter((l) => !l.startsWith("#"))).toEqual([]);
   });
 });

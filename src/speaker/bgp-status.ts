@@ -8,6 +8,7 @@ import type { BGPSessionState, BGPSessionStateStatus } from "../api/bgpsessionst
 import { bgpSessionStateName, sessionStates } from "../api/bgpsessionstate.ts";
 import { group, version } from "../api/group.ts";
 import { PATHS } from "../api/vocabulary.ts";
+import type { BfdState } from "../bfd/packet.ts";
 import type { BgpPeerConfig, NotificationInfo, SessionStatus } from "../bgp/types.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
@@ -30,11 +31,18 @@ export function describeNotification(n: NotificationInfo): string {
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 const cut = (s: string) => (s.length <= 1024 ? s : `${s.slice(0, 1021)}...`);
 
+/** A peer's BFD side: its session's state, or why it has none. */
+export interface BfdStatus {
+  state?: BfdState;
+  error?: string;
+}
+
 /** The BGPSessionState status for a session's status (pure). */
 export function sessionStateStatus(
   node: string,
   cfg: BgpPeerConfig,
   s: SessionStatus,
+  bfd: BfdStatus = {},
 ): BGPSessionStateStatus {
   const out: BGPSessionStateStatus = {
     node,
@@ -48,6 +56,8 @@ export function sessionStateStatus(
   if (s.establishedAt !== undefined) out.establishedAt = iso(s.establishedAt);
   if (s.lastError) out.lastError = cut(s.lastError);
   if (s.lastNotification) out.lastNotification = cut(describeNotification(s.lastNotification));
+  if (bfd.state !== undefined) out.bfdState = bfd.state;
+  if (bfd.error) out.bfdError = cut(bfd.error);
   return out;
 }
 
@@ -81,6 +91,7 @@ export class BgpStatus {
   /** Per peer, the last status seen of its current session (metrics deltas, Events). */
   readonly #last = new Map<string, { cfg: BgpPeerConfig; status: SessionStatus }>();
   readonly #deleting = new Set<string>();
+  readonly #bfd = new Map<string, BfdStatus>();
   #stopped = false;
 
   constructor(
@@ -105,7 +116,53 @@ export class BgpStatus {
     this.#last.set(s.peer, { cfg, status: s });
     this.#countMetrics(s, base);
     this.#sayTransition(s, cfg, prev?.status);
-    this.#want(s.peer, sessionStateStatus(this.#o.node, cfg, s));
+    this.#want(s.peer, sessionStateStatus(this.#o.node, cfg, s, this.#bfd.get(s.peer)));
+  }
+
+  /** A peer's BFD state changed (undefined: no BFD session now). */
+  onBfd(peer: string, state: BfdState | undefined): void {
+    const was = this.#bfd.get(peer);
+    if (was?.state === "Up" && state === "Down") this.#metrics.bfdDowns.inc({ peer });
+    if (state === undefined) this.#metrics.bfdSessionUp.remove({ peer });
+    else this.#metrics.bfdSessionUp.set({ peer }, state === "Up" ? 1 : 0);
+    this.#setBfd(peer, { ...was, state });
+  }
+
+  /**
+   * Why a peer that asks for BFD has none (undefined: no problem). A new reason is logged
+   * and told as a Warning Event on the BGPPeer.
+   */
+  setBfdError(peer: string, error: string | undefined): void {
+    const was = this.#bfd.get(peer);
+    if (was?.error === error) return;
+    this.#setBfd(peer, { ...was, error });
+    if (error === undefined) {
+      if (was?.error !== undefined) this.#log.info({ peer }, "BFD problem resolved");
+      return;
+    }
+    this.#log.warn({ peer, reason: error }, "BGPPeer runs without BFD");
+    const obj = this.#o.peerObject(peer);
+    if (!obj?.metadata?.name) return;
+    void this.#events.emit(
+      {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPPeer",
+        name: obj.metadata.name,
+        uid: obj.metadata.uid,
+      },
+      "Warning",
+      "BFDProfileNotFound",
+      `Node ${this.#o.node} runs its BGP session without BFD: ${error}`,
+    );
+  }
+
+  #setBfd(peer: string, b: BfdStatus): void {
+    const clean: BfdStatus = {};
+    if (b.state !== undefined) clean.state = b.state;
+    if (b.error !== undefined) clean.error = b.error;
+    this.#bfd.set(peer, clean);
+    const last = this.#last.get(peer);
+    if (last) this.#want(peer, sessionStateStatus(this.#o.node, last.cfg, last.status, clean));
   }
 
   /** A peer no longer applies to this node: its object and series go. */
@@ -117,6 +174,8 @@ export class BgpStatus {
     for (const st of sessionStates) this.#metrics.bgpSessionState.remove({ peer, state: st });
     this.#metrics.bgpSessionUp.remove({ peer });
     this.#metrics.bgpPrefixes.remove({ peer });
+    this.#metrics.bfdSessionUp.remove({ peer });
+    this.#bfd.delete(peer);
     const name = bgpSessionStateName(this.#o.node, peer);
     void (w?.pending ?? Promise.resolve()).then(() => this.#delete(name));
   }
@@ -266,7 +325,9 @@ export class BgpStatus {
 
   async #put(name: string, status: BGPSessionStateStatus): Promise<void> {
     try {
-      await this.#api.mergePatch(`${BGP_SESSION_STATES_PATH}/${name}`, { status });
+      // A merge patch keeps the fields it leaves out: BFD's go when BFD is off or fixed.
+      const body = { status: { bfdState: null, bfdError: null, ...status } };
+      await this.#api.mergePatch(`${BGP_SESSION_STATES_PATH}/${name}`, body);
     } catch (err) {
       if (httpStatus(err) !== 404) throw err;
       await this.#api.create(BGP_SESSION_STATES_PATH, {

@@ -1,5 +1,6 @@
 // `ironlb speaker`: membership (Lease + UDP heartbeats), the ARP/NDP announcer, BGP
 // sessions, the health/metrics server and the Speaker.
+import { BfdRunner } from "../bfd/worker-client.ts";
 import { BgpSession } from "../bgp/session.ts";
 import { Forwarder } from "../dataplane/forwarder.ts";
 import { KubeClient, stalledWatches } from "../k8s/client.ts";
@@ -91,7 +92,16 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   // BGP sessions are opened only for BGPPeers that select this node: none, no socket.
   const bgpSessions = (cfg: ConstructorParameters<typeof BgpSession>[0]) =>
     new BgpSession(cfg, { log });
-  const speaker = new Speaker(api, { ...opts, bgpSessions }, announcer, membership, metrics, log);
+  // One BFD worker thread per speaker, started by the first BGPPeer with a bfdProfile.
+  const bfdRunner = () => new BfdRunner({ log });
+  const speaker = new Speaker(
+    api,
+    { ...opts, bgpSessions, bfdRunner },
+    announcer,
+    membership,
+    metrics,
+    log,
+  );
   // Link down/up as the kernel reports it: a short outage is over before a peer's silence
   // would tell this node it was cut off.
   let links: LinkMonitor | undefined;

@@ -97,6 +97,18 @@ export function speakerMetrics() {
       labelNames: ["peer"],
       registry,
     }),
+    bfdSessionUp: new Gauge({
+      name: "ironlb_speaker_bfd_session_up",
+      help: "1 while the BFD session with the BGP peer is Up, else 0; absent when the peer has no bfdProfile.",
+      labelNames: ["peer"],
+      registry,
+    }),
+    bfdDowns: new Counter({
+      name: "ironlb_speaker_bfd_session_down_total",
+      help: "Times the BFD session with the BGP peer went from Up to Down (each ends the BGP session at once).",
+      labelNames: ["peer"],
+      registry,
+    }),
     /** Feeds the announcer's counters into the packets metric. */
     count(name: AnnouncerCounterName, ifname: string): void {
       packets.inc({ interface: ifname, kind: kinds[name] });

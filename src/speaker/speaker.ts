@@ -24,6 +24,7 @@ import { Informer } from "../k8s/informer.ts";
 import type { Announcer, ConflictEvent } from "../layer2/announcer.ts";
 import type { Logger } from "../observability/log.ts";
 import type { BgpSessionFactory } from "./bgp-backend.ts";
+import type { BfdRunnerFactory } from "./bgp-bfd.ts";
 import { BgpMode } from "./bgp-mode.ts";
 import { Checked } from "./checked.ts";
 import {
@@ -56,6 +57,8 @@ export interface SpeakerOptions extends ClassFilter {
   nodeAddress?: string;
   /** BGP sessions (src/bgp); absent: BGP mode off (in-process tests of Layer 2). */
   bgpSessions?: BgpSessionFactory;
+  /** Makes the BFD runner (src/bfd), started on the first BGPPeer with a bfdProfile. */
+  bfdRunner?: BfdRunnerFactory;
   /** How long to probe an IP nobody announced before (RFC 5227), ms; 0 = no probe. */
   probeMs: number;
   /** After a conflict, wait this long before probing the IP again, ms. */
@@ -290,7 +293,12 @@ export class Speaker {
     if (opts.bgpSessions)
       this.#bgp = new BgpMode(
         api,
-        { node: opts.node, nodeAddress: opts.nodeAddress, sessions: opts.bgpSessions },
+        {
+          node: opts.node,
+          nodeAddress: opts.nodeAddress,
+          sessions: opts.bgpSessions,
+          ...(opts.bfdRunner ? { bfd: opts.bfdRunner } : {}),
+        },
         this.#events,
         metrics,
         log,

@@ -6,6 +6,8 @@
 // Addresses: the e2e LAN 203.0.113.128/25 (test/lab/addresses.ts), router 203.0.113.208;
 // Service IPs from 198.51.100.64/26 (pool 198.51.100.90-198.51.100.99). ASNs: nodes 64512,
 // router 64500 (private). Namespaces: the lab's prefix (ilbbgp…), router `<prefix>rtr`.
+// The router also runs bfdd (profile `fast`, 100 ms × 3); its BGP neighbors use BFD only
+// once the last test turns it on, with a BFDProfile of the same timers on the BGPPeer.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -34,6 +36,13 @@ const version = "v1beta1";
 interface Neighbor {
   bgpState: string;
 }
+
+/** nftables table inside a node: everything to and from the router dropped. */
+const DROP_ROUTER = `table inet ilbbgpbfd {
+  chain in { type filter hook input priority -300; policy accept; ip saddr ${ROUTER_IP} drop; }
+  chain out { type filter hook output priority -300; policy accept; ip daddr ${ROUTER_IP} drop; }
+}
+`;
 
 /** A kernel route as `ip -j route` prints it: one gateway, or several next hops (ECMP). */
 interface KernelRoute {
@@ -129,6 +138,17 @@ ${neighbors}
  exit-address-family
 exit
 `,
+      {
+        bfddConf: (dir) => `log file ${dir}/bfdd.log
+bfd
+ profile fast
+  transmit-interval 100
+  receive-interval 100
+  detect-multiplier 3
+ exit
+exit
+`,
+      },
     );
     lab.startController();
     for (const n of lab.nodes) lab.startSpeaker(n.name);
@@ -181,6 +201,7 @@ exit
         for (const [plural, name] of [
           ["bgpadvertisements", "bgp"],
           ["bgppeers", "tor"],
+          ["bfdprofiles", "fast"],
         ] as const)
           await custom()
             .deleteClusterCustomObject({ group, version, plural, name })
@@ -423,5 +444,121 @@ exit
     await waitHops(ip, both, "the routes are back on the new sessions");
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("runs BFD with the router when the BGPPeer names a BFDProfile: a node cut off loses its next hop in well under a second (figure printed), and it comes back", async () => {
+    const node = lab.node("node1");
+    const both = lab.nodes.map((n) => n.ip);
+    const nft = (args: string[], input?: string) =>
+      execFileSync("ip", ["netns", "exec", node.ns, "nft", ...args], {
+        input,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+    type BfdPeer = { peer: string; status: string; "remote-transmit-interval"?: number };
+    const bfdPeer = async (addr: string) =>
+      (await router!.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
+    const sessionState = async (n: string) =>
+      (
+        (await custom().getClusterCustomObject({
+          group,
+          version,
+          plural: "bgpsessionstates",
+          name: bgpSessionStateName(n, "tor"),
+        })) as { status?: { bfdState?: string; bfdError?: string; lastNotification?: string } }
+      ).status;
+    const patchPeer = (spec: Record<string, unknown>) =>
+      custom().patchClusterCustomObject(
+        { group, version, plural: "bgppeers", name: "tor", body: { spec } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+
+    // A profile that does not exist yet: BGP goes on, the status says why there is no BFD.
+    await patchPeer({ bfdProfile: "fast" });
+    for (const n of lab.nodes)
+      await waitFor(`${n.name}'s status naming the missing profile`, async () =>
+        (await sessionState(n.name))?.bfdError?.includes('BFDProfile "fast" not found'),
+      );
+    await custom().createClusterCustomObject({
+      group,
+      version,
+      plural: "bfdprofiles",
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: "BFDProfile",
+        metadata: { name: "fast" },
+        spec: { receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3 },
+      },
+    });
+    await router!.vtysh(
+      "configure terminal",
+      "router bgp 64500",
+      "neighbor NODES bfd",
+      "neighbor NODES bfd profile fast",
+    );
+    try {
+      const svc = await lab.createService("bfd", {
+        port: nextPort++,
+        pool: "bgp",
+        endpoints: ["node1"],
+      });
+      const ip = await lab.waitForIP(svc);
+      const allUp = async () => {
+        for (const n of lab.nodes) {
+          await waitFor(
+            `the router's BFD peer ${n.ip} up at 100 ms`,
+            async () => {
+              const p = await bfdPeer(n.ip);
+              return p?.status === "up" && p["remote-transmit-interval"] === 100;
+            },
+            30_000,
+          );
+          await waitFor(`${n.name}'s BGPSessionState with bfdState Up`, async () => {
+            const st = await sessionState(n.name);
+            return st?.bfdState === "Up" && st.bfdError === undefined;
+          });
+        }
+        await waitHops(ip, both, "both nodes advertise with BFD up");
+      };
+      await allUp();
+
+      // node1 cut off from the router (its link stays up): the router's BFD notices within
+      // 3 × 100 ms and its kernel route loses node1, long before any BGP hold time.
+      const t0 = performance.now();
+      nft(["-f", "-"], DROP_ROUTER);
+      let lostMs: number;
+      try {
+        await waitFor(
+          "the router's route without node1",
+          async () => JSON.stringify(await hopsFor(ip)) === JSON.stringify([lab.node("node2").ip]),
+          5000,
+          10,
+        );
+        lostMs = performance.now() - t0;
+        // node1's speaker saw its BFD go Down too and ended the BGP session at once with a
+        // Cease "BFD Down" (6/10, RFC 9384), lost in the drop, rather than its hold timer.
+        await waitFor("node1's status with BFD Down and the Cease it sent", async () => {
+          const st = await sessionState("node1");
+          return st?.bfdState !== "Up" && st?.lastNotification?.startsWith("sent 6/10");
+        });
+      } finally {
+        nft(["delete", "table", "inet", "ilbbgpbfd"]);
+      }
+      console.log(
+        `BFD 100 ms × 3 through the speaker: node1 cut off -> router kernel route without it after ${lostMs.toFixed(0)} ms`,
+      );
+      expect(lostMs).toBeLessThan(1000);
+      // Back: BFD Up again, a new BGP session, both next hops.
+      await allUp();
+      await lab.deleteService(svc);
+      await waitHops(ip, [], "the Service is deleted");
+    } finally {
+      try {
+        nft(["delete", "table", "inet", "ilbbgpbfd"]);
+      } catch {
+        // already gone
+      }
+      await router!.vtysh("configure terminal", "router bgp 64500", "no neighbor NODES bfd");
+      await patchPeer({ bfdProfile: null });
+    }
   });
 });

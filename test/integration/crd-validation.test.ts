@@ -34,6 +34,7 @@ const plurals = {
   BGPPeer: "bgppeers",
   BGPAdvertisement: "bgpadvertisements",
   BGPSessionState: "bgpsessionstates",
+  BFDProfile: "bfdprofiles",
 } as const;
 
 const kc = new KubeConfig();
@@ -105,6 +106,7 @@ beforeAll(async () => {
       (f) => loadAllYaml(readFileSync(join(crdDir, f), "utf8")) as V1CustomResourceDefinition[],
     );
   expect(crds.map((c) => c.metadata?.name).sort()).toEqual([
+    "bfdprofiles.ironlb.dev",
     "bgpadvertisements.ironlb.dev",
     "bgppeers.ironlb.dev",
     "bgpsessionstates.ironlb.dev",

@@ -1036,6 +1036,8 @@ current-context: ${sa}
         ["speaker", ["watch", "bgppeers.ironlb.dev"], "yes"],
         ["speaker", ["list", "bgpadvertisements.ironlb.dev"], "yes"],
         ["speaker", ["patch", "bgppeers.ironlb.dev"], "no"],
+        ["speaker", ["watch", "bfdprofiles.ironlb.dev"], "yes"],
+        ["speaker", ["patch", "bfdprofiles.ironlb.dev"], "no"],
         ["speaker", ["create", "bgpsessionstates.ironlb.dev"], "yes"],
         ["speaker", ["patch", "bgpsessionstates.ironlb.dev"], "yes"],
         ["speaker", ["delete", "bgpsessionstates.ironlb.dev"], "yes"],

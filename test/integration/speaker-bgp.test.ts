@@ -25,6 +25,7 @@ const POOL_CIDR = "192.0.2.232/29";
 const IP = "192.0.2.233";
 const PEERS = "/apis/ironlb.dev/v1beta1/bgppeers";
 const ADS = "/apis/ironlb.dev/v1beta1/bgpadvertisements";
+const PROFILES = "/apis/ironlb.dev/v1beta1/bfdprofiles";
 
 interface StateObject {
   metadata: { name: string };
@@ -35,6 +36,8 @@ interface StateObject {
     state: string;
     lastError?: string;
     prefixesSent?: number;
+    bfdState?: string;
+    bfdError?: string;
   };
 }
 
@@ -52,6 +55,7 @@ describe("speaker: BGP mode against the real apiserver", () => {
   const peer = `refusing-${process.pid}`;
   const elsewhere = `other-rack-${process.pid}`;
   const ad = `bgp-int-${process.pid}`;
+  const profile = `bfd-int-${process.pid}`;
   let ns: string;
   let speaker: Component;
   let port: number;
@@ -117,7 +121,12 @@ describe("speaker: BGP mode against the real apiserver", () => {
 
   afterAll(async () => {
     await speaker?.stop();
-    for (const p of [`${PEERS}/${peer}`, `${PEERS}/${elsewhere}`, `${ADS}/${ad}`])
+    for (const p of [
+      `${PEERS}/${peer}`,
+      `${PEERS}/${elsewhere}`,
+      `${ADS}/${ad}`,
+      `${PROFILES}/${profile}`,
+    ])
       await api.delete(p).catch(() => undefined);
     await api.delete(`/api/v1/nodes/${NODE}`).catch(() => undefined);
     await deletePool(POOL).catch(() => undefined);
@@ -163,6 +172,48 @@ describe("speaker: BGP mode against the real apiserver", () => {
     expect(
       speaker.logs().some((l) => l.msg === "BGP session starting" && l.peer === elsewhere),
     ).toBe(false);
+  });
+
+  it("reports a BGPPeer's missing BFDProfile (status, Event) and runs BGP on; clears it when the profile appears", async () => {
+    await api.mergePatch(`${PEERS}/${peer}`, { spec: { bfdProfile: profile } });
+    const st = await waitFor(
+      "a BGPSessionState naming the missing profile",
+      async () => {
+        const o = await stateOf(peer);
+        return o?.status?.bfdError ? o : undefined;
+      },
+      20_000,
+    );
+    expect(st.status?.bfdError).toBe(`BFDProfile "${profile}" not found`);
+    // BGP goes on without BFD: the same session, still trying.
+    expect(st.status?.lastError).toContain("ECONNREFUSED");
+    const events = await waitFor("a BFDProfileNotFound Event on the BGPPeer", async () => {
+      const list = await api.get<{ items: { reason?: string; message?: string }[] }>(
+        "/api/v1/namespaces/default/events",
+        { fieldSelector: `involvedObject.name=${peer},involvedObject.kind=BGPPeer` },
+      );
+      const found = list.items.filter((e) => e.reason === "BFDProfileNotFound");
+      return found.length > 0 ? found : undefined;
+    });
+    expect(events[0]?.message).toBe(
+      `Node ${NODE} runs its BGP session without BFD: BFDProfile "${profile}" not found`,
+    );
+    await api.create(PROFILES, {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "BFDProfile",
+      metadata: { name: profile },
+      spec: { transmitInterval: 100, receiveInterval: 100 },
+    });
+    // Found now; no BFD session yet (the refused connection gave no local address to run
+    // it from), so no bfdState either.
+    const fixed = await waitFor("the bfdError cleared", async () => {
+      const o = await stateOf(peer);
+      return o?.status && o.status.bfdError === undefined ? o : undefined;
+    });
+    expect(fixed.status?.bfdState).toBeUndefined();
+    expect(
+      speaker.logs().filter((l) => l.msg === "BGP session starting" && l.peer === peer),
+    ).toHaveLength(1);
   });
 
   it("deletes the BGPSessionState when the peer is deleted", async () => {

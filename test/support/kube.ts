@@ -75,6 +75,7 @@ export async function installCRDs(kc: KubeConfig): Promise<void> {
     "bgppeers",
     "bgpadvertisements",
     "bgpsessionstates",
+    "bfdprofiles",
   ]) {
     await waitFor(`${plural} to be served`, async () => {
       await custom.listClusterCustomObject({ group, version, plural });
