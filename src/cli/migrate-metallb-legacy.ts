@@ -40,6 +40,15 @@ const ADVERTISEMENT_FIELDS: Record<string, string> = {
   "aggregation-length-v6": "aggregationLengthV6",
   localpref: "localPref",
 };
+const BFD_FIELDS: Record<string, string> = {
+  "receive-interval": "receiveInterval",
+  "transmit-interval": "transmitInterval",
+  "detect-multiplier": "detectMultiplier",
+  "echo-interval": "echoInterval",
+  "echo-mode": "echoMode",
+  "passive-mode": "passiveMode",
+  "minimum-ttl": "minimumTtl",
+};
 const SELECTOR_FIELDS = { "match-labels": "matchLabels", "match-expressions": "matchExpressions" };
 
 export function isLegacyConfigMap(o: Obj): boolean {
@@ -73,8 +82,6 @@ export function legacyObjects(cm: Obj, warnings: string[], errors: string[]): Le
     if (!["address-pools", "peers", "bgp-communities", "bfd-profiles"].includes(key))
       warnings.push(`${where}: ${key} is not converted: ironlb has no equivalent`);
   }
-  if (Array.isArray(config["bfd-profiles"]) && config["bfd-profiles"].length > 0)
-    warnings.push(`${where}: bfd-profiles are not converted: ironlb has no BFD yet`);
   const communities = (config["bgp-communities"] ?? {}) as Record<string, unknown>;
   if (Object.keys(communities).length > 0)
     obj(
@@ -88,6 +95,11 @@ export function legacyObjects(cm: Obj, warnings: string[], errors: string[]): Le
       },
       "bgp-communities",
     );
+
+  ((config["bfd-profiles"] ?? []) as Obj[]).forEach((p, i) => {
+    const { name, ...rest } = p;
+    obj("BFDProfile", String(name ?? `bfd-${i}`), renamed(rest, BFD_FIELDS), `bfd-profiles[${i}]`);
+  });
 
   const peerNames = new Set<string>();
   ((config.peers ?? []) as Obj[]).forEach((p, i) => {

@@ -53,7 +53,7 @@ spec:
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: { name: fast, namespace: metallb-system }
-spec: { receiveInterval: 300, transmitInterval: 300 }
+spec: { receiveInterval: 300, transmitInterval: 300, echoMode: true }
 ---
 apiVersion: metallb.io/v1beta1
 kind: Community
@@ -179,8 +179,15 @@ describe("convertMetalLB", () => {
           peerASN: 64501,
           peerAddress: "192.0.2.1",
           holdTime: "90s",
+          bfdProfile: "fast",
           ebgpMultiHop: true,
         },
+      },
+      {
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "BFDProfile",
+        metadata: { name: "fast" },
+        spec: { receiveInterval: 300, transmitInterval: 300 },
       },
       {
         apiVersion: "ironlb.dev/v1beta1",
@@ -196,13 +203,12 @@ describe("convertMetalLB", () => {
         },
       },
     ]);
-    expect(c.objects[1]?.comments).toContain(
+    expect(c.objects[2]?.comments).toContain(
       "community NO_ADVERTISE = 65535:65282 (from MetalLB's Community objects)",
     );
     expect(c.warnings).toEqual([
-      "BFDProfile metallb-system/fast: not converted: ironlb has no BFD yet; the peers that name it get no BFD",
       "BGPPeer metallb-system/router: spec.password is not converted: TCP-MD5 is not supported yet",
-      "BGPPeer metallb-system/router: spec.bfdProfile is not converted: BFD is not supported yet",
+      "BFDProfile metallb-system/fast: spec.echoMode is not converted: ironlb's BFD runs without echo (asynchronous mode only); the profile's other timers apply",
     ]);
   });
 
@@ -381,6 +387,7 @@ describe("the legacy ConfigMap", () => {
     expect(
       c.objects.map((o) => `${o.object.kind}/${(o.object.metadata as { name: string }).name}`),
     ).toEqual([
+      "BFDProfile/fast",
       "BGPPeer/peer-192-0-2-1",
       "IPAddressPool/lan",
       "L2Advertisement/lan",
@@ -422,11 +429,11 @@ describe("the legacy ConfigMap", () => {
       ipAddressPools: ["routed"],
     });
     expect(spec("BGPAdvertisement", "plain", c)).toEqual({ ipAddressPools: ["plain"] });
-    expect(c.objects[1]?.comments).toEqual([
+    expect(c.objects[2]?.comments).toEqual([
       "from ConfigMap metallb-system/config address-pools[0]",
     ]);
+    expect(spec("BFDProfile", "fast", c)).toEqual({});
     expect(c.warnings).toEqual([
-      "ConfigMap metallb-system/config: bfd-profiles are not converted: ironlb has no BFD yet",
       "BGPPeer metallb-system/peer-192-0-2-1: spec.password is not converted: TCP-MD5 is not supported yet",
     ]);
   });

@@ -5,6 +5,9 @@
 // dropped silently. MetalLB's objects live in a namespace, ironlb's are cluster-scoped: two
 // MetalLB objects of one kind and name in different namespaces cannot both be converted.
 import { dump, loadAll } from "js-yaml";
+import { parseBFDProfile } from "../api/bfdprofile.ts";
+import { parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
+import { parseBGPPeer } from "../api/bgppeer.ts";
 import { apiVersion } from "../api/group.ts";
 import { parseIPAddressPool } from "../api/ipaddresspool.ts";
 import { parseL2Advertisement } from "../api/l2advertisement.ts";
@@ -39,7 +42,13 @@ export interface ServiceLike {
 }
 
 const METALLB_GROUP = "metallb.io";
-const CONVERTED = ["IPAddressPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement"] as const;
+const CONVERTED = [
+  "IPAddressPool",
+  "L2Advertisement",
+  "BGPPeer",
+  "BGPAdvertisement",
+  "BFDProfile",
+] as const;
 
 /** Fields of each converted kind's spec that ironlb has, under the same name. */
 const SUPPORTED: Record<(typeof CONVERTED)[number], readonly string[]> = {
@@ -59,6 +68,7 @@ const SUPPORTED: Record<(typeof CONVERTED)[number], readonly string[]> = {
     "routerID",
     "nodeSelectors",
     "ebgpMultiHop",
+    "bfdProfile",
   ],
   BGPAdvertisement: [
     "ipAddressPools",
@@ -71,6 +81,16 @@ const SUPPORTED: Record<(typeof CONVERTED)[number], readonly string[]> = {
     "aggregationLength",
     "aggregationLengthV6",
   ],
+  // echoMode is checked below: ironlb runs BFD without echo.
+  BFDProfile: [
+    "receiveInterval",
+    "transmitInterval",
+    "detectMultiplier",
+    "echoInterval",
+    "echoMode",
+    "passiveMode",
+    "minimumTtl",
+  ],
 };
 
 const SERVICE_ALLOCATION = ["priority", "namespaces", "namespaceSelectors", "serviceSelectors"];
@@ -79,7 +99,6 @@ const SERVICE_ALLOCATION = ["priority", "namespaces", "namespaceSelectors", "ser
 const UNSUPPORTED_WHY: Record<string, string> = {
   password: "TCP-MD5 is not supported yet",
   passwordSecret: "TCP-MD5 is not supported yet",
-  bfdProfile: "BFD is not supported yet",
   enableGracefulRestart: "graceful restart is not supported yet",
   vrf: "VRFs are not supported",
   interface: "unnumbered BGP (a session on an interface) is not supported",
@@ -174,12 +193,6 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
         communities.set(String(c.name), String(c.value));
       continue;
     }
-    if (kind === "BFDProfile") {
-      warnings.push(
-        `${ref(kind, m)}: not converted: ironlb has no BFD yet; the peers that name it get no BFD`,
-      );
-      continue;
-    }
     if (!(CONVERTED as readonly string[]).includes(kind)) {
       warnings.push(`${ref(kind, m)} (${av}): ironlb has no equivalent, skipped`);
       continue;
@@ -258,6 +271,7 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
         );
       }
     }
+    const errorsBefore = errors.length;
     if (kind === "BGPAdvertisement" && Array.isArray(out.communities)) {
       out.communities = out.communities.map((c) => {
         const text = String(c);
@@ -273,19 +287,27 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
         return value;
       });
     }
-    if (kind === "BGPPeer" || kind === "BGPAdvertisement")
+    if (kind === "BFDProfile" && out.echoMode === true) {
+      warnings.push(
+        `${where}: spec.echoMode is not converted: ironlb's BFD runs without echo (asynchronous mode only); the profile's other timers apply`,
+      );
+      delete out.echoMode;
+    }
+    if (kind === "BGPPeer" || kind === "BGPAdvertisement" || kind === "BFDProfile")
       comments.push(
         `ironlb's ${kind} is new: check this object with kubectl explain ${kind.toLowerCase()}.spec`,
       );
     const object: Obj = { apiVersion, kind, metadata: meta(m), spec: out };
     // The checked twins of the CRDs say now what `kubectl apply` would refuse.
-    const check =
-      kind === "IPAddressPool"
-        ? parseIPAddressPool(object)
-        : kind === "L2Advertisement"
-          ? parseL2Advertisement(object)
-          : undefined;
-    if (check && !check.ok) {
+    const check = {
+      IPAddressPool: parseIPAddressPool,
+      L2Advertisement: parseL2Advertisement,
+      BGPPeer: parseBGPPeer,
+      BGPAdvertisement: parseBGPAdvertisement,
+      BFDProfile: parseBFDProfile,
+    }[kind](object);
+    if (errors.length > errorsBefore) continue; // said already, more precisely
+    if (!check.ok) {
       errors.push(
         `${where}: the converted object is not valid for ironlb: ${check.errors.join("; ")}`,
       );
