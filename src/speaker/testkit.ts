@@ -333,8 +333,8 @@ export class SpeakerCluster {
    * Services written before has been evaluated too. Twice, so that what the first evaluation
    * started (a record written, a probe of 0 ms) has been seen by the second.
    */
-  async settle(): Promise<void> {
-    for (let round = 0; round < 2; round++) {
+  async settle(rounds = 2): Promise<void> {
+    for (let round = 0; round < rounds; round++) {
       const name = `canary-${++this.#canaries}`;
       this.api.put(PATHS.services, {
         metadata: { name, namespace: "barrier" },
