@@ -217,3 +217,12 @@ export class FakeCluster {
     }
   }
 }
+
+/** Resolves once `cond` holds (checked every few ms), or rejects after `timeoutMs`. */
+export async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`condition not met in ${timeoutMs} ms: ${cond}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -8,7 +8,10 @@ import { apiVersion } from "../api/group.ts";
 import { ANNOTATIONS } from "../api/service.ts";
 import { PATHS, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import { KubeClient } from "../k8s/client.ts";
-import { FakeCluster } from "../k8s/fake-cluster.ts";
+import { FakeCluster, waitUntil } from "../k8s/fake-cluster.ts";
+
+export { waitUntil };
+
 import { Announcer } from "../layer2/announcer.ts";
 import type { FrameSocket, PacketSocketKind } from "../layer2/packet-socket.ts";
 import { PACKET_BROADCAST } from "../layer2/packet-socket.ts";
@@ -346,15 +349,6 @@ export class SpeakerCluster {
         ),
       );
     }
-  }
-}
-
-/** Resolves once `cond` holds (checked every few ms), or rejects after `timeoutMs`. */
-export async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`condition not met in ${timeoutMs} ms: ${cond}`);
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
