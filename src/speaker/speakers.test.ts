@@ -130,6 +130,44 @@ function gratuitous(mac: string, ip: string, from: number): number[] {
   return out;
 }
 
+describe("Speakers in process with the real Membership (Leases)", () => {
+  async function leasedPair(leaseMs: number): Promise<{ owner: string; peer: string }> {
+    c.putNode("node-a");
+    c.putNode("node-b");
+    await c.startSpeaker("node-a", { leaseMs });
+    await c.startSpeaker("node-b", { leaseMs });
+    // Both Leases seen by both: the election has two candidates.
+    await waitUntil(() =>
+      ["node-a", "node-b"].every((n) => c.nodes.get(n)!.membership!.live().size === 2),
+    );
+    objects(["node-a", "node-b"]);
+    const owner = await oneOwner();
+    return { owner, peer: other(owner) };
+  }
+
+  it("the owner's process is killed: only once its Lease expires does the peer take over", async () => {
+    const { owner, peer } = await leasedPair(1000);
+    // Killed: no goodbye reaches the API server (its Lease writes fail), so its Lease stays
+    // until it expires.
+    c.api.refuse(owner, (m, p) => (m !== "GET" && p.includes("/leases") ? 503 : undefined));
+    const killedAt = performance.now();
+    await c.kill(owner);
+    await waitUntil(() => c.announcing(IP).join() === peer && c.recordOf(IP) === peer, 10_000);
+    // Not before the Lease (1 s, renewed every 200 ms) has expired.
+    expect(performance.now() - killedAt).toBeGreaterThan(700);
+    expect([...c.nodes.get(peer)!.membership!.live()]).toEqual([peer]);
+  }, 20_000);
+
+  it("the owner shuts down: its Lease is deleted and the peer takes over at once", async () => {
+    const { owner, peer } = await leasedPair(10_000);
+    const stoppedAt = performance.now();
+    await c.kill(owner);
+    await waitUntil(() => c.announcing(IP).join() === peer && c.recordOf(IP) === peer);
+    // Far less than the 10 s Lease.
+    expect(performance.now() - stoppedAt).toBeLessThan(5000);
+  }, 20_000);
+});
+
 describe("Speakers in process: probes and conflicts", () => {
   it("a probe answered by a peer after a rejoin is not a conflict: no burst, no Warning", async () => {
     await twoNodes();

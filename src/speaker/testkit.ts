@@ -16,7 +16,7 @@ import { Announcer } from "../layer2/announcer.ts";
 import type { FrameSocket, PacketSocketKind } from "../layer2/packet-socket.ts";
 import { PACKET_BROADCAST } from "../layer2/packet-socket.ts";
 import type { MembershipView } from "./decision.ts";
-import type { Membership, RejoinReason } from "./membership.ts";
+import { type Membership, Membership as RealMembership, type RejoinReason } from "./membership.ts";
 import { speakerMetrics } from "./metrics.ts";
 import { ipAnnouncementName, Speaker } from "./speaker.ts";
 
@@ -185,6 +185,8 @@ export interface SpeakerNode {
   mac: string;
   speaker: Speaker;
   announcer: Announcer;
+  /** The real Membership when started with `leaseMs`. */
+  membership?: Membership;
   /** Link state of its one interface, eth0 (what its host reports and onLinks said). */
   links: Map<string, boolean>;
   /** Its log, one object per line. */
@@ -197,6 +199,11 @@ export interface SpeakerNode {
 export interface SpeakerNodeOptions {
   probeMs?: number;
   conflictRetryMs?: number;
+  /**
+   * The real Membership by Leases (no UDP heartbeats) with this Lease duration, ms,
+   * instead of the MembershipGroup: who is live is then what the Leases say.
+   */
+  leaseMs?: number;
 }
 
 /**
@@ -233,8 +240,23 @@ export class SpeakerCluster {
       kernelFilter: false,
       replyLimits: false,
     });
+    const api = new KubeClient({ server: await this.api.endpoint(name) });
+    const real =
+      o.leaseMs === undefined
+        ? undefined
+        : new RealMembership(
+            api,
+            {
+              node: name,
+              namespace: "ironlb",
+              leaseDurationMs: o.leaseMs,
+              renewIntervalMs: Math.round(o.leaseMs / 5),
+            },
+            log,
+          );
+    await real?.start();
     const speaker = new Speaker(
-      new KubeClient({ server: await this.api.endpoint(name) }),
+      api,
       {
         node: name,
         probeMs: o.probeMs ?? 0,
@@ -259,7 +281,7 @@ export class SpeakerCluster {
         ],
       },
       announcer,
-      this.group.member(name),
+      real ?? this.group.member(name),
       speakerMetrics(),
       log,
     );
@@ -268,6 +290,7 @@ export class SpeakerCluster {
       mac,
       speaker,
       announcer,
+      ...(real ? { membership: real } : {}),
       links,
       lines,
       lastServices: [],
@@ -287,6 +310,7 @@ export class SpeakerCluster {
     if (!n || n.stopped) return;
     n.stopped = true;
     await n.speaker.stop();
+    await n.membership?.stop();
     n.announcer.close();
   }
 
