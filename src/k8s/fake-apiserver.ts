@@ -26,6 +26,8 @@ export class FakeApiServer {
     () => ({ status: 404, body: { kind: "Status", code: 404, message: "not found" } });
   /** How to answer a watch: "open" (stream), "hang" (no headers), or an error answer. */
   onWatch: (query: URLSearchParams) => "open" | Answer = () => "open";
+  /** Called once a watch stream is open (a stateful fake replays what it missed). */
+  onWatchOpened: (w: OpenWatch) => void = () => {};
   readonly #hanging = new Set<ServerResponse>();
 
   constructor() {
@@ -87,6 +89,7 @@ export class FakeApiServer {
         w.closed = true;
       });
       this.watches.push(w);
+      this.onWatchOpened(w);
     });
   }
 }

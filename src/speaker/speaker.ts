@@ -63,6 +63,11 @@ export interface SpeakerOptions extends ClassFilter {
   probeMs: number;
   /** After a conflict, wait this long before probing the IP again, ms. */
   conflictRetryMs: number;
+  /**
+   * This host's interfaces, given the last link events; default: os.networkInterfaces()
+   * and /sys. In-process tests give a host of their own (several speakers in one process).
+   */
+  hostInterfaces?: (links?: ReadonlyMap<string, boolean>) => HostInterface[];
 }
 
 /**
@@ -639,7 +644,7 @@ export class Speaker {
   #resolve(mine: ReadonlyMap<string, Announcement>): Map<string, Resolved> {
     const out = new Map<string, Resolved>();
     if (mine.size === 0) return out;
-    const host = hostInterfaces(this.#links);
+    const host = (this.#o.hostInterfaces ?? hostInterfaces)(this.#links);
     for (const [ip, a] of mine) {
       const resolved = resolveInterfaces(a.interfaces, host, ip);
       if (resolved.unavailable.length > 0) {

@@ -285,12 +285,21 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
         "ff".repeat(60), // nonsense ethertype
       ];
       for (const f of bad) s.send(Buffer.from(f, "hex"));
+      // A canary behind them on the same socket: once the announcer has read it, it has
+      // read the four before it (one socket, one veth: in order).
+      s.send(arpRequest(${JSON.stringify(cliMac)}, "192.0.2.1", "198.51.100.14"));
       s.close();
       console.log("sent", bad.length);`,
     );
     expect(out.trim()).toBe("sent 4");
-    await sleep(300);
+    await waitFor(
+      "the canary request read",
+      async () =>
+        (await fixture!.counters()).requestsReceived > before.requestsReceived ? true : undefined,
+      5000,
+    );
     const after = await fixture!.counters();
+    expect(after.requestsReceived - before.requestsReceived).toBe(1);
     // The ff..ff frame is not ARP, so the kernel never hands it to an ARP socket.
     expect(after.malformedFrames - before.malformedFrames).toBe(2);
     expect(fixture!.child.exitCode).toBeNull();
@@ -405,10 +414,23 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
   });
 
   it("the filter follows the owned set: announce lets requests in, withdraw shuts them out", async () => {
+    // Requests that must not arrive are followed, on the same socket, by one for an owned
+    // IP that must: once it has passed the filter, the ones before it have been judged.
+    const canary = "198.51.100.23";
+    await fixture!.call("announce", { ip: canary });
+    const judged = async (from: number) =>
+      waitFor(
+        "the canary request past the filter",
+        async () => ((await kernelPassed()) - from >= 1 ? true : undefined),
+        5000,
+      );
     const p0 = await kernelPassed();
-    sendRequests([[cliMac, "198.51.100.21", 3]]);
-    await sleep(200); // nothing to wait for: they must not arrive
-    expect(await kernelPassed()).toBe(p0);
+    sendRequests([
+      [cliMac, "198.51.100.21", 3],
+      [cliMac, canary, 1],
+    ]);
+    await judged(p0);
+    expect((await kernelPassed()) - p0).toBe(1);
 
     await fixture!.call("announce", { ip: "198.51.100.21" });
     const c0 = await fixture!.counters();
@@ -421,13 +443,17 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       },
       5000,
     );
-    expect((await kernelPassed()) - p0).toBe(3);
+    expect((await kernelPassed()) - p0).toBe(4); // the 3 and the canary before them
 
     await fixture!.call("withdraw", { ip: "198.51.100.21" });
     const p1 = await kernelPassed();
-    sendRequests([[cliMac, "198.51.100.21", 3]]);
-    await sleep(200);
-    expect(await kernelPassed()).toBe(p1);
+    sendRequests([
+      [cliMac, "198.51.100.21", 3],
+      [cliMac, canary, 1],
+    ]);
+    await judged(p1);
+    expect((await kernelPassed()) - p1).toBe(1);
+    await fixture!.call("withdraw", { ip: canary });
   });
 
   it("rate-limits replies per requester under a flood for an owned IP, and answers others", async () => {

@@ -3,6 +3,7 @@
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
+  allocatedCondition,
   applyCRDs,
   type Component,
   clients,
@@ -14,7 +15,6 @@ import {
   healthPortOf,
   ingressIPs,
   kubeConfig,
-  sleep,
   startController,
   waitFor,
   waitForIPs,
@@ -106,7 +106,15 @@ describe("controller restarts and handovers", () => {
       const now = await allIPs(ns);
       return [...now.values()].filter((v) => v.length > 0).length === 10;
     });
-    await sleep(300);
+    // A barrier, not a sleep: the two left without an IP are told why (a False condition),
+    // which the controller writes only once the pool is full, after the others.
+    await waitFor("the two left over told the pool is full", async () => {
+      const list = await clients().core.listNamespacedService({ namespace: ns });
+      const told = list.items.filter(
+        (svc) => ingressIPs(svc).length === 0 && allocatedCondition(svc)?.status === "False",
+      );
+      return told.length === 2 ? true : undefined;
+    });
     const after = await allIPs(ns);
     for (const [name, ips] of before) expect(after.get(name), name).toEqual(ips);
     expectNoDuplicates(after);

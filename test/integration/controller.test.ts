@@ -447,8 +447,11 @@ describe("controller", () => {
     await createService(ns, "ours", { loadBalancerClass: "ironlb.dev/lb" });
     await createService(ns, "plain");
     expect(await waitForIPs(ns, "ours")).toHaveLength(1);
+    // plain, created after foreign, is the barrier: the controller takes Services from its
+    // queue in the order their events came (one watch, in resourceVersion order), and
+    // decides about foreign without waiting for anything; a write for it would have been
+    // made before plain's.
     const [plainIP] = await waitForIPs(ns, "plain");
-    await sleep(300);
     expect(ingressIPs(await getService(ns, "foreign"))).toEqual([]);
     expect(allocatedCondition(await getService(ns, "foreign"))).toBeUndefined();
 
