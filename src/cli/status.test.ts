@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { chooseOwner } from "../speaker/election.ts";
 import { formatRows, type StatusInput, statusRows } from "./status.ts";
 
 const NOW = Date.parse("2026-12-01T12:00:00Z");
@@ -130,6 +131,25 @@ describe("statusRows", () => {
     });
     // The Service the IP belongs to is still announced.
     expect(rows.find((r) => r.service === "shop/web")?.state).toBe("announced");
+  });
+
+  it("reads the speakers' published links: the node the hash would pass over has the subnet", () => {
+    // Without the links the hash's choice would announce it: give the subnet to the other.
+    const other = chooseOwner("198.51.100.7", ["node1", "node2"]) === "node1" ? "node2" : "node1";
+    const leases = input().leases.map((l) => {
+      const cidr = l.spec?.holderIdentity === other ? "198.51.100.2/24" : "192.0.2.3/24";
+      const links = JSON.stringify({ eth0: [cidr] });
+      return { ...l, metadata: { ...l.metadata, annotations: { "ironlb.dev/links": links } } };
+    }) as never;
+    const rows = statusRows(input({ leases, announcements: [] }), filter, NOW);
+    expect(rows.find((r) => r.service === "shop/web")?.state).toBe(
+      `pending: ${other} is about to announce it`,
+    );
+    const ads = [{ metadata: { name: "lan" }, spec: { interfaces: ["eth9"] } }] as never;
+    const none = statusRows(input({ leases, ads, announcements: [] }), filter, NOW);
+    expect(none.find((r) => r.service === "shop/web")?.state).toBe(
+      'not announced: no eligible node among 2: 2 without any interface listed by L2Advertisement "lan"',
+    );
   });
 
   it("formats an aligned table", () => {

@@ -25,6 +25,7 @@ import type { KubeClient } from "../k8s/client.ts";
 import { httpStatus, timestamp } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
 import { decide } from "../speaker/decision.ts";
+import { LINKS_ANNOTATION } from "../speaker/links.ts";
 import { type ClusterSnapshot, clusterSnapshot } from "../speaker/snapshot.ts";
 import type { BgpStatusInput } from "./status-bgp.ts";
 
@@ -67,7 +68,19 @@ export function statusObjects(input: StatusInput, filter: ClassFilter): ClusterS
     nodes: input.nodes,
     pools: input.pools,
     ads: input.ads,
+    links: publishedLinks(input.leases),
   });
+}
+
+/** Node -> its speaker's `ironlb.dev/links`, as the speakers read it from the Leases. */
+function publishedLinks(leases: V1Lease[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of leases) {
+    const node = l.spec?.holderIdentity;
+    const text = l.metadata?.annotations?.[LINKS_ANNOTATION];
+    if (node && text !== undefined) out.set(node, text);
+  }
+  return out;
 }
 
 /** The rows `ironlb status` prints, one per Service IP (one per Service without IP). */

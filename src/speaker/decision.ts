@@ -28,6 +28,7 @@ import {
   type InterfaceChoice,
   type L2AdvertisementInfo,
   type NodeInfo,
+  nodesOnSubnet,
 } from "./eligibility.ts";
 
 /** Service annotation: ignore the current owner and let the hash choose (re-balance). */
@@ -209,6 +210,8 @@ export function decide(s: Snapshot): Decision {
   const rebalance = new Set<string>();
   const sameForPool = new Map<string, ReturnType<typeof eligibleNodes>>();
   const services = [...s.services].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  // Subnets matter only once some speaker publishes its links (none before an upgrade).
+  const linked = s.nodes.some((n) => n.links !== undefined);
   for (const svc of services) {
     for (const ip of svc.ips) {
       const entry = perIp.get(ip) ?? { services: [], serving: [], refused: [], results: [] };
@@ -230,10 +233,14 @@ export function decide(s: Snapshot): Decision {
       entry.pool ??= pool.name;
       const family = ip.includes(":") ? "IPv6" : "IPv4";
       const endpoints = countReadyEndpoints(slicesBySvc.get(svc.key) ?? [], family);
-      // Under policy Cluster the answer depends on the pool and on "any ready endpoint"
-      // only: computed once per pool (per Service, it was most of a decision's garbage).
+      const onSubnet = linked ? nodesOnSubnet(s.nodes, ip) : [];
+      // Under policy Cluster the answer depends on the pool, on "any ready endpoint" and on
+      // which nodes hold the IP's subnet only: computed once per such triple (per Service,
+      // it was most of a decision's garbage).
       const shared =
-        svc.externalTrafficPolicy === "Cluster" ? `${pool.name}|${endpoints.total > 0}` : "";
+        svc.externalTrafficPolicy === "Cluster"
+          ? `${pool.name}|${endpoints.total > 0}|${onSubnet.join(",")}`
+          : "";
       let result = shared ? sameForPool.get(shared) : undefined;
       if (!result) {
         result = eligibleNodes({
@@ -242,6 +249,7 @@ export function decide(s: Snapshot): Decision {
           l2Advertisements: s.ads,
           pool: { name: pool.name, labels: pool.labels },
           service: { externalTrafficPolicy: svc.externalTrafficPolicy, endpoints },
+          ...(onSubnet.length > 0 ? { onSubnet: new Set(onSubnet) } : {}),
         });
         if (shared) sameForPool.set(shared, result);
       }

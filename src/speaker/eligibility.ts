@@ -8,6 +8,7 @@
 import { anySelectorMatches } from "../allocator/selectors.ts";
 import type { LabelSelector } from "../allocator/types.ts";
 import { gratuitousIntervalMs } from "../api/l2advertisement.ts";
+import { linksContain, type PublishedLink } from "./links.ts";
 
 /** A Kubernetes condition status. */
 export type ConditionStatus = "True" | "False" | "Unknown";
@@ -23,6 +24,11 @@ export interface NodeInfo {
   ready?: ConditionStatus;
   /** Status of the `NetworkUnavailable` condition; only "True" disqualifies. */
   networkUnavailable?: ConditionStatus;
+  /**
+   * The usable interfaces its speaker publishes on its Lease (links.ts); absent for a
+   * speaker that publishes none (an older version): it may announce anywhere, as before.
+   */
+  links?: readonly PublishedLink[];
 }
 
 /** What any advertisement (L2 or BGP) says about pools and nodes, with its name (for messages). */
@@ -107,6 +113,8 @@ export type NodeExclusion =
   | "NetworkUnavailable"
   | "ExcludedByLabel"
   | "NotSelectedByAdvertisement"
+  | "NoListedInterface"
+  | "NotOnIPSubnet"
   | "NoLocalEndpoint";
 
 export interface EligibleNode {
@@ -132,6 +140,38 @@ export interface EligibilityInput {
   l2Advertisements: readonly L2AdvertisementInfo[];
   pool: PoolInfo;
   service: ServiceInfo;
+  /**
+   * Nodes that publish an interface whose subnet holds the IP (`nodesOnSubnet`). When some
+   * do, an "auto" node outside it is not eligible: its answers would reach no client of
+   * that subnet. Empty or absent: no node has the subnet, and every node may announce.
+   */
+  onSubnet?: ReadonlySet<string>;
+}
+
+/** The nodes whose published links hold `ip` in a subnet, sorted (a cache key for decide). */
+export function nodesOnSubnet(nodes: readonly NodeInfo[], ip: string): string[] {
+  const out: string[] = [];
+  for (const n of nodes) if (n.links && linksContain(n.links, ip)) out.push(n.name);
+  return out.sort();
+}
+
+/**
+ * Whether the node's published links let it announce with `choice`: an explicit list needs
+ * one of its interfaces, "auto" a subnet holding the IP when any node has one. A node that
+ * publishes nothing may (an older speaker during an upgrade).
+ */
+function linkExclusion(
+  node: NodeInfo,
+  choice: InterfaceChoice,
+  onSubnet: ReadonlySet<string> | undefined,
+): "NoListedInterface" | "NotOnIPSubnet" | undefined {
+  if (node.links === undefined) return undefined;
+  if (choice !== "auto") {
+    const names = new Set(node.links.map((l) => l.name));
+    return choice.some((n) => names.has(n)) ? undefined : "NoListedInterface";
+  }
+  if (onSubnet === undefined || onSubnet.size === 0) return undefined;
+  return onSubnet.has(node.name) ? undefined : "NotOnIPSubnet";
 }
 
 /** Whether an advertisement applies to a pool: by name, by selector, or to all pools. */
@@ -199,6 +239,8 @@ const CAUSE_WORDS: Record<NodeExclusion, string> = {
   NetworkUnavailable: "NetworkUnavailable",
   ExcludedByLabel: `labelled ${EXCLUDE_FROM_LB_LABEL}`,
   NotSelectedByAdvertisement: "not selected by the nodeSelectors of",
+  NoListedInterface: "without any interface listed by",
+  NotOnIPSubnet: "without an interface in the IP's subnet",
   NoLocalEndpoint: "without a ready local endpoint",
 };
 
@@ -211,7 +253,9 @@ function quoteList(names: readonly string[]): string {
  *
  * A node is eligible when its speaker is live, it is Ready and not NetworkUnavailable, it
  * does not carry the exclude-from-external-load-balancers label, and at least one
- * L2Advertisement selects both the IP's pool and the node. With
+ * L2Advertisement selects both the IP's pool and the node. A node that publishes its links
+ * must also have one of the advertisements' listed interfaces, or with "auto" an interface
+ * in the IP's subnet when any node has one (`onSubnet`). With
  * `externalTrafficPolicy: Local` it must also hold a ready endpoint of the Service. A
  * Service with no ready endpoint at all has no eligible node under either policy: an
  * announced IP that blackholes traffic is worse than none. When the result is empty,
@@ -240,6 +284,8 @@ export function eligibleNodes(input: EligibilityInput): EligibilityResult {
     const lb = loadBalancingExclusion(node);
     if (lb !== undefined) return lb;
     if (ads.length === 0) return "NotSelectedByAdvertisement";
+    const link = linkExclusion(node, unionInterfaces(ads), input.onSubnet);
+    if (link !== undefined) return link;
     // Under Cluster, "any ready endpoint" was checked above for all nodes at once.
     return endpointsAllow(service, node.name) ? undefined : "NoLocalEndpoint";
   };
@@ -283,7 +329,7 @@ export function eligibleNodes(input: EligibilityInput): EligibilityResult {
 }
 
 function causeText(cause: NodeExclusion, adNames: string): string {
-  return cause === "NotSelectedByAdvertisement"
+  return cause === "NotSelectedByAdvertisement" || cause === "NoListedInterface"
     ? `${CAUSE_WORDS[cause]} L2Advertisement ${adNames}`
     : CAUSE_WORDS[cause];
 }

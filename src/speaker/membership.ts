@@ -43,6 +43,7 @@ import {
   peekHeartbeat,
 } from "./heartbeat.ts";
 import { beatLane, judgeSilence, SourceBudgets } from "./heartbeat-overload.ts";
+import { LINKS_ANNOTATION } from "./links.ts";
 import { readSocketDrops } from "./socket-drops.ts";
 import { StallClock } from "./stall.ts";
 
@@ -103,6 +104,8 @@ interface Peer {
   renewTime: string;
   durationMs: number;
   heartbeatAddr?: { host: string; port: number };
+  /** Its `ironlb.dev/links` annotation (links.ts), when it publishes one. */
+  links?: string;
 }
 
 /** Why a speaker (re)joins: its view of who is alive and who announces what is stale. */
@@ -179,6 +182,11 @@ export class Membership {
   onSocketDrops: (count: number) => void = () => {};
   /** Called when a silent peer is judged by its Lease, since this node lost datagrams. */
   onDoubted: (peer: string) => void = () => {};
+  /**
+   * This node's `ironlb.dev/links` value, read at every renewal (so that an address added
+   * or removed is published within a renew interval); undefined publishes none.
+   */
+  publishLinks: () => string | undefined = () => undefined;
 
   constructor(api: KubeClient, opts: MembershipOptions, log: Logger) {
     this.#api = api;
@@ -535,15 +543,33 @@ export class Membership {
       seenAt = prev.seenAt;
     }
     const addr = parseHostPort(lease.metadata?.annotations?.[HEARTBEAT_ADDR_ANNOTATION]);
+    const links = lease.metadata?.annotations?.[LINKS_ANNOTATION];
     this.#peers.set(node, {
       seenAt,
       renewTime,
       durationMs,
       ...(addr ? { heartbeatAddr: addr } : {}),
+      ...(links !== undefined ? { links } : {}),
     });
     if (addr?.host !== prev?.heartbeatAddr?.host || addr?.port !== prev?.heartbeatAddr?.port)
       this.#indexSources();
     this.#changed();
+  }
+
+  /** Node -> the `ironlb.dev/links` its Lease carries, for the nodes whose Lease has one. */
+  publishedLinks(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [node, p] of this.#peers) if (p.links !== undefined) out.set(node, p.links);
+    return out;
+  }
+
+  #publishedLinks(): string | undefined {
+    try {
+      return this.publishLinks();
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, "reading this node's interfaces failed");
+      return undefined;
+    }
   }
 
   async #renew(): Promise<void> {
@@ -551,15 +577,18 @@ export class Membership {
     const { node, namespace } = this.#o;
     const name = Membership.leaseName(node);
     const hb = this.#o.heartbeat;
+    const links = this.#publishedLinks();
     const body = {
       metadata: {
         name,
         namespace,
         labels: { [SPEAKER_LEASE_LABEL]: "true" },
-        annotations:
-          hb && hb.port > 0
+        annotations: {
+          ...(hb && hb.port > 0
             ? { [HEARTBEAT_ADDR_ANNOTATION]: formatHostPort(hb.address, hb.port) }
-            : {},
+            : {}),
+          ...(links !== undefined ? { [LINKS_ANNOTATION]: links } : {}),
+        },
       },
       spec: {
         holderIdentity: node,

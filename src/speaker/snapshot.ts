@@ -7,6 +7,7 @@ import { ANNOTATIONS, statusIPs } from "../api/service.ts";
 import { keyOf, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import { REBALANCE_ANNOTATION, type ServiceSnapshot, type Snapshot } from "./decision.ts";
 import type { NodeInfo } from "./eligibility.ts";
+import { parseLinks } from "./links.ts";
 
 /** The objects the decision reads. `services` are ours only (the caller filters). */
 export interface ClusterObjects {
@@ -18,6 +19,8 @@ export interface ClusterObjects {
     spec?: { addresses?: readonly string[] };
   }>;
   ads: ReadonlyArray<{ metadata?: { name?: string }; spec?: L2AdvertisementSpec }>;
+  /** Node -> the `ironlb.dev/links` annotation of its speaker's Lease, when it has one. */
+  links?: ReadonlyMap<string, string>;
 }
 
 /** The part of the decision's Snapshot that comes from the cluster's objects. */
@@ -31,7 +34,7 @@ export function clusterSnapshot(o: ClusterObjects): ClusterSnapshot {
       const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
       return name ? [{ ...s, service: `${s.metadata?.namespace}/${name}` }] : [];
     }),
-    nodes: o.nodes.map(nodeInfo),
+    nodes: o.nodes.map((n) => nodeInfo(n, o.links)),
     pools: o.pools.map((p) => ({
       name: p.metadata?.name ?? "",
       labels: p.metadata?.labels ?? {},
@@ -55,8 +58,8 @@ function serviceSnapshot(svc: V1Service): ServiceSnapshot {
   };
 }
 
-/** What eligibility needs of a Node: its labels and the two conditions it reads. */
-function nodeInfo(n: V1Node): NodeInfo {
+/** What eligibility needs of a Node: labels, the two conditions it reads, published links. */
+function nodeInfo(n: V1Node, published?: ReadonlyMap<string, string>): NodeInfo {
   const cond = (type: string) =>
     n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
   const info: NodeInfo = { name: n.metadata?.name ?? "", labels: n.metadata?.labels ?? {} };
@@ -64,5 +67,7 @@ function nodeInfo(n: V1Node): NodeInfo {
   const netUnavailable = cond("NetworkUnavailable");
   if (ready) info.ready = ready;
   if (netUnavailable) info.networkUnavailable = netUnavailable;
+  const links = parseLinks(published?.get(info.name));
+  if (links) info.links = links;
   return info;
 }

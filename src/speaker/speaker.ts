@@ -41,6 +41,7 @@ import {
   isVirtualInterface,
   resolveInterfaces,
 } from "./interfaces.ts";
+import { formatLinks, usableLinks } from "./links.ts";
 import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
 import { slimEndpointSlice, slimNode, slimService } from "./slim.ts";
@@ -310,6 +311,8 @@ export class Speaker {
         () => this.#scheduleBatched(),
       );
     membership.onChange = () => this.#schedule();
+    // Peers decide from it which IPs this node may announce (eligibility.ts).
+    membership.publishLinks = () => formatLinks(usableLinks(hostInterfaces(this.#links)));
     membership.onRejoin = (reason, ms) => this.#rejoin(reason, ms);
     // A probe's answer goes to the prober (#probeThenAnnounce, #probeThenReannounce), which
     // knows whether it is a conflict: after a rejoin it is the peer that took the IP over.
@@ -533,6 +536,7 @@ export class Speaker {
       nodes: this.#nodes.list(),
       pools: this.#checkedPools.list(this.#pools.list()),
       ads: this.#checkedAds.list(this.#ads.list()),
+      links: this.#membership.publishedLinks(),
     });
   }
 

@@ -61,6 +61,8 @@ export function soloMembership(node: string): Membership {
     linkRejoin: () => {},
     view: () => ({ ...view }),
     live: () => view.live,
+    publishLinks: () => undefined,
+    publishedLinks: () => new Map<string, string>(),
   } as unknown as Membership;
 }
 

@@ -11,8 +11,10 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { chooseOwner } from "../../src/speaker/election.ts";
+import { LINKS_ANNOTATION, linksContain, parseLinks } from "../../src/speaker/links.ts";
 import { E2E_SECOND_SUBNET, E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { type GratuitousFrame, ipAnnouncement, watchGratuitous } from "../lab/faults.ts";
 import {
@@ -22,8 +24,8 @@ import {
   type LabServiceOptions,
   randomPrefix,
 } from "../lab/lab.ts";
-import { listNetns } from "../lab/net.ts";
-import { clientsFor, sleep, waitFor } from "../support/kube.ts";
+import { listNetns, run } from "../lab/net.ts";
+import { clientsFor, repoRoot, sleep, waitFor } from "../support/kube.ts";
 
 // This tier needs root (network namespaces, packet sockets): without it, it fails loudly.
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
@@ -347,6 +349,86 @@ describe("speaker on a LAN of network namespaces", () => {
     await lab.clientForget(ip);
     expect(await lab.tryEntryNode(ip, svc.port, 1000)).toBeUndefined();
     expect((await lab.clientNeighbour(ip))?.mac).toBeUndefined();
+  });
+
+  it("never lets a node without an interface in the IP's subnet announce it; a node on it does", async () => {
+    // The first node leaves the second LAN's subnet (its eth1 keeps its link, loses its
+    // address); a pool in that subnet, IPs the hash gives to that node among all three.
+    const off = lab.nodes[0]!;
+    const subnet2Bits = E2E_SECOND_SUBNET.split("/")[1];
+    const ownAddr = `${off.ip2}/${subnet2Bits}`;
+    await run("ip", ["-n", off.ns, "addr", "del", ownAddr, "dev", "eth1"]);
+    try {
+      const leases = lab.kc.makeApiClient(CoordinationV1Api);
+      await waitFor(
+        `${off.name}'s Lease to publish no address in the second LAN`,
+        async () => {
+          const lease = await leases.readNamespacedLease({
+            name: `ironlb-speaker-${off.name}`,
+            namespace: "ironlb-system",
+          });
+          // eth1 may vanish from the list: os.networkInterfaces() skips address-less links.
+          const links = parseLinks(lease.metadata?.annotations?.[LINKS_ANNOTATION]);
+          return links !== undefined && !linksContain(links, "203.0.113.32");
+        },
+        20_000,
+        100,
+      );
+      await lab.createPool("e2e-sub", ["203.0.113.32-203.0.113.63"], { autoAssign: false });
+      await lab.createL2Advertisement("e2e-sub", { ipAddressPools: ["e2e-sub"] });
+      const all = lab.nodes.map((n) => n.name);
+      const others = all.filter((n) => n !== off.name);
+      const ips: string[] = [];
+      for (let i = 32; i <= 63 && ips.length < 2; i++) {
+        if (chooseOwner(`203.0.113.${i}`, all) === off.name) ips.push(`203.0.113.${i}`);
+      }
+      // One is all but certain among 32 (the node names change with each run's prefix).
+      expect(ips.length).toBeGreaterThan(0);
+      for (const want of ips) {
+        const { svc, ip } = await service({ pool: "e2e-sub", ip: want });
+        expect(ip).toBe(want);
+        const owner = await answeringNode(ip, svc.port);
+        expect(owner).toBe(chooseOwner(ip, others));
+        expect((await lab.clientNeighbour(ip, "eth1"))?.mac).toBe(await lab.macOf(owner, "eth1"));
+        const rec = await waitFor("the IPAnnouncement", () => ipAnnouncement(lab, ip), 10_000);
+        expect(rec.status?.node).toBe(owner);
+        expect(announcersFromLogs(ip)).toEqual([owner]);
+        expect(
+          lab
+            .speaker(off.name)
+            ?.logs()
+            .some((l) => l.ip === ip && l.msg === "announcing"),
+        ).toBe(false);
+      }
+    } finally {
+      await run("ip", ["-n", off.ns, "addr", "add", ownAddr, "dev", "eth1"]);
+    }
+  });
+
+  it("ironlb status says why when no node has an interface the L2Advertisement lists", async () => {
+    await lab.createPool("e2e-noif", ["203.0.113.72-203.0.113.79"], { autoAssign: false });
+    await lab.createL2Advertisement("e2e-noif", {
+      ipAddressPools: ["e2e-noif"],
+      interfaces: ["eth9"],
+    });
+    const { svc, ip } = await service({ pool: "e2e-noif" });
+    const why = `no eligible node among ${lab.nodes.length}: ${lab.nodes.length} without any interface listed by L2Advertisement "e2e-noif"`;
+    const line = await waitFor(
+      "ironlb status to say why the IP is not announced",
+      () =>
+        execFileSync(
+          process.execPath,
+          [join(repoRoot, "bin/ironlb.js"), "status", "--kubeconfig", inject("kubeconfig")],
+          { encoding: "utf8" },
+        )
+          .split("\n")
+          .find((l) => l.startsWith(`${svc.namespace}/${svc.name} `) && l.includes(why)),
+      15_000,
+      200,
+    );
+    expect(line).toContain(ip);
+    await everySpeakerLogged("IP not announced by any node", ip, { reason: why });
+    expect(announcersFromLogs(ip)).toEqual([]);
   });
 
   it("announces from nodes the L2Advertisement's nodeSelectors match only", async () => {
