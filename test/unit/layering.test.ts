@@ -171,4 +171,16 @@ const m = await import("../controller/x.ts");`),
       expect(violations(folder, rule)).toEqual([]);
     });
   }
+
+  it("src/bgp: only its TCP edge (session.ts) opens sockets or logs", () => {
+    const edge = new Set(["node:net", "pino"]);
+    const bad = outsideImports("bgp")
+      .filter(
+        ({ file, spec }) =>
+          file !== "src/bgp/session.ts" && (edge.has(spec) || spec.startsWith("node:")),
+      )
+      .map(({ file, spec }) => `${file}: ${spec}`);
+    expect(outsideImports("bgp").length).toBeGreaterThan(0);
+    expect(bad).toEqual([]);
+  });
 });
