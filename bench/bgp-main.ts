@@ -285,6 +285,8 @@ try {
       spec: {
         type: "LoadBalancer",
         externalTrafficPolicy: "Cluster",
+        // No NodePorts: the default range (2,768) is far smaller than the scale part.
+        allocateLoadBalancerNodePorts: false,
         ipFamilies: [family],
         ipFamilyPolicy: "SingleStack",
         ports: [{ name: "http", port: 80, protocol: "TCP", targetPort: 8080 }],
