@@ -29,11 +29,10 @@ import { readFileSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { KubeClient } from "../src/k8s/client.ts";
-import { Bird } from "../test/e2e/fixtures/routers.ts";
+import { Bird, Frr, kernelRoute, nextHops } from "../test/e2e/fixtures/routers.ts";
 import { POOL_CIDR } from "../test/lab/addresses.ts";
 import { Lab, randomPrefix } from "../test/lab/lab.ts";
 import { run } from "../test/lab/net.ts";
-import { type FrrRouter, nextHops, startFrr } from "../test/support/frr.ts";
 import { sleep, waitFor } from "../test/support/kube.ts";
 import { compileToJs, imageRuntime } from "./compile.ts";
 import { startLabControlPlane } from "./lab-control-plane.ts";
@@ -172,7 +171,7 @@ exit
 const cp = await startLabControlPlane(SUBNET, "bgp");
 const { dir, state } = cp;
 let lab: Lab | undefined;
-let router: FrrRouter | undefined;
+let router: Frr | undefined;
 let monitor: RouteMonitor | undefined;
 const birds: Bird[] = [];
 const routerNs = `${randomPrefix("ilbgb")}r`;
@@ -208,7 +207,8 @@ try {
   await run("ip", ["-n", routerNs, "addr", "add", `${ROUTER_IP}/25`, "dev", "eth0"]);
   await run("ip", ["-n", routerNs, "addr", "add", `${ROUTER_IP6}/64`, "dev", "eth0", "nodad"]);
   await run("ip", ["-n", routerNs, "link", "set", "eth0", "up"]);
-  router = await startFrr(routerNs, frrConf(L.nodes));
+  const conf = frrConf(L.nodes);
+  router = await Frr.start(routerNs, (dir) => conf.replaceAll("DIR", dir));
   const R = router;
   monitor = new RouteMonitor(routerNs);
   const M = monitor;
@@ -334,7 +334,7 @@ try {
     );
   };
   const svcWatch = await watchServices();
-  const hops = async (dst: string) => nextHops(await R.kernelRoute(dst));
+  const hops = async (dst: string) => nextHops(await kernelRoute(routerNs, dst));
   const all3 = L.nodes.map((n) => n.ip).sort();
 
   if (PARTS.has("withdraw")) {
@@ -593,7 +593,7 @@ protocol bgp tor6 {
 } finally {
   monitor?.stop();
   for (const b of birds) b.stop();
-  await router?.stop();
+  router?.stop();
   await run("ip", ["netns", "del", routerNs]).catch(() => undefined);
   await lab?.destroy();
   await cp.stop();

@@ -312,7 +312,8 @@ export class Speaker {
       );
     membership.onChange = () => this.#schedule();
     // Peers decide from it which IPs this node may announce (eligibility.ts).
-    membership.publishLinks = () => formatLinks(usableLinks(hostInterfaces(this.#links)));
+    membership.publishLinks = () =>
+      formatLinks(usableLinks((opts.hostInterfaces ?? hostInterfaces)(this.#links)));
     membership.onRejoin = (reason, ms) => this.#rejoin(reason, ms);
     // A probe's answer goes to the prober (#probeThenAnnounce, #probeThenReannounce), which
     // knows whether it is a conflict: after a rejoin it is the peer that took the IP over.

@@ -155,9 +155,22 @@ export class MembershipGroup {
         quorum: true,
       }),
       live: () => new Set(live),
+      // What each member's Speaker publishes of its links (links.ts), as peers read it.
+      publishLinks: () => undefined,
+      publishedLinks: () => this.#links(),
     } as unknown as Membership;
     this.#members.set(node, { m, live });
     return m;
+  }
+
+  /** Each member's published links (its Speaker sets `publishLinks`), as Leases carry them. */
+  #links(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [name, { m }] of this.#members) {
+      const text = m.publishLinks();
+      if (text !== undefined) out.set(name, text);
+    }
+    return out;
   }
 
   /**
