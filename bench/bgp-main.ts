@@ -23,7 +23,8 @@
 //     Anchor: 3 BIRD 2 daemons in the node namespaces announcing the same N /128s (static
 //     blackhole routes exported over the same sessions), from their start. Speakers' and
 //     BIRD's CPU (utime+stime) over the window and RSS at full table.
-// Run under the e2e lock: `flock /tmp/ironlb-e2e.lock npm run bench -- bgp`.
+// The lab starts no kube-proxy (BENCH_BGP_KUBE_PROXY=1 starts it): nothing here uses the
+// Service data path. Run under the e2e lock: `flock /tmp/ironlb-e2e.lock npm run bench -- bgp`.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
