@@ -23,7 +23,8 @@
 //     Anchor: 3 BIRD 2 daemons in the node namespaces announcing the same N /128s (static
 //     blackhole routes exported over the same sessions), from their start. Speakers' and
 //     BIRD's CPU (utime+stime) over the window and RSS at full table.
-// Run under the e2e lock: `flock /tmp/ironlb-e2e.lock npm run bench -- bgp`.
+// The lab starts no kube-proxy (BENCH_BGP_KUBE_PROXY=1 starts it): nothing here uses the
+// Service data path. Run under the e2e lock: `flock /tmp/ironlb-e2e.lock npm run bench -- bgp`.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -43,6 +44,11 @@ const SUBNET = process.env.BENCH_SUBNET ?? "203.0.113.128/25";
 const RUNS = Number(process.env.BENCH_BGP_RUNS ?? 30);
 const SCALE = Number(process.env.BENCH_BGP_SERVICES ?? 10_000);
 const PARTS = new Set((process.env.BENCH_BGP_PARTS ?? "withdraw,kill,scale").split(","));
+// BGP advertisement needs no Service data path: without kube-proxy (the default) no node
+// forks `nft` per Service change, which at 10,000 Services took most of the 2 cores.
+const KUBE_PROXY = process.env.BENCH_BGP_KUBE_PROXY === "1";
+// Concurrent API writers creating the scale part's Services and slices.
+const WRITERS = Number(process.env.BENCH_BGP_WRITERS ?? 32);
 const ROUTER_IP = "203.0.113.208";
 const ROUTER_IP6 = "2001:db8:2::d0";
 const NODE_ASN = 64512;
@@ -189,12 +195,13 @@ try {
     nodeArgs: image.nodeArgs,
     env: image.env,
     logLevel: "info",
+    kubeProxy: KUBE_PROXY,
     ...(compiled ? { entry: join(compiled, "ironlb.js") } : {}),
   });
   const L = lab;
   const api = KubeClient.load(L.opts.kubeconfig);
   console.log(
-    `speakers and controller: ${compiled ? `compiled JavaScript, node ${image.nodeArgs.join(" ")}` : "TypeScript sources"}, LOG_LEVEL=info; router FRR ${await run("dpkg-query", ["-W", "-f", VERSION_FMT, "frr"])}, anchor BIRD ${await run("dpkg-query", ["-W", "-f", VERSION_FMT, "bird2"])}`,
+    `speakers and controller: ${compiled ? `compiled JavaScript, node ${image.nodeArgs.join(" ")}` : "TypeScript sources"}, LOG_LEVEL=info; kube-proxy ${KUBE_PROXY ? "in every node" : "not started"}; router FRR ${await run("dpkg-query", ["-W", "-f", VERSION_FMT, "frr"])}, anchor BIRD ${await run("dpkg-query", ["-W", "-f", VERSION_FMT, "bird2"])}`,
   );
   // The router: a port of the lab's bridge.
   await run("ip", ["netns", "add", routerNs]);
@@ -466,18 +473,22 @@ try {
     const names = Array.from({ length: SCALE }, (_, i) => `bgps-${i}`);
     let next = 0;
     await Promise.all(
-      Array.from({ length: 16 }, async () => {
+      Array.from({ length: WRITERS }, async () => {
         while (next < names.length) {
           const name = names[next++]!;
-          await api.create(
-            `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`,
-            slice(name, "IPv6", true),
-          );
-          await createService(name, "scale", "IPv6");
+          await Promise.all([
+            api.create(
+              `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`,
+              slice(name, "IPv6", true),
+            ),
+            createService(name, "scale", "IPv6"),
+          ]);
         }
       }),
     );
-    console.log(`created ${SCALE} Services and slices in ${((now() - t) / 1000).toFixed(1)} s`);
+    console.log(
+      `created ${SCALE} Services and slices in ${((now() - t) / 1000).toFixed(1)} s (${WRITERS} writers, load ${load()})`,
+    );
     await waitFor(
       `${SCALE} Services assigned`,
       () => names.every((n) => assigned.has(n)),
@@ -512,11 +523,15 @@ try {
       let upAt: number | undefined;
       let kernelFull: number | undefined;
       let last = await table();
+      const peak = pids().map(rssMiB);
       while (kernelFull === undefined) {
         if (now() - t0 > 600_000)
           throw new Error(`${what}: no full table after 600 s: ${JSON.stringify(last)}`);
         await sleep(250);
         last = await table();
+        pids().forEach((p, i) => {
+          peak[i] = Math.max(peak[i] ?? 0, rssMiB(p));
+        });
         if (upAt === undefined && last.up) upAt = now() - t0;
         if (bgpFull === undefined && last.rcvd.every((x) => x === SCALE)) bgpFull = now() - t0;
         if (last.kernel3 === SCALE) kernelFull = now() - t0;
@@ -525,7 +540,7 @@ try {
       const cpu = ps.map((p, i) => (cpuTicks(p) - (cpu0[i] ?? 0)) * 10);
       const rss = ps.map(rssMiB);
       console.log(
-        `${what}: 3 sessions up ${((upAt ?? 0) / 1000).toFixed(2)} s, full BGP table ${((bgpFull ?? kernelFull) / 1000).toFixed(2)} s, full kernel table (${SCALE} x 3 next hops) ${(kernelFull / 1000).toFixed(2)} s; CPU ms per process ${cpu.join(", ")}; RSS MiB ${rss.map((r) => r.toFixed(1)).join(", ")}; load ${load()}`,
+        `${what}: 3 sessions up ${((upAt ?? 0) / 1000).toFixed(2)} s, full BGP table ${((bgpFull ?? kernelFull) / 1000).toFixed(2)} s, full kernel table (${SCALE} x 3 next hops) ${(kernelFull / 1000).toFixed(2)} s; CPU ms per process ${cpu.join(", ")} (${cpu.map((c) => ((100 * c) / kernelFull).toFixed(0)).join(", ")} % of one core); RSS MiB at full ${rss.map((r) => r.toFixed(1)).join(", ")}, peak polled ${peak.map((r) => r.toFixed(1)).join(", ")}; load ${load()}`,
       );
       return { bgpFull: bgpFull ?? kernelFull, kernelFull, upAt: upAt ?? 0, cpu, rss };
     };
@@ -547,11 +562,14 @@ try {
     t0 = now();
     for (const n of L.nodes) L.startSpeaker(n.name);
     const cold = await untilFull("speakers, cold start", t0, speakerPids);
+    const idle0 = speakerPids().map(cpuTicks);
     await sleep(10_000);
     console.log(
-      `speakers' RSS 10 s later: ${speakerPids()
+      `speakers 10 s later: RSS ${speakerPids()
         .map((p) => rssMiB(p).toFixed(1))
-        .join(", ")} MiB`,
+        .join(", ")} MiB, CPU over those 10 s ${speakerPids()
+        .map((p, i) => (cpuTicks(p) - (idle0[i] ?? 0)) * 10)
+        .join(", ")} ms`,
     );
     // (3) Anchor: BIRD in the node namespaces announcing the same prefixes.
     const prefixes = [...assigned.entries()]

@@ -106,6 +106,11 @@ export interface LabOptions {
   speakerArgs?: string[];
   /** Extra labels for every Node object. */
   nodeLabels?: Record<string, string>;
+  /**
+   * Start kube-proxy in every node (default true). Off for runs that need no Service data
+   * path (BGP advertisement only), where its per-Service `nft` runs would dominate the CPU.
+   */
+  kubeProxy?: boolean;
   /** Folder with kubectl, kube-proxy and kube-controller-manager (build.sh's output). */
   binDir: string;
   log?: (msg: string) => void;
@@ -444,6 +449,7 @@ export class Lab {
       speakerArgs: [],
       nodeLabels: {},
       ipv6: false,
+      kubeProxy: true,
       ...opts,
     };
     this.#log = opts.log ?? (() => {});
@@ -640,6 +646,7 @@ export class Lab {
 
   /** Waits until every node's kube-proxy reports healthy (it has synced its rules). */
   async waitProxiesReady(timeoutMs = 60_000): Promise<void> {
+    if (!this.opts.kubeProxy) return;
     for (const n of this.nodes) {
       const p = this.#proxies.get(n.name);
       await this.#waitHttpOk(n, `kube-proxy of ${n.name}`, p, 10256, "/healthz", timeoutMs);
@@ -877,7 +884,7 @@ export class Lab {
     this.nodes.push(node);
     this.#podOffsets.set(name, new Set());
     await this.#createNodeObject(node, labels);
-    this.startProxy(name);
+    if (this.opts.kubeProxy) this.startProxy(name);
     return node;
   }
 
