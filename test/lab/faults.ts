@@ -176,28 +176,18 @@ export interface WatchResult {
 }
 
 /**
- * Starts arp-watch.ts in the client namespace; stop() ends it and returns what it saw.
- * `ready` resolves once `readyRounds` rounds of requests are complete.
+ * Starts one of the lab's watchers (`script` in test/lab) in the client namespace. It says
+ * "ready" on stdout once it watches (it loads slowly on a busy host); stop() ends it with
+ * SIGTERM and returns the JSON of its last line.
  */
-export function watchArp(
+function clientWatcher<T>(
   lab: Lab,
-  ips: string[],
-  o: { intervalMs?: number; readyRounds?: number } = {},
-): { ready: Promise<void>; stop(): Promise<WatchResult> } {
+  script: string,
+  args: string[],
+): { ready: Promise<void>; stop(): Promise<T> } {
   const p = spawn(
     "ip",
-    [
-      "netns",
-      "exec",
-      lab.client.ns,
-      process.execPath,
-      join(repoRoot, "test/lab/arp-watch.ts"),
-      "eth0",
-      lab.watcherIP,
-      String(o.intervalMs ?? 20),
-      String(o.readyRounds ?? 3),
-      ...ips,
-    ],
+    ["netns", "exec", lab.client.ns, process.execPath, join(repoRoot, "test/lab", script), ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
@@ -209,7 +199,6 @@ export function watchArp(
     err += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => p.once("exit", (code) => resolve(code)));
-  // The watcher says "ready" once its first rounds are out (it loads slowly on a busy host).
   const ready = new Promise<void>((resolve, reject) => {
     const onData = () => {
       if (!out.includes("ready\n")) return;
@@ -217,7 +206,7 @@ export function watchArp(
       resolve();
     };
     p.stdout!.on("data", onData);
-    void exited.then((code) => reject(new Error(`arp-watch exited ${code} early: ${err}`)));
+    void exited.then((code) => reject(new Error(`${script} exited ${code} early: ${err}`)));
   });
   ready.catch(() => {});
   return {
@@ -226,10 +215,28 @@ export function watchArp(
       await ready;
       p.kill("SIGTERM");
       const code = await exited;
-      if (code !== 0) throw new Error(`arp-watch exited ${code}: ${err}`);
-      return JSON.parse(out.trim().split("\n").pop()!) as WatchResult;
+      if (code !== 0) throw new Error(`${script} exited ${code}: ${err}`);
+      return JSON.parse(out.trim().split("\n").pop()!) as T;
     },
   };
+}
+
+/**
+ * Starts arp-watch.ts in the client namespace; stop() ends it and returns what it saw.
+ * `ready` resolves once `readyRounds` rounds of requests are complete.
+ */
+export function watchArp(
+  lab: Lab,
+  ips: string[],
+  o: { intervalMs?: number; readyRounds?: number } = {},
+): { ready: Promise<void>; stop(): Promise<WatchResult> } {
+  return clientWatcher<WatchResult>(lab, "arp-watch.ts", [
+    "eth0",
+    lab.watcherIP,
+    String(o.intervalMs ?? 20),
+    String(o.readyRounds ?? 3),
+    ...ips,
+  ]);
 }
 
 /** A gratuitous ARP frame the client saw (gratuitous-watch.ts). */
@@ -248,48 +255,7 @@ export function watchGratuitous(
   lab: Lab,
   ips: string[],
 ): { ready: Promise<void>; stop(): Promise<GratuitousFrame[]> } {
-  const p = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      lab.client.ns,
-      process.execPath,
-      join(repoRoot, "test/lab/gratuitous-watch.ts"),
-      "eth0",
-      ...ips,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let out = "";
-  let err = "";
-  p.stdout!.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  p.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => p.once("exit", (code) => resolve(code)));
-  const ready = new Promise<void>((resolve, reject) => {
-    const onData = () => {
-      if (!out.includes("ready\n")) return;
-      p.stdout!.off("data", onData);
-      resolve();
-    };
-    p.stdout!.on("data", onData);
-    void exited.then((code) => reject(new Error(`gratuitous-watch exited ${code} early: ${err}`)));
-  });
-  ready.catch(() => {});
-  return {
-    ready,
-    async stop() {
-      await ready;
-      p.kill("SIGTERM");
-      const code = await exited;
-      if (code !== 0) throw new Error(`gratuitous-watch exited ${code}: ${err}`);
-      return JSON.parse(out.trim().split("\n").pop()!) as GratuitousFrame[];
-    },
-  };
+  return clientWatcher<GratuitousFrame[]>(lab, "gratuitous-watch.ts", ["eth0", ...ips]);
 }
 
 /**
