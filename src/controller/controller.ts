@@ -5,10 +5,16 @@
 // handover never moves an IP that is still legal.
 import type { KubernetesObject, V1Namespace, V1Service } from "@kubernetes/client-node";
 import { Allocator } from "../allocator/allocator.ts";
-import type { AllocationResult, PoolReport } from "../allocator/types.ts";
+import type { AllocationResult, PoolReport, ServiceRequest } from "../allocator/types.ts";
 import { group, version } from "../api/group.ts";
 import type { IPAddressPool } from "../api/ipaddresspool.ts";
-import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
+import {
+  ANNOTATIONS,
+  type ClassFilter,
+  isOurs,
+  METALLB_PREFIXES,
+  statusIPs,
+} from "../api/service.ts";
 import { ALLOCATED_CONDITION, keyOf, PATHS, servicePath } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
@@ -16,6 +22,7 @@ import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
 import type { ControllerMetrics } from "./metrics.ts";
+import { judgeOrphan } from "./orphans.ts";
 import {
   desiredPoolStatus,
   type LastGood,
@@ -86,6 +93,12 @@ export class Controller {
   /** The last spec read from each pool object: a pool that becomes unreadable freezes on it. */
   readonly #lastGood = new Map<string, LastGood>();
   #poolInputs = new Map<string, PoolInput>();
+  /**
+   * Services whose status IPs lay in no pool this controller knew when it started, and
+   * whose pool does not exist: their IPs are held (kept, unannounced) until a pool holds
+   * them (src/controller/orphans.ts says why).
+   */
+  readonly #orphans = new Map<string, string[]>();
   #poolsDirty = false;
   #poolsFingerprint = "";
   #poolStatusTimer: NodeJS.Timeout | undefined;
@@ -259,6 +272,7 @@ export class Controller {
       if (this.#stopped) return;
       // Our own pool status writes come back as updates too: only spec changes matter.
       if (!this.#syncPools()) return;
+      this.#adoptOrphans();
       for (const key of this.#alloc.invalidated()) {
         this.#log.info({ service: key }, "pools changed: service's IPs must be checked again");
         this.#queue.add(key);
@@ -372,18 +386,17 @@ export class Controller {
     let restored = 0;
     for (const svc of withIPs) {
       const key = keyOf(svc);
-      const nsLabels = this.#namespaces.get(svc.metadata?.namespace ?? "")?.metadata?.labels ?? {};
-      let t = translateService(svc, nsLabels);
-      // A Service whose annotations are now invalid keeps its IP: restore it as if unannotated.
-      if (!t.ok) t = translateService(withoutAnnotations(svc), nsLabels);
-      if (!t.ok) continue;
-      let r = this.#alloc.restore(t.request, statusIPs(svc));
-      // An impossible request (a pool that does not exist, another pool than the IP's) keeps
-      // the IP too: restore it as not asked for, and let the reconcile say what is wrong.
-      if (!r.ok && t.request.pool !== undefined)
-        r = this.#alloc.restore({ ...t.request, pool: undefined }, statusIPs(svc));
+      const request = this.#restorableRequest(svc);
+      if (!request) continue;
+      const r = this.#restore(request, statusIPs(svc));
       if (r.ok) restored++;
-      else {
+      else if (this.#orphanVerdict(svc, request, r) === "hold") {
+        this.#orphans.set(key, statusIPs(svc));
+        this.#log.warn(
+          { service: key, ips: statusIPs(svc), pool: allocatedFrom(svc) },
+          "IP lies in no pool this controller knows; held, not announced, until a pool holds it",
+        );
+      } else {
         this.#log.warn(
           { service: key, ips: statusIPs(svc), reason: r.reason, detail: r.message },
           "existing IP cannot be kept",
@@ -404,6 +417,91 @@ export class Controller {
     );
   }
 
+  /** The request a Service's status IPs are restored under; undefined if it has none. */
+  #restorableRequest(svc: V1Service): ServiceRequest | undefined {
+    const nsLabels = this.#namespaces.get(svc.metadata?.namespace ?? "")?.metadata?.labels ?? {};
+    let t = translateService(svc, nsLabels);
+    // A Service whose annotations are now invalid keeps its IP: restore it as if unannotated.
+    if (!t.ok) t = translateService(withoutAnnotations(svc), nsLabels);
+    return t.ok ? t.request : undefined;
+  }
+
+  #restore(request: ServiceRequest, ips: string[]): AllocationResult {
+    const r = this.#alloc.restore(request, ips);
+    // An impossible request (a pool that does not exist, another pool than the IP's) keeps
+    // the IP too: restore it as not asked for, and let the reconcile say what is wrong.
+    if (!r.ok && request.pool !== undefined)
+      return this.#alloc.restore({ ...request, pool: undefined }, ips);
+    return r;
+  }
+
+  #orphanVerdict(svc: V1Service, request: ServiceRequest, restore: AllocationResult) {
+    return judgeOrphan({
+      restore,
+      allocatedFrom: allocatedFrom(svc),
+      requestedPool: request.pool,
+      poolExists: (name) => this.#poolInputs.has(name),
+    });
+  }
+
+  /**
+   * After a pool change: held IPs that a pool now holds become ordinary assignments before
+   * any waiting Service is retried, so none of them can take a held address first.
+   */
+  #adoptOrphans(): void {
+    for (const [key, ips] of this.#orphans) {
+      const [ns, name] = splitKey(key);
+      const svc = this.#services.get(name, ns);
+      const request = svc && this.#restorableRequest(svc);
+      if (!request) continue;
+      if (this.#restore(request, ips).ok) {
+        this.#orphans.delete(key);
+        this.#log.info({ service: key, ips }, "held IP adopted: a pool holds it now");
+        this.#queue.add(key);
+      }
+    }
+  }
+
+  /**
+   * A held Service's reconcile: true when it stays held (status kept, condition says why);
+   * false when the ordinary reconcile should go on (adopted, or released).
+   */
+  async #stillHeld(key: string, svc: V1Service, request: ServiceRequest): Promise<boolean> {
+    const ips = this.#orphans.get(key);
+    if (!ips) return false;
+    // Somebody else rewrote the status: there is nothing of ours to hold any more.
+    if (statusIPs(svc).join(",") !== ips.join(",")) {
+      this.#orphans.delete(key);
+      return false;
+    }
+    const verdict = this.#orphanVerdict(svc, request, this.#restore(request, ips));
+    if (verdict !== "hold") {
+      this.#orphans.delete(key);
+      this.#log.info(
+        { service: key, ips },
+        verdict === "adopt"
+          ? "held IP adopted: a pool holds it now"
+          : "held IP given up: the Service's pool was changed or named",
+      );
+      return false;
+    }
+    this.#pending.add(key);
+    this.#metrics.failures.inc({ reason: "IPNotInPool" });
+    const from = allocatedFrom(svc);
+    const message = capped(
+      `keeps ${ips.join(", ")}, which no IPAddressPool holds${from ? ` (pool ${from} does not exist)` : ""}: it is not announced until a pool holds it. Create that pool (again) to keep this IP; to give the Service a new IP instead, name an existing pool in ${ANNOTATIONS.addressPool}`,
+    );
+    const wrote = await this.#write(
+      key,
+      svc,
+      ips,
+      svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool],
+      { status: "False", reason: "IPNotInAnyPool", message },
+    );
+    if (wrote) void this.#events.emit(serviceTarget(svc), "Warning", "IPHeld", message);
+    return true;
+  }
+
   #retryPending(): void {
     for (const key of this.#pending) this.#queue.add(key);
   }
@@ -417,6 +515,7 @@ export class Controller {
       this.#written.delete(key);
       this.#pending.delete(key);
       this.#reported.delete(key);
+      this.#orphans.delete(key);
       this.#forgetAsk(key);
       if (this.#alloc.get(key)) {
         this.#alloc.release(key);
@@ -428,6 +527,7 @@ export class Controller {
     if (!isOurs(svc, this.#opts)) {
       this.#pending.delete(key);
       this.#reported.delete(key);
+      this.#orphans.delete(key);
       this.#forgetAsk(key);
       await this.#releaseNotOurs(key, svc);
       return;
@@ -449,7 +549,13 @@ export class Controller {
     }
     if (!t.ok) {
       this.#metrics.failures.inc({ reason: "InvalidConfiguration" });
-      const held = this.#alloc.get(key);
+      const orphan = this.#orphans.get(key);
+      const held =
+        this.#alloc.get(key) ??
+        (orphan && {
+          ips: orphan,
+          pool: svc.metadata?.annotations?.[ANNOTATIONS.allocatedFromPool],
+        });
       if (fresh.length > 0) {
         this.#log.warn({ service: key, error: capped(t.error) }, "invalid service configuration");
       }
@@ -472,6 +578,7 @@ export class Controller {
       }
       return;
     }
+    if (await this.#stillHeld(key, svc, t.request)) return;
     const before = this.#alloc.get(key);
     const result: AllocationResult = this.#alloc.assign(t.request);
     if (result.ok) {
@@ -791,6 +898,16 @@ function poolTarget(pool: IPAddressPool | undefined, name: string): EventTarget 
     name,
     uid: pool?.metadata?.uid,
   };
+}
+
+/** The pool a Service's status IPs were written from: ironlb's annotation, or MetalLB's. */
+function allocatedFrom(svc: V1Service): string | undefined {
+  const a = svc.metadata?.annotations ?? {};
+  const suffix = ANNOTATIONS.allocatedFromPool.slice("ironlb.dev/".length);
+  return (
+    a[ANNOTATIONS.allocatedFromPool] ??
+    METALLB_PREFIXES.map((p) => a[p + suffix]).find((v) => v !== undefined)
+  );
 }
 
 function withoutAnnotations(svc: V1Service): V1Service {

@@ -255,4 +255,85 @@ describe("configuration never costs an IP", () => {
     await waitForCondition(ns, "a", "True", "Allocated");
     expect(ingressIPs(await getService(ns, "a"))).toEqual([ipA]);
   });
+
+  it("holds IPs no pool holds when it starts (pools not created yet) and keeps them when the pools come", async () => {
+    await applyCRDs();
+    const { ns, pool } = await scenario("orphan", ["192.0.2.180/30"]);
+    await createService(ns, "s");
+    const [ipS] = await waitForIPs(ns, "s");
+
+    // The controller is down; the pool goes (a CRD reinstalled, a restore from backup), and a
+    // Service arrives as MetalLB left it: its status and MetalLB's pool annotation only.
+    await ctrl.stop();
+    await deletePool(pool);
+    await createService(ns, "m", {
+      annotations: { "metallb.universe.tf/ip-allocated-from-pool": pool },
+    });
+    await core.patchNamespacedServiceStatus(
+      {
+        name: "m",
+        namespace: ns,
+        body: { status: { loadBalancer: { ingress: [{ ip: "192.0.2.182" }] } } },
+      },
+      merge,
+    );
+    await createService(ns, "x", {
+      annotations: { "metallb.universe.tf/ip-allocated-from-pool": pool },
+    });
+    await core.patchNamespacedServiceStatus(
+      {
+        name: "x",
+        namespace: ns,
+        body: { status: { loadBalancer: { ingress: [{ ip: "192.0.2.181" }] } } },
+      },
+      merge,
+    );
+    // A pool the Services do not ask for, which would take them if their IPs were released.
+    const other = `${pool}-b`;
+    await createPool(other, {
+      addresses: ["192.0.2.184/30"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    pools.push(other);
+    ctrl = startController(["--no-leader-elect"]);
+
+    // Started before the pool exists: every IP is held, none released or replaced.
+    for (const [svc, ip] of [
+      ["s", ipS],
+      ["m", "192.0.2.182"],
+      ["x", "192.0.2.181"],
+    ] as const) {
+      const held = await waitForCondition(ns, svc, "False", "IPNotInAnyPool");
+      expect(held.message).toContain(
+        `keeps ${ip}, which no IPAddressPool holds (pool ${pool} does not exist)`,
+      );
+      expect(ingressIPs(await getService(ns, svc))).toEqual([ip]);
+    }
+    expect((await waitForEvent(ns, "s", "IPHeld", "no IPAddressPool")).type).toBe("Warning");
+
+    // Naming an existing pool is the way to give up a held IP for a new one.
+    await annotate(ns, "x", { "ironlb.dev/address-pool": other });
+    await waitForCondition(ns, "x", "True", "Allocated");
+    expect(ingressIPs(await getService(ns, "x"))[0]).toMatch(/^192\.0\.2\.18[4-7]$/);
+
+    // The pool comes: the held IPs become ordinary assignments, unchanged.
+    await createPool(pool, {
+      addresses: ["192.0.2.180/30"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    await waitForCondition(ns, "s", "True", "Allocated");
+    await waitForCondition(ns, "m", "True", "Allocated");
+    expect(ingressIPs(await getService(ns, "s"))).toEqual([ipS]);
+    const m = await getService(ns, "m");
+    expect(ingressIPs(m)).toEqual(["192.0.2.182"]);
+    expect(m.metadata?.annotations?.["ironlb.dev/ip-allocated-from-pool"]).toBe(pool);
+
+    // A pool deleted while the controller watches is a decision it saw: its IPs are released
+    // (here to the other pool, which admits the namespace).
+    await deletePool(pool);
+    await waitFor("s moved out of the deleted pool", async () => {
+      const ips = ingressIPs(await getService(ns, "s"));
+      return ips.length === 1 && ips[0] !== ipS;
+    });
+  });
 });
