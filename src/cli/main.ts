@@ -1,6 +1,7 @@
 // The `ironlb` command line: one binary, one subcommand per component.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_LB_CLASS } from "../api/service.ts";
 import { DEFAULT_HEARTBEAT_PORT, MIN_HEARTBEAT_KEY_BYTES } from "../api/vocabulary.ts";
@@ -35,6 +36,12 @@ const str = (v: string | boolean | undefined): string | undefined =>
   typeof v === "string" && v !== "" ? v : undefined;
 
 class UsageError extends Error {}
+
+/**
+ * What the user typed to run this: installed (or linked) as `kubectl-ironlb`, the command
+ * is a kubectl plugin, run as `kubectl ironlb status`, and its messages say so.
+ */
+const PROGRAM = basename(process.argv[1] ?? "") === "kubectl-ironlb" ? "kubectl ironlb" : "ironlb";
 
 const silence = (v: Record<string, string | boolean | undefined>): number => {
   const s = num(v["watch-silence-timeout"], "watch-silence-timeout");
@@ -505,17 +512,17 @@ const commands: Record<string, Command> = {
 };
 
 function usage(): string {
-  const lines = ["Usage: ironlb <command> [options]", "", "Commands:"];
+  const lines = [`Usage: ${PROGRAM} <command> [options]`, "", "Commands:"];
   const width = Math.max(...Object.keys(commands).map((n) => n.length));
   for (const [name, c] of Object.entries(commands))
     lines.push(`  ${name.padEnd(width)}  ${c.summary}`);
-  lines.push("", "Run `ironlb <command> --help` for a command's options.");
+  lines.push("", `Run \`${PROGRAM} <command> --help\` for a command's options.`);
   return lines.join("\n");
 }
 
 function commandUsage(name: string, c: Command): string {
   const args = c.args ? ` ${c.args}` : "";
-  const lines = [`Usage: ironlb ${name} [options]${args}`, "", c.summary, "", "Options:"];
+  const lines = [`Usage: ${PROGRAM} ${name} [options]${args}`, "", c.summary, "", "Options:"];
   for (const [opt, o] of Object.entries(c.options)) {
     const names = o.short ? `--${opt}, -${o.short}` : `--${opt}`;
     const flag = o.type === "string" ? `${names} <value>` : names;
@@ -534,7 +541,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands[name];
   if (!cmd) {
-    console.error(`ironlb: unknown command "${name}"\n\n${usage()}`);
+    console.error(`${PROGRAM}: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
   try {
@@ -561,14 +568,19 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (
       err instanceof UsageError ||
-      (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+      String((err as { code?: unknown }).code ?? "").startsWith("ERR_PARSE_ARGS")
     ) {
-      console.error(`ironlb ${name}: ${(err as Error).message}\n\n${commandUsage(name, cmd)}`);
+      console.error(`${PROGRAM} ${name}: ${(err as Error).message}\n\n${commandUsage(name, cmd)}`);
       return 2;
     }
     // Start-up failures (unreadable kubeconfig, missing secret, port in use) are the
     // user's to fix: one clear line, not a stack trace.
-    console.error(`ironlb ${name}: ${(err as Error).message ?? String(err)}`);
+    const message = (err as Error).message ?? String(err);
+    // The cluster answers 404 for ironlb's own kinds when its CRDs are not installed.
+    const hint = /\/apis\/ironlb\.dev\/\S+: HTTP 404/.test(message)
+      ? " (are ironlb's CRDs installed? helm install, or kubectl apply -f config/crd)"
+      : "";
+    console.error(`${PROGRAM} ${name}: ${message}${hint}`);
     return 1;
   }
 }
