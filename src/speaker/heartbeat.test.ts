@@ -58,8 +58,12 @@ describe("heartbeat codec", () => {
         fc.pre(new TextEncoder().encode(b.node).length <= 253);
         const bytes = encodeHeartbeat(b, key);
         expect(bytes.length).toBeLessThanOrEqual(HEARTBEAT_MAX_BYTES);
-        expect(decodeHeartbeat(bytes, key)).toEqual({ ok: true, beat: b });
-        expect(decodeHeartbeat(Buffer.from(bytes), key)).toEqual({ ok: true, beat: b });
+        expect(decodeHeartbeat(bytes, key)).toEqual({ ok: true, beat: b, paired: false });
+        expect(decodeHeartbeat(Buffer.from(bytes), key)).toEqual({
+          ok: true,
+          beat: b,
+          paired: false,
+        });
       }),
     );
   });
@@ -68,7 +72,11 @@ describe("heartbeat codec", () => {
     const bytes = encodeHeartbeat(beat, secret);
     const big = new Uint8Array(bytes.length + 7);
     big.set(bytes, 3);
-    expect(decodeHeartbeat(big.subarray(3, 3 + bytes.length), secret)).toEqual({ ok: true, beat });
+    expect(decodeHeartbeat(big.subarray(3, 3 + bytes.length), secret)).toEqual({
+      ok: true,
+      beat,
+      paired: false,
+    });
   });
 
   const good = encodeHeartbeat(beat, secret);
@@ -117,8 +125,8 @@ describe("heartbeat codec", () => {
   it("accepts any of several keys (a rotation), and no other", () => {
     const next = "the next key, not yet sent with";
     const other = encodeHeartbeat(beat, next);
-    expect(decodeHeartbeat(good, [secret, next])).toEqual({ ok: true, beat });
-    expect(decodeHeartbeat(other, [secret, next])).toEqual({ ok: true, beat });
+    expect(decodeHeartbeat(good, [secret, next])).toEqual({ ok: true, beat, paired: false });
+    expect(decodeHeartbeat(other, [secret, next])).toEqual({ ok: true, beat, paired: false });
     expect(decodeHeartbeat(other, [secret])).toEqual({ ok: false, error: "bad-mac" });
     expect(decodeHeartbeat(good, [])).toEqual({ ok: false, error: "bad-mac" });
     expect(decodeHeartbeat(good, ["", next])).toEqual({ ok: false, error: "bad-mac" });

@@ -12,13 +12,14 @@
 // Wire format, version 1 (big-endian, 61 + name bytes, at most 316):
 //   0   2  magic "IL" (0x49 0x4c)
 //   2   1  version (1)
-//   3   1  flags: bit 0 = leaving; other bits must be zero
+//   3   1  flags: bit 0 = leaving; bit 1 = paired (the MAC key is the pair key of sender
+//            and receiver, heartbeat-pairing.ts, not the shared secret); others zero
 //   4   8  incarnation (unsigned, safe integer; start time in ms x 1000 + tie-breaker)
 //   12  8  seq (unsigned, safe integer)
 //   20  8  sentAtMs (unsigned, safe integer; sender's wall clock)
 //   28  1  length n of the node name (1..253, a Kubernetes node name)
 //   29  n  node name, UTF-8
-//   29+n 32 HMAC-SHA256 with the shared secret over bytes 0 .. 29+n
+//   29+n 32 HMAC-SHA256 with the shared secret (or the pair key) over bytes 0 .. 29+n
 // The MAC covers everything before it; nothing is parsed beyond the header until it checks.
 
 import { createHmac, timingSafeEqual } from "node:crypto";
@@ -51,6 +52,7 @@ const HEADER_BYTES = 29;
 const MAC_BYTES = 32;
 const MAX_NAME_BYTES = 253;
 const FLAG_LEAVING = 0x01;
+const FLAG_PAIRED = 0x02;
 const TWO_POW_32 = 0x1_0000_0000;
 
 /** Shared secret: raw bytes, or a string used as its UTF-8 bytes. */
@@ -83,10 +85,15 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Encodes and authenticates a heartbeat. Throws RangeError on a beat that cannot be
- * encoded (empty or over-long name, negative or non-integer numbers) or an empty secret.
+ * Encodes and authenticates a heartbeat; `paired` says that `secret` is the pair key of
+ * sender and receiver. Throws RangeError on a beat that cannot be encoded (empty or
+ * over-long name, negative or non-integer numbers) or an empty secret.
  */
-export function encodeHeartbeat(beat: Heartbeat, secret: HeartbeatSecret): Uint8Array {
+export function encodeHeartbeat(
+  beat: Heartbeat,
+  secret: HeartbeatSecret,
+  paired = false,
+): Uint8Array {
   checkSecret(secret);
   const name = encoder.encode(beat.node);
   if (name.length === 0 || name.length > MAX_NAME_BYTES) {
@@ -97,7 +104,7 @@ export function encodeHeartbeat(beat: Heartbeat, secret: HeartbeatSecret): Uint8
   out[0] = MAGIC_0;
   out[1] = MAGIC_1;
   out[2] = HEARTBEAT_VERSION;
-  out[3] = beat.leaving ? FLAG_LEAVING : 0;
+  out[3] = (beat.leaving ? FLAG_LEAVING : 0) | (paired ? FLAG_PAIRED : 0);
   writeU64(view, 4, beat.incarnation, "incarnation");
   writeU64(view, 12, beat.seq, "seq");
   writeU64(view, 20, beat.sentAtMs, "sentAtMs");
@@ -119,7 +126,9 @@ export type DecodeError =
   | "bad-number"
   | "bad-name";
 
-export type DecodeResult = { ok: true; beat: Heartbeat } | { ok: false; error: DecodeError };
+export type DecodeResult =
+  | { ok: true; beat: Heartbeat; paired: boolean }
+  | { ok: false; error: DecodeError };
 
 /**
  * Decodes and verifies a datagram. Never throws: anything that is not a well-formed
@@ -147,7 +156,7 @@ export function decodeHeartbeat(
   if (!keys.some((key) => timingSafeEqual(mac(key, signed), given))) return fail("bad-mac");
 
   const flags = bytes[3]!;
-  if ((flags & ~FLAG_LEAVING) !== 0) return fail("bad-flags");
+  if ((flags & ~(FLAG_LEAVING | FLAG_PAIRED)) !== 0) return fail("bad-flags");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const incarnation = readU64(view, 4);
   const seq = readU64(view, 12);
@@ -162,7 +171,11 @@ export function decodeHeartbeat(
   } catch {
     return fail("bad-name");
   }
-  return { ok: true, beat: { node, incarnation, seq, sentAtMs, leaving: flags === FLAG_LEAVING } };
+  return {
+    ok: true,
+    beat: { node, incarnation, seq, sentAtMs, leaving: (flags & FLAG_LEAVING) !== 0 },
+    paired: (flags & FLAG_PAIRED) !== 0,
+  };
 }
 
 /**
@@ -180,6 +193,15 @@ export function peekHeartbeat(bytes: Uint8Array): { incarnation: number; seq: nu
   const incarnation = readU64(view, 4);
   const seq = readU64(view, 12);
   return incarnation === undefined || seq === undefined ? undefined : { incarnation, seq };
+}
+
+/**
+ * Whether a datagram claims to be MACed with a pair key, read without checking anything:
+ * only to refuse, before the MAC, a beat from a node that publishes a key and yet does not
+ * use it (a holder of the shared secret speaking in its name).
+ */
+export function peekPaired(bytes: Uint8Array): boolean {
+  return bytes.length > 3 && (bytes[3]! & FLAG_PAIRED) !== 0;
 }
 
 /** Default sending interval. */

@@ -41,8 +41,10 @@ import {
   HeartbeatSender,
   HeartbeatTracker,
   peekHeartbeat,
+  peekPaired,
 } from "./heartbeat.ts";
 import { beatLane, judgeSilence, SourceBudgets } from "./heartbeat-overload.ts";
+import { HEARTBEAT_KEY_ANNOTATION, HeartbeatPairing } from "./heartbeat-pairing.ts";
 import { LINKS_ANNOTATION } from "./links.ts";
 import { readSocketDrops } from "./socket-drops.ts";
 import { StallClock } from "./stall.ts";
@@ -77,6 +79,8 @@ export interface HeartbeatKeys {
 export type DropReason =
   | "unknown-source"
   | "wrong-source"
+  /** Not MACed with the pair key although its node publishes a key (heartbeat-pairing.ts). */
+  | "unpaired"
   | "undecodable"
   | "clock-skew"
   | "future-incarnation"
@@ -106,6 +110,8 @@ interface Peer {
   heartbeatAddr?: { host: string; port: number };
   /** Its `ironlb.dev/links` annotation (links.ts), when it publishes one. */
   links?: string;
+  /** Its heartbeat public key (heartbeat-pairing.ts), when it publishes one. */
+  publicKey?: string;
 }
 
 /** Why a speaker (re)joins: its view of who is alive and who announces what is stale. */
@@ -128,6 +134,10 @@ export class Membership {
    * speaker must count up: the start time does, the random part breaks same-ms ties.
    */
   readonly #sender: HeartbeatSender;
+  /** This run's heartbeat key pair: beats to and from peers that publish one use pair keys. */
+  readonly #pairing = new HeartbeatPairing();
+  /** Peers whose published key is unusable, each said once. */
+  readonly #badKeySaid = new Set<string>();
   /** Published heartbeat source ("host port") → node, from the Leases. */
   readonly #sources = new Map<string, string>();
   /** Drops per reason since each reason was last logged, and when that was. */
@@ -544,16 +554,38 @@ export class Membership {
     }
     const addr = parseHostPort(lease.metadata?.annotations?.[HEARTBEAT_ADDR_ANNOTATION]);
     const links = lease.metadata?.annotations?.[LINKS_ANNOTATION];
+    const publicKey = lease.metadata?.annotations?.[HEARTBEAT_KEY_ANNOTATION];
     this.#peers.set(node, {
       seenAt,
       renewTime,
       durationMs,
       ...(addr ? { heartbeatAddr: addr } : {}),
       ...(links !== undefined ? { links } : {}),
+      ...(publicKey !== undefined ? { publicKey } : {}),
     });
     if (addr?.host !== prev?.heartbeatAddr?.host || addr?.port !== prev?.heartbeatAddr?.port)
       this.#indexSources();
     this.#changed();
+  }
+
+  /**
+   * The public key `node` publishes, when it is usable: beats to and from it then use the
+   * pair key. A key that is not one (a bug or tampering: a node's Lease is written by that
+   * node alone) is said once; its beats cannot be checked, ours go under the shared secret.
+   */
+  #pairKeyOf(node: string): string | undefined {
+    const key = this.#peers.get(node)?.publicKey;
+    if (key === undefined) return undefined;
+    const send = this.#o.heartbeat?.keys().send;
+    if (send && this.#pairing.pairKey(key, send)) return key;
+    if (!this.#badKeySaid.has(`${node}\0${key}`)) {
+      this.#badKeySaid.add(`${node}\0${key}`);
+      this.#log.warn(
+        { peer: node, annotation: HEARTBEAT_KEY_ANNOTATION },
+        "peer publishes an unusable heartbeat key: its beats cannot be checked and are dropped",
+      );
+    }
+    return undefined;
   }
 
   /** Node -> the `ironlb.dev/links` its Lease carries, for the nodes whose Lease has one. */
@@ -585,7 +617,10 @@ export class Membership {
         labels: { [SPEAKER_LEASE_LABEL]: "true" },
         annotations: {
           ...(hb && hb.port > 0
-            ? { [HEARTBEAT_ADDR_ANNOTATION]: formatHostPort(hb.address, hb.port) }
+            ? {
+                [HEARTBEAT_ADDR_ANNOTATION]: formatHostPort(hb.address, hb.port),
+                [HEARTBEAT_KEY_ANNOTATION]: this.#pairing.publicKey,
+              }
             : {}),
           ...(links !== undefined ? { [LINKS_ANNOTATION]: links } : {}),
         },
@@ -620,14 +655,28 @@ export class Membership {
       // Only a published address counts, and checking it costs a lookup, not a MAC.
       const from = this.#sources.get(sourceKey(rinfo.address, rinfo.port));
       if (from === undefined) return this.#drop("unknown-source", { source: rinfo.address });
+      // A node that publishes a key speaks only with pair keys: a beat under the shared
+      // secret from its address comes from another holder of that secret. Refused before
+      // it costs a MAC or its node's budget.
+      const keyed = this.#peers.get(from)?.publicKey !== undefined;
+      if (keyed && !peekPaired(msg)) return this.#drop("unpaired", { source: from });
       const lane = beatLane(this.#tracker!.last(from), peekHeartbeat(msg));
       this.#budgets ??= new SourceBudgets(hb.intervalMs);
       if (!this.#budgets.admit(from, lane, performance.now())) {
         this.#refusedFrom.set(from, (this.#refusedFrom.get(from) ?? 0) + 1);
         return this.#drop("rate-limited", { source: from, lane });
       }
-      const r = decodeHeartbeat(msg, hb.keys().accept);
+      const accept = hb.keys().accept;
+      const peerKey = keyed ? this.#pairKeyOf(from) : undefined;
+      // An unusable published key leaves no key to check with: nothing from it counts.
+      const r = decodeHeartbeat(
+        msg,
+        keyed
+          ? accept.flatMap((k) => (peerKey && this.#pairing.pairKey(peerKey, k)) || [])
+          : accept,
+      );
       if (!r.ok) return this.#drop("undecodable", { source: from, error: r.error });
+      if (r.paired !== keyed) return this.#drop("unpaired", { source: from });
       if (r.beat.node === this.#o.node) return this.#heardSelf(r.beat, from);
       const node = r.beat.node;
       if (node !== from) return this.#drop("wrong-source", { source: from, claims: node });
@@ -690,9 +739,19 @@ export class Membership {
   #beat(leaving: boolean): void {
     const hb = this.#o.heartbeat;
     if (!hb || !this.#socket) return;
-    const msg = encodeHeartbeat(this.#sender.next(Date.now(), leaving), hb.keys().send);
+    const beat = this.#sender.next(Date.now(), leaving);
+    const send = hb.keys().send;
+    let shared: Uint8Array | undefined;
     for (const [node, p] of this.#peers) {
       if (node === this.#o.node || !p.heartbeatAddr) continue;
+      const peerKey = this.#pairKeyOf(node);
+      const pair = peerKey !== undefined ? this.#pairing.pairKey(peerKey, send) : undefined;
+      let msg: Uint8Array;
+      if (pair) msg = encodeHeartbeat(beat, pair, true);
+      else {
+        shared ??= encodeHeartbeat(beat, send);
+        msg = shared;
+      }
       this.#socket.send(msg, p.heartbeatAddr.port, p.heartbeatAddr.host);
     }
   }

@@ -37,7 +37,7 @@ export function speakerMetrics() {
     }),
     heartbeatsDropped: new Counter({
       name: "ironlb_speaker_heartbeats_dropped_total",
-      help: "Datagrams on the heartbeat port that did not count, by reason: unknown-source (not a published speaker address; dropped before the MAC), wrong-source (a beat naming another node than the one that published its source), undecodable (bad MAC, format), clock-skew and future-incarnation (the sender's clock, or a forgery), stale (replays, reordering), rate-limited (more than ten times the beat rate from one source, counted separately for datagrams that continue its last run and sequence and for the rest).",
+      help: "Datagrams on the heartbeat port that did not count, by reason: unknown-source (not a published speaker address; dropped before the MAC), wrong-source (a beat naming another node than the one that published its source), unpaired (under the shared key although its node publishes a heartbeat key: another holder of the shared key speaking in its name), undecodable (bad MAC, format), clock-skew and future-incarnation (the sender's clock, or a forgery), stale (replays, reordering), rate-limited (more than ten times the beat rate from one source, counted separately for datagrams that continue its last run and sequence and for the rest).",
       labelNames: ["reason"],
       registry,
     }),

@@ -11,6 +11,7 @@ import { SPEAKER_LEASE_LABEL } from "../../src/api/vocabulary.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { microTime } from "../../src/k8s/leader-election.ts";
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from "../../src/speaker/heartbeat.ts";
+import { HEARTBEAT_KEY_ANNOTATION, HeartbeatPairing } from "../../src/speaker/heartbeat-pairing.ts";
 import {
   type DropReason,
   HEARTBEAT_ADDR_ANNOTATION,
@@ -316,5 +317,86 @@ describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
     a.keys = { send: K1, accept: [K1] };
     await waitFor("B dead to A", () => !a.m.live().has("node-b"), 5000);
     expect(a.drops).toContain("undecodable");
+  });
+
+  it("a holder of the shared key cannot speak for a node that publishes its own key", async () => {
+    const [a] = await pair();
+    // Node-d, played by the test: a speaker that publishes its address and public key.
+    const d = new HeartbeatPairing();
+    const dSock = await udpSocket();
+    try {
+      await api.create(`/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, {
+        metadata: {
+          name: Membership.leaseName("node-d"),
+          labels: { [SPEAKER_LEASE_LABEL]: "true" },
+          annotations: {
+            [HEARTBEAT_ADDR_ANNOTATION]: `${HOST}:${dSock.address().port}`,
+            [HEARTBEAT_KEY_ANNOTATION]: d.publicKey,
+          },
+        },
+        spec: {
+          holderIdentity: "node-d",
+          leaseDurationSeconds: 3600,
+          renewTime: microTime(Date.now()),
+        },
+      });
+      const aLease = await api.get<{ metadata: { annotations: Record<string, string> } }>(
+        `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${Membership.leaseName("node-a")}`,
+      );
+      const aKey = aLease.metadata.annotations[HEARTBEAT_KEY_ANNOTATION]!;
+      expect(aKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      const pairKey = d.pairKey(aKey, K1)!;
+      const incarnation = Date.now() * 1000 + 3;
+      let seq = 0;
+      const dBeat = (leaving = false) =>
+        encodeHeartbeat(
+          { node: "node-d", incarnation, seq: ++seq, sentAtMs: Date.now(), leaving },
+          pairKey,
+          true,
+        );
+      const sendFromD = (bytes: Uint8Array) => dSock.send(bytes, portOf.get("node-a")!, HOST);
+      const beating = setInterval(() => sendFromD(dBeat()), 100);
+      try {
+        // Node-a knows node-d's Lease (its address and key) and has had its beats.
+        await waitFor("node-d beating to node-a", () => a.m.live().has("node-d") && seq >= 5);
+        const dropped = (r: string) => a.drops.filter((x) => x === r).length;
+
+        // What another holder of the shared key can make, sent from node-d's address (a
+        // spoofed source): a leaving beat in node-d's name under the shared key…
+        const unpaired = dropped("unpaired");
+        sendFromD(
+          encodeHeartbeat(
+            { node: "node-d", incarnation, seq: seq + 100, sentAtMs: Date.now(), leaving: true },
+            K1,
+          ),
+        );
+        await waitFor("refused as unpaired", () => dropped("unpaired") > unpaired);
+        expect(a.m.live().has("node-d")).toBe(true);
+        // …or one under a pair key of its own (its key pair with node-a's public key).
+        const undecodable = dropped("undecodable");
+        const mine = new HeartbeatPairing().pairKey(aKey, K1)!;
+        sendFromD(
+          encodeHeartbeat(
+            { node: "node-d", incarnation, seq: seq + 200, sentAtMs: Date.now(), leaving: true },
+            mine,
+            true,
+          ),
+        );
+        await waitFor("refused by its MAC", () => dropped("undecodable") > undecodable);
+        expect(a.m.live().has("node-d")).toBe(true);
+      } finally {
+        clearInterval(beating);
+      }
+      // Control: node-d's own leaving beat, under the pair key, is taken at once.
+      sendFromD(dBeat(true));
+      await waitFor("node-d gone", () => !a.m.live().has("node-d"), 2000);
+    } finally {
+      dSock.close();
+      await api
+        .delete(
+          `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${Membership.leaseName("node-d")}`,
+        )
+        .catch(() => undefined);
+    }
   });
 });
