@@ -67,8 +67,12 @@ export function passwordFromSecret(
   return { password: text };
 }
 
-/** A GET of a Secret the watch does not show: its answer stays this long. */
-const PROBE_TTL_MS = 30_000;
+/**
+ * A GET of a Secret the watch does not show: its answer stays this long, then the peers
+ * are evaluated again (and it is asked again), since the watch does not see a Secret of
+ * another type come or go.
+ */
+const PROBE_TTL_MS = 10_000;
 
 interface Probe {
   at: number;
@@ -103,6 +107,7 @@ export class PasswordSecrets {
   #synced = false;
   readonly #probes = new Map<string, Probe>();
   #stopped = false;
+  #recheck: NodeJS.Timeout | undefined;
 
   constructor(api: KubeClient, namespace: string, log: Logger, onChange: () => void) {
     this.#api = api;
@@ -136,6 +141,7 @@ export class PasswordSecrets {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearTimeout(this.#recheck);
     await this.#informer?.stop();
   }
 
@@ -195,6 +201,14 @@ export class PasswordSecrets {
     p.error = r.error;
     if (r.error !== undefined)
       this.#log.warn({ secret: name, err: r.error }, "cannot read a BGP password Secret");
+    // Asked again when stale, if a peer still names it (resolve is called for those only).
+    if (this.#recheck === undefined) {
+      this.#recheck = setTimeout(() => {
+        this.#recheck = undefined;
+        if (!this.#stopped) this.#onChange();
+      }, PROBE_TTL_MS + 100);
+      this.#recheck.unref();
+    }
     this.#onChange();
   }
 }
