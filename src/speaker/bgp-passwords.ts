@@ -1,9 +1,9 @@
 // The TCP-MD5 passwords of BGPPeers (spec.passwordSecret): a kubernetes.io/basic-auth
 // Secret, key `password`, in the speaker's own namespace (RBAC lets it read Secrets there
-// only). What a Secret yields is a pure function (table-tested); the edge below watches
-// the basic-auth Secrets of that namespace, started when the first peer names one, and
-// asks the apiserver once about a Secret it does not see there, to tell a missing Secret
-// from one of another type. A password that cannot be read keeps the peer's session from
+// only). What a Secret yields is a pure function (table-tested); the edge below asks the
+// apiserver for a Secret the first time a peer names it, then watches the basic-auth
+// Secrets of that namespace, and asks again (every 10 s while a peer names it) about one
+// the watch does not show, to tell a missing Secret from one of another type. A password that cannot be read keeps the peer's session from
 // connecting (the reason goes to its status and an Event): sending no key to a router that
 // expects one would only time out.
 import type { KubernetesObject } from "@kubernetes/client-node";
@@ -122,7 +122,6 @@ export class PasswordSecrets {
     if (ref.namespace !== undefined && ref.namespace !== this.#ns) {
       return passwordFromSecret(ref, this.#ns, undefined);
     }
-    this.#watch();
     const cached = this.#synced ? this.#informer?.get(ref.name, this.#ns) : undefined;
     if (cached !== undefined) return passwordFromSecret(ref, this.#ns, cached);
     // Not among the basic-auth Secrets (or not listed yet): ask for it by name.
@@ -183,6 +182,7 @@ export class PasswordSecrets {
         if (status === 404) this.#probed(name, fresh, {});
         else
           this.#probed(name, fresh, {
+            forbidden: status === 403,
             error:
               status === 403
                 ? `the speaker may not read Secrets in ${this.#ns} (its RBAC Role lacks get/list/watch on secrets: upgrade the chart)`
@@ -193,12 +193,20 @@ export class PasswordSecrets {
     return p;
   }
 
-  #probed(name: string, p: Probe, r: { secret?: SecretLike; error?: string }): void {
+  #probed(
+    name: string,
+    p: Probe,
+    r: { secret?: SecretLike; error?: string; forbidden?: boolean },
+  ): void {
     if (this.#probes.get(name) !== p || this.#stopped) return;
     p.inFlight = false;
     p.at = performance.now();
     p.secret = r.secret;
     p.error = r.error;
+    // The watch starts after the first answer that is not a refusal: a speaker without the
+    // RBAC to read Secrets (an older chart's Role) keeps no watch that can never progress,
+    // which its health check would count as stalled.
+    if (!r.forbidden) this.#watch();
     if (r.error !== undefined)
       this.#log.warn({ secret: name, err: r.error }, "cannot read a BGP password Secret");
     // Asked again when stale, if a peer still names it (resolve is called for those only).
