@@ -245,49 +245,61 @@ describe("speaker: BGP mode against the real apiserver", () => {
       PEERS,
       peerBody(md5Peer, { peerPort: port, connectTime: "1s", passwordSecret: { name: md5Secret } }),
     );
-    const missing = await lastErrorOf(`${where}: no such Secret`);
-    expect(missing.status?.lastError).toBe(`invalid peer configuration: ${where}: no such Secret`);
-    expect(missing.status?.state).toBe("Idle");
-    const ev = await waitFor("a PasswordSecretUnusable Event", async () => {
-      const found = await events("PasswordSecretUnusable");
-      return found.length > 0 ? found : undefined;
-    });
-    expect(ev[0]?.message).toBe(
-      `Node ${NODE} does not connect to ${md5Peer}: ${where}: no such Secret`,
-    );
+    try {
+      const missing = await lastErrorOf(`${where}: no such Secret`);
+      expect(missing.status?.lastError).toBe(
+        `invalid peer configuration: ${where}: no such Secret`,
+      );
+      expect(missing.status?.state).toBe("Idle");
+      const ev = await waitFor("a PasswordSecretUnusable Event", async () => {
+        const found = await events("PasswordSecretUnusable");
+        return found.length > 0 ? found : undefined;
+      });
+      expect(ev[0]?.message).toBe(
+        `Node ${NODE} does not connect to ${md5Peer}: ${where}: no such Secret`,
+      );
 
-    // Another type: the watch (basic-auth Secrets only) misses it, the speaker's GET does not.
-    await api.create(SECRETS, {
-      metadata: { name: md5Secret },
-      type: "Opaque",
-      stringData: { password: "s3cret" },
-    });
-    await lastErrorOf(
-      `${where}: the Secret is of type Opaque; it must be kubernetes.io/basic-auth`,
-    );
-    await api.delete(`${SECRETS}/${md5Secret}`);
-    await api.create(SECRETS, {
-      metadata: { name: md5Secret },
-      type: "kubernetes.io/basic-auth",
-      stringData: { username: "ironlb" },
-    });
-    const noKey = await lastErrorOf(`${where}: the Secret has no key "password"`);
-    // Never tried: a connection to the closed port would have said ECONNREFUSED.
-    expect(noKey.status?.state).toBe("Idle");
-    expect(
-      speaker.logs().some((l) => l.peer === md5Peer && JSON.stringify(l).includes("ECONNREFUSED")),
-    ).toBe(false);
+      // Another type: the watch (basic-auth Secrets only) misses it, the speaker's GET does not.
+      await api.create(SECRETS, {
+        metadata: { name: md5Secret },
+        type: "Opaque",
+        stringData: { password: "s3cret" },
+      });
+      await lastErrorOf(
+        `${where}: the Secret is of type Opaque; it must be kubernetes.io/basic-auth`,
+      );
+      await api.delete(`${SECRETS}/${md5Secret}`);
+      await api.create(SECRETS, {
+        metadata: { name: md5Secret },
+        type: "kubernetes.io/basic-auth",
+        stringData: { username: "ironlb" },
+      });
+      const noKey = await lastErrorOf(`${where}: the Secret has no key "password"`);
+      // Never tried: a connection to the closed port would have said ECONNREFUSED.
+      expect(noKey.status?.state).toBe("Idle");
+      expect(
+        speaker
+          .logs()
+          .some((l) => l.peer === md5Peer && JSON.stringify(l).includes("ECONNREFUSED")),
+      ).toBe(false);
 
-    // Fixed: a new session connects, with the key. The closed port's reset carries no
-    // signature, so the kernel drops it: the connection times out, and the status says a
-    // password mismatch may be why (without a key it would be refused at once).
-    await api.mergePatch(`${SECRETS}/${md5Secret}`, { stringData: { password: "s3cret" } });
-    const fixed = await lastErrorOf("may be a TCP-MD5 password mismatch");
-    expect(fixed.status?.lastError).toMatch(/^no TCP connection within 1 s: /);
-    expect(fixed.status?.lastError).not.toContain("passwordSecret");
-    // The password never reaches the log.
-    expect(speaker.logs().some((l) => JSON.stringify(l).includes("s3cret"))).toBe(false);
-    await api.delete(`${PEERS}/${md5Peer}`);
+      // Fixed: a new session connects, with the key. The closed port's reset carries no
+      // signature, so the kernel drops it: the connection times out, and the status says a
+      // password mismatch may be why (without a key it would be refused at once).
+      await api.mergePatch(`${SECRETS}/${md5Secret}`, { stringData: { password: "s3cret" } });
+      const fixed = await lastErrorOf("may be a TCP-MD5 password mismatch");
+      expect(fixed.status?.lastError).toMatch(/^no TCP connection within 1 s: /);
+      expect(fixed.status?.lastError).not.toContain("passwordSecret");
+      // The password never reaches the log.
+      expect(speaker.logs().some((l) => JSON.stringify(l).includes("s3cret"))).toBe(false);
+    } finally {
+      // Its BGPSessionState goes too: the next test expects none of this node's left.
+      await api.delete(`${PEERS}/${md5Peer}`);
+      await waitFor(
+        "the md5 peer's BGPSessionState to go",
+        async () => (await stateOf(md5Peer)) === undefined,
+      );
+    }
   });
 
   it("deletes the BGPSessionState when the peer is deleted", async () => {
