@@ -34,7 +34,7 @@ if [ $((${#need[@]} + ${#norec[@]})) -gt 0 ]; then
   [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   [ ${#norec[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${norec[@]}" >/dev/null
 fi
-# Routers for the BGP interop tests (test/e2e/bgp-session.test.ts), which run them only
+# Routers for the BGP interop tests (test/e2e/bgp-session.test.ts, bgp-md5.test.ts), which run them only
 # inside their own namespaces. Installing must not start them in the root namespace: Debian's
 # maintainer scripts start services unless a policy-rc.d refuses (Docker images ship one;
 # a machine with systemd does not), so one refuses for the duration of the install.

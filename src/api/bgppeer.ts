@@ -6,7 +6,9 @@ import {
   envelope,
   type LabelSelector,
   labelSelector,
+  namespaceName,
   type ObjectMeta,
+  objectName,
   type ParseOptions,
   type ParseResult,
   parseWith,
@@ -111,7 +113,24 @@ export interface BGPPeerSpec {
   ebgpMultiHop?: boolean;
   /** A BFDProfile's name: BFD runs with the router beside the session. */
   bfdProfile?: string;
+  /** The TCP-MD5 password's Secret (MetalLB's field; a plain `password` is refused). */
+  passwordSecret?: SecretReference;
 }
+
+/** A Secret by name; no namespace: the speaker's own (the chart's release namespace). */
+export interface SecretReference {
+  name: string;
+  namespace?: string;
+}
+
+/** What the TCP-MD5 password's Secret must be (MetalLB's convention). */
+export const passwordSecretType = "kubernetes.io/basic-auth";
+export const passwordSecretKey = "password";
+
+const secretReference = object<SecretReference>(
+  { name: required(objectName), namespace: optional(namespaceName) },
+  { strict: true },
+);
 
 export const bgpPeerSpec = object<BGPPeerSpec>(
   {
@@ -128,6 +147,7 @@ export const bgpPeerSpec = object<BGPPeerSpec>(
     nodeSelectors: optional(array(labelSelector, { max: 16 })),
     ebgpMultiHop: optional(boolean()),
     bfdProfile: optional(string({ max: 253 })),
+    passwordSecret: optional(secretReference),
   },
   {
     strict: true,

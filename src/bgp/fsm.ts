@@ -24,6 +24,7 @@ import {
   shutdownData,
 } from "./notification.ts";
 import type { ParseResult } from "./parser.ts";
+import { connectTimeoutReason } from "./peer-config.ts";
 import type { BgpPeerConfig, SessionState } from "./types.ts";
 
 export type TimerName = "connectRetry" | "connect" | "hold" | "keepalive";
@@ -269,9 +270,7 @@ function onTimer(
     case "connectRetry":
       return s.state === "Idle" && !s.stopped ? connect(cfg, s) : same;
     case "connect":
-      return s.state === "Connect"
-        ? down(s, random, `no TCP connection within ${cfg.connectTime} s`)
-        : same;
+      return s.state === "Connect" ? down(s, random, connectTimeoutReason(cfg)) : same;
     case "hold":
       if (s.state === "Idle" || s.state === "Connect") return same;
       return down(s, random, "hold timer expired: nothing received from the peer", {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { peerConfigProblems } from "./peer-config.ts";
+import { initialState, step } from "./fsm.ts";
+import { connectTimeoutReason, peerConfigProblems, redactPeerConfig } from "./peer-config.ts";
 import type { BgpPeerConfig } from "./types.ts";
 
 const ok: BgpPeerConfig = {
@@ -39,5 +40,55 @@ describe("peerConfigProblems", () => {
     [{ routerID: "2001:db8::1" }, 'routerID "2001:db8::1" is not a non-zero dotted IPv4 address'],
   ])("refuses %o", (change, problem) => {
     expect(peerConfigProblems({ ...ok, ...change })).toEqual([problem]);
+  });
+});
+
+describe("TCP-MD5 password", () => {
+  it("accepts 1 to 80 bytes of UTF-8, counting bytes, not characters", () => {
+    expect(peerConfigProblems({ ...ok, password: "s" })).toEqual([]);
+    expect(peerConfigProblems({ ...ok, password: "x".repeat(80) })).toEqual([]);
+    // 40 two-byte characters are 80 bytes; 41 are 82.
+    expect(peerConfigProblems({ ...ok, password: "é".repeat(40) })).toEqual([]);
+    expect(peerConfigProblems({ ...ok, password: "é".repeat(41) })).toEqual([
+      "the TCP-MD5 password has 82 bytes; it must have 1 to 80",
+    ]);
+    expect(peerConfigProblems({ ...ok, password: "x".repeat(81) })).toEqual([
+      "the TCP-MD5 password has 81 bytes; it must have 1 to 80",
+    ]);
+    expect(peerConfigProblems({ ...ok, password: "" })).toEqual([
+      "the TCP-MD5 password has 0 bytes; it must have 1 to 80",
+    ]);
+  });
+
+  it("refuses a config whose password could not be read, with the reason as given", () => {
+    const why = "passwordSecret lb/bgp: no such Secret";
+    expect(peerConfigProblems({ ...ok, passwordError: why })).toEqual([why]);
+  });
+
+  it("says a connect timeout may be a password mismatch when a password is set", () => {
+    expect(connectTimeoutReason({ ...ok, password: "s3cret" })).toMatch(
+      /^no TCP connection within 10 s: .*may be a TCP-MD5 password mismatch/,
+    );
+    const none = connectTimeoutReason(ok);
+    expect(none).toMatch(/^no TCP connection within 10 s: /);
+    expect(none).toContain("expects a TCP-MD5 password and this BGPPeer sets none");
+    // The FSM reports it when the connect timer fires.
+    const connecting = step(ok, initialState, { type: "start" }, 0);
+    const r = step(
+      { ...ok, password: "s3cret" },
+      connecting.state,
+      { type: "timer", timer: "connect" },
+      0,
+    );
+    expect(r.actions).toContainEqual({
+      type: "error",
+      text: connectTimeoutReason({ ...ok, password: "s3cret" }),
+    });
+  });
+
+  it("keeps the password out of what is logged", () => {
+    expect(redactPeerConfig({ ...ok, password: "s3cret" })).toEqual({ ...ok, password: "(set)" });
+    expect(JSON.stringify(redactPeerConfig({ ...ok, password: "s3cret" }))).not.toContain("s3cret");
+    expect(redactPeerConfig(ok)).toEqual(ok);
   });
 });

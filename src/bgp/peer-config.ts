@@ -5,6 +5,8 @@ import { parseIP } from "../net/address.ts";
 import type { BgpPeerConfig } from "./types.ts";
 
 const MAX_ASN = 4294967295;
+/** TCP_MD5SIG_MAXKEYLEN: the kernel's limit on a TCP-MD5 key. */
+export const MD5_MAX_KEY_BYTES = 80;
 const isInt = (n: unknown, min: number, max: number) =>
   typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
 
@@ -40,9 +42,36 @@ export function peerConfigProblems(cfg: BgpPeerConfig): string[] {
   if (!isInt(cfg.connectTime, 1, 65535)) {
     p.push(`connectTime ${cfg.connectTime} is not in 1..65535 seconds`);
   }
+  if (cfg.passwordError !== undefined) p.push(cfg.passwordError);
+  else if (cfg.password !== undefined) {
+    const bytes = new TextEncoder().encode(cfg.password).length;
+    if (bytes === 0 || bytes > MD5_MAX_KEY_BYTES) {
+      p.push(`the TCP-MD5 password has ${bytes} bytes; it must have 1 to ${MD5_MAX_KEY_BYTES}`);
+    }
+  }
   const id = parseIP(cfg.routerID);
   if (id?.family !== "IPv4" || id.value === 0n) {
     p.push(`routerID ${JSON.stringify(cfg.routerID)} is not a non-zero dotted IPv4 address`);
   }
   return p;
+}
+
+/**
+ * Why a connect attempt timed out, as far as this side can tell. A TCP-MD5 mismatch (another
+ * key, or a key on one side only) makes the router's kernel drop our SYNs without an answer,
+ * which looks like an unreachable peer: say so, instead of a bare timeout.
+ */
+export function connectTimeoutReason(cfg: BgpPeerConfig): string {
+  const base = `no TCP connection within ${cfg.connectTime} s: the peer did not answer`;
+  return cfg.password === undefined
+    ? `${base} (unreachable, filtered, or it expects a TCP-MD5 password and this BGPPeer sets none)`
+    : `${base}; this may be a TCP-MD5 password mismatch (the router drops segments whose MD5 signature is missing or wrong without an answer): check that the router has the same password for this node, or that the peer is reachable at all`;
+}
+
+/** The config for a log line: the password replaced by whether one is set. */
+export function redactPeerConfig(cfg: BgpPeerConfig): Omit<BgpPeerConfig, "password"> & {
+  password?: "(set)";
+} {
+  const { password, ...rest } = cfg;
+  return password === undefined ? rest : { ...rest, password: "(set)" };
 }

@@ -12,6 +12,7 @@ import type { MessageKind } from "./messages.ts";
 import { describeNotification, type Notification } from "./notification.ts";
 import { MessageParser } from "./parser.ts";
 import { peerConfigProblems } from "./peer-config.ts";
+import { md5Socket } from "./tcp-socket.ts";
 import type { BgpPeerConfig, BgpRoute, NotificationInfo, SessionStatus } from "./types.ts";
 import type { UpdateContext } from "./update-packer.ts";
 
@@ -226,11 +227,27 @@ export class BgpSession {
     const cfg = this.#cfg;
     this.#parser = new MessageParser();
     this.#socketError = undefined;
-    const sock = connect({
-      host: cfg.peerAddress,
-      port: cfg.peerPort,
-      ...(cfg.sourceAddress === undefined ? {} : { localAddress: cfg.sourceAddress }),
-    });
+    let sock: Socket;
+    if (cfg.password === undefined) {
+      sock = connect({
+        host: cfg.peerAddress,
+        port: cfg.peerPort,
+        ...(cfg.sourceAddress === undefined ? {} : { localAddress: cfg.sourceAddress }),
+      });
+    } else {
+      // TCP-MD5: the key must be on the socket before the SYN (tcp-socket.ts).
+      try {
+        sock = md5Socket({
+          peerAddress: cfg.peerAddress,
+          password: cfg.password,
+          ...(cfg.sourceAddress === undefined ? {} : { sourceAddress: cfg.sourceAddress }),
+        });
+      } catch (err) {
+        this.#socketFailed(`cannot create the TCP-MD5 socket: ${(err as Error).message}`);
+        return;
+      }
+      sock.connect(cfg.peerPort, cfg.peerAddress);
+    }
     this.#socket = sock;
     sock.setNoDelay(true);
     const current = () => this.#socket === sock;
@@ -264,6 +281,18 @@ export class BgpSession {
         );
       }
       this.#settleStop();
+    });
+  }
+
+  /**
+   * A connect attempt that failed before any socket existed: reported like a refused
+   * connection (back-off, status), once the current FSM step has finished.
+   */
+  #socketFailed(reason: string): void {
+    this.#log.warn({ reason }, "bgp connect failed");
+    setImmediate(() => {
+      if (this.#socket === undefined && this.#fsm.state === "Connect")
+        this.#run({ type: "tcpFailed", reason: `connect failed: ${reason}` });
     });
   }
 

@@ -23,6 +23,16 @@ export interface BgpPeerConfig {
   connectTime: number;
   /** dotted IPv4 */
   routerID: string;
+  /**
+   * Additive: the TCP-MD5 password (RFC 2385), 1..80 bytes of UTF-8; absent: none. Never
+   * logged (log the config through redactPeerConfig).
+   */
+  password?: string;
+  /**
+   * Additive: why the password could not be read (its Secret is missing, say): the session
+   * does not connect and reports this instead, as it would any other config problem.
+   */
+  passwordError?: string;
 }
 
 /** One prefix the node advertises to one peer, with its attributes. */

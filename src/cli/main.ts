@@ -466,6 +466,10 @@ const commands: Record<string, Command> = {
         type: "string",
         help: "MetalLB's namespace: read from the cluster when no --file is given (default metallb-system); with --file, only the objects of this namespace (or of none) are converted",
       },
+      "ironlb-namespace": {
+        type: "string",
+        help: "ironlb's namespace (default ironlb-system): BGPPeers' password Secrets go there, where the speakers read them",
+      },
       kubeconfig: common.kubeconfig!,
       help: common.help!,
     },
@@ -483,7 +487,8 @@ const commands: Record<string, Command> = {
           namespace ?? "metallb-system",
         );
       }
-      const c = convertMetalLB(objects);
+      const ironlbNamespace = str(v["ironlb-namespace"]);
+      const c = convertMetalLB(objects, [], ironlbNamespace ? { ironlbNamespace } : {});
       for (const w of c.warnings) console.error(`warning: ${w}`);
       if (c.errors.length > 0) {
         for (const e of c.errors) console.error(`error: ${e}`);

@@ -170,6 +170,14 @@ describe("convertMetalLB", () => {
     const c = convert(bgp);
     expect(c.errors).toEqual([]);
     expect(c.objects.map((o) => o.object)).toEqual([
+      // The plain password becomes a Secret in ironlb's namespace, which the peer names.
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "router-bgp-password", namespace: "ironlb-system" },
+        type: "kubernetes.io/basic-auth",
+        stringData: { password: "secret" },
+      },
       {
         apiVersion: "ironlb.dev/v1beta1",
         kind: "BGPPeer",
@@ -181,6 +189,7 @@ describe("convertMetalLB", () => {
           holdTime: "90s",
           bfdProfile: "fast",
           ebgpMultiHop: true,
+          passwordSecret: { name: "router-bgp-password" },
         },
       },
       {
@@ -203,13 +212,34 @@ describe("convertMetalLB", () => {
         },
       },
     ]);
-    expect(c.objects[2]?.comments).toContain(
+    expect(c.objects[3]?.comments).toContain(
       "community NO_ADVERTISE = 65535:65282 (from MetalLB's Community objects)",
     );
     expect(c.warnings).toEqual([
-      "BGPPeer metallb-system/router: spec.password is not converted: TCP-MD5 is not supported yet",
+      "BGPPeer metallb-system/router: spec.password becomes Secret ironlb-system/router-bgp-password (type kubernetes.io/basic-auth, key password), printed with the objects: ironlb keeps passwords in Secrets, never in the cluster-scoped BGPPeer; the output holds the password in clear text, keep it private",
       "BFDProfile metallb-system/fast: spec.echoMode is not converted: ironlb's BFD runs without echo (asynchronous mode only); the profile's other timers apply",
     ]);
+  });
+
+  it("points a passwordSecret at ironlb's namespace and says how to copy MetalLB's Secret there", () => {
+    const peer = bgp.replace("  password: secret\n", "  passwordSecret: { name: bgp-auth }\n");
+    const c = convert(peer);
+    expect(c.errors).toEqual([]);
+    expect(c.objects.map((o) => o.object.kind)).not.toContain("Secret");
+    expect(c.objects[0]?.object.spec).toMatchObject({ passwordSecret: { name: "bgp-auth" } });
+    expect(c.warnings[0]).toBe(
+      `BGPPeer metallb-system/router: spec.passwordSecret names Secret metallb-system/bgp-auth, but ironlb reads it in its own namespace ironlb-system: copy it there before applying (kubectl -n ironlb-system create secret generic bgp-auth --type=kubernetes.io/basic-auth --from-literal=password="$(kubectl -n metallb-system get secret bgp-auth -o jsonpath='{.data.password}' | base64 -d)")`,
+    );
+    // Where ironlb already shares MetalLB's namespace, nothing to copy.
+    const same = convertMetalLB(parseDocuments(peer), [], { ironlbNamespace: "metallb-system" });
+    expect(same.warnings.filter((w) => w.includes("passwordSecret"))).toEqual([]);
+    // A plain password goes to the namespace given.
+    const other = convertMetalLB(parseDocuments(bgp), [], { ironlbNamespace: "lb" });
+    expect(other.objects[0]?.object.metadata).toEqual({
+      name: "router-bgp-password",
+      namespace: "lb",
+    });
+    expect(formatConversion(other)).toContain("kind: Secret");
   });
 
   it("refuses a community alias nothing defines", () => {
@@ -388,6 +418,7 @@ describe("the legacy ConfigMap", () => {
       c.objects.map((o) => `${o.object.kind}/${(o.object.metadata as { name: string }).name}`),
     ).toEqual([
       "BFDProfile/fast",
+      "Secret/peer-192-0-2-1-bgp-password",
       "BGPPeer/peer-192-0-2-1",
       "IPAddressPool/lan",
       "L2Advertisement/lan",
@@ -402,6 +433,7 @@ describe("the legacy ConfigMap", () => {
       peerASN: 64501,
       myASN: 64500,
       holdTime: "120s",
+      passwordSecret: { name: "peer-192-0-2-1-bgp-password" },
       nodeSelectors: [
         {
           matchLabels: { rack: "frontend" },
@@ -429,12 +461,12 @@ describe("the legacy ConfigMap", () => {
       ipAddressPools: ["routed"],
     });
     expect(spec("BGPAdvertisement", "plain", c)).toEqual({ ipAddressPools: ["plain"] });
-    expect(c.objects[2]?.comments).toEqual([
+    expect(c.objects[3]?.comments).toEqual([
       "from ConfigMap metallb-system/config address-pools[0]",
     ]);
     expect(spec("BFDProfile", "fast", c)).toEqual({});
     expect(c.warnings).toEqual([
-      "BGPPeer metallb-system/peer-192-0-2-1: spec.password is not converted: TCP-MD5 is not supported yet",
+      "BGPPeer metallb-system/peer-192-0-2-1: spec.password becomes Secret ironlb-system/peer-192-0-2-1-bgp-password (type kubernetes.io/basic-auth, key password), printed with the objects: ironlb keeps passwords in Secrets, never in the cluster-scoped BGPPeer; the output holds the password in clear text, keep it private",
     ]);
   });
 

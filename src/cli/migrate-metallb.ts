@@ -95,10 +95,62 @@ const SUPPORTED: Record<(typeof CONVERTED)[number], readonly string[]> = {
 
 const SERVICE_ALLOCATION = ["priority", "namespaces", "namespaceSelectors", "serviceSelectors"];
 
+/** Options of a conversion. */
+export interface ConvertOptions {
+  /** Where ironlb runs: the speakers read BGPPeers' passwordSecrets there only. */
+  ironlbNamespace?: string;
+}
+export const DEFAULT_IRONLB_NAMESPACE = "ironlb-system";
+
+/**
+ * A MetalLB BGPPeer's TCP-MD5 password (`password` or `passwordSecret`) as ironlb's
+ * `passwordSecret`, which names a Secret in ironlb's namespace. A plain password becomes a
+ * Secret printed beside the peer (ironlb keeps no password in a cluster-scoped object);
+ * MetalLB's Secret lives in MetalLB's namespace, so the warning says how to copy it.
+ */
+function convertPassword(
+  spec: Obj,
+  m: Obj,
+  where: string,
+  ironlbNs: string,
+  warnings: string[],
+): { passwordSecret?: Obj; secret?: ConvertedObject } {
+  const peerName = String(m.name ?? "peer");
+  if (typeof spec.password === "string" && spec.password !== "") {
+    const name = `${peerName}-bgp-password`.slice(0, 253);
+    warnings.push(
+      `${where}: spec.password becomes Secret ${ironlbNs}/${name} (type kubernetes.io/basic-auth, key password), printed with the objects: ironlb keeps passwords in Secrets, never in the cluster-scoped BGPPeer; the output holds the password in clear text, keep it private`,
+    );
+    return {
+      passwordSecret: { name },
+      secret: {
+        comments: [
+          `the TCP-MD5 password of BGPPeer ${peerName} (MetalLB's spec.password), in ironlb's namespace`,
+        ],
+        object: {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name, namespace: ironlbNs },
+          type: "kubernetes.io/basic-auth",
+          stringData: { password: spec.password },
+        },
+      },
+    };
+  }
+  const ref = spec.passwordSecret as Obj | undefined;
+  if (ref !== undefined && typeof ref.name === "string" && ref.name !== "") {
+    const from = String(ref.namespace ?? m.namespace ?? "metallb-system");
+    if (from !== ironlbNs)
+      warnings.push(
+        `${where}: spec.passwordSecret names Secret ${from}/${ref.name}, but ironlb reads it in its own namespace ${ironlbNs}: copy it there before applying (kubectl -n ${ironlbNs} create secret generic ${ref.name} --type=kubernetes.io/basic-auth --from-literal=password="$(kubectl -n ${from} get secret ${ref.name} -o jsonpath='{.data.password}' | base64 -d)")`,
+      );
+    return { passwordSecret: { name: ref.name } };
+  }
+  return {};
+}
+
 /** Why some MetalLB fields have no ironlb twin yet, for the warning. */
 const UNSUPPORTED_WHY: Record<string, string> = {
-  password: "TCP-MD5 is not supported yet",
-  passwordSecret: "TCP-MD5 is not supported yet",
   enableGracefulRestart: "graceful restart is not supported yet",
   vrf: "VRFs are not supported",
   interface: "unnumbered BGP (a session on an interface) is not supported",
@@ -160,7 +212,12 @@ const COMMUNITY_LITERAL = /^(\d+:\d+|large:\d+:\d+:\d+)$/;
  * the input), tell which pools' IPs are shared across namespaces: ironlb allows that only
  * where the pool says `allowSharingAcrossNamespaces: true`, and MetalLB always does.
  */
-export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): Conversion {
+export function convertMetalLB(
+  input: unknown[],
+  services: ServiceLike[] = [],
+  opts: ConvertOptions = {},
+): Conversion {
+  const ironlbNs = opts.ironlbNamespace ?? DEFAULT_IRONLB_NAMESPACE;
   const warnings: string[] = [];
   const errors: string[] = [];
   const objects: ConvertedObject[] = [];
@@ -228,7 +285,14 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
   for (const { kind, m, spec, from } of metallb) {
     const where = ref(kind, m);
     const out: Obj = {};
+    let secret: ConvertedObject | undefined;
+    if (kind === "BGPPeer") {
+      const pw = convertPassword(spec, m, where, ironlbNs, warnings);
+      if (pw.passwordSecret) out.passwordSecret = pw.passwordSecret;
+      secret = pw.secret;
+    }
     for (const [field, value] of Object.entries(spec)) {
+      if (kind === "BGPPeer" && (field === "password" || field === "passwordSecret")) continue;
       if (!SUPPORTED[kind].includes(field)) {
         const why = UNSUPPORTED_WHY[field];
         warnings.push(
@@ -313,6 +377,7 @@ export function convertMetalLB(input: unknown[], services: ServiceLike[] = []): 
       );
       continue;
     }
+    if (secret) objects.push(secret);
     objects.push({ comments, object });
   }
   const namespaces = [...new Set(metallb.map((x) => String(x.m.namespace ?? "")))]

@@ -9,6 +9,7 @@
 // address; a BFD Down ends the BGP session at once. BFD settings are not part of the BGP
 // config: changing a profile reopens the BFD session only.
 import type { BfdState } from "../bfd/packet.ts";
+import { redactPeerConfig } from "../bgp/peer-config.ts";
 import type { BgpPeerConfig, BgpRoute, SessionStatus } from "../bgp/types.ts";
 import type { Logger } from "../observability/log.ts";
 import { type BfdRunnerFactory, type BfdSettings, BgpBfd, bfdPeerFor } from "./bgp-bfd.ts";
@@ -116,7 +117,7 @@ export class BgpBackend {
       let e = this.#sessions.get(name);
       if (e !== undefined && e.cfgKey !== cfgKey) {
         this.#log.info(
-          { peer: name, was: e.cfg, now: want.config },
+          { peer: name, was: redactPeerConfig(e.cfg), now: redactPeerConfig(want.config) },
           "BGPPeer settings changed: new session",
         );
         void this.#retire(name, e, shutdownTexts.changed);

@@ -4,6 +4,7 @@
 // EndpointSlices, Nodes and pools it has already read, so that Layer 2 and BGP work from
 // one snapshot side by side (a pool may have both kinds of advertisement). With a BFD
 // runner it also watches BFDProfiles and gives each peer naming one its BFD settings.
+// A peer's passwordSecret is read from this namespace's Secrets (bgp-passwords.ts).
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { type BFDProfile, type BFDProfileSpec, parseBFDProfile } from "../api/bfdprofile.ts";
 import { type BGPAdvertisement, parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
@@ -17,6 +18,7 @@ import { parseIP } from "../net/address.ts";
 import type { Logger } from "../observability/log.ts";
 import { BgpBackend, type BgpSessionFactory, type DesiredPeer } from "./bgp-backend.ts";
 import { type BfdRunnerFactory, resolveBfd } from "./bgp-bfd.ts";
+import { PasswordSecrets } from "./bgp-passwords.ts";
 import { type BgpPlan, planBgp } from "./bgp-plan.ts";
 import { BGP_SESSION_STATES_PATH, BgpStatus, type SessionStateObject } from "./bgp-status.ts";
 import { Checked } from "./checked.ts";
@@ -34,6 +36,8 @@ export interface BgpModeOptions {
   sessions: BgpSessionFactory;
   /** Makes the BFD runner (src/bfd), on the first peer with a bfdProfile; absent: no BFD. */
   bfd?: BfdRunnerFactory;
+  /** The speaker's namespace: where BGPPeers' passwordSecrets are read. */
+  namespace?: string;
 }
 
 export class BgpMode {
@@ -51,6 +55,7 @@ export class BgpMode {
   #profilesServed = true;
   readonly #backend: BgpBackend;
   readonly #status: BgpStatus;
+  readonly #passwords: PasswordSecrets | undefined;
   /** Off when the cluster has no BGP CRDs (an older install): Layer 2 goes on alone. */
   #enabled = true;
   /** Last reason logged per IP, and per skipped peer (one line per change). */
@@ -88,6 +93,10 @@ export class BgpMode {
       { kind: "BFDProfile", parse: parseBFDProfile, freeze: true },
       log,
     );
+    this.#passwords =
+      opts.namespace === undefined
+        ? undefined
+        : new PasswordSecrets(api, opts.namespace, this.#log, onChange);
     this.#status = new BgpStatus(api, events, metrics, this.#log, {
       node: opts.node,
       peerObject: (name) => this.#peers.get(name),
@@ -155,7 +164,7 @@ export class BgpMode {
       advertisements: ads.map((a) => ({ name: a.metadata.name ?? "", ...a.spec })),
       peers: peers.map((p) => ({ name: p.metadata.name ?? "", spec: p.spec })),
     });
-    this.#backend.apply(this.#withBfd(plan, peers));
+    this.#backend.apply(this.#withPasswords(this.#withBfd(plan, peers), peers));
     this.#status.deleteStale(new Set(plan.peers.keys()));
     this.#logPlan(plan, peers.length > 0);
     return plan;
@@ -181,9 +190,41 @@ export class BgpMode {
     return out;
   }
 
+  /**
+   * The peers with their TCP-MD5 password. A passwordSecret that cannot be read becomes the
+   * config's passwordError: that session does not connect, its status says why, and an
+   * Event tells the BGPPeer's reader; a fixed Secret changes the config, so a new session
+   * starts.
+   */
+  #withPasswords(
+    desired: Map<string, DesiredPeer>,
+    peers: readonly BGPPeer[],
+  ): Map<string, DesiredPeer> {
+    const refs = new Map(peers.map((p) => [p.metadata.name ?? "", p.spec.passwordSecret]));
+    const out = new Map<string, DesiredPeer>();
+    for (const [name, want] of desired) {
+      const ref = refs.get(name);
+      if (ref === undefined) {
+        this.#status.setPasswordError(name, undefined);
+        out.set(name, want);
+        continue;
+      }
+      const r = this.#passwords?.resolve(ref) ?? {
+        error: "passwordSecret: this speaker was started without --namespace",
+      };
+      if (!r.pending) this.#status.setPasswordError(name, r.error);
+      const config = { ...want.config };
+      if (r.error !== undefined) config.passwordError = r.error;
+      else if (r.password !== undefined) config.password = r.password;
+      out.set(name, { ...want, config });
+    }
+    return out;
+  }
+
   /** Ends every session with a Cease (shutdown text) and stops watching. */
   async stop(): Promise<void> {
     this.#status.stop();
+    await this.#passwords?.stop();
     await this.#backend.stopAll();
     await Promise.all([this.#peers, this.#ads, this.#states, this.#profiles].map((i) => i?.stop()));
   }

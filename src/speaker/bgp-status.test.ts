@@ -279,3 +279,24 @@ describe("BgpStatus", () => {
     expect(series.filter((l) => !l.startsWith("#"))).toEqual([]);
   });
 });
+
+describe("password Secret problems", () => {
+  it("tells each new problem once as a Warning Event on the BGPPeer, again after a fix", () => {
+    const h = harness();
+    const why = "passwordSecret lb/bgp-md5: no such Secret";
+    h.s.setPasswordError("tor", undefined);
+    expect(h.events).toEqual([]);
+    h.s.setPasswordError("tor", why);
+    h.s.setPasswordError("tor", why);
+    expect(h.events).toEqual([
+      `Warning PasswordSecretUnusable: Node n1 does not connect to tor: ${why}`,
+    ]);
+    h.s.setPasswordError("tor", undefined);
+    h.s.setPasswordError("tor", why);
+    expect(h.events).toHaveLength(2);
+    // A peer no longer on this node starts afresh.
+    h.s.onRemoved("tor");
+    h.s.setPasswordError("tor", why);
+    expect(h.events).toHaveLength(3);
+  });
+});

@@ -92,6 +92,8 @@ export class BgpStatus {
   readonly #last = new Map<string, { cfg: BgpPeerConfig; status: SessionStatus }>();
   readonly #deleting = new Set<string>();
   readonly #bfd = new Map<string, BfdStatus>();
+  /** Per peer, why its TCP-MD5 password cannot be read (the session's lastError says it too). */
+  readonly #passwordErrors = new Map<string, string>();
   #stopped = false;
 
   constructor(
@@ -156,6 +158,36 @@ export class BgpStatus {
     );
   }
 
+  /**
+   * Why a peer's passwordSecret cannot be used (undefined: no problem). The session itself
+   * refuses to connect and shows the reason as its lastError; a new reason is logged and
+   * told as a Warning Event on the BGPPeer, a resolved one logged.
+   */
+  setPasswordError(peer: string, error: string | undefined): void {
+    const was = this.#passwordErrors.get(peer);
+    if (was === error) return;
+    if (error === undefined) {
+      this.#passwordErrors.delete(peer);
+      this.#log.info({ peer }, "BGP password Secret problem resolved");
+      return;
+    }
+    this.#passwordErrors.set(peer, error);
+    this.#log.warn({ peer, reason: error }, "BGPPeer not connecting: its password cannot be read");
+    const obj = this.#o.peerObject(peer);
+    if (!obj?.metadata?.name) return;
+    void this.#events.emit(
+      {
+        apiVersion: `${group}/${version}`,
+        kind: "BGPPeer",
+        name: obj.metadata.name,
+        uid: obj.metadata.uid,
+      },
+      "Warning",
+      "PasswordSecretUnusable",
+      `Node ${this.#o.node} does not connect to ${peer}: ${error}`,
+    );
+  }
+
   #setBfd(peer: string, b: BfdStatus): void {
     const clean: BfdStatus = {};
     if (b.state !== undefined) clean.state = b.state;
@@ -176,6 +208,7 @@ export class BgpStatus {
     this.#metrics.bgpPrefixes.remove({ peer });
     this.#metrics.bfdSessionUp.remove({ peer });
     this.#bfd.delete(peer);
+    this.#passwordErrors.delete(peer);
     const name = bgpSessionStateName(this.#o.node, peer);
     void (w?.pending ?? Promise.resolve()).then(() => this.#delete(name));
   }

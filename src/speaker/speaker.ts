@@ -60,6 +60,8 @@ export interface SpeakerOptions extends ClassFilter {
   bgpSessions?: BgpSessionFactory;
   /** Makes the BFD runner (src/bfd), started on the first BGPPeer with a bfdProfile. */
   bfdRunner?: BfdRunnerFactory;
+  /** The speaker's namespace: BGPPeers' passwordSecrets are read there. */
+  namespace?: string;
   /** How long to probe an IP nobody announced before (RFC 5227), ms; 0 = no probe. */
   probeMs: number;
   /** After a conflict, wait this long before probing the IP again, ms. */
@@ -304,6 +306,7 @@ export class Speaker {
           nodeAddress: opts.nodeAddress,
           sessions: opts.bgpSessions,
           ...(opts.bfdRunner ? { bfd: opts.bfdRunner } : {}),
+          ...(opts.namespace ? { namespace: opts.namespace } : {}),
         },
         this.#events,
         metrics,

@@ -273,6 +273,44 @@ describe("moving from MetalLB", () => {
     );
   });
 
+  it("turns a BGPPeer's plain password into a Secret in ironlb's namespace that the apiserver accepts with the peer", async () => {
+    const lbNs = await createNamespace("mlb-ironlb");
+    const peer = `${tag}-router`;
+    const input = `apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: { name: ${peer}, namespace: metallb-system }
+spec: { myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, password: "md5 s3cret" }
+`;
+    const r = await ironlb("migrate-from-metallb", "-f", "-", "--ironlb-namespace", lbNs, {
+      input,
+    });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      `warning: BGPPeer metallb-system/${peer}: spec.password becomes Secret ${lbNs}/${peer}-bgp-password`,
+    );
+    const applied = await kubectl(["apply", "-f", "-"], r.stdout);
+    try {
+      expect(applied.stderr).toBe("");
+      expect(applied.stdout).toBe(
+        `secret/${peer}-bgp-password created\nbgppeer.ironlb.dev/${peer} created\n`,
+      );
+      const secret = await api().get<{ type: string; data: Record<string, string> }>(
+        `/api/v1/namespaces/${lbNs}/secrets/${peer}-bgp-password`,
+      );
+      expect(secret.type).toBe("kubernetes.io/basic-auth");
+      expect(Buffer.from(secret.data.password!, "base64").toString()).toBe("md5 s3cret");
+      const stored = await api().get<{ spec: Record<string, unknown> }>(
+        `/apis/ironlb.dev/v1beta1/bgppeers/${peer}`,
+      );
+      expect(stored.spec.passwordSecret).toEqual({ name: `${peer}-bgp-password` });
+      expect(stored.spec.password).toBeUndefined();
+    } finally {
+      await api()
+        .delete(`/apis/ironlb.dev/v1beta1/bgppeers/${peer}`)
+        .catch(() => undefined);
+    }
+  });
+
   it("keeps every Service's IP when ironlb's controller starts", async () => {
     expect(converted.length).toBe(4);
     ctrl = startController(["--no-leader-elect"]);

@@ -3,6 +3,8 @@
 // peer that selects its node, and writes one BGPSessionState per session, which a user reads
 // with `kubectl get bgpsessionstates`. The peer here refuses the TCP connection (a closed
 // port on loopback), so the object says so; sessions with real routers are test/e2e's.
+// A peer's TCP-MD5 passwordSecret is read from the speaker's namespace: while it is
+// unusable the node does not connect and says why; once fixed, it connects with the key.
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
@@ -56,6 +58,9 @@ describe("speaker: BGP mode against the real apiserver", () => {
   const elsewhere = `other-rack-${process.pid}`;
   const ad = `bgp-int-${process.pid}`;
   const profile = `bfd-int-${process.pid}`;
+  const md5Peer = `md5-${process.pid}`;
+  const md5Secret = `bgp-md5-${process.pid}`;
+  const SECRETS = "/api/v1/namespaces/default/secrets";
   let ns: string;
   let speaker: Component;
   let port: number;
@@ -126,6 +131,8 @@ describe("speaker: BGP mode against the real apiserver", () => {
       `${PEERS}/${elsewhere}`,
       `${ADS}/${ad}`,
       `${PROFILES}/${profile}`,
+      `${PEERS}/${md5Peer}`,
+      `${SECRETS}/${md5Secret}`,
     ])
       await api.delete(p).catch(() => undefined);
     await api.delete(`/api/v1/nodes/${NODE}`).catch(() => undefined);
@@ -214,6 +221,85 @@ describe("speaker: BGP mode against the real apiserver", () => {
     expect(
       speaker.logs().filter((l) => l.msg === "BGP session starting" && l.peer === peer),
     ).toHaveLength(1);
+  });
+
+  it("does not connect while the passwordSecret is unusable (status, Event), and connects with the key once it is fixed", async () => {
+    const events = (reason: string) =>
+      api
+        .get<{ items: { reason?: string; message?: string }[] }>(
+          "/api/v1/namespaces/default/events",
+          { fieldSelector: `involvedObject.name=${md5Peer},involvedObject.kind=BGPPeer` },
+        )
+        .then((l) => l.items.filter((e) => e.reason === reason));
+    const lastErrorOf = async (want: string) =>
+      waitFor(
+        `lastError containing ${want}`,
+        async () => {
+          const o = await stateOf(md5Peer);
+          return o?.status?.lastError?.includes(want) ? o : undefined;
+        },
+        20_000,
+      );
+    const where = `passwordSecret default/${md5Secret}`;
+    await api.create(
+      PEERS,
+      peerBody(md5Peer, { peerPort: port, connectTime: "1s", passwordSecret: { name: md5Secret } }),
+    );
+    try {
+      const missing = await lastErrorOf(`${where}: no such Secret`);
+      expect(missing.status?.lastError).toBe(
+        `invalid peer configuration: ${where}: no such Secret`,
+      );
+      expect(missing.status?.state).toBe("Idle");
+      const ev = await waitFor("a PasswordSecretUnusable Event", async () => {
+        const found = await events("PasswordSecretUnusable");
+        return found.length > 0 ? found : undefined;
+      });
+      expect(ev[0]?.message).toBe(
+        `Node ${NODE} does not connect to ${md5Peer}: ${where}: no such Secret`,
+      );
+
+      // Another type: the watch (basic-auth Secrets only) misses it, the speaker's GET does not.
+      await api.create(SECRETS, {
+        metadata: { name: md5Secret },
+        type: "Opaque",
+        stringData: { password: "s3cret" },
+      });
+      await lastErrorOf(
+        `${where}: the Secret is of type Opaque; it must be kubernetes.io/basic-auth`,
+      );
+      await api.delete(`${SECRETS}/${md5Secret}`);
+      await api.create(SECRETS, {
+        metadata: { name: md5Secret },
+        type: "kubernetes.io/basic-auth",
+        stringData: { username: "ironlb" },
+      });
+      const noKey = await lastErrorOf(`${where}: the Secret has no key "password"`);
+      // Never tried: a connection to the closed port would have said ECONNREFUSED.
+      expect(noKey.status?.state).toBe("Idle");
+      expect(
+        speaker
+          .logs()
+          .some((l) => l.peer === md5Peer && JSON.stringify(l).includes("ECONNREFUSED")),
+      ).toBe(false);
+
+      // Fixed: a new session connects, with the key. The closed port's reset carries no
+      // signature, so the kernel drops it: the connection times out, and the status says a
+      // password mismatch may be why (without a key it would be refused at once).
+      await api.mergePatch(`${SECRETS}/${md5Secret}`, { stringData: { password: "s3cret" } });
+      const fixed = await lastErrorOf("may be a TCP-MD5 password mismatch");
+      expect(fixed.status?.lastError).toMatch(/^no TCP connection within 1 s: /);
+      expect(fixed.status?.lastError).not.toContain("passwordSecret");
+      // The password never reaches the log.
+      expect(speaker.logs().some((l) => JSON.stringify(l).includes("s3cret"))).toBe(false);
+    } finally {
+      // Its BGPSessionState goes too: the next test expects none of this node's left.
+      await api.delete(`${PEERS}/${md5Peer}`);
+      await waitFor(
+        "the md5 peer's BGPSessionState to go",
+        async () => (await stateOf(md5Peer)) === undefined,
+      );
+    }
   });
 
   it("deletes the BGPSessionState when the peer is deleted", async () => {

@@ -78,9 +78,10 @@ const rules: Record<string, Rule> = {
   },
   layer2: { says: "imports only net and node built-ins", folders: ["net"], node: true },
   bgp: {
-    says: "imports only net; only its TCP edge (session.ts) opens sockets or logs",
+    says: "imports only net; only its TCP edge (session.ts, tcp-socket.ts) opens sockets or logs",
     folders: ["net"],
-    edge: { files: ["session.ts"], packages: ["pino"] },
+    // tcp-socket.ts loads the addon (createRequire) for TCP-MD5 sockets.
+    edge: { files: ["session.ts", "tcp-socket.ts"], packages: ["pino"] },
   },
   bfd: {
     says: "imports nothing; only its UDP edge and worker (udp.ts, worker*.ts) do I/O",

@@ -21,6 +21,8 @@
  *     now. close(handle) closes it.
  *   linkDump(handle) -> undefined: requests that dump again (after ENOBUFS: the kernel
  *     dropped events because the socket's queue was full).
+ *   tcpSocket(family, md5Peer, md5Key, bindAddress) -> fd: a TCP socket with a TCP-MD5 key
+ *     for BGP (tcp_socket.c, wrapped by ../../bgp/tcp-socket.ts).
  *
  * Built a second time with IRONLB_TOOLS as ironlb_packet_tools (binding.gyp), for tests,
  * the lab and benchmarks only (test/support/packet-tools.ts); the image ships without it:
@@ -48,6 +50,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "addon.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
@@ -99,6 +103,8 @@ static napi_value make_errno_error(napi_env env, int err, const char* msg) {
 static void throw_errno(napi_env env, int err, const char* msg) {
   napi_throw(env, make_errno_error(env, err, msg));
 }
+
+void ironlb_throw_errno(napi_env env, int err, const char* msg) { throw_errno(env, err, msg); }
 
 #define NAPI_CALL(env, call)                                               \
   do {                                                                     \
@@ -772,6 +778,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"openLinkMonitor", NULL, js_open_link_monitor, NULL, NULL, NULL, napi_default, NULL},
       {"linkDump", NULL, js_link_dump, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpSocket", NULL, ironlb_tcp_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
 #ifdef IRONLB_TOOLS
