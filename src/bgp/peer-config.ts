@@ -40,6 +40,9 @@ export function peerConfigProblems(cfg: BgpPeerConfig): string[] {
   if (!isInt(cfg.connectTime, 1, 65535)) {
     p.push(`connectTime ${cfg.connectTime} is not in 1..65535 seconds`);
   }
+  if (cfg.gracefulRestartTime !== undefined && !isInt(cfg.gracefulRestartTime, 1, 4095)) {
+    p.push(`gracefulRestartTime ${cfg.gracefulRestartTime} is not in 1..4095 seconds`);
+  }
   const id = parseIP(cfg.routerID);
   if (id?.family !== "IPv4" || id.value === 0n) {
     p.push(`routerID ${JSON.stringify(cfg.routerID)} is not a non-zero dotted IPv4 address`);

@@ -325,12 +325,14 @@ export class BgpSession {
       s.prefixesSent = 0;
       s.negotiatedHoldTime = undefined;
       s.families = undefined;
+      s.gracefulRestart = undefined;
     }
     if (state === "Established") {
       const n = this.#fsm.negotiated;
       s.establishedAt = s.since;
       s.negotiatedHoldTime = n?.holdTime;
       s.families = n?.families;
+      s.gracefulRestart = n?.gracefulRestart;
     }
     this.#log.info(
       {
