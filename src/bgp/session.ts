@@ -70,6 +70,14 @@ export class BgpSession {
   readonly #sent = zeroCounts();
   readonly #received = zeroCounts();
   readonly #problems: string[];
+  /**
+   * No setRoutes yet: the desired set is unknown, not empty. The initial table and its
+   * End-of-RIB wait for it, because a router in graceful restart treats End-of-RIB as "the
+   * table is complete" and drops every stale route not sent before it.
+   */
+  #routesGiven = false;
+  /** Established before the first setRoutes: the initial table is still owed. */
+  #initialPending = false;
 
   constructor(cfg: BgpPeerConfig, opts: BgpSessionOptions) {
     this.#cfg = cfg;
@@ -116,7 +124,12 @@ export class BgpSession {
     this.#desired = desired;
     // Forget prefixes no longer wanted, so that the log-once memory stays as large as the set.
     for (const p of this.#ignored.keys()) if (!desired.has(p)) this.#ignored.delete(p);
-    if (this.#fsm.state === "Established") this.#sync(false);
+    this.#routesGiven = true;
+    if (this.#fsm.state === "Established") {
+      const initial = this.#initialPending;
+      this.#initialPending = false;
+      this.#sync(initial);
+    }
   }
 
   status(): SessionStatus {
@@ -196,7 +209,8 @@ export class BgpSession {
         this.#setState(a.state);
         return;
       case "established":
-        this.#sync(true);
+        if (this.#routesGiven) this.#sync(true);
+        else this.#initialPending = true;
         return;
       case "resend":
         this.#log.info({ family: a.family }, "bgp route refresh: resending");
@@ -321,6 +335,7 @@ export class BgpSession {
     s.since = this.#now();
     if (from === "Established") {
       s.flaps++;
+      this.#initialPending = false;
       this.#advertised.clear();
       s.prefixesSent = 0;
       s.negotiatedHoldTime = undefined;
