@@ -49,6 +49,7 @@ spec:
   password: secret
   bfdProfile: fast
   ebgpMultiHop: true
+  enableGracefulRestart: true
 ---
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
@@ -181,6 +182,7 @@ describe("convertMetalLB", () => {
           holdTime: "90s",
           bfdProfile: "fast",
           ebgpMultiHop: true,
+          enableGracefulRestart: true,
         },
       },
       {
