@@ -41,6 +41,8 @@ export const bgpPeerMessages = {
   address: "must be an IPv4 or IPv6 address, like 192.0.2.1 or 2001:db8::1",
   family: "sourceAddress must be of the same IP family as peerAddress",
   routerID: "routerID must be an IPv4 address other than 0.0.0.0, like 192.0.2.11",
+  gracefulRestartTime: "gracefulRestartTime must be from 1s to 4095s (the 12 bits of RFC 4724)",
+  gracefulRestartTimeAlone: "gracefulRestartTime needs enableGracefulRestart: true",
 } as const;
 
 /** The defaults ironlb applies to durations that are not set (MetalLB's). */
@@ -50,6 +52,8 @@ export const bgpPeerDefaults = {
   keepaliveFraction: 3,
   connectTimeSeconds: 10,
   peerPort: 179,
+  /** With enableGracefulRestart and no gracefulRestartTime (FRR's default too). */
+  gracefulRestartTimeSeconds: 120,
 } as const;
 
 // Whole hours, minutes and seconds, a bounded number of digits each, so that CEL's
@@ -82,6 +86,9 @@ const keepaliveTime = duration((s) =>
   s >= 1 && s <= 65535 ? [] : [bgpPeerMessages.keepaliveTime],
 );
 const connectTime = duration((s) => (s >= 1 && s <= 65535 ? [] : [bgpPeerMessages.connectTime]));
+const gracefulRestartTime = duration((s) =>
+  s >= 1 && s <= 4095 ? [] : [bgpPeerMessages.gracefulRestartTime],
+);
 
 const ipAddress = string({
   max: 45,
@@ -115,6 +122,10 @@ export interface BGPPeerSpec {
   bfdProfile?: string;
   /** The TCP-MD5 password's Secret (MetalLB's field; a plain `password` is refused). */
   passwordSecret?: SecretReference;
+  /** Offer graceful restart (RFC 4724): the router keeps our routes while we restart. */
+  enableGracefulRestart?: boolean;
+  /** How long the router keeps them (duration, 1s..4095s; default 120s). */
+  gracefulRestartTime?: string;
 }
 
 /** A Secret by name; no namespace: the speaker's own (the chart's release namespace). */
@@ -148,6 +159,8 @@ export const bgpPeerSpec = object<BGPPeerSpec>(
     ebgpMultiHop: optional(boolean()),
     bfdProfile: optional(string({ max: 253 })),
     passwordSecret: optional(secretReference),
+    enableGracefulRestart: optional(boolean()),
+    gracefulRestartTime: optional(gracefulRestartTime),
   },
   {
     strict: true,
@@ -163,6 +176,8 @@ export const bgpPeerSpec = object<BGPPeerSpec>(
       const keep = s.keepaliveTime === undefined ? undefined : durationSeconds(s.keepaliveTime);
       if (keep !== undefined && hold !== undefined && hold !== 0 && keep >= hold)
         out.push(bgpPeerMessages.keepaliveBelowHold);
+      if (s.gracefulRestartTime !== undefined && s.enableGracefulRestart !== true)
+        out.push(bgpPeerMessages.gracefulRestartTimeAlone);
       return out;
     },
   },

@@ -20,6 +20,8 @@ export const bgpSessionStateMessages = {
 } as const;
 
 export const bfdStates = ["AdminDown", "Down", "Init", "Up"] as const;
+/** Graceful restart on an Established session whose BGPPeer enables it. */
+export const gracefulRestartStates = ["Negotiated", "Unsupported"] as const;
 
 export const sessionStates = ["Idle", "Connect", "OpenSent", "OpenConfirm", "Established"] as const;
 
@@ -39,6 +41,8 @@ export interface BGPSessionStateStatus {
   bfdState?: (typeof bfdStates)[number];
   /** Why BFD does not run (the profile is missing). */
   bfdError?: string;
+  /** Whether the router agreed to keep our routes across a restart (RFC 4724). */
+  gracefulRestart?: (typeof gracefulRestartStates)[number];
 }
 
 const name = string({
@@ -60,6 +64,7 @@ export const bgpSessionStateStatus = object<BGPSessionStateStatus>({
   flaps: optional(integer(0)),
   bfdState: optional(oneOf(...bfdStates)),
   bfdError: optional(string({ max: 1024 })),
+  gracefulRestart: optional(oneOf(...gracefulRestartStates)),
 });
 
 export interface BGPSessionState {

@@ -1,6 +1,6 @@
-// Capabilities in an OPEN (RFC 5492): multiprotocol (RFC 4760), route refresh (RFC 2918)
-// and 4-octet AS numbers (RFC 6793). Unknown capabilities are skipped, as RFC 5492 asks.
-// Pure.
+// Capabilities in an OPEN (RFC 5492): multiprotocol (RFC 4760), route refresh (RFC 2918),
+// graceful restart (RFC 4724) and 4-octet AS numbers (RFC 6793). Unknown capabilities are
+// skipped, as RFC 5492 asks. Pure.
 
 export const CAP_MULTIPROTOCOL = 1;
 export const CAP_ROUTE_REFRESH = 2;
@@ -25,7 +25,27 @@ export interface Capabilities {
    * across a restart. Routers show "End-of-RIB received" only to a peer that sent it.
    */
   endOfRibAware?: boolean;
+  /**
+   * Additive: a full Graceful Restart capability (RFC 4724 §3). Sent instead of the bare
+   * End-of-RIB form when set; read from every GR capability a peer sends.
+   */
+  gracefulRestart?: GracefulRestart;
 }
+
+/** RFC 4724 §3: restart flags, restart time, and the families whose routes may be kept. */
+export interface GracefulRestart {
+  /** R bit: the sender has restarted; its peer must not wait for its End-of-RIB. */
+  restarting: boolean;
+  /** Seconds the peer keeps the sender's routes after the session ends, 0..4095 (12 bits). */
+  restartTime: number;
+  /** F bit per family: forwarding for its routes was kept across the restart. */
+  families: { family: Family; forwardingPreserved: boolean }[];
+}
+
+/** The restart time's 12 bits. */
+export const MAX_RESTART_TIME = 4095;
+const RESTART_STATE_BIT = 0x80;
+const FORWARDING_STATE_BIT = 0x80;
 
 export function familyOf(afi: number, safi: number): Family | undefined {
   if (safi !== SAFI_UNICAST) return undefined;
@@ -43,7 +63,8 @@ export function encodeCapabilities(c: Capabilities): Uint8Array {
   const out: number[] = [];
   for (const f of c.families) out.push(CAP_MULTIPROTOCOL, 4, 0, afiOf(f), 0, SAFI_UNICAST);
   if (c.routeRefresh) out.push(CAP_ROUTE_REFRESH, 0);
-  if (c.endOfRibAware) out.push(CAP_GRACEFUL_RESTART, 2, 0, 0);
+  if (c.gracefulRestart !== undefined) out.push(...encodeGracefulRestart(c.gracefulRestart));
+  else if (c.endOfRibAware) out.push(CAP_GRACEFUL_RESTART, 2, 0, 0);
   if (c.fourOctetAS !== undefined) {
     const a = c.fourOctetAS >>> 0;
     out.push(CAP_FOUR_OCTET_AS, 4, a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff);
@@ -71,6 +92,7 @@ export function decodeCapabilities(b: Uint8Array, into: Capabilities): string | 
       into.routeRefresh = true;
     } else if (code === CAP_GRACEFUL_RESTART) {
       into.endOfRibAware = true;
+      into.gracefulRestart = decodeGracefulRestart(v);
     } else if (code === CAP_FOUR_OCTET_AS) {
       if (len !== 4) return `4-octet AS capability of length ${len}`;
       into.fourOctetAS =
@@ -79,4 +101,38 @@ export function decodeCapabilities(b: Uint8Array, into: Capabilities): string | 
     i += 2 + len;
   }
   return undefined;
+}
+
+/** The whole Graceful Restart capability (code, length, value); the N bit is never set. */
+export function encodeGracefulRestart(gr: GracefulRestart): number[] {
+  // Out-of-range times are clamped rather than spilling into the flag bits.
+  const time = Math.min(Math.max(Math.trunc(gr.restartTime) || 0, 0), MAX_RESTART_TIME);
+  const flags = gr.restarting ? RESTART_STATE_BIT : 0;
+  const out = [CAP_GRACEFUL_RESTART, 2 + 4 * gr.families.length, flags | (time >> 8), time & 0xff];
+  for (const f of gr.families) {
+    out.push(0, afiOf(f.family), SAFI_UNICAST, f.forwardingPreserved ? FORWARDING_STATE_BIT : 0);
+  }
+  return out;
+}
+
+/**
+ * A Graceful Restart capability's value. Lenient on purpose: ironlb only reports what the
+ * peer offers (it keeps no routes of the peer), so a short value reads as "no restart time,
+ * no families" and a trailing partial tuple or a family ironlb does not speak is skipped,
+ * rather than refusing the router's OPEN.
+ */
+export function decodeGracefulRestart(v: Uint8Array): GracefulRestart {
+  const gr: GracefulRestart = { restarting: false, restartTime: 0, families: [] };
+  if (v.length < 2) return gr;
+  gr.restarting = ((v[0] ?? 0) & RESTART_STATE_BIT) !== 0;
+  gr.restartTime = (((v[0] ?? 0) & 0x0f) << 8) | (v[1] ?? 0);
+  for (let i = 2; i + 4 <= v.length; i += 4) {
+    const f = familyOf(((v[i] ?? 0) << 8) | (v[i + 1] ?? 0), v[i + 2] ?? 0);
+    if (f === undefined || gr.families.some((x) => x.family === f)) continue;
+    gr.families.push({
+      family: f,
+      forwardingPreserved: ((v[i + 3] ?? 0) & FORWARDING_STATE_BIT) !== 0,
+    });
+  }
+  return gr;
 }

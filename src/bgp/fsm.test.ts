@@ -10,7 +10,7 @@ import {
   retryDelayMs,
   step,
 } from "./fsm.ts";
-import { decodeNotification, encodeOpen, type OpenMessage } from "./messages.ts";
+import { decodeNotification, decodeOpen, encodeOpen, type OpenMessage } from "./messages.ts";
 import type { ParseResult } from "./parser.ts";
 import type { BgpPeerConfig } from "./types.ts";
 
@@ -521,5 +521,94 @@ describe("reconnect back-off", () => {
     expect(up.failures).toBe(0);
     const again = run([{ type: "tcpClosed", reason: "x" }], up, cfg, 1);
     expect(again.brief.at(-1)).toBe("arm connectRetry 1000");
+  });
+});
+
+describe("graceful restart (RFC 4724) in OPEN", () => {
+  const gr = { ...cfg, gracefulRestartTime: 120 };
+  const sentOpen = (actions: FsmAction[]) => {
+    const send = actions.find((a) => a.type === "send" && a.kind === "open");
+    return send?.type === "send" ? decodeOpen(send.bytes.subarray(19)) : undefined;
+  };
+  const grOf = (actions: FsmAction[]) => {
+    const o = sentOpen(actions);
+    return o !== undefined && "capabilities" in o ? o.capabilities.gracefulRestart : undefined;
+  };
+  const withGR = peerOpen({
+    capabilities: {
+      families: ["ipv4-unicast"],
+      routeRefresh: true,
+      fourOctetAS: 64500,
+      endOfRibAware: true,
+      gracefulRestart: { restarting: false, restartTime: 120, families: [] },
+    },
+  });
+  const toUp: FsmEvent[] = [
+    { type: "start" },
+    { type: "tcpConnected" },
+    received({ type: "open", open: withGR }),
+    received({ type: "keepalive" }),
+  ];
+
+  it("is not offered unless the peer config asks: only End-of-RIB awareness", () => {
+    expect(grOf(run(toUp).actions)).toEqual({ restarting: false, restartTime: 0, families: [] });
+    expect(run(toUp).state.negotiated?.gracefulRestart).toBe(false);
+  });
+
+  it("sets R and F (our family only) on a new session's first OPENs, until Established", () => {
+    const first = run(toUp, initialState, gr);
+    expect(grOf(first.actions)).toEqual({
+      restarting: true,
+      restartTime: 120,
+      families: [{ family: "ipv4-unicast", forwardingPreserved: true }],
+    });
+    expect(first.state.negotiated?.gracefulRestart).toBe(true);
+    // A failed first attempt is still the restarted speaker's: R stays set.
+    const failed = run(
+      [
+        { type: "start" },
+        { type: "tcpFailed", reason: "x" },
+        { type: "timer", timer: "connectRetry" },
+        { type: "tcpConnected" },
+      ],
+      initialState,
+      gr,
+    );
+    expect(grOf(failed.actions)?.restarting).toBe(true);
+    // After Established, a reconnect of the same session is no speaker restart: R clear, F kept.
+    const again = run(
+      [
+        { type: "tcpClosed", reason: "reset" },
+        { type: "timer", timer: "connectRetry" },
+        { type: "tcpConnected" },
+      ],
+      first.state,
+      gr,
+    );
+    expect(grOf(again.actions)).toEqual({
+      restarting: false,
+      restartTime: 120,
+      families: [{ family: "ipv4-unicast", forwardingPreserved: true }],
+    });
+    // Also after a stop and start of the same session.
+    const restarted = run(
+      [{ type: "stop" }, { type: "start" }, { type: "tcpConnected" }],
+      first.state,
+      gr,
+    );
+    expect(grOf(restarted.actions)?.restarting).toBe(false);
+  });
+
+  it("offers IPv6 unicast on an IPv6 session", () => {
+    const v6 = { ...gr, peerAddress: "2001:db8::1" };
+    expect(ourOpen(v6, true).capabilities.gracefulRestart?.families).toEqual([
+      { family: "ipv6-unicast", forwardingPreserved: true },
+    ]);
+  });
+
+  it("is negotiated only when the peer sends a Graceful Restart capability", () => {
+    expect(negotiate(gr, peerOpen())).toMatchObject({ gracefulRestart: false });
+    expect(negotiate(gr, withGR)).toMatchObject({ gracefulRestart: true });
+    expect(negotiate(cfg, withGR)).toMatchObject({ gracefulRestart: false });
   });
 });

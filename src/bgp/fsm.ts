@@ -43,6 +43,11 @@ export interface Negotiated {
   routeRefresh: boolean;
   /** Families both sides announced. */
   families: Family[];
+  /**
+   * Additive: we offered graceful restart and the peer sent a Graceful Restart capability
+   * (it can act as the RFC 4724 "receiving speaker" and keep our routes while we restart).
+   */
+  gracefulRestart?: boolean;
 }
 
 export interface FsmState {
@@ -52,6 +57,8 @@ export interface FsmState {
   /** Failed attempts since the last Established: the back-off exponent. */
   failures: number;
   negotiated?: Negotiated;
+  /** Additive: the session has been Established once; until then our OPEN sets the R bit. */
+  establishedOnce?: boolean;
 }
 
 export const initialState: FsmState = { state: "Idle", stopped: true, failures: 0 };
@@ -99,13 +106,32 @@ export function sessionFamily(cfg: BgpPeerConfig): Family {
   return cfg.peerAddress.includes(":") ? "ipv6-unicast" : "ipv4-unicast";
 }
 
-export function ourOpen(cfg: BgpPeerConfig): OpenMessage {
+/**
+ * Our OPEN. `restarting` (the R bit of RFC 4724 §3) is set until the session first reaches
+ * Established: a new session object is a speaker that just started (process start, or a
+ * peer whose settings changed), and the RFC asks a restarted speaker to set it so that the
+ * router does not hold back its own routes waiting for our End-of-RIB. Later reconnects of
+ * the same session leave it clear: the speaker did not restart, only the TCP session did.
+ */
+export function ourOpen(cfg: BgpPeerConfig, restarting = false): OpenMessage {
   const capabilities: Capabilities = {
     families: [sessionFamily(cfg)],
     routeRefresh: true,
     endOfRibAware: true,
     fourOctetAS: cfg.myASN,
   };
+  if (cfg.gracefulRestartTime !== undefined) {
+    // F (forwarding state preserved) is true for our routes: the data path for a Service IP
+    // is kube-proxy's (ipMode VIP) or the speaker's nftables table (ipMode Proxy), both
+    // kernel state that outlives the speaker process; the restarted speaker's Forwarder
+    // replaces the table in one transaction (src/dataplane/forwarder.ts). The N bit of
+    // RFC 8538 is never offered: a hold-timer expiry or BFD Down must drop a dead node fast.
+    capabilities.gracefulRestart = {
+      restarting,
+      restartTime: cfg.gracefulRestartTime,
+      families: [{ family: sessionFamily(cfg), forwardingPreserved: true }],
+    };
+  }
   return {
     version: BGP_VERSION,
     asn16: asn16Of(cfg.myASN),
@@ -159,6 +185,8 @@ export function negotiate(
     fourOctet: open.capabilities.fourOctetAS !== undefined,
     routeRefresh: open.capabilities.routeRefresh,
     families: ours.filter((f) => open.capabilities.families.includes(f)),
+    gracefulRestart:
+      cfg.gracefulRestartTime !== undefined && open.capabilities.gracefulRestart !== undefined,
   };
 }
 
@@ -179,14 +207,21 @@ function down(
   if (s.state !== "Idle") actions.push({ type: "close" });
   for (const t of TIMERS) actions.push({ type: "disarm", timer: t });
   actions.push({ type: "state", state: "Idle" });
-  if (s.stopped) return { state: { state: "Idle", stopped: true, failures: s.failures }, actions };
+  const once = s.establishedOnce ? { establishedOnce: true } : {};
+  if (s.stopped)
+    return { state: { state: "Idle", stopped: true, failures: s.failures, ...once }, actions };
   actions.push({ type: "arm", timer: "connectRetry", ms: retryDelayMs(s.failures, random) });
-  return { state: { state: "Idle", stopped: false, failures: s.failures + 1 }, actions };
+  return { state: { state: "Idle", stopped: false, failures: s.failures + 1, ...once }, actions };
 }
 
 function connect(cfg: BgpPeerConfig, s: FsmState): { state: FsmState; actions: FsmAction[] } {
   return {
-    state: { state: "Connect", stopped: false, failures: s.failures },
+    state: {
+      state: "Connect",
+      stopped: false,
+      failures: s.failures,
+      ...(s.establishedOnce ? { establishedOnce: true } : {}),
+    },
     actions: [
       { type: "state", state: "Connect" },
       { type: "arm", timer: "connect", ms: cfg.connectTime * 1000 },
@@ -230,7 +265,7 @@ export function step(
         state: { ...s, state: "OpenSent" },
         actions: [
           { type: "disarm", timer: "connect" },
-          { type: "send", kind: "open", bytes: encodeOpen(ourOpen(cfg)) },
+          { type: "send", kind: "open", bytes: encodeOpen(ourOpen(cfg, !s.establishedOnce)) },
           { type: "arm", timer: "hold", ms: OPEN_HOLD_MS },
           { type: "state", state: "OpenSent" },
         ],
@@ -334,7 +369,7 @@ function onMessage(
   if (s.state === "OpenConfirm") {
     if (m.type !== "keepalive") return unexpected();
     return {
-      state: { ...s, state: "Established", failures: 0 },
+      state: { ...s, state: "Established", failures: 0, establishedOnce: true },
       actions: [
         ...restartHold(s),
         { type: "state", state: "Established" },

@@ -45,8 +45,14 @@ describe("OPEN", () => {
     expect([...encodeOpen(open)]).toEqual([...MARKER, 0, 19 + body.length, 1, ...body]);
   });
 
-  it("decodes what it encodes", () => {
-    expect(decodeOpen(encodeOpen(open).subarray(19))).toEqual(open);
+  it("decodes what it encodes (a bare GR capability reads as no restart time, no families)", () => {
+    expect(decodeOpen(encodeOpen(open).subarray(19))).toEqual({
+      ...open,
+      capabilities: {
+        ...open.capabilities,
+        gracefulRestart: { restarting: false, restartTime: 0, families: [] },
+      },
+    });
   });
 
   it("reads IPv4 unicast into a peer that announces no multiprotocol capability (RFC 4760)", () => {

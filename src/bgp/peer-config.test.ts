@@ -19,6 +19,7 @@ describe("peerConfigProblems", () => {
   it("accepts a usable config, hold time 0 and a dynamic ASN", () => {
     expect(peerConfigProblems(ok)).toEqual([]);
     expect(peerConfigProblems({ ...ok, holdTime: 0 })).toEqual([]);
+    expect(peerConfigProblems({ ...ok, gracefulRestartTime: 4095 })).toEqual([]);
     expect(peerConfigProblems({ ...ok, peerASN: 0, dynamicASN: "external" })).toEqual([]);
     expect(
       peerConfigProblems({ ...ok, peerAddress: "2001:db8::1", sourceAddress: "2001:db8::2" }),
@@ -38,6 +39,8 @@ describe("peerConfigProblems", () => {
     [{ connectTime: 0 }, "connectTime 0 is not in 1..65535 seconds"],
     [{ routerID: "0.0.0.0" }, 'routerID "0.0.0.0" is not a non-zero dotted IPv4 address'],
     [{ routerID: "2001:db8::1" }, 'routerID "2001:db8::1" is not a non-zero dotted IPv4 address'],
+    [{ gracefulRestartTime: 0 }, "gracefulRestartTime 0 is not in 1..4095 seconds"],
+    [{ gracefulRestartTime: 4096 }, "gracefulRestartTime 4096 is not in 1..4095 seconds"],
   ])("refuses %o", (change, problem) => {
     expect(peerConfigProblems({ ...ok, ...change })).toEqual([problem]);
   });

@@ -49,6 +49,9 @@ export function peerConfigProblems(cfg: BgpPeerConfig): string[] {
       p.push(`the TCP-MD5 password has ${bytes} bytes; it must have 1 to ${MD5_MAX_KEY_BYTES}`);
     }
   }
+  if (cfg.gracefulRestartTime !== undefined && !isInt(cfg.gracefulRestartTime, 1, 4095)) {
+    p.push(`gracefulRestartTime ${cfg.gracefulRestartTime} is not in 1..4095 seconds`);
+  }
   const id = parseIP(cfg.routerID);
   if (id?.family !== "IPv4" || id.value === 0n) {
     p.push(`routerID ${JSON.stringify(cfg.routerID)} is not a non-zero dotted IPv4 address`);

@@ -71,6 +71,14 @@ export class BgpSession {
   readonly #sent = zeroCounts();
   readonly #received = zeroCounts();
   readonly #problems: string[];
+  /**
+   * No setRoutes yet: the desired set is unknown, not empty. The initial table and its
+   * End-of-RIB wait for it, because a router in graceful restart treats End-of-RIB as "the
+   * table is complete" and drops every stale route not sent before it.
+   */
+  #routesGiven = false;
+  /** Established before the first setRoutes: the initial table is still owed. */
+  #initialPending = false;
 
   constructor(cfg: BgpPeerConfig, opts: BgpSessionOptions) {
     this.#cfg = cfg;
@@ -117,7 +125,12 @@ export class BgpSession {
     this.#desired = desired;
     // Forget prefixes no longer wanted, so that the log-once memory stays as large as the set.
     for (const p of this.#ignored.keys()) if (!desired.has(p)) this.#ignored.delete(p);
-    if (this.#fsm.state === "Established") this.#sync(false);
+    this.#routesGiven = true;
+    if (this.#fsm.state === "Established") {
+      const initial = this.#initialPending;
+      this.#initialPending = false;
+      this.#sync(initial);
+    }
   }
 
   status(): SessionStatus {
@@ -197,7 +210,8 @@ export class BgpSession {
         this.#setState(a.state);
         return;
       case "established":
-        this.#sync(true);
+        if (this.#routesGiven) this.#sync(true);
+        else this.#initialPending = true;
         return;
       case "resend":
         this.#log.info({ family: a.family }, "bgp route refresh: resending");
@@ -350,16 +364,19 @@ export class BgpSession {
     s.since = this.#now();
     if (from === "Established") {
       s.flaps++;
+      this.#initialPending = false;
       this.#advertised.clear();
       s.prefixesSent = 0;
       s.negotiatedHoldTime = undefined;
       s.families = undefined;
+      s.gracefulRestart = undefined;
     }
     if (state === "Established") {
       const n = this.#fsm.negotiated;
       s.establishedAt = s.since;
       s.negotiatedHoldTime = n?.holdTime;
       s.families = n?.families;
+      s.gracefulRestart = n?.gracefulRestart;
     }
     this.#log.info(
       {

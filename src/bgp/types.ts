@@ -33,6 +33,11 @@ export interface BgpPeerConfig {
    * does not connect and reports this instead, as it would any other config problem.
    */
   passwordError?: string;
+  /**
+   * Additive: offer graceful restart (RFC 4724) with this restart time, seconds 1..4095;
+   * absent: the peer keeps none of our routes once the session ends.
+   */
+  gracefulRestartTime?: number;
 }
 
 /** One prefix the node advertises to one peer, with its attributes. */
@@ -90,4 +95,9 @@ export interface SessionStatus {
   localAddress?: string;
   /** Families the peer accepted (from its OPEN): "ipv4-unicast" | "ipv6-unicast". */
   families?: readonly string[];
+  /**
+   * Additive, when Established: we offered graceful restart and the peer's OPEN carried a
+   * Graceful Restart capability, so it keeps our routes across a speaker restart.
+   */
+  gracefulRestart?: boolean;
 }

@@ -49,6 +49,7 @@ spec:
   password: secret
   bfdProfile: fast
   ebgpMultiHop: true
+  enableGracefulRestart: true
 ---
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
@@ -190,6 +191,7 @@ describe("convertMetalLB", () => {
           bfdProfile: "fast",
           ebgpMultiHop: true,
           passwordSecret: { name: "router-bgp-password" },
+          enableGracefulRestart: true,
         },
       },
       {

@@ -69,6 +69,8 @@ const SUPPORTED: Record<(typeof CONVERTED)[number], readonly string[]> = {
     "nodeSelectors",
     "ebgpMultiHop",
     "bfdProfile",
+    // MetalLB's FRR mode uses FRR's 120 s restart time: ironlb's default gracefulRestartTime.
+    "enableGracefulRestart",
   ],
   BGPAdvertisement: [
     "ipAddressPools",
@@ -151,7 +153,6 @@ function convertPassword(
 
 /** Why some MetalLB fields have no ironlb twin yet, for the warning. */
 const UNSUPPORTED_WHY: Record<string, string> = {
-  enableGracefulRestart: "graceful restart is not supported yet",
   vrf: "VRFs are not supported",
   interface: "unnumbered BGP (a session on an interface) is not supported",
   disableMP: "ironlb always negotiates multiprotocol (IPv4 and IPv6 on one session)",

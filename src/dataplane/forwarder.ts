@@ -34,12 +34,12 @@ export class Forwarder {
     this.#nft = opts.nft ?? ((s) => runNft(s));
   }
 
-  /** Builds the (empty) table from scratch, replacing whatever an earlier run left. */
-  async start(): Promise<void> {
-    this.#want = { table: buildTable([]), forwards: [] };
-    this.#running ??= this.#drain();
-    await this.#running;
-  }
+  /**
+   * Leaves the kernel as an earlier run left it: the first update replaces that table whole,
+   * in one transaction, with what this run computes. Until then a restarted speaker's table
+   * keeps forwarding, which is what BGP graceful restart promises the router (the F bit).
+   */
+  async start(): Promise<void> {}
 
   /** Hands over the current Services and EndpointSlices; applies what changed. */
   update(services: readonly V1Service[], slices: readonly V1EndpointSlice[]): void {

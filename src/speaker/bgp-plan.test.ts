@@ -287,6 +287,22 @@ describe("planBgp: peers", () => {
     });
   });
 
+  it("offers graceful restart only when enabled, with its restart time (default 120 s)", () => {
+    expect(
+      peerConfig(peer("x", { enableGracefulRestart: false }), "n1", undefined),
+    ).not.toHaveProperty("gracefulRestartTime");
+    expect(peerConfig(peer("x", { enableGracefulRestart: true }), "n1", undefined)).toMatchObject({
+      gracefulRestartTime: 120,
+    });
+    expect(
+      peerConfig(
+        peer("x", { enableGracefulRestart: true, gracefulRestartTime: "5m" }),
+        "n1",
+        undefined,
+      ),
+    ).toMatchObject({ gracefulRestartTime: 300 });
+  });
+
   it("derives a stable, non-zero IPv4 router ID from the node name", () => {
     expect(derivedRouterID("n1")).toBe(derivedRouterID("n1"));
     expect(derivedRouterID("n1")).not.toBe(derivedRouterID("n2"));

@@ -142,6 +142,10 @@ export function peerConfig(
   };
   if (s.dynamicASN !== undefined) cfg.dynamicASN = s.dynamicASN;
   if (s.sourceAddress !== undefined) cfg.sourceAddress = s.sourceAddress;
+  if (s.enableGracefulRestart === true) {
+    cfg.gracefulRestartTime =
+      durationSeconds(s.gracefulRestartTime ?? "") ?? bgpPeerDefaults.gracefulRestartTimeSeconds;
+  }
   return cfg;
 }
 

@@ -120,6 +120,23 @@ describe("sessionStateStatus", () => {
   });
 });
 
+describe("sessionStateStatus with graceful restart", () => {
+  it("says whether the router agreed, only for a peer that enables it", () => {
+    const gr = { ...cfg(), gracefulRestartTime: 120 };
+    expect(sessionStateStatus(NODE, gr, status({ gracefulRestart: true })).gracefulRestart).toBe(
+      "Negotiated",
+    );
+    expect(sessionStateStatus(NODE, gr, status({ gracefulRestart: false })).gracefulRestart).toBe(
+      "Unsupported",
+    );
+    // Not Established (nothing negotiated yet), or not enabled: nothing to say.
+    expect(sessionStateStatus(NODE, gr, status())).not.toHaveProperty("gracefulRestart");
+    expect(sessionStateStatus(NODE, cfg(), status({ gracefulRestart: false }))).not.toHaveProperty(
+      "gracefulRestart",
+    );
+  });
+});
+
 describe("sessionStateStatus with BFD", () => {
   it("adds bfdState and bfdError only when there is something to say", () => {
     expect(sessionStateStatus(NODE, cfg(), status())).not.toHaveProperty("bfdState");

@@ -58,6 +58,8 @@ export function sessionStateStatus(
   if (s.lastNotification) out.lastNotification = cut(describeNotification(s.lastNotification));
   if (bfd.state !== undefined) out.bfdState = bfd.state;
   if (bfd.error) out.bfdError = cut(bfd.error);
+  if (cfg.gracefulRestartTime !== undefined && s.gracefulRestart !== undefined)
+    out.gracefulRestart = s.gracefulRestart ? "Negotiated" : "Unsupported";
   return out;
 }
 

@@ -115,7 +115,8 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
       "cannot watch link changes: interfaces are re-read every 10 s only",
     );
   }
-  // ipMode Proxy: the speaker's own kernel forwarding (its nftables table), rebuilt now.
+  // ipMode Proxy: the speaker's own kernel forwarding (its nftables table); an earlier run's
+  // table keeps forwarding until the first reconcile replaces it in one transaction.
   const forwarder = new Forwarder(opts, log);
   await forwarder.start();
   speaker.onReconciled = (services, slices) => forwarder.update(services, slices);

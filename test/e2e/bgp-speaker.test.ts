@@ -20,7 +20,7 @@ import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
 import { run } from "../lab/net.ts";
 import { clientsFor, repoRoot, waitFor } from "../support/kube.ts";
-import { Frr, removeNamespaces, requireRouters } from "./fixtures/routers.ts";
+import { Frr, RouteWatch, removeNamespaces, requireRouters } from "./fixtures/routers.ts";
 
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
   throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
@@ -442,6 +442,86 @@ exit
       );
     }
     await waitHops(ip, both, "the routes are back on the new sessions");
+    await lab.deleteService(svc);
+    await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("with enableGracefulRestart, a speaker killed (SIGKILL) and restarted changes no route at the router", async () => {
+    const patchPeer = (spec: Record<string, unknown>) =>
+      custom().patchClusterCustomObject(
+        { group, version, plural: "bgppeers", name: "tor", body: { spec } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    type Caps = Neighbor & { neighborCapabilities?: { gracefulRestart?: string } };
+    const grNegotiated = async (addr: string) => {
+      const n = (await router!.json<Record<string, Caps>>(`show bgp neighbors ${addr} json`))[addr];
+      return (
+        n?.bgpState === "Established" &&
+        n.neighborCapabilities?.gracefulRestart === "advertisedAndReceived"
+      );
+    };
+    await patchPeer({ enableGracefulRestart: true, gracefulRestartTime: "60s" });
+    for (const n of lab.nodes)
+      await waitFor(`graceful restart negotiated with ${n.name}`, () => grNegotiated(n.ip), 30_000);
+    const svc = await lab.createService("restart", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const both = lab.nodes.map((n) => n.ip);
+    await waitHops(ip, both, "both nodes advertise");
+    const node2 = lab.node("node2");
+    await waitFor("node2's BGPSessionState to say graceful restart is negotiated", async () => {
+      const o = (await custom().getClusterCustomObject({
+        group,
+        version,
+        plural: "bgpsessionstates",
+        name: bgpSessionStateName("node2", "tor"),
+      })) as { status?: { gracefulRestart?: string } };
+      return o.status?.gracefulRestart === "Negotiated";
+    });
+    const watch = new RouteWatch(routerNs, [`${ip}/32`], "192.0.2.254/32");
+    try {
+      await watch.ready;
+      const before = await hopsFor(ip);
+      const sessions = async () =>
+        (
+          await router!.json<Record<string, { connectionsEstablished?: number }>>(
+            `show bgp neighbors ${node2.ip} json`,
+          )
+        )[node2.ip]?.connectionsEstablished ?? 0;
+      const established = await sessions();
+      // A crash: the kernel closes the session's socket, no NOTIFICATION goes out.
+      await lab.stopSpeaker("node2", "SIGKILL");
+      lab.startSpeaker("node2");
+      await lab.waitSpeakersReady(60_000);
+      // The restarted speaker's table and End-of-RIB end the router's restart handling.
+      type Paths = { paths?: { stale?: boolean; nexthops?: { ip: string }[] }[] };
+      await waitFor(
+        "FRR to take node2's path as fresh again, on a new session",
+        async () => {
+          const r = await router!.json<Paths>(`show bgp ipv4 unicast ${ip}/32 json`);
+          const p2 = r.paths?.find((p) => p.nexthops?.some((h) => h.ip === node2.ip));
+          return (
+            (await sessions()) > established &&
+            (await grNegotiated(node2.ip)) &&
+            p2 !== undefined &&
+            p2.stale !== true
+          );
+        },
+        30_000,
+      ).catch(async (err: Error) => {
+        throw new Error(
+          `${err.message}: ${await router!.vtysh(`show bgp ipv4 unicast ${ip}/32`)}\n${await router!.vtysh(`show bgp neighbors ${node2.ip}`)}`,
+        );
+      });
+      expect(await hopsFor(ip)).toEqual(before);
+      expect(watch.events, "route changes at the router during the restart").toEqual([]);
+    } finally {
+      watch.stop();
+    }
+    await patchPeer({ enableGracefulRestart: null, gracefulRestartTime: null });
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
   });

@@ -95,12 +95,15 @@ describe("the forwarding table in a real kernel", () => {
     await tryRun("ip", ["netns", "del", ns]);
   });
 
-  it("start rebuilds from scratch: leftovers of an earlier run are gone", async () => {
+  it("start keeps an earlier run's table (forwarding survives a restart); the first update replaces it whole", async () => {
     await nft(["add", "table", "inet", "ironlb"]);
     await nft(["add", "chain", "inet", "ironlb", "stale-leftover"]);
     const { log } = logger();
     const f = new Forwarder({ node: "node1", ...filter, nft: (s) => runNft(s, inNs) }, log);
     await f.start();
+    expect(await kernelTable()).toEqual({ chains: ["stale-leftover"], sets: [] });
+    f.update([], []);
+    await f.settled();
     expect(await kernelTable()).toEqual({
       chains: ["no-endpoints", "output", "postrouting", "prerouting", "services"],
       sets: [],

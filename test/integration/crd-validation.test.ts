@@ -440,6 +440,7 @@ describe("BGP kinds", () => {
       "Flaps",
       "Established",
       "Last-Error",
+      "GR",
     ]);
     expect(table.rows[0]!.cells).toEqual([
       name,
@@ -450,6 +451,7 @@ describe("BGP kinds", () => {
       2,
       null,
       "connect ECONNREFUSED 192.0.2.1:179",
+      null,
     ]);
     await objects.deleteClusterCustomObject({ group, version, plural, name });
   });
