@@ -16,6 +16,7 @@
 //     line while all N peers stay members;
 //   - one simulated peer stalls 200 ms (below the 350 ms dead time: no death expected), then
 //     flaps (3 silences of 800 ms): the deaths the real speaker declares.
+// Before the first N, the same idle figures of the real speaker alone (N = 0, the baseline).
 // Figures are merged by N into bench/peers-results.json (so that N values measured in
 // separate runs form one curve) and drawn into bench/peers.png (bench/plot.ts).
 import { type ChildProcess, spawn } from "node:child_process";
@@ -50,6 +51,8 @@ const peerAddr = (i: number) => `${LAN6_PREFIX}1:${i.toString(16)}`;
 const NS = (process.env.BENCH_PEERS_N ?? "10,50,100,250").split(",").map(Number);
 const REAL = Number(process.env.BENCH_PEERS_REAL ?? 1);
 const RUNS = Number(process.env.BENCH_PEERS_RUNS ?? 20);
+/** BENCH_PEERS_BASELINE=0 skips the figures of the real speaker alone (N = 0). */
+const BASELINE = process.env.BENCH_PEERS_BASELINE !== "0";
 const SETTLE_S = Number(process.env.BENCH_PEERS_SETTLE_S ?? 15);
 const WINDOW_S = Number(process.env.BENCH_PEERS_WINDOW_S ?? 30);
 /** Faults of one simulated peer: a stall below the dead time, and silences above it. */
@@ -288,6 +291,35 @@ try {
   const results: PeerFigures[] = [];
   let ipIndex = 0;
   const poolBase = parseCIDR(POOL_CIDR).base;
+
+  // The baseline (N = 0): the real speaker with no simulated peer, over the same window.
+  if (BASELINE) {
+    await sleep(SETTLE_S * 1000);
+    const load0 = loadavg();
+    const c0 = { real: cpuTicks(realPid), udp: udpCounters(realPid), t: performance.now() };
+    await sleep(WINDOW_S * 1000);
+    const c1 = { real: cpuTicks(realPid), udp: udpCounters(realPid), t: performance.now() };
+    const secs = (c1.t - c0.t) / 1000;
+    const base: PeerFigures = {
+      n: 0,
+      real: REAL,
+      cpuPct: (c1.real - c0.real) / secs,
+      simCpuPct: 0,
+      udpInPerS: (c1.udp.in - c0.udp.in) / secs,
+      udpOutPerS: (c1.udp.out - c0.udp.out) / secs,
+      rcvbufErrors: c1.udp.errors - c0.udp.errors,
+      rssMiB: rssMiB(realPid),
+      falseDeaths: 0,
+      liveAfterMs: 0,
+      load: `${load0} → ${loadavg()}`,
+      failoverMs: [],
+      at: new Date().toISOString(),
+    };
+    console.log(
+      `-- N = 0 (no simulated peer): real speaker CPU ${base.cpuPct.toFixed(1)} % of a core, UDP in ${base.udpInPerS.toFixed(0)}/s out ${base.udpOutPerS.toFixed(0)}/s, RSS ${base.rssMiB.toFixed(0)} MiB; load ${base.load}`,
+    );
+    results.push(base);
+  }
   for (const n of NS) {
     console.log(`-- N = ${n} simulated peers, ${REAL} real speaker(s); load ${loadavg()}`);
     await makeNodes(n);

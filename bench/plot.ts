@@ -273,8 +273,8 @@ export function peersPlot(figs: readonly PeerFigures[]): Buffer {
       dashed: true,
     },
   ]);
-  // Logarithmic growth from the smallest N measured, for comparison with the measured curve.
-  const first = [...figs].sort((a, b) => a.n - b.n)[0];
+  // Logarithmic growth from the smallest N > 0 measured, for comparison with the measured curve.
+  const first = [...figs].filter((f) => f.n > 0).sort((a, b) => a.n - b.n)[0];
   const logRef: [number, number][] = [];
   if (first)
     for (let x = first.n; x <= xMax; x += Math.max(1, xMax / 50))
