@@ -59,6 +59,8 @@ const WINDOW_S = Number(process.env.BENCH_PEERS_WINDOW_S ?? 30);
 const STALL_SHORT_MS = 200;
 const FLAP_MS = 800;
 const FLAPS = 3;
+/** The real speaker's warning when its own stall outlasted the dead time (membership.ts). */
+const STALL_MSG = "this speaker was stalled longer than peers wait: rejoining";
 const HEARTBEAT_PORT = 7947; // the lab's (Lab.startSpeaker)
 const INTERVAL_MS = 100; // the speaker's defaults (src/cli/main.ts)
 const LEASE_S = 6;
@@ -350,6 +352,7 @@ try {
 
     // --- idle cost
     const deadBefore = logged("peer silent: dead").length;
+    const stallsBefore = logged(STALL_MSG).length;
     const simPid = sim.proc.pid!;
     const c0 = {
       real: cpuTicks(realPid),
@@ -367,6 +370,7 @@ try {
     };
     const secs = (c1.t - c0.t) / 1000;
     const falseDeaths = logged("peer silent: dead").length - deadBefore;
+    const stalls = logged(STALL_MSG).length - stallsBefore;
     const fig: PeerFigures = {
       n,
       real: REAL,
@@ -377,13 +381,14 @@ try {
       rcvbufErrors: c1.udp.errors - c0.udp.errors,
       rssMiB: rssMiB(realPid),
       falseDeaths,
+      stalls,
       liveAfterMs,
       load: `${load0} → ${loadavg()}`,
       failoverMs: [],
       at: new Date().toISOString(),
     };
     console.log(
-      `idle ${secs.toFixed(0)} s: real speaker CPU ${fig.cpuPct.toFixed(1)} % of a core, UDP in ${fig.udpInPerS.toFixed(0)}/s out ${fig.udpOutPerS.toFixed(0)}/s (socket buffer drops ${fig.rcvbufErrors}), RSS ${fig.rssMiB.toFixed(0)} MiB, peers declared dead ${falseDeaths}; simulator CPU ${fig.simCpuPct.toFixed(0)} %; all live ${(liveAfterMs / 1000).toFixed(1)} s after the simulator was ready`,
+      `idle ${secs.toFixed(0)} s: real speaker CPU ${fig.cpuPct.toFixed(1)} % of a core, UDP in ${fig.udpInPerS.toFixed(0)}/s out ${fig.udpOutPerS.toFixed(0)}/s (socket buffer drops ${fig.rcvbufErrors}), RSS ${fig.rssMiB.toFixed(0)} MiB, peers declared dead ${falseDeaths}, own stalls past the dead time ${stalls}; simulator CPU ${fig.simCpuPct.toFixed(0)} %; all live ${(liveAfterMs / 1000).toFixed(1)} s after the simulator was ready`,
     );
 
     // --- failover from a simulated owner to the real speaker

@@ -14,6 +14,8 @@ export interface PeerFigures {
   rcvbufErrors: number;
   rssMiB: number;
   falseDeaths: number;
+  /** The real speaker's own stalls past the dead time in the window (it rejoined). */
+  stalls?: number;
   /** One peer's stall below the dead time and its flaps, and the deaths declared for them. */
   faults?: {
     shortStallMs: number;
