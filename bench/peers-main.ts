@@ -61,6 +61,9 @@ const FLAP_MS = 800;
 const FLAPS = 3;
 /** The real speaker's warning when its own stall outlasted the dead time (membership.ts). */
 const STALL_MSG = "this speaker was stalled longer than peers wait: rejoining";
+/** Its warning when a silent peer is judged by its Lease since it lost datagrams itself. */
+const DOUBT_MSG =
+  "peer silent while this node's heartbeat socket lost datagrams (a flood?): judging it by its Lease";
 const HEARTBEAT_PORT = 7947; // the lab's (Lab.startSpeaker)
 const INTERVAL_MS = 100; // the speaker's defaults (src/cli/main.ts)
 const LEASE_S = 6;
@@ -476,6 +479,7 @@ try {
           `run ${run_}: ${ip} moved before the fault (a real speaker answered it): skipped`,
         );
       } else {
+        const doubtedBefore = logged(DOUBT_MSG).filter((l) => l.peer === owner).length;
         const t = performance.now();
         await sim.send({ op: "kill", peer: owner }, "killed");
         await run("ip", ["-n", simNs, "addr", "del", `${ip}/32`, "dev", "eth0"]);
@@ -486,6 +490,9 @@ try {
           2,
         );
         fig.failoverMs.push(performance.now() - t);
+        // Judged by its Lease: the speaker lost datagrams since the owner's last beat.
+        if (logged(DOUBT_MSG).filter((l) => l.peer === owner).length > doubtedBefore)
+          fig.failoverByLease = (fig.failoverByLease ?? 0) + 1;
       }
       await run("ip", ["-n", simNs, "addr", "del", `${ip}/32`, "dev", "eth0"]).catch(() => {});
       await sim.send({ op: "revive", peer: owner }, "revived");
@@ -499,7 +506,7 @@ try {
     const f = fig.failoverMs;
     if (f.length > 0)
       console.log(
-        `failover (simulated owner dies → client's entry on the real speaker): p50 ${percentile(f, 50).toFixed(0)} ms, p99 ${percentile(f, 99).toFixed(0)} ms, max ${Math.max(...f).toFixed(0)} ms (n=${f.length})`,
+        `failover (simulated owner dies → client's entry on the real speaker): p50 ${percentile(f, 50).toFixed(0)} ms, p99 ${percentile(f, 99).toFixed(0)} ms, max ${Math.max(...f).toFixed(0)} ms (n=${f.length}); ${fig.failoverByLease ?? 0} of them judged by the Lease (the speaker had lost datagrams)`,
       );
 
     // --- stalls and flaps of one simulated peer: how the real speaker judges them

@@ -27,6 +27,8 @@ export interface PeerFigures {
   liveAfterMs: number;
   load: string;
   failoverMs: number[];
+  /** Failover runs in which the real speaker judged the dead owner by its Lease. */
+  failoverByLease?: number;
   at: string;
 }
 
