@@ -277,14 +277,15 @@ export function peersPlot(figs: readonly PeerFigures[]): Buffer {
       dashed: true,
     },
   ]);
-  // Logarithmic growth from the smallest N > 0 measured, for comparison with the measured curve.
+  // Logarithmic growth from the smallest N > 0 measured (its mean of in and out), for
+  // comparison with the measured curves.
   const first = [...figs].filter((f) => f.n > 0).sort((a, b) => a.n - b.n)[0];
   const logRef: [number, number][] = [];
   if (first)
     for (let x = first.n; x <= xMax; x += Math.max(1, xMax / 50))
       logRef.push([
         x,
-        ((first.udpInPerS + first.udpOutPerS) * Math.log2(x + 1)) / Math.log2(first.n + 1),
+        (((first.udpInPerS + first.udpOutPerS) / 2) * Math.log2(x + 1)) / Math.log2(first.n + 1),
       ]);
   drawPanel(r, { x: w, y: 0, w, h: 360 }, "SPEAKER UDP DATAGRAMS/S", xMax, [
     { label: "IN", color: BLUE, points: figs.map((f) => [f.n, f.udpInPerS]) },
