@@ -1,10 +1,19 @@
 // `npm run bench [-- NAME...]`: runs the benchmarks (allocator, modules, controller, speaker,
-// dataplane, cluster, bgp) and
+// dataplane, cluster, bgp, peers) and
 // prints their figures with the machine they ran on. Record results in bench/RESULTS.md.
 import { spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 
-const all = ["allocator", "modules", "controller", "speaker", "dataplane", "cluster", "bgp"];
+const all = [
+  "allocator",
+  "modules",
+  "controller",
+  "speaker",
+  "dataplane",
+  "cluster",
+  "bgp",
+  "peers",
+];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const names = wanted.length > 0 ? wanted : all;
 for (const n of names)
