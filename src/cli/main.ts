@@ -253,6 +253,11 @@ const commands: Record<string, Command> = {
         default: "30",
         help: "seconds before an IP found in use by another host is probed again",
       },
+      "bgp-drain-delay": {
+        type: "string",
+        default: "5",
+        help: "seconds a drained node (ironlb.dev/drain) sends its BGP routes with the graceful-shutdown community 65535:0 before withdrawing them",
+      },
       // One speaker per node: together they are many clients. The kubelet's defaults.
       ...apiLimitOptions(50, 100),
     },
@@ -273,6 +278,7 @@ const commands: Record<string, Command> = {
         heartbeatDeadAfterMs: num(v["heartbeat-dead-after-ms"], "heartbeat-dead-after-ms"),
         probeMs: num(v["probe-ms"], "probe-ms"),
         conflictRetryMs: num(v["conflict-retry"], "conflict-retry") * 1000,
+        bgpDrainDelayMs: num(v["bgp-drain-delay"], "bgp-drain-delay") * 1000,
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
         metricsAuth: metricsAuth(v),

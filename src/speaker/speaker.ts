@@ -60,6 +60,8 @@ export interface SpeakerOptions extends ClassFilter {
   bgpSessions?: BgpSessionFactory;
   /** Makes the BFD runner (src/bfd), started on the first BGPPeer with a bfdProfile. */
   bfdRunner?: BfdRunnerFactory;
+  /** Drained node: how long BGP routes carry 65535:0 before being withdrawn, ms (bgp-mode.ts). */
+  bgpDrainDelayMs?: number;
   /** How long to probe an IP nobody announced before (RFC 5227), ms; 0 = no probe. */
   probeMs: number;
   /** After a conflict, wait this long before probing the IP again, ms. */
@@ -317,6 +319,7 @@ export class Speaker {
           nodeAddress: opts.nodeAddress,
           sessions: opts.bgpSessions,
           ...(opts.bfdRunner ? { bfd: opts.bfdRunner } : {}),
+          ...(opts.bgpDrainDelayMs === undefined ? {} : { drainDelayMs: opts.bgpDrainDelayMs }),
         },
         this.#events,
         metrics,
