@@ -35,6 +35,7 @@ import {
   type MembershipView,
   reactToLinks,
 } from "./decision.ts";
+import type { DrainMode } from "./eligibility.ts";
 import {
   fromOsNetworkInterfaces,
   type HostInterface,
@@ -222,6 +223,8 @@ export class Speaker {
    * was heard on the LAN.
    */
   readonly #handover = new Map<string, { since: number; to: string; heard: boolean }>();
+  /** This node's drain as last evaluated (DRAIN_ANNOTATION), to log its changes. */
+  #drainMode: DrainMode | undefined;
   /** The live speakers at the last evaluation, to notice a peer's death. */
   #lastLive: ReadonlySet<string> = new Set<string>();
   /** When this speaker last rejoined (performance.now()), for REJOIN_PROBE_WINDOW_MS. */
@@ -678,7 +681,14 @@ export class Speaker {
     desired: ReadonlyMap<string, Resolved>,
   ): Set<string> {
     const keep = new Set<string>();
-    const drained = objects.nodes.find((n) => n.name === this.#o.node)?.drain !== undefined;
+    const mode = objects.nodes.find((n) => n.name === this.#o.node)?.drain;
+    const drained = mode !== undefined;
+    if (mode !== this.#drainMode) {
+      // Said once per change: operators follow a drain in the speaker's log too.
+      if (mode) this.#log.info({ mode }, "drained: handing over every IP another node can take");
+      else this.#log.info("undrained: may announce again");
+      this.#drainMode = mode;
+    }
     const now = performance.now();
     for (const ip of this.#current.keys()) {
       const to = decision.ips.get(ip)?.owner;
