@@ -524,6 +524,27 @@ describe("diagnose", () => {
     expect(exitCode(f)).toBe(sev.includes("problem") ? 3 : 0);
   });
 
+  it("asked about another Service: a drained node keeping some IP is said, not a problem", () => {
+    const input = healthy();
+    input.services = [
+      svc("web", "198.51.100.7", { spec: { externalTrafficPolicy: "Local" } }),
+      svc("api", "198.51.100.8"),
+    ] as never;
+    input.slices = [slice("web", "node2"), slice("api", "node1")] as never;
+    drain(input, "node2", "true");
+    const f = diagnose(input, { ...opts, service: "shop/api" }, NOW).filter(
+      (x) => x.check === "drained",
+    );
+    expect(f.map((x) => x.severity)).toEqual(["ok"]);
+    // The whole cluster: the same drained node is a problem.
+    expect(
+      diagnose(input, opts, NOW)
+        .filter((x) => x.check === "drained")
+        .map((x) => x.severity)
+        .sort(),
+    ).toEqual(["ok", "problem"]);
+  });
+
   it("names only the taints a DaemonSet does not tolerate anyway", () => {
     const input = healthy();
     input.nodes.push({

@@ -70,7 +70,8 @@ export function diagnose(input: DoctorInput, opts: DoctorOptions, nowMs: number)
     ...checkPools(input, services, opts, nowMs),
     ...checkServices(input, services, opts, nowMs),
     ...checkKubeProxy(input.kubeProxy, services),
-    ...checkDrained(input, opts, nowMs),
+    // Asked about one Service: only its IPs can make a drained node a problem here.
+    ...checkDrained({ ...input, services }, opts, nowMs),
   ];
   const rank: Record<Severity, number> = { problem: 0, warning: 1, ok: 2 };
   return findings

@@ -379,6 +379,22 @@ describe("speaker on a LAN of network namespaces", () => {
     expect(drained.stdout).toContain(`${owner} announces nothing: drained`);
     expect(drained.code).toBe(0);
     expect({ failed, total }).toEqual({ failed: [], total: expect.any(Number) });
+    // Make-before-break: the drained node let go only on evidence that the new owner had
+    // the IP (its takeover ARP heard on the LAN, or its record), not on the timeout.
+    const handed = await waitFor(
+      `${owner}'s speaker to hand ${ip} over`,
+      () =>
+        lab
+          .speaker(owner)
+          ?.logs()
+          .find((l) => l.msg === "drained: handed over" && l.ip === ip),
+      10_000,
+      50,
+    );
+    expect(handed).toMatchObject({
+      to: newOwner,
+      evidence: expect.stringMatching(/^(claim heard|record)$/),
+    });
     // Only the new owner answers ARP; the drained node answers none.
     expect(await lab.arpingFromClient(ip)).toEqual([mac]);
     expect(await lab.tryEntryNode(ip, svc.port)).toBe(newOwner);
