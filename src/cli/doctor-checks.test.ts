@@ -93,7 +93,44 @@ interface Case {
   >;
 }
 
+const drain = (i: DoctorInput, node: string, value: string) => {
+  const n = i.nodes.find((x) => x.metadata?.name === node)!;
+  n.metadata!.annotations = { "ironlb.dev/drain": value };
+};
+
 const cases: Case[] = [
+  {
+    name: "a drained node whose IPs another node may take: said, no problem",
+    change: (i) => drain(i, "node2", "true"),
+    expect: [
+      {
+        severity: "ok",
+        check: "drained",
+        subject: "node node2",
+        cause: "drained (ironlb.dev/drain=true)",
+      },
+    ],
+  },
+  {
+    name: "a drained node that keeps an IP no other node may announce (Local, endpoint there only)",
+    change: (i) => {
+      i.services = [
+        svc("web", "198.51.100.7", { spec: { externalTrafficPolicy: "Local" } }),
+      ] as never;
+      i.slices = [slice("web", "node2")] as never;
+      drain(i, "node2", "true");
+    },
+    expect: [
+      {
+        severity: "problem",
+        check: "drained",
+        subject: "node node2",
+        cause: "drained, but still announces 1 IP(s) no other node may announce: 198.51.100.7",
+        fix: "ironlb drain --force node2",
+        evidence: "no other node may announce 198.51.100.7",
+      },
+    ],
+  },
   {
     name: "a pool no L2Advertisement selects",
     change: (i) => {
@@ -485,6 +522,27 @@ describe("diagnose", () => {
     const sev = f.map((x) => x.severity);
     expect(sev).toEqual([...sev].sort((a, b) => order(a) - order(b)));
     expect(exitCode(f)).toBe(sev.includes("problem") ? 3 : 0);
+  });
+
+  it("asked about another Service: a drained node keeping some IP is said, not a problem", () => {
+    const input = healthy();
+    input.services = [
+      svc("web", "198.51.100.7", { spec: { externalTrafficPolicy: "Local" } }),
+      svc("api", "198.51.100.8"),
+    ] as never;
+    input.slices = [slice("web", "node2"), slice("api", "node1")] as never;
+    drain(input, "node2", "true");
+    const f = diagnose(input, { ...opts, service: "shop/api" }, NOW).filter(
+      (x) => x.check === "drained",
+    );
+    expect(f.map((x) => x.severity)).toEqual(["ok"]);
+    // The whole cluster: the same drained node is a problem.
+    expect(
+      diagnose(input, opts, NOW)
+        .filter((x) => x.check === "drained")
+        .map((x) => x.severity)
+        .sort(),
+    ).toEqual(["ok", "problem"]);
   });
 
   it("names only the taints a DaemonSet does not tolerate anyway", () => {

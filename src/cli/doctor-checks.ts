@@ -21,6 +21,7 @@ import {
   advertisementSelectsPool,
   EXCLUDE_FROM_LB_LABEL,
 } from "../speaker/eligibility.ts";
+import { checkDrained } from "./doctor-drain.ts";
 import { type Finding, ok, type Severity } from "./doctor-findings.ts";
 import { announceFix, poolFix, serviceFix } from "./doctor-fixes.ts";
 import { checkKubeProxy, type KubeProxyConfig } from "./doctor-kube-proxy.ts";
@@ -69,6 +70,8 @@ export function diagnose(input: DoctorInput, opts: DoctorOptions, nowMs: number)
     ...checkPools(input, services, opts, nowMs),
     ...checkServices(input, services, opts, nowMs),
     ...checkKubeProxy(input.kubeProxy, services),
+    // Asked about one Service: only its IPs can make a drained node a problem here.
+    ...checkDrained({ ...input, services }, opts, nowMs),
   ];
   const rank: Record<Severity, number> = { problem: 0, warning: 1, ok: 2 };
   return findings

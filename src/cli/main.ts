@@ -260,6 +260,11 @@ const commands: Record<string, Command> = {
         default: "30",
         help: "seconds before an IP found in use by another host is probed again",
       },
+      "bgp-drain-delay": {
+        type: "string",
+        default: "5",
+        help: "seconds a drained node (ironlb.dev/drain) sends its BGP routes with the graceful-shutdown community 65535:0 before withdrawing them",
+      },
       // One speaker per node: together they are many clients. The kubelet's defaults.
       ...apiLimitOptions(50, 100),
     },
@@ -280,6 +285,7 @@ const commands: Record<string, Command> = {
         heartbeatDeadAfterMs: num(v["heartbeat-dead-after-ms"], "heartbeat-dead-after-ms"),
         probeMs: num(v["probe-ms"], "probe-ms"),
         conflictRetryMs: num(v["conflict-retry"], "conflict-retry") * 1000,
+        bgpDrainDelayMs: num(v["bgp-drain-delay"], "bgp-drain-delay") * 1000,
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
         metricsAuth: metricsAuth(v),
@@ -451,6 +457,72 @@ const commands: Record<string, Command> = {
         output === "json" ? JSON.stringify({ findings }, null, 2) : formatFindings(findings),
       );
       return exitCode(findings);
+    },
+  },
+  drain: {
+    summary:
+      "move every IP off a node before maintenance (Node annotation ironlb.dev/drain): the new owner announces first, the node withdraws after; in BGP mode its routes first carry the graceful-shutdown community; waits until the node announces nothing it can hand over (exit 3: it keeps IPs no other node can take; 4: --timeout)",
+    args: "NODE",
+    options: {
+      kubeconfig: common.kubeconfig!,
+      wait: {
+        type: "boolean",
+        default: true,
+        help: "wait until the node announces nothing it can hand over, printing each move (--no-wait: set the annotation and return)",
+      },
+      timeout: { type: "string", default: "120", help: "seconds to wait at most" },
+      force: {
+        type: "boolean",
+        default: false,
+        help: "also withdraw the IPs no other node may announce (e.g. externalTrafficPolicy Local with the only ready endpoint on this node): they go unanswered",
+      },
+      ...classOptions,
+      help: common.help!,
+    },
+    async run(v, args) {
+      if (args.length !== 1) throw new UsageError("exactly one NODE");
+      const node = args[0]!;
+      const timeoutMs = num(v.timeout, "timeout") * 1000;
+      const { KubeClient } = await import("../k8s/client.ts");
+      const { setDrain, waitForDrain, DRAIN_EXIT } = await import("./drain.ts");
+      const { fetchBgpStatusInput, fetchStatusInput } = await import("./status.ts");
+      const api = KubeClient.load(str(v.kubeconfig));
+      const read = async () => {
+        const [input, bgp] = await Promise.all([fetchStatusInput(api), fetchBgpStatusInput(api)]);
+        return { input, bgp };
+      };
+      // What it announced before: each of these is reported where it went.
+      const { input } = await read();
+      const before = new Set(
+        input.announcements.flatMap((a) => (a.status?.node === node ? [a.status.ip] : [])),
+      );
+      await setDrain(api, node, v.force === true ? "force" : "true");
+      console.log(
+        `node ${node} drained (ironlb.dev/drain=${v.force === true ? "force" : "true"}); ${before.size} IP(s) announced from it`,
+      );
+      if (v.wait === false) return DRAIN_EXIT.done;
+      return waitForDrain({
+        node,
+        filter: { lbClass: String(v["lb-class"]), handleUnclassed: v["ignore-unclassed"] !== true },
+        timeoutMs,
+        pollMs: 1000,
+        read,
+        say: (line) => console.log(line),
+        before,
+      });
+    },
+  },
+  undrain: {
+    summary:
+      "let a drained node announce again (removes ironlb.dev/drain); nothing moves back at once (stickiness), new and failed-over IPs may land on it",
+    args: "NODE",
+    options: { kubeconfig: common.kubeconfig!, help: common.help! },
+    async run(_v, args) {
+      if (args.length !== 1) throw new UsageError("exactly one NODE");
+      const { KubeClient } = await import("../k8s/client.ts");
+      const { setDrain } = await import("./drain.ts");
+      await setDrain(KubeClient.load(str(_v.kubeconfig)), args[0]!, undefined);
+      console.log(`node ${args[0]} undrained`);
     },
   },
   "migrate-from-metallb": {

@@ -57,6 +57,34 @@ function input(over: Partial<StatusInput> = {}): StatusInput {
 }
 
 describe("statusRows", () => {
+  it("says a drained node is handing an IP over, or keeps one no other node may announce", () => {
+    const drained = (node: string) => ({
+      metadata: { name: node, annotations: { "ironlb.dev/drain": "true" } },
+      status: { conditions: [{ type: "Ready", status: "True" }] },
+    });
+    const ready = { metadata: { name: "node1" }, status: input().nodes[0]!.status };
+    // web: Cluster, recorded on node2, which is drained: the speakers move it to node1.
+    const moving = statusRows(input({ nodes: [ready, drained("node2")] as never }), filter, NOW);
+    expect(moving.find((r) => r.ip === "198.51.100.7")?.state).toBe(
+      "moving: node2 recorded, speakers choose node1",
+    );
+    // Local with its only endpoint on node1, recorded there, node1 drained: kept.
+    const local = input({
+      services: [svc("web", "198.51.100.7")] as never,
+      nodes: [drained("node1"), input().nodes[1]] as never,
+      announcements: [
+        {
+          metadata: { name: "198-51-100-7" },
+          status: { ip: "198.51.100.7", node: "node1", interfaces: ["eth0"] },
+        },
+      ] as never,
+    });
+    (local.services[0]!.spec as { externalTrafficPolicy: string }).externalTrafficPolicy = "Local";
+    expect(statusRows(local, filter, NOW)[0]?.state).toMatch(
+      /^announced, drained node keeps it: node1 is drained, but no other node may announce 198\.51\.100\.7/,
+    );
+  });
+
   it("names the announcing node and interface, and why an IP is not announced", () => {
     expect(statusRows(input(), filter, NOW)).toEqual([
       {

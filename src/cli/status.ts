@@ -135,7 +135,8 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
         row.interfaces = "-";
         row.state = `not announced: ${refused?.reason ?? x?.reason}`;
         if (refused) row.pool = "-";
-      } else if (rec && x?.owner === rec.node) row.state = "announced";
+      } else if (rec && x?.owner === rec.node)
+        row.state = x.drainKept ? `announced, drained node keeps it: ${x.drainKept}` : "announced";
       else if (x?.owner)
         row.state = rec
           ? `moving: ${rec.node} recorded, speakers choose ${x.owner}`

@@ -38,7 +38,14 @@ export interface BgpModeOptions {
   bfd?: BfdRunnerFactory;
   /** The speaker's namespace: where BGPPeers' passwordSecrets are read. */
   namespace?: string;
+  /**
+   * Drained node: how long its routes carry the graceful-shutdown community before they are
+   * withdrawn, ms (routers need that long to prefer the other nodes' paths). Default 5 s.
+   */
+  drainDelayMs?: number;
 }
+
+export const DEFAULT_BGP_DRAIN_DELAY_MS = 5000;
 
 export class BgpMode {
   readonly #o: BgpModeOptions;
@@ -62,6 +69,10 @@ export class BgpMode {
   readonly #lastReason = new Map<string, string>();
   readonly #lastSkipped = new Map<string, string>();
   #nodeIPv4: string | undefined;
+  /** When this node was first seen drained (performance.now()); undefined when it is not. */
+  #drainedAt: number | undefined;
+  #drainTimer: NodeJS.Timeout | undefined;
+  readonly #onChange: () => void;
 
   constructor(
     api: KubeClient,
@@ -74,6 +85,7 @@ export class BgpMode {
     this.#o = opts;
     this.#api = api;
     this.#log = log.child({ mode: "bgp" });
+    this.#onChange = onChange;
     const ip = opts.nodeAddress ? parseIP(opts.nodeAddress) : undefined;
     if (ip?.family === "IPv4") this.#nodeIPv4 = opts.nodeAddress;
     const poke = { add: onChange, update: onChange, delete: onChange };
@@ -154,9 +166,11 @@ export class BgpMode {
     if (!this.#enabled) return undefined;
     const peers = this.#checkedPeers.list(this.#peers.list());
     const ads = this.#checkedAds.list(this.#ads.list());
+    const node = inputs.nodes.find((n) => n.name === this.#o.node);
     const plan = planBgp({
       self: this.#o.node,
-      node: inputs.nodes.find((n) => n.name === this.#o.node),
+      node,
+      drainWithdraw: this.#drainPhase(node?.drain !== undefined),
       ...(this.#nodeIPv4 ? { nodeIPv4: this.#nodeIPv4 } : {}),
       services: inputs.services,
       slices: inputs.slices,
@@ -168,6 +182,32 @@ export class BgpMode {
     this.#status.deleteStale(new Set(plan.peers.keys()));
     this.#logPlan(plan, peers.length > 0);
     return plan;
+  }
+
+  /**
+   * Graceful shutdown's clock: false while the drained node's routes carry 65535:0 (the
+   * first drain delay), true after; an undrain resets it (routes go back to normal at once).
+   */
+  #drainPhase(drained: boolean): boolean {
+    if (!drained) {
+      if (this.#drainedAt !== undefined)
+        this.#log.info("undrained: routes advertised normally again");
+      this.#drainedAt = undefined;
+      clearTimeout(this.#drainTimer);
+      this.#drainTimer = undefined;
+      return false;
+    }
+    const delay = this.#o.drainDelayMs ?? DEFAULT_BGP_DRAIN_DELAY_MS;
+    if (this.#drainedAt === undefined) {
+      this.#drainedAt = performance.now();
+      this.#log.info(
+        { delayMs: delay },
+        "drained: routes sent with the graceful-shutdown community 65535:0, withdrawn after the delay",
+      );
+      this.#drainTimer = setTimeout(() => this.#onChange(), delay + 5);
+      this.#drainTimer.unref();
+    }
+    return performance.now() - this.#drainedAt >= delay;
   }
 
   /** The plan's peers with the BFD settings of their bfdProfile; a missing one is reported. */
@@ -223,6 +263,7 @@ export class BgpMode {
 
   /** Ends every session with a Cease (shutdown text) and stops watching. */
   async stop(): Promise<void> {
+    clearTimeout(this.#drainTimer);
     this.#status.stop();
     await this.#passwords?.stop();
     await this.#backend.stopAll();
@@ -244,11 +285,17 @@ export class BgpMode {
       return;
     }
     for (const [ip, p] of plan.ips) {
-      const why = p.reason ?? "";
+      const kept = p.reason === undefined ? p.drainKept : undefined;
+      const why = p.reason ?? (kept ? `kept: ${kept}` : "");
       const was = this.#lastReason.get(ip);
       if (was === why) continue;
       this.#lastReason.set(ip, why);
-      if (why)
+      if (kept)
+        this.#log.warn(
+          { ip, services: p.services, reason: kept },
+          "drained, but no other node can take this IP: still advertising it",
+        );
+      else if (why)
         this.#log.info(
           { ip, services: p.services, reason: why },
           "IP not advertised over BGP by this node",

@@ -421,3 +421,59 @@ describe("planBgp: attributes, aggregation and merging", () => {
     expect(prefixes(s)).toEqual({ "tor-a": ["198.51.100.3/32", "198.51.100.30/32"] });
   });
 });
+
+describe("planBgp: drained node (ironlb.dev/drain, RFC 8326 graceful shutdown)", () => {
+  const GSHUT = 0xffff0000;
+  const route = (s: BgpSnapshot) => planBgp(s).peers.get("tor-a")?.routes[0];
+  const local = {
+    services: [svc("shop/web", ["198.51.100.10"], { externalTrafficPolicy: "Local" })],
+  };
+
+  it("first: every route again with 65535:0 and LOCAL_PREF 0, own communities kept", () => {
+    const s = base({
+      node: node({ drain: "drain" }),
+      advertisements: [ad("all", { communities: ["64512:7"], localPref: 200 })],
+    });
+    expect(route(s)).toEqual({
+      prefix: "198.51.100.10/32",
+      communities: [(64512 * 65536 + 7) >>> 0, GSHUT],
+      largeCommunities: [],
+      localPref: 0,
+    });
+  });
+
+  it("not drained: no graceful-shutdown community", () => {
+    expect(route(base())?.communities).toEqual([]);
+    expect(route(base())?.localPref).toBeUndefined();
+  });
+
+  it("after the delay: withdrawn, and why", () => {
+    const s = base({ node: node({ drain: "drain" }), drainWithdraw: true });
+    expect(prefixes(s)).toEqual({ "tor-a": [] });
+    expect(reason(s, "198.51.100.10")).toMatch(/^this node is drained/);
+  });
+
+  it("Local with ready endpoints on this node only: kept (with 65535:0) and said; force withdraws", () => {
+    const kept = base({
+      ...local,
+      slices: slices("shop/web", [self]),
+      node: node({ drain: "drain" }),
+      drainWithdraw: true,
+    });
+    expect(route(kept)?.communities).toEqual([GSHUT]);
+    expect(planBgp(kept).ips.get("198.51.100.10")?.drainKept).toMatch(
+      /no other node has a ready endpoint/,
+    );
+    expect(prefixes({ ...kept, node: node({ drain: "force" }) })).toEqual({ "tor-a": [] });
+  });
+
+  it("Local with endpoints elsewhere too: withdrawn (the other nodes have paths)", () => {
+    const s = base({
+      ...local,
+      slices: slices("shop/web", [self, "n2"]),
+      node: node({ drain: "drain" }),
+      drainWithdraw: true,
+    });
+    expect(prefixes(s)).toEqual({ "tor-a": [] });
+  });
+});

@@ -17,6 +17,13 @@
 // prefers the highest, so the most-preferred intent wins). A Service IP shared by several
 // Services is advertised when any of them allows it, as MetalLB does.
 //
+// Drain (Node annotation ironlb.dev/drain on this node, RFC 8326 graceful shutdown): first
+// every route is sent again with the GRACEFUL_SHUTDOWN community 65535:0 and, to internal
+// peers, LOCAL_PREF 0, so that routers move traffic to the other nodes' paths while this
+// node's still work; after the drain delay (the edge's clock: `drainWithdraw`) the routes
+// are withdrawn. A `Local` IP whose ready endpoints of its family are all on this node is
+// kept (with the community) unless the drain is "force": no other node has a path for it.
+//
 // The edge (bgp-mode.ts) turns Kubernetes objects into this snapshot and the plan into
 // sessions (bgp-backend.ts), status objects and logs.
 
@@ -71,7 +78,12 @@ export interface BgpSnapshot {
   pools: readonly PoolSnapshot[];
   advertisements: readonly BgpAdvertisementInfo[];
   peers: readonly BgpPeerInfo[];
+  /** This node is drained and its drain delay has passed: withdraw (else: graceful shutdown). */
+  drainWithdraw?: boolean;
 }
+
+/** RFC 8326 GRACEFUL_SHUTDOWN, 65535:0. */
+export const GRACEFUL_SHUTDOWN_COMMUNITY = 0xffff0000;
 
 export interface PeerPlan {
   config: BgpPeerConfig;
@@ -87,6 +99,8 @@ export interface IpPlan {
   advertised: Map<string, string[]>;
   /** Why this node advertises it to no peer (set when `advertised` is empty). */
   reason?: string;
+  /** This node is drained but keeps the IP: no other node has a ready endpoint for it. */
+  drainKept?: string;
 }
 
 export interface BgpPlan {
@@ -250,6 +264,14 @@ export function planBgp(s: BgpSnapshot): BgpPlan {
           .map(([, v]) => v),
       };
       if (a.localPref !== undefined) r.localPref = a.localPref;
+      if (s.node?.drain !== undefined) {
+        // Lowest preference everywhere: the community for external peers (whose routers
+        // honour it by policy), LOCAL_PREF 0 inside the AS (sent to internal peers only).
+        r.communities = [...new Set([...r.communities, GRACEFUL_SHUTDOWN_COMMUNITY])].sort(
+          (x, y) => x - y,
+        );
+        r.localPref = 0;
+      }
       routes.push(r);
     }
     pp.routes = routes.sort((x, y) => (x.prefix < y.prefix ? -1 : x.prefix > y.prefix ? 1 : 0));
@@ -301,6 +323,13 @@ function advertiseOne(
       : "no ready endpoints";
   }
   if (peers.size === 0) return "this node has no BGPPeer (none selects it)";
+  if (node.drain !== undefined && s.drainWithdraw) {
+    const elsewhere = [...endpoints.byNode.keys()].some((n) => n !== s.self);
+    const alone = svc.externalTrafficPolicy === "Local" && !elsewhere;
+    if (!alone || node.drain === "force")
+      return "this node is drained (ironlb.dev/drain): routes withdrawn after the graceful-shutdown delay";
+    plan.drainKept = `${s.self} is drained, but no other node has a ready endpoint of ${svc.key}: kept (with the graceful-shutdown community) until one has, or ironlb.dev/drain=force`;
+  }
 
   const entry = entryHolding(pool, addr.family, addr.value);
   const refusals: string[] = [];

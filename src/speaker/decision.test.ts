@@ -25,6 +25,7 @@ function snapshot(o: {
   local?: Record<string, string[]>;
   rebalance?: string[];
   notReady?: string[];
+  drain?: Record<string, "drain" | "force">;
 }): Snapshot {
   const ips = o.ips ?? IPS;
   const membership: MembershipView = {
@@ -53,6 +54,7 @@ function snapshot(o: {
       name,
       labels: {},
       ready: o.notReady?.includes(name) ? "False" : "True",
+      ...(o.drain?.[name] ? { drain: o.drain[name] } : {}),
     })),
     pools: [{ name: "lan", labels: {}, addresses: ["198.51.100.0/24"] }],
     ads: [{ name: "lan" }],
@@ -280,6 +282,105 @@ describe("decide", () => {
     expect(d.ips.get(ip)?.owner).toBe("node2");
     expect(d.ips.get(ip)?.services).toEqual(["a/x", "b/y"]);
     expect(d.mine.get(ip)?.services).toEqual(["a/x", "b/y"]);
+  });
+});
+
+describe("decide: drained nodes (ironlb.dev/drain)", () => {
+  const ip = ipHashedTo("node1");
+  const rest = chooseOwner(ip, ["node2", "node3"])!;
+  type Row = {
+    name: string;
+    base: Parameters<typeof snapshot>[0];
+    owner: string | undefined;
+    by?: "current" | "hash";
+    kept?: boolean;
+    reason?: RegExp;
+  };
+  const rows: Row[] = [
+    {
+      name: "the drained owner's IP moves to the hash's choice among the others",
+      base: { self: "node1", owners: { [ip]: "node1" }, held: [ip], drain: { node1: "drain" } },
+      owner: rest,
+      by: "hash",
+    },
+    {
+      name: "an IP without owner never lands on a drained node",
+      base: { self: "node1", drain: { node1: "drain" } },
+      owner: rest,
+      by: "hash",
+    },
+    {
+      name: "stickiness: the new owner keeps it once recorded (drained node still drained)",
+      base: { self: "node1", owners: { [ip]: rest }, drain: { node1: "drain" } },
+      owner: rest,
+      by: "current",
+    },
+    {
+      name: "undrained again: stickiness keeps the IP where it moved, no move back",
+      base: { self: "node1", owners: { [ip]: rest } },
+      owner: rest,
+      by: "current",
+    },
+    {
+      name: "Local with the only ready endpoint on the drained node: kept there and reported",
+      base: {
+        self: "node1",
+        owners: { [ip]: "node1" },
+        held: [ip],
+        local: { [ip]: ["node1"] },
+        drain: { node1: "drain" },
+      },
+      owner: "node1",
+      by: "current",
+      kept: true,
+    },
+    {
+      name: "every node drained: the owner keeps it (stickiness), reported",
+      base: {
+        self: "node1",
+        owners: { [ip]: "node2" },
+        drain: { node1: "drain", node2: "drain", node3: "drain" },
+      },
+      owner: "node2",
+      by: "current",
+      kept: true,
+    },
+    {
+      name: "force: the only node that may announce it is drained, the IP is not announced",
+      base: {
+        self: "node1",
+        owners: { [ip]: "node1" },
+        held: [ip],
+        local: { [ip]: ["node1"] },
+        drain: { node1: "force" },
+      },
+      owner: undefined,
+      reason: /drained with ironlb.dev\/drain=force: node1/,
+    },
+    {
+      name: "force with other nodes eligible: moves like drain",
+      base: { self: "node1", owners: { [ip]: "node1" }, held: [ip], drain: { node1: "force" } },
+      owner: rest,
+      by: "hash",
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      // The same answer on every node, the drained one included.
+      const views = ownersSeenBy(NODES, r.base);
+      for (const v of views) expect(v[ip]).toBe(r.owner);
+      const d = decide(snapshot(r.base)).ips.get(ip)!;
+      expect(d.by).toBe(r.by);
+      expect(d.drainKept !== undefined).toBe(r.kept ?? false);
+      if (r.reason) expect(d.reason).toMatch(r.reason);
+      // The drained node (self) claims the IP only when it keeps it.
+      expect(decide(snapshot(r.base)).mine.has(ip)).toBe(r.owner === "node1");
+    });
+  }
+
+  it("no node drained: the same owners as before (the hash over every eligible node)", () => {
+    const d = decide(snapshot({ self: "node1", drain: {} }));
+    for (const [x, v] of d.ips) expect(v.owner).toBe(chooseOwner(x, NODES));
   });
 });
 

@@ -9,6 +9,9 @@
 //     every speaker reads) while that owner is eligible; the rendezvous hash (election.ts)
 //     only picks an owner when there is none, the owner became ineligible, or an operator
 //     asked for a re-balance (annotation `ironlb.dev/rebalance`);
+//   - drain (Node annotation `ironlb.dev/drain`): a drained node is chosen only when no
+//     other node may announce the IP; the handover itself is make-before-break (speaker.ts:
+//     the drained node answers until the new owner has the IP);
 //   - settling: a speaker whose membership view is not settled (start, rejoin after a link
 //     outage or a long stall) or that hears less than a majority of the speakers (it may be
 //     the one cut off) claims nothing it does not hold already;
@@ -22,6 +25,7 @@ import { type AddressEntry, parseAddressEntry } from "../net/range.ts";
 import { chooseOwner } from "./election.ts";
 import {
   countReadyEndpoints,
+  type DrainMode,
   type EligibleNode,
   type EndpointSliceLike,
   eligibleNodes,
@@ -112,6 +116,12 @@ export interface IpDecision {
   by?: "current" | "hash";
   /** Eligible nodes. */
   eligible: EligibleNode[];
+  /**
+   * Set when the owner is a drained node that keeps the IP because no undrained node may
+   * announce it (e.g. `Local` with the only ready endpoint there): why, for logs, `ironlb
+   * drain` and the doctor.
+   */
+  drainKept?: string;
 }
 
 export interface Announcement {
@@ -260,6 +270,8 @@ export function decide(s: Snapshot): Decision {
   const ips = new Map<string, IpDecision>();
   const mine = new Map<string, Announcement>();
   const deferred = new Map<string, string>();
+  const drainOf = new Map<string, DrainMode>();
+  for (const n of s.nodes) if (n.drain !== undefined) drainOf.set(n.name, n.drain);
   for (const [ip, e] of perIp) {
     const d: IpDecision = { ip, services: e.services, eligible: [] };
     if (e.pool !== undefined) d.pool = e.pool;
@@ -292,6 +304,17 @@ export function decide(s: Snapshot): Decision {
         if (both.size > 0) allowed = both;
       }
     }
+    // Drained nodes (DRAIN_ANNOTATION): "force" takes a node out altogether; "drain" only
+    // makes every other allowed node preferred, so that a drained node keeps an IP no other
+    // node can announce (reported as `drainKept`) instead of black-holing it.
+    if (drainOf.size > 0) {
+      const forced = [...allowed].filter((n) => drainOf.get(n) === "force");
+      for (const n of forced) allowed.delete(n);
+      if (allowed.size === 0) {
+        d.reason = `every node that may announce it is drained with ironlb.dev/drain=force: ${forced.sort().join(", ")}`;
+        continue;
+      }
+    }
     const eligible: EligibleNode[] = [];
     for (const name of [...allowed].sort()) {
       let interfaces: InterfaceChoice | undefined;
@@ -309,13 +332,19 @@ export function decide(s: Snapshot): Decision {
       });
     }
     d.eligible = eligible;
+    const undrained = new Set([...allowed].filter((n) => !drainOf.has(n)));
+    // With no other node, the drained ones stay candidates (stickiness among them too).
+    const candidates = undrained.size > 0 ? undrained : allowed;
     const current = s.currentOwners.get(ip);
-    if (!rebalance.has(ip) && current !== undefined && allowed.has(current)) {
+    if (!rebalance.has(ip) && current !== undefined && candidates.has(current)) {
       d.owner = current;
       d.by = "current";
     } else {
-      d.owner = chooseOwner(ip, [...allowed]);
+      d.owner = chooseOwner(ip, [...candidates]);
       d.by = "hash";
+    }
+    if (undrained.size === 0 && d.owner !== undefined && drainOf.has(d.owner)) {
+      d.drainKept = `${d.owner} is drained, but no other node may announce ${ip}: kept until one can (or ironlb.dev/drain=force)`;
     }
     if (d.owner !== m.self) continue;
     const held = s.held.has(ip);

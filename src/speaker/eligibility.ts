@@ -16,8 +16,30 @@ export type ConditionStatus = "True" | "False" | "Unknown";
 /** Label that removes a node from external load balancers (any value, even empty). */
 export const EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers";
 
+/**
+ * Node annotation for a planned handover (`ironlb drain`, or GitOps): "true" moves every IP
+ * this node can hand over to another node (make-before-break), keeping those no other node
+ * may announce; "force" withdraws those too. "false" (or no annotation): not drained.
+ */
+export const DRAIN_ANNOTATION = "ironlb.dev/drain";
+
+/** How a node is drained: "drain" hands over what it can, "force" announces nothing. */
+export type DrainMode = "drain" | "force";
+
+/** The drain mode an annotation value asks for (decision.ts reads NodeInfo.drain). */
+export function drainMode(value: string | undefined): DrainMode | undefined {
+  if (value === undefined || value === "false") return undefined;
+  // Any other value drains: an operator who set the annotation meant to move IPs away.
+  return value === "force" ? "force" : "drain";
+}
+
 /** What eligibility needs of a Node object. */
 export interface NodeInfo {
+  /**
+   * DRAIN_ANNOTATION: the node stays eligible (it keeps answering during the handover), but
+   * the decision prefers every other eligible node (decision.ts); "force" makes it ineligible.
+   */
+  drain?: DrainMode;
   name: string;
   labels: Readonly<Record<string, string>>;
   /** Status of the `Ready` condition; absent (no condition yet) counts as not ready. */

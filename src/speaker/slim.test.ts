@@ -141,13 +141,13 @@ describe("slimEndpointSlice", () => {
 });
 
 describe("slimNode", () => {
-  it("keeps name, labels and the Ready and NetworkUnavailable conditions only", () => {
+  it("keeps name, labels, the drain annotation and the Ready and NetworkUnavailable conditions only", () => {
     const node: V1Node = {
       metadata: {
         name: "node1",
         resourceVersion: "9",
         labels: { zone: "a" },
-        annotations: { a: "b" },
+        annotations: { a: "b", "ironlb.dev/drain": "true" },
       },
       spec: { podCIDR: "198.51.100.128/27" },
       status: {
@@ -160,7 +160,12 @@ describe("slimNode", () => {
       },
     };
     expect(slimNode(node)).toEqual({
-      metadata: { name: "node1", resourceVersion: "9", labels: { zone: "a" } },
+      metadata: {
+        name: "node1",
+        resourceVersion: "9",
+        labels: { zone: "a" },
+        annotations: { "ironlb.dev/drain": "true" },
+      },
       status: {
         conditions: [
           { type: "Ready", status: "True" },

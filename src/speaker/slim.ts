@@ -7,6 +7,7 @@ import type { V1EndpointSlice, V1Node, V1ObjectMeta, V1Service } from "@kubernet
 import { ANNOTATIONS } from "../api/service.ts";
 import { SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import { REBALANCE_ANNOTATION } from "./decision.ts";
+import { DRAIN_ANNOTATION } from "./eligibility.ts";
 
 /** Annotations of a Service the speaker reads. */
 const SERVICE_ANNOTATIONS = [ANNOTATIONS.allocatedFromPool, REBALANCE_ANNOTATION];
@@ -134,10 +135,13 @@ export function slimEndpointSlice(s: V1EndpointSlice): V1EndpointSlice {
 /** Node conditions the speaker reads (eligibility). */
 const NODE_CONDITIONS = new Set(["Ready", "NetworkUnavailable"]);
 
-/** A Node as the speaker needs it: name, labels, the Ready and NetworkUnavailable conditions. */
+/**
+ * A Node as the speaker needs it: name, labels, the drain annotation, the Ready and
+ * NetworkUnavailable conditions.
+ */
 export function slimNode(n: V1Node): V1Node {
   const m = n.metadata;
-  const out: V1Node = { metadata: meta(m) };
+  const out: V1Node = { metadata: meta(m, [], [DRAIN_ANNOTATION]) };
   if (m?.labels) out.metadata!.labels = { ...m.labels };
   const conditions = n.status?.conditions?.filter((c) => NODE_CONDITIONS.has(c.type));
   if (conditions && conditions.length > 0)

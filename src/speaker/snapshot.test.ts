@@ -93,6 +93,35 @@ describe("clusterSnapshot", () => {
     ]);
   });
 
+  it("reads the drain annotation: true drains, force forces, false and absent do not", () => {
+    const node = (name: string, drain?: string): V1Node => ({
+      metadata: {
+        name,
+        ...(drain === undefined ? {} : { annotations: { "ironlb.dev/drain": drain } }),
+      },
+    });
+    const { nodes } = clusterSnapshot({
+      services: [],
+      slices: [],
+      nodes: [
+        node("a", "true"),
+        node("b", "force"),
+        node("c", "false"),
+        node("d"),
+        node("e", "yes"),
+      ],
+      pools: [],
+      ads: [],
+    });
+    expect(nodes.map((n) => [n.name, n.drain])).toEqual([
+      ["a", "drain"],
+      ["b", "force"],
+      ["c", undefined],
+      ["d", undefined],
+      ["e", "drain"],
+    ]);
+  });
+
   it("gives pools and advertisements their names, a pool without spec no addresses", () => {
     const s = clusterSnapshot({
       services: [],

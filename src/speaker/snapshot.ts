@@ -6,7 +6,7 @@ import type { L2AdvertisementSpec } from "../api/l2advertisement.ts";
 import { ANNOTATIONS, statusIPs } from "../api/service.ts";
 import { keyOf, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import { REBALANCE_ANNOTATION, type ServiceSnapshot, type Snapshot } from "./decision.ts";
-import type { NodeInfo } from "./eligibility.ts";
+import { DRAIN_ANNOTATION, drainMode, type NodeInfo } from "./eligibility.ts";
 import { parseLinks } from "./links.ts";
 
 /** The objects the decision reads. `services` are ours only (the caller filters). */
@@ -58,7 +58,7 @@ function serviceSnapshot(svc: V1Service): ServiceSnapshot {
   };
 }
 
-/** What eligibility needs of a Node: labels, the two conditions it reads, published links. */
+/** What eligibility needs of a Node: labels, the two conditions it reads, drain, published links. */
 function nodeInfo(n: V1Node, published?: ReadonlyMap<string, string>): NodeInfo {
   const cond = (type: string) =>
     n.status?.conditions?.find((c) => c.type === type)?.status as NodeInfo["ready"];
@@ -67,6 +67,8 @@ function nodeInfo(n: V1Node, published?: ReadonlyMap<string, string>): NodeInfo 
   const netUnavailable = cond("NetworkUnavailable");
   if (ready) info.ready = ready;
   if (netUnavailable) info.networkUnavailable = netUnavailable;
+  const drain = drainMode(n.metadata?.annotations?.[DRAIN_ANNOTATION]);
+  if (drain) info.drain = drain;
   const links = parseLinks(published?.get(info.name));
   if (links) info.links = links;
   return info;

@@ -35,6 +35,7 @@ import {
   type MembershipView,
   reactToLinks,
 } from "./decision.ts";
+import type { DrainMode } from "./eligibility.ts";
 import {
   fromOsNetworkInterfaces,
   type HostInterface,
@@ -62,6 +63,8 @@ export interface SpeakerOptions extends ClassFilter {
   bfdRunner?: BfdRunnerFactory;
   /** The speaker's namespace: BGPPeers' passwordSecrets are read there. */
   namespace?: string;
+  /** Drained node: how long BGP routes carry 65535:0 before being withdrawn, ms (bgp-mode.ts). */
+  bgpDrainDelayMs?: number;
   /** How long to probe an IP nobody announced before (RFC 5227), ms; 0 = no probe. */
   probeMs: number;
   /** After a conflict, wait this long before probing the IP again, ms. */
@@ -93,6 +96,13 @@ const REJOIN_PROBE_WINDOW_MS = 5000;
 const REJOIN_PROBE_MS = 100;
 /** Another node answered such a probe: ask again after this long (records converge). */
 const REJOIN_DEFER_MS = 1000;
+/**
+ * A drained node hands an IP over make-before-break: it answers until it has evidence that
+ * the new owner does (its IPAnnouncement, or its gratuitous ARP/NA claiming the IP), at most
+ * this long, ms: a new owner that never shows up (its speaker stuck, the API server away
+ * from it) must not keep the drained node's maintenance waiting for ever.
+ */
+const HANDOVER_MAX_MS = 10_000;
 /** Without link events (onLinks never called), interfaces are re-read this often, ms. */
 const INTERFACE_RECHECK_MS = 10_000;
 
@@ -209,6 +219,14 @@ export class Speaker {
    * away, and its record is on its way. Dropped when a peer dies: it may be that node.
    */
   readonly #rejoinDeferred = new Map<string, number>();
+  /**
+   * IPs this drained node still answers while their new owner takes them (make-before-break):
+   * ip -> when the handover started (performance.now()) and whether the new owner's claim
+   * was heard on the LAN.
+   */
+  readonly #handover = new Map<string, { since: number; to: string; heard: boolean }>();
+  /** This node's drain as last evaluated (DRAIN_ANNOTATION), to log its changes. */
+  #drainMode: DrainMode | undefined;
   /** The live speakers at the last evaluation, to notice a peer's death. */
   #lastLive: ReadonlySet<string> = new Set<string>();
   /** When this speaker last rejoined (performance.now()), for REJOIN_PROBE_WINDOW_MS. */
@@ -307,6 +325,7 @@ export class Speaker {
           sessions: opts.bgpSessions,
           ...(opts.bfdRunner ? { bfd: opts.bfdRunner } : {}),
           ...(opts.namespace ? { namespace: opts.namespace } : {}),
+          ...(opts.bgpDrainDelayMs === undefined ? {} : { drainDelayMs: opts.bgpDrainDelayMs }),
         },
         this.#events,
         metrics,
@@ -570,7 +589,9 @@ export class Speaker {
     this.#logReasons(decision);
     this.#reportOutsidePool(decision);
     const desired = this.#resolve(decision.mine);
+    const handingOver = this.#handOver(objects, decision, desired);
     for (const [ip, ifaces] of this.#current) {
+      if (handingOver.has(ip)) continue;
       const want = desired.get(ip);
       for (const ifname of ifaces) {
         if (!want?.interfaces.includes(ifname)) this.#announcer.withdraw(ip, ifname);
@@ -648,6 +669,59 @@ export class Speaker {
     this.onReconciled?.(this.#services.list(), this.#slices.list());
   }
 
+  /**
+   * Planned handover (DRAIN_ANNOTATION on this node): the IPs this node announces whose
+   * decision now names another node are kept, answered as before (no gratuitous ARP, no
+   * record write), until the new owner has them: its IPAnnouncement names it, or its
+   * gratuitous ARP/NA claiming the IP was heard (#conflict), or HANDOVER_MAX_MS passed.
+   * Clients therefore always have an answerer: both nodes for a moment, then the new owner
+   * only; a drained node answers nothing after that. Other moves (a node dying, a
+   * re-balance) are break-before-make as before: the old owner cannot help, or was asked to.
+   */
+  #handOver(
+    objects: ClusterSnapshot,
+    decision: Decision,
+    desired: ReadonlyMap<string, Resolved>,
+  ): Set<string> {
+    const keep = new Set<string>();
+    const mode = objects.nodes.find((n) => n.name === this.#o.node)?.drain;
+    const drained = mode !== undefined;
+    if (mode !== this.#drainMode) {
+      // Said once per change: operators follow a drain in the speaker's log too.
+      if (mode) this.#log.info({ mode }, "drained: handing over every IP another node can take");
+      else this.#log.info("undrained: may announce again");
+      this.#drainMode = mode;
+    }
+    const now = performance.now();
+    for (const ip of this.#current.keys()) {
+      const to = decision.ips.get(ip)?.owner;
+      const h = this.#handover.get(ip);
+      if (!drained || desired.has(ip) || to === undefined || to === this.#o.node) {
+        this.#handover.delete(ip);
+        continue;
+      }
+      const started = h?.to === to ? h : { since: now, to, heard: false };
+      if (started !== h) {
+        this.#handover.set(ip, started);
+        this.#log.info({ ip, to, services: this.#servicesOf(ip) }, "drained: handing over");
+        setTimeout(() => this.#schedule(), HANDOVER_MAX_MS + 5).unref();
+      }
+      const recorded = this.#listed.get(ip) ?? this.#recordFor(ip)?.status?.node;
+      const evidence = recorded === to ? "record" : started.heard ? "claim heard" : undefined;
+      const waited = now - started.since;
+      if (evidence === undefined && waited < HANDOVER_MAX_MS) {
+        keep.add(ip);
+        continue;
+      }
+      this.#handover.delete(ip);
+      const fields = { ip, to, evidence: evidence ?? "none", waitedMs: Math.round(waited) };
+      if (evidence) this.#log.info(fields, "drained: handed over");
+      else this.#log.warn(fields, "drained: new owner not seen in time, letting go anyway");
+    }
+    for (const ip of this.#handover.keys()) if (!this.#current.has(ip)) this.#handover.delete(ip);
+    return keep;
+  }
+
   /** Interfaces per IP on this host (explicit names or "auto" resolved against the host). */
   #resolve(mine: ReadonlyMap<string, Announcement>): Map<string, Resolved> {
     const out = new Map<string, Resolved>();
@@ -677,7 +751,10 @@ export class Speaker {
     const seen = new Set<string>();
     for (const [ip, x] of d.ips) {
       seen.add(ip);
-      const why = x.reason ?? (d.deferred.has(ip) ? `not claimed yet: ${d.deferred.get(ip)}` : "");
+      // A drained node that keeps an IP says so (the owner only: one line, where it is).
+      const kept = x.owner === this.#o.node ? x.drainKept : undefined;
+      const why =
+        x.reason ?? (d.deferred.has(ip) ? `not claimed yet: ${d.deferred.get(ip)}` : (kept ?? ""));
       const was = this.#lastReason.get(ip);
       if (was === why) continue;
       this.#lastReason.set(ip, why);
@@ -694,6 +771,11 @@ export class Speaker {
         this.#log.info(
           { services: x.services, ip, reason: d.deferred.get(ip) },
           "not claiming yet",
+        );
+      else if (kept)
+        this.#log.warn(
+          { services: x.services, ip, reason: kept },
+          "drained, but no other node can take this IP: still announcing it",
         );
     }
     for (const ip of this.#lastReason.keys()) if (!seen.has(ip)) this.#lastReason.delete(ip);
@@ -830,8 +912,10 @@ export class Speaker {
     for (const ip of this.#recordWrites.keys())
       if (!this.#current.has(ip) && !this.#recordWrites.get(ip)?.inFlight)
         this.#recordWrites.delete(ip);
+    // Being handed over: the new owner writes the record, ours must not overwrite it.
     for (const [ip, interfaces] of this.#current)
-      this.#syncRecord(ip, interfaces, [...(desired.get(ip)?.services ?? [])].sort());
+      if (!this.#handover.has(ip))
+        this.#syncRecord(ip, interfaces, [...(desired.get(ip)?.services ?? [])].sort());
   }
 
   #syncRecord(ip: string, interfaces: string[], services: string[]): void {
@@ -987,6 +1071,14 @@ export class Speaker {
   }
 
   #conflict(ev: ConflictEvent): void {
+    const handover = this.#handover.get(ev.ip);
+    if (ev.during !== "probe" && handover !== undefined) {
+      // The new owner's takeover burst during a planned handover: expected, and the
+      // evidence that lets this drained node go quiet (#handOver).
+      handover.heard = true;
+      this.#schedule();
+      return;
+    }
     this.#metrics.conflicts.inc();
     if (ev.during !== "probe") {
       // A claim on an IP we announce (another node's takeover we did not agree to, or a

@@ -4,7 +4,7 @@
 // end state: who answers for the IP, what the IPAnnouncement says, which Events were written.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PATHS } from "../api/vocabulary.ts";
-import { arpReply, decodeArpFrame } from "../layer2/codec.ts";
+import { arpReply, arpRequest, decodeArpFrame } from "../layer2/codec.ts";
 import { advertisement, pool, SpeakerCluster, service, slice, waitUntil } from "./testkit.ts";
 
 const IP = "192.0.2.10";
@@ -117,6 +117,93 @@ describe("Speakers in process: election and failover", () => {
     // It did not pull the clients back with gratuitous ARP, and nobody saw a conflict.
     expect(gratuitous(mac, IP, back)).toEqual([]);
     expect(c.events("IPConflict")).toEqual([]);
+  });
+});
+
+describe("Speakers in process: planned handover (ironlb.dev/drain)", () => {
+  /** Counts answerers on every turn of the event loop until `stop()`; returns the fewest. */
+  function watchAnswerers(ip: string): { stop: () => number; seen: Set<string> } {
+    let fewest = Number.POSITIVE_INFINITY;
+    const seen = new Set<string>();
+    let on = true;
+    const tick = () => {
+      const who = c.announcing(ip);
+      fewest = Math.min(fewest, who.length);
+      for (const n of who) seen.add(n);
+      if (on) setImmediate(tick);
+    };
+    tick();
+    return {
+      stop: () => {
+        on = false;
+        return fewest;
+      },
+      seen,
+    };
+  }
+
+  it("drain: the new owner announces first, the drained node lets go after; undrain keeps it there", async () => {
+    await twoNodes();
+    objects(["node-a", "node-b"]);
+    const owner = await oneOwner();
+    const peer = other(owner);
+    const drained = c.nodes.get(owner)!;
+    // The peer hears of the drain late (its watch held): the drained node must keep
+    // answering meanwhile instead of leaving the IP with nobody.
+    c.api.hold(peer, true);
+    const watch = watchAnswerers(IP);
+    c.putNode(owner, {}, { "ironlb.dev/drain": "true" });
+    // Either it keeps answering (handing over) or it let go of the IP at once (a gap).
+    await waitUntil(() =>
+      drained.lines.some(
+        (l) => l.msg === "drained: handing over" || l.msg === "stopped announcing",
+      ),
+    );
+    expect(c.announcing(IP)).toEqual([owner]);
+    c.api.hold(peer, false);
+    await waitUntil(() => c.announcing(IP).join() === peer && c.recordOf(IP) === peer);
+    await c.settle();
+    expect(watch.stop()).toBeGreaterThanOrEqual(1);
+    expect(c.announcing(IP)).toEqual([peer]);
+    expect(c.recordOf(IP)).toBe(peer);
+    expect(drained.lines.find((l) => l.msg === "drained: handed over")).toEqual(
+      expect.objectContaining({ ip: IP, to: peer }),
+    );
+    // The drained node answers no ARP request for the IP any more; the new owner does.
+    const asked = c.lan.wire.length;
+    c.lan.inject(arpRequest(STRANGER, "192.0.2.99", IP), "arp");
+    await waitUntil(() => c.lan.wire.slice(asked).some((w) => w.from === c.nodes.get(peer)!.mac));
+    await c.settle();
+    expect(
+      c.lan.wire
+        .slice(asked)
+        .filter((w) => w.from === drained.mac && decodeArpFrame(w.frame)?.arp.senderIp === IP),
+    ).toEqual([]);
+    // Undrain: stickiness keeps the IP on the peer (no move back, no second reconnect).
+    c.putNode(owner);
+    await c.settle();
+    expect(c.announcing(IP)).toEqual([peer]);
+    expect(c.recordOf(IP)).toBe(peer);
+    expect(c.events("IPConflict")).toEqual([]);
+  });
+
+  it("drain with the only ready endpoint (Local) on the drained node: kept and said, force withdraws", async () => {
+    await twoNodes();
+    objects(["node-a"], "Local");
+    expect(await oneOwner()).toBe("node-a");
+    const a = c.nodes.get("node-a")!;
+    c.putNode("node-a", {}, { "ironlb.dev/drain": "true" });
+    await waitUntil(() =>
+      a.lines.some(
+        (l) => l.msg === "drained, but no other node can take this IP: still announcing it",
+      ),
+    );
+    await c.settle();
+    expect(c.announcing(IP)).toEqual(["node-a"]);
+    c.putNode("node-a", {}, { "ironlb.dev/drain": "force" });
+    await waitUntil(() => c.announcing(IP).length === 0);
+    await c.settle();
+    expect(c.announcing(IP)).toEqual([]);
   });
 });
 

@@ -236,9 +236,13 @@ export class SpeakerCluster {
   async start(): Promise<void> {}
 
   /** Puts a Ready Node object (a node exists before its speaker runs). */
-  putNode(name: string, labels: Record<string, string> = {}): void {
+  putNode(
+    name: string,
+    labels: Record<string, string> = {},
+    annotations: Record<string, string> = {},
+  ): void {
     this.api.put(PATHS.nodes, {
-      metadata: { name, labels: { "kubernetes.io/hostname": name, ...labels } },
+      metadata: { name, labels: { "kubernetes.io/hostname": name, ...labels }, annotations },
       status: { conditions: [{ type: "Ready", status: "True" }] },
     });
   }

@@ -9,7 +9,7 @@
 // The router also runs bfdd (profile `fast`, 100 ms × 3); its BGP neighbors use BFD only
 // once the last test turns it on, with a BFDProfile of the same timers on the BGPPeer.
 
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -293,6 +293,73 @@ exit
     });
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("drain (RFC 8326): the drained node's path carries 65535:0, then is withdrawn; the other node's stays; undrain restores", async () => {
+    const svc = await lab.createService("drained", {
+      port: nextPort++,
+      pool: "bgp",
+      endpoints: ["node1"],
+    });
+    const ip = await lab.waitForIP(svc);
+    const [n1, n2] = [lab.node("node1").ip, lab.node("node2").ip];
+    await waitHops(ip, [n1, n2], "both nodes advertise");
+    interface Path {
+      peer?: { peerId?: string };
+      community?: { string?: string };
+      locPrf?: number;
+    }
+    const paths = async () =>
+      (await router!.json<{ paths?: Path[] }>(`show bgp ipv4 unicast ${ip}/32 json`)).paths ?? [];
+    const from = (ps: Path[], peer: string) => ps.filter((p) => p.peer?.peerId === peer);
+    // FRR names 65535:0 "graceful-shutdown" in its community string.
+    const gshut = (p: Path) => /graceful-shutdown|65535:0/.test(p.community?.string ?? "");
+    expect((await paths()).some(gshut)).toBe(false);
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [join(repoRoot, "bin/ironlb.js"), ...args, "--kubeconfig", inject("kubeconfig")],
+          { env: { ...process.env, IRONLB_FROM_SOURCE: "1" } },
+          (err, stdout) =>
+            resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout }),
+        ),
+      );
+    const drained = cli("drain", "node2", "--timeout", "60");
+    // First the drained node's path is sent again with the community, the other untouched.
+    const marked = await waitFor(
+      "node2's path with the graceful-shutdown community",
+      async () => {
+        const ps = await paths();
+        return from(ps, n2).some(gshut) ? ps : undefined;
+      },
+      10_000,
+    );
+    expect(from(marked, n1)).toHaveLength(1);
+    expect(from(marked, n1).some(gshut)).toBe(false);
+    // FRR 8.4 honours a received 65535:0 by itself: LOCAL_PREF 0 on that path, so traffic
+    // leaves node2 (the kernel route keeps node1 only) while node2's path still exists.
+    expect(from(marked, n2)[0]?.locPrf).toBe(0);
+    await waitHops(ip, [n1], "node2's path least preferred");
+    // Then it is withdrawn (after the speaker's drain delay); node1's path stays.
+    const after = await waitFor(
+      "node2's path withdrawn",
+      async () => {
+        const ps = await paths();
+        return from(ps, n2).length === 0 ? ps : undefined;
+      },
+      15_000,
+    );
+    expect(from(after, n1)).toHaveLength(1);
+    expect(await hopsFor(ip)).toEqual([n1]);
+    const r = await drained;
+    expect(r.stdout).toContain("node2 announces nothing: drained");
+    expect(r.code).toBe(0);
+    // Undrain: node2 advertises again, without the community.
+    expect((await cli("undrain", "node2")).code).toBe(0);
+    await waitHops(ip, [n1, n2], "node2 undrained");
+    expect((await paths()).some(gshut)).toBe(false);
+    await lab.deleteService(svc);
   });
 
   it("advertises a Local Service only from the node with its endpoint, and withdraws it when the endpoint goes", async () => {

@@ -7,7 +7,7 @@
 // Behind each Service are real pods (namespaces) and a real kube-proxy on every node: the
 // node a connection entered through is told by the address the pod saw (entryNode).
 
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -328,6 +328,90 @@ describe("speaker on a LAN of network namespaces", () => {
       expect(r.neighMs).toBeLessThan(3000);
       expect(r.curlMs).toBeLessThan(3500);
     });
+  });
+
+  it("ironlb drain: the IP moves with no failed connection, the client follows, the drained node goes quiet; undrain moves nothing", async () => {
+    const { svc, ip } = await service();
+    const owner = await resolveFresh(ip, svc.port);
+    const ownerMac = await lab.macOf(owner);
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [join(repoRoot, "bin/ironlb.js"), ...args, "--kubeconfig", inject("kubeconfig")],
+          { env: { ...process.env, IRONLB_FROM_SOURCE: "1" } },
+          (err, stdout) =>
+            resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout }),
+        ),
+      );
+    // A stream of new TCP connections (one curl each) for the whole handover.
+    let on = true;
+    let total = 0;
+    const failed: number[] = [];
+    const stream = (async () => {
+      while (on) {
+        const a = await lab.tryClientRequest(ip, svc.port, 2000);
+        total++;
+        if (a === undefined) failed.push(total);
+      }
+    })();
+    await waitFor("the stream running", () => total >= 3, 20_000, 20);
+    const drained = await cli("drain", owner, "--timeout", "60");
+    // The client's neighbour entry follows the new owner's gratuitous ARP.
+    const mac = await waitFor(
+      "the client's neighbour entry to move",
+      async () => {
+        const n = await lab.clientNeighbour(ip);
+        return n?.mac && n.mac !== ownerMac ? n.mac : undefined;
+      },
+      20_000,
+      20,
+    );
+    const after = total + 5;
+    await waitFor("five more connections", () => total >= after, 30_000, 20);
+    on = false;
+    await stream;
+    const newOwner = await lab.nodeByMac(mac);
+    console.info(`drain of ${owner}: ${total} new connections, ${failed.length} failed`);
+    expect(newOwner).toBeDefined();
+    expect(newOwner).not.toBe(owner);
+    expect(drained.stdout).toContain(`${ip}: moved to ${newOwner}`);
+    expect(drained.stdout).toContain(`${owner} announces nothing: drained`);
+    expect(drained.code).toBe(0);
+    expect({ failed, total }).toEqual({ failed: [], total: expect.any(Number) });
+    // Make-before-break: the drained node let go only on evidence that the new owner had
+    // the IP (its takeover ARP heard on the LAN, or its record), not on the timeout.
+    const handed = await waitFor(
+      `${owner}'s speaker to hand ${ip} over`,
+      () =>
+        lab
+          .speaker(owner)
+          ?.logs()
+          .find((l) => l.msg === "drained: handed over" && l.ip === ip),
+      10_000,
+      50,
+    );
+    expect(handed).toMatchObject({
+      to: newOwner,
+      evidence: expect.stringMatching(/^(claim heard|record)$/),
+    });
+    // Only the new owner answers ARP; the drained node answers none.
+    expect(await lab.arpingFromClient(ip)).toEqual([mac]);
+    expect(await lab.tryEntryNode(ip, svc.port)).toBe(newOwner);
+    // Undrain: stickiness keeps the IP where it moved.
+    expect((await cli("undrain", owner)).code).toBe(0);
+    await waitFor(
+      `${owner}'s speaker to see the undrain`,
+      () =>
+        lab
+          .speaker(owner)
+          ?.logs()
+          .some((l) => l.msg === "undrained: may announce again"),
+      10_000,
+      50,
+    );
+    expect(await lab.arpingFromClient(ip)).toEqual([mac]);
+    await lab.deleteService(svc);
   });
 
   it("announces on the L2Advertisement's interfaces only", async () => {

@@ -264,6 +264,7 @@ describe("helm chart", () => {
           "--heartbeat-secret-file=/etc/ironlb/heartbeat/secret",
           "--api-qps=50",
           "--api-burst=100",
+          "--bgp-drain-delay=5",
         ]),
       );
       expect(c.args).toEqual(expect.arrayContaining(["--api-qps=500", "--api-burst=1000"]));
