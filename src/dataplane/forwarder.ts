@@ -6,7 +6,7 @@ import type { ClassFilter } from "../api/service.ts";
 import type { Logger } from "../observability/log.ts";
 import { desiredForwarding, type Forward } from "./desired.ts";
 import { NftMissingError, type NftRunner, runNft } from "./nft.ts";
-import { buildTable, deleteScript, type Table, transaction } from "./nftables.ts";
+import { buildTable, deleteIfPresentScript, type Table, transaction } from "./nftables.ts";
 
 export interface ForwarderOptions extends ClassFilter {
   node: string;
@@ -20,6 +20,11 @@ export class Forwarder {
   readonly #nft: NftRunner;
   /** What the kernel has (undefined: unknown, so the next apply rebuilds from scratch). */
   #applied: Table | undefined;
+  /**
+   * Known to have no table: while no Service here needs one (no ipMode Proxy IP), the node
+   * has none at all, so a node, or a test host, without such Services is left untouched.
+   */
+  #absent = false;
   #appliedForwards = new Map<string, string>();
   #want: { table: Table; forwards: Forward[] } | undefined;
   #running: Promise<void> | undefined;
@@ -64,9 +69,11 @@ export class Forwarder {
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#running;
-    if (this.#missing) return;
+    if (this.#missing || this.#absent) return;
     try {
-      await this.#nft(deleteScript());
+      await this.#nft(deleteIfPresentScript()).catch((err: Error) => {
+        if (!/No such file or directory/.test(err.message)) throw err;
+      });
       this.#log.info("removed the forwarding table");
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, "could not remove the forwarding table");
@@ -80,15 +87,23 @@ export class Forwarder {
       while (this.#want && !this.#missing) {
         const want = this.#want;
         this.#want = undefined;
-        const script = transaction(this.#applied, want.table);
+        const none = want.forwards.length === 0;
+        if (none && this.#absent) continue;
+        const script = none
+          ? deleteIfPresentScript()
+          : transaction(this.#absent ? undefined : this.#applied, want.table);
         if (script === undefined) continue;
         const t0 = performance.now();
         try {
-          await this.#nft(script);
           const first = this.#applied === undefined;
-          this.#applied = want.table;
+          await this.#nft(script).catch((err: Error) => {
+            // Deleting a table that is not there: already as wanted.
+            if (!none || !/No such file or directory/.test(err.message)) throw err;
+          });
+          this.#applied = none ? undefined : want.table;
+          this.#absent = none;
           this.#lastError = "";
-          this.#report(want.forwards, performance.now() - t0, first);
+          this.#report(want.forwards, performance.now() - t0, first && !none);
         } catch (err) {
           if (err instanceof NftMissingError) {
             this.#missing = true;

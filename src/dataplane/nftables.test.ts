@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Forward } from "./desired.ts";
-import { buildTable, deleteScript, transaction } from "./nftables.ts";
+import { buildTable, deleteIfPresentScript, transaction } from "./nftables.ts";
 
 const web: Forward = {
   service: "default/web",
@@ -179,6 +179,6 @@ describe("transaction", () => {
   });
 
   it("clean stop: delete the table, also when it does not exist", () => {
-    expect(deleteScript()).toBe("add table inet ironlb\ndelete table inet ironlb\n");
+    expect(deleteIfPresentScript()).toBe("delete table inet ironlb\n");
   });
 });

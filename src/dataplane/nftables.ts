@@ -142,9 +142,13 @@ export function transaction(prev: Table | undefined, next: Table): string | unde
   return `${lines.join("\n")}\n`;
 }
 
-/** Removes the table (clean stop); a no-op when it does not exist. */
-export function deleteScript(): string {
-  return `add table ${T}\ndelete table ${T}\n`;
+/**
+ * Deletes the table; nft fails with "No such file or directory" when there is none, which
+ * the caller takes as done. (Adding it first would make the delete always succeed, but
+ * would create the table for an instant on a node that never had one.)
+ */
+export function deleteIfPresentScript(): string {
+  return `delete table ${T}\n`;
 }
 
 function target(family: 4 | 6, ep: Endpoint): string {

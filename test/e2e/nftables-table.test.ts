@@ -77,8 +77,11 @@ async function kernelTable(): Promise<{ chains: string[]; sets: string[] } | und
 }
 
 /** Chain and set names the renderer wants for these objects. */
+/** The table's chain and set names for these objects; none without a Proxy-mode IP. */
 function expected(services: V1Service[], slices: V1EndpointSlice[]) {
-  const table = buildTable(desiredForwarding({ ...filter, node: "node1", services, slices }));
+  const forwards = desiredForwarding({ ...filter, node: "node1", services, slices });
+  if (forwards.length === 0) return undefined;
+  const table = buildTable(forwards);
   return { chains: [...table.chains.keys()].sort(), sets: [...table.sets.keys()].sort() };
 }
 
@@ -102,13 +105,33 @@ describe("the forwarding table in a real kernel", () => {
     const f = new Forwarder({ node: "node1", ...filter, nft: (s) => runNft(s, inNs) }, log);
     await f.start();
     expect(await kernelTable()).toEqual({ chains: ["stale-leftover"], sets: [] });
+    f.update([service("web", "198.51.100.10")], [slice("web", ["198.51.100.131"])]);
+    await f.settled();
+    const built = await kernelTable();
+    expect(built?.chains).not.toContain("stale-leftover");
+    expect(built?.chains).toEqual(
+      expect.arrayContaining(["no-endpoints", "output", "postrouting", "prerouting", "services"]),
+    );
+    await f.stop();
+    expect(await kernelTable()).toBeUndefined();
+  });
+
+  it("with no ipMode Proxy Service the node has no table: an earlier run's goes, none is made", async () => {
+    await nft(["add", "table", "inet", "ironlb"]);
+    await nft(["add", "chain", "inet", "ironlb", "stale-leftover"]);
+    const { log } = logger();
+    const f = new Forwarder({ node: "node1", ...filter, nft: (s) => runNft(s, inNs) }, log);
+    await f.start();
     f.update([], []);
     await f.settled();
-    expect(await kernelTable()).toEqual({
-      chains: ["no-endpoints", "output", "postrouting", "prerouting", "services"],
-      sets: [],
-    });
+    expect(await kernelTable()).toBeUndefined();
+    // Updates without Proxy Services, and the stop, leave the node without a table.
+    const vip = service("api", "198.51.100.11");
+    vip.status!.loadBalancer!.ingress![0]!.ipMode = "VIP";
+    f.update([vip], []);
+    await f.settled();
     await f.stop();
+    expect(await kernelTable()).toBeUndefined();
   });
 
   it("follows updates incrementally, keeps other tables, and removes its table on stop", async () => {
@@ -174,7 +197,7 @@ describe("the forwarding table in a real kernel", () => {
     );
     await f.start();
     expect(await kernelTable()).toBeUndefined();
-    f.update([], []);
+    f.update([service("web", "198.51.100.12")], [slice("web", ["198.51.100.131"])]);
     await f.settled();
     expect(lines.filter((l) => l.msg === "applying the forwarding table failed")).toHaveLength(1);
     fail = false;
