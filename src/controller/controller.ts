@@ -412,7 +412,7 @@ export class Controller {
       }
     }
     this.#log.info(
-      { restored, candidates: withIPs.length },
+      { restored, held: this.#orphans.size, candidates: withIPs.length },
       "restored assignments from service statuses",
     );
   }

@@ -367,6 +367,8 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       "send",
       "setFilter",
       "stats",
+      // BGP's TCP-MD5 sockets (src/bgp/tcp-socket.ts).
+      "tcpSocket",
     ];
     expect(names(ADDON)).toEqual(production);
     expect(names(TOOLS_ADDON)).toEqual([...production, "sendBatch"].sort());

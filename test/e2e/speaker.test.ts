@@ -43,10 +43,13 @@ describe("speaker on a LAN of network namespaces", () => {
   let svcCounter = 0;
 
   /** A Service (its own port, so that answers are never mixed up). */
+  /** The Services the tests made, for the one test that needs the lab to itself. */
+  const created: LabService[] = [];
   async function service(
     o: Omit<LabServiceOptions, "port"> = {},
   ): Promise<{ svc: LabService; ip: string }> {
     const svc = await lab.createService(`svc${++svcCounter}`, { port: nextPort++, ...o });
+    created.push(svc);
     return { svc, ip: await lab.waitForIP(svc) };
   }
 
@@ -331,6 +334,10 @@ describe("speaker on a LAN of network namespaces", () => {
   });
 
   it("ironlb drain: the IP moves with no failed connection, the client follows, the drained node goes quiet; undrain moves nothing", async () => {
+    // A node drains completely only when another node may take each of its IPs: earlier
+    // tests' Services (a Local one whose only endpoint is there) would stay on it, and the
+    // command would rightly report them. This test starts from its own Service alone.
+    for (const s of created.splice(0)) await lab.deleteService(s).catch(() => undefined);
     const { svc, ip } = await service();
     const owner = await resolveFresh(ip, svc.port);
     const ownerMac = await lab.macOf(owner);
@@ -356,61 +363,68 @@ describe("speaker on a LAN of network namespaces", () => {
       }
     })();
     await waitFor("the stream running", () => total >= 3, 20_000, 20);
-    const drained = await cli("drain", owner, "--timeout", "60");
-    // The client's neighbour entry follows the new owner's gratuitous ARP.
-    const mac = await waitFor(
-      "the client's neighbour entry to move",
-      async () => {
-        const n = await lab.clientNeighbour(ip);
-        return n?.mac && n.mac !== ownerMac ? n.mac : undefined;
-      },
-      20_000,
-      20,
-    );
-    const after = total + 5;
-    await waitFor("five more connections", () => total >= after, 30_000, 20);
-    on = false;
-    await stream;
-    const newOwner = await lab.nodeByMac(mac);
-    console.info(`drain of ${owner}: ${total} new connections, ${failed.length} failed`);
-    expect(newOwner).toBeDefined();
-    expect(newOwner).not.toBe(owner);
-    expect(drained.stdout).toContain(`${ip}: moved to ${newOwner}`);
-    expect(drained.stdout).toContain(`${owner} announces nothing: drained`);
-    expect(drained.code).toBe(0);
-    expect({ failed, total }).toEqual({ failed: [], total: expect.any(Number) });
-    // Make-before-break: the drained node let go only on evidence that the new owner had
-    // the IP (its takeover ARP heard on the LAN, or its record), not on the timeout.
-    const handed = await waitFor(
-      `${owner}'s speaker to hand ${ip} over`,
-      () =>
-        lab
-          .speaker(owner)
-          ?.logs()
-          .find((l) => l.msg === "drained: handed over" && l.ip === ip),
-      10_000,
-      50,
-    );
-    expect(handed).toMatchObject({
-      to: newOwner,
-      evidence: expect.stringMatching(/^(claim heard|record)$/),
-    });
-    // Only the new owner answers ARP; the drained node answers none.
-    expect(await lab.arpingFromClient(ip)).toEqual([mac]);
-    expect(await lab.tryEntryNode(ip, svc.port)).toBe(newOwner);
-    // Undrain: stickiness keeps the IP where it moved.
-    expect((await cli("undrain", owner)).code).toBe(0);
-    await waitFor(
-      `${owner}'s speaker to see the undrain`,
-      () =>
-        lab
-          .speaker(owner)
-          ?.logs()
-          .some((l) => l.msg === "undrained: may announce again"),
-      10_000,
-      50,
-    );
-    expect(await lab.arpingFromClient(ip)).toEqual([mac]);
+    let undrained = false;
+    try {
+      const drained = await cli("drain", owner, "--timeout", "60");
+      // The client's neighbour entry follows the new owner's gratuitous ARP.
+      const mac = await waitFor(
+        "the client's neighbour entry to move",
+        async () => {
+          const n = await lab.clientNeighbour(ip);
+          return n?.mac && n.mac !== ownerMac ? n.mac : undefined;
+        },
+        20_000,
+        20,
+      );
+      const after = total + 5;
+      await waitFor("five more connections", () => total >= after, 30_000, 20);
+      on = false;
+      await stream;
+      const newOwner = await lab.nodeByMac(mac);
+      console.info(`drain of ${owner}: ${total} new connections, ${failed.length} failed`);
+      expect(newOwner).toBeDefined();
+      expect(newOwner).not.toBe(owner);
+      expect(drained.stdout).toContain(`${ip}: moved to ${newOwner}`);
+      expect(drained.stdout).toContain(`${owner} announces nothing: drained`);
+      expect(drained.code).toBe(0);
+      expect({ failed, total }).toEqual({ failed: [], total: expect.any(Number) });
+      // Make-before-break: the drained node let go only on evidence that the new owner had
+      // the IP (its takeover ARP heard on the LAN, or its record), not on the timeout.
+      const handed = await waitFor(
+        `${owner}'s speaker to hand ${ip} over`,
+        () =>
+          lab
+            .speaker(owner)
+            ?.logs()
+            .find((l) => l.msg === "drained: handed over" && l.ip === ip),
+        10_000,
+        50,
+      );
+      expect(handed).toMatchObject({
+        to: newOwner,
+        evidence: expect.stringMatching(/^(claim heard|record)$/),
+      });
+      // Only the new owner answers ARP; the drained node answers none.
+      expect(await lab.arpingFromClient(ip)).toEqual([mac]);
+      expect(await lab.tryEntryNode(ip, svc.port)).toBe(newOwner);
+      // Undrain: stickiness keeps the IP where it moved.
+      expect((await cli("undrain", owner)).code).toBe(0);
+      undrained = true;
+      await waitFor(
+        `${owner}'s speaker to see the undrain`,
+        () =>
+          lab
+            .speaker(owner)
+            ?.logs()
+            .some((l) => l.msg === "undrained: may announce again"),
+        10_000,
+        50,
+      );
+      expect(await lab.arpingFromClient(ip)).toEqual([mac]);
+    } finally {
+      // A failure above must not leave the node drained for the tests after this one.
+      if (!undrained) await cli("undrain", owner);
+    }
     await lab.deleteService(svc);
   });
 
