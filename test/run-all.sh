@@ -31,9 +31,9 @@ mkdir -p test-results
 rm -f test-results/vitest.json test-results/vitest-faults.json
 # Two runs, one after the other: everything, then the speaker fault tests (issue 9) against a
 # control plane of their own. Those starve speakers of CPU with a hog on purpose and judge
-# failure detection in real time: beside the integration and e2e files, which run at the
-# same time in one vitest run, each would disturb the other. `npm run test:faults` runs them
-# alone.
+# failure detection in real time, so nothing else may run beside them. (On a 2-core machine
+# vitest runs the other files one at a time too: running the e2e files beside the rest was
+# tried, and was neither faster nor reliable there.) `npm run test:faults` runs them alone.
 faults=test/e2e/speaker-faults.test.ts
 set +e
 vitest run --exclude "$faults" --reporter=default --reporter=json \
