@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned Kubernetes binaries from their Go modules into a cache outside the
 # repository, and prints the folder holding them as its last line: the control plane
-# (kube-apiserver, etcd, kubectl, helm) for the integration tier, and kubelet, kube-proxy,
-# kube-controller-manager and kube-scheduler for the real-cluster lab. A build is reused while the pins (the go.mod/go.sum files and
+# (kube-apiserver, etcd, kubectl, helm) for the integration tier, kubelet, kube-proxy,
+# kube-controller-manager and kube-scheduler for the real-cluster lab, and kubeadm for the
+# Vagrant lab's offline box (test/vagrant). A build is reused while the pins (the go.mod/go.sum files and
 # this script) are unchanged, so only the first run is slow.
 set -euo pipefail
 
@@ -21,7 +22,7 @@ go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 cache_root="${IRONLB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ironlb}"
 pin=$( (cat "$here"/gomod/*/go.mod "$here"/gomod/*/go.sum "$0"; echo "$HELM_MODULE@$HELM_VERSION") | sha256sum | cut -c1-16)
 out="$cache_root/bin/$pin"
-want=(kube-apiserver kubectl etcd helm kubelet kube-proxy kube-controller-manager kube-scheduler)
+want=(kube-apiserver kubectl etcd helm kubelet kube-proxy kube-controller-manager kube-scheduler kubeadm)
 
 complete() { for b in "${want[@]}"; do [ -x "$out/$b" ] || return 1; done; }
 if complete; then echo "$out"; exit 0; fi
@@ -56,11 +57,11 @@ GOBIN="$tmp" go install -ldflags "-s -w -X $hv/internal/version.version=$HELM_VE
   -X $hv/pkg/lint/rules.k8sVersionMajor=1 -X $hv/pkg/lint/rules.k8sVersionMinor=$helm_k8s_minor \
   -X $hv/pkg/chartutil.k8sVersionMajor=1 -X $hv/pkg/chartutil.k8sVersionMinor=$helm_k8s_minor" \
   "$HELM_MODULE/cmd/helm@$HELM_VERSION"
-say "building kubectl kube-apiserver kubelet kube-proxy kube-controller-manager kube-scheduler ${K8S_VERSION} (the first build takes 10-20 minutes on 2 cores)"
+say "building kubectl kube-apiserver kubelet kube-proxy kube-controller-manager kube-scheduler kubeadm ${K8S_VERSION} (the first build takes 10-20 minutes on 2 cores)"
 (cd "$here/gomod/kubernetes" && go build -ldflags "$ldflags" -o "$tmp/" \
   k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet \
   k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler)
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubeadm)
 rm -rf "$out"; mv "$tmp" "$out"
 say "done in $((SECONDS - start)) s: $out"
 echo "$out"

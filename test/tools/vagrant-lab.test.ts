@@ -207,9 +207,47 @@ describe("Vagrant lab", () => {
     }
     expect(pinnedKube).toBe(3); // kubelet, kubeadm, kubectl
     const common = await readFile(join(scriptsDir, "common.sh"), "utf8");
-    expect(common).toMatch(/^apt-mark hold kubelet kubeadm kubectl/m);
+    expect(common).toMatch(/^\s*apt-mark hold kubelet kubeadm kubectl/m);
     // Downloads are checked against their publisher's checksums.
     expect(common.match(/\$\(fetch "/g)?.length).toBe(3);
+  });
+
+  it("differs offline only in the fetch step, chosen by the Vagrantfile's FETCH", async () => {
+    const vagrantfile = await readFile(join(lab, "Vagrantfile"), "utf8");
+    expect(vagrantfile).toContain(
+      'FETCH = ENV["IRONLB_VAGRANT_OFFLINE"] == "1" ? "offline" : "online"',
+    );
+    expect(vagrantfile).toMatch(/^\s*"FETCH" => FETCH,$/m);
+    for (const [script, fns] of [
+      ["common.sh", ["fetch_online", "fetch_offline"]],
+      ["image.sh", ["image_online", "image_offline"]],
+    ] as const) {
+      const text = await readFile(join(scriptsDir, script), "utf8");
+      expect(
+        logicalLines(text).filter((l) => /^need .*\bFETCH$/.test(l)),
+        script,
+      ).toHaveLength(1);
+      // One dispatch on FETCH, at the top level; an unknown value stops the provisioning.
+      expect(text, script).toContain(
+        `case $FETCH in\nonline) ${fns[0]} ;;\noffline) ${fns[1]} ;;\n*) die "FETCH must be online or offline (got '$FETCH')" ;;\nesac\n`,
+      );
+      // The downloads all live in the online function: nothing else reaches the network.
+      const online = new RegExp(`^${fns[0]}\\(\\) \\{\\n([\\s\\S]*?)^\\}$`, "m").exec(text);
+      expect(online, `${script}: ${fns[0]}() { ... }`).not.toBeNull();
+      const outside = text.replace(online![0], "");
+      expect(outside, script).not.toMatch(
+        /\$\(fetch |curl -fsSL|apt-get update|apt_install|buildah bud/,
+      );
+    }
+  });
+
+  it("the offline lab's host scripts pass shellcheck", async () => {
+    const dir = join(repo, "test/vagrant");
+    const scripts = (await readdir(dir)).filter((f) => f.endsWith(".sh")).map((f) => join(dir, f));
+    expect(scripts.length).toBeGreaterThanOrEqual(3);
+    const r = await run("shellcheck", ["--severity=style", ...scripts], { cwd: repo });
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.code).toBe(0);
   });
 
   it("takes every address from the Vagrantfile, in documentation ranges", async () => {

@@ -26,6 +26,13 @@ bootstrapTokens:
 localAPIEndpoint:
   advertiseAddress: $NODE_IP
   bindPort: 6443
+# Upper bounds only: kubeadm goes on as soon as each check passes. Its 4-minute defaults
+# are too short on a slow laptop and under software emulation (npm run lab:vagrant).
+timeouts:
+  controlPlaneComponentHealthCheck: 20m0s
+  kubeletHealthCheck: 10m0s
+  kubernetesAPICall: 5m0s
+  etcdAPICall: 5m0s
 nodeRegistration:
   name: $NODE_NAME
   criSocket: unix:///run/containerd/containerd.sock

@@ -31,6 +31,12 @@ discovery:
     apiServerEndpoint: $MASTER_IP:6443
     token: "$TOKEN"
     unsafeSkipCAVerification: true
+# Upper bounds only (kubeadm's defaults are too short under software emulation).
+timeouts:
+  discovery: 20m0s
+  tlsBootstrap: 20m0s
+  kubeletHealthCheck: 10m0s
+  kubernetesAPICall: 5m0s
 nodeRegistration:
   name: $NODE_NAME
   criSocket: unix:///run/containerd/containerd.sock
