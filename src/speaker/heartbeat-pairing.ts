@@ -6,8 +6,10 @@
 // nodes that both publish one are MACed with a key only those two can derive: an HMAC,
 // under the shared secret, of their Diffie-Hellman secret and both public keys. A third
 // node holds the shared secret but not the private key of either, so it cannot speak for
-// them; the per-beat cost stays one HMAC. A peer that publishes no key (an older speaker,
-// during a rolling upgrade) is heard and spoken to under the shared secret as before.
+// them. Checking a beat still costs one HMAC; sending costs one per peer rather than one
+// per interval (each peer already got its own datagram), and the Diffie-Hellman runs once
+// per peer key. A peer that publishes no key (an older speaker, during a rolling upgrade)
+// is heard and spoken to under the shared secret as before.
 import {
   createHmac,
   createPublicKey,
