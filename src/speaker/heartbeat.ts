@@ -416,6 +416,27 @@ export class HeartbeatTracker {
     return [...this.#peers.keys()].sort();
   }
 
+  /** Every node heard from, in no particular order (no copy, no sort: for per-tick loops). */
+  nodes(): IterableIterator<string> {
+    return this.#peers.keys();
+  }
+
+  /** How many nodes have been heard from. */
+  get size(): number {
+    return this.#peers.size;
+  }
+
+  /** Whether `node` has been heard from. */
+  has(node: string): boolean {
+    return this.#peers.has(node);
+  }
+
+  /** Whether any node is alive at `nowMs` (alive().length > 0, without building the list). */
+  anyAlive(nowMs: number, pressureMs = 0): boolean {
+    for (const n of this.#peers.keys()) if (this.isAlive(n, nowMs, pressureMs)) return true;
+    return false;
+  }
+
   /** Forgets a node (e.g. its Node object was deleted). */
   forget(node: string): void {
     this.#peers.delete(node);

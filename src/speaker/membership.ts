@@ -43,6 +43,7 @@ import {
   peekHeartbeat,
   peekPaired,
 } from "./heartbeat.ts";
+import { recvBufferBytes } from "./heartbeat-buffer.ts";
 import { beatLane, judgeSilence, SourceBudgets } from "./heartbeat-overload.ts";
 import { HEARTBEAT_KEY_ANNOTATION, HeartbeatPairing } from "./heartbeat-pairing.ts";
 import { LINKS_ANNOTATION } from "./links.ts";
@@ -162,11 +163,17 @@ export class Membership {
   #forgeryLoggedAt = -Infinity;
   #refutedAt = -Infinity;
   #socket: Socket | undefined;
+  /** The receive buffer last asked for (SO_RCVBUF); a shortfall is said once. */
+  #recvBufferAsked = 0;
+  #recvBufferCapSaid = false;
   #renewTimer: NodeJS.Timeout | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
   /** performance.now() of our last successful renewal. */
   #lastRenewOk = Number.NEGATIVE_INFINITY;
-  #lastLive = "";
+  /** The live set onChange was last called for (compared as sets: no sort per check). */
+  #lastLive = new Set<string>();
+  /** How many peers the tracker had heard of at the last check: a newly heard one may count. */
+  #judgedKnown = 0;
   #stopped = false;
   readonly #clock: StallClock;
   /** The renewTime we last wrote, and when our informer showed it (it is live then). */
@@ -261,8 +268,9 @@ export class Membership {
   selfHealthy(now = performance.now()): boolean {
     if (now - this.#lastRenewOk < this.#o.leaseDurationMs) return true;
     if (!this.#tracker) return false;
-    const peers = [...this.#peers.keys()].filter((n) => n !== this.#o.node);
-    return peers.length === 0 || this.#tracker.alive(this.#awake(), this.#pressure()).length > 0;
+    const noPeer =
+      this.#peers.size === 0 || (this.#peers.size === 1 && this.#peers.has(this.#o.node));
+    return noPeer || this.#tracker.anyAlive(this.#awake(), this.#pressure());
   }
 
   /**
@@ -271,10 +279,10 @@ export class Membership {
    */
   live(now = performance.now()): Set<string> {
     const out = new Set<string>();
-    const heard = new Set(this.#tracker?.known() ?? []);
+    const tracker = this.#tracker;
     for (const [node, p] of this.#peers) {
       if (node === this.#o.node) continue;
-      const alive = heard.has(node) ? !this.#dead.has(node) : this.#leaseAlive(p, now);
+      const alive = tracker?.has(node) ? !this.#dead.has(node) : this.#leaseAlive(p, now);
       if (alive) out.add(node);
     }
     if (this.selfHealthy(now)) out.add(this.#o.node);
@@ -448,12 +456,13 @@ export class Membership {
     }
   }
 
+  /** Re-evaluates the live set (O(peers)); calls onChange when it differs from the last. */
   #changed(): void {
     this.#armExpiry();
-    const live = [...this.live()].sort().join(",");
-    if (live === this.#lastLive) return;
+    const live = this.live();
+    if (sameSet(live, this.#lastLive)) return;
     this.#lastLive = live;
-    this.#log.info({ live: live.split(",").filter(Boolean) }, "live speakers changed");
+    this.#log.info({ live: [...live].sort() }, "live speakers changed");
     this.onChange();
   }
 
@@ -464,10 +473,10 @@ export class Membership {
   #armExpiry(): void {
     if (this.#stopped) return;
     const now = performance.now();
-    const heard = new Set(this.#tracker?.known() ?? []);
+    const tracker = this.#tracker;
     let next = this.#lastRenewOk + this.#o.leaseDurationMs;
     for (const [node, p] of this.#peers) {
-      if (node === this.#o.node || heard.has(node)) continue;
+      if (node === this.#o.node || tracker?.has(node)) continue;
       const at = p.seenAt + p.durationMs;
       if (at > now && at < next) next = at;
     }
@@ -480,7 +489,9 @@ export class Membership {
   /**
    * Judges heard peers after the socket has been read (setImmediate runs after the poll
    * phase that delivers waiting datagrams): silent for the dead time on the awake clock
-   * makes a suspect; a suspect still silent at the next check is dead.
+   * makes a suspect; a suspect still silent at the next check is dead. Runs every half
+   * interval, so it is one pass over the heard peers, and re-evaluates the live set only
+   * when a verdict, the heard set or this node's own health moved.
    */
   #judge(): void {
     if (!this.#tracker || this.#stopped) return;
@@ -488,29 +499,41 @@ export class Membership {
     const pressure = this.#pressure();
     const wall = performance.now();
     const tracker = this.#tracker;
-    if (
-      wall - this.#dropsReadAt >= DROPS_READ_MS ||
-      tracker.known().some((n) => !tracker.isAlive(n, now, pressure) && !this.#dead.has(n))
-    ) {
+    let silentUnjudged = false;
+    for (const n of tracker.nodes())
+      if (!this.#dead.has(n) && !tracker.isAlive(n, now, pressure)) {
+        silentUnjudged = true;
+        break;
+      }
+    if (wall - this.#dropsReadAt >= DROPS_READ_MS || silentUnjudged) {
       this.#dropsReadAt = wall;
       this.#readKernelDrops();
     }
-    for (const node of this.#tracker.known()) {
+    // A peer heard for the first time is judged by its beats from now on, not its Lease.
+    let moved = tracker.size !== this.#judgedKnown;
+    this.#judgedKnown = tracker.size;
+    let peersKnown = 0;
+    let allDead = true;
+    for (const node of tracker.nodes()) {
       const peer = this.#peers.get(node);
       const lost = this.#lostSinceBeat(node);
       const verdict = judgeSilence({
-        heard: this.#tracker.isAlive(node, now, pressure),
+        heard: tracker.isAlive(node, now, pressure),
         suspected: this.#suspects.has(node),
         dead: this.#dead.has(node),
         lostHere: lost > 0,
         leaseAlive: peer !== undefined && this.#leaseAlive(peer, wall),
       });
-      if (verdict !== "doubted" && this.#doubted.delete(node) && verdict !== "alive")
-        this.#log.info({ peer: node }, "peer's Lease expired while its beats were not heard");
+      if (verdict !== "doubted" && this.#doubted.delete(node)) {
+        moved = true;
+        if (verdict !== "alive")
+          this.#log.info({ peer: node }, "peer's Lease expired while its beats were not heard");
+      }
       if (verdict === "alive" || verdict === "doubted") {
-        this.#suspects.delete(node);
-        this.#dead.delete(node);
+        if (this.#suspects.delete(node)) moved = true;
+        if (this.#dead.delete(node)) moved = true;
         if (verdict === "doubted" && !this.#doubted.has(node)) {
+          moved = true;
           this.#doubted.add(node);
           this.onDoubted(node);
           this.#log.warn(
@@ -520,18 +543,29 @@ export class Membership {
         }
       } else if (verdict === "dead") {
         if (this.#suspects.delete(node)) this.#log.info({ peer: node }, "peer silent: dead");
-        this.#dead.add(node);
-      } else {
+        if (!this.#dead.has(node)) {
+          moved = true;
+          this.#dead.add(node);
+        }
+      } else if (!this.#suspects.has(node)) {
+        moved = true;
         this.#suspects.add(node);
         this.#log.debug({ peer: node }, "peer silent: suspected");
       }
+      if (node !== this.#o.node && peer !== undefined) {
+        peersKnown++;
+        if (!this.#dead.has(node)) allDead = false;
+      }
     }
-    const known = this.#tracker.known().filter((n) => n !== this.#o.node && this.#peers.has(n));
-    if (!this.#isolated && known.length > 0 && known.every((n) => this.#dead.has(n))) {
+    if (!this.#isolated && peersKnown > 0 && allDead) {
+      moved = true;
       this.#isolated = true;
-      this.#log.warn({ peers: known }, "no peer heard: this node may be cut off");
+      const known = [...tracker.nodes()].filter((n) => n !== this.#o.node && this.#peers.has(n));
+      this.#log.warn({ peers: known.sort() }, "no peer heard: this node may be cut off");
     }
-    this.#changed();
+    // Our own health turns with the last peer's beats (selfHealthy) even when no verdict
+    // did, e.g. a suspect heard again while our Lease cannot be renewed.
+    if (moved || this.selfHealthy(wall) !== this.#lastLive.has(this.#o.node)) this.#changed();
   }
 
   #leaseSeen(lease: V1Lease): void {
@@ -563,9 +597,23 @@ export class Membership {
       ...(links !== undefined ? { links } : {}),
       ...(publicKey !== undefined ? { publicKey } : {}),
     });
-    if (addr?.host !== prev?.heartbeatAddr?.host || addr?.port !== prev?.heartbeatAddr?.port)
-      this.#indexSources();
-    this.#changed();
+    const next = this.#peers.get(node)!;
+    const addrMoved =
+      addr?.host !== prev?.heartbeatAddr?.host || addr?.port !== prev?.heartbeatAddr?.port;
+    if (addrMoved) this.#indexSources();
+    // A renewal that changes neither the peer's liveness nor what it publishes changes no
+    // live set: re-evaluating it (O(peers)) for each of N peers' renewals would cost
+    // O(N²) per renew interval. A later expiry needs no new timer: the armed one fires at
+    // the earlier expiry, finds the peer renewed, and arms the next (#armExpiry).
+    if (
+      prev === undefined ||
+      addrMoved ||
+      prev.durationMs !== durationMs ||
+      prev.links !== links ||
+      prev.publicKey !== publicKey ||
+      this.#leaseAlive(prev, now) !== this.#leaseAlive(next, now)
+    )
+      this.#changed();
   }
 
   /**
@@ -721,6 +769,7 @@ export class Membership {
       });
     });
     this.#socket = sock;
+    this.#sizeRecvBuffer();
     this.#kernelDropsAtBind = readSocketDrops(hb.address, sock.address().port);
     if (this.#kernelDropsAtBind === undefined)
       this.#log.warn(
@@ -848,6 +897,43 @@ export class Membership {
     this.#dropsUnlogged = 0;
   }
 
+  /**
+   * Grows the heartbeat socket's receive buffer to hold RECV_BUFFER_HOLD_MS of beats from
+   * every peer that publishes an address (never shrinks it, never below the kernel's
+   * default). SO_RCVBUF is capped by net.core.rmem_max; exceeding it takes SO_RCVBUFFORCE
+   * and CAP_NET_ADMIN, which the speaker does not hold (the chart grants NET_RAW only, and
+   * NET_ADMIN only for ipMode Proxy): the node's sysctl is the operator's to raise, and the
+   * Warning says by how much.
+   */
+  #sizeRecvBuffer(): void {
+    const sock = this.#socket;
+    const hb = this.#o.heartbeat;
+    if (!sock || !hb) return;
+    let peers = 0;
+    for (const [node, p] of this.#peers) if (node !== this.#o.node && p.heartbeatAddr) peers++;
+    const want = recvBufferBytes(peers, hb.intervalMs);
+    if (want <= this.#recvBufferAsked) return;
+    try {
+      // The kernel reports (and grants) twice what SO_RCVBUF asked, for its bookkeeping.
+      if (want * 2 <= sock.getRecvBufferSize()) return;
+      this.#recvBufferAsked = want;
+      sock.setRecvBufferSize(want);
+      const granted = sock.getRecvBufferSize();
+      if (granted < want * 2 && !this.#recvBufferCapSaid) {
+        this.#recvBufferCapSaid = true;
+        this.#log.warn(
+          { peers, wantedBytes: want * 2, grantedBytes: granted },
+          "the kernel caps the heartbeat socket's receive buffer below what this many peers' beats need (net.core.rmem_max): a stall of this speaker may overflow it, and then failovers wait for the Lease",
+        );
+      } else this.#log.debug({ peers, bytes: granted }, "heartbeat socket receive buffer grown");
+    } catch (err) {
+      this.#log.warn(
+        { err: describeError(err) },
+        "could not size the heartbeat socket's receive buffer",
+      );
+    }
+  }
+
   /** Rebuilds the source → node index from the peers' published addresses. */
   #indexSources(): void {
     this.#sources.clear();
@@ -856,6 +942,7 @@ export class Membership {
       if (a) this.#sources.set(sourceKey(a.host, a.port), node);
     }
     this.#budgets?.keepOnly((node) => this.#peers.has(node));
+    this.#sizeRecvBuffer();
     for (const m of [this.#lostAtBeat, this.#refusedFrom])
       for (const node of m.keys()) if (!this.#peers.has(node)) m.delete(node);
   }
@@ -872,6 +959,12 @@ function sourceKey(host: string, port: number): string {
     }
   }
   return `${h} ${port}`;
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }
 
 function formatHostPort(host: string, port: number): string {
