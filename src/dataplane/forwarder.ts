@@ -71,9 +71,7 @@ export class Forwarder {
     await this.#running;
     if (this.#missing || this.#absent) return;
     try {
-      await this.#nft(deleteIfPresentScript()).catch((err: Error) => {
-        if (!/No such file or directory/.test(err.message)) throw err;
-      });
+      await this.#deleteTable();
       this.#log.info("removed the forwarding table");
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, "could not remove the forwarding table");
@@ -89,17 +87,15 @@ export class Forwarder {
         this.#want = undefined;
         const none = want.forwards.length === 0;
         if (none && this.#absent) continue;
+        // No forwards: delete the table; otherwise change it (undefined: nothing to change).
         const script = none
-          ? deleteIfPresentScript()
+          ? undefined
           : transaction(this.#absent ? undefined : this.#applied, want.table);
-        if (script === undefined) continue;
+        if (!none && script === undefined) continue;
         const t0 = performance.now();
         try {
           const first = this.#applied === undefined;
-          await this.#nft(script).catch((err: Error) => {
-            // Deleting a table that is not there: already as wanted.
-            if (!none || !/No such file or directory/.test(err.message)) throw err;
-          });
+          await (script === undefined ? this.#deleteTable() : this.#nft(script));
           this.#applied = none ? undefined : want.table;
           this.#absent = none;
           this.#lastError = "";
@@ -124,6 +120,13 @@ export class Forwarder {
     } finally {
       this.#running = undefined;
     }
+  }
+
+  /** Deletes the table; one that is not there is already as wanted. */
+  async #deleteTable(): Promise<void> {
+    await this.#nft(deleteIfPresentScript()).catch((err: Error) => {
+      if (!/No such file or directory/.test(err.message)) throw err;
+    });
   }
 
   /** One log line per Service IP:port whose forwarding changed. */
