@@ -453,13 +453,21 @@ export class Controller {
       const [ns, name] = splitKey(key);
       const svc = this.#services.get(name, ns);
       const request = svc && this.#restorableRequest(svc);
-      if (!request) continue;
-      if (this.#restore(request, ips).ok) {
-        this.#orphans.delete(key);
-        this.#log.info({ service: key, ips }, "held IP adopted: a pool holds it now");
-        this.#queue.add(key);
-      }
+      if (request && this.#tryAdopt(key, request, ips).ok) this.#queue.add(key);
     }
+  }
+
+  /**
+   * Restores a held Service's IPs under its request; when a pool holds them now, the hold
+   * ends and they are its ordinary assignment. Returns the allocator's answer.
+   */
+  #tryAdopt(key: string, request: ServiceRequest, ips: string[]): AllocationResult {
+    const r = this.#restore(request, ips);
+    if (r.ok) {
+      this.#orphans.delete(key);
+      this.#log.info({ service: key, ips }, "held IP adopted: a pool holds it now");
+    }
+    return r;
   }
 
   /**
@@ -474,14 +482,13 @@ export class Controller {
       this.#orphans.delete(key);
       return false;
     }
-    const verdict = this.#orphanVerdict(svc, request, this.#restore(request, ips));
-    if (verdict !== "hold") {
+    const restore = this.#tryAdopt(key, request, ips);
+    if (restore.ok) return false;
+    if (this.#orphanVerdict(svc, request, restore) === "release") {
       this.#orphans.delete(key);
       this.#log.info(
         { service: key, ips },
-        verdict === "adopt"
-          ? "held IP adopted: a pool holds it now"
-          : "held IP given up: the Service's pool was changed or named",
+        "held IP given up: the Service's pool was changed or named",
       );
       return false;
     }
