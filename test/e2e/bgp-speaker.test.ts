@@ -20,7 +20,13 @@ import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
 import { run } from "../lab/net.ts";
 import { clientsFor, repoRoot, waitFor } from "../support/kube.ts";
-import { Frr, RouteWatch, removeNamespaces, requireRouters } from "./fixtures/routers.ts";
+import {
+  Frr,
+  type FrrNeighbor,
+  RouteWatch,
+  removeNamespaces,
+  requireRouters,
+} from "./fixtures/routers.ts";
 
 if (process.platform !== "linux" || process.getuid?.() !== 0) {
   throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
@@ -33,8 +39,31 @@ const ROUTER_ASN = 64500;
 const group = "ironlb.dev";
 const version = "v1beta1";
 
-interface Neighbor {
-  bgpState: string;
+/** The fields of FRR's `show bgp neighbors <addr> json` these tests read. */
+type Neighbor = FrrNeighbor & {
+  connectionsEstablished?: number;
+  bgpTimerHoldTimeMsecs?: number;
+  neighborCapabilities?: { gracefulRestart?: string };
+};
+
+/** A path as FRR's `show bgp ipv4 unicast <prefix> json` prints it (the fields read here). */
+interface Path {
+  peer?: { peerId?: string };
+  community?: { string?: string };
+  locPrf?: number;
+  stale?: boolean;
+  nexthops?: { ip: string }[];
+}
+
+/** The fields of a BGPSessionState's status these tests read. */
+interface SessionStatus {
+  state?: string;
+  peerAddress?: string;
+  node?: string;
+  gracefulRestart?: string;
+  bfdState?: string;
+  bfdError?: string;
+  lastNotification?: string;
 }
 
 /** nftables table inside a node: everything to and from the router dropped. */
@@ -66,17 +95,82 @@ describe("BGP mode: speakers peered with FRR", () => {
     if (r === undefined) return undefined;
     return (r.nexthops?.map((h) => h.gateway ?? "") ?? (r.gateway ? [r.gateway] : [])).sort();
   };
-  const hopsFor = async (ip: string) => (await routeHops(`${ip}/32`)) ?? [];
-  const waitHops = (ip: string, want: string[], what: string) =>
+  /** Next hops for a Service IP (its /32) or a prefix; none: []. */
+  const hopsFor = async (dst: string) =>
+    (await routeHops(dst.includes("/") ? dst : `${dst}/32`)) ?? [];
+  const waitHops = (
+    dst: string,
+    want: string[],
+    what: string,
+    { timeoutMs = 20_000, intervalMs = 50 } = {},
+  ) =>
     waitFor(
-      `${what}: router next hops for ${ip} = [${want.join(", ")}]`,
-      async () => JSON.stringify(await hopsFor(ip)) === JSON.stringify([...want].sort()),
-      20_000,
+      `${what}: router next hops for ${dst} = [${want.join(", ")}]`,
+      async () => JSON.stringify(await hopsFor(dst)) === JSON.stringify([...want].sort()),
+      timeoutMs,
+      intervalMs,
     ).catch(async (err: Error) => {
       throw new Error(
-        `${err.message}; now [${(await hopsFor(ip)).join(", ")}]\n${await router!.vtysh("show bgp ipv4 unicast")}`,
+        `${err.message}; now [${(await hopsFor(dst)).join(", ")}]\n${await router!.vtysh("show bgp ipv4 unicast")}`,
       );
     });
+  /** The router's BGP paths for a Service IP (its /32): none, []. */
+  const pathsFor = async (ip: string) =>
+    (await router!.json<{ paths?: Path[] }>(`show bgp ipv4 unicast ${ip}/32 json`)).paths ?? [];
+  /**
+   * Waits until the router's BGP paths for a Service IP pass `test`, and returns them; a
+   * timeout shows what the router has for it.
+   */
+  const waitForPath = (
+    ip: string,
+    test: (ps: Path[]) => boolean | Promise<boolean>,
+    what: string,
+    timeoutMs = 20_000,
+  ) =>
+    waitFor(
+      `${what}: router paths for ${ip}`,
+      async () => {
+        const ps = await pathsFor(ip);
+        return (await test(ps)) ? ps : undefined;
+      },
+      timeoutMs,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await router!.vtysh(`show bgp ipv4 unicast ${ip}/32`)}`);
+    });
+  const neighbor = async (addr: string) =>
+    (await router!.json<Record<string, Neighbor>>(`show bgp neighbors ${addr} json`))[addr];
+  /** Waits until the router's view of its neighbor `addr` passes `test`. */
+  const waitNeighbor = (
+    addr: string,
+    test: (n: Neighbor) => boolean,
+    what: string,
+    timeoutMs = 30_000,
+  ) =>
+    waitFor(
+      `${what}: router's neighbor ${addr}`,
+      async () => {
+        const n = await neighbor(addr);
+        return n !== undefined && test(n) ? n : undefined;
+      },
+      timeoutMs,
+    );
+  const established = (n: Neighbor) => n.bgpState === "Established";
+  /** Merges `spec` into the BGPPeer "tor" (null removes a field). */
+  const patchPeer = (spec: Record<string, unknown>) =>
+    custom().patchClusterCustomObject(
+      { group, version, plural: "bgppeers", name: "tor", body: { spec } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  /** A node's BGPSessionState status for the peer "tor". */
+  const sessionState = async (node: string) =>
+    (
+      (await custom().getClusterCustomObject({
+        group,
+        version,
+        plural: "bgpsessionstates",
+        name: bgpSessionStateName(node, "tor"),
+      })) as { status?: SessionStatus }
+    ).status;
 
   beforeAll(async () => {
     await destroyStale("ilbbgp");
@@ -217,27 +311,14 @@ exit
   });
 
   it("establishes a session from every node and writes each node's BGPSessionState", async () => {
-    for (const n of lab.nodes) {
-      await waitFor(
-        `the router's session with ${n.name}`,
-        async () => {
-          const r = await router!.json<Record<string, Neighbor>>(`show bgp neighbors ${n.ip} json`);
-          return r[n.ip]?.bgpState === "Established";
-        },
-        30_000,
-      );
-    }
+    for (const n of lab.nodes)
+      await waitNeighbor(n.ip, established, `the router's session with ${n.name}`);
     for (const n of lab.nodes) {
       const st = await waitFor(`${n.name}'s BGPSessionState Established`, async () => {
-        const o = (await custom().getClusterCustomObject({
-          group,
-          version,
-          plural: "bgpsessionstates",
-          name: bgpSessionStateName(n.name, "tor"),
-        })) as { status?: { state?: string; peerAddress?: string; node?: string } };
-        return o.status?.state === "Established" ? o : undefined;
+        const st = await sessionState(n.name);
+        return st?.state === "Established" ? st : undefined;
       });
-      expect(st.status).toMatchObject({ node: n.name, peerAddress: ROUTER_IP });
+      expect(st).toMatchObject({ node: n.name, peerAddress: ROUTER_IP });
     }
     // And an Event on the BGPPeer from each node (cluster-scoped: in "default").
     const events = await waitFor("a SessionEstablished Event from each node", async () => {
@@ -304,17 +385,10 @@ exit
     const ip = await lab.waitForIP(svc);
     const [n1, n2] = [lab.node("node1").ip, lab.node("node2").ip];
     await waitHops(ip, [n1, n2], "both nodes advertise");
-    interface Path {
-      peer?: { peerId?: string };
-      community?: { string?: string };
-      locPrf?: number;
-    }
-    const paths = async () =>
-      (await router!.json<{ paths?: Path[] }>(`show bgp ipv4 unicast ${ip}/32 json`)).paths ?? [];
     const from = (ps: Path[], peer: string) => ps.filter((p) => p.peer?.peerId === peer);
     // FRR names 65535:0 "graceful-shutdown" in its community string.
     const gshut = (p: Path) => /graceful-shutdown|65535:0/.test(p.community?.string ?? "");
-    expect((await paths()).some(gshut)).toBe(false);
+    expect((await pathsFor(ip)).some(gshut)).toBe(false);
     const cli = (...args: string[]) =>
       new Promise<{ code: number; stdout: string }>((resolve) =>
         execFile(
@@ -327,12 +401,10 @@ exit
       );
     const drained = cli("drain", "node2", "--timeout", "60");
     // First the drained node's path is sent again with the community, the other untouched.
-    const marked = await waitFor(
+    const marked = await waitForPath(
+      ip,
+      (ps) => from(ps, n2).some(gshut),
       "node2's path with the graceful-shutdown community",
-      async () => {
-        const ps = await paths();
-        return from(ps, n2).some(gshut) ? ps : undefined;
-      },
       10_000,
     );
     expect(from(marked, n1)).toHaveLength(1);
@@ -342,12 +414,10 @@ exit
     expect(from(marked, n2)[0]?.locPrf).toBe(0);
     await waitHops(ip, [n1], "node2's path least preferred");
     // Then it is withdrawn (after the speaker's drain delay); node1's path stays.
-    const after = await waitFor(
+    const after = await waitForPath(
+      ip,
+      (ps) => from(ps, n2).length === 0,
       "node2's path withdrawn",
-      async () => {
-        const ps = await paths();
-        return from(ps, n2).length === 0 ? ps : undefined;
-      },
       15_000,
     );
     expect(from(after, n1)).toHaveLength(1);
@@ -358,7 +428,7 @@ exit
     // Undrain: node2 advertises again, without the community.
     expect((await cli("undrain", "node2")).code).toBe(0);
     await waitHops(ip, [n1, n2], "node2 undrained");
-    expect((await paths()).some(gshut)).toBe(false);
+    expect((await pathsFor(ip)).some(gshut)).toBe(false);
     await lab.deleteService(svc);
   });
 
@@ -393,10 +463,7 @@ exit
     // Far below the 9 s hold time: the router heard the Cease (or the close) at once.
     expect(performance.now() - t0).toBeLessThan(3000);
     const n2 = lab.node("node2").ip;
-    const neighbor = (await router!.json<Record<string, unknown>>(`show bgp neighbors ${n2} json`))[
-      n2
-    ];
-    expect(JSON.stringify(neighbor)).toContain("Administrative Shutdown");
+    expect(JSON.stringify(await neighbor(n2))).toContain("Administrative Shutdown");
     lab.startSpeaker("node2");
     await lab.waitSpeakersReady(60_000);
     await waitHops(ip, both, "node2's speaker is back");
@@ -445,22 +512,19 @@ exit
         lab.nodes.map((n) => n.ip),
         "both nodes advertise the /32",
       );
-      const route = await waitFor("the router's paths with communities", async () => {
-        const r = await router!.json<{ paths?: unknown[] }>(`show bgp ipv4 unicast ${ip}/32 json`);
-        return (r.paths?.length ?? 0) === 2 ? r : undefined;
-      });
-      const text = JSON.stringify(route);
+      const paths = await waitForPath(ip, (ps) => ps.length === 2, "both nodes' paths");
+      const text = JSON.stringify(paths);
       expect(text).toContain("64512:100");
       expect(text).toContain("noExport");
       expect(text).toContain("64512:1:2");
-      const agg = await routeHops("198.51.100.100/30");
-      expect(agg).toEqual(lab.nodes.map((n) => n.ip).sort());
+      await waitHops(
+        "198.51.100.100/30",
+        lab.nodes.map((n) => n.ip),
+        "both nodes advertise the aggregate",
+      );
       await lab.deleteService(svc);
       await waitHops(ip, [], "the Service is deleted");
-      await waitFor(
-        "the aggregate withdrawn",
-        async () => (await routeHops("198.51.100.100/30")) === undefined,
-      );
+      await waitHops("198.51.100.100/30", [], "the aggregate withdrawn");
     } finally {
       for (const name of ["bgp-attrs", "bgp-agg"])
         await custom()
@@ -478,58 +542,31 @@ exit
     const ip = await lab.waitForIP(svc);
     const both = lab.nodes.map((n) => n.ip);
     await waitHops(ip, both, "both nodes advertise");
-    type Stats = Neighbor & { connectionsEstablished?: number; bgpTimerHoldTimeMsecs?: number };
-    const neighbor = async (addr: string) =>
-      (await router!.json<Record<string, Stats>>(`show bgp neighbors ${addr} json`))[addr]!;
     const before = await Promise.all(
-      both.map(async (a) => (await neighbor(a)).connectionsEstablished ?? 0),
+      both.map(async (a) => (await neighbor(a))?.connectionsEstablished ?? 0),
     );
-    await custom().patchClusterCustomObject(
-      {
-        group,
-        version,
-        plural: "bgppeers",
-        name: "tor",
-        body: { spec: { holdTime: "6s", keepaliveTime: "2s" } },
-      },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
-    for (const [i, a] of both.entries()) {
-      await waitFor(
-        `a new session from ${a} with hold time 6 s`,
-        async () => {
-          const n = await neighbor(a);
-          return (
-            n.bgpState === "Established" &&
-            (n.connectionsEstablished ?? 0) > before[i]! &&
-            n.bgpTimerHoldTimeMsecs === 6000
-          );
-        },
+    await patchPeer({ holdTime: "6s", keepaliveTime: "2s" });
+    for (const [i, a] of both.entries())
+      await waitNeighbor(
+        a,
+        (n) =>
+          established(n) &&
+          (n.connectionsEstablished ?? 0) > before[i]! &&
+          n.bgpTimerHoldTimeMsecs === 6000,
+        "a new session with hold time 6 s",
         20_000,
       );
-    }
     await waitHops(ip, both, "the routes are back on the new sessions");
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
   });
 
   it("with enableGracefulRestart, a speaker killed (SIGKILL) and restarted changes no route at the router", async () => {
-    const patchPeer = (spec: Record<string, unknown>) =>
-      custom().patchClusterCustomObject(
-        { group, version, plural: "bgppeers", name: "tor", body: { spec } },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
-    type Caps = Neighbor & { neighborCapabilities?: { gracefulRestart?: string } };
-    const grNegotiated = async (addr: string) => {
-      const n = (await router!.json<Record<string, Caps>>(`show bgp neighbors ${addr} json`))[addr];
-      return (
-        n?.bgpState === "Established" &&
-        n.neighborCapabilities?.gracefulRestart === "advertisedAndReceived"
-      );
-    };
+    const grNegotiated = (n: Neighbor) =>
+      established(n) && n.neighborCapabilities?.gracefulRestart === "advertisedAndReceived";
     await patchPeer({ enableGracefulRestart: true, gracefulRestartTime: "60s" });
     for (const n of lab.nodes)
-      await waitFor(`graceful restart negotiated with ${n.name}`, () => grNegotiated(n.ip), 30_000);
+      await waitNeighbor(n.ip, grNegotiated, `graceful restart negotiated with ${n.name}`);
     const svc = await lab.createService("restart", {
       port: nextPort++,
       pool: "bgp",
@@ -539,49 +576,37 @@ exit
     const both = lab.nodes.map((n) => n.ip);
     await waitHops(ip, both, "both nodes advertise");
     const node2 = lab.node("node2");
-    await waitFor("node2's BGPSessionState to say graceful restart is negotiated", async () => {
-      const o = (await custom().getClusterCustomObject({
-        group,
-        version,
-        plural: "bgpsessionstates",
-        name: bgpSessionStateName("node2", "tor"),
-      })) as { status?: { gracefulRestart?: string } };
-      return o.status?.gracefulRestart === "Negotiated";
-    });
+    await waitFor(
+      "node2's BGPSessionState to say graceful restart is negotiated",
+      async () => (await sessionState("node2"))?.gracefulRestart === "Negotiated",
+    );
     const watch = new RouteWatch(routerNs, [`${ip}/32`], "192.0.2.254/32");
     try {
       await watch.ready;
       const before = await hopsFor(ip);
-      const sessions = async () =>
-        (
-          await router!.json<Record<string, { connectionsEstablished?: number }>>(
-            `show bgp neighbors ${node2.ip} json`,
-          )
-        )[node2.ip]?.connectionsEstablished ?? 0;
-      const established = await sessions();
+      const sessionsBefore = (await neighbor(node2.ip))?.connectionsEstablished ?? 0;
       // A crash: the kernel closes the session's socket, no NOTIFICATION goes out.
       await lab.stopSpeaker("node2", "SIGKILL");
       lab.startSpeaker("node2");
       await lab.waitSpeakersReady(60_000);
       // The restarted speaker's table and End-of-RIB end the router's restart handling.
-      type Paths = { paths?: { stale?: boolean; nexthops?: { ip: string }[] }[] };
-      await waitFor(
-        "FRR to take node2's path as fresh again, on a new session",
-        async () => {
-          const r = await router!.json<Paths>(`show bgp ipv4 unicast ${ip}/32 json`);
-          const p2 = r.paths?.find((p) => p.nexthops?.some((h) => h.ip === node2.ip));
+      await waitForPath(
+        ip,
+        async (ps) => {
+          const p2 = ps.find((p) => p.nexthops?.some((h) => h.ip === node2.ip));
+          const n = await neighbor(node2.ip);
           return (
-            (await sessions()) > established &&
-            (await grNegotiated(node2.ip)) &&
+            n !== undefined &&
+            (n.connectionsEstablished ?? 0) > sessionsBefore &&
+            grNegotiated(n) &&
             p2 !== undefined &&
             p2.stale !== true
           );
         },
+        "FRR to take node2's path as fresh again, on a new session",
         30_000,
       ).catch(async (err: Error) => {
-        throw new Error(
-          `${err.message}: ${await router!.vtysh(`show bgp ipv4 unicast ${ip}/32`)}\n${await router!.vtysh(`show bgp neighbors ${node2.ip}`)}`,
-        );
+        throw new Error(`${err.message}\n${await router!.vtysh(`show bgp neighbors ${node2.ip}`)}`);
       });
       expect(await hopsFor(ip)).toEqual(before);
       expect(watch.events, "route changes at the router during the restart").toEqual([]);
@@ -604,20 +629,6 @@ exit
     type BfdPeer = { peer: string; status: string; "remote-transmit-interval"?: number };
     const bfdPeer = async (addr: string) =>
       (await router!.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
-    const sessionState = async (n: string) =>
-      (
-        (await custom().getClusterCustomObject({
-          group,
-          version,
-          plural: "bgpsessionstates",
-          name: bgpSessionStateName(n, "tor"),
-        })) as { status?: { bfdState?: string; bfdError?: string; lastNotification?: string } }
-      ).status;
-    const patchPeer = (spec: Record<string, unknown>) =>
-      custom().patchClusterCustomObject(
-        { group, version, plural: "bgppeers", name: "tor", body: { spec } },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
 
     // A profile that does not exist yet: BGP goes on, the status says why there is no BFD.
     await patchPeer({ bfdProfile: "fast" });
@@ -674,12 +685,10 @@ exit
       nft(["-f", "-"], DROP_ROUTER);
       let lostMs: number;
       try {
-        await waitFor(
-          "the router's route without node1",
-          async () => JSON.stringify(await hopsFor(ip)) === JSON.stringify([lab.node("node2").ip]),
-          5000,
-          10,
-        );
+        await waitHops(ip, [lab.node("node2").ip], "node1 cut off", {
+          timeoutMs: 5000,
+          intervalMs: 10,
+        });
         lostMs = performance.now() - t0;
         // node1's speaker saw its BFD go Down too and ended the BGP session at once with a
         // Cease "BFD Down" (6/10, RFC 9384), lost in the drop, rather than its hold timer.
