@@ -336,4 +336,37 @@ describe("configuration never costs an IP", () => {
       return ips.length === 1 && ips[0] !== ipS;
     });
   });
+
+  it("gives a held IP back to its Service before a waiting Service can take it from the new pool", async () => {
+    const ns = await createNamespace("adopt");
+    const pool = `adopt-${ns.split("-").slice(-2).join("-")}`;
+    // Started with the controller down: "a-waits" asks for a pool that does not exist yet,
+    // "b-held" keeps an IP no pool holds. Both are retried when the pool comes, "a-waits"
+    // first (it waited first); the pool's one address is "b-held"'s.
+    await ctrl.stop();
+    await createService(ns, "a-waits", { annotations: { "ironlb.dev/address-pool": pool } });
+    await createService(ns, "b-held");
+    await core.patchNamespacedServiceStatus(
+      {
+        name: "b-held",
+        namespace: ns,
+        body: { status: { loadBalancer: { ingress: [{ ip: "192.0.2.188" }] } } },
+      },
+      merge,
+    );
+    // One reconcile at a time: "a-waits" is then waiting before "b-held" is held.
+    ctrl = startController(["--no-leader-elect", "--concurrency", "1"]);
+    await waitForCondition(ns, "a-waits", "False", "PoolNotFound");
+    await waitForCondition(ns, "b-held", "False", "IPNotInAnyPool");
+
+    await createPool(pool, {
+      addresses: ["192.0.2.188/32"],
+      serviceAllocation: { namespaces: [ns] },
+    });
+    pools.push(pool);
+    await waitForCondition(ns, "b-held", "True", "Allocated");
+    expect(ingressIPs(await getService(ns, "b-held"))).toEqual(["192.0.2.188"]);
+    await waitForCondition(ns, "a-waits", "False", "PoolExhausted");
+    expect(ingressIPs(await getService(ns, "a-waits"))).toEqual([]);
+  });
 });
