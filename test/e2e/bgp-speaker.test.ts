@@ -155,6 +155,25 @@ describe("BGP mode: speakers peered with FRR", () => {
       timeoutMs,
     );
   const established = (n: Neighbor) => n.bgpState === "Established";
+  /** Creates a cluster-scoped ironlb object (BGPPeer, BGPAdvertisement, BFDProfile). */
+  const createObject = (plural: string, kind: string, name: string, spec: object) =>
+    custom().createClusterCustomObject({
+      group,
+      version,
+      plural,
+      body: { apiVersion: `${group}/${version}`, kind, metadata: { name }, spec },
+    });
+  /** A Cluster Service with its endpoint on node1, once both nodes advertise its IP. */
+  const advertisedByBoth = async (name: string, pool = "bgp") => {
+    const svc = await lab.createService(name, { port: nextPort++, pool, endpoints: ["node1"] });
+    const ip = await lab.waitForIP(svc);
+    await waitHops(
+      ip,
+      lab.nodes.map((n) => n.ip),
+      "both nodes advertise",
+    );
+    return { svc, ip };
+  };
   /** Merges `spec` into the BGPPeer "tor" (null removes a field). */
   const patchPeer = (spec: Record<string, unknown>) =>
     custom().patchClusterCustomObject(
@@ -248,35 +267,15 @@ exit
     for (const n of lab.nodes) lab.startSpeaker(n.name);
     await lab.waitSpeakersReady(60_000);
     await lab.createPool("bgp", ["198.51.100.90-198.51.100.99"], { autoAssign: false });
-    await custom().createClusterCustomObject({
-      group,
-      version,
-      plural: "bgppeers",
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: "BGPPeer",
-        metadata: { name: "tor" },
-        spec: {
-          myASN: NODE_ASN,
-          peerASN: ROUTER_ASN,
-          peerAddress: ROUTER_IP,
-          holdTime: "9s",
-          keepaliveTime: "3s",
-          connectTime: "2s",
-        },
-      },
+    await createObject("bgppeers", "BGPPeer", "tor", {
+      myASN: NODE_ASN,
+      peerASN: ROUTER_ASN,
+      peerAddress: ROUTER_IP,
+      holdTime: "9s",
+      keepaliveTime: "3s",
+      connectTime: "2s",
     });
-    await custom().createClusterCustomObject({
-      group,
-      version,
-      plural: "bgpadvertisements",
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: "BGPAdvertisement",
-        metadata: { name: "bgp" },
-        spec: { ipAddressPools: ["bgp"] },
-      },
-    });
+    await createObject("bgpadvertisements", "BGPAdvertisement", "bgp", { ipAddressPools: ["bgp"] });
   }, 180_000);
 
   afterEach((ctx) => {
@@ -339,17 +338,7 @@ exit
   });
 
   it("gives a Cluster Service one next hop per node (ECMP), and withdraws it when the Service is deleted", async () => {
-    const svc = await lab.createService("ecmp", {
-      port: nextPort++,
-      pool: "bgp",
-      endpoints: ["node1"],
-    });
-    const ip = await lab.waitForIP(svc);
-    await waitHops(
-      ip,
-      lab.nodes.map((n) => n.ip),
-      "both nodes advertise",
-    );
+    const { svc, ip } = await advertisedByBoth("ecmp");
     // `ironlb status` says the same: both nodes advertise the IP to the router, and both
     // sessions are up with its prefix (a BGPSessionState is written at most once a second).
     const status = () =>
@@ -377,14 +366,8 @@ exit
   });
 
   it("drain (RFC 8326): the drained node's path carries 65535:0, then is withdrawn; the other node's stays; undrain restores", async () => {
-    const svc = await lab.createService("drained", {
-      port: nextPort++,
-      pool: "bgp",
-      endpoints: ["node1"],
-    });
-    const ip = await lab.waitForIP(svc);
+    const { svc, ip } = await advertisedByBoth("drained");
     const [n1, n2] = [lab.node("node1").ip, lab.node("node2").ip];
-    await waitHops(ip, [n1, n2], "both nodes advertise");
     const from = (ps: Path[], peer: string) => ps.filter((p) => p.peer?.peerId === peer);
     // FRR names 65535:0 "graceful-shutdown" in its community string.
     const gshut = (p: Path) => /graceful-shutdown|65535:0/.test(p.community?.string ?? "");
@@ -449,14 +432,8 @@ exit
   });
 
   it("ends a stopping speaker's session with a Cease, so the router drops that next hop at once", async () => {
-    const svc = await lab.createService("leaving", {
-      port: nextPort++,
-      pool: "bgp",
-      endpoints: ["node1"],
-    });
-    const ip = await lab.waitForIP(svc);
+    const { svc, ip } = await advertisedByBoth("leaving");
     const both = lab.nodes.map((n) => n.ip);
-    await waitHops(ip, both, "both nodes advertise");
     const t0 = performance.now();
     await lab.stopSpeaker("node2", "SIGTERM");
     await waitHops(ip, [lab.node("node1").ip], "node2's speaker stopped");
@@ -473,45 +450,18 @@ exit
 
   it("carries an advertisement's communities, large communities and aggregation to the router", async () => {
     await lab.createPool("bgp-attrs", ["198.51.100.100/30"], { autoAssign: false });
-    await custom().createClusterCustomObject({
-      group,
-      version,
-      plural: "bgpadvertisements",
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: "BGPAdvertisement",
-        metadata: { name: "bgp-attrs" },
-        spec: {
-          ipAddressPools: ["bgp-attrs"],
-          communities: ["64512:100", "no-export", "large:64512:1:2"],
-        },
-      },
+    await createObject("bgpadvertisements", "BGPAdvertisement", "bgp-attrs", {
+      ipAddressPools: ["bgp-attrs"],
+      communities: ["64512:100", "no-export", "large:64512:1:2"],
     });
     // The same pool aggregated to its /30: accepted by a second prefix-list entry.
     await router!.vtysh("configure terminal", "ip prefix-list SVC seq 10 permit 198.51.100.100/30");
-    await custom().createClusterCustomObject({
-      group,
-      version,
-      plural: "bgpadvertisements",
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: "BGPAdvertisement",
-        metadata: { name: "bgp-agg" },
-        spec: { ipAddressPools: ["bgp-attrs"], aggregationLength: 30 },
-      },
+    await createObject("bgpadvertisements", "BGPAdvertisement", "bgp-agg", {
+      ipAddressPools: ["bgp-attrs"],
+      aggregationLength: 30,
     });
     try {
-      const svc = await lab.createService("attrs", {
-        port: nextPort++,
-        pool: "bgp-attrs",
-        endpoints: ["node1"],
-      });
-      const ip = await lab.waitForIP(svc);
-      await waitHops(
-        ip,
-        lab.nodes.map((n) => n.ip),
-        "both nodes advertise the /32",
-      );
+      const { svc, ip } = await advertisedByBoth("attrs", "bgp-attrs");
       const paths = await waitForPath(ip, (ps) => ps.length === 2, "both nodes' paths");
       const text = JSON.stringify(paths);
       expect(text).toContain("64512:100");
@@ -534,14 +484,8 @@ exit
   });
 
   it("opens a new session when the BGPPeer's settings change, and the routes come back on it", async () => {
-    const svc = await lab.createService("change", {
-      port: nextPort++,
-      pool: "bgp",
-      endpoints: ["node1"],
-    });
-    const ip = await lab.waitForIP(svc);
+    const { svc, ip } = await advertisedByBoth("change");
     const both = lab.nodes.map((n) => n.ip);
-    await waitHops(ip, both, "both nodes advertise");
     const before = await Promise.all(
       both.map(async (a) => (await neighbor(a))?.connectionsEstablished ?? 0),
     );
@@ -567,14 +511,7 @@ exit
     await patchPeer({ enableGracefulRestart: true, gracefulRestartTime: "60s" });
     for (const n of lab.nodes)
       await waitNeighbor(n.ip, grNegotiated, `graceful restart negotiated with ${n.name}`);
-    const svc = await lab.createService("restart", {
-      port: nextPort++,
-      pool: "bgp",
-      endpoints: ["node1"],
-    });
-    const ip = await lab.waitForIP(svc);
-    const both = lab.nodes.map((n) => n.ip);
-    await waitHops(ip, both, "both nodes advertise");
+    const { svc, ip } = await advertisedByBoth("restart");
     const node2 = lab.node("node2");
     await waitFor(
       "node2's BGPSessionState to say graceful restart is negotiated",
@@ -636,16 +573,10 @@ exit
       await waitFor(`${n.name}'s status naming the missing profile`, async () =>
         (await sessionState(n.name))?.bfdError?.includes('BFDProfile "fast" not found'),
       );
-    await custom().createClusterCustomObject({
-      group,
-      version,
-      plural: "bfdprofiles",
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: "BFDProfile",
-        metadata: { name: "fast" },
-        spec: { receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3 },
-      },
+    await createObject("bfdprofiles", "BFDProfile", "fast", {
+      receiveInterval: 100,
+      transmitInterval: 100,
+      detectMultiplier: 3,
     });
     await router!.vtysh(
       "configure terminal",
