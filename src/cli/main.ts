@@ -132,7 +132,7 @@ const commands: Record<string, Command> = {
       namespace: {
         type: "string",
         default: process.env.POD_NAMESPACE ?? "ironlb-system",
-        help: "namespace of the leader-election Lease",
+        help: "namespace of the leader-election Lease and of the speakers' Leases",
       },
       "leader-elect": {
         type: "boolean",
@@ -171,6 +171,9 @@ const commands: Record<string, Command> = {
       if (ipMode !== "VIP" && ipMode !== "Proxy")
         throw new UsageError(`--ip-mode must be VIP or Proxy, got "${ipMode}"`);
       const { runController, defaultInstance } = await import("../controller/main.ts");
+      // The speakers' own verdict on who may announce: the controller writes it as the
+      // Services' Announceable condition, and must not import the speaker itself.
+      const { ANNOUNCEABLE_MESSAGE, announceVerdicts } = await import("../speaker/announceable.ts");
       await runController({
         kubeconfig: str(v.kubeconfig),
         namespace: String(v.namespace),
@@ -191,6 +194,11 @@ const commands: Record<string, Command> = {
           ? { name: String(v["heartbeat-secret"]), key: String(v["heartbeat-secret-key"]) }
           : undefined,
         ...apiLimits(v),
+        announce: {
+          judge: announceVerdicts,
+          namespace: String(v.namespace),
+          announceableMessage: ANNOUNCEABLE_MESSAGE,
+        },
       });
     },
   },
@@ -370,7 +378,7 @@ const commands: Record<string, Command> = {
         handleUnclassed: v["ignore-unclassed"] !== true,
       };
       const now = Date.now();
-      const rows = statusRows(input, filter, now);
+      const rows = statusRows(input, filter, now, bgp);
       console.log(
         rows.length > 0 ? formatRows(rows) : "no LoadBalancer Services handled by ironlb",
       );
