@@ -541,7 +541,7 @@ const commands: Record<string, Command> = {
   },
   "migrate-from-metallb": {
     summary:
-      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster; its legacy ConfigMap too) as ironlb objects; what cannot be converted is named on stderr",
+      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster; its legacy ConfigMap too) as ironlb objects, or write them with --apply; what cannot be converted is named on stderr",
     options: {
       file: {
         type: "string",
@@ -555,6 +555,11 @@ const commands: Record<string, Command> = {
       "ironlb-namespace": {
         type: "string",
         help: "ironlb's namespace (default ironlb-system): BGPPeers' password Secrets go there, where the speakers read them",
+      },
+      apply: {
+        type: "boolean",
+        default: false,
+        help: "write the converted objects to the cluster (server-side apply: running it again changes nothing) and print what was done, instead of printing them; refused while ironlb's CRDs are not installed",
       },
       kubeconfig: common.kubeconfig!,
       help: common.help!,
@@ -585,6 +590,14 @@ const commands: Record<string, Command> = {
           "no MetalLB IPAddressPool, L2Advertisement, BGPPeer or BGPAdvertisement found",
         );
         return 1;
+      }
+      if (v.apply === true) {
+        const { KubeClient } = await import("../k8s/client.ts");
+        const { applyConversion } = await import("./migrate-metallb-apply.ts");
+        const r = await applyConversion(KubeClient.load(str(v.kubeconfig)), c.objects);
+        for (const line of r.lines) console.log(line);
+        for (const e of r.errors) console.error(`error: ${e}`);
+        return r.errors.length > 0 ? 1 : 0;
       }
       process.stdout.write(formatConversion(c));
       return 0;
