@@ -147,8 +147,9 @@ describe("Service condition ironlb.dev/Announceable", () => {
 
   it("no speaker on the only selected node: False with the reason, Event, status; True once one runs", async () => {
     await createService(ns, "nospeaker", inPool(POOL));
-    const [ip] = await waitForIPs(ns, "nospeaker");
+    // Its endpoint at once: the only thing wrong is the speaker.
     await endpoints("nospeaker", true);
+    const [ip] = await waitForIPs(ns, "nospeaker");
 
     const c = await waitForAnnounceable(ns, "nospeaker", "False");
     expect(c.reason).toBe("NoEligibleNode");
@@ -169,8 +170,8 @@ describe("Service condition ironlb.dev/Announceable", () => {
   it("no advertisement selects the pool: False, then True when one does", async () => {
     await speakerRuns();
     await createService(ns, "noad", inPool(POOL_NOAD));
-    await waitForIPs(ns, "noad");
     await endpoints("noad", true);
+    await waitForIPs(ns, "noad");
 
     const c = await waitForAnnounceable(ns, "noad", "False");
     expect(c.reason).toBe("NoAdvertisement");
@@ -206,13 +207,14 @@ describe("Service condition ironlb.dev/Announceable", () => {
   it("every node drained with force: False; True after undrain", async () => {
     await speakerRuns();
     await createService(ns, "drained", inPool(POOL));
-    await waitForIPs(ns, "drained");
     await endpoints("drained", true);
-    // A healthy Service gets no condition at all (no write for it).
-    await waitFor("a verdict on an earlier Service", async () =>
-      announceable(await getService(ns, "local"))?.status === "True" ? true : undefined,
-    );
+    await waitForIPs(ns, "drained");
+    // A healthy Service gets no condition at all (no write for it). The sync point: another
+    // Service made unannounceable after this one got its IP is reported (5 s of judging).
+    await endpoints("local", false);
+    await waitForAnnounceable(ns, "local", "False");
     expect(announceable(await getService(ns, "drained"))).toBeUndefined();
+    await endpoints("local", true);
 
     const node = `/api/v1/nodes/${NODE}`;
     await api().mergePatch(node, { metadata: { annotations: { "ironlb.dev/drain": "force" } } });
