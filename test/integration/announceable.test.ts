@@ -227,4 +227,22 @@ describe("Service condition ironlb.dev/Announceable", () => {
     }
     await waitForAnnounceable(ns, "drained", "True");
   });
+
+  it("a speaker whose Lease stops being renewed counts as gone (no event says so): False, then True when it renews", async () => {
+    await speakerRuns();
+    const renew = (durationS: number) =>
+      api().mergePatch(`${LEASES}/${LEASE}`, {
+        spec: {
+          leaseDurationSeconds: durationS,
+          renewTime: new Date().toISOString().replace("Z", "000Z"),
+        },
+      });
+    // Renewed once with a 1 s duration, then never again: gone 2 s later (twice its duration).
+    await renew(1);
+    const c = await waitForAnnounceable(ns, "drained", "False");
+    expect(c.reason).toBe("NoEligibleNode");
+    expect(c.message).toContain("1 without a live speaker");
+    await renew(3600);
+    await waitForAnnounceable(ns, "drained", "True");
+  });
 });
