@@ -70,6 +70,12 @@ export const DEFAULT_HEARTBEAT_PORT = 7947;
 /** The Service condition the controller writes when it allocates (or cannot). */
 export const ALLOCATED_CONDITION = "ironlb.dev/IPAllocated";
 
+/**
+ * The Service condition the controller writes when no node may announce one of its IPs
+ * (False, with the reason), and sets back to True when some node may again.
+ */
+export const ANNOUNCEABLE_CONDITION = "ironlb.dev/Announceable";
+
 /** The shortest heartbeat key speakers accept; the controller generates and checks to it. */
 export const MIN_HEARTBEAT_KEY_BYTES = 16;
 

@@ -7,11 +7,14 @@
 import type {
   CoreV1Event,
   KubernetesObject,
+  V1CustomResourceDefinition,
   V1Lease,
   V1Node,
   V1Service,
 } from "@kubernetes/client-node";
 import type { BGPAdvertisement } from "../api/bgpadvertisement.ts";
+import type { BGPPeer } from "../api/bgppeer.ts";
+import type { BGPSessionState } from "../api/bgpsessionstate.ts";
 import { ANNOTATIONS, type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
 import { ALLOCATED_CONDITION, DEFAULT_HEARTBEAT_PORT, keyOf } from "../api/vocabulary.ts";
 import { timestamp } from "../k8s/errors.ts";
@@ -21,6 +24,8 @@ import {
   advertisementSelectsPool,
   EXCLUDE_FROM_LB_LABEL,
 } from "../speaker/eligibility.ts";
+import { checkBgpSessions } from "./doctor-bgp.ts";
+import { checkCrds } from "./doctor-crds.ts";
 import { checkDrained } from "./doctor-drain.ts";
 import { type Finding, ok, type Severity } from "./doctor-findings.ts";
 import { announceFix, poolFix, serviceFix } from "./doctor-fixes.ts";
@@ -35,6 +40,11 @@ export interface DoctorInput extends StatusInput {
   kubeProxy: KubeProxyConfig;
   /** BGPAdvertisements (empty where the BGP CRDs are not installed): they announce pools too. */
   bgpAds?: (BGPAdvertisement & KubernetesObject)[];
+  /** BGPPeers and the speakers' BGPSessionStates (empty without the BGP CRDs). */
+  bgpPeers?: (BGPPeer & KubernetesObject)[];
+  bgpSessions?: (BGPSessionState & KubernetesObject)[];
+  /** The ironlb.dev CRDs installed; undefined when they could not be read. */
+  crds?: V1CustomResourceDefinition[];
 }
 
 export interface DoctorOptions extends ClassFilter {
@@ -42,6 +52,8 @@ export interface DoctorOptions extends ClassFilter {
   service?: string;
   /** Window of Events that count (IPConflict, IPs changing hands). */
   eventWindowMs?: number;
+  /** A BGP session down this long is a problem (default DEFAULT_BGP_DOWN_AFTER_MS). */
+  bgpDownAfterMs?: number;
 }
 
 const DEFAULT_EVENT_WINDOW_MS = 60 * 60_000;
@@ -66,12 +78,27 @@ export function diagnose(input: DoctorInput, opts: DoctorOptions, nowMs: number)
   );
   const findings: Finding[] = [
     ...checkNamed(input.services, opts),
+    ...(input.crds === undefined ? [] : checkCrds(input.crds)),
     ...checkSpeakers(input, nowMs),
     ...checkPools(input, services, opts, nowMs),
     ...checkServices(input, services, opts, nowMs),
     ...checkKubeProxy(input.kubeProxy, services),
     // Asked about one Service: only its IPs can make a drained node a problem here.
     ...checkDrained({ ...input, services }, opts, nowMs),
+    ...checkBgpSessions(
+      {
+        peers: input.bgpPeers ?? [],
+        sessions: input.bgpSessions ?? [],
+        nodes: input.nodes,
+        live: new Set(
+          input.leases.flatMap((l) =>
+            l.spec?.holderIdentity && leaseState(l, nowMs).fresh ? [l.spec.holderIdentity] : [],
+          ),
+        ),
+      },
+      nowMs,
+      opts.bgpDownAfterMs,
+    ),
   ];
   const rank: Record<Severity, number> = { problem: 0, warning: 1, ok: 2 };
   return findings

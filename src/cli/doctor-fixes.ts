@@ -20,7 +20,7 @@ export function poolFix(name: string, reason: string): string {
 export function announceFix(svc: string, reason: string): string {
   const [ns, name] = svc.split("/");
   const pool = /pool "([^"]+)"/.exec(reason)?.[1];
-  if (/^no L2Advertisement (exists|selects)/.test(reason))
+  if (/^no L2Advertisement (exists|selects|or BGPAdvertisement selects)/.test(reason))
     return `create an L2Advertisement that selects pool ${pool ?? "of the IP"}`;
   if (reason === "no ready endpoints")
     return `the Service has no ready endpoint: check its selector and pods: kubectl -n ${ns} get endpointslices -l kubernetes.io/service-name=${name}`;

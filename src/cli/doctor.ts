@@ -2,7 +2,13 @@
 // with the CLI's client (kubeconfig or in-cluster). What status reads must be readable;
 // Events, the controller's Lease and kube-proxy's ConfigMap are read if allowed, and a
 // refusal becomes a warning finding instead of an error.
-import type { CoreV1Event, V1ConfigMap, V1Lease } from "@kubernetes/client-node";
+import type {
+  CoreV1Event,
+  V1ConfigMap,
+  V1CustomResourceDefinition,
+  V1Lease,
+} from "@kubernetes/client-node";
+import { group } from "../api/group.ts";
 import { CONTROLLER_LEASE } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
@@ -35,9 +41,12 @@ export async function fetchDoctorInput(
     }
   };
   const ns = namespace ? `/namespaces/${namespace}` : "";
-  const [status, bgp, eventLists, controllerLeases, kubeProxy] = await Promise.all([
+  let crdsRead = true;
+  const [status, [bgp], eventLists, controllerLeases, kubeProxy, crds] = await Promise.all([
     fetchStatusInput(api, namespace),
-    optional("bgpadvertisements", async () => (await fetchBgpStatusInput(api)).ads),
+    optional("bgppeers, bgpadvertisements and bgpsessionstates", async () => [
+      await fetchBgpStatusInput(api),
+    ]),
     optional("events", async () =>
       (
         await Promise.all(
@@ -53,9 +62,31 @@ export async function fetchDoctorInput(
       }),
     ),
     readKubeProxy(api),
+    optional("customresourcedefinitions", async () => {
+      try {
+        return (
+          await listAll<V1CustomResourceDefinition>(
+            api,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+          )
+        ).filter((c) => c.spec?.group === group);
+      } catch (err) {
+        crdsRead = false;
+        throw err;
+      }
+    }),
   ]);
   return {
-    input: { ...status, bgpAds: bgp, events: eventLists, controllerLeases, kubeProxy },
+    input: {
+      ...status,
+      bgpAds: bgp?.ads ?? [],
+      bgpPeers: bgp?.peers ?? [],
+      bgpSessions: bgp?.sessions ?? [],
+      events: eventLists,
+      controllerLeases,
+      kubeProxy,
+      ...(crdsRead ? { crds } : {}),
+    },
     unreadable,
   };
 }

@@ -132,7 +132,7 @@ const commands: Record<string, Command> = {
       namespace: {
         type: "string",
         default: process.env.POD_NAMESPACE ?? "ironlb-system",
-        help: "namespace of the leader-election Lease",
+        help: "namespace of the leader-election Lease and of the speakers' Leases",
       },
       "leader-elect": {
         type: "boolean",
@@ -171,6 +171,9 @@ const commands: Record<string, Command> = {
       if (ipMode !== "VIP" && ipMode !== "Proxy")
         throw new UsageError(`--ip-mode must be VIP or Proxy, got "${ipMode}"`);
       const { runController, defaultInstance } = await import("../controller/main.ts");
+      // The speakers' own verdict on who may announce: the controller writes it as the
+      // Services' Announceable condition, and must not import the speaker itself.
+      const { ANNOUNCEABLE_MESSAGE, announceVerdicts } = await import("../speaker/announceable.ts");
       await runController({
         kubeconfig: str(v.kubeconfig),
         namespace: String(v.namespace),
@@ -191,6 +194,11 @@ const commands: Record<string, Command> = {
           ? { name: String(v["heartbeat-secret"]), key: String(v["heartbeat-secret-key"]) }
           : undefined,
         ...apiLimits(v),
+        announce: {
+          judge: announceVerdicts,
+          namespace: String(v.namespace),
+          announceableMessage: ANNOUNCEABLE_MESSAGE,
+        },
       });
     },
   },
@@ -370,7 +378,7 @@ const commands: Record<string, Command> = {
         handleUnclassed: v["ignore-unclassed"] !== true,
       };
       const now = Date.now();
-      const rows = statusRows(input, filter, now);
+      const rows = statusRows(input, filter, now, bgp);
       console.log(
         rows.length > 0 ? formatRows(rows) : "no LoadBalancer Services handled by ironlb",
       );
@@ -412,6 +420,11 @@ const commands: Record<string, Command> = {
         help: "only Services of this namespace (default: all); SERVICE may then be a bare name",
       },
       output: { type: "string", short: "o", default: "table", help: "table or json" },
+      "bgp-down-after": {
+        type: "string",
+        default: "60",
+        help: "seconds a BGP session may be down (not Established) before it is a problem",
+      },
       ...classOptions,
       help: common.help!,
     },
@@ -449,6 +462,7 @@ const commands: Record<string, Command> = {
             lbClass: String(v["lb-class"]),
             handleUnclassed: v["ignore-unclassed"] !== true,
             ...(service ? { service } : {}),
+            bgpDownAfterMs: num(v["bgp-down-after"], "bgp-down-after") * 1000,
           },
           Date.now(),
         ),
@@ -527,7 +541,7 @@ const commands: Record<string, Command> = {
   },
   "migrate-from-metallb": {
     summary:
-      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster; its legacy ConfigMap too) as ironlb objects; what cannot be converted is named on stderr",
+      "print MetalLB's IPAddressPools, L2Advertisements, BGPPeers and BGPAdvertisements (from a file or the cluster; its legacy ConfigMap too) as ironlb objects, or write them with --apply; what cannot be converted is named on stderr",
     options: {
       file: {
         type: "string",
@@ -541,6 +555,11 @@ const commands: Record<string, Command> = {
       "ironlb-namespace": {
         type: "string",
         help: "ironlb's namespace (default ironlb-system): BGPPeers' password Secrets go there, where the speakers read them",
+      },
+      apply: {
+        type: "boolean",
+        default: false,
+        help: "write the converted objects to the cluster (server-side apply: running it again changes nothing) and print what was done, instead of printing them; refused while ironlb's CRDs are not installed",
       },
       kubeconfig: common.kubeconfig!,
       help: common.help!,
@@ -571,6 +590,14 @@ const commands: Record<string, Command> = {
           "no MetalLB IPAddressPool, L2Advertisement, BGPPeer or BGPAdvertisement found",
         );
         return 1;
+      }
+      if (v.apply === true) {
+        const { KubeClient } = await import("../k8s/client.ts");
+        const { applyConversion } = await import("./migrate-metallb-apply.ts");
+        const r = await applyConversion(KubeClient.load(str(v.kubeconfig)), c.objects);
+        for (const line of r.lines) console.log(line);
+        for (const e of r.errors) console.error(`error: ${e}`);
+        return r.errors.length > 0 ? 1 : 0;
       }
       process.stdout.write(formatConversion(c));
       return 0;

@@ -180,6 +180,40 @@ describe("statusRows", () => {
     );
   });
 
+  it("in BGP mode: an IP no node announces in Layer 2 but one advertises over BGP says so", () => {
+    const bgp = {
+      peers: [
+        {
+          apiVersion: "ironlb.dev/v1beta1",
+          kind: "BGPPeer",
+          metadata: { name: "tor" },
+          spec: { myASN: 64512, peerASN: 64513, peerAddress: "192.0.2.1" },
+        },
+      ],
+      ads: [
+        {
+          apiVersion: "ironlb.dev/v1beta1",
+          kind: "BGPAdvertisement",
+          metadata: { name: "public-bgp" },
+          spec: { ipAddressPools: ["public"] },
+        },
+      ],
+    } as never;
+    const rows = statusRows(input({ ads: [], announcements: [] }), filter, NOW, bgp);
+    expect(rows.find((r) => r.service === "shop/web")?.state).toBe(
+      "advertised over BGP (see below)",
+    );
+    // api has no endpoint: neither mode may announce it, and both say why.
+    expect(rows.find((r) => r.service === "shop/api")?.state).toBe(
+      "not announced: BGP: node1: no ready endpoints",
+    );
+    // Without BGP, the Layer 2 reason.
+    const l2 = statusRows(input({ ads: [], announcements: [] }), filter, NOW);
+    expect(l2.find((r) => r.service === "shop/web")?.state).toBe(
+      'not announced: no L2Advertisement selects pool "public"',
+    );
+  });
+
   it("formats an aligned table", () => {
     const lines = formatRows(statusRows(input(), filter, NOW)).split("\n");
     expect(lines[0]).toMatch(/^SERVICE\s+IP\s+POOL\s+NODE\s+INTERFACES\s+STATUS$/);

@@ -24,6 +24,7 @@ import {
 import type { KubeClient } from "../k8s/client.ts";
 import { httpStatus, timestamp } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
+import { announceVerdicts } from "../speaker/announceable.ts";
 import { decide } from "../speaker/decision.ts";
 import { LINKS_ANNOTATION } from "../speaker/links.ts";
 import { type ClusterSnapshot, clusterSnapshot } from "../speaker/snapshot.ts";
@@ -83,15 +84,24 @@ function publishedLinks(leases: V1Lease[]): Map<string, string> {
   return out;
 }
 
-/** The rows `ironlb status` prints, one per Service IP (one per Service without IP). */
-export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: number): StatusRow[] {
+/**
+ * The rows `ironlb status` prints, one per Service IP (one per Service without IP). With
+ * `bgp`, an IP no node announces in Layer 2 but some node advertises over BGP says so.
+ */
+export function statusRows(
+  input: StatusInput,
+  filter: ClassFilter,
+  nowMs: number,
+  bgp?: Pick<BgpStatusInput, "peers" | "ads">,
+): StatusRow[] {
   const services = input.services.filter((s) => isOurs(s, filter));
+  const live = liveByLease(input.leases, nowMs);
   const records = new Map<string, IPAnnouncement>();
   for (const a of input.announcements) if (a.status?.ip) records.set(a.status.ip, a);
   const d = decide({
     ...statusObjects(input, filter),
     // No node of our own: nothing is "mine", only the shared answer matters here.
-    membership: { self: "", live: liveByLease(input.leases, nowMs), settled: true, quorum: true },
+    membership: { self: "", live, settled: true, quorum: true },
     currentOwners: new Map(
       [...records].flatMap(([ip, r]) => (r.status?.node ? [[ip, r.status.node] as const] : [])),
     ),
@@ -99,6 +109,14 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
     contested: new Set(),
   });
 
+  // The verdict the controller writes as the Announceable condition (both modes).
+  const verdicts = announceVerdicts({
+    ...input,
+    services,
+    live,
+    bgpPeers: bgp?.peers ?? [],
+    bgpAds: bgp?.ads ?? [],
+  });
   const rows: StatusRow[] = [];
   for (const s of [...services].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1))) {
     const ips = statusIPs(s);
@@ -130,11 +148,17 @@ export function statusRows(input: StatusInput, filter: ClassFilter, nowMs: numbe
         state: "",
       };
       const refused = x?.refused?.find((r) => r.service === keyOf(s));
-      if (refused || x?.reason) {
+      const v = verdicts.get(keyOf(s));
+      const unannounced = v?.announceable === false ? v.ips.find((i) => i.ip === ip) : undefined;
+      if (unannounced || ((refused || x?.reason) && !bgp)) {
         row.node = "-";
         row.interfaces = "-";
-        row.state = `not announced: ${refused?.reason ?? x?.reason}`;
+        row.state = `not announced: ${unannounced?.why ?? refused?.reason ?? x?.reason}`;
         if (refused) row.pool = "-";
+      } else if (refused || x?.reason) {
+        row.node = "-";
+        row.interfaces = "-";
+        row.state = "advertised over BGP (see below)";
       } else if (rec && x?.owner === rec.node)
         row.state = x.drainKept ? `announced, drained node keeps it: ${x.drainKept}` : "announced";
       else if (x?.owner)

@@ -1,6 +1,6 @@
 import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { ALLOCATED_CONDITION } from "../api/vocabulary.ts";
+import { ALLOCATED_CONDITION, ANNOUNCEABLE_CONDITION } from "../api/vocabulary.ts";
 import { cleanupPatch, leaseLive } from "./cleanup.ts";
 
 const filter = { lbClass: "ironlb.dev/lb", handleUnclassed: true };
@@ -101,6 +101,15 @@ describe("cleanupPatch, keeping addresses (the default)", () => {
       metadata: { resourceVersion: "42", annotations: { "ironlb.dev/announcing-node": null } },
       status: {},
     });
+  });
+
+  it("removes the Announceable condition: no node announces after an uninstall", () => {
+    const s = svc({ ...held, conditions: [ALLOCATED_CONDITION, ANNOUNCEABLE_CONDITION] });
+    expect(cleanupPatch(s, filter, true)).toEqual({
+      metadata: { resourceVersion: "42" },
+      status: { conditions: [expect.objectContaining({ type: ALLOCATED_CONDITION })] },
+    });
+    expect(cleanupPatch(s, filter, false)).toMatchObject({ status: { conditions: [] } });
   });
 });
 

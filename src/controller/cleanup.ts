@@ -9,6 +9,7 @@ import type { V1Lease, V1Service } from "@kubernetes/client-node";
 import { ANNOTATIONS, type ClassFilter, isOurs } from "../api/service.ts";
 import {
   ALLOCATED_CONDITION,
+  ANNOUNCEABLE_CONDITION,
   CONTROLLER_LEASE,
   keyOf,
   leasesPath,
@@ -33,7 +34,8 @@ import type { Logger } from "../observability/log.ts";
  * keepAddresses (the default of `ironlb cleanup` and the chart) keeps the status IPs, which
  * a reinstalled controller restores assignments from, and the IPAllocated condition and pool
  * annotation that describe them. Only the announcing-node annotation goes (older releases'
- * speakers wrote it): it names a node that no longer announces, and nothing reads it back.
+ * speakers wrote it): it names a node that no longer announces, and nothing reads it back;
+ * so does the Announceable condition (whether a node may announce: none does any more).
  */
 export function cleanupPatch(
   svc: V1Service,
@@ -42,7 +44,9 @@ export function cleanupPatch(
 ): object | undefined {
   const ann = svc.metadata?.annotations ?? {};
   const conds = svc.status?.conditions ?? [];
-  const ownCond = !keepAddresses && conds.some((c) => c.type === ALLOCATED_CONDITION);
+  const drop = (type: string | undefined) =>
+    type === ANNOUNCEABLE_CONDITION || (!keepAddresses && type === ALLOCATED_CONDITION);
+  const ownCond = conds.some((c) => drop(c.type));
   const fromPool = !keepAddresses && ann[ANNOTATIONS.allocatedFromPool] !== undefined;
   const announced = ann[ANNOTATIONS.announcingNode] !== undefined;
   if (!ownCond && !fromPool && !announced) return undefined;
@@ -60,7 +64,7 @@ export function cleanupPatch(
     status: {
       // null removes in a merge patch; the IPs came from ironlb if any mark is there.
       ...(hasIngress ? { loadBalancer: { ingress: null } } : {}),
-      ...(ownCond ? { conditions: conds.filter((c) => c.type !== ALLOCATED_CONDITION) } : {}),
+      ...(ownCond ? { conditions: conds.filter((c) => !drop(c.type)) } : {}),
     },
   };
 }

@@ -21,6 +21,7 @@ import { describeError, httpStatus, timestamp } from "../k8s/errors.ts";
 import { EventRecorder, type EventTarget, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
+import { AnnounceConditions, type AnnounceOptions } from "./announce-conditions.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import { judgeOrphan } from "./orphans.ts";
 import {
@@ -49,6 +50,8 @@ export interface ControllerOptions extends ClassFilter {
   concurrency: number;
   /** The name Events are reported under (pod name). */
   instance: string;
+  /** Keep each Service's ironlb.dev/Announceable condition (announce-conditions.ts). */
+  announce?: AnnounceOptions;
 }
 
 interface ServiceCondition {
@@ -118,6 +121,7 @@ export class Controller {
   readonly #eventAt = new Map<string, number>();
   readonly #reconcileEventAt = new Map<string, number>();
   readonly #trace: boolean;
+  readonly #announce: AnnounceConditions | undefined;
 
   constructor(api: KubeClient, opts: ControllerOptions, log: Logger, metrics: ControllerMetrics) {
     this.#api = api;
@@ -180,6 +184,18 @@ export class Controller {
       {},
       { transform: slimNamespace },
     );
+    this.#announce =
+      opts.announce &&
+      new AnnounceConditions(
+        api,
+        opts.announce,
+        {
+          services: () => this.#services.list().filter((s) => isOurs(s, this.#opts)),
+          pools: () => this.#pools.list(),
+          events: this.#events,
+        },
+        log,
+      );
   }
 
   /** True once start-up has rebuilt the allocator and the queue is running. */
@@ -207,6 +223,9 @@ export class Controller {
       this.#endStartup();
     });
     this.#schedulePoolStatus();
+    this.#announce?.start().catch((err: unknown) => {
+      this.#log.warn({ err: describeError(err) }, "cannot keep the Announceable condition");
+    });
     this.#log.info(
       { services: this.#services.list().length, pools: this.#pools.list().length },
       "controller started",
@@ -242,7 +261,12 @@ export class Controller {
     this.#stopped = true;
     this.#queue.pause();
     clearTimeout(this.#poolStatusTimer);
-    await Promise.all([this.#services.stop(), this.#pools.stop(), this.#namespaces.stop()]);
+    await Promise.all([
+      this.#services.stop(),
+      this.#pools.stop(),
+      this.#namespaces.stop(),
+      this.#announce?.stop(),
+    ]);
   }
 
   /** Resolves when no reconcile is queued or running (tests and benchmarks). */
@@ -255,6 +279,7 @@ export class Controller {
     const key = keyOf(svc);
     if (this.#trace && !this.#eventAt.has(key)) this.#eventAt.set(key, epochMs());
     this.#queue.add(key);
+    this.#announce?.changed();
   }
 
   #namespaceChanged(ns: V1Namespace): void {
@@ -264,6 +289,7 @@ export class Controller {
   }
 
   #poolsChanged(): void {
+    this.#announce?.changed();
     if (!this.#bootstrapped || this.#poolsDirty) return;
     this.#poolsDirty = true;
     // Coalesce a burst of pool events (e.g. kubectl apply of several pools) into one pass.

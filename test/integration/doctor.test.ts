@@ -283,6 +283,120 @@ describe("ironlb doctor", () => {
     );
   });
 
+  it("finds a CRD older than this build (the chart upgraded without its CRDs), with the command that fixes it", async () => {
+    const crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/ipaddresspools.ironlb.dev";
+    const before = await doctor(`${ns}/healthy`);
+    expect(before.findings).toContainEqual(
+      expect.objectContaining({ severity: "ok", check: "crds", subject: "cluster" }),
+    );
+    // As an older release's CRD: one field of the spec fewer.
+    await api().request("PATCH", crd, {
+      contentType: "application/json-patch+json",
+      body: [
+        {
+          op: "remove",
+          path: "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/avoidBuggyIPs",
+        },
+      ],
+    });
+    try {
+      const { code, findings } = await doctor(`${ns}/healthy`);
+      expect(code).toBe(3);
+      expect(findings).toContainEqual({
+        severity: "problem",
+        check: "crds",
+        subject: "crd ipaddresspools.ironlb.dev",
+        cause: expect.stringContaining(
+          "older than this build: its v1beta1 schema lacks spec.avoidBuggyIPs",
+        ),
+        fix: expect.stringContaining(
+          "kubectl apply --server-side --force-conflicts -f charts/ironlb/crds/",
+        ),
+      });
+    } finally {
+      await applyCRDs();
+    }
+    // (Other checks here may still see the conflict a test above reported.)
+    const after = await doctor(`${ns}/healthy`);
+    const crds = (r: { findings: Finding[] }) => r.findings.filter((f) => f.check === "crds");
+    expect(crds(after)).toEqual(crds(before));
+  });
+
+  it("finds a BGP session down longer than the threshold, with its last error", async () => {
+    const peers = "/apis/ironlb.dev/v1beta1/bgppeers";
+    const states = "/apis/ironlb.dev/v1beta1/bgpsessionstates";
+    const peer = `${tag}-tor`;
+    const state = `${NODE_OK}-${peer}`;
+    // Only this file's node: other files' nodes and speakers change nothing here.
+    await api().mergePatch(`/api/v1/nodes/${NODE_OK}`, {
+      metadata: { labels: { "doctor-test": tag } },
+    });
+    await api().create(peers, {
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "BGPPeer",
+      metadata: { name: peer },
+      spec: {
+        myASN: 64512,
+        peerASN: 64513,
+        peerAddress: "192.0.2.1",
+        nodeSelectors: [{ matchLabels: { "doctor-test": tag } }],
+      },
+    });
+    const record = (st: string, since: Date) => ({
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "BGPSessionState",
+      metadata: { name: state },
+      status: {
+        node: NODE_OK,
+        peer,
+        peerAddress: "192.0.2.1",
+        state: st,
+        since: since.toISOString(),
+        lastError: "connect ECONNREFUSED 192.0.2.1:179",
+      },
+    });
+    try {
+      // Down for 5 minutes, as the speaker records it.
+      await api().create(states, record("Connect", new Date(Date.now() - 300_000)));
+      const down = await doctor(`${ns}/healthy`);
+      expect(down.code).toBe(3);
+      expect(down.findings).toContainEqual(
+        expect.objectContaining({
+          severity: "problem",
+          check: "bgp-sessions",
+          subject: `bgp peer ${peer} on node ${NODE_OK}`,
+          cause: expect.stringMatching(
+            /^session with 192\.0\.2\.1 is Connect since 3\d\d s \(over 60 s\): connect ECONNREFUSED 192\.0\.2\.1:179$/,
+          ),
+        }),
+      );
+      const sessions = (r: { findings: Finding[] }) =>
+        r.findings.filter((f) => f.check === "bgp-sessions");
+      // A threshold longer than the outage: not a problem yet.
+      const patient = await doctor(`${ns}/healthy`, "--bgp-down-after", "600");
+      expect(sessions(patient).map((f) => f.severity)).toEqual(["ok"]);
+      // Established: ok.
+      const cur = await api().get<{ metadata: { resourceVersion: string } }>(`${states}/${state}`);
+      await api().request("PUT", `${states}/${state}`, {
+        body: {
+          ...record("Established", new Date()),
+          metadata: { name: state, resourceVersion: cur.metadata.resourceVersion },
+        },
+      });
+      const up = await doctor(`${ns}/healthy`);
+      expect(sessions(up)).toEqual([
+        expect.objectContaining({ severity: "ok", cause: "1 of 1 BGP sessions Established" }),
+      ]);
+    } finally {
+      await api()
+        .delete(`${states}/${state}`)
+        .catch(() => undefined);
+      await api()
+        .delete(`${peers}/${peer}`)
+        .catch(() => undefined);
+    }
+  });
+
   it("names a Service that does not exist, and exits 1", async () => {
     const r = await ironlb("doctor", "--kubeconfig", inject("kubeconfig"), `${ns}/nope`);
     expect(r.code).toBe(1);

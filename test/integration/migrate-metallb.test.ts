@@ -311,6 +311,92 @@ spec: { myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, password: "md5 s3c
     }
   });
 
+  it("--apply writes the converted objects with server-side apply, says what it did, and changes nothing the second time", async () => {
+    const pool = `${tag}-apply`;
+    const lbNs = await createNamespace("mlb-apply");
+    const input = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: { name: ${pool}, namespace: metallb-system }
+spec: { addresses: [192.0.2.208/30], autoAssign: false }
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: { name: ${pool}, namespace: metallb-system }
+spec: { ipAddressPools: [${pool}] }
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: { name: ${pool}, namespace: metallb-system }
+spec: { myASN: 64512, peerASN: 64500, peerAddress: 192.0.2.1, password: "md5 s3cret" }
+`;
+    const run = () =>
+      ironlb(
+        "migrate-from-metallb",
+        "-f",
+        "-",
+        "--apply",
+        "--ironlb-namespace",
+        lbNs,
+        "--kubeconfig",
+        inject("kubeconfig"),
+        { input },
+      );
+    const ironlbPath = (plural: string) => `/apis/ironlb.dev/v1beta1/${plural}/${pool}`;
+    try {
+      const first = await run();
+      expect(first.stderr).toContain("warning: BGPPeer metallb-system/");
+      expect(first.stderr).not.toMatch(/^error:/m);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toBe(
+        [
+          `ipaddresspool.ironlb.dev/${pool} created`,
+          `l2advertisement.ironlb.dev/${pool} created`,
+          `secret/${pool}-bgp-password created`,
+          `bgppeer.ironlb.dev/${pool} created\n`,
+        ].join("\n"),
+      );
+      const stored = await api().get<{
+        metadata: { managedFields: { manager: string; operation: string }[] };
+        spec: Record<string, unknown>;
+      }>(ironlbPath("ipaddresspools"));
+      expect(stored.spec.addresses).toEqual(["192.0.2.208/30"]);
+      expect(stored.metadata.managedFields).toContainEqual(
+        expect.objectContaining({ manager: "ironlb-migrate-from-metallb", operation: "Apply" }),
+      );
+      const peer = await api().get<{ spec: Record<string, unknown> }>(ironlbPath("bgppeers"));
+      expect(peer.spec.passwordSecret).toEqual({ name: `${pool}-bgp-password` });
+
+      // Again: nothing changes.
+      const again = await run();
+      expect(again.code).toBe(0);
+      expect(again.stdout).toBe(
+        [
+          `ipaddresspool.ironlb.dev/${pool} unchanged`,
+          `l2advertisement.ironlb.dev/${pool} unchanged`,
+          `secret/${pool}-bgp-password unchanged`,
+          `bgppeer.ironlb.dev/${pool} unchanged\n`,
+        ].join("\n"),
+      );
+
+      // Someone changed a field it applies: a conflict, said, and not overwritten.
+      await api().mergePatch(ironlbPath("ipaddresspools"), { spec: { autoAssign: true } });
+      const conflict = await run();
+      expect(conflict.code).toBe(1);
+      expect(conflict.stderr).toContain(
+        `error: ipaddresspool.ironlb.dev/${pool} not applied: it has fields someone else set to other values`,
+      );
+      expect(conflict.stdout).toContain(`l2advertisement.ironlb.dev/${pool} unchanged`);
+      const kept = await api().get<{ spec: Record<string, unknown> }>(ironlbPath("ipaddresspools"));
+      expect(kept.spec.autoAssign).toBe(true);
+    } finally {
+      for (const plural of ["bgppeers", "l2advertisements"])
+        await api()
+          .delete(ironlbPath(plural))
+          .catch(() => undefined);
+      await deletePool(pool).catch(() => undefined);
+    }
+  });
+
   it("keeps every Service's IP when ironlb's controller starts", async () => {
     expect(converted.length).toBe(4);
     ctrl = startController(["--no-leader-elect"]);

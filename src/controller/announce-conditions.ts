@@ -1,0 +1,477 @@
+// The Service condition `ironlb.dev/Announceable` and its Events: whether some node may
+// announce each of a Service's IPs, and when none may, why. The controller writes it, not
+// the speakers: it is one leader-elected writer (speakers with different membership views
+// would overwrite each other), and it still speaks when no speaker runs at all. The verdict
+// is the speakers' own decision, handed in as `judge` (src/speaker/announceable.ts, wired
+// by the `ironlb controller` command: the controller never imports the speaker).
+//
+// It cannot flap: the verdict changes only when the objects do, speakers count as gone
+// only once their Lease has been silent for twice its duration (a late renewal changes
+// nothing), and a Service is said to be unannounceable only after that has held for
+// NOT_ANNOUNCEABLE_AFTER_MS (a Service created with its pods is not reported for the
+// seconds they take to become ready). It goes back to True at once. The condition is added
+// only to a Service that has had a problem: a healthy cluster costs no writes.
+import type {
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Lease,
+  V1Node,
+  V1Service,
+} from "@kubernetes/client-node";
+import type { IPAddressPool } from "../api/ipaddresspool.ts";
+import type { L2Advertisement } from "../api/l2advertisement.ts";
+import {
+  ANNOUNCEABLE_CONDITION,
+  keyOf,
+  leasesPath,
+  PATHS,
+  SERVICE_NAME_LABEL,
+  SPEAKER_LEASE_LABEL,
+  servicePath,
+} from "../api/vocabulary.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { describeError, httpStatus } from "../k8s/errors.ts";
+import { type EventRecorder, serviceTarget } from "../k8s/events.ts";
+import { Informer } from "../k8s/informer.ts";
+import type { Logger } from "../observability/log.ts";
+
+/** What the judge reads: the cluster's objects and the nodes whose speaker runs. */
+export interface AnnounceJudgeInput {
+  services: V1Service[];
+  slices: V1EndpointSlice[];
+  nodes: V1Node[];
+  pools: (IPAddressPool & KubernetesObject)[];
+  ads: (L2Advertisement & KubernetesObject)[];
+  /** The speakers' Leases (what they publish about their links is read from them). */
+  leases: V1Lease[];
+  /** Nodes whose speaker runs. */
+  live: Set<string>;
+  bgpPeers: KubernetesObject[];
+  bgpAds: KubernetesObject[];
+}
+
+export type AnnounceVerdict =
+  | { announceable: true }
+  | { announceable: false; reason: string; message: string };
+
+/** Per Service key with IPs, its verdict (src/speaker/announceable.ts announceVerdicts). */
+export type AnnounceJudge = (input: AnnounceJudgeInput) => Map<string, AnnounceVerdict>;
+
+export interface AnnounceOptions {
+  judge: AnnounceJudge;
+  /** Namespace of the speakers' Leases (the release namespace). */
+  namespace: string;
+  /** The message of a True condition (constant: nothing is rewritten while it holds). */
+  announceableMessage: string;
+}
+
+/** How long a Service must stay unannounceable before it is said (start-up transients). */
+export const NOT_ANNOUNCEABLE_AFTER_MS = 5_000;
+/** A speaker counts as gone once its Lease has been silent this many durations. */
+const LEASE_GRACE_FACTOR = 2;
+/** Re-evaluations are coalesced over this long (a burst of events makes one pass). */
+const DEBOUNCE_MS = 500;
+/** How often Lease silence is checked (no event says that a Lease expired). */
+const TICK_MS = 1_000;
+/** Parallel condition writes. */
+const WRITES = 4;
+
+interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string | Date;
+}
+
+interface LeaseSeen {
+  node: string;
+  renew: string;
+  /** When its renewTime last changed, on the monotonic clock (performance.now()). */
+  at: number;
+  durationMs: number;
+  /** Its ironlb.dev/ annotations as JSON (the links it publishes). */
+  published: string;
+}
+
+export class AnnounceConditions {
+  readonly #api: KubeClient;
+  readonly #o: AnnounceOptions;
+  readonly #services: () => V1Service[];
+  readonly #pools: () => (IPAddressPool & KubernetesObject)[];
+  readonly #events: EventRecorder;
+  readonly #log: Logger;
+  readonly #nodes: Informer<V1Node>;
+  readonly #leases: Informer<V1Lease>;
+  readonly #slices: Informer<V1EndpointSlice>;
+  readonly #ads: Informer<L2Advertisement & KubernetesObject>;
+  #bgpPeers: Informer<KubernetesObject> | undefined;
+  #bgpAds: Informer<KubernetesObject> | undefined;
+  readonly #seen = new Map<string, LeaseSeen>();
+  /** Since when (monotonic ms) each Service has been judged unannounceable. */
+  readonly #badSince = new Map<string, number>();
+  #live = "";
+  #links = "";
+  #started = false;
+  #stopped = false;
+  #timer: NodeJS.Timeout | undefined;
+  #tick: NodeJS.Timeout | undefined;
+  #running = false;
+  #again = false;
+
+  constructor(
+    api: KubeClient,
+    opts: AnnounceOptions,
+    from: {
+      services: () => V1Service[];
+      pools: () => (IPAddressPool & KubernetesObject)[];
+      events: EventRecorder;
+    },
+    log: Logger,
+  ) {
+    this.#api = api;
+    this.#o = opts;
+    this.#services = from.services;
+    this.#pools = from.pools;
+    this.#events = from.events;
+    this.#log = log.child({ part: "announceable" });
+    const poke = {
+      add: () => this.changed(),
+      update: () => this.changed(),
+      delete: () => this.changed(),
+    };
+    this.#nodes = new Informer<V1Node>(api, PATHS.nodes, poke, log, {}, { transform: slimNode });
+    this.#leases = new Informer<V1Lease>(
+      api,
+      leasesPath(opts.namespace),
+      {
+        add: (l) => this.#leaseSeen(l),
+        update: (l) => this.#leaseSeen(l),
+        delete: (l) => {
+          this.#seen.delete(keyOf(l));
+          this.#checkLeases();
+        },
+      },
+      log,
+      { labelSelector: SPEAKER_LEASE_LABEL },
+      { transform: slimLease },
+    );
+    this.#slices = new Informer<V1EndpointSlice>(
+      api,
+      PATHS.endpointSlices,
+      poke,
+      log,
+      {},
+      { transform: slimSlice },
+    );
+    this.#ads = new Informer(api, PATHS.l2Advertisements, poke, log);
+  }
+
+  /** Lists and watches, then judges every Service; call after the controller started. */
+  async start(): Promise<void> {
+    const core = [this.#nodes, this.#leases, this.#slices, this.#ads];
+    // BGP's CRDs may be missing (a chart upgrade without them): BGP mode is then unused.
+    const poke = {
+      add: () => this.changed(),
+      update: () => this.changed(),
+      delete: () => this.changed(),
+    };
+    if (await this.#served(PATHS.bgpPeers)) {
+      this.#bgpPeers = new Informer(this.#api, PATHS.bgpPeers, poke, this.#log);
+      this.#bgpAds = new Informer(this.#api, PATHS.bgpAdvertisements, poke, this.#log);
+      core.push(this.#bgpPeers, this.#bgpAds);
+    }
+    if (this.#stopped) return;
+    await Promise.all(core.map((i) => i.start()));
+    await Promise.all(core.map((i) => i.synced()));
+    if (this.#stopped) return;
+    this.#started = true;
+    this.#tick = setInterval(() => this.#checkLeases(), TICK_MS);
+    this.#tick.unref();
+    this.changed();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    clearInterval(this.#tick);
+    await Promise.all(
+      [this.#nodes, this.#leases, this.#slices, this.#ads, this.#bgpPeers, this.#bgpAds].map((i) =>
+        i?.stop(),
+      ),
+    );
+  }
+
+  /** Something the verdict reads changed: judge again soon. */
+  changed(): void {
+    if (!this.#started || this.#stopped || this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#evaluate();
+    }, DEBOUNCE_MS);
+  }
+
+  async #served(path: string): Promise<boolean> {
+    try {
+      await this.#api.request("GET", path, { query: { limit: "1" } });
+      return true;
+    } catch (err) {
+      if (httpStatus(err) !== 404)
+        this.#log.warn({ err: describeError(err), path }, "cannot read BGP resources");
+      return false;
+    }
+  }
+
+  #leaseSeen(l: V1Lease): void {
+    const node = l.spec?.holderIdentity;
+    const renew = String(l.spec?.renewTime ?? "");
+    if (!node) return;
+    const key = keyOf(l);
+    const prev = this.#seen.get(key);
+    const now = performance.now();
+    // First sight: as old as its renewTime says (the speaker's clock); later renewals are
+    // timed on ours, so that clock skew between nodes cannot make a speaker look gone.
+    const at =
+      prev === undefined
+        ? now - Math.max(0, Date.now() - Date.parse(renew) || 0)
+        : prev.renew === renew
+          ? prev.at
+          : now;
+    this.#seen.set(key, {
+      node,
+      renew,
+      at,
+      durationMs: (l.spec?.leaseDurationSeconds ?? 15) * 1000,
+      published: JSON.stringify(l.metadata?.annotations ?? {}),
+    });
+    this.#checkLeases();
+  }
+
+  /** Judges again when the set of running speakers, or what they publish, changed. */
+  #checkLeases(): void {
+    const live = this.#liveSet();
+    const liveKey = [...live].sort().join(",");
+    const linksKey = JSON.stringify(
+      [...this.#seen.values()].map((s) => `${s.node}=${s.published}`).sort(),
+    );
+    if (liveKey === this.#live && linksKey === this.#links) return;
+    this.#live = liveKey;
+    this.#links = linksKey;
+    this.changed();
+  }
+
+  #liveSet(): Set<string> {
+    const now = performance.now();
+    const out = new Set<string>();
+    for (const s of this.#seen.values())
+      if (now - s.at < LEASE_GRACE_FACTOR * s.durationMs) out.add(s.node);
+    return out;
+  }
+
+  async #evaluate(): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = true;
+    try {
+      await this.#judgeAll();
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, "judging which Services can be announced failed");
+      this.changed();
+    } finally {
+      this.#running = false;
+      if (this.#again) {
+        this.#again = false;
+        this.changed();
+      }
+    }
+  }
+
+  async #judgeAll(): Promise<void> {
+    const services = this.#services();
+    const verdicts = this.#o.judge({
+      services,
+      slices: this.#slices.list(),
+      nodes: this.#nodes.list(),
+      pools: this.#pools(),
+      ads: this.#ads.list(),
+      leases: this.#leases.list(),
+      live: this.#liveSet(),
+      bgpPeers: this.#bgpPeers?.list() ?? [],
+      bgpAds: this.#bgpAds?.list() ?? [],
+    });
+    const now = performance.now();
+    let recheck: number | undefined;
+    const writes: (() => Promise<void>)[] = [];
+    const keys = new Set<string>();
+    for (const svc of services) {
+      const key = keyOf(svc);
+      keys.add(key);
+      const cur = (svc.status?.conditions as Condition[] | undefined)?.find(
+        (c) => c.type === ANNOUNCEABLE_CONDITION,
+      );
+      const v = verdicts.get(key);
+      if (v?.announceable !== false) this.#badSince.delete(key);
+      if (v === undefined) {
+        // No IPs: nothing to announce, nothing to say.
+        if (cur) writes.push(() => this.#write(svc, undefined));
+        continue;
+      }
+      if (v.announceable) {
+        if (cur && (cur.status !== "True" || cur.message !== this.#o.announceableMessage))
+          writes.push(() =>
+            this.#write(svc, {
+              status: "True",
+              reason: "Announceable",
+              message: this.#o.announceableMessage,
+            }),
+          );
+        continue;
+      }
+      const since = this.#badSince.get(key) ?? now;
+      this.#badSince.set(key, since);
+      const due = since + NOT_ANNOUNCEABLE_AFTER_MS;
+      if (now < due) {
+        recheck = Math.min(recheck ?? due, due);
+        continue;
+      }
+      if (cur?.status === "False" && cur.reason === v.reason && cur.message === v.message) continue;
+      writes.push(() =>
+        this.#write(svc, { status: "False", reason: v.reason, message: v.message }),
+      );
+    }
+    for (const key of this.#badSince.keys()) if (!keys.has(key)) this.#badSince.delete(key);
+    let failed = false;
+    for (let i = 0; i < writes.length; i += WRITES)
+      await Promise.all(
+        writes.slice(i, i + WRITES).map((w) =>
+          w().catch((err: unknown) => {
+            failed = true;
+            // 409: our cache is behind the server; the next pass reads the newer object.
+            if (httpStatus(err) !== 409)
+              this.#log.warn({ err: describeError(err) }, "could not write Announceable condition");
+          }),
+        ),
+      );
+    if (failed) this.changed();
+    if (recheck !== undefined && !this.#stopped) {
+      const t = setTimeout(() => this.changed(), Math.max(0, recheck - performance.now()) + 10);
+      t.unref();
+    }
+  }
+
+  async #write(
+    svc: V1Service,
+    want: { status: "True" | "False"; reason: string; message: string } | undefined,
+  ): Promise<void> {
+    const conds = (svc.status?.conditions ?? []) as Condition[];
+    const cur = conds.find((c) => c.type === ANNOUNCEABLE_CONDITION);
+    const others = conds.filter((c) => c.type !== ANNOUNCEABLE_CONDITION);
+    const next = want
+      ? [
+          ...others,
+          {
+            type: ANNOUNCEABLE_CONDITION,
+            ...want,
+            lastTransitionTime:
+              cur?.status === want.status ? cur.lastTransitionTime : new Date().toISOString(),
+            observedGeneration: svc.metadata?.generation,
+          },
+        ]
+      : others;
+    try {
+      // Guarded like the controller's own status write: whichever writes second gets a
+      // 409 and writes again from what the first wrote, so neither condition is lost.
+      await this.#api.mergePatch(
+        `${servicePath(svc.metadata?.namespace, svc.metadata?.name)}/status`,
+        {
+          metadata: { resourceVersion: svc.metadata?.resourceVersion },
+          status: { conditions: next },
+        },
+      );
+    } catch (err) {
+      if (httpStatus(err) === 404) return;
+      throw err;
+    }
+    const key = keyOf(svc);
+    if (want?.status === "False" && (cur?.status !== "False" || cur.reason !== want.reason)) {
+      this.#log.warn(
+        { service: key, reason: want.reason, detail: want.message },
+        "not announceable",
+      );
+      void this.#events.emit(serviceTarget(svc), "Warning", "NotAnnounceable", want.message);
+    } else if (want?.status === "True" && cur?.status === "False") {
+      this.#log.info({ service: key }, "announceable again");
+      void this.#events.emit(
+        serviceTarget(svc),
+        "Normal",
+        "Announceable",
+        `A node may announce its IPs again (was ${cur.reason}: ${cur.message})`,
+      );
+    }
+  }
+}
+
+/** ironlb's annotations only (ironlb.dev/drain on Nodes, ironlb.dev/links on Leases). */
+function ours(annotations: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(annotations ?? {}))
+    if (k.startsWith("ironlb.dev/")) out[k] = v;
+  return out;
+}
+
+/** What the verdict reads of a Node: name, labels, ironlb's annotations, two conditions. */
+function slimNode(n: V1Node): V1Node {
+  return {
+    metadata: {
+      name: n.metadata?.name,
+      resourceVersion: n.metadata?.resourceVersion,
+      labels: n.metadata?.labels ?? {},
+      annotations: ours(n.metadata?.annotations),
+    },
+    status: {
+      conditions: (n.status?.conditions ?? [])
+        .filter((c) => c.type === "Ready" || c.type === "NetworkUnavailable")
+        .map((c) => ({ type: c.type, status: c.status })),
+    },
+  };
+}
+
+/** What the verdict reads of an EndpointSlice: its Service, family, endpoints' readiness and node. */
+function slimSlice(s: V1EndpointSlice): V1EndpointSlice {
+  const svc = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+  return {
+    metadata: {
+      name: s.metadata?.name,
+      namespace: s.metadata?.namespace,
+      resourceVersion: s.metadata?.resourceVersion,
+      ...(svc === undefined ? {} : { labels: { [SERVICE_NAME_LABEL]: svc } }),
+    },
+    addressType: s.addressType,
+    endpoints: (s.endpoints ?? []).map((e) => ({
+      addresses: [],
+      ...(e.conditions?.ready === undefined || e.conditions.ready === null
+        ? {}
+        : { conditions: { ready: e.conditions.ready } }),
+      ...(e.nodeName ? { nodeName: e.nodeName } : {}),
+    })),
+  };
+}
+
+/** What liveness reads of a speaker Lease: holder, renewal, duration, published links. */
+function slimLease(l: V1Lease): V1Lease {
+  return {
+    metadata: {
+      name: l.metadata?.name,
+      namespace: l.metadata?.namespace,
+      resourceVersion: l.metadata?.resourceVersion,
+      annotations: ours(l.metadata?.annotations),
+    },
+    spec: {
+      holderIdentity: l.spec?.holderIdentity,
+      renewTime: l.spec?.renewTime,
+      leaseDurationSeconds: l.spec?.leaseDurationSeconds,
+    },
+  };
+}
