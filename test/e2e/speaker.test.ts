@@ -16,7 +16,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { chooseOwner } from "../../src/speaker/election.ts";
 import { LINKS_ANNOTATION, linksContain, parseLinks } from "../../src/speaker/links.ts";
 import { E2E_SECOND_SUBNET, E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
-import { type GratuitousFrame, ipAnnouncement, watchGratuitous } from "../lab/faults.ts";
+import {
+  figures,
+  type GratuitousFrame,
+  ipAnnouncement,
+  watchArp,
+  watchGratuitous,
+} from "../lab/faults.ts";
 import {
   destroyStale,
   Lab,
@@ -24,7 +30,7 @@ import {
   type LabServiceOptions,
   randomPrefix,
 } from "../lab/lab.ts";
-import { listNetns, run } from "../lab/net.ts";
+import { listNetns, run, tryRun } from "../lab/net.ts";
 import { clientsFor, repoRoot, sleep, waitFor } from "../support/kube.ts";
 
 // This tier needs root (network namespaces, packet sockets): without it, it fails loudly.
@@ -333,7 +339,7 @@ describe("speaker on a LAN of network namespaces", () => {
     });
   });
 
-  it("ironlb drain: the IP moves with no failed connection, the client follows, the drained node goes quiet; undrain moves nothing", async () => {
+  it("ironlb drain: the drained node answers ARP until the new owner does, every new connection is accepted, the client follows, the drained node goes quiet; undrain moves nothing", async () => {
     // A node drains completely only when another node may take each of its IPs: earlier
     // tests' Services (a Local one whose only endpoint is there) would stay on it, and the
     // command would rightly report them. This test starts from its own Service alone.
@@ -341,6 +347,7 @@ describe("speaker on a LAN of network namespaces", () => {
     const { svc, ip } = await service();
     const owner = await resolveFresh(ip, svc.port);
     const ownerMac = await lab.macOf(owner);
+    const others = lab.nodes.filter((n) => n.name !== owner);
     const cli = (...args: string[]) =>
       new Promise<{ code: number; stdout: string }>((resolve) =>
         execFile(
@@ -351,21 +358,74 @@ describe("speaker on a LAN of network namespaces", () => {
             resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout }),
         ),
       );
-    // A stream of new TCP connections (one curl each) for the whole handover.
+    // The other nodes learn of the drain late (a slow watch, a busy API server): nothing
+    // from the API server reaches them while this table is in place. Make-before-break is
+    // what keeps the IP answered meanwhile: the drained node may stop only once the new
+    // owner has it. (Without it, the drained node falls silent at once, for all of HOLD_MS.)
+    const HOLD_MS = 2000;
+    const HOLD_TABLE = "ilbe2e-drain-hold";
+    const hold = `table ip ${HOLD_TABLE} {\n  chain in {\n    type filter hook input priority 0;\n    ip saddr ${lab.uplinkIP} drop\n  }\n}\n`;
+    const release = () =>
+      Promise.all(
+        others.map((n) =>
+          tryRun("ip", ["netns", "exec", n.ns, "nft", "delete", "table", "ip", HOLD_TABLE]),
+        ),
+      );
+    /** Whether a new TCP connection from the client to ip:port completes its handshake. */
+    const connects = (ip: string, port: number) =>
+      run(
+        "ip",
+        [
+          "netns",
+          "exec",
+          lab.client.ns,
+          "timeout",
+          "2",
+          "bash",
+          "-c",
+          `exec 3<>/dev/tcp/${ip}/${port}`,
+        ],
+        { timeoutMs: 4000 },
+      ).then(
+        () => true,
+        () => false,
+      );
+    // Who answers ARP for the IP, every 20 ms, from requesters the client kernel ignores.
+    const arp = watchArp(lab, [ip]);
+    await arp.ready;
+    // A stream of new TCP connections for the whole handover, each judged by its
+    // handshake: a connection whose SYN nobody forwards fails. (An exchange still open when
+    // the client's neighbour entry moves continues through the new owner, which knows
+    // nothing of it and resets it: the reconnect every move costs, not a missing answer.)
     let on = true;
     let total = 0;
     const failed: number[] = [];
     const stream = (async () => {
       while (on) {
-        const a = await lab.tryClientRequest(ip, svc.port, 2000);
+        const ok = await connects(ip, svc.port);
         total++;
-        if (a === undefined) failed.push(total);
+        if (!ok) failed.push(total);
       }
     })();
-    await waitFor("the stream running", () => total >= 3, 20_000, 20);
     let undrained = false;
     try {
-      const drained = await cli("drain", owner, "--timeout", "60");
+      await waitFor("the stream running", () => total >= 3, 20_000, 20);
+      for (const n of others)
+        await run("ip", ["netns", "exec", n.ns, "nft", "-f", "-"], { input: hold });
+      const draining = cli("drain", owner, "--timeout", "60");
+      await waitFor(
+        `${owner}'s speaker to start handing ${ip} over`,
+        () =>
+          lab
+            .speaker(owner)
+            ?.logs()
+            .some((l) => l.msg === "drained: handing over" && l.ip === ip),
+        20_000,
+        20,
+      );
+      await sleep(HOLD_MS); // the fault's own duration
+      await release();
+      const drained = await draining;
       // The client's neighbour entry follows the new owner's gratuitous ARP.
       const mac = await waitFor(
         "the client's neighbour entry to move",
@@ -380,14 +440,23 @@ describe("speaker on a LAN of network namespaces", () => {
       await waitFor("five more connections", () => total >= after, 30_000, 20);
       on = false;
       await stream;
+      const watched = figures(await arp.stop(), ip);
       const newOwner = await lab.nodeByMac(mac);
-      console.info(`drain of ${owner}: ${total} new connections, ${failed.length} failed`);
+      console.info(
+        `drain of ${owner}: ${total} new connections, ${failed.length} failed; ARP answered by ${watched.owners.join(" -> ")}, both for ${watched.maxDualMs} ms, nobody for ${watched.maxSilentMs} ms`,
+      );
       expect(newOwner).toBeDefined();
       expect(newOwner).not.toBe(owner);
+      // Some node answered ARP for the IP throughout: the drained node until the new owner
+      // did, then the new owner only. A client asks again after 1 s (retrans_time): a round
+      // or two unanswered on a busy host costs it nothing; the drained node falling silent
+      // before the new owner answers costs it the whole hold.
+      expect(watched.owners).toEqual([ownerMac, mac]);
+      expect(watched.maxSilentMs).toBeLessThan(1000);
+      expect({ failed, total }).toEqual({ failed: [], total: expect.any(Number) });
       expect(drained.stdout).toContain(`${ip}: moved to ${newOwner}`);
       expect(drained.stdout).toContain(`${owner} announces nothing: drained`);
       expect(drained.code).toBe(0);
-      expect({ failed, total }).toEqual({ failed: [], total: expect.any(Number) });
       // Make-before-break: the drained node let go only on evidence that the new owner had
       // the IP (its takeover ARP heard on the LAN, or its record), not on the timeout.
       const handed = await waitFor(
@@ -422,6 +491,10 @@ describe("speaker on a LAN of network namespaces", () => {
       );
       expect(await lab.arpingFromClient(ip)).toEqual([mac]);
     } finally {
+      on = false;
+      await stream;
+      await release();
+      await arp.stop().catch(() => undefined);
       // A failure above must not leave the node drained for the tests after this one.
       if (!undrained) await cli("undrain", owner);
     }

@@ -57,6 +57,20 @@ describe("ironlb drain / undrain", () => {
         `${PATHS.nodes}/${node}`,
       )
     ).metadata.annotations?.["ironlb.dev/drain"];
+  /** `ironlb drain NODE` as the tests run it: this file's Services only, then `extra`. */
+  const drain = (node: string, ...extra: string[]) =>
+    ironlb(
+      "drain",
+      node,
+      "--kubeconfig",
+      inject("kubeconfig"),
+      "--lb-class",
+      CLASS,
+      "--ignore-unclassed",
+      ...extra,
+    );
+  /** What each speaker logged (info and up), to wait on what it did. */
+  const logs = new Map<string, Record<string, unknown>[]>();
   const recordOf = async (ip: string) =>
     (
       await api
@@ -93,6 +107,8 @@ describe("ironlb drain / undrain", () => {
 
   async function startSpeaker(node: string, i: number) {
     const mac = `02:00:00:00:21:0${i}`;
+    const lines: Record<string, unknown>[] = [];
+    logs.set(node, lines);
     const announcer = new Announcer({
       openSocket: (ifname, kind) => lan.socket(ifname, kind, mac),
       kernelFilter: false,
@@ -126,7 +142,10 @@ describe("ironlb drain / undrain", () => {
       announcer,
       group.member(node),
       speakerMetrics(),
-      pino({ level: "silent" }),
+      pino(
+        { level: "info" },
+        { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+      ),
     );
     speakers.set(node, { speaker, announcer });
     await speaker.start();
@@ -190,17 +209,7 @@ describe("ironlb drain / undrain", () => {
       return n && announcing(IP_MOVE).join() === n ? n : undefined;
     });
     const peer = owner === a ? b : a;
-    const r = await ironlb(
-      "drain",
-      owner,
-      "--kubeconfig",
-      inject("kubeconfig"),
-      "--lb-class",
-      CLASS,
-      "--ignore-unclassed",
-      "--timeout",
-      "30",
-    );
+    const r = await drain(owner, "--timeout", "30");
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain(
       `node ${owner} drained (ironlb.dev/drain=true); 1 IP(s) announced from it`,
@@ -214,11 +223,21 @@ describe("ironlb drain / undrain", () => {
       announcing(IP_MOVE).join() === peer ? true : undefined,
     );
 
+    const logged = logs.get(owner)?.length ?? 0;
     const u = await ironlb("undrain", owner, "--kubeconfig", inject("kubeconfig"));
     expect(u).toEqual({ code: 0, stdout: `node ${owner} undrained\n`, stderr: "" });
     expect(await annotation(owner)).toBeUndefined();
-    // Stickiness: the IP stays where it moved (its record unchanged, one answerer).
-    await new Promise((r) => setTimeout(r, 1500));
+    // Stickiness: the IP stays where it moved (its record unchanged, one answerer). The
+    // barrier: the undrained node's speaker has evaluated without the annotation (it says
+    // so in the evaluation that would take the IP back, before announcing anything).
+    await waitFor("the undrained node's speaker to see the undrain", async () =>
+      logs
+        .get(owner)
+        ?.slice(logged)
+        .some((l) => l.msg === "undrained: may announce again")
+        ? true
+        : undefined,
+    );
     expect(await recordOf(IP_MOVE)).toBe(peer);
     expect(announcing(IP_MOVE)).toEqual([peer]);
   });
@@ -229,17 +248,7 @@ describe("ironlb drain / undrain", () => {
     await waitFor("a announces it", async () =>
       (await recordOf(IP_LOCAL)) === a && announcing(IP_LOCAL).join() === a ? true : undefined,
     );
-    const r = await ironlb(
-      "drain",
-      a,
-      "--kubeconfig",
-      inject("kubeconfig"),
-      "--lb-class",
-      CLASS,
-      "--ignore-unclassed",
-      "--timeout",
-      "30",
-    );
+    const r = await drain(a, "--timeout", "30");
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain(
       `${IP_LOCAL}: kept on ${a}: ${a} is drained, but no other node may announce ${IP_LOCAL}`,
@@ -276,17 +285,7 @@ describe("ironlb drain / undrain", () => {
     await waitFor("b announces it", async () =>
       (await recordOf(IP_STUCK)) === b ? true : undefined,
     );
-    const r = await ironlb(
-      "drain",
-      b,
-      "--kubeconfig",
-      inject("kubeconfig"),
-      "--lb-class",
-      CLASS,
-      "--ignore-unclassed",
-      "--timeout",
-      "3",
-    );
+    const r = await drain(b, "--timeout", "3");
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain(`${IP_STUCK}: still on ${b} (speakers choose ${c})`);
     expect(r.stdout).toContain("timed out after 3 s");
