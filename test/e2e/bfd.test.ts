@@ -8,32 +8,13 @@
 // Addresses: 192.0.2.160/29 (FRR .161, node .162 "wk", .163 "th"); advertised prefixes
 // 192.0.2.168/32 ("wk") and 192.0.2.169/32 ("th"). ASNs: FRR 64500, node 64510.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
-import { BgpSessionsProcess } from "./fixtures/bgp-sessions-client.ts";
-import {
-  addNamespaces,
-  Frr,
-  kernelRoute,
-  removeNamespaces,
-  requireRouters,
-  sh,
-  veth,
-} from "./fixtures/routers.ts";
+import { kernelRoute, RouterLab } from "./fixtures/routers.ts";
 
-if (process.platform !== "linux" || process.getuid?.() !== 0) {
-  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
-}
-requireRouters();
-
-const suffix = randomBytes(3).toString("hex");
-const NS_NODE = `ilb-bfd-node-${suffix}`;
-const NS_FRR = `ilb-bfd-frr-${suffix}`;
-const NAMESPACES = [NS_NODE, NS_FRR];
 const ROUTER = "192.0.2.161";
 const WK = { addr: "192.0.2.162", prefix: "192.0.2.168" };
 const TH = { addr: "192.0.2.163", prefix: "192.0.2.169" };
@@ -84,6 +65,18 @@ bfd
  exit
 exit
 `;
+
+const lab = new RouterLab("bfd", {
+  frr: {
+    conf: BGPD_CONF,
+    bfddConf: BFDD_CONF,
+    nodeDev: "ethfrr",
+    nodeAddrs: [`${WK.addr}/29`, `${TH.addr}/29`],
+    routerAddrs: [`${ROUTER}/29`],
+  },
+});
+const NS_NODE = lab.ns.node;
+const NS_FRR = lab.ns.frr;
 
 const DROP = `table inet ilbbfd {
   chain in { type filter hook input priority -300; policy drop; }
@@ -141,18 +134,16 @@ const pct = (xs: number[], p: number) => {
 };
 
 describe("BFD against FRR's bfdd (network namespaces)", () => {
-  let fixture: BgpSessionsProcess | undefined;
-  let frr: Frr | undefined;
   let watch: RouteWatch | undefined;
 
   type BfdPeer = { peer: string; status: string };
   type BfdCounters = { peer: string; "session-down": number; "session-up": number };
   const bfdPeer = async (addr: string) =>
-    (await frr!.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
+    (await lab.frr.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
   const downs = async (addr: string) =>
-    (await frr!.json<BfdCounters[]>("show bfd peers counters json")).find((p) => p.peer === addr)?.[
-      "session-down"
-    ] ?? -1;
+    (await lab.frr.json<BfdCounters[]>("show bfd peers counters json")).find(
+      (p) => p.peer === addr,
+    )?.["session-down"] ?? -1;
   const nft = (args: string[], input?: string) =>
     execFileSync("ip", ["netns", "exec", NS_NODE, "nft", ...args], {
       input,
@@ -175,45 +166,25 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
     }
   }
 
-  async function cleanup(): Promise<void> {
-    try {
-      watch?.stop();
-      await fixture?.stop();
-    } finally {
-      frr?.stop();
-      removeNamespaces(NAMESPACES);
-    }
-  }
-
   beforeAll(async () => {
-    try {
-      addNamespaces(NAMESPACES);
-      veth(
-        { ns: NS_NODE, dev: "ethfrr", addrs: [`${WK.addr}/29`, `${TH.addr}/29`] },
-        { ns: NS_FRR, dev: "ethnode", addrs: [`${ROUTER}/29`] },
-      );
-      frr = await Frr.start(NS_FRR, BGPD_CONF, { bfddConf: BFDD_CONF });
-      watch = new RouteWatch(NS_FRR);
-      fixture = new BgpSessionsProcess(NS_NODE);
-      await fixture.ready;
-      await fixture.start(peer("wk", WK.addr), { ...BFD, localAddress: WK.addr });
-      await fixture.start(peer("th", TH.addr), { ...BFD, localAddress: TH.addr, inThread: true });
-      await fixture.routes("wk", [route(WK.prefix)]);
-      await fixture.routes("th", [route(TH.prefix)]);
-    } catch (err) {
-      await cleanup();
-      throw err;
-    }
+    await lab.start();
+    watch = new RouteWatch(NS_FRR);
+    lab.onStop(() => watch?.stop());
+    await lab.sessions.start(peer("wk", WK.addr), { ...BFD, localAddress: WK.addr });
+    await lab.sessions.start(peer("th", TH.addr), {
+      ...BFD,
+      localAddress: TH.addr,
+      inThread: true,
+    });
+    await lab.sessions.routes("wk", [route(WK.prefix)]);
+    await lab.sessions.routes("th", [route(TH.prefix)]);
   });
 
-  afterAll(async () => {
-    await cleanup();
-    expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
-  });
+  afterAll(() => lab.stop());
 
   it("comes Up with FRR's bfdd at 100 ms × 3 (Poll/Final done: FRR uses our fast timers)", async () => {
     await allUp();
-    const p = (await frr!.json<Record<string, unknown>[]>("show bfd peers json")).find(
+    const p = (await lab.frr.json<Record<string, unknown>[]>("show bfd peers json")).find(
       (x) => x.peer === WK.addr,
     );
     expect(p).toMatchObject({
@@ -223,7 +194,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
       "remote-transmit-interval": 100,
       "transmit-interval": 100,
     });
-    const n = await frr!.neighbor(WK.addr);
+    const n = await lab.frr.neighbor(WK.addr);
     expect(n.bgpState).toBe("Established");
     expect(JSON.stringify(n.peerBfdInfo ?? n)).toContain("Up");
   });
@@ -248,7 +219,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
     // The node saw its BFD go Down too and ended its BGP sessions at once (bfdDown: Cease
     // 6/10, lost in the drop), instead of waiting 9 s for its hold timer.
     for (const name of ["wk", "th"]) {
-      const st = await fixture!.status(name);
+      const st = await lab.sessions.status(name);
       expect(st.lastNotification).toMatchObject({ direction: "sent", code: 6, subcode: 10 });
       expect(st.lastError).toMatch(/^BFD down: Control Detection Time Expired/);
     }
@@ -258,7 +229,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
 
   it("the node's process stopped for 2 s (SIGSTOP): routes go, and come back after SIGCONT", async () => {
     await allUp();
-    const pid = fixture!.child.pid!;
+    const pid = lab.sessions.child.pid!;
     const t0 = performance.now();
     process.kill(pid, "SIGSTOP");
     let gone: number[];
@@ -287,10 +258,10 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
   it("no false Down while the node's main thread stalls 1 s: BFD in its worker stays Up, in-thread BFD goes Down", async () => {
     await allUp();
     const before = { wk: await downs(WK.addr), th: await downs(TH.addr) };
-    const stallsBefore = (await fixture!.lag()).worker?.stalls ?? -1;
+    const stallsBefore = (await lab.sessions.lag()).worker?.stalls ?? -1;
     expect(before.wk).toBeGreaterThanOrEqual(0);
     const t0 = performance.now();
-    await fixture!.block(1000);
+    await lab.sessions.block(1000);
     const blocked = performance.now() - t0;
     // In-thread BFD went silent for 1 s > 300 ms: the router declared it down...
     await waitFor(
@@ -307,7 +278,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
     // worker-client.test.ts's to show: the counter once lost a stall here (its per-second
     // histogram reset could run before the histogram's own timer saw the stall; fixed).
     console.log(
-      `main thread blocked ${blocked.toFixed(0)} ms; recorded main-loop lag: ${JSON.stringify(await fixture!.lag())} (stalls before: ${stallsBefore})`,
+      `main thread blocked ${blocked.toFixed(0)} ms; recorded main-loop lag: ${JSON.stringify(await lab.sessions.lag())} (stalls before: ${stallsBefore})`,
     );
     expect(blocked).toBeGreaterThanOrEqual(1000);
     await allUp();
