@@ -1,16 +1,20 @@
 // Interop of ironlb's BFD (src/bfd) with FRR's bfdd, and BFD's hold on BGP: a node
 // namespace runs a child process (fixtures/bgp-session.ts) with two BgpSessions to one FRR
 // router, each with a BFD session at 100 ms × 3: "wk" runs BFD in its worker thread (as the
-// speaker does), "th" on the process's main thread (inThread, to show why not). Judged from
-// the router: `show bfd peers`, and its kernel routes watched with `ip monitor route`.
+// speaker does), "th" on the process's main thread (inThread, to show why not); "v6" is an
+// IPv6 session with BFD in the worker. Judged from the router: `show bfd peers`, and its
+// kernel routes watched with `ip monitor route`. Crafted BFD packets sent from the router's
+// namespace with TTL 254 show the RFC 5881 §5 receive check.
 //
 // Namespaces: ilb-bfd-{node,frr}-<random>; nothing in the root namespace changes.
-// Addresses: 192.0.2.160/29 (FRR .161, node .162 "wk", .163 "th"); advertised prefixes
-// 192.0.2.168/32 ("wk") and 192.0.2.169/32 ("th"). ASNs: FRR 64500, node 64510.
+// Addresses: 192.0.2.160/29 (FRR .161, node .162 "wk", .163 "th") and 2001:db8:bfd:1::/64
+// (FRR ::1, node ::2 "v6"); advertised prefixes 192.0.2.168/32 ("wk") and 192.0.2.169/32
+// ("th"). ASNs: FRR 64500, node 64510.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BfdPacket, encodePacket } from "../../src/bfd/packet.ts";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
 import { kernelRoute, RouterLab } from "./fixtures/routers.ts";
@@ -18,21 +22,23 @@ import { kernelRoute, RouterLab } from "./fixtures/routers.ts";
 const ROUTER = "192.0.2.161";
 const WK = { addr: "192.0.2.162", prefix: "192.0.2.168" };
 const TH = { addr: "192.0.2.163", prefix: "192.0.2.169" };
+const ROUTER6 = "2001:db8:bfd:1::1";
+const V6 = { addr: "2001:db8:bfd:1::2" };
 const BFD = { desiredMinTxMs: 100, requiredMinRxMs: 100, detectMultiplier: 3 };
 const RUNS = 5;
 
-const peer = (name: string, local: string): BgpPeerConfig => ({
+const peer = (name: string, local: string, peerAddress = ROUTER): BgpPeerConfig => ({
   name,
   myASN: 64510,
   peerASN: 64500,
-  peerAddress: ROUTER,
+  peerAddress,
   peerPort: 179,
   sourceAddress: local,
   // Hold 9 s: only BFD can explain a withdrawal within a second.
   holdTime: 9,
   keepaliveTime: 3,
   connectTime: 2,
-  routerID: local,
+  routerID: local.includes(":") ? WK.addr : local,
 });
 const route = (prefix: string): BgpRoute => ({
   prefix: `${prefix}/32`,
@@ -47,7 +53,7 @@ router bgp 64500
  bgp router-id ${ROUTER}
  bgp log-neighbor-changes
  no bgp ebgp-requires-policy
-${[WK.addr, TH.addr]
+${[WK.addr, TH.addr, V6.addr]
   .map(
     (a) => ` neighbor ${a} remote-as 64510
  neighbor ${a} passive
@@ -55,6 +61,9 @@ ${[WK.addr, TH.addr]
  neighbor ${a} bfd profile fast`,
   )
   .join("\n")}
+ address-family ipv6 unicast
+  neighbor ${V6.addr} activate
+ exit-address-family
 `;
 const BFDD_CONF = (dir: string) => `log file ${dir}/bfdd.log
 bfd
@@ -71,8 +80,8 @@ const lab = new RouterLab("bfd", {
     conf: BGPD_CONF,
     bfddConf: BFDD_CONF,
     nodeDev: "ethfrr",
-    nodeAddrs: [`${WK.addr}/29`, `${TH.addr}/29`],
-    routerAddrs: [`${ROUTER}/29`],
+    nodeAddrs: [`${WK.addr}/29`, `${TH.addr}/29`, `${V6.addr}/64`],
+    routerAddrs: [`${ROUTER}/29`, `${ROUTER6}/64`],
   },
 });
 const NS_NODE = lab.ns.node;
@@ -136,7 +145,7 @@ const pct = (xs: number[], p: number) => {
 describe("BFD against FRR's bfdd (network namespaces)", () => {
   let watch: RouteWatch | undefined;
 
-  type BfdPeer = { peer: string; status: string };
+  type BfdPeer = { peer: string; status: string; id: number; "remote-id": number };
   type BfdCounters = { peer: string; "session-down": number; "session-up": number };
   const bfdPeer = async (addr: string) =>
     (await lab.frr.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
@@ -176,6 +185,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
       localAddress: TH.addr,
       inThread: true,
     });
+    await lab.sessions.start(peer("v6", V6.addr, ROUTER6), { ...BFD, localAddress: V6.addr });
     await lab.sessions.routes("wk", [route(WK.prefix)]);
     await lab.sessions.routes("th", [route(TH.prefix)]);
   });
@@ -197,6 +207,107 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
     const n = await lab.frr.neighbor(WK.addr);
     expect(n.bgpState).toBe("Established");
     expect(JSON.stringify(n.peerBfdInfo ?? n)).toContain("Up");
+  });
+
+  /**
+   * Sends `count` copies of `packet` from the router's namespace (its address `from`) to the
+   * node's BFD port with IP TTL / hop limit `ttl`: a process there, as a forged or forwarded
+   * packet would arrive.
+   */
+  function sendFromRouter(
+    from: string,
+    to: string,
+    ttl: number,
+    packet: Uint8Array,
+    count: number,
+  ) {
+    const script = `
+      const s = require("node:dgram").createSocket(${JSON.stringify(to.includes(":") ? "udp6" : "udp4")});
+      s.bind(0, ${JSON.stringify(from)}, () => {
+        s.setTTL(${ttl});
+        let n = ${count};
+        const go = () => s.send(Buffer.from(${JSON.stringify(Buffer.from(packet).toString("hex"))}, "hex"), 3784, ${JSON.stringify(to)}, () => {
+          if (--n > 0) setTimeout(go, 20); else s.close();
+        });
+        go();
+      });`;
+    execFileSync("ip", ["netns", "exec", NS_FRR, process.execPath, "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  }
+
+  /** An AdminDown from the router's BFD session to ours: accepted, it takes ours Down. */
+  async function forgedAdminDown(addr: string): Promise<Uint8Array> {
+    const p = await bfdPeer(addr);
+    expect(p?.id).toBeGreaterThan(0);
+    const packet: BfdPacket = {
+      diag: 7,
+      state: "AdminDown",
+      poll: false,
+      final: false,
+      controlPlaneIndependent: false,
+      demand: false,
+      detectMult: 3,
+      myDiscriminator: p!.id,
+      yourDiscriminator: p!["remote-id"],
+      desiredMinTxUs: 100_000,
+      requiredMinRxUs: 100_000,
+      requiredMinEchoRxUs: 0,
+    };
+    return encodePacket(packet);
+  }
+
+  it("drops BFD packets not received with TTL / hop limit 255 (RFC 5881 §5), IPv4 and IPv6; counts and logs them", async () => {
+    await allUp();
+    await waitFor(
+      `FRR's BFD peer ${V6.addr} up`,
+      async () => (await bfdPeer(V6.addr))?.status === "up",
+      30_000,
+    );
+    for (const [addr, from] of [
+      [WK.addr, ROUTER],
+      [V6.addr, ROUTER6],
+    ] as const) {
+      const downsBefore = await downs(addr);
+      const logBefore = lab.sessions.stderr.length;
+      const t0 = performance.now();
+      // 10 forged AdminDowns at TTL 254 over 0.2 s: one accepted would end the session.
+      sendFromRouter(from, addr, 254, await forgedAdminDown(addr), 10);
+      const dropped = await waitFor(
+        `the node's log of TTL drops from ${from}`,
+        async () =>
+          lab.sessions.stderr
+            .slice(logBefore)
+            .split("\n")
+            .flatMap((l) => {
+              try {
+                return [JSON.parse(l) as Record<string, unknown>];
+              } catch {
+                return []; // a line still being written
+              }
+            })
+            .find((l) => l.msg === "bfd packets dropped" && l.reason === "ttl"),
+        5000,
+      );
+      expect(dropped).toMatchObject({ from, ttl: 254, count: 10 });
+      // Still Up on both sides, the router's session never went down, the route never moved.
+      expect((await bfdPeer(addr))?.status).toBe("up");
+      expect(await downs(addr)).toBe(downsBefore);
+      if (addr === WK.addr) {
+        expect(watch!.events.filter((e) => e.dst === WK.prefix && e.at >= t0)).toEqual([]);
+      }
+      expect((await lab.sessions.status(addr === WK.addr ? "wk" : "v6")).state).toBe("Established");
+    }
+    // The same packet with TTL 255 is accepted: it takes the session Down (so the packets
+    // above were dropped for their TTL alone), and the session comes back.
+    const downsBefore = await downs(WK.addr);
+    sendFromRouter(ROUTER, WK.addr, 255, await forgedAdminDown(WK.addr), 1);
+    await waitFor(
+      `FRR's BFD Down for ${WK.addr} after a TTL 255 AdminDown`,
+      async () => (await downs(WK.addr)) > downsBefore,
+      5000,
+    );
+    await allUp();
   });
 
   it(`node loss (nftables drop inside the node): the router withdraws both routes within 0.5 s (${RUNS} runs)`, async () => {
