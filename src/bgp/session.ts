@@ -12,7 +12,7 @@ import type { MessageKind } from "./messages.ts";
 import { describeNotification, type Notification } from "./notification.ts";
 import { MessageParser } from "./parser.ts";
 import { peerConfigProblems } from "./peer-config.ts";
-import { md5Socket } from "./tcp-socket.ts";
+import { addonSocket } from "./tcp-socket.ts";
 import type { BgpPeerConfig, BgpRoute, NotificationInfo, SessionStatus } from "./types.ts";
 import type { UpdateContext } from "./update-packer.ts";
 
@@ -251,7 +251,7 @@ export class BgpSession {
     } else {
       // TCP-MD5 and GTSM: the key and TTLs must be on the socket before the SYN (tcp-socket.ts).
       try {
-        sock = md5Socket({
+        sock = addonSocket({
           peerAddress: cfg.peerAddress,
           ...(cfg.password === undefined ? {} : { password: cfg.password }),
           ...(cfg.sourceAddress === undefined ? {} : { sourceAddress: cfg.sourceAddress }),

@@ -52,7 +52,7 @@ function addon(): TcpSocketBinding {
   );
 }
 
-export interface Md5SocketOptions {
+export interface AddonSocketOptions {
   /** The peer's IP address (the key applies to segments from and to it). */
   peerAddress: string;
   /** 1..80 bytes; absent: no TCP-MD5. */
@@ -69,7 +69,7 @@ export interface Md5SocketOptions {
  * Throws (with the errno name as `code`) when an option cannot be set or the source
  * address not bound.
  */
-export function md5Socket(o: Md5SocketOptions): Socket {
+export function addonSocket(o: AddonSocketOptions): Socket {
   const family = o.peerAddress.includes(":") ? 6 : 4;
   const fd = addon().tcpSocket(
     family,

@@ -13,7 +13,7 @@
 // 2001:db8:5d5:2::/64 (BIRD ::1, node ::2); advertised 203.0.113.57/32 and
 // 2001:db8:5d5:ff::1/128. ASNs: node 4200000002, FRR 64502, BIRD 64503.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { md5Socket } from "../../src/bgp/tcp-socket.ts";
+import { addonSocket } from "../../src/bgp/tcp-socket.ts";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
 import { kernelRoute, RouterLab, sh } from "./fixtures/routers.ts";
@@ -273,7 +273,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
   });
 
   it("refuses a key longer than the kernel's 80 bytes before creating a socket", () => {
-    expect(() => md5Socket({ peerAddress: "203.0.113.41", password: "k".repeat(81) })).toThrow(
+    expect(() => addonSocket({ peerAddress: "203.0.113.41", password: "k".repeat(81) })).toThrow(
       /a TCP-MD5 key has 1 to 80 bytes, this one 81 \(EINVAL/,
     );
   });
