@@ -126,6 +126,8 @@ export interface BGPPeerSpec {
   enableGracefulRestart?: boolean;
   /** How long the router keeps them (duration, 1s..4095s; default 120s). */
   gracefulRestartTime?: string;
+  /** GTSM (RFC 5082; FRR's `ttl-security hops N`): the router is at most this many hops away. */
+  ttlSecurityHops?: number;
 }
 
 /** A Secret by name; no namespace: the speaker's own (the chart's release namespace). */
@@ -161,6 +163,7 @@ export const bgpPeerSpec = object<BGPPeerSpec>(
     passwordSecret: optional(secretReference),
     enableGracefulRestart: optional(boolean()),
     gracefulRestartTime: optional(gracefulRestartTime),
+    ttlSecurityHops: optional(integer(1, 254)),
   },
   {
     strict: true,

@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type BfdPacket, decodePacket, describeDiag, encodePacket } from "./packet.ts";
+import {
+  type BfdPacket,
+  decodePacket,
+  describeDiag,
+  encodePacket,
+  singleHopTtlOk,
+} from "./packet.ts";
 
 const UP: BfdPacket = {
   diag: 0,
@@ -121,5 +127,18 @@ describe("BFD control packet (RFC 5880 §4.1)", () => {
     expect(describeDiag(1)).toBe("Control Detection Time Expired");
     expect(describeDiag(3)).toBe("Neighbor Signaled Session Down");
     expect(describeDiag(20)).toBe("diagnostic 20");
+  });
+});
+
+describe("singleHopTtlOk (RFC 5881 section 5)", () => {
+  it.each([
+    [255, true],
+    [254, false],
+    [64, false],
+    [1, false],
+    [0, false],
+    [-1, false], // the kernel reported no TTL: fail closed
+  ])("TTL %i -> %s", (ttl, ok) => {
+    expect(singleHopTtlOk(ttl)).toBe(ok);
   });
 });

@@ -113,3 +113,15 @@ export function decodePacket(bytes: Uint8Array): DecodeResult {
     },
   };
 }
+
+/** Why a received datagram is dropped before it reaches a session (a metric label). */
+export type DropReason = "ttl" | "malformed" | "no-session";
+
+/**
+ * RFC 5881 §5 (single hop, no authentication): a control packet counts only when received
+ * with TTL / hop limit 255, i.e. sent from the link itself and not forwarded by any router.
+ * A TTL the kernel did not report (-1) fails too: the check must not silently pass.
+ */
+export function singleHopTtlOk(ttl: number): boolean {
+  return ttl === 255;
+}

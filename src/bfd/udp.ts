@@ -1,8 +1,9 @@
 // The UDP edge of BFD (RFC 5881, single hop): one receive socket on port 3784 per local
 // address, one transmit socket per session bound to that address and a source port in
 // 49152–65535, TTL 255 on everything sent. It feeds received packets to the pure state
-// machine (fsm.ts) and performs its actions with timers. The receive-side TTL check of
-// RFC 5881 §5 is not done here: Node cannot read a datagram's TTL (bgp-facts §3).
+// machine (fsm.ts) and performs its actions with timers. The receive socket comes from the
+// addon (ttl-socket.ts) because RFC 5881 §5 drops any packet not received with TTL 255,
+// and node:dgram cannot read a datagram's TTL.
 import { createSocket, type Socket } from "node:dgram";
 import {
   type BfdAction,
@@ -14,7 +15,15 @@ import {
   initialSession,
   step,
 } from "./fsm.ts";
-import { type BfdState, decodePacket, describeDiag, encodePacket } from "./packet.ts";
+import {
+  type BfdState,
+  type DropReason,
+  decodePacket,
+  describeDiag,
+  encodePacket,
+  singleHopTtlOk,
+} from "./packet.ts";
+import { openTtlSocket, type TtlDatagram, type TtlSocket } from "./ttl-socket.ts";
 
 export const BFD_PORT = 3784;
 const SOURCE_PORT_MIN = 49152;
@@ -46,14 +55,16 @@ export interface BfdCounters {
   state: BfdState;
   sent: number;
   received: number;
-  /** Datagrams on port 3784 of this address that failed decoding or matched no session. */
+  /** Datagrams on port 3784 of this address dropped: TTL not 255, malformed, no session. */
   discarded: number;
 }
 
 export interface BfdEndpointOptions {
   onChange: (c: BfdStateChange) => void;
-  /** A socket error or a discarded datagram, for the caller's log. */
+  /** A socket error or dropped datagrams, for the caller's log. */
   onProblem?: (text: string, fields: Record<string, unknown>) => void;
+  /** Datagrams dropped before any session saw them, by reason, at most once a second. */
+  onDrop?: (reason: DropReason, count: number) => void;
   random?: () => number;
 }
 
@@ -68,11 +79,11 @@ interface Running {
 }
 
 interface Receiver {
-  socket: Socket;
+  socket: TtlSocket;
   discarded: number;
-  /** Discards since the last report, and when that was (ms): at most one report a second. */
-  unreported: number;
-  reportedAt: number;
+  /** Drops not reported yet, by reason, with the last one's details; one report a second. */
+  unreported: Map<DropReason, { count: number; last: Record<string, unknown> }>;
+  reportTimer: NodeJS.Timeout | undefined;
 }
 
 /** Binds a transmit socket to a random free source port in 49152–65535 (RFC 5881 §4). */
@@ -157,7 +168,11 @@ export class BfdEndpoint {
     if (![...this.#sessions.values()].some((s) => s.peer.localAddress === local)) {
       const rx = this.#receivers.get(local);
       this.#receivers.delete(local);
-      if (rx !== undefined) await new Promise<void>((resolve) => rx.socket.close(() => resolve()));
+      if (rx !== undefined) {
+        clearTimeout(rx.reportTimer);
+        this.#report(rx, local);
+        rx.socket.close();
+      }
     }
   }
 
@@ -178,51 +193,42 @@ export class BfdEndpoint {
   async #receiver(localAddress: string): Promise<Receiver> {
     const existing = this.#receivers.get(localAddress);
     if (existing !== undefined) return existing;
-    const socket = createSocket({ type: localAddress.includes(":") ? "udp6" : "udp4" });
-    const rx: Receiver = { socket, discarded: 0, unreported: 0, reportedAt: 0 };
-    this.#receivers.set(localAddress, rx);
+    const rx: Receiver = {
+      socket: { close() {} },
+      discarded: 0,
+      unreported: new Map(),
+      reportTimer: undefined,
+    };
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.bind({ address: localAddress, port: BFD_PORT, exclusive: true }, () => {
-          socket.off("error", reject);
-          resolve();
-        });
-      });
+      rx.socket = openTtlSocket(
+        localAddress,
+        BFD_PORT,
+        (d) => this.#onDatagram(rx, localAddress, d),
+        (err) => this.#problem("bfd receive error", { local: localAddress, err: err.message }),
+      );
     } catch (err) {
-      this.#receivers.delete(localAddress);
-      socket.close();
       throw new Error(
         `bfd: cannot receive on ${localAddress}:${BFD_PORT}: ${(err as Error).message}`,
       );
     }
-    socket.on("error", (err) =>
-      this.#problem("bfd receive error", { local: localAddress, err: err.message }),
-    );
-    socket.on("message", (msg, rinfo) => this.#onDatagram(rx, localAddress, msg, rinfo.address));
+    this.#receivers.set(localAddress, rx);
     return rx;
   }
 
-  #onDatagram(rx: Receiver, local: string, msg: Buffer, from: string): void {
-    const d = decodePacket(msg);
-    if ("error" in d) {
-      rx.discarded++;
-      rx.unreported++;
-      // Crafted or foreign datagrams must not flood the log: one line a second, with a count.
-      const now = Date.now();
-      if (now - rx.reportedAt >= 1000) {
-        this.#problem("bfd packets discarded", {
-          local,
-          from,
-          reason: d.error,
-          count: rx.unreported,
-        });
-        rx.unreported = 0;
-        rx.reportedAt = now;
-      }
+  #onDatagram(rx: Receiver, local: string, d: TtlDatagram): void {
+    const from = d.from;
+    // RFC 5881 §5: only what was sent on the link itself (TTL 255) counts, before anything
+    // else is looked at: a forwarded packet must not even reach the codec.
+    if (!singleHopTtlOk(d.ttl)) {
+      this.#drop(rx, local, "ttl", { from, ttl: d.ttl });
       return;
     }
-    const p = d.packet;
+    const decoded = decodePacket(d.data);
+    if ("error" in decoded) {
+      this.#drop(rx, local, "malformed", { from, error: decoded.error });
+      return;
+    }
+    const p = decoded.packet;
     // RFC 5880 §6.8.6: by Your Discriminator, else (single hop) by the source address.
     const r =
       p.yourDiscriminator !== 0
@@ -231,11 +237,35 @@ export class BfdEndpoint {
             (s) => s.peer.localAddress === local && s.peer.peerAddress === from,
           );
     if (r === undefined || r.peer.peerAddress !== from) {
-      rx.discarded++;
+      this.#drop(rx, local, "no-session", { from, yourDiscriminator: p.yourDiscriminator });
       return;
     }
     r.received++;
     this.#run(r, { type: "received", packet: p });
+  }
+
+  /** Counts a drop; crafted or foreign datagrams must not flood the log: a report a second. */
+  #drop(rx: Receiver, local: string, reason: DropReason, last: Record<string, unknown>): void {
+    rx.discarded++;
+    const u = rx.unreported.get(reason) ?? { count: 0, last };
+    u.count++;
+    u.last = last;
+    rx.unreported.set(reason, u);
+    if (rx.reportTimer === undefined) {
+      rx.reportTimer = setTimeout(() => {
+        rx.reportTimer = undefined;
+        this.#report(rx, local);
+      }, 1000);
+      rx.reportTimer.unref();
+    }
+  }
+
+  #report(rx: Receiver, local: string): void {
+    for (const [reason, u] of rx.unreported) {
+      this.#opts.onDrop?.(reason, u.count);
+      this.#problem("bfd packets dropped", { local, reason, count: u.count, ...u.last });
+    }
+    rx.unreported.clear();
   }
 
   #run(r: Running, ev: BfdEvent): void {

@@ -6,6 +6,7 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
+import type { DropReason } from "./packet.ts";
 import { type BfdCounters, BfdEndpoint, type BfdPeer, type BfdStateChange } from "./udp.ts";
 
 type Request =
@@ -20,12 +21,15 @@ export type WorkerRequest = { id: number } & Request;
 export type WorkerReply =
   | { id: number; result?: unknown; error?: string; event?: undefined }
   | { event: "change"; change: BfdStateChange }
-  | { event: "problem"; text: string; fields: Record<string, unknown> };
+  | { event: "problem"; text: string; fields: Record<string, unknown> }
+  | { event: "drop"; reason: DropReason; count: number };
 
 export interface BfdRunnerOptions {
   log: Logger;
   /** Run the sessions on the calling thread (no worker): shares fate with its event loop. */
   inThread?: boolean;
+  /** Received datagrams dropped before any session (TTL not 255, malformed, no session). */
+  onDrop?: (reason: DropReason, count: number) => void;
   /** A main-loop delay above this (ms) within a second is logged as a stall; default 100. */
   stallWarnMs?: number;
 }
@@ -69,8 +73,9 @@ export class BfdRunner {
     const onChange = (c: BfdStateChange) => this.#change(c);
     const onProblem = (text: string, fields: Record<string, unknown>) =>
       this.#log.warn(fields, text);
+    const onDrop = (reason: DropReason, count: number) => opts.onDrop?.(reason, count);
     if (opts.inThread) {
-      this.#inThread = new BfdEndpoint({ onChange, onProblem });
+      this.#inThread = new BfdEndpoint({ onChange, onProblem, onDrop });
     } else {
       // Compiled to dist/ the worker is a .js file next to this one.
       const file = import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js";
@@ -78,6 +83,7 @@ export class BfdRunner {
       this.#worker.on("message", (m: WorkerReply) => {
         if (m.event === "change") onChange(m.change);
         else if (m.event === "problem") onProblem(m.text, m.fields);
+        else if (m.event === "drop") onDrop(m.reason, m.count);
         else this.#settle(m);
       });
       this.#worker.on("error", (err) => {

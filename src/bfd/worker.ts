@@ -13,6 +13,7 @@ const post = (m: WorkerReply) => port.postMessage(m);
 const endpoint = new BfdEndpoint({
   onChange: (change) => post({ event: "change", change }),
   onProblem: (text, fields) => post({ event: "problem", text, fields }),
+  onDrop: (reason, count) => post({ event: "drop", reason, count }),
 });
 
 async function handle(req: WorkerRequest): Promise<unknown> {

@@ -24,7 +24,7 @@ import {
   shutdownData,
 } from "./notification.ts";
 import type { ParseResult } from "./parser.ts";
-import { connectTimeoutReason } from "./peer-config.ts";
+import { connectTimeoutReason, holdExpiredReason } from "./peer-config.ts";
 import type { BgpPeerConfig, SessionState } from "./types.ts";
 
 export type TimerName = "connectRetry" | "connect" | "hold" | "keepalive";
@@ -308,7 +308,7 @@ function onTimer(
       return s.state === "Connect" ? down(s, random, connectTimeoutReason(cfg)) : same;
     case "hold":
       if (s.state === "Idle" || s.state === "Connect") return same;
-      return down(s, random, "hold timer expired: nothing received from the peer", {
+      return down(s, random, holdExpiredReason(cfg), {
         code: NOTIFICATION_HOLD_TIMER_EXPIRED,
         subcode: 0,
         data: new Uint8Array(0),

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { initialState, step } from "./fsm.ts";
-import { connectTimeoutReason, peerConfigProblems, redactPeerConfig } from "./peer-config.ts";
+import {
+  connectTimeoutReason,
+  holdExpiredReason,
+  peerConfigProblems,
+  redactPeerConfig,
+} from "./peer-config.ts";
 import type { BgpPeerConfig } from "./types.ts";
 
 const ok: BgpPeerConfig = {
@@ -20,6 +25,8 @@ describe("peerConfigProblems", () => {
     expect(peerConfigProblems(ok)).toEqual([]);
     expect(peerConfigProblems({ ...ok, holdTime: 0 })).toEqual([]);
     expect(peerConfigProblems({ ...ok, gracefulRestartTime: 4095 })).toEqual([]);
+    expect(peerConfigProblems({ ...ok, ttlSecurityHops: 1 })).toEqual([]);
+    expect(peerConfigProblems({ ...ok, ttlSecurityHops: 254 })).toEqual([]);
     expect(peerConfigProblems({ ...ok, peerASN: 0, dynamicASN: "external" })).toEqual([]);
     expect(
       peerConfigProblems({ ...ok, peerAddress: "2001:db8::1", sourceAddress: "2001:db8::2" }),
@@ -41,6 +48,9 @@ describe("peerConfigProblems", () => {
     [{ routerID: "2001:db8::1" }, 'routerID "2001:db8::1" is not a non-zero dotted IPv4 address'],
     [{ gracefulRestartTime: 0 }, "gracefulRestartTime 0 is not in 1..4095 seconds"],
     [{ gracefulRestartTime: 4096 }, "gracefulRestartTime 4096 is not in 1..4095 seconds"],
+    [{ ttlSecurityHops: 0 }, "ttlSecurityHops 0 is not in 1..254"],
+    [{ ttlSecurityHops: 255 }, "ttlSecurityHops 255 is not in 1..254"],
+    [{ ttlSecurityHops: 1.5 }, "ttlSecurityHops 1.5 is not in 1..254"],
   ])("refuses %o", (change, problem) => {
     expect(peerConfigProblems({ ...ok, ...change })).toEqual([problem]);
   });
@@ -87,6 +97,19 @@ describe("TCP-MD5 password", () => {
       type: "error",
       text: connectTimeoutReason({ ...ok, password: "s3cret" }),
     });
+  });
+
+  it("names a GTSM mismatch as a possible cause of a connect timeout or a silent peer", () => {
+    expect(holdExpiredReason(ok)).toBe("hold timer expired: nothing received from the peer");
+    expect(holdExpiredReason({ ...ok, ttlSecurityHops: 1 })).toMatch(
+      /^hold timer expired: nothing received from the peer; with ttlSecurityHops 1 .*ttl-security hops 1/,
+    );
+    expect(connectTimeoutReason(ok)).not.toContain("ttlSecurityHops");
+    const gtsm = connectTimeoutReason({ ...ok, ttlSecurityHops: 1 });
+    expect(gtsm).toMatch(/^no TCP connection within 10 s: /);
+    expect(gtsm).toContain("unless they arrive with TTL 255 or more");
+    expect(gtsm).toContain("ttl-security hops 1");
+    expect(connectTimeoutReason({ ...ok, ttlSecurityHops: 2 })).toContain("with TTL 254 or more");
   });
 
   it("keeps the password out of what is logged", () => {

@@ -52,6 +52,9 @@ export function peerConfigProblems(cfg: BgpPeerConfig): string[] {
   if (cfg.gracefulRestartTime !== undefined && !isInt(cfg.gracefulRestartTime, 1, 4095)) {
     p.push(`gracefulRestartTime ${cfg.gracefulRestartTime} is not in 1..4095 seconds`);
   }
+  if (cfg.ttlSecurityHops !== undefined && !isInt(cfg.ttlSecurityHops, 1, 254)) {
+    p.push(`ttlSecurityHops ${cfg.ttlSecurityHops} is not in 1..254`);
+  }
   const id = parseIP(cfg.routerID);
   if (id?.family !== "IPv4" || id.value === 0n) {
     p.push(`routerID ${JSON.stringify(cfg.routerID)} is not a non-zero dotted IPv4 address`);
@@ -62,13 +65,31 @@ export function peerConfigProblems(cfg: BgpPeerConfig): string[] {
 /**
  * Why a connect attempt timed out, as far as this side can tell. A TCP-MD5 mismatch (another
  * key, or a key on one side only) makes the router's kernel drop our SYNs without an answer,
- * which looks like an unreachable peer: say so, instead of a bare timeout.
+ * and a GTSM mismatch makes ours drop the router's answer: both look like an unreachable
+ * peer, so say so instead of a bare timeout.
  */
 export function connectTimeoutReason(cfg: BgpPeerConfig): string {
   const base = `no TCP connection within ${cfg.connectTime} s: the peer did not answer`;
-  return cfg.password === undefined
-    ? `${base} (unreachable, filtered, or it expects a TCP-MD5 password and this BGPPeer sets none)`
-    : `${base}; this may be a TCP-MD5 password mismatch (the router drops segments whose MD5 signature is missing or wrong without an answer): check that the router has the same password for this node, or that the peer is reachable at all`;
+  const md5 =
+    cfg.password === undefined
+      ? " (unreachable, filtered, or it expects a TCP-MD5 password and this BGPPeer sets none)"
+      : "; this may be a TCP-MD5 password mismatch (the router drops segments whose MD5 signature is missing or wrong without an answer): check that the router has the same password for this node, or that the peer is reachable at all";
+  return base + md5 + gtsmHint(cfg);
+}
+
+/** Why the hold timer expired; with GTSM, the likely cause: the router's TTL. */
+export function holdExpiredReason(cfg: BgpPeerConfig): string {
+  return `hold timer expired: nothing received from the peer${gtsmHint(cfg)}`;
+}
+
+/**
+ * With GTSM our kernel drops a router's segments that arrive with a lower TTL, unanswered:
+ * a router without GTSM looks unreachable or silent. Empty without ttlSecurityHops.
+ */
+function gtsmHint(cfg: BgpPeerConfig): string {
+  const hops = cfg.ttlSecurityHops;
+  if (hops === undefined) return "";
+  return `; with ttlSecurityHops ${hops} this node also drops the router's segments unless they arrive with TTL ${256 - hops} or more: check that the router sends with TTL 255 (FRR: neighbor ADDRESS ttl-security hops ${hops}; BIRD: ttl security on)`;
 }
 
 /** The config for a log line: the password replaced by whether one is set. */

@@ -12,7 +12,7 @@ import type { MessageKind } from "./messages.ts";
 import { describeNotification, type Notification } from "./notification.ts";
 import { MessageParser } from "./parser.ts";
 import { peerConfigProblems } from "./peer-config.ts";
-import { md5Socket } from "./tcp-socket.ts";
+import { addonSocket } from "./tcp-socket.ts";
 import type { BgpPeerConfig, BgpRoute, NotificationInfo, SessionStatus } from "./types.ts";
 import type { UpdateContext } from "./update-packer.ts";
 
@@ -242,22 +242,24 @@ export class BgpSession {
     this.#parser = new MessageParser();
     this.#socketError = undefined;
     let sock: Socket;
-    if (cfg.password === undefined) {
+    if (cfg.password === undefined && cfg.ttlSecurityHops === undefined) {
       sock = connect({
         host: cfg.peerAddress,
         port: cfg.peerPort,
         ...(cfg.sourceAddress === undefined ? {} : { localAddress: cfg.sourceAddress }),
       });
     } else {
-      // TCP-MD5: the key must be on the socket before the SYN (tcp-socket.ts).
+      // TCP-MD5 and GTSM: the key and TTLs must be on the socket before the SYN (tcp-socket.ts).
       try {
-        sock = md5Socket({
+        sock = addonSocket({
           peerAddress: cfg.peerAddress,
-          password: cfg.password,
+          ...(cfg.password === undefined ? {} : { password: cfg.password }),
           ...(cfg.sourceAddress === undefined ? {} : { sourceAddress: cfg.sourceAddress }),
+          ...(cfg.ttlSecurityHops === undefined ? {} : { ttlSecurityHops: cfg.ttlSecurityHops }),
         });
       } catch (err) {
-        this.#socketFailed(`cannot create the TCP-MD5 socket: ${(err as Error).message}`);
+        const what = cfg.password === undefined ? "GTSM" : "TCP-MD5";
+        this.#socketFailed(`cannot create the ${what} socket: ${(err as Error).message}`);
         return;
       }
       sock.connect(cfg.peerPort, cfg.peerAddress);

@@ -1,8 +1,8 @@
-// The socket of a BGP session with a TCP-MD5 password (RFC 2385). Node cannot set
-// TCP_MD5SIG before its connect() sends the SYN, so the project's addon
-// (src/layer2/native/tcp_socket.c) creates the socket, installs the key for the peer's
-// address, binds the source address, and returns the fd; net.Socket adopts it and
-// connects. Sessions without a password use plain node:net (session.ts).
+// The socket of a BGP session with a TCP-MD5 password (RFC 2385) or GTSM (RFC 5082). Node
+// cannot set TCP_MD5SIG or IP_MINTTL before its connect() sends the SYN, so the project's
+// addon (src/layer2/native/tcp_socket.c) creates the socket, installs the key for the
+// peer's address and the TTL options, binds the source address, and returns the fd;
+// net.Socket adopts it and connects. Sessions with neither use plain node:net (session.ts).
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { Socket } from "node:net";
@@ -14,6 +14,7 @@ interface TcpSocketBinding {
     md5Peer: string | null,
     md5Key: Buffer | null,
     bindAddress: string | null,
+    minTtl?: number | null,
   ): number;
 }
 
@@ -31,7 +32,7 @@ let binding: TcpSocketBinding | undefined;
 function addon(): TcpSocketBinding {
   if (binding !== undefined) return binding;
   if (process.platform !== "linux") {
-    throw new Error(`TCP-MD5 passwords need Linux; this is ${process.platform}`);
+    throw new Error(`TCP-MD5 passwords and GTSM need Linux; this is ${process.platform}`);
   }
   const require = createRequire(import.meta.url);
   for (const rel of addonPaths) {
@@ -51,27 +52,31 @@ function addon(): TcpSocketBinding {
   );
 }
 
-export interface Md5SocketOptions {
+export interface AddonSocketOptions {
   /** The peer's IP address (the key applies to segments from and to it). */
   peerAddress: string;
-  /** 1..80 bytes. */
-  password: string;
+  /** 1..80 bytes; absent: no TCP-MD5. */
+  password?: string;
   /** Bind to this local address before connecting. */
   sourceAddress?: string;
+  /** GTSM for a peer at most this many hops away (1..254): TTL 255 out, 256 - hops in. */
+  ttlSecurityHops?: number;
 }
 
 /**
  * An unconnected net.Socket whose segments to and from `peerAddress` carry a TCP-MD5
- * signature with `password`; call connect(port, peerAddress) on it. Throws (with the
- * errno name as `code`) when the key cannot be set or the source address not bound.
+ * signature with `password` and/or follow GTSM; call connect(port, peerAddress) on it.
+ * Throws (with the errno name as `code`) when an option cannot be set or the source
+ * address not bound.
  */
-export function md5Socket(o: Md5SocketOptions): Socket {
+export function addonSocket(o: AddonSocketOptions): Socket {
   const family = o.peerAddress.includes(":") ? 6 : 4;
   const fd = addon().tcpSocket(
     family,
     o.peerAddress,
-    Buffer.from(o.password, "utf8"),
+    o.password === undefined ? null : Buffer.from(o.password, "utf8"),
     o.sourceAddress ?? null,
+    o.ttlSecurityHops === undefined ? null : 256 - o.ttlSecurityHops,
   );
   return new Socket({ fd });
 }

@@ -38,6 +38,12 @@ export interface BgpPeerConfig {
    * absent: the peer keeps none of our routes once the session ends.
    */
   gracefulRestartTime?: number;
+  /**
+   * Additive: GTSM (RFC 5082) for a router at most this many hops away, 1..254: segments
+   * are sent with TTL / hop limit 255 and received ones with a TTL below 256 - hops are
+   * dropped by the kernel; absent: none (the kernel's default TTL).
+   */
+  ttlSecurityHops?: number;
 }
 
 /** One prefix the node advertises to one peer, with its attributes. */

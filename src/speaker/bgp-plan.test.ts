@@ -303,6 +303,13 @@ describe("planBgp: peers", () => {
     ).toMatchObject({ gracefulRestartTime: 300 });
   });
 
+  it("passes GTSM's hop count on only when set", () => {
+    expect(peerConfig(peer("x", {}), "n1", undefined)).not.toHaveProperty("ttlSecurityHops");
+    expect(peerConfig(peer("x", { ttlSecurityHops: 1 }), "n1", undefined)).toMatchObject({
+      ttlSecurityHops: 1,
+    });
+  });
+
   it("derives a stable, non-zero IPv4 router ID from the node name", () => {
     expect(derivedRouterID("n1")).toBe(derivedRouterID("n1"));
     expect(derivedRouterID("n1")).not.toBe(derivedRouterID("n2"));

@@ -156,6 +156,7 @@ export function peerConfig(
   };
   if (s.dynamicASN !== undefined) cfg.dynamicASN = s.dynamicASN;
   if (s.sourceAddress !== undefined) cfg.sourceAddress = s.sourceAddress;
+  if (s.ttlSecurityHops !== undefined) cfg.ttlSecurityHops = s.ttlSecurityHops;
   if (s.enableGracefulRestart === true) {
     cfg.gracefulRestartTime =
       durationSeconds(s.gracefulRestartTime ?? "") ?? bgpPeerDefaults.gracefulRestartTimeSeconds;

@@ -93,7 +93,11 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
   const bgpSessions = (cfg: ConstructorParameters<typeof BgpSession>[0]) =>
     new BgpSession(cfg, { log });
   // One BFD worker thread per speaker, started by the first BGPPeer with a bfdProfile.
-  const bfdRunner = () => new BfdRunner({ log });
+  const bfdRunner = () =>
+    new BfdRunner({
+      log,
+      onDrop: (reason, count) => metrics.bfdPacketsDropped.inc({ reason }, count),
+    });
   const speaker = new Speaker(
     api,
     { ...opts, bgpSessions, bfdRunner },

@@ -109,6 +109,12 @@ export function speakerMetrics() {
       labelNames: ["peer"],
       registry,
     }),
+    bfdPacketsDropped: new Counter({
+      name: "ironlb_speaker_bfd_packets_dropped_total",
+      help: "BFD packets received and dropped before any session saw them, by reason: ttl (not received with TTL / hop limit 255, so not from the link itself: RFC 5881 section 5), malformed, no-session.",
+      labelNames: ["reason"],
+      registry,
+    }),
     /** Feeds the announcer's counters into the packets metric. */
     count(name: AnnouncerCounterName, ifname: string): void {
       packets.inc({ interface: ifname, kind: kinds[name] });

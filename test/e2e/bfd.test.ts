@@ -1,57 +1,44 @@
 // Interop of ironlb's BFD (src/bfd) with FRR's bfdd, and BFD's hold on BGP: a node
 // namespace runs a child process (fixtures/bgp-session.ts) with two BgpSessions to one FRR
 // router, each with a BFD session at 100 ms × 3: "wk" runs BFD in its worker thread (as the
-// speaker does), "th" on the process's main thread (inThread, to show why not). Judged from
-// the router: `show bfd peers`, and its kernel routes watched with `ip monitor route`.
+// speaker does), "th" on the process's main thread (inThread, to show why not); "v6" is an
+// IPv6 session with BFD in the worker. Judged from the router: `show bfd peers`, and its
+// kernel routes watched with `ip monitor route`. Crafted BFD packets sent from the router's
+// namespace with TTL 254 show the RFC 5881 §5 receive check.
 //
 // Namespaces: ilb-bfd-{node,frr}-<random>; nothing in the root namespace changes.
-// Addresses: 192.0.2.160/29 (FRR .161, node .162 "wk", .163 "th"); advertised prefixes
-// 192.0.2.168/32 ("wk") and 192.0.2.169/32 ("th"). ASNs: FRR 64500, node 64510.
+// Addresses: 192.0.2.160/29 (FRR .161, node .162 "wk", .163 "th") and 2001:db8:bfd:1::/64
+// (FRR ::1, node ::2 "v6"); advertised prefixes 192.0.2.168/32 ("wk") and 192.0.2.169/32
+// ("th"). ASNs: FRR 64500, node 64510.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BfdPacket, encodePacket } from "../../src/bfd/packet.ts";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
-import { BgpSessionsProcess } from "./fixtures/bgp-sessions-client.ts";
-import {
-  addNamespaces,
-  Frr,
-  kernelRoute,
-  removeNamespaces,
-  requireRouters,
-  sh,
-  veth,
-} from "./fixtures/routers.ts";
+import { kernelRoute, RouterLab } from "./fixtures/routers.ts";
 
-if (process.platform !== "linux" || process.getuid?.() !== 0) {
-  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
-}
-requireRouters();
-
-const suffix = randomBytes(3).toString("hex");
-const NS_NODE = `ilb-bfd-node-${suffix}`;
-const NS_FRR = `ilb-bfd-frr-${suffix}`;
-const NAMESPACES = [NS_NODE, NS_FRR];
 const ROUTER = "192.0.2.161";
 const WK = { addr: "192.0.2.162", prefix: "192.0.2.168" };
 const TH = { addr: "192.0.2.163", prefix: "192.0.2.169" };
+const ROUTER6 = "2001:db8:bfd:1::1";
+const V6 = { addr: "2001:db8:bfd:1::2" };
 const BFD = { desiredMinTxMs: 100, requiredMinRxMs: 100, detectMultiplier: 3 };
 const RUNS = 5;
 
-const peer = (name: string, local: string): BgpPeerConfig => ({
+const peer = (name: string, local: string, peerAddress = ROUTER): BgpPeerConfig => ({
   name,
   myASN: 64510,
   peerASN: 64500,
-  peerAddress: ROUTER,
+  peerAddress,
   peerPort: 179,
   sourceAddress: local,
   // Hold 9 s: only BFD can explain a withdrawal within a second.
   holdTime: 9,
   keepaliveTime: 3,
   connectTime: 2,
-  routerID: local,
+  routerID: local.includes(":") ? WK.addr : local,
 });
 const route = (prefix: string): BgpRoute => ({
   prefix: `${prefix}/32`,
@@ -66,7 +53,7 @@ router bgp 64500
  bgp router-id ${ROUTER}
  bgp log-neighbor-changes
  no bgp ebgp-requires-policy
-${[WK.addr, TH.addr]
+${[WK.addr, TH.addr, V6.addr]
   .map(
     (a) => ` neighbor ${a} remote-as 64510
  neighbor ${a} passive
@@ -74,6 +61,9 @@ ${[WK.addr, TH.addr]
  neighbor ${a} bfd profile fast`,
   )
   .join("\n")}
+ address-family ipv6 unicast
+  neighbor ${V6.addr} activate
+ exit-address-family
 `;
 const BFDD_CONF = (dir: string) => `log file ${dir}/bfdd.log
 bfd
@@ -84,6 +74,18 @@ bfd
  exit
 exit
 `;
+
+const lab = new RouterLab("bfd", {
+  frr: {
+    conf: BGPD_CONF,
+    bfddConf: BFDD_CONF,
+    nodeDev: "ethfrr",
+    nodeAddrs: [`${WK.addr}/29`, `${TH.addr}/29`, `${V6.addr}/64`],
+    routerAddrs: [`${ROUTER}/29`, `${ROUTER6}/64`],
+  },
+});
+const NS_NODE = lab.ns.node;
+const NS_FRR = lab.ns.frr;
 
 const DROP = `table inet ilbbfd {
   chain in { type filter hook input priority -300; policy drop; }
@@ -141,18 +143,16 @@ const pct = (xs: number[], p: number) => {
 };
 
 describe("BFD against FRR's bfdd (network namespaces)", () => {
-  let fixture: BgpSessionsProcess | undefined;
-  let frr: Frr | undefined;
   let watch: RouteWatch | undefined;
 
-  type BfdPeer = { peer: string; status: string };
+  type BfdPeer = { peer: string; status: string; id: number; "remote-id": number };
   type BfdCounters = { peer: string; "session-down": number; "session-up": number };
   const bfdPeer = async (addr: string) =>
-    (await frr!.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
+    (await lab.frr.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
   const downs = async (addr: string) =>
-    (await frr!.json<BfdCounters[]>("show bfd peers counters json")).find((p) => p.peer === addr)?.[
-      "session-down"
-    ] ?? -1;
+    (await lab.frr.json<BfdCounters[]>("show bfd peers counters json")).find(
+      (p) => p.peer === addr,
+    )?.["session-down"] ?? -1;
   const nft = (args: string[], input?: string) =>
     execFileSync("ip", ["netns", "exec", NS_NODE, "nft", ...args], {
       input,
@@ -175,45 +175,26 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
     }
   }
 
-  async function cleanup(): Promise<void> {
-    try {
-      watch?.stop();
-      await fixture?.stop();
-    } finally {
-      frr?.stop();
-      removeNamespaces(NAMESPACES);
-    }
-  }
-
   beforeAll(async () => {
-    try {
-      addNamespaces(NAMESPACES);
-      veth(
-        { ns: NS_NODE, dev: "ethfrr", addrs: [`${WK.addr}/29`, `${TH.addr}/29`] },
-        { ns: NS_FRR, dev: "ethnode", addrs: [`${ROUTER}/29`] },
-      );
-      frr = await Frr.start(NS_FRR, BGPD_CONF, { bfddConf: BFDD_CONF });
-      watch = new RouteWatch(NS_FRR);
-      fixture = new BgpSessionsProcess(NS_NODE);
-      await fixture.ready;
-      await fixture.start(peer("wk", WK.addr), { ...BFD, localAddress: WK.addr });
-      await fixture.start(peer("th", TH.addr), { ...BFD, localAddress: TH.addr, inThread: true });
-      await fixture.routes("wk", [route(WK.prefix)]);
-      await fixture.routes("th", [route(TH.prefix)]);
-    } catch (err) {
-      await cleanup();
-      throw err;
-    }
+    await lab.start();
+    watch = new RouteWatch(NS_FRR);
+    lab.onStop(() => watch?.stop());
+    await lab.sessions.start(peer("wk", WK.addr), { ...BFD, localAddress: WK.addr });
+    await lab.sessions.start(peer("th", TH.addr), {
+      ...BFD,
+      localAddress: TH.addr,
+      inThread: true,
+    });
+    await lab.sessions.start(peer("v6", V6.addr, ROUTER6), { ...BFD, localAddress: V6.addr });
+    await lab.sessions.routes("wk", [route(WK.prefix)]);
+    await lab.sessions.routes("th", [route(TH.prefix)]);
   });
 
-  afterAll(async () => {
-    await cleanup();
-    expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
-  });
+  afterAll(() => lab.stop());
 
   it("comes Up with FRR's bfdd at 100 ms × 3 (Poll/Final done: FRR uses our fast timers)", async () => {
     await allUp();
-    const p = (await frr!.json<Record<string, unknown>[]>("show bfd peers json")).find(
+    const p = (await lab.frr.json<Record<string, unknown>[]>("show bfd peers json")).find(
       (x) => x.peer === WK.addr,
     );
     expect(p).toMatchObject({
@@ -223,9 +204,110 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
       "remote-transmit-interval": 100,
       "transmit-interval": 100,
     });
-    const n = await frr!.neighbor(WK.addr);
+    const n = await lab.frr.neighbor(WK.addr);
     expect(n.bgpState).toBe("Established");
     expect(JSON.stringify(n.peerBfdInfo ?? n)).toContain("Up");
+  });
+
+  /**
+   * Sends `count` copies of `packet` from the router's namespace (its address `from`) to the
+   * node's BFD port with IP TTL / hop limit `ttl`: a process there, as a forged or forwarded
+   * packet would arrive.
+   */
+  function sendFromRouter(
+    from: string,
+    to: string,
+    ttl: number,
+    packet: Uint8Array,
+    count: number,
+  ) {
+    const script = `
+      const s = require("node:dgram").createSocket(${JSON.stringify(to.includes(":") ? "udp6" : "udp4")});
+      s.bind(0, ${JSON.stringify(from)}, () => {
+        s.setTTL(${ttl});
+        let n = ${count};
+        const go = () => s.send(Buffer.from(${JSON.stringify(Buffer.from(packet).toString("hex"))}, "hex"), 3784, ${JSON.stringify(to)}, () => {
+          if (--n > 0) setTimeout(go, 20); else s.close();
+        });
+        go();
+      });`;
+    execFileSync("ip", ["netns", "exec", NS_FRR, process.execPath, "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  }
+
+  /** An AdminDown from the router's BFD session to ours: accepted, it takes ours Down. */
+  async function forgedAdminDown(addr: string): Promise<Uint8Array> {
+    const p = await bfdPeer(addr);
+    expect(p?.id).toBeGreaterThan(0);
+    const packet: BfdPacket = {
+      diag: 7,
+      state: "AdminDown",
+      poll: false,
+      final: false,
+      controlPlaneIndependent: false,
+      demand: false,
+      detectMult: 3,
+      myDiscriminator: p!.id,
+      yourDiscriminator: p!["remote-id"],
+      desiredMinTxUs: 100_000,
+      requiredMinRxUs: 100_000,
+      requiredMinEchoRxUs: 0,
+    };
+    return encodePacket(packet);
+  }
+
+  it("drops BFD packets not received with TTL / hop limit 255 (RFC 5881 §5), IPv4 and IPv6; counts and logs them", async () => {
+    await allUp();
+    await waitFor(
+      `FRR's BFD peer ${V6.addr} up`,
+      async () => (await bfdPeer(V6.addr))?.status === "up",
+      30_000,
+    );
+    for (const [addr, from] of [
+      [WK.addr, ROUTER],
+      [V6.addr, ROUTER6],
+    ] as const) {
+      const downsBefore = await downs(addr);
+      const logBefore = lab.sessions.stderr.length;
+      const t0 = performance.now();
+      // 10 forged AdminDowns at TTL 254 over 0.2 s: one accepted would end the session.
+      sendFromRouter(from, addr, 254, await forgedAdminDown(addr), 10);
+      const dropped = await waitFor(
+        `the node's log of TTL drops from ${from}`,
+        async () =>
+          lab.sessions.stderr
+            .slice(logBefore)
+            .split("\n")
+            .flatMap((l) => {
+              try {
+                return [JSON.parse(l) as Record<string, unknown>];
+              } catch {
+                return []; // a line still being written
+              }
+            })
+            .find((l) => l.msg === "bfd packets dropped" && l.reason === "ttl"),
+        5000,
+      );
+      expect(dropped).toMatchObject({ from, ttl: 254, count: 10 });
+      // Still Up on both sides, the router's session never went down, the route never moved.
+      expect((await bfdPeer(addr))?.status).toBe("up");
+      expect(await downs(addr)).toBe(downsBefore);
+      if (addr === WK.addr) {
+        expect(watch!.events.filter((e) => e.dst === WK.prefix && e.at >= t0)).toEqual([]);
+      }
+      expect((await lab.sessions.status(addr === WK.addr ? "wk" : "v6")).state).toBe("Established");
+    }
+    // The same packet with TTL 255 is accepted: it takes the session Down (so the packets
+    // above were dropped for their TTL alone), and the session comes back.
+    const downsBefore = await downs(WK.addr);
+    sendFromRouter(ROUTER, WK.addr, 255, await forgedAdminDown(WK.addr), 1);
+    await waitFor(
+      `FRR's BFD Down for ${WK.addr} after a TTL 255 AdminDown`,
+      async () => (await downs(WK.addr)) > downsBefore,
+      5000,
+    );
+    await allUp();
   });
 
   it(`node loss (nftables drop inside the node): the router withdraws both routes within 0.5 s (${RUNS} runs)`, async () => {
@@ -248,7 +330,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
     // The node saw its BFD go Down too and ended its BGP sessions at once (bfdDown: Cease
     // 6/10, lost in the drop), instead of waiting 9 s for its hold timer.
     for (const name of ["wk", "th"]) {
-      const st = await fixture!.status(name);
+      const st = await lab.sessions.status(name);
       expect(st.lastNotification).toMatchObject({ direction: "sent", code: 6, subcode: 10 });
       expect(st.lastError).toMatch(/^BFD down: Control Detection Time Expired/);
     }
@@ -258,7 +340,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
 
   it("the node's process stopped for 2 s (SIGSTOP): routes go, and come back after SIGCONT", async () => {
     await allUp();
-    const pid = fixture!.child.pid!;
+    const pid = lab.sessions.child.pid!;
     const t0 = performance.now();
     process.kill(pid, "SIGSTOP");
     let gone: number[];
@@ -287,10 +369,10 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
   it("no false Down while the node's main thread stalls 1 s: BFD in its worker stays Up, in-thread BFD goes Down", async () => {
     await allUp();
     const before = { wk: await downs(WK.addr), th: await downs(TH.addr) };
-    const stallsBefore = (await fixture!.lag()).worker?.stalls ?? -1;
+    const stallsBefore = (await lab.sessions.lag()).worker?.stalls ?? -1;
     expect(before.wk).toBeGreaterThanOrEqual(0);
     const t0 = performance.now();
-    await fixture!.block(1000);
+    await lab.sessions.block(1000);
     const blocked = performance.now() - t0;
     // In-thread BFD went silent for 1 s > 300 ms: the router declared it down...
     await waitFor(
@@ -307,7 +389,7 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
     // worker-client.test.ts's to show: the counter once lost a stall here (its per-second
     // histogram reset could run before the histogram's own timer saw the stall; fixed).
     console.log(
-      `main thread blocked ${blocked.toFixed(0)} ms; recorded main-loop lag: ${JSON.stringify(await fixture!.lag())} (stalls before: ${stallsBefore})`,
+      `main thread blocked ${blocked.toFixed(0)} ms; recorded main-loop lag: ${JSON.stringify(await lab.sessions.lag())} (stalls before: ${stallsBefore})`,
     );
     expect(blocked).toBeGreaterThanOrEqual(1000);
     await allUp();

@@ -8,33 +8,12 @@
 // Addresses: node–FRR 203.0.113.88/29 (FRR .89, node .90); node–BIRD 203.0.113.96/29 (BIRD
 // .97, node .98); advertised prefix 203.0.113.84/32; monitor marker 203.0.113.85/32.
 // ASNs: node 4200000002, FRR 64502, BIRD 64503.
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
 import { BgpSessionsProcess } from "./fixtures/bgp-sessions-client.ts";
-import {
-  addNamespaces,
-  Bird,
-  Frr,
-  kernelRoute,
-  RouteWatch,
-  removeNamespaces,
-  requireRouters,
-  sh,
-  veth,
-} from "./fixtures/routers.ts";
+import { kernelRoute, RouterLab, RouteWatch, sh } from "./fixtures/routers.ts";
 
-if (process.platform !== "linux" || process.getuid?.() !== 0) {
-  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
-}
-requireRouters();
-
-const suffix = randomBytes(3).toString("hex");
-const NS_NODE = `ilb-bgpgr-node-${suffix}`;
-const NS_FRR = `ilb-bgpgr-frr-${suffix}`;
-const NS_BIRD = `ilb-bgpgr-bird-${suffix}`;
-const NAMESPACES = [NS_NODE, NS_FRR, NS_BIRD];
 const MY_ASN = 4200000002;
 const PREFIX = "203.0.113.84/32";
 const MARKER = "203.0.113.85/32";
@@ -104,32 +83,36 @@ protocol bgp node {
 }
 `;
 
+const lab = new RouterLab("bgpgr", {
+  frr: {
+    conf: FRR_CONF,
+    nodeDev: "ethfrr",
+    nodeAddrs: ["203.0.113.90/29"],
+    routerAddrs: ["203.0.113.89/29"],
+  },
+  bird: {
+    conf: BIRD_CONF,
+    nodeDev: "ethbird",
+    nodeAddrs: ["203.0.113.98/29"],
+    routerAddrs: ["203.0.113.97/29"],
+  },
+  // The speaker process is started (and restarted) by startSpeaker below.
+  sessions: false,
+});
+const NS_NODE = lab.ns.node;
+const NS_FRR = lab.ns.frr;
+const NS_BIRD = lab.ns.bird;
+
 const ROUTERS = [
   { name: "frr", ns: NS_FRR, gateway: "203.0.113.90" },
   { name: "bird", ns: NS_BIRD, gateway: "203.0.113.98" },
 ] as const;
 
 describe("BGP graceful restart against FRR and BIRD (network namespaces)", () => {
-  let fixture: BgpSessionsProcess | undefined;
-  let frr: Frr | undefined;
-  let bird: Bird | undefined;
-  const watches: RouteWatch[] = [];
-
-  async function cleanup(): Promise<void> {
-    for (const w of watches) w.stop();
-    try {
-      await fixture?.stop();
-    } finally {
-      frr?.stop();
-      bird?.stop();
-      removeNamespaces(NAMESPACES);
-    }
-  }
-
   /** A new speaker process with both sessions at `restartTime`, advertising PREFIX. */
   async function startSpeaker(restartTime: number): Promise<BgpSessionsProcess> {
     const f = new BgpSessionsProcess(NS_NODE);
-    fixture = f;
+    lab.sessions = f;
     await f.ready;
     for (const r of ROUTERS) {
       await f.start(peer(r.name, restartTime));
@@ -160,46 +143,28 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
 
   async function watchBoth(): Promise<RouteWatch[]> {
     const ws = ROUTERS.map((r) => new RouteWatch(r.ns, [PREFIX], MARKER));
-    watches.push(...ws);
+    for (const w of ws) lab.onStop(() => w.stop());
     await Promise.all(ws.map((w) => w.ready));
     return ws;
   }
 
   beforeAll(async () => {
-    try {
-      addNamespaces(NAMESPACES);
-      veth(
-        { ns: NS_NODE, dev: "ethfrr", addrs: ["203.0.113.90/29"] },
-        { ns: NS_FRR, dev: "ethnode", addrs: ["203.0.113.89/29"] },
-      );
-      veth(
-        { ns: NS_NODE, dev: "ethbird", addrs: ["203.0.113.98/29"] },
-        { ns: NS_BIRD, dev: "ethnode", addrs: ["203.0.113.97/29"] },
-      );
-      frr = await Frr.start(NS_FRR, FRR_CONF);
-      bird = await Bird.start(NS_BIRD, BIRD_CONF);
-      await startSpeaker(LONG_RESTART);
-      await installedEverywhere();
-    } catch (err) {
-      await cleanup();
-      throw err;
-    }
+    await lab.start();
+    await startSpeaker(LONG_RESTART);
+    await installedEverywhere();
   });
 
-  afterAll(async () => {
-    await cleanup();
-    expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
-  });
+  afterAll(() => lab.stop());
 
   it("negotiates graceful restart with both routers (restart time, F bit for IPv4 unicast)", async () => {
     for (const r of ROUTERS) {
       await waitFor(
         `${r.name} Established`,
-        async () => (await fixture!.status(r.name)).state === "Established",
+        async () => (await lab.sessions.status(r.name)).state === "Established",
       );
-      expect((await fixture!.status(r.name)).gracefulRestart).toBe(true);
+      expect((await lab.sessions.status(r.name)).gracefulRestart).toBe(true);
     }
-    const n = await frr!.neighbor("203.0.113.90");
+    const n = await lab.frr.neighbor("203.0.113.90");
     expect(n.neighborCapabilities).toMatchObject({
       gracefulRestart: "advertisedAndReceived",
       gracefulRestartRemoteTimerMsecs: LONG_RESTART * 1000,
@@ -212,7 +177,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
       nBit: false,
       ipv4Unicast: { fBit: true },
     });
-    const b = await bird!.birdc("show", "protocols", "all", "node");
+    const b = await lab.bird.birdc("show", "protocols", "all", "node");
     const theirs = b.split("Neighbor capabilities")[1]?.split("Session:")[0] ?? "";
     expect(theirs).toMatch(
       /Graceful restart\s+Restart time: 30\s+Restart recovery\s+AF supported: ipv4\s+AF preserved: ipv4/,
@@ -221,7 +186,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
 
   it("a crash and a restart within the restart time: the routers' kernel route never goes", async () => {
     const ws = await watchBoth();
-    await crash(fixture!);
+    await crash(lab.sessions);
     // The routers keep the route (stale) while the new process starts and reconnects.
     const f = await startSpeaker(LONG_RESTART);
     for (const r of ROUTERS) {
@@ -234,7 +199,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
     await waitFor(
       "FRR to receive End-of-RIB and end the restart",
       async () => {
-        const n = (await frr!.neighbor("203.0.113.90")) as Record<string, unknown>;
+        const n = (await lab.frr.neighbor("203.0.113.90")) as Record<string, unknown>;
         const info = n.gracefulRestartInfo as
           | { endOfRibRecv?: Record<string, boolean> }
           | undefined;
@@ -243,7 +208,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
       20_000,
     );
     await waitFor("FRR to clear the route's stale flag", async () => {
-      const r = await frr!.json<{ paths?: { stale?: boolean }[] }>(
+      const r = await lab.frr.json<{ paths?: { stale?: boolean }[] }>(
         `show bgp ipv4 unicast ${PREFIX} json`,
       );
       return r.paths?.length === 1 && r.paths[0]!.stale !== true;
@@ -251,7 +216,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
     // BIRD saw the crash as the neighbor's graceful restart and ended it on End-of-RIB.
     await waitFor("BIRD to end the neighbor's graceful restart", () =>
       /graceful restart detected[\s\S]*graceful restart done/.test(
-        sh("cat", [`${bird!.dir}/bird.log`]),
+        sh("cat", [`${lab.bird.dir}/bird.log`]),
       ),
     );
     for (const r of ROUTERS) expect((await routeAt(r))?.gateway).toBe(r.gateway);
@@ -265,7 +230,8 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
   it("a Cease (deliberate stop) removes the route at once, restart time or not", async () => {
     const ws = await watchBoth();
     const t0 = Date.now();
-    for (const r of ROUTERS) await fixture!.stopSession(r.name, "ironlb: speaker shutting down");
+    for (const r of ROUTERS)
+      await lab.sessions.stopSession(r.name, "ironlb: speaker shutting down");
     for (const [i, r] of ROUTERS.entries()) {
       await waitFor(
         `${PREFIX} gone at ${r.name}`,
@@ -283,7 +249,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
   });
 
   it("a crash without restart: the route stays (stale) until about the restart time, then goes", async () => {
-    const f = fixture!;
+    const f = lab.sessions;
     // New sessions with the short restart time (the router keeps the last OPEN's).
     for (const r of ROUTERS) {
       await f.start(peer(r.name, SHORT_RESTART));
@@ -299,7 +265,6 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
     const ws = await watchBoth();
     const t0 = Date.now();
     await crash(f);
-    fixture = undefined;
     for (const [i, r] of ROUTERS.entries()) {
       await waitFor(
         `${PREFIX} gone at ${r.name}`,

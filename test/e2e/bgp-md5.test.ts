@@ -12,33 +12,12 @@
 // node–BIRD 203.0.113.48/29 (BIRD .49; node .50 right, .51 wrong, .52 none) and
 // 2001:db8:5d5:2::/64 (BIRD ::1, node ::2); advertised 203.0.113.57/32 and
 // 2001:db8:5d5:ff::1/128. ASNs: node 4200000002, FRR 64502, BIRD 64503.
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { md5Socket } from "../../src/bgp/tcp-socket.ts";
+import { addonSocket } from "../../src/bgp/tcp-socket.ts";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
-import { BgpSessionsProcess } from "./fixtures/bgp-sessions-client.ts";
-import {
-  addNamespaces,
-  Bird,
-  Frr,
-  kernelRoute,
-  removeNamespaces,
-  requireRouters,
-  sh,
-  veth,
-} from "./fixtures/routers.ts";
+import { kernelRoute, RouterLab, sh } from "./fixtures/routers.ts";
 
-if (process.platform !== "linux" || process.getuid?.() !== 0) {
-  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
-}
-requireRouters();
-
-const suffix = randomBytes(3).toString("hex");
-const NS_NODE = `ilb-md5-node-${suffix}`;
-const NS_FRR = `ilb-md5-frr-${suffix}`;
-const NS_BIRD = `ilb-md5-bird-${suffix}`;
-const NAMESPACES = [NS_NODE, NS_FRR, NS_BIRD];
 const MY_ASN = 4200000002;
 const RIGHT = "md5-right-Pa55";
 const WRONG = "md5-wrong-Pa55";
@@ -129,21 +108,31 @@ function md5Counters(ns: string): Record<string, number> {
   return out;
 }
 
-describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
-  let fixture: BgpSessionsProcess | undefined;
-  let frr: Frr | undefined;
-  let bird: Bird | undefined;
-  const status = (p: string) => fixture!.status(p);
+const lab = new RouterLab("md5", {
+  frr: {
+    conf: FRR_CONF,
+    nodeDev: "ethfrr",
+    nodeAddrs: [
+      "203.0.113.42/29",
+      "203.0.113.43/29",
+      "203.0.113.44/29",
+      "203.0.113.45/29",
+      "2001:db8:5d5:1::2/64",
+    ],
+    routerAddrs: ["203.0.113.41/29", "2001:db8:5d5:1::1/64"],
+  },
+  bird: {
+    conf: BIRD_CONF,
+    nodeDev: "ethbird",
+    nodeAddrs: ["203.0.113.50/29", "203.0.113.51/29", "203.0.113.52/29", "2001:db8:5d5:2::2/64"],
+    routerAddrs: ["203.0.113.49/29", "2001:db8:5d5:2::1/64"],
+  },
+});
+const NS_FRR = lab.ns.frr;
+const NS_BIRD = lab.ns.bird;
 
-  async function cleanup(): Promise<void> {
-    try {
-      await fixture?.stop();
-    } finally {
-      frr?.stop();
-      bird?.stop();
-      removeNamespaces(NAMESPACES);
-    }
-  }
+describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
+  const status = (p: string) => lab.sessions.status(p);
 
   /** The session's status once a connect attempt has timed out (connectTime 2 s). */
   const timedOut = (p: string) =>
@@ -157,55 +146,21 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
     );
 
   beforeAll(async () => {
-    try {
-      addNamespaces(NAMESPACES);
-      veth(
-        {
-          ns: NS_NODE,
-          dev: "ethfrr",
-          addrs: [
-            "203.0.113.42/29",
-            "203.0.113.43/29",
-            "203.0.113.44/29",
-            "203.0.113.45/29",
-            "2001:db8:5d5:1::2/64",
-          ],
-        },
-        { ns: NS_FRR, dev: "ethnode", addrs: ["203.0.113.41/29", "2001:db8:5d5:1::1/64"] },
-      );
-      veth(
-        {
-          ns: NS_NODE,
-          dev: "ethbird",
-          addrs: ["203.0.113.50/29", "203.0.113.51/29", "203.0.113.52/29", "2001:db8:5d5:2::2/64"],
-        },
-        { ns: NS_BIRD, dev: "ethnode", addrs: ["203.0.113.49/29", "2001:db8:5d5:2::1/64"] },
-      );
-      frr = await Frr.start(NS_FRR, FRR_CONF);
-      bird = await Bird.start(NS_BIRD, BIRD_CONF);
-      fixture = new BgpSessionsProcess(NS_NODE);
-      await fixture.ready;
-      for (const p of PEERS) {
-        await fixture.start(p);
-        await fixture.routes(p.name, [p.peerAddress.includes(":") ? R6 : R4]);
-      }
-    } catch (err) {
-      await cleanup();
-      throw err;
+    await lab.start();
+    for (const p of PEERS) {
+      await lab.sessions.start(p);
+      await lab.sessions.routes(p.name, [p.peerAddress.includes(":") ? R6 : R4]);
     }
   });
 
-  afterAll(async () => {
-    await cleanup();
-    expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
-  });
+  afterAll(() => lab.stop());
 
   describe("FRR", () => {
     it("establishes the sessions with the router's password (IPv4, IPv6) and installs the routes", async () => {
       for (const addr of ["203.0.113.42", "2001:db8:5d5:1::2"]) {
         await waitFor(
           `FRR's session with ${addr}`,
-          async () => (await frr!.neighbor(addr)).bgpState === "Established",
+          async () => (await lab.frr.neighbor(addr)).bgpState === "Established",
           20_000,
         );
       }
@@ -227,7 +182,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
       const s = await timedOut("frr-wrong");
       expect(s.state).not.toBe("Established");
       expect(s.lastError).toContain("may be a TCP-MD5 password mismatch");
-      expect((await frr!.neighbor("203.0.113.43")).bgpState).not.toBe("Established");
+      expect((await lab.frr.neighbor("203.0.113.43")).bgpState).not.toBe("Established");
       // The router's kernel dropped our signed SYNs: wrong signature.
       await waitFor(
         "FRR's kernel to count a bad MD5 signature",
@@ -240,7 +195,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
       const s = await timedOut("frr-none");
       expect(s.state).not.toBe("Established");
       expect(s.lastError).toContain("expects a TCP-MD5 password and this BGPPeer sets none");
-      expect((await frr!.neighbor("203.0.113.44")).bgpState).not.toBe("Established");
+      expect((await lab.frr.neighbor("203.0.113.44")).bgpState).not.toBe("Established");
       await waitFor(
         "FRR's kernel to count a missing MD5 signature",
         () => md5Counters(NS_FRR).TCPMD5NotFound! > before.TCPMD5NotFound!,
@@ -251,7 +206,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
       const before = md5Counters(NS_FRR);
       const s = await timedOut("frr-unexpected");
       expect(s.lastError).toContain("may be a TCP-MD5 password mismatch");
-      expect((await frr!.neighbor("203.0.113.45")).bgpState).not.toBe("Established");
+      expect((await lab.frr.neighbor("203.0.113.45")).bgpState).not.toBe("Established");
       await waitFor(
         "FRR's kernel to count an unexpected MD5 signature",
         () => md5Counters(NS_FRR).TCPMD5Unexpected! > before.TCPMD5Unexpected!,
@@ -276,7 +231,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
         await waitFor(
           `BIRD's ${p}`,
           async () =>
-            /BGP state:\s+Established/.test(await bird!.birdc("show", "protocols", "all", p)),
+            /BGP state:\s+Established/.test(await lab.bird.birdc("show", "protocols", "all", p)),
           20_000,
         );
       }
@@ -294,7 +249,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
       const before = md5Counters(NS_BIRD);
       const s = await timedOut("bird-wrong");
       expect(s.lastError).toContain("may be a TCP-MD5 password mismatch");
-      expect(await bird!.birdc("show", "protocols", "all", "wrong4")).not.toMatch(
+      expect(await lab.bird.birdc("show", "protocols", "all", "wrong4")).not.toMatch(
         /BGP state:\s+Established/,
       );
       await waitFor(
@@ -307,7 +262,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
       const before = md5Counters(NS_BIRD);
       const s = await timedOut("bird-none");
       expect(s.lastError).toContain("expects a TCP-MD5 password and this BGPPeer sets none");
-      expect(await bird!.birdc("show", "protocols", "all", "none4")).not.toMatch(
+      expect(await lab.bird.birdc("show", "protocols", "all", "none4")).not.toMatch(
         /BGP state:\s+Established/,
       );
       await waitFor(
@@ -318,7 +273,7 @@ describe("BGP TCP-MD5 against FRR and BIRD (network namespaces)", () => {
   });
 
   it("refuses a key longer than the kernel's 80 bytes before creating a socket", () => {
-    expect(() => md5Socket({ peerAddress: "203.0.113.41", password: "k".repeat(81) })).toThrow(
+    expect(() => addonSocket({ peerAddress: "203.0.113.41", password: "k".repeat(81) })).toThrow(
       /a TCP-MD5 key has 1 to 80 bytes, this one 81 \(EINVAL/,
     );
   });

@@ -9,32 +9,11 @@
 // 2001:db8:b6b:2::/64; advertised prefixes 203.0.113.120/29 and 2001:db8:b6b:ff::/64.
 // ASNs: node 4200000001 (4-octet, AS_TRANS in the OPEN), FRR 64500 (also the iBGP
 // session's), BIRD 64501.
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
 import { waitFor } from "../support/kube.ts";
-import { BgpSessionsProcess } from "./fixtures/bgp-sessions-client.ts";
-import {
-  addNamespaces,
-  Bird,
-  Frr,
-  kernelRoute,
-  removeNamespaces,
-  requireRouters,
-  sh,
-  veth,
-} from "./fixtures/routers.ts";
+import { kernelRoute, RouterLab } from "./fixtures/routers.ts";
 
-if (process.platform !== "linux" || process.getuid?.() !== 0) {
-  throw new Error("the e2e tier needs Linux and root (network namespaces): run it as root");
-}
-requireRouters();
-
-const suffix = randomBytes(3).toString("hex");
-const NS_NODE = `ilb-bgp-node-${suffix}`;
-const NS_FRR = `ilb-bgp-frr-${suffix}`;
-const NS_BIRD = `ilb-bgp-bird-${suffix}`;
-const NAMESPACES = [NS_NODE, NS_FRR, NS_BIRD];
 const MY_ASN = 4200000001;
 
 const peer = (over: Partial<BgpPeerConfig> & Pick<BgpPeerConfig, "name" | "peerAddress">) => ({
@@ -138,60 +117,39 @@ protocol bgp node6 {
 }
 `;
 
-describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
-  let fixture: BgpSessionsProcess | undefined;
-  let frr: Frr | undefined;
-  let bird: Bird | undefined;
+const lab = new RouterLab("bgp", {
+  frr: {
+    conf: FRR_CONF,
+    nodeDev: "ethfrr",
+    nodeAddrs: ["203.0.113.114/29", "203.0.113.115/29", "2001:db8:b6b:1::2/64"],
+    routerAddrs: ["203.0.113.113/29", "2001:db8:b6b:1::1/64"],
+  },
+  bird: {
+    conf: BIRD_CONF,
+    nodeDev: "ethbird",
+    nodeAddrs: ["203.0.113.106/29", "2001:db8:b6b:2::2/64"],
+    routerAddrs: ["203.0.113.105/29", "2001:db8:b6b:2::1/64"],
+  },
+});
+const NS_FRR = lab.ns.frr;
+const NS_BIRD = lab.ns.bird;
 
-  const vtysh = (...cmds: string[]) => frr!.vtysh(...cmds);
-  const frrJson = <T = Record<string, unknown>>(cmd: string) => frr!.json<T>(cmd);
-  const frrNeighbor = (addr: string) => frr!.neighbor(addr);
-  const birdc = (...args: string[]) => bird!.birdc(...args);
-  const status = (p: string) => fixture!.status(p);
+describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
+  const vtysh = (...cmds: string[]) => lab.frr.vtysh(...cmds);
+  const frrJson = <T = Record<string, unknown>>(cmd: string) => lab.frr.json<T>(cmd);
+  const frrNeighbor = (addr: string) => lab.frr.neighbor(addr);
+  const birdc = (...args: string[]) => lab.bird.birdc(...args);
+  const status = (p: string) => lab.sessions.status(p);
   const established = async (p: string) => (await status(p)).state === "Established";
 
-  async function cleanup(): Promise<void> {
-    try {
-      await fixture?.stop();
-    } finally {
-      frr?.stop();
-      bird?.stop();
-      removeNamespaces(NAMESPACES);
-    }
-  }
-
   beforeAll(async () => {
-    try {
-      addNamespaces(NAMESPACES);
-      veth(
-        {
-          ns: NS_NODE,
-          dev: "ethfrr",
-          addrs: ["203.0.113.114/29", "203.0.113.115/29", "2001:db8:b6b:1::2/64"],
-        },
-        { ns: NS_FRR, dev: "ethnode", addrs: ["203.0.113.113/29", "2001:db8:b6b:1::1/64"] },
-      );
-      veth(
-        { ns: NS_NODE, dev: "ethbird", addrs: ["203.0.113.106/29", "2001:db8:b6b:2::2/64"] },
-        { ns: NS_BIRD, dev: "ethnode", addrs: ["203.0.113.105/29", "2001:db8:b6b:2::1/64"] },
-      );
-      frr = await Frr.start(NS_FRR, FRR_CONF);
-      bird = await Bird.start(NS_BIRD, BIRD_CONF);
-      fixture = new BgpSessionsProcess(NS_NODE);
-      await fixture.ready;
-      for (const p of Object.values(PEERS)) await fixture.start(p);
-      for (const p of ["frr4", "frr6", "bird4", "bird6"]) await fixture.routes(p, ALL);
-      await fixture.routes("frri", [RI]);
-    } catch (err) {
-      await cleanup();
-      throw err;
-    }
+    await lab.start();
+    for (const p of Object.values(PEERS)) await lab.sessions.start(p);
+    for (const p of ["frr4", "frr6", "bird4", "bird6"]) await lab.sessions.routes(p, ALL);
+    await lab.sessions.routes("frri", [RI]);
   });
 
-  afterAll(async () => {
-    await cleanup();
-    expect(sh("ip", ["netns", "list"])).not.toContain(suffix);
-  });
+  afterAll(() => lab.stop());
 
   describe("FRR", () => {
     it("establishes eBGP (IPv4, IPv6) and iBGP sessions; the router sees the 4-octet ASN", async () => {
@@ -280,8 +238,8 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
     });
 
     it("withdraws a removed prefix and re-announces a changed one", async () => {
-      await fixture!.routes("frr4", [{ ...R1, communities: [comm(64500, 300)] }, R6]);
-      await fixture!.routes("frr6", [R1]);
+      await lab.sessions.routes("frr4", [{ ...R1, communities: [comm(64500, 300)] }, R6]);
+      await lab.sessions.routes("frr6", [R1]);
       await waitFor(
         "203.0.113.120/29 withdrawn at FRR",
         async () => (await kernelRoute(NS_FRR, "203.0.113.120/29")) === undefined,
@@ -296,8 +254,8 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
         );
         return r.paths?.[0]?.community?.string === "64500:300";
       });
-      await fixture!.routes("frr4", ALL);
-      await fixture!.routes("frr6", ALL);
+      await lab.sessions.routes("frr4", ALL);
+      await lab.sessions.routes("frr6", ALL);
       await waitFor(
         "203.0.113.120/29 back",
         async () => (await kernelRoute(NS_FRR, "203.0.113.120/29")) !== undefined,
@@ -377,7 +335,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
     });
 
     it("tears a silent router's session down after the hold time (4/0) and comes back", async () => {
-      const bgpd = frr!.pid("bgpd")!;
+      const bgpd = lab.frr.pid("bgpd")!;
       await waitFor("Established", () => established("frr4"));
       const t0 = Date.now();
       process.kill(bgpd, "SIGSTOP");
@@ -420,7 +378,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
       ).toBeGreaterThanOrEqual(4);
       const flaps = (await status("frr4")).flaps;
       const t0 = Date.now();
-      fixture!.child.kill("SIGSTOP");
+      lab.sessions.child.kill("SIGSTOP");
       try {
         await waitFor(
           "FRR's hold timer to expire",
@@ -434,7 +392,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
         );
         expect(Date.now() - t0).toBeGreaterThan(1900);
       } finally {
-        fixture!.child.kill("SIGCONT");
+        lab.sessions.child.kill("SIGCONT");
       }
       await waitFor(
         "our session to learn it and come back",
@@ -448,7 +406,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
 
     it("ends a session with Cease/Administrative Shutdown and its RFC 9003 text", async () => {
       await waitFor("Established", () => established("frr4"));
-      const s = await fixture!.stopSession("frr4", "ironlb: node drained");
+      const s = await lab.sessions.stopSession("frr4", "ironlb: node drained");
       expect(s.state).toBe("Idle");
       await waitFor("FRR to record our shutdown", async () => {
         const n = await frrNeighbor("203.0.113.114");
@@ -508,7 +466,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
     });
 
     it("withdraws a removed prefix", async () => {
-      await fixture!.routes("bird4", [R2]);
+      await lab.sessions.routes("bird4", [R2]);
       await waitFor(
         "203.0.113.121 withdrawn at BIRD",
         async () => (await kernelRoute(NS_BIRD, "203.0.113.121")) === undefined,
@@ -519,7 +477,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
       expect(await kernelRoute(NS_BIRD, "203.0.113.120/29")).toMatchObject({
         gateway: "203.0.113.106",
       });
-      await fixture!.routes("bird4", ALL);
+      await lab.sessions.routes("bird4", ALL);
       await waitFor(
         "203.0.113.121 back",
         async () => (await kernelRoute(NS_BIRD, "203.0.113.121")) !== undefined,
@@ -556,7 +514,7 @@ describe("BGP sessions against FRR and BIRD (network namespaces)", () => {
     });
 
     it("ends a session with its shutdown text shown by BIRD", async () => {
-      await fixture!.stopSession("bird6", "ironlb: speaker uninstalled");
+      await lab.sessions.stopSession("bird6", "ironlb: speaker uninstalled");
       const out = await waitFor("BIRD to record our shutdown", async () => {
         const o = await birdc("show", "protocols", "all", "node6");
         return /Administrative shutdown/i.test(o) ? o : undefined;

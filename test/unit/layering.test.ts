@@ -84,9 +84,13 @@ const rules: Record<string, Rule> = {
     edge: { files: ["session.ts", "tcp-socket.ts"], packages: ["pino"] },
   },
   bfd: {
-    says: "imports nothing; only its UDP edge and worker (udp.ts, worker*.ts) do I/O",
+    says: "imports nothing; only its UDP edge and worker (udp.ts, ttl-socket.ts, worker*.ts) do I/O",
     folders: [],
-    edge: { files: ["udp.ts", "worker.ts", "worker-client.ts"], packages: ["pino"] },
+    // ttl-socket.ts loads the addon (createRequire) for the receive socket with TTLs.
+    edge: {
+      files: ["udp.ts", "ttl-socket.ts", "worker.ts", "worker-client.ts"],
+      packages: ["pino"],
+    },
   },
   speaker: {
     says: "never imports the controller",

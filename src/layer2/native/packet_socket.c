@@ -21,8 +21,11 @@
  *     now. close(handle) closes it.
  *   linkDump(handle) -> undefined: requests that dump again (after ENOBUFS: the kernel
  *     dropped events because the socket's queue was full).
- *   tcpSocket(family, md5Peer, md5Key, bindAddress) -> fd: a TCP socket with a TCP-MD5 key
- *     for BGP (tcp_socket.c, wrapped by ../../bgp/tcp-socket.ts).
+ *   tcpSocket(family, md5Peer, md5Key, bindAddress, minTtl) -> fd: a TCP socket with a
+ *     TCP-MD5 key and/or GTSM for BGP (tcp_socket.c, wrapped by ../../bgp/tcp-socket.ts).
+ *   openUdp(family, address, port, cb: (err, datagram, ttl, from) => void) -> { handle }: a
+ *     UDP socket that reports each datagram's received TTL / hop limit, for BFD's RFC 5881
+ *     check (udp_socket.c, wrapped by ../../bfd/ttl-socket.ts); close(handle) closes it.
  *
  * Built a second time with IRONLB_TOOLS as ironlb_packet_tools (binding.gyp), for tests,
  * the lab and benchmarks only (test/support/packet-tools.ts); the image ships without it:
@@ -60,25 +63,11 @@
 #define KIND_ARP 0
 #define KIND_NDP 1
 #define KIND_LINK 2
+/* KIND_UDP (3): udp_socket.c */
 /* Level-triggered poll: stopping after a batch just yields to the loop, it loses nothing. */
 #define MAX_FRAMES_PER_WAKE 64
 #define RECV_BUF_SIZE 65536
 
-typedef struct psock {
-  napi_env env;
-  int fd;
-  int ifindex;
-  uint16_t proto;
-  int kind;
-  uv_poll_t poll;
-  int poll_started;  /* uv_poll_init succeeded, handle must be uv_close()d */
-  int closed;        /* close() ran: fd closed, callback released */
-  int poll_released; /* the uv close callback ran (or the poll was never initialised) */
-  int finalized;     /* the JS external was garbage collected */
-  int hook_added;
-  napi_ref callback;
-  napi_async_context async_ctx;
-} psock;
 
 /* Per thread, because worker threads may each load the addon. */
 static __thread unsigned char recv_buf[RECV_BUF_SIZE];
@@ -105,6 +94,10 @@ static void throw_errno(napi_env env, int err, const char* msg) {
 }
 
 void ironlb_throw_errno(napi_env env, int err, const char* msg) { throw_errno(env, err, msg); }
+
+napi_value ironlb_errno_error(napi_env env, int err, const char* msg) {
+  return make_errno_error(env, err, msg);
+}
 
 #define NAPI_CALL(env, call)                                               \
   do {                                                                     \
@@ -175,20 +168,15 @@ static void finalize(napi_env env, void* data, void* hint) {
 
 /* ---- receive path ------------------------------------------------------------------- */
 
-static void deliver(psock* s, napi_value err, napi_value frame, int pkttype) {
+void ironlb_callback(psock* s, size_t argc, napi_value* argv) {
   napi_env env = s->env;
-  napi_value cb, recv, argv[3], result;
+  napi_value cb, recv, result;
   if (s->callback == NULL) return;
   if (napi_get_reference_value(env, s->callback, &cb) != napi_ok || cb == NULL) return;
   napi_get_global(env, &recv); /* make_callback needs an object receiver */
-  napi_get_null(env, &argv[0]);
-  napi_get_null(env, &argv[1]);
-  if (err != NULL) argv[0] = err;
-  if (frame != NULL) argv[1] = frame;
-  napi_create_int32(env, pkttype, &argv[2]);
   /* make_callback (not call_function) so that promise jobs and nextTicks queued by the
    * callback run before control returns to libuv. */
-  napi_make_callback(env, s->async_ctx, recv, cb, 3, argv, &result);
+  napi_make_callback(env, s->async_ctx, recv, cb, argc, argv, &result);
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (pending) {
@@ -198,6 +186,16 @@ static void deliver(psock* s, napi_value err, napi_value frame, int pkttype) {
     napi_get_and_clear_last_exception(env, &exc);
     napi_fatal_exception(env, exc);
   }
+}
+
+static void deliver(psock* s, napi_value err, napi_value frame, int pkttype) {
+  napi_value argv[3];
+  napi_get_null(s->env, &argv[0]);
+  napi_get_null(s->env, &argv[1]);
+  if (err != NULL) argv[0] = err;
+  if (frame != NULL) argv[1] = frame;
+  napi_create_int32(s->env, pkttype, &argv[2]);
+  ironlb_callback(s, 3, argv);
 }
 
 static void on_readable(uv_poll_t* handle, int status, int events) {
@@ -375,6 +373,11 @@ static napi_value psock_attach(napi_env env, int fd, int kind, int ifindex, int 
   if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
   if (out != NULL) *out = s;
   return external;
+}
+
+napi_value ironlb_attach(napi_env env, int fd, int kind, napi_value callback, const char* name,
+                         uv_poll_cb on_read) {
+  return psock_attach(env, fd, kind, 0, 0, callback, name, on_read, NULL);
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -779,6 +782,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"openLinkMonitor", NULL, js_open_link_monitor, NULL, NULL, NULL, napi_default, NULL},
       {"linkDump", NULL, js_link_dump, NULL, NULL, NULL, napi_default, NULL},
       {"tcpSocket", NULL, ironlb_tcp_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"openUdp", NULL, ironlb_open_udp, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
 #ifdef IRONLB_TOOLS

@@ -1,14 +1,17 @@
 /*
  * tcpSocket(family: 4 | 6, md5Peer: string | null, md5Key: Buffer | null,
- *           bindAddress: string | null) -> fd
+ *           bindAddress: string | null, minTtl?: number | null) -> fd
  *
  * A TCP socket, not yet connected, for BGP sessions with a TCP-MD5 password (RFC 2385).
  * Node's net.connect() creates and connects in one step, so there is no moment to set
  * TCP_MD5SIG before the SYN; here the key is installed first, the socket optionally bound
  * to a source address (port 0: the kernel's choice), and the fd handed back for
  * `new net.Socket({ fd }).connect(...)` (libuv adopts and connects it, and closes it).
- * With a null key no option is set. The fd is non-blocking and close-on-exec; on error
- * nothing is left open. No capability is needed for TCP_MD5SIG.
+ * With a null key no option is set. With minTtl (1..255), GTSM (RFC 5082): every segment
+ * goes out with TTL / hop limit 255 and the kernel drops received segments whose TTL is
+ * below minTtl (IP_MINTTL / IPV6_MINHOPCOUNT, enforced by TCP, also on the SYN-ACK, so a
+ * far-away sender cannot even complete the handshake). The fd is non-blocking and
+ * close-on-exec; on error nothing is left open. No capability is needed for either.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -21,6 +24,10 @@
 #include <unistd.h>
 
 #include "addon.h"
+
+#ifndef IPV6_MINHOPCOUNT
+#define IPV6_MINHOPCOUNT 73 /* linux/in6.h; older libc headers lack it */
+#endif
 
 /* An IPv6 text with a zone ("fe80::1%eth0") is the longest: INET6_ADDRSTRLEN + IFNAMSIZ. */
 #define ADDR_TEXT_MAX 64
@@ -64,11 +71,24 @@ static int parse_addr(int family, const char* text, struct sockaddr_storage* ss,
 }
 
 napi_value ironlb_tcp_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
-    throw_einval(env, "tcpSocket(family, md5Peer, md5Key, bindAddress) needs 4 arguments");
+    throw_einval(env, "tcpSocket(family, md5Peer, md5Key, bindAddress, minTtl) needs 4 or 5 "
+                      "arguments");
     return NULL;
+  }
+  /* GTSM: 0 (off) unless a minimum received TTL 1..255 is given. */
+  int32_t min_ttl = 0;
+  if (argc >= 5) {
+    napi_valuetype mt;
+    if (napi_typeof(env, argv[4], &mt) != napi_ok) return NULL;
+    if (mt != napi_null && mt != napi_undefined &&
+        (napi_get_value_int32(env, argv[4], &min_ttl) != napi_ok || min_ttl < 1 ||
+         min_ttl > 255)) {
+      throw_einval(env, "minTtl must be 1 to 255 or null");
+      return NULL;
+    }
   }
   int32_t fam = 0;
   if (napi_get_value_int32(env, argv[0], &fam) != napi_ok || (fam != 4 && fam != 6)) {
@@ -149,6 +169,23 @@ napi_value ironlb_tcp_socket(napi_env env, napi_callback_info info) {
   }
   /* The key need not outlive the call in this process's memory. */
   memset(&sig, 0, sizeof sig);
+  if (min_ttl > 0) {
+    int out_ttl = 255;
+    int rc = family == AF_INET
+                 ? setsockopt(fd, IPPROTO_IP, IP_TTL, &out_ttl, sizeof out_ttl)
+                 : setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &out_ttl, sizeof out_ttl);
+    if (rc == 0) {
+      rc = family == AF_INET
+               ? setsockopt(fd, IPPROTO_IP, IP_MINTTL, &min_ttl, sizeof min_ttl)
+               : setsockopt(fd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, &min_ttl, sizeof min_ttl);
+    }
+    if (rc < 0) {
+      int e = errno;
+      close(fd);
+      ironlb_throw_errno(env, e, "setting GTSM (TTL 255, IP_MINTTL) failed");
+      return NULL;
+    }
+  }
   if (has_bind && bind(fd, (struct sockaddr*)&src, srclen) < 0) {
     int e = errno;
     close(fd);
