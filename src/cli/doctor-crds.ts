@@ -92,6 +92,7 @@ export const BUILD_CRDS: readonly CrdExpectation[] = [
       "spec.peerPort",
       "spec.routerID",
       "spec.sourceAddress",
+      "spec.ttlSecurityHops",
     ],
   },
   {
