@@ -35,7 +35,9 @@ tsc_rc=0
 tsc --noEmit --incremental --tsBuildInfoFile .cache/tsc-test.tsbuildinfo || tsc_rc=$?
 biome_rc=0
 wait "$biome_pid" || biome_rc=$?
-[ "$biome_rc" -eq 0 ] && [ "$tsc_rc" -eq 0 ] || die "lint (biome exit $biome_rc) or typecheck (tsc exit $tsc_rc) failed"
+if [ "$biome_rc" -ne 0 ] || [ "$tsc_rc" -ne 0 ]; then
+  die "lint (biome exit $biome_rc) or typecheck (tsc exit $tsc_rc) failed"
+fi
 
 mkdir -p test-results
 rm -f test-results/vitest.json test-results/vitest-faults.json
