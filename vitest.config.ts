@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 
 // Four tiers: unit (pure, no I/O), tools (checks that run external tools such as shellcheck
@@ -5,6 +6,10 @@ import { defineConfig } from "vitest/config";
 // etcd started once per run by the global setup), e2e (network namespaces, needs root).
 export default defineConfig({
   test: {
+    // Unit and tools files run side by side on at least two workers: vitest's default (one
+    // fewer than the cores) is one worker on a 2-core machine, and these files are CPU-bound.
+    // Integration and e2e files run one at a time whatever this says (fileParallelism).
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     projects: [
       {
         test: {

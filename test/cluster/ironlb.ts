@@ -84,6 +84,16 @@ spec:
   );
 }
 
+/**
+ * Chart values that probe /readyz every second instead of every 5 s: a rollout replaces the
+ * speakers one node at a time and waits for each new pod's first successful probe, which
+ * otherwise comes up to 5 s after the pod is ready (the cluster e2e test rolls often).
+ */
+export const READINESS_VALUES = [
+  "speaker.readinessPeriodSeconds=1",
+  "controller.readinessPeriodSeconds=1",
+];
+
 /** The echo Deployment (one pod per node) and its two LoadBalancer Services. */
 export async function deployEcho(c: RealCluster, replicas = c.nodes.length): Promise<void> {
   const svc = (name: string, policy: string) => `---

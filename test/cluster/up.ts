@@ -27,6 +27,8 @@ export interface UpOptions {
   log: (msg: string) => void;
   /** BGP mode too: a router peered with the nodes, and a client behind it. */
   bgp?: boolean;
+  /** Chart values for `helm install` (`--set`), e.g. READINESS_VALUES. */
+  values?: string[];
 }
 
 export interface LabUp {
@@ -70,7 +72,13 @@ export async function upWithIronlb(opts: UpOptions): Promise<LabUp> {
     }
     await Promise.all([
       (async () => {
-        await installIronlb(cluster, image, [], false, bgpValuesFile ? [bgpValuesFile] : []);
+        await installIronlb(
+          cluster,
+          image,
+          opts.values ?? [],
+          false,
+          bgpValuesFile ? [bgpValuesFile] : [],
+        );
         await createPool(cluster);
       })(),
       deployEcho(cluster),

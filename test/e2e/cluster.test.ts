@@ -24,6 +24,7 @@ import {
   installIronlb,
   LOCAL_SVC,
   NAMESPACE,
+  READINESS_VALUES,
   RELEASE,
   sample,
   timeFailover,
@@ -157,6 +158,7 @@ describe("ironlb installed by helm in a real cluster", () => {
       binDir: inject("binDir"),
       log,
       bgp: true,
+      values: READINESS_VALUES,
     });
     c = up.cluster;
     r = up.router;
@@ -437,7 +439,9 @@ spec:
   it("helm install again: every Service gets the IP it had, and the client reaches it", async () => {
     const c = cluster();
     // The image is still on the nodes; the pool and CRDs outlived the release.
-    await installIronlb(c, { archive: "", tag: imageTag }, [], false, [bgpValuesFile]);
+    await installIronlb(c, { archive: "", tag: imageTag }, READINESS_VALUES, false, [
+      bgpValuesFile,
+    ]);
     // The new release writes ipMode VIP (the last one wrote Proxy): each status was rewritten.
     await waitFor(
       "every status rewritten by the new controller (ipMode VIP)",

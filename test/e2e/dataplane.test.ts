@@ -165,12 +165,15 @@ describe("data path: client → Service IP → pod", () => {
       svcs[name] = await lab.createService(`dp-${name}`, { namespace: NS, pool: "dp", ...o });
       ips[name] = await ipsOf(svcs[name]!, count);
     };
-    await mk("cluster", { port: 80 });
-    // Two pods on n1, one on n2: wherever it is announced, Local must stay on that node.
-    await mk("local", { port: 81, externalTrafficPolicy: "Local", endpoints: [n1, n1, n2] });
-    await mk("affinity", { port: 82, affinitySeconds: 600 });
-    await mk("flip", { port: 83, endpoints: [n1, { node: n3, ready: false }] });
-    await mk("dual", { port: 84, dualStack: true }, 2);
+    // Side by side: independent Services, their pods and IPs (the tests read each IP back).
+    await Promise.all([
+      mk("cluster", { port: 80 }),
+      // Two pods on n1, one on n2: wherever it is announced, Local must stay on that node.
+      mk("local", { port: 81, externalTrafficPolicy: "Local", endpoints: [n1, n1, n2] }),
+      mk("affinity", { port: 82, affinitySeconds: 600 }),
+      mk("flip", { port: 83, endpoints: [n1, { node: n3, ready: false }] }),
+      mk("dual", { port: 84, dualStack: true }, 2),
+    ]);
   });
 
   afterAll(async () => {

@@ -521,6 +521,34 @@ describe("helm chart", () => {
       );
     });
 
+    it("probes /readyz every 5 s unless told otherwise, and refuses a period under 1 s", async () => {
+      const periods = async (...args: string[]) => {
+        const objs = parseManifests(await ok("helm", ["template", "lb", chartDir, ...args]));
+        const probe = (o: V1Deployment | V1DaemonSet) =>
+          o.spec?.template.spec?.containers[0]?.readinessProbe?.periodSeconds;
+        return {
+          controller: probe(find<V1Deployment>(objs, "Deployment")),
+          speaker: probe(find<V1DaemonSet>(objs, "DaemonSet")),
+        };
+      };
+      expect(await periods()).toEqual({ controller: 5, speaker: 5 });
+      expect(
+        await periods(
+          "--set",
+          "controller.readinessPeriodSeconds=1,speaker.readinessPeriodSeconds=2",
+        ),
+      ).toEqual({ controller: 1, speaker: 2 });
+      const r = await run("helm", [
+        "template",
+        "lb",
+        chartDir,
+        "--set",
+        "speaker.readinessPeriodSeconds=0",
+      ]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain("readinessPeriodSeconds");
+    });
+
     it("checks pool and advertisement specs in values by the CRDs' own field names", async () => {
       const schema = JSON.parse(readFileSync(join(chartDir, "values.schema.json"), "utf8"));
       const specOf = (key: string) =>

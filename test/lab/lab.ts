@@ -1278,15 +1278,22 @@ export class Lab {
 
   async #reconcilePods(svc: LabService, want: EndpointSpec[]): Promise<void> {
     const left = [...svc.pods];
-    const pods: LabPod[] = [];
+    // New pods start side by side (each waits for its server and its status write);
+    // #startPod takes its address and names before its first await.
+    const starting: Promise<LabPod>[] = [];
     for (const e of want) {
       const i = left.findIndex((p) => p.node === e.node);
       if (i >= 0) {
         const pod = left.splice(i, 1)[0]!;
         if (pod.ready !== (e.ready !== false)) await this.setPodReady(pod, e.ready !== false);
-        pods.push(pod);
-      } else pods.push(await this.#startPod(svc, e.node, e.ready !== false));
+        starting.push(Promise.resolve(pod));
+      } else starting.push(this.#startPod(svc, e.node, e.ready !== false));
     }
+    // Every start settles before a failure is thrown: none is left running unnoticed.
+    const settled = await Promise.allSettled(starting);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const pods = settled.map((r) => (r as PromiseFulfilledResult<LabPod>).value);
     for (const pod of left) await this.#deletePod(pod);
     svc.pods = pods;
     svc.endpoints = want;
