@@ -100,7 +100,12 @@ stamped() {
 	local log=$1 line
 	shift
 	mkdir -p "$logs"
-	"$@" 2>&1 | while IFS= read -r line; do printf '%s %s\n' "$(date -u +%T)" "$line"; done | tee -a "$log" >&2
+	# (The box upload's progress bar redraws itself after erase-line codes: only the text
+	# after the last one is kept.)
+	"$@" 2>&1 | while IFS= read -r line; do
+		line=${line##*$'\e[K'}
+		printf '%s %s\n' "$(date -u +%T)" "${line%$'\r'}"
+	done | tee -a "$log" >&2
 	return "${PIPESTATUS[0]}"
 }
 
