@@ -161,7 +161,7 @@ describe("Vagrant lab", () => {
     expect(v.kubernetes).toMatch(/^1\.36\./);
     // Images by exact version tag, never a moving one.
     expect(v.node_image).toMatch(/^docker\.io\/library\/node:24\.\d+\.\d+-bookworm-slim$/);
-    expect(v.agnhost).toMatch(/^registry\.k8s\.io\/e2e-test-images\/agnhost:\d+\.\d+$/);
+    expect(v.agnhost).toMatch(/^registry\.k8s\.io\/e2e-test-images\/agnhost:\d+\.\d+(\.\d+)?$/);
 
     const build = await readFile(join(repo, "test/controlplane/build.sh"), "utf8");
     expect(`v${v.kubernetes}`).toBe(/^K8S_VERSION=(\S+)$/m.exec(build)?.[1]);

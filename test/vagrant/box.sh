@@ -55,13 +55,19 @@ fi
 # test/vagrant/coredns to the version kubeadm names.
 coredns_mod="$here/coredns"
 coredns_bin="$out/coredns-$(cat "$coredns_mod/go.mod" "$coredns_mod/go.sum" | sha256sum | cut -c1-16)"
+# agnhost, the echo server the lab deploys (scripts/ironlb.sh): from the Kubernetes module at
+# the version the Vagrantfile pins (the one Kubernetes' own e2e tests use), test/vagrant/agnhost.
+agnhost_ref=$(sed -nE 's/^\s*agnhost: "([^"]+)",.*/\1/p' "$repo/lab/vagrant/Vagrantfile")
+[[ -n $agnhost_ref ]] || die "no agnhost image in lab/vagrant/Vagrantfile"
+agnhost_mod="$here/agnhost"
+agnhost_bin="$out/agnhost-$( (cat "$agnhost_mod/go.mod" "$agnhost_mod/go.sum"; echo "$agnhost_ref") | sha256sum | cut -c1-16)"
 vagrant_key=$({ find /usr/share/rubygems-integration /usr/share/vagrant /opt/vagrant -path '*/keys/vagrant.pub' 2>/dev/null || true; } | head -n1)
 [[ -f $vagrant_key ]] || die "Vagrant's insecure public key (keys/vagrant.pub) not found: is vagrant installed?"
 
 # Contents only (not the paths they were read from), and the binaries' pinned folders.
 hash=$({
 	cat "${BASH_SOURCE[0]}" "$ironlb_archive" "$pause_bin" "$vagrant_key" | sha256sum
-	echo "${bin##*/} ${coredns_bin##*/}"
+	echo "${bin##*/} ${coredns_bin##*/} ${agnhost_bin##*/}"
 } | sha256sum | cut -c1-16)
 box="$out/box-$hash.box"
 catalog="$out/catalog.json"
@@ -105,8 +111,10 @@ work="$out/work"
 mnt="$work/mnt"
 loop=
 coredns_build=
+agnhost_build=
 cleanup() {
 	if [[ -n $coredns_build ]]; then pkill -P "$coredns_build" || true; fi
+	if [[ -n $agnhost_build ]]; then pkill -P "$agnhost_build" || true; fi
 	mountpoint -q "$mnt" && umount -R "$mnt"
 	[[ -n $loop ]] && losetup -d "$loop"
 	rm -rf "$work"
@@ -123,6 +131,14 @@ if [[ ! -x $coredns_bin ]]; then
 		low go build -ldflags "-s -w" -o "$coredns_bin.partial" github.com/coredns/coredns &&
 		mv "$coredns_bin.partial" "$coredns_bin") &
 	coredns_build=$!
+fi
+
+if [[ ! -x $agnhost_bin ]]; then
+	say "building agnhost ${agnhost_ref##*:} in the background"
+	(cd "$agnhost_mod" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath" \
+		low go build -ldflags "-s -w -X main.Version=${agnhost_ref##*:}" -o "$agnhost_bin.partial" \
+		k8s.io/kubernetes/test/images/agnhost && mv "$agnhost_bin.partial" "$agnhost_bin") &
+	agnhost_build=$!
 fi
 
 say "mmdebstrap bookworm (a few minutes)"
@@ -244,6 +260,14 @@ for ref in "${refs[@]}"; do
 	rm -rf "$r"
 done
 printf '%s\n' "${refs[@]}" >"$off/images/kubeadm-images.txt"
+if [[ -n $agnhost_build ]]; then
+	wait "$agnhost_build" || die "the agnhost build failed"
+	agnhost_build=
+fi
+r=$(mktemp -d "$work/rootfs.XXXXXX")
+install -D -m 0755 "$agnhost_bin" "$r/agnhost"
+pack_image "$agnhost_ref" "$r" "$off/images/agnhost.tar" /agnhost
+rm -rf "$r"
 
 say "disk image: ext4 on a loop device at an offset, extlinux"
 raw="$work/disk.raw"

@@ -7,6 +7,11 @@
 #   up [MACHINE..]  box, then libvirt in the lab's own namespaces and `vagrant up` of the
 #                   machines (default: all three) with the project's Vagrantfile and
 #                   provisioning scripts, FETCH=offline; prints the cluster and the Service
+#   show            the cluster as the README's Vagrant section shows it, and the host's curl
+#                   of both echo Services (from the lab's namespace: the host's place)
+#   drill [-f]      the failover drill: `vagrant halt` (-f: a power cut) of the worker that
+#                   announces echo-cluster's IP while the host curls it every 0.2 s; prints
+#                   how long it went unanswered and which node announces it then
 #   vagrant ARGS..  any vagrant command in the lab's namespaces (e.g. `vagrant ssh master-node`)
 #   down            vagrant destroy, stop libvirt, remove the namespaces and every file of it
 #
@@ -31,6 +36,8 @@ state="$out/libvirt"
 ns=ironlb-vagrant
 pidfile="$state/libvirtd.pid"
 timings="$out/timings"
+# Stamped output of `up` and `drill`, kept after `down` (the record of what was seen).
+logs="$out/logs"
 export VAGRANT_HOME="$out/home" VAGRANT_DOTFILE_PATH="$out/dot" VAGRANT_CHECKPOINT_DISABLE=1
 export IRONLB_VAGRANT_OFFLINE=1 IRONLB_VAGRANT_EMULATE=1 VAGRANT_DEFAULT_PROVIDER=libvirt
 
@@ -87,20 +94,101 @@ vagrant_lab() { in_lab env VAGRANT_CWD="$repo/lab/vagrant" nice -n 19 ionice -c3
 
 step_box() { timed "box (build or reuse, register)" bash "$here/box.sh" >/dev/null; }
 
+# stamped LOG CMD..: CMD's output, each line with the UTC time, on stderr and appended to LOG
+# (the provisioning steps' timings are read from it). Returns CMD's exit code.
+stamped() {
+	local log=$1 line
+	shift
+	mkdir -p "$logs"
+	# (The box upload's progress bar redraws itself after erase-line codes: only the text
+	# after the last one is kept.)
+	"$@" 2>&1 | while IFS= read -r line; do
+		line=${line##*$'\e[K'}
+		printf '%s %s\n' "$(date -u +%T)" "${line%$'\r'}"
+	done | tee -a "$log" >&2
+	return "${PIPESTATUS[0]}"
+}
+
 step_up() {
-	local machines=("$@")
-	((${#machines[@]})) || machines=(master-node worker-node01 worker-node02)
+	local machines=("$@") what log
+	what="vagrant up ${*:-(all three in parallel)}"
+	log="$logs/up-$(date -u +%Y%m%dT%H%M%SZ).log"
 	step_box
 	libvirt_up
-	local m
-	for m in "${machines[@]}"; do
-		if ! timed "vagrant up $m" vagrant_lab up "$m" --provider libvirt; then
-			# Nothing is left running on a failure, unless asked (to look inside the VMs).
-			[[ ${IRONLB_VAGRANT_KEEP:-} == 1 ]] || step_down
-			die "vagrant up $m failed (IRONLB_VAGRANT_KEEP=1 keeps the VMs for a look; -- down removes them)"
-		fi
+	# All three at once by default: vagrant-libvirt brings them up in parallel and the
+	# workers' join waits for master-node's API server (scripts/worker.sh); under emulation
+	# that is much shorter than one after the other.
+	if ! timed "$what" stamped "$log" vagrant_lab up "${machines[@]}" --provider libvirt; then
+		# Nothing is left running on a failure, unless asked (to look inside the VMs).
+		[[ ${IRONLB_VAGRANT_KEEP:-} == 1 ]] || step_down
+		die "$what failed, see $log (IRONLB_VAGRANT_KEEP=1 keeps the VMs for a look; -- down removes them)"
+	fi
+	step_show
+}
+
+# kctl ARGS..: kubectl on master-node (through vagrant ssh: the API is on the lab's network).
+kctl() { vagrant_lab ssh master-node -c "kubectl $*" -- -q 2>/dev/null; }
+
+lb_ip() { kctl get svc -n echo "$1" -o "jsonpath='{.status.loadBalancer.ingress[0].ip}'"; }
+
+# curl_host URL: one GET from the host's place (the lab's network namespace), 2 s at most.
+curl_host() { in_lab curl -s -m 2 "$1"; }
+
+step_show() {
+	kctl 'get nodes -o wide; kubectl -n ironlb-system get pods -o wide; kubectl get svc -n echo; kubectl get ipannouncements' || true
+	local svc ip path answer _
+	for svc in echo-cluster:hostname echo-local:clientip; do
+		ip=$(lb_ip "${svc%%:*}")
+		[[ -n $ip ]] || die "${svc%%:*} has no EXTERNAL-IP"
+		path="http://$ip/${svc#*:}"
+		answer=
+		for _ in $(seq 150); do
+			answer=$(curl_host "$path") && break
+			sleep 2
+		done
+		[[ -n $answer ]] || die "the host got no answer from $path in 5 minutes"
+		say "host: curl $path -> $answer"
 	done
-	vagrant_lab ssh master-node -c 'kubectl get nodes -o wide; kubectl get svc -A' || true
+}
+
+step_drill() {
+	local halt=(halt) ip node after log loop t0 outage
+	[[ ${1:-} == -f ]] && halt=(halt -f)
+	ip=$(lb_ip echo-cluster)
+	[[ -n $ip ]] || die "echo-cluster has no EXTERNAL-IP (npm run lab:vagrant -- up first)"
+	node=$(kctl get ipannouncements -o "jsonpath='{.items[?(@.status.ip==\"$ip\")].status.node}'")
+	[[ -n $node ]] || die "no IPAnnouncement for $ip: kubectl get ipannouncements"
+	curl_host "http://$ip/hostname" >/dev/null || die "$ip does not answer the host before the drill"
+	log="$logs/drill-$(date -u +%Y%m%dT%H%M%SZ).log"
+	mkdir -p "$logs"
+	# The client: one GET every 0.2 s from the host's place, with the MAC the host has for $ip.
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	in_lab bash -c 'while :; do
+		a=$(curl -s -m 1 "http://$1/hostname") || a=-
+		printf "%s %s %s\n" "$(date +%s.%N)" "${a:--}" "$(ip neigh show "$1" | awk "{ print \$5 }")"
+		sleep 0.2
+	done' drill "$ip" >"$log" &
+	loop=$!
+	sleep 3
+	t0=$(date +%s.%N)
+	say "$ip is announced by $node: vagrant ${halt[*]} $node"
+	timed "drill: vagrant ${halt[*]} $node" vagrant_lab "${halt[@]}" "$node" || true
+	# Until the IP answers again after the halt began, and 10 s more of answers.
+	local _
+	for _ in $(seq 300); do
+		awk -v t0="$t0" '$1 > t0 && $2 != "-" { n++ } END { exit !(n >= 50) }' "$log" && break
+		sleep 1
+	done
+	kill "$loop" 2>/dev/null || true
+	after=$(kctl get ipannouncements -o "jsonpath='{.items[?(@.status.ip==\"$ip\")].status.node}'")
+	# The longest run of unanswered GETs, from the last answer before it to the first after.
+	outage=$(awk '$2 == "-" { if (!run) start = last; run = 1; next }
+		{ if (run && $1 - start > max) max = $1 - start; run = 0; last = $1 }
+		END { printf "%.1f", max }' "$log")
+	say "drill: $ip moved from $node to ${after:-nobody}; longest gap between answers ${outage} s" \
+		"($(awk '$2 == "-"' "$log" | wc -l) unanswered of $(wc -l <"$log") GETs; MACs seen: $(awk '{ print $3 }' "$log" | uniq | paste -sd' '); $log)"
+	printf '%s\tdrill: vagrant %s %s, %s -> %s\tlongest gap %s s\n' "$(date -u +%FT%TZ)" "${halt[*]}" "$node" \
+		"$ip" "${after:-nobody}" "$outage" >>"$timings"
 }
 
 step_down() {
@@ -145,11 +233,20 @@ up)
 	shift || true
 	step_up "$@"
 	;;
+show)
+	running || die "the lab's libvirt is not running: npm run lab:vagrant -- up"
+	step_show
+	;;
+drill)
+	shift
+	running || die "the lab's libvirt is not running: npm run lab:vagrant -- up"
+	step_drill "$@"
+	;;
 vagrant)
 	shift
 	running || die "the lab's libvirt is not running: npm run lab:vagrant -- up"
 	vagrant_lab "$@"
 	;;
 down) step_down ;;
-*) die "unknown step '$1' (box, up [MACHINE..], vagrant ARGS.., down)" ;;
+*) die "unknown step '$1' (box, up [MACHINE..], show, drill [-f], vagrant ARGS.., down)" ;;
 esac

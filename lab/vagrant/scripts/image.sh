@@ -8,7 +8,7 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source /ironlb/lab/vagrant/scripts/lib.sh
-need NODE_NAME IRONLB_VERSION NODE_IMAGE FETCH
+need NODE_NAME NODE_IP MASTER_IP IRONLB_VERSION NODE_IMAGE FETCH
 
 ref=localhost/ironlb:$IRONLB_VERSION
 
@@ -34,16 +34,26 @@ image_online() {
 }
 
 # FETCH=offline: the archives test/vagrant/box.sh baked into the box: ironlb's image (from
-# `npm run image` on the host) and the images kubeadm would pull.
+# `npm run image` on the host), the echo server (agnhost) and the images kubeadm would pull.
+# The control plane's images only on master-node: online, a worker never pulls them either
+# (and each import costs minutes under emulation).
 image_offline() {
 	local off=$cache/offline/images a
 	[[ -f $off/ironlb.tar ]] || die "$off/ironlb.tar is missing: FETCH=offline needs the box test/vagrant/box.sh builds"
 	say "importing the box's image archives into containerd"
 	for a in "$off"/*.tar; do
+		case ${a##*/} in
+		kube-apiserver.tar | kube-controller-manager.tar | kube-scheduler.tar | etcd.tar)
+			[[ $NODE_IP == "$MASTER_IP" ]] || continue
+			;;
+		esac
 		ctr -n k8s.io images import "$a" >/dev/null || die "ctr images import $a failed"
 	done
-	ctr -n k8s.io images ls -q | grep -qxF "$ref" || die "containerd does not list $ref after the import"
-	say "$ref and kubeadm's images are in containerd"
+	need AGNHOST_IMAGE
+	for a in "$ref" "$AGNHOST_IMAGE"; do
+		ctr -n k8s.io images ls -q | grep -qxF "$a" || die "containerd does not list $a after the import"
+	done
+	say "$ref, $AGNHOST_IMAGE and kubeadm's images are in containerd"
 }
 
 case $FETCH in

@@ -36,7 +36,7 @@ timeouts:
   discovery: 20m0s
   tlsBootstrap: 20m0s
   kubeletHealthCheck: 10m0s
-  kubernetesAPICall: 5m0s
+  kubernetesAPICall: 20m0s
 nodeRegistration:
   name: $NODE_NAME
   criSocket: unix:///run/containerd/containerd.sock
