@@ -364,10 +364,12 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       "linkDump",
       "open",
       "openLinkMonitor",
+      // BFD's UDP socket that reports each datagram's TTL (src/bfd/ttl-socket.ts).
+      "openUdp",
       "send",
       "setFilter",
       "stats",
-      // BGP's TCP-MD5 sockets (src/bgp/tcp-socket.ts).
+      // BGP's TCP sockets with TCP-MD5 and GTSM (src/bgp/tcp-socket.ts).
       "tcpSocket",
     ];
     expect(names(ADDON)).toEqual(production);
