@@ -6,7 +6,8 @@
 // HMAC (RFC 2104) from its definition, H((K ^ opad) || H((K ^ ipad) || m)), with two
 // one-shot `crypto.hash` calls over buffers prepared once per key: the padded key is
 // derived once and kept as long as the key object lives (a WeakMap on the key's identity;
-// heartbeat keys and pair keys are long-lived objects).
+// heartbeat keys and pair keys are long-lived objects, never changed in place: a key file
+// read again is a new Buffer).
 import { hash } from "node:crypto";
 
 const BLOCK_BYTES = 64;
