@@ -7,6 +7,11 @@
 // real speaker publishes (heartbeat address, links). Beats from the real speakers are read
 // and counted, not verified: the simulated peers decide nothing.
 //
+// With `paired` (the default of bench/peers-main.ts), each simulated peer publishes an X25519
+// key on its Lease as a speaker does (heartbeat-pairing.ts) and MACs its beats to each real
+// speaker with their pair key, so that the real speaker pays what it pays in a cluster of
+// speakers: a pair key per peer, one MAC per peer per interval for its own beats.
+//
 // The beats of the N peers are spread over the interval (each peer has its own phase, as
 // independent processes would), not sent in one burst per interval. Peers do not beat each
 // other: that N² traffic never reaches a real speaker.
@@ -31,6 +36,7 @@ import { httpStatus } from "../src/k8s/errors.ts";
 import { microTime } from "../src/k8s/leader-election.ts";
 import { encodeHeartbeat, HeartbeatSender } from "../src/speaker/heartbeat.ts";
 import { readHeartbeatKeys } from "../src/speaker/heartbeat-keys.ts";
+import { HEARTBEAT_KEY_ANNOTATION, HeartbeatPairing } from "../src/speaker/heartbeat-pairing.ts";
 import { formatLinks, LINKS_ANNOTATION } from "../src/speaker/links.ts";
 import { HEARTBEAT_ADDR_ANNOTATION, Membership } from "../src/speaker/membership.ts";
 
@@ -52,6 +58,8 @@ export interface PeerSimConfig {
   intervalMs: number;
   leaseDurationS: number;
   renewMs: number;
+  /** Publish a key per peer and MAC beats with pair keys, as speakers do. */
+  paired?: boolean;
 }
 
 interface SimPeer {
@@ -60,6 +68,8 @@ interface SimPeer {
   links: string;
   socket: Socket;
   sender: HeartbeatSender;
+  /** Its key pair, when `paired`. */
+  pairing?: HeartbeatPairing;
   /** Beats and renewals stop while false (dead) or until `quietUntil` (stalled). */
   alive: boolean;
   quietUntil: number;
@@ -109,6 +119,7 @@ async function main(): Promise<void> {
       links: formatLinks([{ name: cfg.ifname, cidrs: [`${p.address}/${p.bits}`] }]),
       socket,
       sender: new HeartbeatSender(p.name, Date.now(), randomInt(0, 1000)),
+      ...(cfg.paired ? { pairing: new HeartbeatPairing() } : {}),
       alive: true,
       quietUntil: 0,
       phase,
@@ -119,9 +130,29 @@ async function main(): Promise<void> {
   }
   const byName = new Map(peers.map((p) => [p.name, p]));
 
+  // The real speakers' published keys, by heartbeat address (read from their Leases).
+  const targetKeys = new Map<string, string>();
+  if (cfg.paired) {
+    const leases = await api.get<{
+      items: { metadata?: { annotations?: Record<string, string> } }[];
+    }>(path, { labelSelector: SPEAKER_LEASE_LABEL });
+    for (const l of leases.items) {
+      const a = l.metadata?.annotations ?? {};
+      const addr = /^\[?([^\]]+?)\]?:\d+$/.exec(a[HEARTBEAT_ADDR_ANNOTATION] ?? "")?.[1];
+      const key = a[HEARTBEAT_KEY_ANNOTATION];
+      if (addr && key) targetKeys.set(addr, key);
+    }
+    for (const t of cfg.targets)
+      if (!targetKeys.has(t)) throw new Error(`no heartbeat key published for target ${t}`);
+  }
+
   const beat = (p: SimPeer, leaving = false) => {
-    const msg = encodeHeartbeat(p.sender.next(Date.now(), leaving), keys.send);
+    const b = p.sender.next(Date.now(), leaving);
+    let shared: Uint8Array | undefined;
     for (const t of cfg.targets) {
+      const pair = p.pairing?.pairKey(targetKeys.get(t)!, keys.send);
+      if (!pair) shared ??= encodeHeartbeat(b, keys.send);
+      const msg = pair ? encodeHeartbeat(b, pair, true) : shared!;
       p.socket.send(msg, cfg.port, t);
       counts.sent++;
     }
@@ -140,6 +171,7 @@ async function main(): Promise<void> {
             ? `[${p.address}]:${cfg.port}`
             : `${p.address}:${cfg.port}`,
           [LINKS_ANNOTATION]: p.links,
+          ...(p.pairing ? { [HEARTBEAT_KEY_ANNOTATION]: p.pairing.publicKey } : {}),
         },
       },
       spec: {

@@ -55,6 +55,26 @@ const RUNS = Number(process.env.BENCH_PEERS_RUNS ?? 20);
 const BASELINE = process.env.BENCH_PEERS_BASELINE !== "0";
 const SETTLE_S = Number(process.env.BENCH_PEERS_SETTLE_S ?? 15);
 const WINDOW_S = Number(process.env.BENCH_PEERS_WINDOW_S ?? 30);
+/**
+ * BENCH_PEERS_CPU_PROF=DIR: the real speaker runs with `--cpu-prof` into DIR and is stopped
+ * (SIGTERM, which writes the profile) after the idle window of the last N; no failover or
+ * fault runs then, and no figure is merged (profiling slows the process it measures).
+ * `node bench/profile-summary.ts DIR/FILE.cpuprofile` summarises one.
+ */
+const CPU_PROF = process.env.BENCH_PEERS_CPU_PROF;
+/**
+ * BENCH_PEERS_PAIRED=0: the simulated peers publish no heartbeat key, so the real speaker
+ * MACs one beat per interval under the shared secret (an older speaker's peers). By default
+ * they publish one, as every speaker does, and beats both ways use pair keys.
+ */
+const PAIRED = process.env.BENCH_PEERS_PAIRED !== "0";
+/**
+ * BENCH_PEERS_NICE=-10: the real speaker and the simulator run at that nice level, so that
+ * on a machine others load (other labs' VMs, test runs) the simulator still sends its N
+ * peers' beats on time and the speaker's CPU is its own work, not its waiting. Said in the
+ * output; unset on a quiet machine.
+ */
+const NICE = process.env.BENCH_PEERS_NICE;
 /** Faults of one simulated peer: a stall below the dead time, and silences above it. */
 const STALL_SHORT_MS = 200;
 const FLAP_MS = 800;
@@ -78,10 +98,14 @@ const image = fromSource ? { nodeArgs: [], env: {} } : imageRuntime();
 const compiled = fromSource ? undefined : compileToJs();
 process.on("exit", () => compiled && rmSync(compiled, { recursive: true, force: true }));
 
+const statFields = (pid: number) =>
+  readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
 const cpuTicks = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const f = statFields(pid);
   return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100/s)
 };
+/** The kernel's part (stime), in clock ticks. */
+const sysTicks = (pid: number) => Number(statFields(pid)[12]);
 /**
  * UDP datagrams in and out of the namespace a process runs in, IPv4 (/proc/net/snmp) and
  * IPv6 (/proc/net/snmp6) together, and those dropped at a full socket buffer.
@@ -193,7 +217,11 @@ try {
     workDir: join(dir, "work"),
     binDir: state.binDir,
     log: () => {},
-    nodeArgs: image.nodeArgs,
+    // The controller gets the flags too, but only the speaker is stopped cleanly (below).
+    nodeArgs: [
+      ...image.nodeArgs,
+      ...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []),
+    ],
     env: image.env,
     logLevel: "info",
     ...(compiled ? { entry: join(compiled, "ironlb.js") } : {}),
@@ -326,7 +354,9 @@ try {
     results.push(base);
   }
   for (const n of NS) {
-    console.log(`-- N = ${n} simulated peers, ${REAL} real speaker(s); load ${loadavg()}`);
+    console.log(
+      `-- N = ${n} simulated peers${PAIRED ? " (pair keys)" : " (shared key)"}, ${REAL} real speaker(s); load ${loadavg()}`,
+    );
     await makeNodes(n);
     const cfg: PeerSimConfig = {
       kubeconfig: L.nodeKubeconfig,
@@ -343,11 +373,16 @@ try {
       intervalMs: INTERVAL_MS,
       leaseDurationS: LEASE_S,
       renewMs: RENEW_MS,
+      paired: PAIRED,
     };
     const cfgFile = join(dir, `peer-sim-${n}.json`);
     writeFileSync(cfgFile, JSON.stringify(cfg));
     sim = new Sim(simNs, cfgFile);
     await sim.ready;
+    if (NICE) {
+      await run("renice", ["-n", NICE, "-p", String(realPid), String(sim.proc.pid!)]);
+      console.log(`real speaker and simulator at nice ${NICE}`);
+    }
     const t0 = performance.now();
     await waitLive(n + REAL, 120_000);
     const liveAfterMs = performance.now() - t0;
@@ -359,6 +394,7 @@ try {
     const simPid = sim.proc.pid!;
     const c0 = {
       real: cpuTicks(realPid),
+      realSys: sysTicks(realPid),
       sim: cpuTicks(simPid),
       udp: udpCounters(realPid),
       t: performance.now(),
@@ -367,6 +403,7 @@ try {
     await sleep(WINDOW_S * 1000);
     const c1 = {
       real: cpuTicks(realPid),
+      realSys: sysTicks(realPid),
       sim: cpuTicks(simPid),
       udp: udpCounters(realPid),
       t: performance.now(),
@@ -377,7 +414,9 @@ try {
     const fig: PeerFigures = {
       n,
       real: REAL,
+      paired: PAIRED,
       cpuPct: (c1.real - c0.real) / secs,
+      sysPct: (c1.realSys - c0.realSys) / secs,
       simCpuPct: (c1.sim - c0.sim) / secs,
       udpInPerS: (c1.udp.in - c0.udp.in) / secs,
       udpOutPerS: (c1.udp.out - c0.udp.out) / secs,
@@ -391,8 +430,19 @@ try {
       at: new Date().toISOString(),
     };
     console.log(
-      `idle ${secs.toFixed(0)} s: real speaker CPU ${fig.cpuPct.toFixed(1)} % of a core, UDP in ${fig.udpInPerS.toFixed(0)}/s out ${fig.udpOutPerS.toFixed(0)}/s (socket buffer drops ${fig.rcvbufErrors}), RSS ${fig.rssMiB.toFixed(0)} MiB, peers declared dead ${falseDeaths}, own stalls past the dead time ${stalls}; simulator CPU ${fig.simCpuPct.toFixed(0)} %; all live ${(liveAfterMs / 1000).toFixed(1)} s after the simulator was ready`,
+      `idle ${secs.toFixed(0)} s${CPU_PROF ? " (profiled)" : ""}: real speaker CPU ${fig.cpuPct.toFixed(1)} % of a core (kernel ${fig.sysPct!.toFixed(1)}), UDP in ${fig.udpInPerS.toFixed(0)}/s out ${fig.udpOutPerS.toFixed(0)}/s (socket buffer drops ${fig.rcvbufErrors}), RSS ${fig.rssMiB.toFixed(0)} MiB, peers declared dead ${falseDeaths}, own stalls past the dead time ${stalls}; simulator CPU ${fig.simCpuPct.toFixed(0)} %; all live ${(liveAfterMs / 1000).toFixed(1)} s after the simulator was ready`,
     );
+
+    if (CPU_PROF) {
+      if (n !== NS.at(-1)) {
+        await sim.exit();
+        sim = undefined;
+        continue;
+      }
+      const stopped = await L.stopSpeaker(real.name, "SIGTERM");
+      console.log(`real speaker stopped (${String(stopped.exit)}): its profile is in ${CPU_PROF}`);
+      break;
+    }
 
     // --- failover from a simulated owner to the real speaker
     for (let run_ = 0; run_ < RUNS; run_++) {
@@ -537,16 +587,18 @@ try {
   }
 
   // Merge with figures of other runs (other N values), newest per N, and draw the curve.
-  const previous: PeerFigures[] = existsSync(RESULTS)
-    ? JSON.parse(readFileSync(RESULTS, "utf8"))
-    : [];
-  const merged = [...previous.filter((p) => !results.some((r) => r.n === p.n)), ...results].sort(
-    (a, b) => a.n - b.n,
-  );
-  // Written by the bench, not formatted by biome (biome.json leaves this file out).
-  writeFileSync(RESULTS, `${JSON.stringify(merged, null, 2)}\n`);
-  writeFileSync(PLOT, peersPlot(merged));
-  console.log(`figures: ${RESULTS}; plot: ${PLOT}`);
+  if (!CPU_PROF) {
+    const previous: PeerFigures[] = existsSync(RESULTS)
+      ? JSON.parse(readFileSync(RESULTS, "utf8"))
+      : [];
+    const merged = [...previous.filter((p) => !results.some((r) => r.n === p.n)), ...results].sort(
+      (a, b) => a.n - b.n,
+    );
+    // Written by the bench, not formatted by biome (biome.json leaves this file out).
+    writeFileSync(RESULTS, `${JSON.stringify(merged, null, 2)}\n`);
+    writeFileSync(PLOT, peersPlot(merged));
+    console.log(`figures: ${RESULTS}; plot: ${PLOT}`);
+  }
 } finally {
   if (sim) sim.proc.kill("SIGKILL");
   await lab?.destroy().catch((err: unknown) => console.error(`lab teardown: ${String(err)}`));

@@ -7,7 +7,11 @@ import { percentile } from "./stats.ts";
 export interface PeerFigures {
   n: number;
   real: number;
+  /** The simulated peers published heartbeat keys: beats both ways used pair keys. */
+  paired?: boolean;
   cpuPct: number;
+  /** The part of cpuPct spent in the kernel (stime). */
+  sysPct?: number;
   simCpuPct: number;
   udpInPerS: number;
   udpOutPerS: number;

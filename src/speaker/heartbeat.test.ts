@@ -10,6 +10,7 @@ import {
   HeartbeatSender,
   HeartbeatTracker,
   type HeartbeatTrackerOptions,
+  heartbeatSigner,
   MAX_CLOCK_SKEW_MS,
   peekHeartbeat,
 } from "./heartbeat.ts";
@@ -146,6 +147,23 @@ describe("heartbeat codec", () => {
     ["NaN seq", { seq: Number.NaN }],
   ])("refuses to encode %s", (_, over) => {
     expect(() => encodeHeartbeat({ ...beat, ...over }, secret)).toThrow(RangeError);
+  });
+
+  it("signs one encoded beat for many receivers, each datagram its own buffer", () => {
+    const sign = heartbeatSigner(beat);
+    const keys = ["k1", "k2", "k3"].map((k) => Buffer.from(k));
+    const out = keys.map((k, i) => sign(k, i !== 1));
+    for (const [i, k] of keys.entries()) {
+      const paired = i !== 1;
+      expect(out[i]).toEqual(encodeHeartbeat(beat, k, paired));
+      expect(decodeHeartbeat(out[i]!, k)).toEqual({ ok: true, beat, paired });
+      for (const [j, other] of keys.entries())
+        if (j !== i)
+          expect(decodeHeartbeat(out[i]!, other)).toEqual({ ok: false, error: "bad-mac" });
+    }
+    // Every datagram is a buffer of its own (a send in flight may hold the previous one).
+    expect(new Set(out.map((o) => o.buffer)).size).toBe(out.length);
+    expect(() => sign("")).toThrow(RangeError);
   });
 
   it("refuses to encode with an empty secret", () => {

@@ -22,7 +22,8 @@
 //   29+n 32 HMAC-SHA256 with the shared secret (or the pair key) over bytes 0 .. 29+n
 // The MAC covers everything before it; nothing is parsed beyond the header until it checks.
 
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { heartbeatMac } from "./heartbeat-mac.ts";
 
 /** One heartbeat. */
 export interface Heartbeat {
@@ -59,7 +60,7 @@ const TWO_POW_32 = 0x1_0000_0000;
 export type HeartbeatSecret = string | Uint8Array;
 
 function mac(secret: HeartbeatSecret, bytes: Uint8Array): Buffer {
-  return createHmac("sha256", secret).update(bytes).digest();
+  return heartbeatMac(secret, bytes);
 }
 
 function checkSecret(secret: HeartbeatSecret): void {
@@ -74,11 +75,18 @@ function writeU64(view: DataView, offset: number, value: number, field: string):
   view.setUint32(offset + 4, value >>> 0);
 }
 
-/** Reads a u64 that must be a safe integer (high word below 2^21); undefined otherwise. */
-function readU64(view: DataView, offset: number): number | undefined {
-  const hi = view.getUint32(offset);
+function readU32(b: Uint8Array, o: number): number {
+  return b[o]! * 0x100_0000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
+}
+
+/**
+ * Reads a u64 that must be a safe integer (high word below 2^21); undefined otherwise.
+ * From the bytes, without a DataView: this runs for every datagram.
+ */
+function readU64(b: Uint8Array, offset: number): number | undefined {
+  const hi = readU32(b, offset);
   if (hi >= 0x20_0000) return undefined;
-  return hi * TWO_POW_32 + view.getUint32(offset + 4);
+  return hi * TWO_POW_32 + readU32(b, offset + 4);
 }
 
 const encoder = new TextEncoder();
@@ -95,24 +103,41 @@ export function encodeHeartbeat(
   paired = false,
 ): Uint8Array {
   checkSecret(secret);
+  return heartbeatSigner(beat)(secret, paired);
+}
+
+/**
+ * Encodes a heartbeat once for many receivers: the returned function MACs a copy of it with
+ * one receiver's key (each datagram is a buffer of its own: a send may still hold the last
+ * one). Sending one beat to N peers with pair keys then encodes the beat once, not N times.
+ * Throws as encodeHeartbeat does; the signer throws on an empty secret.
+ */
+export function heartbeatSigner(
+  beat: Heartbeat,
+): (secret: HeartbeatSecret, paired?: boolean) => Uint8Array {
   const name = encoder.encode(beat.node);
   if (name.length === 0 || name.length > MAX_NAME_BYTES) {
     throw new RangeError(`heartbeat node name must be 1..${MAX_NAME_BYTES} bytes`);
   }
-  const out = new Uint8Array(HEADER_BYTES + name.length + MAC_BYTES);
-  const view = new DataView(out.buffer);
-  out[0] = MAGIC_0;
-  out[1] = MAGIC_1;
-  out[2] = HEARTBEAT_VERSION;
-  out[3] = (beat.leaving ? FLAG_LEAVING : 0) | (paired ? FLAG_PAIRED : 0);
+  const body = new Uint8Array(HEADER_BYTES + name.length);
+  const view = new DataView(body.buffer);
+  body[0] = MAGIC_0;
+  body[1] = MAGIC_1;
+  body[2] = HEARTBEAT_VERSION;
+  body[3] = beat.leaving ? FLAG_LEAVING : 0;
   writeU64(view, 4, beat.incarnation, "incarnation");
   writeU64(view, 12, beat.seq, "seq");
   writeU64(view, 20, beat.sentAtMs, "sentAtMs");
-  out[28] = name.length;
-  out.set(name, HEADER_BYTES);
-  const signed = out.subarray(0, HEADER_BYTES + name.length);
-  out.set(mac(secret, signed), signed.length);
-  return out;
+  body[28] = name.length;
+  body.set(name, HEADER_BYTES);
+  return (secret, paired = false) => {
+    checkSecret(secret);
+    const out = new Uint8Array(body.length + MAC_BYTES);
+    out.set(body);
+    if (paired) out[3] = body[3]! | FLAG_PAIRED;
+    out.set(mac(secret, out.subarray(0, body.length)), body.length);
+    return out;
+  };
 }
 
 export type DecodeError =
@@ -130,6 +155,12 @@ export type DecodeResult =
   | { ok: true; beat: Heartbeat; paired: boolean }
   | { ok: false; error: DecodeError };
 
+const NO_KEYS: readonly HeartbeatSecret[] = [];
+
+function fail(error: DecodeError): DecodeResult {
+  return { ok: false, error };
+}
+
 /**
  * Decodes and verifies a datagram. Never throws: anything that is not a well-formed
  * version-1 heartbeat authenticated with `secret` (or, during a key rotation, with one of
@@ -139,9 +170,12 @@ export function decodeHeartbeat(
   bytes: Uint8Array,
   secret: HeartbeatSecret | readonly HeartbeatSecret[],
 ): DecodeResult {
-  const fail = (error: DecodeError): DecodeResult => ({ ok: false, error });
-  const keys = (Array.isArray(secret) ? secret : [secret]).filter((k) => k.length > 0);
-  if (keys.length === 0) return fail("bad-mac");
+  // Checked per datagram: nothing is allocated for the keys.
+  const many = Array.isArray(secret);
+  const keys = many ? (secret as readonly HeartbeatSecret[]) : NO_KEYS;
+  const single = many ? undefined : (secret as HeartbeatSecret);
+  if (single !== undefined ? single.length === 0 : !keys.some((k) => k.length > 0))
+    return fail("bad-mac");
   if (bytes.length > HEARTBEAT_MAX_BYTES) return fail("oversized");
   if (bytes.length < HEADER_BYTES + MAC_BYTES) return fail("truncated");
   if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) return fail("bad-magic");
@@ -153,14 +187,16 @@ export function decodeHeartbeat(
 
   const given = bytes.subarray(signedLength, signedLength + MAC_BYTES);
   const signed = bytes.subarray(0, signedLength);
-  if (!keys.some((key) => timingSafeEqual(mac(key, signed), given))) return fail("bad-mac");
+  let authentic = single !== undefined && timingSafeEqual(mac(single, signed), given);
+  for (let i = 0; !authentic && i < keys.length; i++)
+    authentic = keys[i]!.length > 0 && timingSafeEqual(mac(keys[i]!, signed), given);
+  if (!authentic) return fail("bad-mac");
 
   const flags = bytes[3]!;
   if ((flags & ~(FLAG_LEAVING | FLAG_PAIRED)) !== 0) return fail("bad-flags");
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const incarnation = readU64(view, 4);
-  const seq = readU64(view, 12);
-  const sentAtMs = readU64(view, 20);
+  const incarnation = readU64(bytes, 4);
+  const seq = readU64(bytes, 12);
+  const sentAtMs = readU64(bytes, 20);
   if (incarnation === undefined || seq === undefined || sentAtMs === undefined) {
     return fail("bad-number");
   }
@@ -189,9 +225,8 @@ export function peekHeartbeat(bytes: Uint8Array): { incarnation: number; seq: nu
   if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1 || bytes[2] !== HEARTBEAT_VERSION) {
     return undefined;
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const incarnation = readU64(view, 4);
-  const seq = readU64(view, 12);
+  const incarnation = readU64(bytes, 4);
+  const seq = readU64(bytes, 12);
   return incarnation === undefined || seq === undefined ? undefined : { incarnation, seq };
 }
 
@@ -357,15 +392,25 @@ export class HeartbeatTracker {
         gapPeakAt = known.gapPeakAt;
       }
     }
-    this.#peers.set(beat.node, {
-      incarnation: beat.incarnation,
-      seq: beat.seq,
-      sentAtMs: beat.sentAtMs,
-      lastSeenMs: nowMs,
-      leaving: beat.leaving,
-      gapPeakMs,
-      gapPeakAt,
-    });
+    if (known) {
+      // Updated in place: one object per peer, not one per beat.
+      known.incarnation = beat.incarnation;
+      known.seq = beat.seq;
+      known.sentAtMs = beat.sentAtMs;
+      known.lastSeenMs = nowMs;
+      known.leaving = beat.leaving;
+      known.gapPeakMs = gapPeakMs;
+      known.gapPeakAt = gapPeakAt;
+    } else
+      this.#peers.set(beat.node, {
+        incarnation: beat.incarnation,
+        seq: beat.seq,
+        sentAtMs: beat.sentAtMs,
+        lastSeenMs: nowMs,
+        leaving: beat.leaving,
+        gapPeakMs,
+        gapPeakAt,
+      });
     return "accepted";
   }
 

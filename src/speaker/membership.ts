@@ -26,6 +26,8 @@
 // continue what the peer last sent have a budget of their own (heartbeat-overload.ts).
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
+import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
+import { isIP } from "node:net";
 import type { V1Lease } from "@kubernetes/client-node";
 import { leasesPath, SPEAKER_LEASE_LABEL } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
@@ -36,10 +38,10 @@ import type { Logger } from "../observability/log.ts";
 import { hasQuorum, type MembershipView } from "./decision.ts";
 import {
   decodeHeartbeat,
-  encodeHeartbeat,
   type Heartbeat,
   HeartbeatSender,
   HeartbeatTracker,
+  heartbeatSigner,
   peekHeartbeat,
   peekPaired,
 } from "./heartbeat.ts";
@@ -141,6 +143,11 @@ export class Membership {
   readonly #badKeySaid = new Set<string>();
   /** Published heartbeat source ("host port") → node, from the Leases. */
   readonly #sources = new Map<string, string>();
+  /** Per keyed peer, the keys its beats are checked with (#pairKeysOf). */
+  readonly #acceptKeys = new Map<
+    string,
+    { accept: readonly Uint8Array[]; peerKey: string | undefined; keys: readonly Uint8Array[] }
+  >();
   /** Drops per reason since each reason was last logged, and when that was. */
   readonly #drops = new Map<DropReason, { count: number; loggedAt: number }>();
   /** Budgets of MAC checks per source and lane (performance clock). */
@@ -516,9 +523,18 @@ export class Membership {
     let allDead = true;
     for (const node of tracker.nodes()) {
       const peer = this.#peers.get(node);
+      const heard = tracker.isAlive(node, now, pressure);
+      // The common case, ~all peers at every check: heard, and nothing to undo.
+      if (heard && !this.#suspects.has(node) && !this.#dead.has(node) && !this.#doubted.has(node)) {
+        if (node !== this.#o.node && peer !== undefined) {
+          peersKnown++;
+          allDead = false;
+        }
+        continue;
+      }
       const lost = this.#lostSinceBeat(node);
       const verdict = judgeSilence({
-        heard: tracker.isAlive(node, now, pressure),
+        heard,
         suspected: this.#suspects.has(node),
         dead: this.#dead.has(node),
         lostHere: lost > 0,
@@ -636,6 +652,30 @@ export class Membership {
     return undefined;
   }
 
+  /**
+   * The keys a beat from `node` (which publishes a key) may be MACed with: its pair key
+   * under each accepted key. Kept per node while its key and the accepted keys stay the
+   * same objects (keys are re-read as new objects only when they change): this runs for
+   * every datagram.
+   */
+  #pairKeysOf(node: string, accept: readonly Uint8Array[]): readonly Uint8Array[] {
+    const peerKey = this.#pairKeyOf(node);
+    const cached = this.#acceptKeys.get(node);
+    if (cached && cached.accept === accept && cached.peerKey === peerKey) return cached.keys;
+    const keys = accept.flatMap((k) => (peerKey && this.#pairing.pairKey(peerKey, k)) || []);
+    this.#acceptKeys.set(node, { accept, peerKey, keys });
+    return keys;
+  }
+
+  /**
+   * The node whose published heartbeat source is `host` `port`. The kernel spells an IPv6
+   * source as the published one was canonicalised (compressed, lower case), so the plain
+   * spelling is tried first: canonicalising costs a URL parse, per datagram.
+   */
+  #sourceOf(host: string, port: number): string | undefined {
+    return this.#sources.get(`${host} ${port}`) ?? this.#sources.get(sourceKey(host, port));
+  }
+
   /** Node -> the `ironlb.dev/links` its Lease carries, for the nodes whose Lease has one. */
   publishedLinks(): Map<string, string> {
     const out = new Map<string, string>();
@@ -698,10 +738,13 @@ export class Membership {
   }
 
   async #startUdp(hb: NonNullable<MembershipOptions["heartbeat"]>): Promise<void> {
-    const sock = createSocket({ type: hb.address.includes(":") ? "udp6" : "udp4" });
+    const sock = createSocket({
+      type: hb.address.includes(":") ? "udp6" : "udp4",
+      lookup: addressLookup,
+    });
     sock.on("message", (msg, rinfo) => {
       // Only a published address counts, and checking it costs a lookup, not a MAC.
-      const from = this.#sources.get(sourceKey(rinfo.address, rinfo.port));
+      const from = this.#sourceOf(rinfo.address, rinfo.port);
       if (from === undefined) return this.#drop("unknown-source", { source: rinfo.address });
       // A node that publishes a key speaks only with pair keys: a beat under the shared
       // secret from its address comes from another holder of that secret. Refused before
@@ -715,14 +758,8 @@ export class Membership {
         return this.#drop("rate-limited", { source: from, lane });
       }
       const accept = hb.keys().accept;
-      const peerKey = keyed ? this.#pairKeyOf(from) : undefined;
       // An unusable published key leaves no key to check with: nothing from it counts.
-      const r = decodeHeartbeat(
-        msg,
-        keyed
-          ? accept.flatMap((k) => (peerKey && this.#pairing.pairKey(peerKey, k)) || [])
-          : accept,
-      );
+      const r = decodeHeartbeat(msg, keyed ? this.#pairKeysOf(from, accept) : accept);
       if (!r.ok) return this.#drop("undecodable", { source: from, error: r.error });
       if (r.paired !== keyed) return this.#drop("unpaired", { source: from });
       if (r.beat.node === this.#o.node) return this.#heardSelf(r.beat, from);
@@ -734,10 +771,16 @@ export class Membership {
         return this.#drop(outcome, { peer: node, skewMs: Math.round(ahead - Date.now()) });
       }
       if (outcome !== "accepted") return this.#drop("stale", { peer: node, outcome });
-      this.#lostAtBeat.set(node, {
-        kernel: this.#kernelDrops,
-        refused: this.#refusedFrom.get(node) ?? 0,
-      });
+      // Updated in place: one object per peer, not one per beat.
+      const lost = this.#lostAtBeat.get(node);
+      if (lost) {
+        lost.kernel = this.#kernelDrops;
+        lost.refused = this.#refusedFrom.get(node) ?? 0;
+      } else
+        this.#lostAtBeat.set(node, {
+          kernel: this.#kernelDrops,
+          refused: this.#refusedFrom.get(node) ?? 0,
+        });
       if (this.#doubted.delete(node)) this.#log.info({ peer: node }, "peer heard again");
       const wasDead = this.#dead.has(node);
       const heardBefore = this.#heardSince.size;
@@ -788,7 +831,8 @@ export class Membership {
   #beat(leaving: boolean): void {
     const hb = this.#o.heartbeat;
     if (!hb || !this.#socket) return;
-    const beat = this.#sender.next(Date.now(), leaving);
+    // Encoded once; MACed per peer with its pair key (or once with the shared secret).
+    const sign = heartbeatSigner(this.#sender.next(Date.now(), leaving));
     const send = hb.keys().send;
     let shared: Uint8Array | undefined;
     for (const [node, p] of this.#peers) {
@@ -796,9 +840,9 @@ export class Membership {
       const peerKey = this.#pairKeyOf(node);
       const pair = peerKey !== undefined ? this.#pairing.pairKey(peerKey, send) : undefined;
       let msg: Uint8Array;
-      if (pair) msg = encodeHeartbeat(beat, pair, true);
+      if (pair) msg = sign(pair, true);
       else {
-        shared ??= encodeHeartbeat(beat, send);
+        shared ??= sign(send);
         msg = shared;
       }
       this.#socket.send(msg, p.heartbeatAddr.port, p.heartbeatAddr.host);
@@ -943,9 +987,25 @@ export class Membership {
     }
     this.#budgets?.keepOnly((node) => this.#peers.has(node));
     this.#sizeRecvBuffer();
-    for (const m of [this.#lostAtBeat, this.#refusedFrom])
+    for (const m of [this.#lostAtBeat, this.#refusedFrom, this.#acceptKeys])
       for (const node of m.keys()) if (!this.#peers.has(node)) m.delete(node);
   }
+}
+
+/**
+ * The heartbeat socket's name lookup: peers publish IP addresses, and dgram's default
+ * (dns.lookup) answers an IP a tick later, one deferred callback per datagram sent (N per
+ * interval). An IP is answered at once; anything else still goes to dns.lookup (dgram
+ * passes the family, 4 or 6, as `options`, which dns.lookup takes as well).
+ */
+function addressLookup(
+  host: string,
+  options: LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(host);
+  if (family !== 0) callback(null, host, family);
+  else dnsLookup(host, options, callback);
 }
 
 /** A source address and port in one canonical spelling (IPv6 addresses compressed). */
