@@ -6,8 +6,6 @@
 // may announce. The speaker's side (its Lease) is written here as a speaker would: speakers
 // need network namespaces. Only this file's node is selected by its advertisements, so
 // other files' nodes and speakers change nothing here.
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import type { V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeClient } from "../../src/k8s/client.ts";
@@ -19,7 +17,7 @@ import {
   createService,
   deletePool,
   getService,
-  repoRoot,
+  runIronlb,
   startController,
   waitFor,
   waitForEvent,
@@ -39,17 +37,7 @@ const ADS = "/apis/ironlb.dev/v1beta1/l2advertisements";
 const LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
 const LEASE = `ironlb-speaker-${NODE}`;
 
-function ironlb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(repoRoot, "bin/ironlb.js"), ...args],
-      { env: { ...process.env, IRONLB_FROM_SOURCE: "1" } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
-    );
-  });
-}
+const ironlb = (...args: string[]) => runIronlb(args);
 
 function announceable(svc: V1Service) {
   return svc.status?.conditions?.find((c) => c.type === CONDITION);

@@ -4,8 +4,6 @@
 // without strictARP, an address conflict) next to a healthy Service, each judged by what the
 // real `ironlb doctor` command prints and its exit status. The speaker's side (its Lease
 // and IPAnnouncement) is written here as a speaker would: speakers need network namespaces.
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeClient } from "../../src/k8s/client.ts";
 import {
@@ -15,7 +13,7 @@ import {
   createPool,
   createService,
   deletePool,
-  repoRoot,
+  runIronlb,
   startController,
   waitForIPs,
 } from "../support/cluster.ts";
@@ -30,17 +28,7 @@ interface Finding {
 }
 
 /** Runs the real command; resolves with its exit status and output. */
-function ironlb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(repoRoot, "bin/ironlb.js"), ...args],
-      { env: { ...process.env, IRONLB_FROM_SOURCE: "1" } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
-    );
-  });
-}
+const ironlb = (...args: string[]) => runIronlb(args);
 
 const api = () => KubeClient.load(inject("kubeconfig"));
 const tag = `doctor-${process.pid}`;

@@ -3,8 +3,6 @@
 // (informers, records; announcers on a LAN in memory, membership as the test says) publish
 // in their IPAnnouncements: an IP moves and the command says where, an IP no other node may
 // announce is kept and makes it exit 3, a new owner that never shows up makes it time out.
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PATHS } from "../../src/api/vocabulary.ts";
@@ -18,21 +16,11 @@ import {
   createNamespace,
   createPool,
   deletePool,
-  repoRoot,
+  runIronlb,
   waitFor,
 } from "../support/cluster.ts";
 
-function ironlb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(repoRoot, "bin/ironlb.js"), ...args],
-      { env: { ...process.env, IRONLB_FROM_SOURCE: "1" } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
-    );
-  });
-}
+const ironlb = (...args: string[]) => runIronlb(args);
 
 const tag = `drain-${process.pid}`;
 // Services of this class only: speakers here leave other files' Services alone.

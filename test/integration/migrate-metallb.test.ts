@@ -20,7 +20,7 @@ import {
   getPool,
   getService,
   ingressIPs,
-  repoRoot,
+  runIronlb,
   startController,
   waitFor,
   waitForCondition,
@@ -38,21 +38,12 @@ const METALLB_KINDS = [
 ];
 
 /** Runs the real command (with `input` on stdin, if given). */
-function ironlb(
-  ...args: Array<string | { input: string }>
-): Promise<{ code: number; stdout: string; stderr: string }> {
+function ironlb(...args: Array<string | { input: string }>) {
   const input = args.find((a) => typeof a !== "string")?.input ?? "";
-  const argv = args.filter((a): a is string => typeof a === "string");
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [join(repoRoot, "bin/ironlb.js"), ...argv],
-      { env: { ...process.env, IRONLB_FROM_SOURCE: "1" }, maxBuffer: 64 << 20 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(input);
-  });
+  return runIronlb(
+    args.filter((a): a is string => typeof a === "string"),
+    input,
+  );
 }
 
 /** Runs the test control plane's kubectl with `input` on stdin. */

@@ -1,6 +1,6 @@
 // Helpers for tests that talk to the real test control plane: clients, CRDs, objects,
 // waiting for conditions, and running ironlb components as real child processes.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -317,4 +317,24 @@ export function startController(
     instance,
     ...extra,
   ]);
+}
+
+/**
+ * Runs the `ironlb` command from the sources (`node bin/ironlb.js ARGS`) to its end, with
+ * `input` on its stdin: its exit code (0 on success), stdout and stderr.
+ */
+export function runIronlb(
+  args: string[],
+  input = "",
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [join(repoRoot, "bin/ironlb.js"), ...args],
+      { env: { ...process.env, IRONLB_FROM_SOURCE: "1" }, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(input);
+  });
 }
