@@ -145,7 +145,13 @@ const pct = (xs: number[], p: number) => {
 describe("BFD against FRR's bfdd (network namespaces)", () => {
   let watch: RouteWatch | undefined;
 
-  type BfdPeer = { peer: string; status: string; id: number; "remote-id": number };
+  type BfdPeer = {
+    peer: string;
+    local?: string;
+    status: string;
+    id: number;
+    "remote-id": number;
+  };
   type BfdCounters = { peer: string; "session-down": number; "session-up": number };
   const bfdPeer = async (addr: string) =>
     (await lab.frr.json<BfdPeer[]>("show bfd peers json")).find((p) => p.peer === addr);
@@ -159,14 +165,29 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
       stdio: ["pipe", "pipe", "pipe"],
     });
 
-  /** Both sessions Up at the router (BFD and BGP) and both routes in its kernel. */
+  /**
+   * Every session Up at the router, BGP and BFD, and the IPv4 routes in its kernel. FRR's
+   * bgpd registers a neighbour's BFD session without a local address first and replaces it
+   * by one with the local address (a new discriminator, starting Down) once the BGP session
+   * is Established: only that second session counts, or a test can start between the two.
+   */
   async function allUp(): Promise<void> {
-    for (const n of [WK, TH]) {
+    for (const addr of [WK.addr, TH.addr, V6.addr]) {
       await waitFor(
-        `FRR's BFD peer ${n.addr} up`,
-        async () => (await bfdPeer(n.addr))?.status === "up",
+        `FRR's BGP session with ${addr} Established`,
+        async () => (await lab.frr.neighbor(addr))?.bgpState === "Established",
         30_000,
       );
+      await waitFor(
+        `FRR's BFD peer ${addr} up, with its local address`,
+        async () => {
+          const p = await bfdPeer(addr);
+          return p?.status === "up" && p.local !== undefined;
+        },
+        30_000,
+      );
+    }
+    for (const n of [WK, TH]) {
       await waitFor(
         `${n.prefix} in FRR's kernel`,
         async () => (await kernelRoute(NS_FRR, n.prefix))?.protocol === "bgp",
@@ -259,11 +280,6 @@ describe("BFD against FRR's bfdd (network namespaces)", () => {
 
   it("drops BFD packets not received with TTL / hop limit 255 (RFC 5881 §5), IPv4 and IPv6; counts and logs them", async () => {
     await allUp();
-    await waitFor(
-      `FRR's BFD peer ${V6.addr} up`,
-      async () => (await bfdPeer(V6.addr))?.status === "up",
-      30_000,
-    );
     for (const [addr, from] of [
       [WK.addr, ROUTER],
       [V6.addr, ROUTER6],
