@@ -32,11 +32,11 @@ async function allIPs(ns: string): Promise<Map<string, string[]>> {
   return new Map(list.items.map((s) => [s.metadata!.name!, ingressIPs(s)]));
 }
 
-/** The Lease's current holder, as the apiserver has it. */
-async function leaseHolder(): Promise<string | undefined> {
+/** The holder of the controller's Lease in `namespace`, as the apiserver has it. */
+async function leaseHolder(namespace: string): Promise<string | undefined> {
   const lease = await kubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({
     name: "ironlb-controller",
-    namespace: "default",
+    namespace,
   });
   return lease.spec?.holderIdentity ?? undefined;
 }
@@ -139,12 +139,17 @@ describe("controller restarts and handovers", () => {
       addresses: ["198.51.100.160/27"],
       serviceAllocation: { namespaces: [ns] },
     });
-    const fast = ["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.25"];
+    // The Lease in the test's own namespace: other files' controllers elect in "default",
+    // and one killed while leading holds that Lease for its duration (15 s by default).
+    const fast = [
+      ...["--namespace", ns],
+      ...["--lease-duration", "2", "--renew-deadline", "1.5", "--retry-period", "0.25"],
+    ];
     const a = controller(fast, "replica-a");
     await waitFor("replica-a leads", () => a.logs().some((l) => l.msg === "became leader"));
     const b = controller(fast, "replica-b");
     await standingBy(b, "replica-b");
-    expect(await leaseHolder()).toBe("replica-a");
+    expect(await leaseHolder(ns)).toBe("replica-a");
 
     const burst = (from: number, to: number) =>
       Promise.all(Array.from({ length: to - from }, (_, i) => createService(ns, `h${from + i}`)));
@@ -175,7 +180,7 @@ describe("controller restarts and handovers", () => {
     // A graceful stop hands the lease over at once (no lease-duration wait).
     const c = controller(fast, "replica-c");
     await standingBy(c, "replica-c");
-    expect(await leaseHolder()).toBe("replica-b");
+    expect(await leaseHolder(ns)).toBe("replica-b");
     const t0 = Date.now();
     expect(await b.stop("SIGTERM")).toBe(0);
     await waitFor("replica-c leads", () => c.logs().some((l) => l.msg === "became leader"), 5000);

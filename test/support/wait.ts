@@ -17,6 +17,7 @@ export async function waitFor<T>(
     try {
       const v = await fn();
       if (v !== undefined && v !== false) return v as T;
+      lastErr = undefined; // only an error of the latest attempts explains the timeout
     } catch (err) {
       lastErr = err;
     }
