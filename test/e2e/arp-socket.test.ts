@@ -89,6 +89,8 @@ class Fixture {
 
   constructor() {
     this.child = spawn("ip", ["netns", "exec", NS_SRV, NODE, FIXTURE, IF_SRV], { cwd: ROOT });
+    // Writing to a fixture that died fails its call (below), not the test process.
+    this.child.stdin.on("error", () => {});
     this.child.stderr.on("data", (d: Buffer) => {
       this.stderr += d.toString();
     });
@@ -110,7 +112,20 @@ class Fixture {
 
   async call(cmd: string, args: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     const id = this.#nextId++;
-    const reply = new Promise<Record<string, unknown>>((resolve) => this.#pending.set(id, resolve));
+    // A fixture that dies (a crash in the addon: ASan's report is on its stderr) fails the
+    // call instead of leaving it waiting for a reply.
+    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        reject(new Error(`fixture gone before ${cmd}: ${this.stderr}`));
+        return;
+      }
+      const gone = () => reject(new Error(`fixture exited during ${cmd}: ${this.stderr}`));
+      this.child.once("exit", gone);
+      this.#pending.set(id, (msg) => {
+        this.child.off("exit", gone);
+        resolve(msg);
+      });
+    });
     this.child.stdin.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
     const msg = await reply;
     if (typeof msg.error === "string") throw new Error(msg.error);
