@@ -198,6 +198,9 @@ describe("helm chart", () => {
           // Speakers write only their own node's Lease (speaker-lease-policy.yaml).
           "ValidatingAdmissionPolicy/lb-ironlb-speaker-leases",
           "ValidatingAdmissionPolicyBinding/lb-ironlb-speaker-leases",
+          // ...and only what concerns their node in records (speaker-record-policy.yaml).
+          "ValidatingAdmissionPolicy/lb-ironlb-speaker-records",
+          "ValidatingAdmissionPolicyBinding/lb-ironlb-speaker-records",
           // The post-delete hook (helm template shows hooks too).
           "ClusterRole/lb-ironlb-cleanup",
           "ClusterRoleBinding/lb-ironlb-cleanup",
