@@ -1,6 +1,15 @@
-import { describe, expect, it } from "vitest";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
 import type { IPAnnouncement, IPAnnouncementStatus } from "../api/ipannouncement.ts";
-import { advertisedPeers, bgpFieldManager, bgpRecordChanges } from "./bgp-records.ts";
+import { KubeClient } from "../k8s/client.ts";
+import { FakeApiServer } from "../k8s/fake-apiserver.ts";
+import { advertisedPeers, BgpRecords, bgpFieldManager, bgpRecordChanges } from "./bgp-records.ts";
+
+let server: FakeApiServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
 
 const rec = (status: IPAnnouncementStatus): IPAnnouncement => ({
   apiVersion: "ironlb.dev/v1beta1",
@@ -104,5 +113,44 @@ describe("advertisedPeers", () => {
       ["192.0.2.2", { services: ["a/c"], advertised: new Map(), reason: "no ready endpoint" }],
     ]);
     expect([...advertisedPeers({ ips })]).toEqual([["192.0.2.1", ["r1", "r2"]]]);
+  });
+});
+
+describe("BgpRecords", () => {
+  it("applies only its own entry, under its own field manager, a few writes at a time", async () => {
+    server = new FakeApiServer();
+    const bodies: unknown[] = [];
+    server.onRequest = (_method, _path, _query, body) => {
+      bodies.push(JSON.parse(body));
+      return "hang"; // under way until the test ends
+    };
+    const api = new KubeClient({ server: await server.start() });
+    const records = new BgpRecords(
+      api,
+      { node: "node-a", records: () => [], onChange: () => {} },
+      pino({ level: "silent" }),
+    );
+    const desired = new Map(
+      Array.from({ length: 20 }, (_, i) => [`192.0.2.${i + 1}`, ["tor"]] as const),
+    );
+    records.sync(desired);
+    records.sync(desired); // nothing more while those are under way
+    await expect.poll(() => server!.requests.length).toBe(8);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.requests).toHaveLength(8);
+    const first = server.requests[0]!;
+    expect(first.method).toBe("PATCH");
+    expect(first.path).toBe("/apis/ironlb.dev/v1beta1/ipannouncements/192-0-2-1");
+    expect(first.query.get("fieldManager")).toBe("ironlb-bgp-node-a");
+    expect(first.query.get("force")).toBe("true");
+    expect(bodies[0]).toMatchObject({
+      apiVersion: "ironlb.dev/v1beta1",
+      kind: "IPAnnouncement",
+      metadata: { name: "192-0-2-1" },
+      status: { ip: "192.0.2.1", bgp: [{ node: "node-a", peers: ["tor"] }] },
+    });
+    // Nothing but its own entry: no Layer 2 field, no other node.
+    expect(Object.keys((bodies[0] as { status: object }).status).sort()).toEqual(["bgp", "ip"]);
+    records.stop();
   });
 });

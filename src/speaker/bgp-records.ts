@@ -79,6 +79,13 @@ const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 30_000;
 /** A write the informer does not show yet counts as on its way this long, ms. */
 const ON_ITS_WAY_MS = 10_000;
+/**
+ * Writes of entries under way at once. The speaker's API client paces all its requests
+ * with one token bucket: at 10,000 Services a node has 10,000 entries to write after a
+ * start, and sent at once they would queue ahead of its BGPSessionState and Layer 2 record
+ * writes for minutes. The rest are written as these end (each end evaluates again).
+ */
+const MAX_IN_FLIGHT = 8;
 
 interface EntryWrite {
   inFlight: boolean;
@@ -106,6 +113,7 @@ export class BgpRecords {
   readonly #log: Logger;
   readonly #writes = new Map<string, EntryWrite>();
   readonly #deleting = new Set<string>();
+  #inFlight = 0;
   #stopped = false;
 
   constructor(api: KubeClient, opts: BgpRecordsOptions, log: Logger) {
@@ -139,6 +147,7 @@ export class BgpRecords {
     const st = this.#writes.get(ip) ?? { inFlight: false, failures: 0, notBefore: 0 };
     this.#writes.set(ip, st);
     if (st.inFlight) return; // its end evaluates again
+    if (this.#inFlight >= MAX_IN_FLIGHT) return; // so does the end of any other write
     const now = performance.now();
     if (now < st.notBefore) return; // backing off: its timer evaluates again
     const what = peers === undefined ? "-" : peers.join(",");
@@ -156,8 +165,10 @@ export class BgpRecords {
       entry = { node: this.#o.node, peers, since: st.since };
     } else st.since = undefined;
     st.inFlight = true;
+    this.#inFlight++;
     this.#apply(ip, entry).then(
       (after) => {
+        this.#inFlight--;
         st.inFlight = false;
         st.failures = 0;
         st.notBefore = 0;
@@ -172,6 +183,7 @@ export class BgpRecords {
         this.#o.onChange();
       },
       (err: unknown) => {
+        this.#inFlight--;
         st.inFlight = false;
         st.failures++;
         const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(st.failures - 1, 16));
@@ -187,6 +199,8 @@ export class BgpRecords {
           },
           "could not record the BGP advertisement",
         );
+        // Others may go on meanwhile; this one after its backoff.
+        this.#o.onChange();
         setTimeout(() => this.#o.onChange(), delay + 1).unref();
       },
     );
