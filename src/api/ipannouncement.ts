@@ -1,6 +1,9 @@
 // IPAnnouncement (ironlb.dev/v1beta1, cluster-scoped): the checked twin of
 // config/crd/ironlb.dev_ipannouncements.yaml. Written by speakers (which import only the
-// types), read by `ironlb status`.
+// types), read by `ironlb status`. Layer 2 fields (`node`, `interfaces`, `services`,
+// `since`): the one node answering ARP/NDP; `bgp`: one entry per node advertising the IP
+// over BGP, each written by that node's speaker alone (server-side apply, a field manager
+// per node), so that a record may carry either part or both.
 import { parseIP } from "../net/address.ts";
 import {
   dnsSubdomainPattern,
@@ -12,7 +15,7 @@ import {
   stringSet,
 } from "./common.ts";
 import { interfaceName } from "./l2advertisement.ts";
-import { dateTime, object, optional, required, string } from "./validate.ts";
+import { array, dateTime, object, optional, required, string } from "./validate.ts";
 
 export const ipAnnouncementKind = "IPAnnouncement";
 
@@ -24,13 +27,36 @@ export const ipAnnouncementMessages = {
 
 const servicePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
+/** One node's BGP advertisement of the IP: to which of its BGPPeers, since when. */
+export interface BgpAdvertiser {
+  node: string;
+  /** BGPPeer names, sorted. */
+  peers: string[];
+  since?: string;
+}
+
 export interface IPAnnouncementStatus {
   ip: string;
-  node: string;
+  /** The Layer 2 owner; absent when the IP is advertised over BGP only. */
+  node?: string;
   interfaces?: string[];
   services?: string[];
   since?: string;
+  /** Nodes advertising the IP over BGP; a list-map keyed by node. */
+  bgp?: BgpAdvertiser[];
 }
+
+const nodeName = string({
+  max: 253,
+  pattern: dnsSubdomainPattern,
+  message: ipAnnouncementMessages.node,
+});
+
+export const bgpAdvertiser = object<BgpAdvertiser>({
+  node: required(nodeName),
+  peers: required(stringSet(string({ max: 253 }), 64)),
+  since: optional(dateTime()),
+});
 
 export const ipAnnouncementStatus = object<IPAnnouncementStatus>({
   ip: required(
@@ -39,9 +65,7 @@ export const ipAnnouncementStatus = object<IPAnnouncementStatus>({
       refine: (s) => (parseIP(s) === undefined ? [ipAnnouncementMessages.ip] : []),
     }),
   ),
-  node: required(
-    string({ max: 253, pattern: dnsSubdomainPattern, message: ipAnnouncementMessages.node }),
-  ),
+  node: optional(nodeName),
   interfaces: optional(stringSet(interfaceName, 64)),
   services: optional(
     stringSet(
@@ -50,7 +74,13 @@ export const ipAnnouncementStatus = object<IPAnnouncementStatus>({
     ),
   ),
   since: optional(dateTime()),
+  bgp: optional(array(bgpAdvertiser, { max: 5000, mapKey: "node" })),
 });
+
+/** The IPAnnouncement name of an IP: dots and colons become dashes (a DNS subdomain). */
+export function ipAnnouncementName(ip: string): string {
+  return ip.toLowerCase().replace(/[.:]/g, "-");
+}
 
 export interface IPAnnouncement {
   apiVersion: "ironlb.dev/v1beta1";

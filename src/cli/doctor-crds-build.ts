@@ -141,7 +141,17 @@ export const BUILD_CRDS: readonly CrdExpectation[] = [
     name: "ipannouncements.ironlb.dev",
     kind: "IPAnnouncement",
     version: "v1beta1",
-    fields: ["status.interfaces", "status.ip", "status.node", "status.services", "status.since"],
+    fields: [
+      "status.bgp",
+      "status.bgp[].node",
+      "status.bgp[].peers",
+      "status.bgp[].since",
+      "status.interfaces",
+      "status.ip",
+      "status.node",
+      "status.services",
+      "status.since",
+    ],
   },
   {
     name: "l2advertisements.ironlb.dev",

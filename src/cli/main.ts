@@ -387,6 +387,7 @@ const commands: Record<string, Command> = {
         statusObjects(input, filter),
         bgp,
         liveByLease(input.leases, now),
+        input.announcements,
       );
       if (advertisers.length > 0)
         console.log(

@@ -62,6 +62,78 @@ describe("advertiserRows", () => {
     });
   });
 
+  const record = (ip: string, bgpEntries: unknown) => ({
+    apiVersion: v,
+    kind: "IPAnnouncement",
+    metadata: { name: ip.replace(/\./g, "-") },
+    status: { ip, bgp: bgpEntries },
+  });
+  const session = (node: string, peer: string, state: string) => ({
+    apiVersion: v,
+    kind: "BGPSessionState",
+    metadata: { name: `${node}-${peer}` },
+    status: { node, peer, state },
+  });
+
+  it("with the records, shows who advertises to whom as the speakers recorded it, marking sessions not Established", () => {
+    const rows = advertiserRows(
+      objects(),
+      bgp({
+        sessions: [
+          session("node1", "tor", "Established"),
+          session("node2", "tor", "Connect"),
+        ] as never,
+      }),
+      undefined,
+      [
+        record("198.51.100.7", [
+          { node: "node2", peers: ["tor", "edge"] },
+          { node: "node1", peers: ["tor"] },
+        ]),
+        // A bad writer's record is skipped, not a crash.
+        record("198.51.100.9", "not a list"),
+      ] as never,
+    );
+    expect(rows).toEqual([
+      // The plan says node2 should; nothing recorded yet.
+      {
+        service: "shop/api",
+        ip: "198.51.100.8",
+        peer: "tor",
+        nodes: "pending: node2 about to advertise it (not recorded yet)",
+      },
+      {
+        service: "shop/db",
+        ip: "198.51.100.9",
+        peer: "-",
+        nodes: "none (node1: externalTrafficPolicy Local and no ready endpoint on this node)",
+      },
+      // Recorded: peers the plan alone would not show (another BGPPeer), per node.
+      { service: "shop/web", ip: "198.51.100.7", peer: "edge", nodes: "node2" },
+      {
+        service: "shop/web",
+        ip: "198.51.100.7",
+        peer: "tor",
+        nodes: "node1,node2 (session Connect)",
+      },
+    ]);
+  });
+
+  it("leaves out recorded entries of nodes whose speaker is not live", () => {
+    const rows = advertiserRows(objects(), bgp(), new Set(["node2"]), [
+      record("198.51.100.7", [
+        { node: "node1", peers: ["tor"] },
+        { node: "node2", peers: ["tor"] },
+      ]),
+    ] as never);
+    expect(rows).toContainEqual({
+      service: "shop/web",
+      ip: "198.51.100.7",
+      peer: "tor",
+      nodes: "node2",
+    });
+  });
+
   it("is empty without BGPPeers (BGP mode not in use)", () => {
     expect(advertiserRows(objects(), bgp({ peers: [] }))).toEqual([]);
   });

@@ -159,10 +159,10 @@ export function statusRows(
         row.node = "-";
         row.interfaces = "-";
         row.state = "advertised over BGP (see below)";
-      } else if (rec && x?.owner === rec.node)
+      } else if (rec?.node && x?.owner === rec.node)
         row.state = x.drainKept ? `announced, drained node keeps it: ${x.drainKept}` : "announced";
       else if (x?.owner)
-        row.state = rec
+        row.state = rec?.node
           ? `moving: ${rec.node} recorded, speakers choose ${x.owner}`
           : `pending: ${x.owner} is about to announce it`;
       else row.state = "not announced";

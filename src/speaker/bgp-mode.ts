@@ -9,6 +9,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { type BFDProfile, type BFDProfileSpec, parseBFDProfile } from "../api/bfdprofile.ts";
 import { type BGPAdvertisement, parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
 import { type BGPPeer, parseBGPPeer } from "../api/bgppeer.ts";
+import type { IPAnnouncement } from "../api/ipannouncement.ts";
 import { PATHS } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
@@ -20,6 +21,7 @@ import { BgpBackend, type BgpSessionFactory, type DesiredPeer } from "./bgp-back
 import { type BfdRunnerFactory, resolveBfd } from "./bgp-bfd.ts";
 import { PasswordSecrets } from "./bgp-passwords.ts";
 import { type BgpPlan, planBgp } from "./bgp-plan.ts";
+import { advertisedPeers, BgpRecords } from "./bgp-records.ts";
 import { BGP_SESSION_STATES_PATH, BgpStatus, type SessionStateObject } from "./bgp-status.ts";
 import { Checked } from "./checked.ts";
 import type { ObjectInputs } from "./decision.ts";
@@ -38,6 +40,11 @@ export interface BgpModeOptions {
   bfd?: BfdRunnerFactory;
   /** The speaker's namespace: where BGPPeers' passwordSecrets are read. */
   namespace?: string;
+  /**
+   * The IPAnnouncements (checked) as the speaker's informer shows them: this node's BGP
+   * entries there follow the plan (bgp-records.ts). Absent: not recorded.
+   */
+  records?: () => readonly IPAnnouncement[];
   /**
    * Drained node: how long its routes carry the graceful-shutdown community before they are
    * withdrawn, ms (routers need that long to prefer the other nodes' paths). Default 5 s.
@@ -62,6 +69,7 @@ export class BgpMode {
   #profilesServed = true;
   readonly #backend: BgpBackend;
   readonly #status: BgpStatus;
+  readonly #records: BgpRecords | undefined;
   readonly #passwords: PasswordSecrets | undefined;
   /** Off when the cluster has no BGP CRDs (an older install): Layer 2 goes on alone. */
   #enabled = true;
@@ -114,6 +122,13 @@ export class BgpMode {
       peerObject: (name) => this.#peers.get(name),
       ownObjects: () => this.#states.list().filter((o) => o.status?.node === opts.node),
     });
+    this.#records = opts.records
+      ? new BgpRecords(
+          api,
+          { node: opts.node, records: opts.records, onChange },
+          this.#log.child({ component: "bgp-records" }),
+        )
+      : undefined;
     this.#backend = new BgpBackend(
       opts.sessions,
       {
@@ -180,6 +195,7 @@ export class BgpMode {
     });
     this.#backend.apply(this.#withPasswords(this.#withBfd(plan, peers), peers));
     this.#status.deleteStale(new Set(plan.peers.keys()));
+    this.#records?.sync(advertisedPeers(plan));
     this.#logPlan(plan, peers.length > 0);
     return plan;
   }
@@ -265,6 +281,7 @@ export class BgpMode {
   async stop(): Promise<void> {
     clearTimeout(this.#drainTimer);
     this.#status.stop();
+    this.#records?.stop();
     await this.#passwords?.stop();
     await this.#backend.stopAll();
     await Promise.all([this.#peers, this.#ads, this.#states, this.#profiles].map((i) => i?.stop()));

@@ -12,6 +12,7 @@ import { type IPAddressPool, parseIPAddressPool, salvagedAddresses } from "../ap
 import {
   type IPAnnouncement,
   type IPAnnouncementStatus,
+  ipAnnouncementName,
   parseIPAnnouncement,
 } from "../api/ipannouncement.ts";
 import { type L2Advertisement, parseL2Advertisement } from "../api/l2advertisement.ts";
@@ -48,10 +49,7 @@ import type { SpeakerMetrics } from "./metrics.ts";
 import { slimEndpointSlice, slimNode, slimService } from "./slim.ts";
 import { type ClusterSnapshot, clusterSnapshot } from "./snapshot.ts";
 
-/** The IPAnnouncement name of an IP: dots and colons become dashes (a DNS subdomain). */
-export function ipAnnouncementName(ip: string): string {
-  return ip.toLowerCase().replace(/[.:]/g, "-");
-}
+export { ipAnnouncementName };
 
 export interface SpeakerOptions extends ClassFilter {
   node: string;
@@ -325,6 +323,7 @@ export class Speaker {
           sessions: opts.bgpSessions,
           ...(opts.bfdRunner ? { bfd: opts.bfdRunner } : {}),
           ...(opts.namespace ? { namespace: opts.namespace } : {}),
+          records: () => this.#checkedRecords.list(this.#records.list()),
           ...(opts.bgpDrainDelayMs === undefined ? {} : { drainDelayMs: opts.bgpDrainDelayMs }),
         },
         this.#events,
@@ -501,7 +500,7 @@ export class Speaker {
         this.#listed.clear();
         for (const r of list.items ?? []) {
           const c = this.#checkedRecords.get(r);
-          if (c?.status) this.#listed.set(c.status.ip, c.status.node);
+          if (c?.status?.node) this.#listed.set(c.status.ip, c.status.node);
         }
         setTimeout(() => this.#listed.clear(), CLAIM_OVERLAY_MS).unref();
         break;
@@ -540,7 +539,7 @@ export class Speaker {
   #currentOwners(): Map<string, string> {
     const owners = new Map<string, string>();
     for (const r of this.#checkedRecords.list(this.#records.list())) {
-      if (r.status) owners.set(r.status.ip, r.status.node);
+      if (r.status?.node) owners.set(r.status.ip, r.status.node);
     }
     for (const [ip, node] of this.#listed) owners.set(ip, node);
     const now = performance.now();
@@ -633,7 +632,9 @@ export class Speaker {
       if (missing.length === 0 || (cur.length === 0 && deferred)) continue;
       // An IP some ironlb node has announced before is a takeover: announce at once (the
       // failover budget has no room for a probe). A brand-new IP is probed first.
-      const known = decision.ips.get(ip)?.by === "current" || this.#recordFor(ip) !== undefined;
+      // (A record with BGP advertisers only says nothing about Layer 2.)
+      const known =
+        decision.ips.get(ip)?.by === "current" || this.#recordFor(ip)?.status?.node !== undefined;
       const probed = this.#probed.get(ip);
       if (probed) {
         // Its probe found nobody: announce where it probed (the rest on the next pass).
@@ -996,18 +997,27 @@ export class Speaker {
     );
   }
 
-  /** Writes a record of ours (merge patch, else create; one writer: the owner). */
+  /**
+   * Writes a record of ours (merge patch, else create; one writer of these fields: the
+   * owner). A merge patch leaves status.bgp, the BGP advertisers' entries, as it is.
+   */
   async #putRecord(name: string, status: IPAnnouncementStatus): Promise<void> {
     try {
       await this.#api.mergePatch(`${PATHS.ipAnnouncements}/${name}`, { status });
     } catch (err) {
       if (httpStatus(err) !== 404) throw err;
-      await this.#api.create(PATHS.ipAnnouncements, {
-        apiVersion,
-        kind: "IPAnnouncement",
-        metadata: { name, labels: { "app.kubernetes.io/managed-by": "ironlb-speaker" } },
-        status,
-      });
+      try {
+        await this.#api.create(PATHS.ipAnnouncements, {
+          apiVersion,
+          kind: "IPAnnouncement",
+          metadata: { name, labels: { "app.kubernetes.io/managed-by": "ironlb-speaker" } },
+          status,
+        });
+      } catch (e) {
+        // Made meanwhile (a node recording its BGP advertisement of the IP): ours goes in.
+        if (httpStatus(e) !== 409) throw e;
+        await this.#api.mergePatch(`${PATHS.ipAnnouncements}/${name}`, { status });
+      }
     }
   }
 

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
+import { ipAnnouncementName } from "../../src/api/ipannouncement.ts";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
 import { destroyStale, Lab, randomPrefix } from "../lab/lab.ts";
 import { run } from "../lab/net.ts";
@@ -339,6 +340,27 @@ exit
 
   it("gives a Cluster Service one next hop per node (ECMP), and withdraws it when the Service is deleted", async () => {
     const { svc, ip } = await advertisedByBoth("ecmp");
+    // Each node recorded its own advertisement in the IP's IPAnnouncement (status.bgp).
+    const record = () =>
+      custom()
+        .getClusterCustomObject({
+          group,
+          version,
+          plural: "ipannouncements",
+          name: ipAnnouncementName(ip),
+        })
+        .then(
+          (o) => o as { status?: { bgp?: { node: string; peers: string[] }[] } },
+          () => undefined,
+        );
+    const entries = await waitFor("both nodes' BGP entries in the IPAnnouncement", async () => {
+      const e = (await record())?.status?.bgp ?? [];
+      return e.length === lab.nodes.length ? e : undefined;
+    });
+    expect(entries.map((e) => `${e.node}:${e.peers.join(",")}`).sort()).toEqual([
+      "node1:tor",
+      "node2:tor",
+    ]);
     // `ironlb status` says the same: both nodes advertise the IP to the router, and both
     // sessions are up with its prefix (a BGPSessionState is written at most once a second).
     const status = () =>
@@ -363,6 +385,7 @@ exit
     });
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
+    await waitFor("the IPAnnouncement to go", async () => (await record()) === undefined);
   });
 
   it("drain (RFC 8326): the drained node's path carries 65535:0, then is withdrawn; the other node's stays; undrain restores", async () => {

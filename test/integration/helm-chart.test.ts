@@ -198,6 +198,9 @@ describe("helm chart", () => {
           // Speakers write only their own node's Lease (speaker-lease-policy.yaml).
           "ValidatingAdmissionPolicy/lb-ironlb-speaker-leases",
           "ValidatingAdmissionPolicyBinding/lb-ironlb-speaker-leases",
+          // ...and only what concerns their node in records (speaker-record-policy.yaml).
+          "ValidatingAdmissionPolicy/lb-ironlb-speaker-records",
+          "ValidatingAdmissionPolicyBinding/lb-ironlb-speaker-records",
           // The post-delete hook (helm template shows hooks too).
           "ClusterRole/lb-ironlb-cleanup",
           "ClusterRoleBinding/lb-ironlb-cleanup",
@@ -355,6 +358,7 @@ describe("helm chart", () => {
       const policyKinds = async (...args: string[]) =>
         parseManifests(await ok("helm", ["template", "lb", chartDir, "-n", "lb-system", ...args]))
           .filter((o) => o.kind?.startsWith("ValidatingAdmissionPolicy"))
+          .filter((o) => o.metadata?.name?.endsWith("-leases"))
           .map((o) => `${o.kind}/${o.metadata?.name}`);
       const both = [
         "ValidatingAdmissionPolicy/lb-ironlb-speaker-leases",
@@ -383,10 +387,27 @@ describe("helm chart", () => {
       );
       const policy = find<
         KubernetesObject & { spec: { matchConditions: { expression: string }[] } }
-      >(objs, "ValidatingAdmissionPolicy");
+      >(objs, "ValidatingAdmissionPolicy", "-leases");
       expect(policy.spec.matchConditions[0]?.expression).toBe(
         'request.userInfo.username == "system:serviceaccount:lb-system:my-speaker"',
       );
+    });
+
+    it("renders the speakers' record policy (IPAnnouncements, BGPSessionStates) where the cluster serves it, unless turned off", async () => {
+      const policies = async (...args: string[]) =>
+        parseManifests(await ok("helm", ["template", "lb", chartDir, "-n", "lb-system", ...args]))
+          .filter((o) => o.kind?.startsWith("ValidatingAdmissionPolicy"))
+          .filter((o) => o.metadata?.name?.endsWith("-records"))
+          .map((o) => `${o.kind}/${o.metadata?.name}`);
+      const lease = "--api-versions=coordination.k8s.io/v1/Lease";
+      const vap = "--api-versions=admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy";
+      expect(await policies(lease, vap)).toEqual([
+        "ValidatingAdmissionPolicy/lb-ironlb-speaker-records",
+        "ValidatingAdmissionPolicyBinding/lb-ironlb-speaker-records",
+      ]);
+      expect(await policies(lease)).toEqual([]);
+      expect(await policies("--set", "rbac.speakerRecordPolicy=false")).toEqual([]);
+      expect(await policies("--set", "rbac.create=false")).toEqual([]);
     });
 
     it("takes the values users expect: RBAC, ServiceAccounts, security contexts, monitoring", async () => {
@@ -1097,6 +1118,207 @@ current-context: ${sa}
       expect(results.map((r, i) => `${cases[i]![0]} ${cases[i]![1].join(" ")}: ${r}`)).toEqual(
         cases.map(([sa, args, want]) => `${sa} ${args.join(" ")}: ${want}`),
       );
+    });
+
+    it("binds the speakers' IPAnnouncement and BGPSessionState writes to their own node", async () => {
+      const sa = `${release}-ironlb-speaker`;
+      const ANN = "/apis/ironlb.dev/v1beta1/ipannouncements";
+      const SESSIONS = "/apis/ironlb.dev/v1beta1/bgpsessionstates";
+      const outcome = async (p: Promise<unknown>) =>
+        p.then(
+          () => "ok",
+          (err: unknown) =>
+            `${httpStatus(err)}: ${(err as { body?: { message?: string } }).body?.message}`,
+        );
+      const denied = (resource: string, name: string, why: string) =>
+        `403: ${resource}.ironlb.dev "${name}" is forbidden: ValidatingAdmissionPolicy '${sa}-records' with binding '${sa}-records' denied request: ${why}`;
+      const nodeA = `rec-a-${process.pid}`;
+      const nodeB = `rec-b-${process.pid}`;
+      // Not in any pool of another file; these objects are records only, no Service uses them.
+      const ip1 = "203.0.113.250";
+      const ip2 = "203.0.113.251";
+      const ann1 = "203-0-113-250";
+      const ann2 = "203-0-113-251";
+      const admin = KubeClient.load(adminKubeconfig);
+      const pods: string[] = [];
+      /** A client with the token of a speaker pod on `node` (it names the node). */
+      const speakerOn = async (node: string) => {
+        await core.createNode({ body: { metadata: { name: node } } });
+        const pod = await core.createNamespacedPod({
+          namespace: ns,
+          body: {
+            metadata: { name: `speaker-${node}` },
+            spec: {
+              nodeName: node,
+              serviceAccountName: sa,
+              containers: [{ name: "speaker", image: "ironlb" }],
+            },
+          },
+        });
+        pods.push(pod.metadata!.name!);
+        return KubeClient.load(
+          await saKubeconfig(sa, { name: pod.metadata!.name!, uid: pod.metadata!.uid! }),
+        );
+      };
+      /** Server-side apply of a node's BGP entry as its speaker does (bgp-records.ts). */
+      const applyEntry = (c: KubeClient, manager: string, ip: string, bgp?: unknown[]) =>
+        c.request("PATCH", `${ANN}/${ip.replace(/\./g, "-")}`, {
+          body: {
+            apiVersion: "ironlb.dev/v1beta1",
+            kind: "IPAnnouncement",
+            metadata: { name: ip.replace(/\./g, "-") },
+            status: { ip, ...(bgp ? { bgp } : {}) },
+          },
+          contentType: "application/apply-patch+yaml",
+          query: { fieldManager: `ironlb-bgp-${manager}`, force: true },
+        });
+      const l2 = (ip: string, node: string) => ({
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "IPAnnouncement",
+        metadata: { name: ip.replace(/\./g, "-") },
+        status: { ip, node, interfaces: ["eth0"], services: ["shop/web"] },
+      });
+      const session = (node: string) => ({
+        apiVersion: "ironlb.dev/v1beta1",
+        kind: "BGPSessionState",
+        metadata: { name: `${node}-tor` },
+        status: { node, peer: "tor", state: "Established" },
+      });
+      try {
+        const a = await speakerOn(nodeA);
+        const b = await speakerOn(nodeB);
+        // In force once the API server has loaded it: a dry run says when.
+        await waitFor("the speaker record policy to be in force", async () =>
+          (await outcome(
+            b.request("POST", ANN, { body: l2(ip1, nodeA), query: { dryRun: "All" } }),
+          )) !== "ok"
+            ? true
+            : undefined,
+        ).catch(() => undefined);
+        // Layer 2: a node records only itself as the owner.
+        expect(await outcome(b.create(ANN, l2(ip1, nodeA)))).toBe(
+          denied(
+            "ipannouncements",
+            ann1,
+            `the speaker on node ${nodeB} may record only itself as the node announcing ${ann1}, not "${nodeA}"`,
+          ),
+        );
+        expect(await outcome(a.create(ANN, l2(ip1, nodeA)))).toBe("ok");
+        // Another node's record: not edited in its name...
+        expect(
+          await outcome(b.mergePatch(`${ANN}/${ann1}`, { status: { interfaces: ["evil0"] } })),
+        ).toBe(
+          denied(
+            "ipannouncements",
+            ann1,
+            `the speaker on node ${nodeB} may record only itself as the node announcing ${ann1}, not "${nodeA}"`,
+          ),
+        );
+        // ...nor deleted...
+        expect(await outcome(b.delete(`${ANN}/${ann1}`))).toBe(
+          denied(
+            "ipannouncements",
+            ann1,
+            `the speaker on node ${nodeB} may delete ${ann1} only while it announces it, or when no other node does`,
+          ),
+        );
+        // ...but taken over in its own name, as a failover does.
+        expect(
+          await outcome(
+            b.mergePatch(`${ANN}/${ann1}`, { status: { node: nodeB, interfaces: ["eth1"] } }),
+          ),
+        ).toBe("ok");
+
+        // BGP: each node writes its own entry; the API server merges them.
+        expect(await outcome(applyEntry(a, nodeA, ip2, [{ node: nodeA, peers: ["tor"] }]))).toBe(
+          "ok",
+        );
+        expect(await outcome(applyEntry(b, nodeB, ip2, [{ node: nodeB, peers: ["tor"] }]))).toBe(
+          "ok",
+        );
+        const entries = async () =>
+          (
+            await admin.get<{ status?: { bgp?: { node: string; peers: string[] }[] } }>(
+              `${ANN}/${ann2}`,
+            )
+          ).status?.bgp?.map((e) => `${e.node}:${e.peers.join(",")}`) ?? [];
+        expect((await entries()).sort()).toEqual([`${nodeA}:tor`, `${nodeB}:tor`].sort());
+        // Another node's entry: neither rewritten nor removed, nor the record deleted under it.
+        const notOwnEntry = denied(
+          "ipannouncements",
+          ann2,
+          `the speaker on node ${nodeB} may write only its own BGP entry of ${ann2} (status.bgp with node ${nodeB})`,
+        );
+        expect(
+          await outcome(
+            applyEntry(b, nodeB, ip2, [
+              { node: nodeB, peers: ["tor"] },
+              { node: nodeA, peers: ["evil"] },
+            ]),
+          ),
+        ).toBe(notOwnEntry);
+        expect(
+          await outcome(
+            b.mergePatch(`${ANN}/${ann2}`, { status: { bgp: [{ node: nodeB, peers: ["tor"] }] } }),
+          ),
+        ).toBe(notOwnEntry);
+        expect(await outcome(b.delete(`${ANN}/${ann2}`))).toBe(
+          denied(
+            "ipannouncements",
+            ann2,
+            `the speaker on node ${nodeB} may delete ${ann2} only while it announces it, or when no other node does`,
+          ),
+        );
+        expect((await entries()).sort()).toEqual([`${nodeA}:tor`, `${nodeB}:tor`].sort());
+        // Its own entry: changed and removed; the last one deletes the record.
+        expect(
+          await outcome(applyEntry(b, nodeB, ip2, [{ node: nodeB, peers: ["tor", "edge"] }])),
+        ).toBe("ok");
+        expect(await outcome(applyEntry(a, nodeA, ip2))).toBe("ok");
+        expect(await entries()).toEqual([`${nodeB}:tor,edge`]);
+        expect(await outcome(applyEntry(b, nodeB, ip2))).toBe("ok");
+        expect(await outcome(b.delete(`${ANN}/${ann2}`))).toBe("ok");
+
+        // BGPSessionStates: its own node's only.
+        const notOwnSession = (name: string) =>
+          denied(
+            "bgpsessionstates",
+            name,
+            `the speaker on node ${nodeB} may write only its own node's BGPSessionStates, not ${name}`,
+          );
+        expect(await outcome(b.create(SESSIONS, session(nodeA)))).toBe(
+          notOwnSession(`${nodeA}-tor`),
+        );
+        expect(await outcome(a.create(SESSIONS, session(nodeA)))).toBe("ok");
+        expect(await outcome(b.create(SESSIONS, session(nodeB)))).toBe("ok");
+        expect(
+          await outcome(b.mergePatch(`${SESSIONS}/${nodeA}-tor`, { status: { state: "Idle" } })),
+        ).toBe(notOwnSession(`${nodeA}-tor`));
+        expect(
+          await outcome(b.mergePatch(`${SESSIONS}/${nodeA}-tor`, { status: { node: nodeB } })),
+        ).toBe(notOwnSession(`${nodeA}-tor`));
+        expect(await outcome(b.delete(`${SESSIONS}/${nodeA}-tor`))).toBe(
+          notOwnSession(`${nodeA}-tor`),
+        );
+        expect(
+          await outcome(a.mergePatch(`${SESSIONS}/${nodeA}-tor`, { status: { state: "Idle" } })),
+        ).toBe("ok");
+        expect(await outcome(a.delete(`${SESSIONS}/${nodeA}-tor`))).toBe("ok");
+        expect(await outcome(b.delete(`${SESSIONS}/${nodeB}-tor`))).toBe("ok");
+      } finally {
+        for (const path of [
+          `${ANN}/${ann1}`,
+          `${ANN}/${ann2}`,
+          `${SESSIONS}/${nodeA}-tor`,
+          `${SESSIONS}/${nodeB}-tor`,
+        ])
+          await admin.delete(path).catch(() => {});
+        for (const name of pods)
+          await core
+            .deleteNamespacedPod({ name, namespace: ns, gracePeriodSeconds: 0 })
+            .catch(() => {});
+        for (const name of [nodeA, nodeB]) await core.deleteNode({ name }).catch(() => {});
+      }
     });
 
     it("keeps the heartbeat Secret across an upgrade", async () => {

@@ -8,6 +8,7 @@
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
+import { ipAnnouncementName } from "../../src/api/ipannouncement.ts";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { BGP_SESSION_STATES_PATH } from "../../src/speaker/bgp-status.ts";
 import {
@@ -28,6 +29,17 @@ const IP = "192.0.2.233";
 const PEERS = "/apis/ironlb.dev/v1beta1/bgppeers";
 const ADS = "/apis/ironlb.dev/v1beta1/bgpadvertisements";
 const PROFILES = "/apis/ironlb.dev/v1beta1/bfdprofiles";
+const RECORDS = "/apis/ironlb.dev/v1beta1/ipannouncements";
+
+interface RecordObject {
+  metadata: { name: string; managedFields?: { manager?: string }[] };
+  status?: {
+    ip: string;
+    node?: string;
+    interfaces?: string[];
+    bgp?: { node: string; peers: string[]; since?: string }[];
+  };
+}
 
 interface StateObject {
   metadata: { name: string };
@@ -179,6 +191,74 @@ describe("speaker: BGP mode against the real apiserver", () => {
     expect(
       speaker.logs().some((l) => l.msg === "BGP session starting" && l.peer === elsewhere),
     ).toBe(false);
+  });
+
+  it("records who advertises the IP to whom in its IPAnnouncement: its own entry beside other nodes' and the Layer 2 owner's, gone when it stops", async () => {
+    const record = `${RECORDS}/${ipAnnouncementName(IP)}`;
+    const read = () => api.get<RecordObject>(record).catch(() => undefined);
+    const bgpOf = async () => (await read())?.status?.bgp ?? [];
+    const ours = await waitFor("this node's BGP entry", async () => {
+      const e = (await bgpOf()).find((x) => x.node === NODE);
+      return e?.peers.length ? e : undefined;
+    });
+    expect(ours).toMatchObject({ node: NODE, peers: [peer] });
+    expect(Date.parse(ours.since ?? "")).toBeGreaterThan(Date.now() - 120_000);
+    // Written by server-side apply under a field manager of this node's own.
+    expect((await read())?.metadata.managedFields?.map((f) => f.manager)).toContain(
+      `ironlb-bgp-${NODE}`,
+    );
+
+    // Another node's entry (its own manager) and the Layer 2 owner (a merge patch) join it.
+    const other = `bgp-other-${process.pid}`;
+    const applyAs = (node: string, bgp?: unknown[]) =>
+      api.request("PATCH", record, {
+        body: {
+          apiVersion: "ironlb.dev/v1beta1",
+          kind: "IPAnnouncement",
+          metadata: { name: ipAnnouncementName(IP) },
+          status: { ip: IP, ...(bgp ? { bgp } : {}) },
+        },
+        contentType: "application/apply-patch+yaml",
+        query: { fieldManager: `ironlb-bgp-${node}`, force: true },
+      });
+    await applyAs(other, [{ node: other, peers: ["router-x"] }]);
+    await api.mergePatch(record, { status: { node: "n9", interfaces: ["eth0"] } });
+    const setAdPools = (pools: string[]) =>
+      api.mergePatch(`${ADS}/${ad}`, { spec: { ipAddressPools: pools } });
+    try {
+      // No longer advertised: its entry goes, the others' and the Layer 2 fields stay.
+      await setAdPools([`not-${POOL}`]);
+      const after = await waitFor("this node's entry removed", async () => {
+        const r = await read();
+        return r && !r.status?.bgp?.some((x) => x.node === NODE) ? r : undefined;
+      });
+      expect(after.status).toMatchObject({
+        ip: IP,
+        node: "n9",
+        interfaces: ["eth0"],
+        bgp: [{ node: other, peers: ["router-x"] }],
+      });
+      // Advertised again: back, beside the other node's.
+      await setAdPools([POOL]);
+      await waitFor("this node's entry back", async () =>
+        (await bgpOf()).some((x) => x.node === NODE) ? true : undefined,
+      );
+      expect((await bgpOf()).map((x) => x.node).sort()).toEqual([NODE, other].sort());
+      // Level-triggered: a record deleted under it is written again.
+      await api.delete(record);
+      await waitFor("the record rewritten", async () =>
+        (await bgpOf()).some((x) => x.node === NODE) ? true : undefined,
+      );
+      // Its entry is the last: once it stops advertising, the record goes.
+      await setAdPools([`not-${POOL}`]);
+      await waitFor("the record deleted", async () =>
+        (await read()) === undefined ? true : undefined,
+      );
+    } finally {
+      await setAdPools([POOL]);
+    }
+    // The speaker's log names no failed write.
+    expect(speaker.logs().filter((l) => /could not/.test(String(l.msg)))).toEqual([]);
   });
 
   it("reports a BGPPeer's missing BFDProfile (status, Event) and runs BGP on; clears it when the profile appears", async () => {
