@@ -46,10 +46,11 @@ import {
   peekPaired,
 } from "./heartbeat.ts";
 import { recvBufferBytes } from "./heartbeat-buffer.ts";
+import { HeartbeatGate } from "./heartbeat-gate.ts";
 import { beatLane, judgeSilence, SourceBudgets } from "./heartbeat-overload.ts";
 import { HEARTBEAT_KEY_ANNOTATION, HeartbeatPairing } from "./heartbeat-pairing.ts";
 import { LINKS_ANNOTATION } from "./links.ts";
-import { readSocketDrops } from "./socket-drops.ts";
+import { BufferDrops } from "./socket-drops.ts";
 import { StallClock } from "./stall.ts";
 
 /** Label on speaker Leases, so that speakers watch only each other's. */
@@ -170,6 +171,9 @@ export class Membership {
   #forgeryLoggedAt = -Infinity;
   #refutedAt = -Infinity;
   #socket: Socket | undefined;
+  /** The socket's kernel filter: only published sources pass (heartbeat-gate.ts). */
+  #gate: HeartbeatGate | undefined;
+  #bufferDrops: BufferDrops | undefined;
   /** The receive buffer last asked for (SO_RCVBUF); a shortfall is said once. */
   #recvBufferAsked = 0;
   #recvBufferCapSaid = false;
@@ -537,7 +541,7 @@ export class Membership {
         heard,
         suspected: this.#suspects.has(node),
         dead: this.#dead.has(node),
-        lostHere: lost > 0,
+        lostHere: lost > 0 || this.#gate?.isMuted(node) === true,
         leaseAlive: peer !== undefined && this.#leaseAlive(peer, wall),
       });
       if (verdict !== "doubted" && this.#doubted.delete(node)) {
@@ -755,6 +759,7 @@ export class Membership {
       this.#budgets ??= new SourceBudgets(hb.intervalMs);
       if (!this.#budgets.admit(from, lane, performance.now())) {
         this.#refusedFrom.set(from, (this.#refusedFrom.get(from) ?? 0) + 1);
+        this.#gate?.mute(from, this.#tracker!.last(from)?.incarnation);
         return this.#drop("rate-limited", { source: from, lane });
       }
       const accept = hb.keys().accept;
@@ -812,8 +817,15 @@ export class Membership {
       });
     });
     this.#socket = sock;
-    this.#sizeRecvBuffer();
-    this.#kernelDropsAtBind = readSocketDrops(hb.address, sock.address().port);
+    this.#gate = new HeartbeatGate({
+      address: hb.address,
+      port: sock.address().port,
+      log: this.#log,
+    });
+    sock.on("close", () => this.#gate?.close());
+    this.#indexSources();
+    this.#bufferDrops = new BufferDrops(hb.address, sock.address().port);
+    this.#kernelDropsAtBind = this.#bufferDrops.read();
     if (this.#kernelDropsAtBind === undefined)
       this.#log.warn(
         { address: hb.address, port: sock.address().port },
@@ -919,13 +931,12 @@ export class Membership {
     const base = this.#kernelDropsAtBind;
     const sock = this.#socket;
     if (base === undefined || !sock || !this.#o.heartbeat) return;
-    let port: number;
     try {
-      port = sock.address().port;
+      sock.address();
     } catch {
       return; // closed
     }
-    const total = readSocketDrops(this.#o.heartbeat.address, port);
+    const total = this.#bufferDrops?.read();
     if (total === undefined || total - base <= this.#kernelDrops) return;
     const fresh = total - base - this.#kernelDrops;
     this.#kernelDrops = total - base;
@@ -981,10 +992,13 @@ export class Membership {
   /** Rebuilds the source → node index from the peers' published addresses. */
   #indexSources(): void {
     this.#sources.clear();
+    const published = new Map<string, { host: string; port: number }>();
     for (const [node, p] of this.#peers) {
       const a = p.heartbeatAddr;
       if (a) this.#sources.set(sourceKey(a.host, a.port), node);
+      if (a) published.set(node, a);
     }
+    this.#gate?.setPeers(published);
     this.#budgets?.keepOnly((node) => this.#peers.has(node));
     this.#sizeRecvBuffer();
     for (const m of [this.#lostAtBeat, this.#refusedFrom, this.#acceptKeys])
