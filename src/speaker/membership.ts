@@ -173,6 +173,8 @@ export class Membership {
   #socket: Socket | undefined;
   /** The socket's kernel filter: only published sources pass (heartbeat-gate.ts). */
   #gate: HeartbeatGate | undefined;
+  /** Datagrams per source refused as unpaired: past this budget, the source is muted. */
+  #unpaired: SourceBudgets | undefined;
   #bufferDrops: BufferDrops | undefined;
   /** The receive buffer last asked for (SO_RCVBUF); a shortfall is said once. */
   #recvBufferAsked = 0;
@@ -754,7 +756,13 @@ export class Membership {
       // secret from its address comes from another holder of that secret. Refused before
       // it costs a MAC or its node's budget.
       const keyed = this.#peers.get(from)?.publicKey !== undefined;
-      if (keyed && !peekPaired(msg)) return this.#drop("unpaired", { source: from });
+      if (keyed && !peekPaired(msg)) {
+        // Junk from a peer's source, however cheap here, is muted in the kernel past a budget.
+        this.#unpaired ??= new SourceBudgets(hb.intervalMs);
+        if (!this.#unpaired.admit(from, "other", performance.now()))
+          this.#gate?.mute(from, this.#tracker!.last(from)?.incarnation);
+        return this.#drop("unpaired", { source: from });
+      }
       const lane = beatLane(this.#tracker!.last(from), peekHeartbeat(msg));
       this.#budgets ??= new SourceBudgets(hb.intervalMs);
       if (!this.#budgets.admit(from, lane, performance.now())) {
@@ -1000,6 +1008,7 @@ export class Membership {
     }
     this.#gate?.setPeers(published);
     this.#budgets?.keepOnly((node) => this.#peers.has(node));
+    this.#unpaired?.keepOnly((node) => this.#peers.has(node));
     this.#sizeRecvBuffer();
     for (const m of [this.#lostAtBeat, this.#refusedFrom, this.#acceptKeys])
       for (const node of m.keys()) if (!this.#peers.has(node)) m.delete(node);
