@@ -14,8 +14,9 @@
 //
 // Trust: a beat counts only if it comes from the address and port its node published in
 // its Lease (the socket is bound to that address, so a speaker's beats leave from there);
-// datagrams from any other source are dropped before the MAC is computed, so a LAN host
-// cannot make the speaker hash every datagram it sends. A beat that claims to be this node
+// datagrams from any other source are dropped in the kernel by the socket's filter
+// (heartbeat-gate.ts; here, before the MAC, where none could be installed), so a LAN host
+// can neither make the speaker hash every datagram it sends nor wake it for them. A beat that claims to be this node
 // was forged with the shared key: it is logged as a Warning and refuted (heartbeat.ts,
 // HeartbeatSender).
 //
@@ -24,6 +25,7 @@
 // or dropped by the kernel at the full socket), and its silence is ours, not its own: a
 // peer silent while this node lost datagrams is judged by its Lease, and beats that
 // continue what the peer last sent have a budget of their own (heartbeat-overload.ts).
+// A source over its budget is muted in the kernel to its node's current incarnation.
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
