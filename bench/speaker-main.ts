@@ -358,7 +358,11 @@ try {
     const names = head!.split(/\s+/);
     const v = vals!.split(/\s+/).map(Number);
     const get = (k: string) => v[names.indexOf(k)] ?? Number.NaN;
-    return { inDatagrams: get("InDatagrams"), rcvbufErrors: get("RcvbufErrors") };
+    return {
+      inDatagrams: get("InDatagrams"),
+      rcvbufErrors: get("RcvbufErrors"),
+      inErrors: get("InErrors"),
+    };
   };
 
   /**
@@ -490,6 +494,8 @@ try {
       dropped,
       udpIn: udp1.inDatagrams - udp0.inDatagrams,
       udpBufErrors: udp1.rcvbufErrors - udp0.rcvbufErrors,
+      // InErrors counts full sockets too: the rest is what socket filters dropped.
+      udpFiltered: udp1.inErrors - udp0.inErrors - (udp1.rcvbufErrors - udp0.rcvbufErrors),
       socketDrops: sc1.socketDrops - sc0.socketDrops,
       doubted: sc1.doubted - sc0.doubted,
     };
@@ -537,7 +543,7 @@ try {
       `  flooded speaker: ARP requests received ${f.requests}, replies sent ${f.replies}, rate-limited ${f.limited}, conflicts ${f.conflicts}; heartbeats dropped ${JSON.stringify(f.dropped)}; /healthz ${f.health.length > 0 ? fmt(f.health) : "never answered"}`,
     );
     console.log(
-      `  flooded node's kernel: UDP datagrams delivered ${f.udpIn}, dropped at a full socket ${f.udpBufErrors} (the speaker read ${f.socketDrops} from its socket's counter; silent peers judged by their Lease ${f.doubted} times); µs of speaker CPU per frame it handled ${perFrame >= 10_000 ? ((f.cpuSeconds * 1e6) / perFrame).toFixed(1) : "- (the flood did not reach it)"}`,
+      `  flooded node's kernel: UDP datagrams delivered ${f.udpIn}, dropped at a full socket ${f.udpBufErrors}, by the socket filter ${f.udpFiltered} (the speaker read ${f.socketDrops} from its socket's counter; silent peers judged by their Lease ${f.doubted} times); µs of speaker CPU per frame it handled ${perFrame >= 10_000 ? ((f.cpuSeconds * 1e6) / perFrame).toFixed(1) : "- (the flood did not reach it)"}`,
     );
   };
   const arpFlood =

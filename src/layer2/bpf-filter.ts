@@ -28,18 +28,24 @@ export interface BpfInstruction {
 }
 
 // Opcodes (linux/filter.h, linux/bpf_common.h).
-const LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
-const LD_H_ABS = 0x28; // BPF_LD | BPF_H | BPF_ABS
+export const LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
+export const LD_H_ABS = 0x28; // BPF_LD | BPF_H | BPF_ABS
 const LD_B_ABS = 0x30; // BPF_LD | BPF_B | BPF_ABS
 const JA = 0x05; // BPF_JMP | BPF_JA
-const JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+export const JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JGT_K = 0x25; // BPF_JMP | BPF_JGT | BPF_K
 const RET_K = 0x06; // BPF_RET | BPF_K
+/**
+ * SKF_NET_OFF: an absolute load at this offset plus n reads byte n of the network (IP)
+ * header, wherever the socket's data starts (a UDP socket's filter sees the UDP header
+ * at offset 0).
+ */
+export const NET_OFF = 0x1_0000_0000 - 0x10_0000;
 
 /** The kernel refuses longer programs (BPF_MAXINSNS). */
 export const BPF_MAX_INSTRUCTIONS = 4096;
 /** Bytes of a frame handed to the socket when it passes (all of it, in practice). */
-const ACCEPT = 0x40000;
+export const ACCEPT = 0x40000;
 const LEAF = 8;
 
 const ETHERTYPE_ARP = 0x0806;
@@ -55,22 +61,22 @@ const OFF_IPV6_NEXT_HEADER = 20;
 const OFF_ICMPV6_TYPE = 54;
 const OFF_NDP_TARGET = 62;
 
-const stmt = (code: number, k: number): BpfInstruction => ({ code, jt: 0, jf: 0, k });
-const jump = (code: number, k: number, jt: number, jf: number): BpfInstruction => ({
+export const stmt = (code: number, k: number): BpfInstruction => ({ code, jt: 0, jf: 0, k });
+export const jump = (code: number, k: number, jt: number, jf: number): BpfInstruction => ({
   code,
   jt,
   jf,
   k,
 });
-const ret = (k: number) => stmt(RET_K, k);
-const ja = (offset: number) => stmt(JA, offset);
+export const ret = (k: number) => stmt(RET_K, k);
+export const ja = (offset: number) => stmt(JA, offset);
 
 /**
  * Code that, with the accumulator A holding a key, runs `hit(key)` when A is one of `keys`
  * (sorted, distinct, unsigned 32-bit) and otherwise falls through past its last
  * instruction. Each `hit` block must end in a return.
  */
-function lookup(
+export function lookup(
   keys: readonly number[],
   hit: ((key: number) => BpfInstruction[]) | BpfInstruction,
 ): BpfInstruction[] {
@@ -118,7 +124,7 @@ function lookup(
 }
 
 /** The 32-bit words of an address in network order: one for IPv4, four for IPv6. */
-function words(ip: string): number[] {
+export function words(ip: string): number[] {
   const b = parseIPv4(ip) ?? parseIPv6(ip);
   if (b === undefined) throw new TypeError(`not an IP address: ${String(ip)}`);
   const out: number[] = [];
@@ -126,7 +132,7 @@ function words(ip: string): number[] {
   return out;
 }
 
-function distinctSorted(xs: Iterable<number>): number[] {
+export function distinctSorted(xs: Iterable<number>): number[] {
   return [...new Set(xs)].sort((a, b) => a - b);
 }
 
@@ -249,28 +255,40 @@ export function encodeFilter(program: readonly BpfInstruction[], littleEndian = 
  * Runs `program` over `frame` with the kernel's semantics for the instructions above:
  * returns the number of bytes to keep (0 = drop). A load past the end of the frame
  * drops it. Throws on an instruction it does not know or a jump out of the program.
+ * `network`, when given, is what loads at NET_OFF + n read (the IP packet of a datagram).
  */
-export function runFilter(program: readonly BpfInstruction[], frame: Uint8Array): number {
+export function runFilter(
+  program: readonly BpfInstruction[],
+  frame: Uint8Array,
+  network?: Uint8Array,
+): number {
   let a = 0;
   let pc = 0;
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const load = (k: number, size: 1 | 2 | 4): number | undefined => {
+    let bytes = frame;
+    let at = k >>> 0;
+    if (at >= NET_OFF) {
+      if (network === undefined) return undefined;
+      bytes = network;
+      at -= NET_OFF;
+    }
+    if (at + size > bytes.length) return undefined;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return size === 4 ? view.getUint32(at) : size === 2 ? view.getUint16(at) : view.getUint8(at);
+  };
   for (let steps = 0; steps <= program.length; steps++) {
     const ins = program[pc];
     if (ins === undefined) throw new Error(`jump out of the program at ${pc}`);
     pc++;
     switch (ins.code) {
       case LD_W_ABS:
-        if (ins.k + 4 > frame.length) return 0;
-        a = view.getUint32(ins.k);
-        break;
       case LD_H_ABS:
-        if (ins.k + 2 > frame.length) return 0;
-        a = view.getUint16(ins.k);
+      case LD_B_ABS: {
+        const v = load(ins.k, ins.code === LD_W_ABS ? 4 : ins.code === LD_H_ABS ? 2 : 1);
+        if (v === undefined) return 0;
+        a = v;
         break;
-      case LD_B_ABS:
-        if (ins.k + 1 > frame.length) return 0;
-        a = view.getUint8(ins.k);
-        break;
+      }
       case JA:
         pc += ins.k;
         break;

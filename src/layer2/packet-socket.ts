@@ -51,6 +51,8 @@ export interface NativeBinding {
     handle: NativeHandle;
   };
   linkDump(handle: NativeHandle): void;
+  /** A classic BPF program on this process's UDP socket bound to address:port (null: none). */
+  udpSetFilter(address: string, port: number, program: Buffer | null): void;
 }
 
 // Relative to this module: beside it in src/layer2, and from the compiled dist/layer2 the

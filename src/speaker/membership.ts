@@ -14,8 +14,9 @@
 //
 // Trust: a beat counts only if it comes from the address and port its node published in
 // its Lease (the socket is bound to that address, so a speaker's beats leave from there);
-// datagrams from any other source are dropped before the MAC is computed, so a LAN host
-// cannot make the speaker hash every datagram it sends. A beat that claims to be this node
+// datagrams from any other source are dropped in the kernel by the socket's filter
+// (heartbeat-gate.ts; here, before the MAC, where none could be installed), so a LAN host
+// can neither make the speaker hash every datagram it sends nor wake it for them. A beat that claims to be this node
 // was forged with the shared key: it is logged as a Warning and refuted (heartbeat.ts,
 // HeartbeatSender).
 //
@@ -24,6 +25,7 @@
 // or dropped by the kernel at the full socket), and its silence is ours, not its own: a
 // peer silent while this node lost datagrams is judged by its Lease, and beats that
 // continue what the peer last sent have a budget of their own (heartbeat-overload.ts).
+// A source over its budget is muted in the kernel to its node's current incarnation.
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
@@ -46,10 +48,11 @@ import {
   peekPaired,
 } from "./heartbeat.ts";
 import { recvBufferBytes } from "./heartbeat-buffer.ts";
+import { HeartbeatGate } from "./heartbeat-gate.ts";
 import { beatLane, judgeSilence, SourceBudgets } from "./heartbeat-overload.ts";
 import { HEARTBEAT_KEY_ANNOTATION, HeartbeatPairing } from "./heartbeat-pairing.ts";
 import { LINKS_ANNOTATION } from "./links.ts";
-import { readSocketDrops } from "./socket-drops.ts";
+import { BufferDrops } from "./socket-drops.ts";
 import { StallClock } from "./stall.ts";
 
 /** Label on speaker Leases, so that speakers watch only each other's. */
@@ -170,6 +173,11 @@ export class Membership {
   #forgeryLoggedAt = -Infinity;
   #refutedAt = -Infinity;
   #socket: Socket | undefined;
+  /** The socket's kernel filter: only published sources pass (heartbeat-gate.ts). */
+  #gate: HeartbeatGate | undefined;
+  /** Datagrams per source refused as unpaired: past this budget, the source is muted. */
+  #unpaired: SourceBudgets | undefined;
+  #bufferDrops: BufferDrops | undefined;
   /** The receive buffer last asked for (SO_RCVBUF); a shortfall is said once. */
   #recvBufferAsked = 0;
   #recvBufferCapSaid = false;
@@ -537,7 +545,7 @@ export class Membership {
         heard,
         suspected: this.#suspects.has(node),
         dead: this.#dead.has(node),
-        lostHere: lost > 0,
+        lostHere: lost > 0 || this.#gate?.isMuted(node) === true,
         leaseAlive: peer !== undefined && this.#leaseAlive(peer, wall),
       });
       if (verdict !== "doubted" && this.#doubted.delete(node)) {
@@ -750,11 +758,18 @@ export class Membership {
       // secret from its address comes from another holder of that secret. Refused before
       // it costs a MAC or its node's budget.
       const keyed = this.#peers.get(from)?.publicKey !== undefined;
-      if (keyed && !peekPaired(msg)) return this.#drop("unpaired", { source: from });
+      if (keyed && !peekPaired(msg)) {
+        // Junk from a peer's source, however cheap here, is muted in the kernel past a budget.
+        this.#unpaired ??= new SourceBudgets(hb.intervalMs);
+        if (!this.#unpaired.admit(from, "other", performance.now()))
+          this.#gate?.mute(from, this.#tracker!.last(from)?.incarnation);
+        return this.#drop("unpaired", { source: from });
+      }
       const lane = beatLane(this.#tracker!.last(from), peekHeartbeat(msg));
       this.#budgets ??= new SourceBudgets(hb.intervalMs);
       if (!this.#budgets.admit(from, lane, performance.now())) {
         this.#refusedFrom.set(from, (this.#refusedFrom.get(from) ?? 0) + 1);
+        this.#gate?.mute(from, this.#tracker!.last(from)?.incarnation);
         return this.#drop("rate-limited", { source: from, lane });
       }
       const accept = hb.keys().accept;
@@ -812,8 +827,15 @@ export class Membership {
       });
     });
     this.#socket = sock;
-    this.#sizeRecvBuffer();
-    this.#kernelDropsAtBind = readSocketDrops(hb.address, sock.address().port);
+    this.#gate = new HeartbeatGate({
+      address: hb.address,
+      port: sock.address().port,
+      log: this.#log,
+    });
+    sock.on("close", () => this.#gate?.close());
+    this.#indexSources();
+    this.#bufferDrops = new BufferDrops(hb.address, sock.address().port);
+    this.#kernelDropsAtBind = this.#bufferDrops.read();
     if (this.#kernelDropsAtBind === undefined)
       this.#log.warn(
         { address: hb.address, port: sock.address().port },
@@ -919,13 +941,12 @@ export class Membership {
     const base = this.#kernelDropsAtBind;
     const sock = this.#socket;
     if (base === undefined || !sock || !this.#o.heartbeat) return;
-    let port: number;
     try {
-      port = sock.address().port;
+      sock.address();
     } catch {
       return; // closed
     }
-    const total = readSocketDrops(this.#o.heartbeat.address, port);
+    const total = this.#bufferDrops?.read();
     if (total === undefined || total - base <= this.#kernelDrops) return;
     const fresh = total - base - this.#kernelDrops;
     this.#kernelDrops = total - base;
@@ -981,11 +1002,15 @@ export class Membership {
   /** Rebuilds the source → node index from the peers' published addresses. */
   #indexSources(): void {
     this.#sources.clear();
+    const published = new Map<string, { host: string; port: number }>();
     for (const [node, p] of this.#peers) {
       const a = p.heartbeatAddr;
       if (a) this.#sources.set(sourceKey(a.host, a.port), node);
+      if (a) published.set(node, a);
     }
+    this.#gate?.setPeers(published);
     this.#budgets?.keepOnly((node) => this.#peers.has(node));
+    this.#unpaired?.keepOnly((node) => this.#peers.has(node));
     this.#sizeRecvBuffer();
     for (const m of [this.#lostAtBeat, this.#refusedFrom, this.#acceptKeys])
       for (const node of m.keys()) if (!this.#peers.has(node)) m.delete(node);

@@ -37,13 +37,13 @@ export function speakerMetrics() {
     }),
     heartbeatsDropped: new Counter({
       name: "ironlb_speaker_heartbeats_dropped_total",
-      help: "Datagrams on the heartbeat port that did not count, by reason: unknown-source (not a published speaker address; dropped before the MAC), wrong-source (a beat naming another node than the one that published its source), unpaired (under the shared key although its node publishes a heartbeat key: another holder of the shared key speaking in its name), undecodable (bad MAC, format), clock-skew and future-incarnation (the sender's clock, or a forgery), stale (replays, reordering), rate-limited (more than ten times the beat rate from one source, counted separately for datagrams that continue its last run and sequence and for the rest).",
+      help: "Datagrams on the heartbeat port that did not count, by reason: unknown-source (not a published speaker address; normally dropped in the kernel by the socket's filter and never counted here, counted only where no filter could be installed), wrong-source (a beat naming another node than the one that published its source), unpaired (under the shared key although its node publishes a heartbeat key: another holder of the shared key speaking in its name), undecodable (bad MAC, format), clock-skew and future-incarnation (the sender's clock, or a forgery), stale (replays, reordering), rate-limited (more than ten times the beat rate from one source, counted separately for datagrams that continue its last run and sequence and for the rest).",
       labelNames: ["reason"],
       registry,
     }),
     heartbeatSocketDrops: new Counter({
       name: "ironlb_speaker_heartbeat_socket_drops_total",
-      help: "Datagrams the kernel dropped at the heartbeat socket because its receive buffer was full (a flood, or a stalled speaker), read from /proc/net/udp. Real beats may be among them: a peer silent meanwhile is judged by its Lease.",
+      help: "Datagrams the kernel dropped at the heartbeat socket because its receive buffer was full (a flood, or a stalled speaker), read from /proc/net/udp (less what the socket's filter dropped: the smaller of its growth and the namespace's RcvbufErrors). Real beats may be among them: a peer silent meanwhile is judged by its Lease.",
       registry,
     }),
     silentPeersDoubted: new Counter({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { procNetAddress, socketDrops } from "./socket-drops.ts";
+import { procNetAddress, rcvbufErrors, socketDrops } from "./socket-drops.ts";
 
 // Lines as the kernel prints them (udp4_format_sock, udp6_sock_seq_show).
 const UDP = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
@@ -38,5 +38,32 @@ describe("socketDrops: the drops column of the socket bound to an address and po
     ["  1: 0100007F:0035 00000000:0000 07 truncated", "127.0.0.1", 53, undefined],
   ] as const)("%#: %s port %i → %s", (text, address, port, drops) => {
     expect(socketDrops(text, address, port, true)).toBe(drops);
+  });
+});
+
+describe("rcvbufErrors: the namespace's full-buffer drops, not its filtered ones", () => {
+  // As a 6.x kernel prints them after 50 datagrams dropped by a socket filter (InErrors)
+  // and 7 at a full buffer (RcvbufErrors and InErrors).
+  const SNMP = `Ip: Forwarding DefaultTTL InReceives
+Ip: 1 64 150
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+Udp: 100 0 57 150 7 0 0 0 0
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+UdpLite: 0 0 0 0 3 0 0 0 0
+`;
+  const SNMP6 = `Udp6InDatagrams                 \t100
+Udp6InErrors                    \t57
+Udp6RcvbufErrors                \t7
+UdpLite6RcvbufErrors            \t3
+`.replaceAll("\\t", "\t");
+
+  it("reads UDP's column, not UDP-Lite's", () => {
+    expect(rcvbufErrors(SNMP, 4)).toBe(7);
+    expect(rcvbufErrors(SNMP6, 6)).toBe(7);
+  });
+
+  it("undefined when the counter is not there", () => {
+    expect(rcvbufErrors("Ip: Forwarding\nIp: 1\n", 4)).toBeUndefined();
+    expect(rcvbufErrors(SNMP, 6)).toBeUndefined();
   });
 });

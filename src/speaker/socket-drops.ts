@@ -88,3 +88,69 @@ export function readSocketDrops(address: string, port: number): number | undefin
   }
   return socketDrops(text, address, port);
 }
+
+/**
+ * The kernel's count of UDP datagrams dropped at full receive buffers in this network
+ * namespace (all sockets): RcvbufErrors in /proc/net/snmp (IPv4) or Udp6RcvbufErrors in
+ * /proc/net/snmp6 (IPv6), from their text; undefined when absent.
+ */
+export function rcvbufErrors(snmpText: string, family: 4 | 6): number | undefined {
+  if (family === 6) {
+    const m = /^Udp6RcvbufErrors\s+(\d+)\s*$/m.exec(snmpText);
+    return m ? Number(m[1]) : undefined;
+  }
+  const [head, values] = snmpText.split("\n").filter((l) => l.startsWith("Udp:"));
+  if (head === undefined || values === undefined) return undefined;
+  const at = head.trim().split(/\s+/).indexOf("RcvbufErrors");
+  const v = Number(values.trim().split(/\s+/)[at]);
+  return at > 0 && Number.isSafeInteger(v) ? v : undefined;
+}
+
+/**
+ * Datagrams the kernel dropped at the socket bound to `address`:`port` because its buffer
+ * was full, counted from the first read. The socket's own counter also counts what its
+ * filter dropped (heartbeat-filter.ts: a flood from strangers, which costs no beat), and
+ * the namespace's RcvbufErrors counts only full buffers but of every socket: each read
+ * adds the smaller of the two growths, which is at least this socket's full-buffer drops
+ * and overcounts only when a filtered flood and another socket's overflow coincide.
+ */
+export class BufferDrops {
+  readonly #address: string;
+  readonly #port: number;
+  #socket: number | undefined;
+  #namespace: number | undefined;
+  #total = 0;
+
+  constructor(address: string, port: number) {
+    this.#address = address;
+    this.#port = port;
+  }
+
+  /** The count so far (0 at the first read); undefined when the socket's line cannot be read. */
+  read(): number | undefined {
+    const socket = readSocketDrops(this.#address, this.#port);
+    if (socket === undefined) return undefined;
+    const ns = readRcvbufErrors(this.#address.includes(":") ? 6 : 4);
+    if (this.#socket !== undefined) {
+      const own = Math.max(0, socket - this.#socket);
+      // No namespace counter: the socket's own, filter drops included (errs on the safe side).
+      const full =
+        ns === undefined || this.#namespace === undefined ? own : Math.max(0, ns - this.#namespace);
+      this.#total += Math.min(own, full);
+    }
+    this.#socket = socket;
+    this.#namespace = ns;
+    return this.#total;
+  }
+}
+
+function readRcvbufErrors(family: 4 | 6): number | undefined {
+  try {
+    return rcvbufErrors(
+      readFileSync(family === 6 ? "/proc/net/snmp6" : "/proc/net/snmp", "utf8"),
+      family,
+    );
+  } catch {
+    return undefined;
+  }
+}

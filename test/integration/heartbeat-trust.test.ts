@@ -2,7 +2,8 @@
 // keep their Leases in the real apiserver and beat over UDP on the loopback, and a third
 // "node" that holds the key (one compromised node, with a Lease of its own) played by the
 // test: its beats naming another node are dropped, datagrams from addresses no Lease
-// published never reach the MAC, a node that hears itself forged refutes it, and a key
+// published never reach the process (the socket's kernel filter), a flood from a published
+// address is kept in the kernel once over its budget, a node that hears itself forged refutes it, and a key
 // rotation keeps the speakers hearing each other.
 import { createSocket, type Socket } from "node:dgram";
 import { pino } from "pino";
@@ -18,6 +19,7 @@ import {
   type HeartbeatKeys,
   Membership,
 } from "../../src/speaker/membership.ts";
+import { readSocketDrops } from "../../src/speaker/socket-drops.ts";
 import { createNamespace, waitFor } from "../support/cluster.ts";
 
 const K1 = Buffer.from("the first heartbeat key, 32 bytes");
@@ -184,35 +186,51 @@ describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
     expect(warning).toMatchObject({ level: 40, source: "node-c", claims: "node-b" });
   });
 
-  it("drops datagrams from addresses no Lease published before computing a MAC", async () => {
+  /** The kernel's count of datagrams dropped at node-a's socket (its filter, a full buffer). */
+  const kernelDrops = () => readSocketDrops(HOST, portOf.get("node-a")!) ?? Number.NaN;
+
+  it("datagrams from addresses no Lease published are dropped in the kernel: the speaker never reads them", async () => {
     const [a] = await pair();
     const reads = a.keyReads;
+    const k0 = kernelDrops();
     for (let i = 0; i < 50; i++) {
       forge(a, { seq: 10 + i, leaving: true }, K1, stranger);
       stranger.send(Buffer.alloc(100, 0x49), portOf.get("node-a")!, HOST);
     }
-    await waitFor("dropped", () => a.drops.filter((d) => d === "unknown-source").length >= 100);
-    // Only node-b's own beats (and none of the stranger's) were checked against the keys.
-    expect(a.keyReads - reads).toBeLessThan(20);
+    await waitFor("dropped by the kernel", () => kernelDrops() - k0 >= 100);
+    // Node-b's beats still arrive and count; the stranger's reached neither the MAC nor the
+    // process (before the filter: 100 read and dropped as unknown-source).
+    const heard = a.keyReads;
+    await waitFor("node-b's next beats", () => a.keyReads >= heard + 3);
+    expect(a.keyReads - reads).toBeLessThan(30);
+    expect(a.drops.filter((d) => d === "unknown-source")).toEqual([]);
     expect(a.m.live().has("node-b")).toBe(true);
-    // Logged once per window, with a count, at debug level (LAN noise).
-    expect(a.logs.filter((l) => l.msg === "heartbeats dropped: unknown-source")).toHaveLength(1);
+    // Filtered datagrams cost no beat: not counted as lost ones (the namespace's full-buffer
+    // counter did not grow), so no peer's silence would be doubted for them.
+    expect(a.logs.filter((l) => String(l.msg).startsWith("heartbeat socket full"))).toEqual([]);
   });
 
   it("checks a bounded number of datagrams per second from one published source", async () => {
     const [a] = await pair();
     const reads = a.keyReads;
+    const k0 = kernelDrops();
     const t0 = performance.now();
     // In batches, so that the socket's receive buffer (not the limit) does not drop them.
     for (let i = 0; i < 800; i++) {
       forge(a, { node: "node-c", seq: i + 1 });
       if (i % 25 === 24) await new Promise((r) => setTimeout(r, 1));
     }
-    await waitFor("rate-limited", () => a.drops.filter((d) => d === "rate-limited").length >= 300);
+    await waitFor("most dropped by the kernel", () => kernelDrops() - k0 >= 300);
     const seconds = (performance.now() - t0) / 1000;
     // Two budgets (node-c's next beats, and the rest), each a burst of 200 and 100/s (ten
     // times the beat rate), plus node-b's own beats.
     expect(a.keyReads - reads).toBeLessThan(2 * (200 + 100 * seconds) + 20 * seconds + 10);
+    // Over budget, node-c's source was muted in the kernel: the process read only what the
+    // socket had queued before the swap (before: every datagram, 600 of them refused).
+    expect(a.drops.filter((d) => d === "rate-limited").length).toBeLessThan(100);
+    expect(a.logs.filter((l) => l.peer === "node-c" && l.level === 40).map((l) => l.msg)).toEqual([
+      "heartbeats from a peer's address over budget (a flood with its address as source?): only its current run's beats pass the kernel filter for a while",
+    ]);
     // The flood had node-c's address: node-b is not affected.
     expect(a.m.live().has("node-b")).toBe(true);
   });
@@ -234,6 +252,8 @@ describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
       await waitFor("node-c heard", () => seq >= 5);
       const marks = a.logs.length;
       const limited = a.drops.filter((d) => d === "rate-limited").length;
+      const drops = a.drops.length;
+      const k0 = kernelDrops();
       for (let i = 0; i < 3000; i++) {
         const junk = forged(incarnation, seq);
         for (let j = 0; j < 2; j++) attacker.send(junk, portOf.get("node-a")!, HOST);
@@ -242,6 +262,8 @@ describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
       return {
         logs: a.logs.slice(marks).filter((l) => l.peer === "node-c"),
         limited: a.drops.filter((d) => d === "rate-limited").length - limited,
+        read: a.drops.length - drops,
+        kernel: kernelDrops() - k0,
       };
     } finally {
       clearInterval(beating);
@@ -249,7 +271,7 @@ describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
   }
   const notTheKey = Buffer.from("not the heartbeat key, 32 bytes.");
 
-  it("a flood spoofing a peer's address, blind to its incarnation, leaves its beats their own budget", async () => {
+  it("a flood spoofing a peer's address, blind to its incarnation, stays in the kernel while its beats pass", async () => {
     const [a] = await pair();
     const f = await spoofedFlood(a, () =>
       encodeHeartbeat(
@@ -263,9 +285,14 @@ describe("heartbeat trust (real apiserver, UDP on the loopback)", () => {
         notTheKey,
       ),
     );
-    expect(f.limited).toBeGreaterThan(3000);
+    // Over budget, node-c's source was muted: from it, the kernel passes only datagrams of
+    // its current incarnation, so the 6,000 forgeries stayed there (before: ~6,000 read,
+    // over 3,000 refused by the budget) and node-c's real beats still arrived.
+    expect(f.kernel).toBeGreaterThan(5000);
+    expect(f.read).toBeLessThan(1000);
     // Node-c was heard throughout: neither declared dead nor judged by its Lease.
-    expect(f.logs.map((l) => l.msg)).toEqual([]);
+    expect(f.logs.map((l) => l.msg)).not.toContain("peer silent: dead");
+    expect(f.logs.map((l) => l.msg).filter((m) => String(m).startsWith("peer silent"))).toEqual([]);
     expect(a.m.live().has("node-c")).toBe(true);
   });
 

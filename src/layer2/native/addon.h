@@ -43,4 +43,7 @@ napi_value ironlb_tcp_socket(napi_env env, napi_callback_info info);
 /* openUdp(family, address, port, cb) -> { handle } (udp_socket.c). */
 napi_value ironlb_open_udp(napi_env env, napi_callback_info info);
 
+/* udpSetFilter(address, port, program) (udp_socket.c). */
+napi_value ironlb_udp_set_filter(napi_env env, napi_callback_info info);
+
 #endif

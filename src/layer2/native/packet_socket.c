@@ -26,6 +26,9 @@
  *   openUdp(family, address, port, cb: (err, datagram, ttl, from) => void) -> { handle }: a
  *     UDP socket that reports each datagram's received TTL / hop limit, for BFD's RFC 5881
  *     check (udp_socket.c, wrapped by ../../bfd/ttl-socket.ts); close(handle) closes it.
+ *   udpSetFilter(address, port, program: Buffer | null) -> undefined: a classic BPF program
+ *     on this process's UDP socket bound to address:port (the speaker's node:dgram heartbeat
+ *     socket, found by its address; udp_socket.c), or none with null.
  *
  * Built a second time with IRONLB_TOOLS as ironlb_packet_tools (binding.gyp), for tests,
  * the lab and benchmarks only (test/support/packet-tools.ts); the image ships without it:
@@ -783,6 +786,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkDump", NULL, js_link_dump, NULL, NULL, NULL, napi_default, NULL},
       {"tcpSocket", NULL, ironlb_tcp_socket, NULL, NULL, NULL, napi_default, NULL},
       {"openUdp", NULL, ironlb_open_udp, NULL, NULL, NULL, napi_default, NULL},
+      {"udpSetFilter", NULL, ironlb_udp_set_filter, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
 #ifdef IRONLB_TOOLS

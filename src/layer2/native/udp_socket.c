@@ -13,7 +13,10 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -174,4 +177,134 @@ napi_value ironlb_open_udp(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return result;
+}
+
+/*
+ * udpSetFilter(address: string, port: number, program: Buffer | null) -> undefined
+ *
+ * Installs a classic BPF program (struct sock_filter[], host order) on this process's UDP
+ * socket bound to address:port, or removes it with null. The heartbeat socket is a
+ * node:dgram socket, which does not expose its descriptor: the socket is found among the
+ * process's descriptors by its bound address (only one socket can be bound to it without
+ * SO_REUSEPORT, which dgram does not set). SO_ATTACH_FILTER swaps programs atomically.
+ * Throws ENOENT when no such socket is open.
+ */
+static int bound_to(int fd, const struct sockaddr_storage* want, socklen_t wantlen) {
+  int type = 0, proto = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM) return 0;
+  len = sizeof proto;
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_UDP) return 0;
+  struct sockaddr_storage got;
+  socklen_t gotlen = sizeof got;
+  memset(&got, 0, sizeof got);
+  if (getsockname(fd, (struct sockaddr*)&got, &gotlen) < 0 || got.ss_family != want->ss_family)
+    return 0;
+  if (want->ss_family == AF_INET) {
+    const struct sockaddr_in* a = (const struct sockaddr_in*)&got;
+    const struct sockaddr_in* b = (const struct sockaddr_in*)want;
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6* a = (const struct sockaddr_in6*)&got;
+  const struct sockaddr_in6* b = (const struct sockaddr_in6*)want;
+  (void)wantlen;
+  return a->sin6_port == b->sin6_port &&
+         memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+}
+
+static int find_udp_socket(const struct sockaddr_storage* want, socklen_t wantlen) {
+  DIR* d = opendir("/proc/self/fd");
+  if (d == NULL) return -1;
+  int found = -1;
+  int dirfd_ = dirfd(d);
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL) {
+    char* end = NULL;
+    long fd = strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == dirfd_) continue;
+    if (bound_to((int)fd, want, wantlen)) {
+      found = (int)fd;
+      break;
+    }
+  }
+  closedir(d);
+  if (found < 0) errno = ENOENT;
+  return found;
+}
+
+napi_value ironlb_udp_set_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) {
+    ironlb_throw_errno(env, EINVAL, "udpSetFilter(address, port, program) needs 3 arguments");
+    return NULL;
+  }
+  char text[INET6_ADDRSTRLEN + 1];
+  size_t len = 0;
+  int32_t port = -1;
+  if (napi_get_value_string_utf8(env, argv[0], text, sizeof text, &len) != napi_ok ||
+      len + 1 >= sizeof text) {
+    ironlb_throw_errno(env, EINVAL, "address must be an IP address string");
+    return NULL;
+  }
+  if (napi_get_value_int32(env, argv[1], &port) != napi_ok || port <= 0 || port > 65535) {
+    ironlb_throw_errno(env, EINVAL, "port must be 1 to 65535");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t sslen;
+  if (inet_pton(AF_INET, text, &((struct sockaddr_in*)&ss)->sin_addr) == 1) {
+    ss.ss_family = AF_INET;
+    ((struct sockaddr_in*)&ss)->sin_port = htons((uint16_t)port);
+    sslen = sizeof(struct sockaddr_in);
+  } else if (inet_pton(AF_INET6, text, &((struct sockaddr_in6*)&ss)->sin6_addr) == 1) {
+    ss.ss_family = AF_INET6;
+    ((struct sockaddr_in6*)&ss)->sin6_port = htons((uint16_t)port);
+    sslen = sizeof(struct sockaddr_in6);
+  } else {
+    ironlb_throw_errno(env, EINVAL, "address must be an IP address string");
+    return NULL;
+  }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[2], &t) != napi_ok) return NULL;
+  void* data = NULL;
+  size_t bytes = 0;
+  if (t != napi_null) {
+    bool is_buf = false;
+    if (napi_is_buffer(env, argv[2], &is_buf) != napi_ok || !is_buf) {
+      napi_throw_type_error(env, "EINVAL", "program must be a Buffer or null");
+      return NULL;
+    }
+    if (napi_get_buffer_info(env, argv[2], &data, &bytes) != napi_ok) return NULL;
+    if (bytes == 0 || bytes % sizeof(struct sock_filter) != 0 ||
+        bytes / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+      napi_throw_range_error(env, "EINVAL",
+                             "program must hold 1 to 4096 8-byte sock_filter instructions");
+      return NULL;
+    }
+  }
+  int fd = find_udp_socket(&ss, sslen);
+  if (fd < 0) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no UDP socket of this process is bound to %s port %d", text, port);
+    ironlb_throw_errno(env, errno, msg);
+    return NULL;
+  }
+  int rc;
+  if (data == NULL) {
+    rc = setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, NULL, 0);
+    if (rc < 0 && errno == ENOENT) rc = 0; /* there was none */
+  } else {
+    /* The kernel copies and validates the program; an invalid one fails with EINVAL and
+     * leaves the previous filter in place. */
+    struct sock_fprog prog = {.len = (unsigned short)(bytes / sizeof(struct sock_filter)),
+                              .filter = (struct sock_filter*)data};
+    rc = setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+  }
+  if (rc < 0) {
+    ironlb_throw_errno(env, errno, "attaching the heartbeat socket's filter failed");
+    return NULL;
+  }
+  return NULL;
 }
