@@ -23,7 +23,8 @@ import { getPage, PAGE } from "./list.ts";
 
 export interface InformerHandlers<T> {
   add?(obj: T): void;
-  update?(obj: T): void;
+  /** `old`: the object as cached before this change (what the previous handler call saw). */
+  update?(obj: T, old: T): void;
   delete?(obj: T): void;
 }
 
@@ -319,9 +320,10 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
    * Calls a handler; an exception is logged with the object's key and counted, and the
    * informer carries on (the next event or re-list hands the object over again).
    */
-  #handle(kind: "add" | "update" | "delete", obj: T): void {
+  #handle(kind: "add" | "update" | "delete", obj: T, old?: T): void {
     try {
-      this.#handlers[kind]?.(obj);
+      if (kind !== "update") this.#handlers[kind]?.(obj);
+      else this.#handlers.update?.(obj, old ?? obj);
     } catch (err) {
       this.#failed(kind, obj, err);
     }
@@ -347,7 +349,7 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     if (old && rv !== undefined && old.metadata?.resourceVersion === rv) return;
     const obj = this.#reduce(raw);
     this.#objects.set(key, obj);
-    this.#handle(old ? "update" : "add", obj);
+    this.#handle(old ? "update" : "add", obj, old);
   }
 
   #retry(err: unknown): void {
