@@ -521,6 +521,14 @@ try {
     console.log(`assignment -> all 3 next hops (polled 10 ms): ${fmt(assignAll)}`);
     console.log(`Service create -> first next hop: ${fmt(createToRoute)}`);
     console.log(
+      `  assignment -> the first speaker's log, every sample (ms, sorted): ${[
+        ...asplit.firstSpeaker,
+      ]
+        .sort((x, y) => x - y)
+        .map((x) => x.toFixed(0))
+        .join(" ")}`,
+    );
+    console.log(
       `  the controller logs "IP allocated" (after its write returned) -> the bench's watch delivers the IP: ${fmt(asplit.controller)}`,
     );
     console.log(
