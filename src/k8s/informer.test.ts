@@ -85,25 +85,6 @@ describe("Informer", () => {
     expect(informer.resourceVersion).toBe("13");
   });
 
-  it("hands an update handler the object as it was cached before the change", async () => {
-    server.onRequest = () => list("10", [obj("a", "5", { k: "1" })]);
-    const pairs: string[] = [];
-    informer = new Informer<Obj>(
-      client,
-      PATH,
-      { update: (o, old) => pairs.push(`${old.data?.k} -> ${o.data?.k}`) },
-      log,
-      {},
-      { clock, random: () => 0.5, silenceTimeoutMs: 10_000 },
-    );
-    void informer.start();
-    const w = await watchOpen(1);
-    w.send("MODIFIED", obj("a", "6", { k: "2" }));
-    w.send("MODIFIED", obj("a", "7", { k: "3" }));
-    await vi.waitFor(() => expect(pairs).toHaveLength(2));
-    expect(pairs).toEqual(["1 -> 2", "2 -> 3"]);
-  });
-
   it("draws the server-side timeout at random, so replicas do not reconnect in step", async () => {
     server.onRequest = () => list("1", []);
     start({ random: () => 0 });

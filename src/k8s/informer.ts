@@ -23,8 +23,7 @@ import { getPage, PAGE } from "./list.ts";
 
 export interface InformerHandlers<T> {
   add?(obj: T): void;
-  /** `old`: the object as cached before this change (what the previous handler call saw). */
-  update?(obj: T, old: T): void;
+  update?(obj: T): void;
   delete?(obj: T): void;
 }
 
@@ -320,10 +319,9 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
    * Calls a handler; an exception is logged with the object's key and counted, and the
    * informer carries on (the next event or re-list hands the object over again).
    */
-  #handle(kind: "add" | "update" | "delete", obj: T, old?: T): void {
+  #handle(kind: "add" | "update" | "delete", obj: T): void {
     try {
-      if (kind !== "update") this.#handlers[kind]?.(obj);
-      else this.#handlers.update?.(obj, old ?? obj);
+      this.#handlers[kind]?.(obj);
     } catch (err) {
       this.#failed(kind, obj, err);
     }
@@ -349,7 +347,7 @@ export class Informer<T extends KubernetesObject> implements WatchHealth {
     if (old && rv !== undefined && old.metadata?.resourceVersion === rv) return;
     const obj = this.#reduce(raw);
     this.#objects.set(key, obj);
-    this.#handle(old ? "update" : "add", obj, old);
+    this.#handle(old ? "update" : "add", obj);
   }
 
   #retry(err: unknown): void {

@@ -26,7 +26,6 @@ import type { Logger } from "../observability/log.ts";
 import type { BgpSessionFactory } from "./bgp-backend.ts";
 import type { BfdRunnerFactory } from "./bgp-bfd.ts";
 import { BgpMode } from "./bgp-mode.ts";
-import { serviceChangeMatters, sliceChangeMatters } from "./changes.ts";
 import { Checked } from "./checked.ts";
 import {
   type Announcement,
@@ -281,31 +280,18 @@ export class Speaker {
       delete: () => this.#scheduleBatched(),
     };
     // Most EndpointSlices of a cluster belong to Services that are not ours: their churn
-    // (pods coming and going) changes nothing here. Nor does a slice whose Service has no
-    // IP yet, nor a Service without one (changes.ts): evaluating those would open the batch
-    // window just before the controller's assignment arrives, and hold the new IP back.
+    // (pods coming and going) changes nothing here.
     const pokeSlice = (s: V1EndpointSlice) => {
       const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
       const svc = name ? this.#services.get(name, s.metadata?.namespace) : undefined;
-      if (!sliceChangeMatters(svc, this.#o)) return;
+      if (svc && !isOurs(svc, this.#o)) return;
       this.#scheduleBatched();
-    };
-    const pokeService = {
-      add: (svc: V1Service) => {
-        if (serviceChangeMatters(svc, undefined, this.#o)) this.#scheduleBatched();
-      },
-      update: (svc: V1Service, old: V1Service) => {
-        if (serviceChangeMatters(svc, old, this.#o)) this.#scheduleBatched();
-      },
-      delete: (svc: V1Service) => {
-        if (serviceChangeMatters(undefined, svc, this.#o)) this.#scheduleBatched();
-      },
     };
     // Every Service, EndpointSlice and Node of the cluster is cached: only what is read.
     this.#services = new Informer(
       api,
       PATHS.services,
-      pokeService,
+      poke,
       log,
       {},
       {

@@ -202,8 +202,6 @@ export interface SpeakerNode {
   announcer: Announcer;
   /** The real Membership when started with `leaseMs`. */
   membership?: Membership;
-  /** The membership its Speaker runs with (the group's member or the real one). */
-  member: Membership;
   /** Link state of its one interface, eth0 (what its host reports and onLinks said). */
   links: Map<string, boolean>;
   /** Its log, one object per line. */
@@ -276,7 +274,6 @@ export class SpeakerCluster {
             log,
           );
     await real?.start();
-    const member = real ?? this.group.member(name);
     const speaker = new Speaker(
       api,
       {
@@ -303,7 +300,7 @@ export class SpeakerCluster {
         ],
       },
       announcer,
-      member,
+      real ?? this.group.member(name),
       speakerMetrics(),
       log,
     );
@@ -313,7 +310,6 @@ export class SpeakerCluster {
       speaker,
       announcer,
       ...(real ? { membership: real } : {}),
-      member,
       links,
       lines,
       lastServices: [],
@@ -381,9 +377,7 @@ export class SpeakerCluster {
    * A barrier instead of a sleep: a canary Service (not ours) is written, and this returns
    * once every running speaker has evaluated with it in its cache, so every change of the
    * Services written before has been evaluated too. Twice, so that what the first evaluation
-   * started (a record written, a probe of 0 ms) has been seen by the second. A Service
-   * that is not ours causes no evaluation of its own (changes.ts): a speaker that does not
-   * show it yet is asked for one through its membership's change hook.
+   * started (a record written, a probe of 0 ms) has been seen by the second.
    */
   async settle(rounds = 2): Promise<void> {
     for (let round = 0; round < rounds; round++) {
@@ -392,13 +386,11 @@ export class SpeakerCluster {
         metadata: { name, namespace: "barrier" },
         spec: { type: "ClusterIP" },
       });
-      await waitUntil(() => {
-        const waiting = [...this.nodes.values()].filter(
-          (n) => !n.stopped && !n.lastServices.some((s) => s.metadata?.name === name),
-        );
-        for (const n of waiting) n.member.onChange();
-        return waiting.length === 0;
-      });
+      await waitUntil(() =>
+        [...this.nodes.values()].every(
+          (n) => n.stopped || n.lastServices.some((s) => s.metadata?.name === name),
+        ),
+      );
     }
   }
 }
