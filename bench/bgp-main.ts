@@ -7,7 +7,9 @@
 //       * assignment -> route: from the controller's status write (the bench's watch sees
 //         the ingress IP; the speakers' own watches see the same write) to the router's
 //         first kernel route event for the /32 (first next hop), and to the route with all
-//         3 next hops (polled, 10 ms);
+//         3 next hops (polled, 10 ms); split at each speaker's "IP advertised over BGP" log
+//         (its evaluation done, UPDATE written) and at bgpd's log of the first received
+//         UPDATE for the /32 (`debug bgp updates in`): the speaker's part and FRR's part;
 //       * withdraw after (a) the Service deleted, (b) its endpoint made not ready, (c) its
 //         endpoint removed from the slice: from just before the API write to the kernel's
 //         "Deleted" event for the /32 (the last of 3 nodes withdrew: the worst case of 3);
@@ -15,6 +17,11 @@
 //         kernel route event for the /32 (3 -> 2 next hops), checked to leave 2.
 //     Kernel events come from `ip -ts monitor route` in the router namespace: timestamps of
 //     the same wall clock as the bench's (performance.timeOrigin + now), microseconds.
+//   - part "anchor": a BIRD 2 in a namespace of its own on the LAN (a 4th peer of the same
+//     FRR, same ASN and policies as the nodes) enables one disabled static protocol with a
+//     /32 (`enable` on its control socket, already connected): t0 -> bgpd logs the UPDATE
+//     (BIRD's part) -> the kernel route (FRR's part, against the same figure for ironlb's
+//     UPDATEs); then `disable`, the same for the withdraw.
 //   - part "scale": BENCH_BGP_SERVICES (10,000) IPv6 Services, assigned, each with a ready
 //     endpoint, advertised by 3 nodes over IPv6 sessions. Full table = each node's
 //     prefixes received at the router (bgpd) = N, and N kernel routes with 3 next hops
@@ -27,6 +34,7 @@
 // Service data path. Run under the e2e lock: `flock /tmp/ironlb-e2e.lock npm run bench -- bgp`.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { KubeClient } from "../src/k8s/client.ts";
@@ -43,7 +51,7 @@ const SUBNET = process.env.BENCH_SUBNET ?? "203.0.113.128/25";
 // Samples per figure (withdraw: this many per trigger); fewer only for a smoke run.
 const RUNS = Number(process.env.BENCH_BGP_RUNS ?? 30);
 const SCALE = Number(process.env.BENCH_BGP_SERVICES ?? 10_000);
-const PARTS = new Set((process.env.BENCH_BGP_PARTS ?? "withdraw,kill,scale").split(","));
+const PARTS = new Set((process.env.BENCH_BGP_PARTS ?? "withdraw,anchor,kill,scale").split(","));
 // BGP advertisement needs no Service data path: without kube-proxy (the default) no node
 // forks `nft` per Service change, which at 10,000 Services took most of the 2 cores.
 const KUBE_PROXY = process.env.BENCH_BGP_KUBE_PROXY === "1";
@@ -51,6 +59,9 @@ const KUBE_PROXY = process.env.BENCH_BGP_KUBE_PROXY === "1";
 const WRITERS = Number(process.env.BENCH_BGP_WRITERS ?? 32);
 const ROUTER_IP = "203.0.113.208";
 const ROUTER_IP6 = "2001:db8:2::d0";
+// The anchor BIRD: a namespace of its own on the LAN, announcing /32s of ANCHOR_BASE.
+const ANCHOR_IP = "203.0.113.209";
+const ANCHOR_BASE = "198.51.100.96"; // .96-.127: inside POOL_CIDR, outside V4_POOL
 const NODE_ASN = 64512;
 const ROUTER_ASN = 64500;
 const V4_POOL = "198.51.100.64/27"; // inside the lab's POOL_CIDR
@@ -133,6 +144,40 @@ class RouteMonitor {
   }
 }
 
+/**
+ * BIRD's control socket, connected once: `send` writes one command and resolves with its
+ * reply's last line (a 4-digit code and a space); an error code (8xxx, 9xxx) rejects.
+ */
+async function birdControl(path: string) {
+  const sock = connect(path);
+  let buf = "";
+  const waiters: { resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
+  const hello = new Promise<string>((resolve, reject) => waiters.push({ resolve, reject }));
+  sock.on("data", (d: Buffer) => {
+    buf += d.toString();
+    const lines = buf.split("\n");
+    buf = lines.pop()!;
+    for (const line of lines) {
+      if (!/^\d{4} /.test(line)) continue;
+      const w = waiters.shift();
+      if (/^[89]\d{3} /.test(line)) w?.reject(new Error(`birdc: ${line}`));
+      else w?.resolve(line);
+    }
+  });
+  sock.on("error", (err) => {
+    for (const w of waiters.splice(0)) w.reject(err);
+  });
+  await hello;
+  return {
+    send(cmd: string): Promise<string> {
+      const p = new Promise<string>((resolve, reject) => waiters.push({ resolve, reject }));
+      sock.write(`${cmd}\n`);
+      return p;
+    },
+    close: () => sock.destroy(),
+  };
+}
+
 const frrConf = (nodes: { ip: string; ip6?: string }[]) => `hostname bench-router
 log file DIR/bgpd.log
 log timestamp precision 3
@@ -159,6 +204,7 @@ router bgp ${ROUTER_ASN}
  neighbor NODES6 passive
  neighbor NODES6 timers 3 9
 ${nodes.map((n) => ` neighbor ${n.ip} peer-group NODES\n neighbor ${n.ip6} peer-group NODES6`).join("\n")}
+ neighbor ${ANCHOR_IP} peer-group NODES
  address-family ipv4 unicast
   neighbor NODES activate
   neighbor NODES route-map FROM-NODES in
@@ -181,6 +227,7 @@ let router: Frr | undefined;
 let monitor: RouteMonitor | undefined;
 const birds: Bird[] = [];
 const routerNs = `${randomPrefix("ilbgb")}r`;
+const anchorNs = `${randomPrefix("ilbgb")}b`;
 try {
   lab = await Lab.create({
     prefix: randomPrefix("ilbgb"),
@@ -234,6 +281,41 @@ try {
     return undefined;
   };
   const split: Record<string, number[]> = { speaker: [], router: [], kspeaker: [], krouter: [] };
+  /** bgpd's line for a received announcement of `dst` ("... rcvd 198.51.100.70/32 ..."). */
+  const rcvdLine = (dst: string) => (l: string) =>
+    l.includes(" rcvd ") &&
+    !l.includes("withdrawn") &&
+    !l.includes("DENIED") &&
+    l.split(/[\s,]+/).includes(dst);
+  let shownRcvd = false;
+  /** A sample of bgpd's line, once: what the split's regex matched. */
+  const showRcvd = (dst: string, after: number) => {
+    if (shownRcvd) return;
+    const line = readFileSync(join(R.dir, "bgpd.log"), "utf8")
+      .split("\n")
+      .find((l) => rcvdLine(dst)(l));
+    if (line === undefined) return;
+    shownRcvd = true;
+    console.log(
+      `  (bgpd's log of a received announcement, e.g.: ${line.trim()}; t0 ${new Date(after).toISOString()})`,
+    );
+  };
+  /** When a lab process first logged a line `pred` accepts, at or after `after` (ms resolution). */
+  const loggedAt = (
+    p: { logs(): Record<string, unknown>[] } | undefined,
+    pred: (l: Record<string, unknown>) => boolean,
+    after: number,
+  ): number | undefined => {
+    for (const l of p?.logs() ?? []) {
+      if (!pred(l)) continue;
+      const t = typeof l.time === "number" ? l.time : Date.parse(String(l.time));
+      if (t >= Math.floor(after)) return t;
+    }
+    return undefined;
+  };
+  /** When node's speaker logged "IP advertised over BGP" for `ip` at or after `after`. */
+  const advertisedAt = (node: string, ip: string, after: number) =>
+    loggedAt(L.speaker(node), (l) => l.msg === "IP advertised over BGP" && l.ip === ip, after);
 
   L.startController();
   for (const n of L.nodes) L.startSpeaker(n.name);
@@ -357,6 +439,18 @@ try {
     };
     /** The first of the 3 nodes' withdrawals (3 -> 2 next hops), all triggers. */
     const wdFirst: number[] = [];
+    /**
+     * Assignment -> route split: assignment -> the first (and each) speaker's "IP advertised
+     * over BGP" log; assignment -> bgpd logs the first received UPDATE for the /32 (the
+     * speaker's part, plus TCP over a veth); that -> the kernel's first route (FRR's part).
+     */
+    const asplit = {
+      controller: [] as number[],
+      firstSpeaker: [] as number[],
+      eachSpeaker: [] as number[],
+      speaker: [] as number[],
+      router: [] as number[],
+    };
     const kinds = ["delete", "notready", "removed"] as const;
     for (let i = 0; i < RUNS * 3; i++) {
       const name = `bgpb-${i}`;
@@ -379,6 +473,25 @@ try {
         10,
       );
       assignAll.push(now() - a.t);
+      // The split: the controller's log of its write, each speaker's log (decision made,
+      // UPDATE written), bgpd's receipt; read once all 3 nodes have advertised.
+      const allocated = loggedAt(
+        L.controller,
+        (l) => l.msg === "IP allocated" && l.service === `${NS}/${name}`,
+        tCreate,
+      );
+      if (allocated !== undefined) asplit.controller.push(a.t - allocated);
+      const logged = L.nodes
+        .map((n) => advertisedAt(n.name, a.ip, tCreate))
+        .filter((t): t is number => t !== undefined);
+      for (const t of logged) asplit.eachSpeaker.push(t - a.t);
+      if (logged.length > 0) asplit.firstSpeaker.push(Math.min(...logged) - a.t);
+      const rcvd = bgpdLogged(tCreate, rcvdLine(dst));
+      showRcvd(dst, tCreate);
+      if (rcvd !== undefined) {
+        asplit.speaker.push(rcvd - a.t);
+        asplit.router.push(first.t - rcvd);
+      }
       await sleep(200); // the route settled; no event of its own in flight
       const t0 = now();
       if (kind === "delete") await api.delete(svcPath(name));
@@ -407,6 +520,23 @@ try {
     console.log(`assignment (controller's status write) -> first next hop: ${fmt(assignFirst)}`);
     console.log(`assignment -> all 3 next hops (polled 10 ms): ${fmt(assignAll)}`);
     console.log(`Service create -> first next hop: ${fmt(createToRoute)}`);
+    console.log(
+      `  assignment -> the first speaker's log, every sample (ms, sorted): ${[
+        ...asplit.firstSpeaker,
+      ]
+        .sort((x, y) => x - y)
+        .map((x) => x.toFixed(0))
+        .join(" ")}`,
+    );
+    console.log(
+      `  the controller logs "IP allocated" (after its write returned) -> the bench's watch delivers the IP: ${fmt(asplit.controller)}`,
+    );
+    console.log(
+      `  of which assignment -> the first speaker logs "IP advertised over BGP" (evaluated, UPDATE written; ms resolution): ${fmt(asplit.firstSpeaker)}; each of the 3 speakers: ${fmt(asplit.eachSpeaker)}`,
+    );
+    console.log(
+      `  of which assignment -> bgpd logs the first received UPDATE (ms resolution): ${fmt(asplit.speaker)}; bgpd's log -> kernel route (first next hop): ${fmt(asplit.router)}`,
+    );
     console.log(`withdraw, Service deleted: ${fmt(wd.delete)}`);
     console.log(`withdraw, endpoint made not ready: ${fmt(wd.notready)}`);
     console.log(`withdraw, endpoint removed: ${fmt(wd.removed)}`);
@@ -415,6 +545,91 @@ try {
       `  of which trigger -> bgpd logs the first withdrawal (ms resolution): ${fmt(split.speaker!)}; bgpd's log -> kernel route deleted: ${fmt(split.router!)}`,
     );
     await R.vtysh("no debug bgp updates in");
+    console.log(`load average after: ${load()}`);
+  }
+
+  if (PARTS.has("anchor")) {
+    console.log(
+      `-- anchor: BIRD announcing a newly enabled static /32 to the same FRR (load ${load()})`,
+    );
+    await run("ip", ["netns", "add", anchorNs]);
+    await run("ip", ["-n", anchorNs, "link", "set", "lo", "up"]);
+    await run("ip", [
+      ...["-n", L.switchNs, "link", "add", "anc0", "type", "veth"],
+      ...["peer", "name", "eth0", "netns", anchorNs],
+    ]);
+    await run("ip", ["-n", L.switchNs, "link", "set", "anc0", "master", "br0", "up"]);
+    await run("ip", ["-n", anchorNs, "addr", "add", `${ANCHOR_IP}/25`, "dev", "eth0"]);
+    await run("ip", ["-n", anchorNs, "link", "set", "eth0", "up"]);
+    // One disabled static protocol per /32 (32 of them, reused beyond that): `enable aN`
+    // makes BIRD export a route it did not have, as a new Service IP is one the speaker
+    // did not have.
+    const base = Number(ANCHOR_BASE.split(".")[3]);
+    const count = 32;
+    const ipOf = (i: number) =>
+      `${ANCHOR_BASE.split(".").slice(0, 3).join(".")}.${base + (i % count)}`;
+    const statics = Array.from(
+      { length: count },
+      (_, i) =>
+        `protocol static a${i} {\n  disabled;\n  ipv4;\n  route ${ipOf(i)}/32 blackhole;\n}`,
+    ).join("\n");
+    const bird = await Bird.start(
+      anchorNs,
+      (d) => `log "${d}/bird.log" { warning, error, fatal };
+router id ${ANCHOR_IP};
+protocol device { }
+${statics}
+protocol bgp tor {
+  local ${ANCHOR_IP} as ${NODE_ASN}; neighbor ${ROUTER_IP} as ${ROUTER_ASN};
+  hold time 9; keepalive time 3; connect delay time 1; connect retry time 1; error wait time 1,5;
+  ipv4 { import none; export all; };
+}
+`,
+    );
+    birds.push(bird);
+    await established([ANCHOR_IP]);
+    await R.vtysh("debug bgp updates in");
+    const ctl = await birdControl(join(bird.dir, "bird.ctl"));
+    const ann = { total: [] as number[], bird: [] as number[], router: [] as number[] };
+    const wdr = { total: [] as number[], bird: [] as number[], router: [] as number[] };
+    try {
+      for (let i = 0; i < RUNS; i++) {
+        const dst = `${ipOf(i)}/32`;
+        await sleep(200);
+        const t0 = now();
+        const reply = ctl.send(`enable a${i % count}`);
+        const first = await M.first(dst, t0);
+        await reply;
+        ann.total.push(first.t - t0);
+        const heard = bgpdLogged(t0, rcvdLine(dst));
+        if (heard !== undefined) {
+          ann.bird.push(heard - t0);
+          ann.router.push(first.t - heard);
+        }
+        await sleep(200);
+        const t1 = now();
+        const off = ctl.send(`disable a${i % count}`);
+        const gone = await M.first(dst, t1, (x) => x.startsWith("Deleted"));
+        await off;
+        wdr.total.push(gone.t - t1);
+        const heardW = bgpdLogged(t1, (l) => l.includes(` ${dst} `) && l.includes("withdrawn"));
+        if (heardW !== undefined) {
+          wdr.bird.push(heardW - t1);
+          wdr.router.push(gone.t - heardW);
+        }
+      }
+    } finally {
+      ctl.close();
+    }
+    await R.vtysh("no debug bgp updates in");
+    console.log(`BIRD enable -> kernel route: ${fmt(ann.total)}`);
+    console.log(
+      `  of which enable -> bgpd logs the received UPDATE: ${fmt(ann.bird)}; bgpd's log -> kernel route: ${fmt(ann.router)}`,
+    );
+    console.log(`BIRD disable -> kernel route deleted: ${fmt(wdr.total)}`);
+    console.log(
+      `  of which disable -> bgpd logs the withdrawal: ${fmt(wdr.bird)}; bgpd's log -> kernel route deleted: ${fmt(wdr.router)}`,
+    );
     console.log(`load average after: ${load()}`);
   }
 
@@ -613,6 +828,7 @@ protocol bgp tor6 {
   for (const b of birds) b.stop();
   router?.stop();
   await run("ip", ["netns", "del", routerNs]).catch(() => undefined);
+  await run("ip", ["netns", "del", anchorNs]).catch(() => undefined);
   await lab?.destroy();
   await cp.stop();
 }
