@@ -41,7 +41,12 @@ import { type EventRecorder, serviceTarget } from "../k8s/events.ts";
 import { Informer } from "../k8s/informer.ts";
 import type { Logger } from "../observability/log.ts";
 
-/** What the judge reads: the cluster's objects and the nodes whose speaker runs. */
+/**
+ * What the judge reads: the cluster's objects and the nodes whose speaker runs. The shape
+ * of src/speaker/announceable.ts's AnnounceInput, spelled out because the controller never
+ * imports the speaker; src/cli/main.ts, handing announceVerdicts in as `judge`, is where
+ * the compiler checks that the two agree.
+ */
 export interface AnnounceJudgeInput {
   services: V1Service[];
   slices: V1EndpointSlice[];
