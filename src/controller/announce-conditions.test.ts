@@ -2,7 +2,8 @@
 // fake API server, with a stand-in verdict): what is judged again after which change. A
 // Service's own change (its EndpointSlice here) is judged alone and at once, even while
 // full passes are throttled by their cost; Services sharing an IP are judged together; a
-// cluster-wide change (an L2Advertisement) judges every Service. The verdict itself is
+// cluster-wide change (an L2Advertisement) judges every Service, a write to a pool's status
+// or a Node's heartbeat does not. The verdict itself is
 // src/speaker/announceable.ts's (its own table tests); the real thing end to end is
 // test/integration/announceable.test.ts.
 import type { V1Service } from "@kubernetes/client-node";
@@ -26,6 +27,8 @@ let controller: Controller | undefined;
 let calls: string[][];
 /** The Services the judge has seen with an IP. */
 let seenWithIP: Set<string>;
+/** Calls that were given every EndpointSlice: full passes (see "ghost" below). */
+let fullPasses: number;
 
 beforeEach(() => {
   cluster = new FakeCluster();
@@ -38,6 +41,9 @@ beforeEach(() => {
   });
   calls = [];
   seenWithIP = new Set();
+  fullPasses = 0;
+  // A slice of no Service: only a full pass, given the whole cache, hands it to the judge.
+  putSlice("ghost", true);
 });
 
 afterEach(async () => {
@@ -49,6 +55,7 @@ afterEach(async () => {
 /** Stand-in verdict: announceable when the Service has a ready endpoint. */
 const judge: AnnounceJudge = (input) => {
   calls.push(input.services.map((s) => s.metadata?.name ?? "").sort());
+  if (input.slices.some((sl) => sl.metadata?.name === "ghost-1")) fullPasses++;
   if (input.services.length >= 3) {
     const until = performance.now() + FULL_PASS_MS;
     while (performance.now() < until);
@@ -181,7 +188,12 @@ describe("the Announceable condition: what is judged again after which change", 
     expect(calls.slice(before).find((c) => c.includes("b"))).toEqual(["a", "b"]);
   });
 
-  it("a cluster-wide change (an L2Advertisement) judges every Service", async () => {
+  it("a cluster-wide change (an L2Advertisement) judges every Service; writes that change nothing it reads (a pool's status, a Node's other conditions) do not", async () => {
+    const node = (conditions: { type: string; status: string }[]) => ({
+      metadata: { name: "n1", labels: { rack: "r1" } },
+      status: { conditions },
+    });
+    cluster.put(PATHS.nodes, node([{ type: "Ready", status: "True" }]));
     for (const n of ["a", "b"]) {
       putService(n);
       putSlice(n, true);
@@ -190,13 +202,28 @@ describe("the Announceable condition: what is judged again after which change", 
     await waitUntil(() => ipOf("a") !== undefined && ipOf("b") !== undefined);
     await controller!.idle();
     await waitUntil(() => ["a", "b"].every((n) => seenWithIP.has(n)));
-    const before = calls.length;
+    await waitUntil(() => fullPasses > 0);
+    const fullBefore = fullPasses;
+    const p = cluster.get<{ status?: object }>(PATHS.ipAddressPools, "p")!;
+    cluster.put(PATHS.ipAddressPools, { ...p, status: { assignedIPv4: 7 } });
+    cluster.put(
+      PATHS.nodes,
+      node([
+        { type: "Ready", status: "True" },
+        { type: "MemoryPressure", status: "False" },
+      ]),
+    );
+    // No event says that nothing happened: three times the debounce of a pass.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(fullPasses).toBe(fullBefore);
+
     cluster.put(PATHS.l2Advertisements, {
       apiVersion,
       kind: "L2Advertisement",
       metadata: { name: "lan" },
       spec: { ipAddressPools: ["p"] },
     });
-    await waitUntil(() => calls.slice(before).some((c) => c.length === 2));
+    await waitUntil(() => fullPasses > fullBefore);
+    expect(calls.at(-1)).toEqual(["a", "b"]);
   });
 });

@@ -139,6 +139,9 @@ export class AnnounceConditions {
   #bgpPeers: Informer<KubernetesObject> | undefined;
   #bgpAds: Informer<KubernetesObject> | undefined;
   readonly #seen = new Map<string, LeaseSeen>();
+  /** What the verdict read of each Node and advertisement last (JSON, by kind and key). */
+  readonly #inputs = new Map<string, string>();
+  #poolsPrint = "";
   /** Since when (monotonic ms) each Service has been judged unannounceable. */
   readonly #badSince = new Map<string, number>();
   /** Service key -> its IPs, and IP -> the Services holding it (shared IPs: several). */
@@ -174,12 +177,9 @@ export class AnnounceConditions {
     this.#pools = from.pools;
     this.#events = from.events;
     this.#log = log.child({ part: "announceable" });
-    const poke = {
-      add: () => this.changed(),
-      update: () => this.changed(),
-      delete: () => this.changed(),
-    };
-    this.#nodes = new Informer<V1Node>(api, PATHS.nodes, poke, log, {}, { transform: slimNode });
+    // What the verdict reads of a Node (slimNode keeps only that) and of an advertisement.
+    const node = this.#onInput("node", (n: V1Node) => [n.metadata, n.status]);
+    this.#nodes = new Informer<V1Node>(api, PATHS.nodes, node, log, {}, { transform: slimNode });
     this.#leases = new Informer<V1Lease>(
       api,
       leasesPath(opts.namespace),
@@ -207,27 +207,74 @@ export class AnnounceConditions {
       {},
       { transform: slimSlice },
     );
-    this.#ads = new Informer(api, PATHS.l2Advertisements, poke, log);
+    this.#ads = new Informer<L2Advertisement & KubernetesObject>(
+      api,
+      PATHS.l2Advertisements,
+      this.#onInput("l2ad", specOf),
+      log,
+    );
+  }
+
+  /**
+   * Handlers for a cluster-wide input: a full pass when what `reads` returns of an object
+   * changed, not on every write to it (kubelets update their Node's status every few
+   * minutes; the resourceVersion is left out).
+   */
+  #onInput<T extends KubernetesObject>(kind: string, reads: (o: T) => unknown) {
+    const seen = (o: T) => {
+      const key = `${kind}|${keyOf(o)}`;
+      const print = JSON.stringify(reads(o), (k, v) => (k === "resourceVersion" ? undefined : v));
+      if (this.#inputs.get(key) === print) return;
+      this.#inputs.set(key, print);
+      this.changed();
+    };
+    return {
+      add: seen,
+      update: seen,
+      delete: (o: T) => {
+        this.#inputs.delete(`${kind}|${keyOf(o)}`);
+        this.changed();
+      },
+    };
+  }
+
+  /**
+   * The pools changed: a full pass if what the verdict reads of them did (names, labels,
+   * addresses), not for the controller's own writes of their status.
+   */
+  poolsChanged(): void {
+    const print = this.#poolsRead();
+    if (print === this.#poolsPrint) return;
+    this.#poolsPrint = print;
+    this.changed();
+  }
+
+  #poolsRead(): string {
+    return JSON.stringify(
+      this.#pools()
+        .map((p) => [p.metadata?.name ?? "", p.metadata?.labels ?? {}, p.spec?.addresses ?? []])
+        .sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1)),
+    );
   }
 
   /** Lists and watches, then judges every Service; call after the controller started. */
   async start(): Promise<void> {
     const core = [this.#nodes, this.#leases, this.#slices, this.#ads];
     // BGP's CRDs may be missing (a chart upgrade without them): BGP mode is then unused.
-    const poke = {
-      add: () => this.changed(),
-      update: () => this.changed(),
-      delete: () => this.changed(),
-    };
     if (await this.#served(PATHS.bgpPeers)) {
-      this.#bgpPeers = new Informer(this.#api, PATHS.bgpPeers, poke, this.#log);
-      this.#bgpAds = new Informer(this.#api, PATHS.bgpAdvertisements, poke, this.#log);
+      const peer = this.#onInput("bgppeer", specOf);
+      const ad = this.#onInput("bgpad", specOf);
+      this.#bgpPeers = new Informer(this.#api, PATHS.bgpPeers, peer, this.#log);
+      this.#bgpAds = new Informer(this.#api, PATHS.bgpAdvertisements, ad, this.#log);
       core.push(this.#bgpPeers, this.#bgpAds);
     }
     if (this.#stopped) return;
     await Promise.all(core.map((i) => i.start()));
     await Promise.all(core.map((i) => i.synced()));
     if (this.#stopped) return;
+    // The first pass reads these: only a change after it asks for another.
+    this.#poolsPrint = this.#poolsRead();
+    [this.#live, this.#links] = this.#leasesRead();
     this.#started = true;
     this.#tick = setInterval(() => this.#checkLeases(), TICK_MS);
     this.#tick.unref();
@@ -378,15 +425,19 @@ export class AnnounceConditions {
 
   /** Judges again when the set of running speakers, or what they publish, changed. */
   #checkLeases(): void {
-    const live = this.#liveSet();
-    const liveKey = [...live].sort().join(",");
-    const linksKey = JSON.stringify(
-      [...this.#seen.values()].map((s) => `${s.node}=${s.published}`).sort(),
-    );
+    const [liveKey, linksKey] = this.#leasesRead();
     if (liveKey === this.#live && linksKey === this.#links) return;
     this.#live = liveKey;
     this.#links = linksKey;
     this.changed();
+  }
+
+  /** Which speakers run, and what they publish, as comparable strings. */
+  #leasesRead(): [string, string] {
+    return [
+      [...this.#liveSet()].sort().join(","),
+      JSON.stringify([...this.#seen.values()].map((s) => `${s.node}=${s.published}`).sort()),
+    ];
   }
 
   #liveSet(): Set<string> {
@@ -607,6 +658,11 @@ export class AnnounceConditions {
       );
     }
   }
+}
+
+/** What the verdict reads of an advertisement or BGPPeer: its labels and spec. */
+function specOf(o: KubernetesObject & { spec?: unknown }): unknown {
+  return [o.metadata?.labels, o.spec];
 }
 
 /** ironlb's annotations only (ironlb.dev/drain on Nodes, ironlb.dev/links on Leases). */

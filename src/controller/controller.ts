@@ -294,7 +294,7 @@ export class Controller {
   }
 
   #poolsChanged(): void {
-    this.#announce?.changed();
+    this.#announce?.poolsChanged();
     if (!this.#bootstrapped || this.#poolsDirty) return;
     this.#poolsDirty = true;
     // Coalesce a burst of pool events (e.g. kubectl apply of several pools) into one pass.
