@@ -166,8 +166,6 @@ export class AnnounceConditions {
   #timerAt = Number.POSITIVE_INFINITY;
   #tick: NodeJS.Timeout | undefined;
   #running = false;
-  /** Passes made, full and partial, and the Services judged (tests, debug logs). */
-  readonly passes = { full: 0, partial: 0, judged: 0 };
 
   constructor(api: KubeClient, opts: AnnounceOptions, from: AnnounceSources, log: Logger) {
     this.#api = api;
@@ -527,14 +525,8 @@ export class AnnounceConditions {
     });
     const now = performance.now();
     const cost = now - started;
-    if (keys === undefined) {
-      this.#fullAllowed = now + COST_FACTOR * cost;
-      this.passes.full++;
-    } else {
-      this.#partAllowed = now + COST_FACTOR * cost;
-      this.passes.partial++;
-    }
-    this.passes.judged += services.length;
+    if (keys === undefined) this.#fullAllowed = now + COST_FACTOR * cost;
+    else this.#partAllowed = now + COST_FACTOR * cost;
     if (cost > 100)
       this.#log.debug(
         { services: services.length, full: keys === undefined, ms: Math.round(cost) },
