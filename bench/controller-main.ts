@@ -22,6 +22,16 @@
 // of the controller Deployment's `command` (else the Dockerfile's ENTRYPOINT) and the
 // variables of the Dockerfile's ENV lines (bench/compile.ts reads them from those files). BENCH_FROM_SOURCE=1 runs the TypeScript sources instead, without
 // those flags; BENCH_NODE_ARGS replaces the flags (e.g. to try others, or add --trace-gc).
+// BENCH_ANNOUNCE=realistic also gives ironlb's Announceable condition a healthy cluster to
+// judge: three Ready Nodes with live speaker Leases (renewed every 5 s), an L2Advertisement
+// for the pool and, for every Service, an EndpointSlice with a ready endpoint (created right
+// after the Service, as the EndpointSlice controller would): most Services announceable, no
+// condition written. Without it (the default) there is no Node and no advertisement, so every
+// Service is judged not announceable and gets the condition written: the worst case.
+// BENCH_SHORT=1 skips the 1,000-Service cold start and the ceiling: all Services are created,
+// then the controller starts with none assigned. BENCH_LOCK=FILE holds that flock(1) lock
+// (e.g. /tmp/ironlb-e2e.lock) only while measuring (cold start to the last paced create), not
+// while creating the objects.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -39,7 +49,8 @@ import { compileToJs, imageRuntime } from "./compile.ts";
 import { percentile, rssMiB, rssParts } from "./stats.ts";
 
 const TOTAL = Number(process.env.BENCH_SERVICES ?? 10_000);
-const FIRST = Math.min(1_000, TOTAL);
+const short = process.env.BENCH_SHORT === "1";
+const FIRST = short ? 0 : Math.min(1_000, TOTAL);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
 const PACE_MS = 300;
 const root = join(import.meta.dirname, "..");
@@ -54,6 +65,12 @@ const nodeArgs =
 process.on("exit", () => compiled && rmSync(compiled, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const trace = process.env.BENCH_TRACE === "1";
+const realistic = process.env.BENCH_ANNOUNCE === "realistic";
+if (!["realistic", "worst", undefined].includes(process.env.BENCH_ANNOUNCE))
+  throw new Error(`BENCH_ANNOUNCE is realistic or worst, not "${process.env.BENCH_ANNOUNCE}"`);
+/** Where the bench's ironlb controller reads the speakers' Leases (its --namespace). */
+const LEASE_NS = "ironlb-system";
+const NODES = ["bench-0", "bench-1", "bench-2"];
 /** Wall-clock ms with sub-ms precision, comparable with the controller's (same host). */
 const epochMs = () => performance.timeOrigin + performance.now();
 /** The controller's "status written" traces by Service name (BENCH_TRACE). */
@@ -117,6 +134,8 @@ const ironlb: Impl = {
         "127.0.0.1",
         "--concurrency",
         "32",
+        "--namespace",
+        LEASE_NS,
       ],
       {
         // Node's own traces (--trace-gc) go to stdout: keep it when asked for them.
@@ -257,8 +276,67 @@ const body = (name: string) => ({
   },
 });
 
+/** A ready endpoint on the first node, as the EndpointSlice controller would write it. */
+const sliceBody = (name: string) => ({
+  metadata: { name: `${name}-1`, labels: { "kubernetes.io/service-name": name } },
+  addressType: "IPv6",
+  endpoints: [{ addresses: ["2001:db8:e::1"], conditions: { ready: true }, nodeName: NODES[0] }],
+  ports: [{ port: 80, protocol: "TCP" }],
+});
+
+/**
+ * BENCH_ANNOUNCE=realistic: Ready Nodes, live speaker Leases (renewed every 5 s as the
+ * speakers do, until the returned function is called) and an L2Advertisement for the pool.
+ */
+async function healthyCluster(api: KubeClient): Promise<() => void> {
+  await api.create("/api/v1/namespaces", { metadata: { name: LEASE_NS } });
+  for (const n of NODES) {
+    await api.create("/api/v1/nodes", { metadata: { name: n, labels: {} } });
+    await api.mergePatch(`/api/v1/nodes/${n}/status`, {
+      status: { conditions: [{ type: "Ready", status: "True", reason: "Bench", message: "" }] },
+    });
+  }
+  await api.create("/apis/ironlb.dev/v1beta1/l2advertisements", {
+    apiVersion: "ironlb.dev/v1beta1",
+    kind: "L2Advertisement",
+    metadata: { name: "bench" },
+    spec: { ipAddressPools: ["bench"] },
+  });
+  const leases = `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NS}/leases`;
+  const now = () => new Date().toISOString().replace("Z", "000Z");
+  for (const n of NODES)
+    await api.create(leases, {
+      metadata: { name: `ironlb-speaker-${n}`, labels: { "ironlb.dev/speaker": "true" } },
+      spec: { holderIdentity: n, leaseDurationSeconds: 15, renewTime: now() },
+    });
+  const renew = setInterval(() => {
+    for (const n of NODES)
+      void api
+        .mergePatch(`${leases}/ironlb-speaker-${n}`, { spec: { renewTime: now() } })
+        .catch((err: Error) => console.error(`renewing ${n}'s Lease: ${err.message}`));
+  }, 5000);
+  return () => clearInterval(renew);
+}
+
+/** Takes BENCH_LOCK's lock (waiting for it); the function returned releases it. */
+async function lock(): Promise<() => void> {
+  const file = process.env.BENCH_LOCK;
+  if (!file) return () => {};
+  const t = performance.now();
+  // flock holds the lock while its shell waits on stdin: closing it (or our exit) releases.
+  const p = spawn("flock", [file, "sh", "-c", "echo locked; read x"], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  await new Promise((resolve, reject) => {
+    p.stdout!.once("data", resolve);
+    p.once("exit", (code) => reject(new Error(`flock ${file} exited with ${code}`)));
+  });
+  console.log(`  took ${file} after ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  return () => p.stdin!.end();
+}
+
 async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; ceiling?: number }> {
-  console.log(`\n-- ${impl.name}`);
+  console.log(`\n-- ${impl.name}${realistic ? " (BENCH_ANNOUNCE=realistic)" : ""}`);
   const dir = mkdtempSync(join(tmpdir(), "ironlb-bench-"));
   const state = await startControlPlane({ dir, log: () => {} });
   let ctrl: ChildProcess | undefined;
@@ -278,18 +356,30 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
   };
   let stopped = false;
   let watch: ReturnType<KubeClient["watch"]> | undefined;
+  let stopRenewing = () => {};
+  let unlock = () => {};
   try {
     const api = KubeClient.load(state.kubeconfig);
     await impl.installCRDs(api, state.kubeconfig);
     await impl.createPool(api);
+    if (realistic) stopRenewing = await healthyCluster(api);
+    const slices = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
+    const createSlice = (name: string) =>
+      realistic ? api.create(slices, sliceBody(name)) : Promise.resolve();
+    const sliceWrites: Promise<unknown>[] = [];
 
     // Watch statuses: the time a Service first shows an IP, as clients see it.
     const assignedAt = new Map<string, number>();
     const waiters = new Map<string, () => void>();
     type Svc = {
       metadata: { name: string; resourceVersion?: string };
-      status?: { loadBalancer?: { ingress?: unknown[] } };
+      status?: {
+        loadBalancer?: { ingress?: unknown[] };
+        conditions?: { type: string; status: string }[];
+      };
     };
+    /** Services whose ironlb.dev/Announceable condition is False (what the judge said). */
+    const unannounceable = new Set<string>();
     let rv = "";
     const startWatch = () => {
       watch = api.watch<Svc>(
@@ -297,6 +387,9 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
         rv ? { resourceVersion: rv } : {},
         ({ object: obj }) => {
           rv = obj.metadata.resourceVersion ?? rv;
+          const c = obj.status?.conditions?.find((x) => x.type === "ironlb.dev/Announceable");
+          if (c?.status === "False") unannounceable.add(obj.metadata.name);
+          else unannounceable.delete(obj.metadata.name);
           if (
             (obj.status?.loadBalancer?.ingress?.length ?? 0) > 0 &&
             !assignedAt.has(obj.metadata.name)
@@ -314,7 +407,9 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     };
     startWatch();
     const create = (names: string[]) =>
-      pool(names, 32, (n) => api.create("/api/v1/namespaces/default/services", body(n)));
+      pool(names, 32, (n) =>
+        Promise.all([api.create("/api/v1/namespaces/default/services", body(n)), createSlice(n)]),
+      );
     const port = await freePort();
     /** Starts the controller and waits until every one of `names` has an IP: seconds. */
     let started = 0;
@@ -345,21 +440,27 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     let t = 0;
     const first = Array.from({ length: FIRST }, (_, i) => `cold-${i}`);
     const all = Array.from({ length: TOTAL }, (_, i) => `cold-${i}`);
-    t = performance.now();
-    await create(first);
-    console.log(`  created ${FIRST} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    const cold1k = await coldStart(first);
-    const [rss1k, rss1kSteady] = await idleRss();
-    console.log(
-      `  ${FIRST} Services: all have an IP after ${cold1k.toFixed(1)} s; RSS ${rss1k.toFixed(0)} MiB 5 s after, ${rss1kSteady.toFixed(0)} MiB 30 s after`,
-    );
-    await stopCtrl();
+    let [cold1k, rss1k, rss1kSteady] = [Number.NaN, Number.NaN, Number.NaN];
+    if (FIRST > 0) {
+      t = performance.now();
+      await create(first);
+      console.log(`  created ${FIRST} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      unlock = await lock();
+      cold1k = await coldStart(first);
+      [rss1k, rss1kSteady] = await idleRss();
+      console.log(
+        `  ${FIRST} Services: all have an IP after ${cold1k.toFixed(1)} s; RSS ${rss1k.toFixed(0)} MiB 5 s after, ${rss1kSteady.toFixed(0)} MiB 30 s after`,
+      );
+      await stopCtrl();
+      unlock();
+    }
 
     t = performance.now();
     await create(all.slice(FIRST));
     console.log(
       `  created ${TOTAL - FIRST} more in ${((performance.now() - t) / 1000).toFixed(1)} s`,
     );
+    unlock = await lock();
     const w0 = await writeCounts(api);
     const cold = await coldStart(all);
     const w1 = await writeCounts(api);
@@ -379,6 +480,7 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       const seen = new Promise<void>((r) => waiters.set(name, r));
       t = performance.now();
       await api.create("/api/v1/namespaces/default/services", body(name));
+      sliceWrites.push(createSlice(name));
       await seen;
       latSerial.push(assignedAt.get(name)! - t);
     }
@@ -396,6 +498,7 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
         api
           .create("/api/v1/namespaces/default/services", body(name))
           .then(() => {
+            sliceWrites.push(createSlice(name));
             pacedAt.set(name, { createAt: performance.timeOrigin + t0, createdAt: epochMs() });
             return seen;
           })
@@ -405,6 +508,7 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       );
     }
     await Promise.all(paced);
+    await Promise.all(sliceWrites);
     if (trace && impl === ironlb) printTrace(pacedAt, assignedAt);
     if (gc0) {
       const gc1 = await gcPauses(port);
@@ -417,6 +521,10 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
     console.log(
       `  paced creates ran from ${((p0 - started) / 1000).toFixed(1)} s to ${((performance.now() - started) / 1000).toFixed(1)} s after the controller started`,
     );
+    if (impl === ironlb)
+      console.log(
+        `  Services with ironlb.dev/Announceable=False after the latency runs: ${unannounceable.size} of ${assignedAt.size}`,
+      );
     const rssAfter = rssMiB(ctrl!.pid!);
     let heapMiB: number | undefined;
     if (impl === ironlb) {
@@ -424,9 +532,10 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       heapMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1]) / 2 ** 20;
     }
     await stopCtrl();
+    unlock();
 
     let ceiling: number | undefined;
-    if (measureCeiling) ceiling = await statusWriteCeiling(api);
+    if (measureCeiling && !short) ceiling = await statusWriteCeiling(api);
     stopped = true;
     watch?.abort();
     return {
@@ -446,7 +555,9 @@ async function run(impl: Impl, measureCeiling: boolean): Promise<{ f: Figures; c
       ceiling,
     };
   } finally {
+    unlock();
     stopped = true;
+    stopRenewing();
     watch?.abort();
     await stopCtrl();
     await stopControlPlane(state);
@@ -583,6 +694,7 @@ console.log(
 );
 for (const [label, get, unit, goal] of rows) {
   const vals = results.map((r) => get(r[1]));
+  if (vals.every(Number.isNaN)) continue; // BENCH_SHORT
   const ratio = results.length === 2 ? ` ${(vals[0]! / vals[1]!).toFixed(2)} |` : "";
   console.log(
     `| ${label}${goal ? ` (${goal})` : ""} | ${vals.map((v) => `${v.toFixed(unit === "s" ? 1 : 0)} ${unit}`).join(" | ")} |${ratio}`,

@@ -24,19 +24,13 @@ import {
 import type { KubeClient } from "../k8s/client.ts";
 import { httpStatus, timestamp } from "../k8s/errors.ts";
 import { listAll } from "../k8s/list.ts";
-import { announceVerdicts } from "../speaker/announceable.ts";
+import { type AnnounceObjects, announceVerdicts, publishedLinks } from "../speaker/announceable.ts";
 import { decide } from "../speaker/decision.ts";
-import { LINKS_ANNOTATION } from "../speaker/links.ts";
 import { type ClusterSnapshot, clusterSnapshot } from "../speaker/snapshot.ts";
 import type { BgpStatusInput } from "./status-bgp.ts";
 
-export interface StatusInput {
-  services: V1Service[];
-  slices: V1EndpointSlice[];
-  nodes: V1Node[];
-  pools: (IPAddressPool & KubernetesObject)[];
-  ads: (L2Advertisement & KubernetesObject)[];
-  leases: V1Lease[];
+/** What the verdict reads (every Service listed: ours are picked here), and the IPAnnouncements. */
+export interface StatusInput extends AnnounceObjects {
   announcements: (IPAnnouncement & KubernetesObject)[];
 }
 
@@ -71,17 +65,6 @@ export function statusObjects(input: StatusInput, filter: ClassFilter): ClusterS
     ads: input.ads,
     links: publishedLinks(input.leases),
   });
-}
-
-/** Node -> its speaker's `ironlb.dev/links`, as the speakers read it from the Leases. */
-function publishedLinks(leases: V1Lease[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const l of leases) {
-    const node = l.spec?.holderIdentity;
-    const text = l.metadata?.annotations?.[LINKS_ANNOTATION];
-    if (node && text !== undefined) out.set(node, text);
-  }
-  return out;
 }
 
 /**

@@ -191,6 +191,11 @@ export class Controller {
         opts.announce,
         {
           services: () => this.#services.list().filter((s) => isOurs(s, this.#opts)),
+          service: (key) => {
+            const slash = key.indexOf("/");
+            const s = this.#services.get(key.slice(slash + 1), key.slice(0, slash));
+            return s && isOurs(s, this.#opts) ? s : undefined;
+          },
           pools: () => this.#pools.list(),
           events: this.#events,
         },
@@ -279,7 +284,7 @@ export class Controller {
     const key = keyOf(svc);
     if (this.#trace && !this.#eventAt.has(key)) this.#eventAt.set(key, epochMs());
     this.#queue.add(key);
-    this.#announce?.changed();
+    this.#announce?.serviceChanged(svc);
   }
 
   #namespaceChanged(ns: V1Namespace): void {
@@ -289,7 +294,7 @@ export class Controller {
   }
 
   #poolsChanged(): void {
-    this.#announce?.changed();
+    this.#announce?.poolsChanged();
     if (!this.#bootstrapped || this.#poolsDirty) return;
     this.#poolsDirty = true;
     // Coalesce a burst of pool events (e.g. kubectl apply of several pools) into one pass.

@@ -39,6 +39,12 @@ interface Folded {
 }
 
 const FOLD_WINDOW_MS = 10 * 60_000;
+/**
+ * Folded events are swept for expired ones at most this often: a sweep per Event made a
+ * burst of distinct Events quadratic (10,000 Services each told NotAnnounceable: 10,000
+ * sweeps of 10,000 entries, most of the controller's time and garbage).
+ */
+const PRUNE_EVERY_MS = 60_000;
 /** Events waiting beyond this are dropped (and counted in a log line): a bound on memory. */
 const MAX_BACKLOG = 20_000;
 
@@ -63,6 +69,7 @@ export class EventRecorder {
   readonly #backlog: Pending[] = [];
   #inFlight = 0;
   #dropped = 0;
+  #prunedAt = Number.NEGATIVE_INFINITY;
 
   /**
    * `now`: the wall clock (Event timestamps are wall-clock times); tests inject one.
@@ -186,7 +193,8 @@ export class EventRecorder {
   }
 
   #prune(now: number): void {
-    if (this.#folded.size < 5000) return;
+    if (this.#folded.size < 5000 || now - this.#prunedAt < PRUNE_EVERY_MS) return;
+    this.#prunedAt = now;
     for (const [k, v] of this.#folded) if (now - v.last >= FOLD_WINDOW_MS) this.#folded.delete(k);
   }
 }

@@ -1,5 +1,6 @@
-import type { V1EndpointSlice, V1Node, V1Service } from "@kubernetes/client-node";
+import type { V1EndpointSlice, V1Lease, V1Node, V1Service } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
+import type { L2AdvertisementSpec } from "../api/l2advertisement.ts";
 import { type AnnounceInput, type AnnounceVerdict, announceVerdicts } from "./announceable.ts";
 
 const IP = "192.0.2.10";
@@ -39,14 +40,36 @@ function slice(ready: Record<string, boolean>, addressType = "IPv4"): V1Endpoint
   };
 }
 
+function pool(name: string, addresses: string[]): AnnounceInput["pools"][number] {
+  return {
+    apiVersion: "ironlb.dev/v1beta1",
+    kind: "IPAddressPool",
+    metadata: { name },
+    spec: { addresses, autoAssign: true, avoidBuggyIPs: false, excludeNetworkAndBroadcast: false },
+  };
+}
+
+function ad(name: string, spec: L2AdvertisementSpec): AnnounceInput["ads"][number] {
+  return { apiVersion: "ironlb.dev/v1beta1", kind: "L2Advertisement", metadata: { name }, spec };
+}
+
+/** Speakers' Leases publishing these links (node -> `ironlb.dev/links`). */
+function leases(links: Record<string, string>): V1Lease[] {
+  return Object.entries(links).map(([node, text]) => ({
+    metadata: { name: `ironlb-speaker-${node}`, annotations: { "ironlb.dev/links": text } },
+    spec: { holderIdentity: node },
+  }));
+}
+
 /** Two Ready nodes with running speakers, pool "lan" advertised by L2Advertisement "lan". */
 function base(): AnnounceInput {
   return {
     services: [service()],
     slices: [slice({ n1: true })],
     nodes: [node("n1"), node("n2")],
-    pools: [{ metadata: { name: "lan" }, spec: { addresses: ["192.0.2.0/24", "2001:db8::/64"] } }],
-    ads: [{ metadata: { name: "lan" }, spec: { ipAddressPools: ["lan"] } }],
+    pools: [pool("lan", ["192.0.2.0/24", "2001:db8::/64"])],
+    ads: [ad("lan", { ipAddressPools: ["lan"] })],
+    leases: [],
     live: new Set(["n1", "n2"]),
   };
 }
@@ -74,7 +97,7 @@ const rows: Row[] = [
   ["a node may announce it", (i) => i, { announceable: true }],
   [
     "no L2Advertisement selects the pool",
-    (i) => ({ ...i, ads: [{ metadata: { name: "other" }, spec: { ipAddressPools: ["other"] } }] }),
+    (i) => ({ ...i, ads: [ad("other", { ipAddressPools: ["other"] })] }),
     { reason: "NoAdvertisement", says: [IP, 'no L2Advertisement selects pool "lan"'] },
   ],
   [
@@ -87,10 +110,7 @@ const rows: Row[] = [
     (i) => ({
       ...i,
       ads: [
-        {
-          metadata: { name: "lan" },
-          spec: { ipAddressPools: ["lan"], nodeSelectors: [{ matchLabels: { rack: "r9" } }] },
-        },
+        ad("lan", { ipAddressPools: ["lan"], nodeSelectors: [{ matchLabels: { rack: "r9" } }] }),
       ],
     }),
     { reason: "NoEligibleNode", says: ["2 not selected by the nodeSelectors of", '"lan"'] },
@@ -99,18 +119,15 @@ const rows: Row[] = [
     "no node has an interface the advertisement lists",
     (i) => ({
       ...i,
-      ads: [{ metadata: { name: "lan" }, spec: { ipAddressPools: ["lan"], interfaces: ["eth1"] } }],
-      links: new Map([
-        ["n1", '{"eth0":["192.0.2.2/24"]}'],
-        ["n2", '{"eth0":["192.0.2.3/24"]}'],
-      ]),
+      ads: [ad("lan", { ipAddressPools: ["lan"], interfaces: ["eth1"] })],
+      leases: leases({ n1: '{"eth0":["192.0.2.2/24"]}', n2: '{"eth0":["192.0.2.3/24"]}' }),
     }),
     { reason: "NoEligibleNode", says: ["2 without any interface listed by"] },
   ],
   [
     // The speakers' rule: outside every node's subnets, any node may answer (routed setups).
     "no node has an interface in the IP's subnet: every node may announce",
-    (i) => ({ ...i, links: new Map([["n1", '{"eth0":["198.51.100.2/24"]}']]) }),
+    (i) => ({ ...i, leases: leases({ n1: '{"eth0":["198.51.100.2/24"]}' }) }),
     { announceable: true },
   ],
   [
@@ -118,10 +135,7 @@ const rows: Row[] = [
     (i) => ({
       ...i,
       live: new Set(["n2"]),
-      links: new Map([
-        ["n1", '{"eth0":["192.0.2.2/24"]}'],
-        ["n2", '{"eth0":["198.51.100.3/24"]}'],
-      ]),
+      leases: leases({ n1: '{"eth0":["192.0.2.2/24"]}', n2: '{"eth0":["198.51.100.3/24"]}' }),
     }),
     { reason: "NoEligibleNode", says: ["1 without a live speaker", "1 without an interface in"] },
   ],
@@ -168,7 +182,7 @@ const rows: Row[] = [
     "its IP is outside the pool it is attributed to",
     (i) => ({
       ...i,
-      pools: [...i.pools, { metadata: { name: "dmz" }, spec: { addresses: ["203.0.113.0/24"] } }],
+      pools: [...i.pools, pool("dmz", ["203.0.113.0/24"])],
       services: [service({ pool: "dmz" })],
     }),
     { reason: "NotInPool", says: ["is not in pool dmz"] },

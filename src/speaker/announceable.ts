@@ -3,20 +3,42 @@
 // prints. It is the speakers' own decision (decision.ts for Layer 2, bgp-plan.ts for BGP)
 // evaluated over what the API server holds, with "whose speaker runs" given by the caller,
 // so that the condition, status and the speakers cannot disagree on a rule. Pure.
-import type { V1Lease } from "@kubernetes/client-node";
+import type {
+  KubernetesObject,
+  V1EndpointSlice,
+  V1Lease,
+  V1Node,
+  V1Service,
+} from "@kubernetes/client-node";
 import { type BGPAdvertisement, parseBGPAdvertisement } from "../api/bgpadvertisement.ts";
 import { type BGPPeer, parseBGPPeer } from "../api/bgppeer.ts";
+import type { IPAddressPool } from "../api/ipaddresspool.ts";
+import type { L2Advertisement } from "../api/l2advertisement.ts";
 import { type BgpAdvertisementInfo, type BgpPeerInfo, planBgp } from "./bgp-plan.ts";
 import { decide, poolOf } from "./decision.ts";
 import { advertisementSelectsPool, countReadyEndpoints } from "./eligibility.ts";
 import { LINKS_ANNOTATION } from "./links.ts";
-import { type ClusterObjects, clusterSnapshot } from "./snapshot.ts";
+import { clusterSnapshot } from "./snapshot.ts";
 
-export interface AnnounceInput extends ClusterObjects {
+/**
+ * The cluster's objects as the API server holds them: what the verdict reads besides
+ * liveness and BGP. The controller hands in its caches; `ironlb status`, doctor and drain
+ * what they listed (src/cli/status.ts StatusInput adds the IPAnnouncements).
+ */
+export interface AnnounceObjects {
+  /** The verdict judges each one given: a caller passes its own (load balancer class). */
+  services: V1Service[];
+  slices: V1EndpointSlice[];
+  nodes: V1Node[];
+  pools: (IPAddressPool & KubernetesObject)[];
+  ads: (L2Advertisement & KubernetesObject)[];
+  /** The speakers' Leases: the links each publishes (`ironlb.dev/links`). */
+  leases: V1Lease[];
+}
+
+export interface AnnounceInput extends AnnounceObjects {
   /** Nodes whose speaker runs (the caller judges Leases). */
   live: ReadonlySet<string>;
-  /** Speaker Leases: their links annotation, when `links` is not given. */
-  leases?: readonly V1Lease[];
   /** BGPPeers and BGPAdvertisements as read (empty or absent: BGP mode unused). */
   bgpPeers?: readonly unknown[];
   bgpAds?: readonly unknown[];
@@ -61,7 +83,7 @@ export const ANNOUNCEABLE_MESSAGE = "some node may announce each of its IPs";
  * each such IP with the rule that rules the nodes out.
  */
 export function announceVerdicts(input: AnnounceInput): Map<string, AnnounceVerdict> {
-  const objects = clusterSnapshot({ ...input, links: input.links ?? publishedLinks(input.leases) });
+  const objects = clusterSnapshot({ ...input, links: publishedLinks(input.leases) });
   const d = decide({
     ...objects,
     // No node of our own: only the shared answer (is there an owner?) matters.
@@ -184,9 +206,9 @@ function parseAll<T, U>(
 }
 
 /** Node -> the `ironlb.dev/links` annotation of its speaker's Lease. */
-function publishedLinks(leases: readonly V1Lease[] | undefined): Map<string, string> {
+export function publishedLinks(leases: readonly V1Lease[]): Map<string, string> {
   const out = new Map<string, string>();
-  for (const l of leases ?? []) {
+  for (const l of leases) {
     const node = l.spec?.holderIdentity;
     const text = l.metadata?.annotations?.[LINKS_ANNOTATION];
     if (node && text !== undefined) out.set(node, text);
