@@ -50,6 +50,12 @@ import { percentile, rssMiB } from "./stats.ts";
 const SUBNET = process.env.BENCH_SUBNET ?? "203.0.113.128/25";
 // Samples per figure (withdraw: this many per trigger); fewer only for a smoke run.
 const RUNS = Number(process.env.BENCH_BGP_RUNS ?? 30);
+/**
+ * A pause before each withdraw/assignment sample (ms). 0 (default): back to back, the worst
+ * case, where a new Service's assignment can land in the speakers' 100 ms batch window that
+ * the previous sample's withdrawal opened; 200: each assignment on its own.
+ */
+const GAP_MS = Number(process.env.BENCH_BGP_GAP_MS ?? 0);
 const SCALE = Number(process.env.BENCH_BGP_SERVICES ?? 10_000);
 const PARTS = new Set((process.env.BENCH_BGP_PARTS ?? "withdraw,anchor,kill,scale").split(","));
 // BGP advertisement needs no Service data path: without kube-proxy (the default) no node
@@ -427,7 +433,7 @@ try {
   const all3 = L.nodes.map((n) => n.ip).sort();
 
   if (PARTS.has("withdraw")) {
-    console.log(`-- withdraw and assignment (load ${load()})`);
+    console.log(`-- withdraw and assignment (load ${load()}, ${GAP_MS} ms between samples)`);
     await R.vtysh("debug bgp updates in");
     const assignFirst: number[] = [];
     const assignAll: number[] = [];
@@ -455,6 +461,7 @@ try {
     for (let i = 0; i < RUNS * 3; i++) {
       const name = `bgpb-${i}`;
       const kind = kinds[i % 3]!;
+      if (GAP_MS > 0) await sleep(GAP_MS); // pacing between samples, not synchronisation
       const tCreate = now();
       await api.create(
         `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`,
