@@ -599,6 +599,23 @@ describe("graceful restart (RFC 4724) in OPEN", () => {
     expect(grOf(restarted.actions)?.restarting).toBe(false);
   });
 
+  it("a restarting stop closes a GR session without NOTIFICATION; every other session gets the Cease", () => {
+    const grUp = run(toUp, initialState, gr).state;
+    const restartStop: FsmEvent = { type: "stop", text: "bye", restarting: true };
+    expect(run([restartStop], grUp, gr).brief).toEqual(["close", ...DOWN_TIMERS, "state Idle"]);
+    expect(run([restartStop], grUp, gr).state.stopped).toBe(true);
+    // Not a restart: the Cease as ever.
+    expect(run([{ type: "stop", text: "bye" }], grUp, gr).brief[0]).toBe("send notification 6/2");
+    // GR offered but the peer did not send the capability: it would drop the routes anyway.
+    const noGR = run(toEstablished, initialState, gr).state;
+    expect(noGR.negotiated?.gracefulRestart).toBe(false);
+    expect(run([restartStop], noGR, gr).brief[0]).toBe("send notification 6/2");
+    // Not Established: nothing to keep, the peer is told.
+    const opening = run(toUp.slice(0, 3), initialState, gr).state;
+    expect(opening.state).toBe("OpenConfirm");
+    expect(run([restartStop], opening, gr).brief[0]).toBe("send notification 6/2");
+  });
+
   it("offers IPv6 unicast on an IPv6 session", () => {
     const v6 = { ...gr, peerAddress: "2001:db8::1" };
     expect(ourOpen(v6, true).capabilities.gracefulRestart?.families).toEqual([

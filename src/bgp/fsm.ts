@@ -65,7 +65,13 @@ export const initialState: FsmState = { state: "Idle", stopped: true, failures: 
 
 export type FsmEvent =
   | { type: "start" }
-  | { type: "stop"; text?: string }
+  /**
+   * `restarting` (additive): the speaker stops only to start again within the restart time.
+   * An Established session with graceful restart negotiated then closes without a
+   * NOTIFICATION, so that the router keeps its routes as stale (RFC 4724 §4.2); any other
+   * session still gets the Cease.
+   */
+  | { type: "stop"; text?: string; restarting?: boolean }
   | { type: "tcpConnected" }
   | { type: "tcpFailed"; reason: string }
   | { type: "tcpClosed"; reason: string }
@@ -250,6 +256,8 @@ export function step(
       return connect(cfg, { ...s, stopped: false, failures: 0 });
     case "stop": {
       const stopped = { ...s, stopped: true };
+      if (ev.restarting && s.state === "Established" && s.negotiated?.gracefulRestart)
+        return down(stopped, random, undefined);
       const talking =
         s.state === "OpenSent" || s.state === "OpenConfirm" || s.state === "Established";
       const cease: Notification = {

@@ -13,7 +13,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { AppsV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
 import { E2E_SUBNET, POOL_CIDR } from "../lab/addresses.ts";
@@ -36,6 +36,8 @@ requireRouters();
 const ROUTER_IP = "203.0.113.208";
 const NODE_ASN = 64512;
 const ROUTER_ASN = 64500;
+/** The DaemonSet the speakers are told they belong to (--daemonset). */
+const SPEAKER_DS = "ironlb-speaker";
 const group = "ironlb.dev";
 const version = "v1beta1";
 
@@ -199,6 +201,7 @@ describe("BGP mode: speakers peered with FRR", () => {
       subnet: E2E_SUBNET,
       poolCIDR: POOL_CIDR,
       nodes: 2,
+      speakerArgs: ["--daemonset", SPEAKER_DS],
       kubeconfig: inject("kubeconfig"),
       binDir: inject("binDir"),
       workDir,
@@ -553,6 +556,121 @@ exit
     await patchPeer({ enableGracefulRestart: null, gracefulRestartTime: null });
     await lab.deleteService(svc);
     await waitHops(ip, [], "the Service is deleted");
+  });
+
+  it("with enableGracefulRestart, SIGTERM while the speaker's DaemonSet stays (rolling update) changes no route; once the DaemonSet is gone (uninstall), SIGTERM withdraws at once", async () => {
+    // A restart time no earlier test uses: the router's view of it tells the new sessions
+    // (GR enabled) from older ones (the capability, with restart time 0, is always sent).
+    const grNegotiated = (n: Neighbor) =>
+      established(n) &&
+      n.neighborCapabilities?.gracefulRestart === "advertisedAndReceived" &&
+      (n.gracefulRestartInfo as { timers?: { receivedRestartTimer?: number } } | undefined)?.timers
+        ?.receivedRestartTimer === 45;
+    const apps = lab.kc.makeApiClient(AppsV1Api);
+    const namespace = "ironlb-system";
+    const node2 = lab.node("node2");
+    const n1 = lab.node("node1").ip;
+    // The speakers run with --daemonset SPEAKER_DS (beforeAll); no controller-manager runs
+    // DaemonSets here, so the object is only what the speakers read at SIGTERM.
+    await apps.createNamespacedDaemonSet({
+      namespace,
+      body: {
+        metadata: { name: SPEAKER_DS },
+        spec: {
+          selector: { matchLabels: { app: SPEAKER_DS } },
+          template: {
+            metadata: { labels: { app: SPEAKER_DS } },
+            spec: { containers: [{ name: "speaker", image: "ironlb:e2e" }] },
+          },
+        },
+      },
+    });
+    const deleteDs = () =>
+      apps.deleteNamespacedDaemonSet({ name: SPEAKER_DS, namespace }).catch(() => undefined);
+    await patchPeer({ enableGracefulRestart: true, gracefulRestartTime: "45s" });
+    try {
+      for (const n of lab.nodes)
+        await waitNeighbor(n.ip, grNegotiated, `graceful restart negotiated with ${n.name}`);
+      const { svc, ip } = await advertisedByBoth("rolling");
+      await waitFor(
+        "node2's BGPSessionState to say graceful restart is negotiated",
+        async () => (await sessionState("node2"))?.gracefulRestart === "Negotiated",
+      );
+      const before = await hopsFor(ip);
+      const sessionsBefore = (await neighbor(node2.ip))?.connectionsEstablished ?? 0;
+      const rolling = new RouteWatch(routerNs, [`${ip}/32`], "192.0.2.254/32");
+      try {
+        await rolling.ready;
+        // A rolling update: SIGTERM, the DaemonSet stays, the new pod starts.
+        const old = lab.speaker("node2")!;
+        await lab.stopSpeaker("node2", "SIGTERM");
+        lab.startSpeaker("node2");
+        await lab.waitSpeakersReady(60_000);
+        await waitForPath(
+          ip,
+          async (ps) => {
+            const p2 = ps.find((p) => p.nexthops?.some((h) => h.ip === node2.ip));
+            const n = await neighbor(node2.ip);
+            return (
+              n !== undefined &&
+              (n.connectionsEstablished ?? 0) > sessionsBefore &&
+              grNegotiated(n) &&
+              p2 !== undefined &&
+              p2.stale !== true
+            );
+          },
+          "FRR to take node2's path as fresh again, on a new session",
+          30_000,
+        ).catch(async (err: Error) => {
+          throw new Error(
+            `${err.message}\n${await router!.vtysh(`show bgp neighbors ${node2.ip}`)}`,
+          );
+        });
+        expect(await hopsFor(ip)).toEqual(before);
+        expect(rolling.events, "route changes at the router during the rolling update").toEqual([]);
+        // No NOTIFICATION reached the router: the TCP connection just closed.
+        expect((await neighbor(node2.ip))?.lastResetDueTo).not.toBe("BGP Notification received");
+        const decided = old
+          .logs()
+          .find((l) => typeof l.msg === "string" && /^(restart|departure): /.test(l.msg));
+        expect(decided?.msg, "the speaker's shutdown decision").toMatch(/^restart: /);
+        expect(decided?.reason).toBe(
+          `DaemonSet ${SPEAKER_DS} stays and this node is not leaving: a restart`,
+        );
+      } finally {
+        rolling.stop();
+      }
+
+      // Uninstall: the DaemonSet is deleted first, then its pods get SIGTERM.
+      await deleteDs();
+      const t0 = performance.now();
+      await lab.stopSpeaker("node2", "SIGTERM");
+      await waitHops(ip, [n1], "node2's speaker left (its DaemonSet gone)", { timeoutMs: 5000 });
+      // Far below the 45 s restart time: the Cease ended it, no graceful restart.
+      expect(performance.now() - t0).toBeLessThan(3000);
+      expect(await neighbor(node2.ip)).toMatchObject({
+        lastResetDueTo: "BGP Notification received",
+        lastNotificationReason: "Cease/Administrative Shutdown",
+        lastShutdownDescription: "ironlb: speaker shutting down",
+      });
+      const left = lab
+        .speaker("node2")!
+        .logs()
+        .find((l) => typeof l.msg === "string" && l.msg.startsWith("departure: "));
+      expect(left?.reason).toBe(`DaemonSet ${SPEAKER_DS} is gone (uninstall)`);
+      lab.startSpeaker("node2");
+      await lab.waitSpeakersReady(60_000);
+      await waitHops(
+        ip,
+        lab.nodes.map((n) => n.ip),
+        "node2's speaker is back",
+      );
+      await lab.deleteService(svc);
+      await waitHops(ip, [], "the Service is deleted");
+    } finally {
+      await deleteDs();
+      await patchPeer({ enableGracefulRestart: null, gracefulRestartTime: null });
+    }
   });
 
   it("runs BFD with the router when the BGPPeer names a BFDProfile: a node cut off loses its next hop in well under a second (figure printed), and it comes back", async () => {
