@@ -7,7 +7,8 @@
 // Service IPs from 198.51.100.64/26 (pool 198.51.100.90-198.51.100.99). ASNs: nodes 64512,
 // router 64500 (private). Namespaces: the lab's prefix (ilbbgp…), router `<prefix>rtr`.
 // The router also runs bfdd (profile `fast`, 100 ms × 3); its BGP neighbors use BFD only
-// once the last test turns it on, with a BFDProfile of the same timers on the BGPPeer.
+// once the last test turns it on, with a BFDProfile of the same timers on the BGPPeer; that
+// test also sends TTL-254 BFD packets from the router's namespace to a node (RFC 5881 §5).
 
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -727,6 +728,36 @@ exit
         await waitHops(ip, both, "both nodes advertise with BFD up");
       };
       await allUp();
+
+      // RFC 5881 §5 in the real speaker: BFD packets that did not arrive with TTL 255 (here
+      // 254, as if forwarded) are dropped before decoding and counted in its metrics.
+      const node2 = lab.node("node2");
+      const ttlDrops = async () => {
+        const text = await (await fetch(`http://${node2.ip}:7473/metrics`)).text();
+        const m = /^ironlb_speaker_bfd_packets_dropped_total\{reason="ttl"\} (\S+)$/m.exec(text);
+        return Number(m?.[1] ?? 0);
+      };
+      const dropsBefore = await ttlDrops();
+      const send = `const s = require("node:dgram").createSocket("udp4");
+        s.bind(0, ${JSON.stringify(ROUTER_IP)}, () => {
+          s.setTTL(254);
+          let n = 5;
+          const go = () => s.send(Buffer.alloc(24, 0x20), 3784, ${JSON.stringify(node2.ip)}, () => {
+            if (--n > 0) setTimeout(go, 20); else s.close();
+          });
+          go();
+        });`;
+      execFileSync("ip", ["netns", "exec", routerNs, process.execPath, "-e", send], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      await waitFor(
+        "node2's metric of BFD packets dropped for their TTL to count the 5 sent",
+        async () => (await ttlDrops()) === dropsBefore + 5,
+        5000,
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}; now ${await ttlDrops()}, before ${dropsBefore}`);
+      });
+      expect((await bfdPeer(node2.ip))?.status).toBe("up");
 
       // node1 cut off from the router (its link stays up): the router's BFD notices within
       // 3 × 100 ms and its kernel route loses node1, long before any BGP hold time.
