@@ -71,7 +71,13 @@ function brief(a: FsmAction): string {
   }
 }
 
-const DOWN_TIMERS = ["disarm connectRetry", "disarm connect", "disarm hold", "disarm keepalive"];
+const DOWN_TIMERS = [
+  "disarm connectRetry",
+  "disarm connect",
+  "disarm hold",
+  "disarm keepalive",
+  "disarm openWait",
+];
 const toEstablished: FsmEvent[] = [
   { type: "start" },
   { type: "tcpConnected" },
@@ -521,6 +527,42 @@ describe("reconnect back-off", () => {
     expect(up.failures).toBe(0);
     const again = run([{ type: "tcpClosed", reason: "x" }], up, cfg, 1);
     expect(again.brief.at(-1)).toBe("arm connectRetry 1000");
+  });
+});
+
+describe("GTSM: OpenSent without the router's OPEN", () => {
+  const gtsm = { ...cfg, ttlSecurityHops: 1 };
+  const sent = run([{ type: "start" }, { type: "tcpConnected" }], initialState, gtsm);
+
+  it("arms a hold-time-sized wait in OpenSent only with ttlSecurityHops", () => {
+    expect(sent.brief).toContain("arm openWait 9000");
+    expect(run([{ type: "start" }, { type: "tcpConnected" }]).brief).not.toContain(
+      "arm openWait 9000",
+    );
+    const noHold = run([{ type: "start" }, { type: "tcpConnected" }], initialState, {
+      ...gtsm,
+      holdTime: 0,
+    });
+    expect(noHold.brief).toContain("arm openWait 90000");
+  });
+
+  it("says why when it expires, and keeps waiting for the OPEN (RFC 4271's 4 minutes)", () => {
+    const r = run([{ type: "timer", timer: "openWait" }], sent.state, gtsm);
+    expect(r.state.state).toBe("OpenSent");
+    expect(r.actions).toEqual([
+      {
+        type: "error",
+        text: expect.stringMatching(
+          /^no OPEN received 9 s after connecting: GTSM mismatch\?; with ttlSecurityHops 1 this node also drops the router's segments unless they arrive with TTL 255 or more/,
+        ),
+      },
+    ]);
+  });
+
+  it("does nothing once the OPEN came (a late timer)", () => {
+    const confirm = run([received({ type: "open", open: peerOpen() })], sent.state, gtsm).state;
+    expect(confirm.state).toBe("OpenConfirm");
+    expect(run([{ type: "timer", timer: "openWait" }], confirm, gtsm).actions).toEqual([]);
   });
 });
 
