@@ -71,7 +71,13 @@ function brief(a: FsmAction): string {
   }
 }
 
-const DOWN_TIMERS = ["disarm connectRetry", "disarm connect", "disarm hold", "disarm keepalive"];
+const DOWN_TIMERS = [
+  "disarm connectRetry",
+  "disarm connect",
+  "disarm hold",
+  "disarm keepalive",
+  "disarm openWait",
+];
 const toEstablished: FsmEvent[] = [
   { type: "start" },
   { type: "tcpConnected" },
@@ -524,6 +530,42 @@ describe("reconnect back-off", () => {
   });
 });
 
+describe("GTSM: OpenSent without the router's OPEN", () => {
+  const gtsm = { ...cfg, ttlSecurityHops: 1 };
+  const sent = run([{ type: "start" }, { type: "tcpConnected" }], initialState, gtsm);
+
+  it("arms a hold-time-sized wait in OpenSent only with ttlSecurityHops", () => {
+    expect(sent.brief).toContain("arm openWait 9000");
+    expect(run([{ type: "start" }, { type: "tcpConnected" }]).brief).not.toContain(
+      "arm openWait 9000",
+    );
+    const noHold = run([{ type: "start" }, { type: "tcpConnected" }], initialState, {
+      ...gtsm,
+      holdTime: 0,
+    });
+    expect(noHold.brief).toContain("arm openWait 90000");
+  });
+
+  it("says why when it expires, and keeps waiting for the OPEN (RFC 4271's 4 minutes)", () => {
+    const r = run([{ type: "timer", timer: "openWait" }], sent.state, gtsm);
+    expect(r.state.state).toBe("OpenSent");
+    expect(r.actions).toEqual([
+      {
+        type: "error",
+        text: expect.stringMatching(
+          /^no OPEN received 9 s after connecting: GTSM mismatch\?; with ttlSecurityHops 1 this node also drops the router's segments unless they arrive with TTL 255 or more/,
+        ),
+      },
+    ]);
+  });
+
+  it("does nothing once the OPEN came (a late timer)", () => {
+    const confirm = run([received({ type: "open", open: peerOpen() })], sent.state, gtsm).state;
+    expect(confirm.state).toBe("OpenConfirm");
+    expect(run([{ type: "timer", timer: "openWait" }], confirm, gtsm).actions).toEqual([]);
+  });
+});
+
 describe("graceful restart (RFC 4724) in OPEN", () => {
   const gr = { ...cfg, gracefulRestartTime: 120 };
   const sentOpen = (actions: FsmAction[]) => {
@@ -597,6 +639,23 @@ describe("graceful restart (RFC 4724) in OPEN", () => {
       gr,
     );
     expect(grOf(restarted.actions)?.restarting).toBe(false);
+  });
+
+  it("a restarting stop closes a GR session without NOTIFICATION; every other session gets the Cease", () => {
+    const grUp = run(toUp, initialState, gr).state;
+    const restartStop: FsmEvent = { type: "stop", text: "bye", restarting: true };
+    expect(run([restartStop], grUp, gr).brief).toEqual(["close", ...DOWN_TIMERS, "state Idle"]);
+    expect(run([restartStop], grUp, gr).state.stopped).toBe(true);
+    // Not a restart: the Cease as ever.
+    expect(run([{ type: "stop", text: "bye" }], grUp, gr).brief[0]).toBe("send notification 6/2");
+    // GR offered but the peer did not send the capability: it would drop the routes anyway.
+    const noGR = run(toEstablished, initialState, gr).state;
+    expect(noGR.negotiated?.gracefulRestart).toBe(false);
+    expect(run([restartStop], noGR, gr).brief[0]).toBe("send notification 6/2");
+    // Not Established: nothing to keep, the peer is told.
+    const opening = run(toUp.slice(0, 3), initialState, gr).state;
+    expect(opening.state).toBe("OpenConfirm");
+    expect(run([restartStop], opening, gr).brief[0]).toBe("send notification 6/2");
   });
 
   it("offers IPv6 unicast on an IPv6 session", () => {

@@ -24,11 +24,12 @@ import {
   shutdownData,
 } from "./notification.ts";
 import type { ParseResult } from "./parser.ts";
-import { connectTimeoutReason, holdExpiredReason } from "./peer-config.ts";
+import { connectTimeoutReason, holdExpiredReason, noOpenReason } from "./peer-config.ts";
 import type { BgpPeerConfig, SessionState } from "./types.ts";
 
-export type TimerName = "connectRetry" | "connect" | "hold" | "keepalive";
-const TIMERS: readonly TimerName[] = ["connectRetry", "connect", "hold", "keepalive"];
+/** openWait (additive): with GTSM, how long OpenSent waits before saying why (noOpenReason). */
+export type TimerName = "connectRetry" | "connect" | "hold" | "keepalive" | "openWait";
+const TIMERS: readonly TimerName[] = ["connectRetry", "connect", "hold", "keepalive", "openWait"];
 
 /** What was agreed in the OPEN exchange. */
 export interface Negotiated {
@@ -65,7 +66,13 @@ export const initialState: FsmState = { state: "Idle", stopped: true, failures: 
 
 export type FsmEvent =
   | { type: "start" }
-  | { type: "stop"; text?: string }
+  /**
+   * `restarting` (additive): the speaker stops only to start again within the restart time.
+   * An Established session with graceful restart negotiated then closes without a
+   * NOTIFICATION, so that the router keeps its routes as stale (RFC 4724 §4.2); any other
+   * session still gets the Cease.
+   */
+  | { type: "stop"; text?: string; restarting?: boolean }
   | { type: "tcpConnected" }
   | { type: "tcpFailed"; reason: string }
   | { type: "tcpClosed"; reason: string }
@@ -92,6 +99,15 @@ export type FsmAction =
 
 /** RFC 4271 §8: the hold timer while waiting for the OPEN ("large value", 4 minutes). */
 export const OPEN_HOLD_MS = 240_000;
+
+/**
+ * With ttlSecurityHops, OpenSent waits this long (the configured hold time, 90 s when it is
+ * 0) for the router's OPEN before the status says a GTSM mismatch is the likely cause; the
+ * session itself still waits OPEN_HOLD_MS, as RFC 4271 says.
+ */
+export function openWaitSeconds(cfg: BgpPeerConfig): number {
+  return cfg.holdTime > 0 ? cfg.holdTime : 90;
+}
 const RETRY_BASE_MS = 1000;
 const RETRY_CAP_MS = 30_000;
 
@@ -250,6 +266,8 @@ export function step(
       return connect(cfg, { ...s, stopped: false, failures: 0 });
     case "stop": {
       const stopped = { ...s, stopped: true };
+      if (ev.restarting && s.state === "Established" && s.negotiated?.gracefulRestart)
+        return down(stopped, random, undefined);
       const talking =
         s.state === "OpenSent" || s.state === "OpenConfirm" || s.state === "Established";
       const cease: Notification = {
@@ -267,6 +285,9 @@ export function step(
           { type: "disarm", timer: "connect" },
           { type: "send", kind: "open", bytes: encodeOpen(ourOpen(cfg, !s.establishedOnce)) },
           { type: "arm", timer: "hold", ms: OPEN_HOLD_MS },
+          ...(cfg.ttlSecurityHops === undefined
+            ? []
+            : [{ type: "arm", timer: "openWait", ms: openWaitSeconds(cfg) * 1000 } as const]),
           { type: "state", state: "OpenSent" },
         ],
       };
@@ -313,6 +334,12 @@ function onTimer(
         subcode: 0,
         data: new Uint8Array(0),
       });
+    case "openWait":
+      if (s.state !== "OpenSent") return same;
+      return {
+        state: s,
+        actions: [{ type: "error", text: noOpenReason(cfg, openWaitSeconds(cfg)) }],
+      };
     case "keepalive": {
       const k = s.negotiated?.keepaliveTime ?? 0;
       if ((s.state !== "OpenConfirm" && s.state !== "Established") || k === 0) return same;

@@ -83,6 +83,15 @@ export function holdExpiredReason(cfg: BgpPeerConfig): string {
 }
 
 /**
+ * OpenSent for `seconds` with GTSM on: the router accepted the connection (its SYN-ACK came
+ * with TTL 255) but its OPEN did not arrive, which is what a router that sends with a lower
+ * TTL afterwards looks like (FRR without ttl-security answers from its listener at 255).
+ */
+export function noOpenReason(cfg: BgpPeerConfig, seconds: number): string {
+  return `no OPEN received ${seconds} s after connecting: GTSM mismatch?${gtsmHint(cfg)}`;
+}
+
+/**
  * With GTSM our kernel drops a router's segments that arrive with a lower TTL, unanswered:
  * a router without GTSM looks unreachable or silent. Empty without ttlSecurityHops.
  */

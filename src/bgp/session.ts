@@ -149,10 +149,12 @@ export class BgpSession {
 
   /**
    * Sends a Cease NOTIFICATION (Administrative Shutdown, RFC 9003 text when given), closes
-   * the socket, stops reconnecting. Resolves when the socket is closed.
+   * the socket, stops reconnecting. Resolves when the socket is closed. `restarting`: the
+   * speaker comes back within the restart time; a session with graceful restart negotiated
+   * closes without the Cease, so that the router keeps its routes (fsm.ts, "stop").
    */
-  stop(shutdownText?: string): Promise<void> {
-    this.#run({ type: "stop", text: shutdownText });
+  stop(shutdownText?: string, opts: { restarting?: boolean } = {}): Promise<void> {
+    this.#run({ type: "stop", text: shutdownText, restarting: opts.restarting === true });
     if (this.#closing.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#closed.push(resolve));
   }

@@ -273,6 +273,11 @@ const commands: Record<string, Command> = {
         default: "5",
         help: "seconds a drained node (ironlb.dev/drain) sends its BGP routes with the graceful-shutdown community 65535:0 before withdrawing them",
       },
+      daemonset: {
+        type: "string",
+        default: "",
+        help: "the speaker's DaemonSet in --namespace: on SIGTERM, while it exists and the node is not leaving (drained, cordoned, shutting down, deleted), BGP sessions with graceful restart close without a Cease so the routers keep the routes; empty: every stop sends a Cease",
+      },
       // One speaker per node: together they are many clients. The kubelet's defaults.
       ...apiLimitOptions(50, 100),
     },
@@ -294,6 +299,7 @@ const commands: Record<string, Command> = {
         probeMs: num(v["probe-ms"], "probe-ms"),
         conflictRetryMs: num(v["conflict-retry"], "conflict-retry") * 1000,
         bgpDrainDelayMs: num(v["bgp-drain-delay"], "bgp-drain-delay") * 1000,
+        daemonSet: str(v.daemonset),
         healthAddress: String(v["health-address"]),
         healthPort: num(v["health-port"], "health-port"),
         metricsAuth: metricsAuth(v),

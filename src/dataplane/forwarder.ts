@@ -65,11 +65,15 @@ export class Forwarder {
     return this.#running ?? Promise.resolve();
   }
 
-  /** Removes the table (clean stop). */
-  async stop(): Promise<void> {
+  /**
+   * Removes the table (clean stop). `keepTable`: the speaker restarts with BGP graceful
+   * restart; the table keeps forwarding what the routers still send here until the next
+   * run replaces it (start()).
+   */
+  async stop(opts: { keepTable?: boolean } = {}): Promise<void> {
     this.#stopped = true;
     await this.#running;
-    if (this.#missing || this.#absent) return;
+    if (this.#missing || this.#absent || opts.keepTable) return;
     try {
       await this.#deleteTable();
       this.#log.info("removed the forwarding table");

@@ -58,9 +58,9 @@ class FakeSession implements BgpSessionLike {
     this.#state = state;
     for (const fn of this.#listeners) fn(this.status());
   }
-  stop(text?: string): Promise<void> {
+  stop(text?: string, opts: { restarting?: boolean } = {}): Promise<void> {
     this.stopped = text;
-    this.log.push(`stop ${this.cfg.name}: ${text}`);
+    this.log.push(`stop ${this.cfg.name}: ${text}${opts.restarting ? " (restarting)" : ""}`);
     if (!this.holdStop) return Promise.resolve();
     return new Promise((r) => {
       this.release = () => {
@@ -190,6 +190,13 @@ describe("BgpBackend", () => {
     ]);
     h.backend.apply(want([cfg("c"), []]));
     expect(h.sessions).toHaveLength(2);
+  });
+
+  it("passes a restart on to every session on stopAll (each decides by its graceful restart)", async () => {
+    const h = harness();
+    h.backend.apply(want([cfg("a"), []]));
+    await h.backend.stopAll(undefined, { restarting: true });
+    expect(h.log.at(-1)).toBe(`stop a: ${shutdownTexts.stopping} (restarting)`);
   });
 });
 

@@ -20,7 +20,7 @@ export interface BgpSessionLike {
   setRoutes(routes: readonly BgpRoute[]): void;
   status(): SessionStatus;
   onChange(fn: (s: SessionStatus) => void): () => void;
-  stop(shutdownText?: string): Promise<void>;
+  stop(shutdownText?: string, opts?: { restarting?: boolean }): Promise<void>;
   /** BFD declared the peer down: end the session now. */
   bfdDown(reason: string): void;
 }
@@ -144,10 +144,17 @@ export class BgpBackend {
     return this.#sessions.get(peer)?.cfg;
   }
 
-  /** Ends every session (Cease with `text`), and starts no more. */
-  async stopAll(text: string = shutdownTexts.stopping): Promise<void> {
+  /**
+   * Ends every session (Cease with `text`), and starts no more. `restarting`: the speaker
+   * restarts within the restart time; sessions with graceful restart negotiated close
+   * without a Cease and the routers keep their routes (shutdown-intent.ts decides).
+   */
+  async stopAll(
+    text: string = shutdownTexts.stopping,
+    opts: { restarting?: boolean } = {},
+  ): Promise<void> {
     this.#stopped = true;
-    const all = [...this.#sessions].map(([name, e]) => this.#retire(name, e, text));
+    const all = [...this.#sessions].map(([name, e]) => this.#retire(name, e, text, opts));
     await Promise.all([...all, ...this.#closing.values(), this.#bfd?.stop()]);
   }
 
@@ -190,13 +197,23 @@ export class BgpBackend {
   }
 
   /** Stops a session and forgets it; resolves when its socket is closed. */
-  #retire(name: string, e: Entry, text: string): Promise<void> {
+  #retire(
+    name: string,
+    e: Entry,
+    text: string,
+    opts: { restarting?: boolean } = {},
+  ): Promise<void> {
     if (this.#sessions.get(name) === e) {
       this.#sessions.delete(name);
       this.#syncBfd(name, e);
     }
     e.unsubscribe();
-    const done = e.session.stop(text).catch((err: unknown) => {
+    if (opts.restarting && e.session.status().gracefulRestart)
+      this.#log.info(
+        { peer: name },
+        "BGP session closed without a Cease: the router keeps this node's routes (graceful restart) until the speaker is back",
+      );
+    const done = e.session.stop(text, opts).catch((err: unknown) => {
       this.#log.warn({ peer: name, err: (err as Error).message }, "BGP session stop failed");
     });
     const prev = this.#closing.get(name);

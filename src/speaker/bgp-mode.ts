@@ -277,13 +277,21 @@ export class BgpMode {
     return out;
   }
 
-  /** Ends every session with a Cease (shutdown text) and stops watching. */
-  async stop(): Promise<void> {
+  /** Some session is Established with graceful restart negotiated. */
+  gracefulRestartNegotiated(): boolean {
+    return this.#backend.statuses().some((s) => s.gracefulRestart === true);
+  }
+
+  /**
+   * Ends every session with a Cease (shutdown text) and stops watching. `restarting`:
+   * sessions with graceful restart negotiated close without the Cease (bgp-backend.ts).
+   */
+  async stop(opts: { restarting?: boolean } = {}): Promise<void> {
     clearTimeout(this.#drainTimer);
     this.#status.stop();
     this.#records?.stop();
     await this.#passwords?.stop();
-    await this.#backend.stopAll();
+    await this.#backend.stopAll(undefined, opts);
     await Promise.all([this.#peers, this.#ads, this.#states, this.#profiles].map((i) => i?.stop()));
   }
 

@@ -13,6 +13,8 @@ import { startHealthServer } from "../observability/server.ts";
 import { HeartbeatKeyFiles } from "./heartbeat-keys.ts";
 import { Membership } from "./membership.ts";
 import { speakerMetrics } from "./metrics.ts";
+import { readShutdownEvidence } from "./shutdown-evidence.ts";
+import { shutdownIntent } from "./shutdown-intent.ts";
 import { Speaker, type SpeakerOptions } from "./speaker.ts";
 
 export interface RunSpeakerOptions extends SpeakerOptions {
@@ -35,6 +37,12 @@ export interface RunSpeakerOptions extends SpeakerOptions {
   /** Client-side rate limit of API requests (0: none); Lease requests are not limited. */
   apiQps: number;
   apiBurst: number;
+  /**
+   * The speaker's DaemonSet in `namespace`: at SIGTERM, present (and this node staying)
+   * means a restart, and BGP sessions with graceful restart keep their routes
+   * (shutdown-intent.ts). Not given: every stop is a departure (Cease).
+   */
+  daemonSet?: string;
 }
 
 /** Runs the speaker until SIGTERM/SIGINT, then withdraws and deletes its Lease. */
@@ -147,6 +155,31 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     "starting",
   );
 
+  /**
+   * At SIGTERM: true when BGP graceful restart is negotiated with some router and the
+   * API server says this is a restart, not a departure. Logged either way.
+   */
+  const restartOrDeparture = async (): Promise<boolean> => {
+    if (!speaker.bgpGracefulRestart()) return false;
+    const evidence = await readShutdownEvidence(api, {
+      namespace: opts.namespace,
+      node: opts.node,
+      daemonSet: opts.daemonSet,
+    });
+    const intent = shutdownIntent(evidence);
+    if (intent.restart)
+      log.info(
+        { reason: intent.reason },
+        "restart: BGP sessions with graceful restart close without a Cease, the routers keep this node's routes",
+      );
+    else
+      log[evidence.error === undefined ? "info" : "warn"](
+        { reason: intent.reason },
+        "departure: BGP sessions end with a Cease, the routers withdraw this node's routes",
+      );
+    return intent.restart;
+  };
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -158,12 +191,17 @@ export async function runSpeaker(opts: RunSpeakerOptions): Promise<void> {
     // the next owner's burst repeats 1-2 s later.
     membership.leave();
     keyFiles?.stop();
-    const ips = speaker.withdrawAll();
+    // BGP waits (its sessions running, routes unchanged) until we know whether this is a
+    // restart: only then may a session close without a Cease (graceful restart).
+    const ips = speaker.withdrawAll({ keepBgp: true });
     log.info({ ips }, "left: peers told, announcements withdrawn");
+    const restarting = restartOrDeparture();
     await membership.stop();
+    const restart = await restarting;
+    await speaker.stopBgp({ restarting: restart });
     await speaker.stop();
     links?.close();
-    await forwarder.stop();
+    await forwarder.stop({ keepTable: restart });
     announcer.close();
     server.close();
     process.exit(0);

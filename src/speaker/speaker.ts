@@ -366,7 +366,7 @@ export class Speaker {
    * sessions; returns the IPs it held. No gratuitous "goodbye": the next owner's burst
    * replaces us.
    */
-  withdrawAll(): string[] {
+  withdrawAll(opts: { keepBgp?: boolean } = {}): string[] {
     this.#stopped = true;
     clearInterval(this.#retryTimer);
     clearTimeout(this.#batchTimer);
@@ -374,8 +374,24 @@ export class Speaker {
     for (const ip of ips) this.#announcer.withdraw(ip);
     this.#current.clear();
     // BGP in the same turn: a Cease to every peer, whose routers withdraw this node's routes.
-    this.#bgpStopped ??= this.#bgp?.stop();
+    // keepBgp: the caller ends the sessions with stopBgp once it knows whether this is a
+    // restart (the sessions keep running meanwhile, their routes unchanged).
+    if (!opts.keepBgp) this.#bgpStopped ??= this.#bgp?.stop();
     return ips;
+  }
+
+  /** Some BGP session is Established with graceful restart negotiated. */
+  bgpGracefulRestart(): boolean {
+    return this.#bgp?.gracefulRestartNegotiated() ?? false;
+  }
+
+  /**
+   * Ends the BGP sessions (after withdrawAll with keepBgp). `restarting`: sessions with
+   * graceful restart negotiated close without a Cease, and the routers keep the routes.
+   */
+  stopBgp(opts: { restarting?: boolean } = {}): Promise<void> {
+    this.#bgpStopped ??= this.#bgp?.stop(opts);
+    return this.#bgpStopped ?? Promise.resolve();
   }
 
   /** Withdraws everything (BGP: a Cease to every peer) and stops watching. */

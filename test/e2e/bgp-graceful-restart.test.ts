@@ -6,7 +6,9 @@
 //
 // Namespaces: ilb-bgpgr-{node,frr,bird}-<random>; nothing in the root namespace changes.
 // Addresses: node–FRR 203.0.113.88/29 (FRR .89, node .90); node–BIRD 203.0.113.96/29 (BIRD
-// .97, node .98); advertised prefix 203.0.113.84/32; monitor marker 203.0.113.85/32.
+// .97, node .98); advertised prefix 203.0.113.84/32; monitor marker 203.0.113.85/32. An
+// IPv6 session to FRR on the same link: 2001:db8:6e7::/64 (FRR ::1, node ::2), advertising
+// 2001:db8:6e7:100::84/128.
 // ASNs: node 4200000002, FRR 64502, BIRD 64503.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BgpPeerConfig, BgpRoute } from "../../src/bgp/types.ts";
@@ -17,20 +19,21 @@ import { kernelRoute, RouterLab, RouteWatch, sh } from "./fixtures/routers.ts";
 const MY_ASN = 4200000002;
 const PREFIX = "203.0.113.84/32";
 const MARKER = "203.0.113.85/32";
-const ROUTE: BgpRoute = { prefix: PREFIX, communities: [], largeCommunities: [] };
+const PREFIX6 = "2001:db8:6e7:100::84/128";
+const route = (prefix: string): BgpRoute => ({ prefix, communities: [], largeCommunities: [] });
 /** Long enough for a process restart and reconnect on a loaded 2-core machine. */
 const LONG_RESTART = 30;
 /** Short, to see the router give up on a speaker that does not come back. */
 const SHORT_RESTART = 5;
 
 const peer = (name: string, gracefulRestartTime: number): BgpPeerConfig =>
-  name === "frr"
+  name === "frr6"
     ? {
         name,
         myASN: MY_ASN,
         peerASN: 64502,
-        peerAddress: "203.0.113.89",
-        sourceAddress: "203.0.113.90",
+        peerAddress: "2001:db8:6e7::1",
+        sourceAddress: "2001:db8:6e7::2",
         peerPort: 179,
         holdTime: 9,
         keepaliveTime: 3,
@@ -38,19 +41,33 @@ const peer = (name: string, gracefulRestartTime: number): BgpPeerConfig =>
         routerID: "203.0.113.90",
         gracefulRestartTime,
       }
-    : {
-        name,
-        myASN: MY_ASN,
-        peerASN: 64503,
-        peerAddress: "203.0.113.97",
-        sourceAddress: "203.0.113.98",
-        peerPort: 179,
-        holdTime: 9,
-        keepaliveTime: 3,
-        connectTime: 2,
-        routerID: "203.0.113.98",
-        gracefulRestartTime,
-      };
+    : name === "frr"
+      ? {
+          name,
+          myASN: MY_ASN,
+          peerASN: 64502,
+          peerAddress: "203.0.113.89",
+          sourceAddress: "203.0.113.90",
+          peerPort: 179,
+          holdTime: 9,
+          keepaliveTime: 3,
+          connectTime: 2,
+          routerID: "203.0.113.90",
+          gracefulRestartTime,
+        }
+      : {
+          name,
+          myASN: MY_ASN,
+          peerASN: 64503,
+          peerAddress: "203.0.113.97",
+          sourceAddress: "203.0.113.98",
+          peerPort: 179,
+          holdTime: 9,
+          keepaliveTime: 3,
+          connectTime: 2,
+          routerID: "203.0.113.98",
+          gracefulRestartTime,
+        };
 
 // FRR 8.4 is a graceful-restart helper by default; nothing GR-specific is configured.
 const FRR_CONF = (dir: string) => `hostname ilb-bgpgr-frr
@@ -64,8 +81,14 @@ router bgp 64502
  neighbor 203.0.113.90 remote-as ${MY_ASN}
  neighbor 203.0.113.90 passive
  neighbor 203.0.113.90 timers connect 1
+ neighbor 2001:db8:6e7::2 remote-as ${MY_ASN}
+ neighbor 2001:db8:6e7::2 passive
+ neighbor 2001:db8:6e7::2 timers connect 1
  address-family ipv4 unicast
   neighbor 203.0.113.90 activate
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor 2001:db8:6e7::2 activate
  exit-address-family
 `;
 
@@ -87,8 +110,8 @@ const lab = new RouterLab("bgpgr", {
   frr: {
     conf: FRR_CONF,
     nodeDev: "ethfrr",
-    nodeAddrs: ["203.0.113.90/29"],
-    routerAddrs: ["203.0.113.89/29"],
+    nodeAddrs: ["203.0.113.90/29", "2001:db8:6e7::2/64"],
+    routerAddrs: ["203.0.113.89/29", "2001:db8:6e7::1/64"],
   },
   bird: {
     conf: BIRD_CONF,
@@ -104,8 +127,9 @@ const NS_FRR = lab.ns.frr;
 const NS_BIRD = lab.ns.bird;
 
 const ROUTERS = [
-  { name: "frr", ns: NS_FRR, gateway: "203.0.113.90" },
-  { name: "bird", ns: NS_BIRD, gateway: "203.0.113.98" },
+  { name: "frr", ns: NS_FRR, gateway: "203.0.113.90", prefix: PREFIX },
+  { name: "bird", ns: NS_BIRD, gateway: "203.0.113.98", prefix: PREFIX },
+  { name: "frr6", ns: NS_FRR, gateway: "2001:db8:6e7::2", prefix: PREFIX6 },
 ] as const;
 
 describe("BGP graceful restart against FRR and BIRD (network namespaces)", () => {
@@ -116,7 +140,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
     await f.ready;
     for (const r of ROUTERS) {
       await f.start(peer(r.name, restartTime));
-      await f.routes(r.name, [ROUTE]);
+      await f.routes(r.name, [route(r.prefix)]);
     }
     return f;
   }
@@ -129,20 +153,20 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
   }
 
   async function routeAt(r: (typeof ROUTERS)[number]) {
-    return kernelRoute(r.ns, PREFIX.replace("/32", ""));
+    return kernelRoute(r.ns, r.prefix.replace(/\/(32|128)$/, ""));
   }
 
   async function installedEverywhere(): Promise<void> {
     for (const r of ROUTERS) {
       await waitFor(
-        `${PREFIX} at ${r.name}`,
+        `${r.prefix} at ${r.name}`,
         async () => (await routeAt(r))?.gateway === r.gateway,
       );
     }
   }
 
   async function watchBoth(): Promise<RouteWatch[]> {
-    const ws = ROUTERS.map((r) => new RouteWatch(r.ns, [PREFIX], MARKER));
+    const ws = ROUTERS.map((r) => new RouteWatch(r.ns, [r.prefix], MARKER));
     for (const w of ws) lab.onStop(() => w.stop());
     await Promise.all(ws.map((w) => w.ready));
     return ws;
@@ -207,6 +231,17 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
       },
       20_000,
     );
+    await waitFor(
+      "FRR to receive End-of-RIB on the IPv6 session too",
+      async () => {
+        const n = (await lab.frr.neighbor("2001:db8:6e7::2")) as Record<string, unknown>;
+        const info = n.gracefulRestartInfo as
+          | { endOfRibRecv?: Record<string, boolean> }
+          | undefined;
+        return n.bgpState === "Established" && info?.endOfRibRecv?.ipv6Unicast === true;
+      },
+      20_000,
+    );
     await waitFor("FRR to clear the route's stale flag", async () => {
       const r = await lab.frr.json<{ paths?: { stale?: boolean }[] }>(
         `show bgp ipv4 unicast ${PREFIX} json`,
@@ -234,7 +269,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
       await lab.sessions.stopSession(r.name, "ironlb: speaker shutting down");
     for (const [i, r] of ROUTERS.entries()) {
       await waitFor(
-        `${PREFIX} gone at ${r.name}`,
+        `${r.prefix} gone at ${r.name}`,
         async () => (await routeAt(r)) === undefined,
         5000,
         20,
@@ -253,7 +288,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
     // New sessions with the short restart time (the router keeps the last OPEN's).
     for (const r of ROUTERS) {
       await f.start(peer(r.name, SHORT_RESTART));
-      await f.routes(r.name, [ROUTE]);
+      await f.routes(r.name, [route(r.prefix)]);
     }
     for (const r of ROUTERS) {
       await waitFor(
@@ -267,7 +302,7 @@ describe("BGP graceful restart against FRR and BIRD (network namespaces)", () =>
     await crash(f);
     for (const [i, r] of ROUTERS.entries()) {
       await waitFor(
-        `${PREFIX} gone at ${r.name}`,
+        `${r.prefix} gone at ${r.name}`,
         async () => (await routeAt(r)) === undefined,
         15_000,
         50,

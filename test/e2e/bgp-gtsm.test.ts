@@ -139,6 +139,19 @@ describe("BGP GTSM against FRR (network namespaces)", () => {
       async () => (await status("node-only")).state === "OpenSent",
       15_000,
     );
+    // Its status says why after the hold time (3 s here), not after the 4-minute OpenSent
+    // hold timer.
+    const why = await waitFor(
+      "node-only's status to suspect GTSM",
+      async () => {
+        const st = await status("node-only");
+        return st.state === "OpenSent" && st.lastError?.includes("GTSM mismatch?")
+          ? st.lastError
+          : undefined;
+      },
+      15_000,
+    );
+    expect(why).toMatch(/^no OPEN received 3 s after connecting: GTSM mismatch\?/);
     // FRR gives up waiting for our KEEPALIVE (its OpenConfirm hold time, 3 s); ours never came.
     await waitFor(
       "FRR to give up on 203.0.113.27",

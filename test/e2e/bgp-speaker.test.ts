@@ -7,13 +7,14 @@
 // Service IPs from 198.51.100.64/26 (pool 198.51.100.90-198.51.100.99). ASNs: nodes 64512,
 // router 64500 (private). Namespaces: the lab's prefix (ilbbgp…), router `<prefix>rtr`.
 // The router also runs bfdd (profile `fast`, 100 ms × 3); its BGP neighbors use BFD only
-// once the last test turns it on, with a BFDProfile of the same timers on the BGPPeer.
+// once the last test turns it on, with a BFDProfile of the same timers on the BGPPeer; that
+// test also sends TTL-254 BFD packets from the router's namespace to a node (RFC 5881 §5).
 
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { AppsV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { bgpSessionStateName } from "../../src/api/bgpsessionstate.ts";
 import { ipAnnouncementName } from "../../src/api/ipannouncement.ts";
@@ -37,6 +38,8 @@ requireRouters();
 const ROUTER_IP = "203.0.113.208";
 const NODE_ASN = 64512;
 const ROUTER_ASN = 64500;
+/** The DaemonSet the speakers are told they belong to (--daemonset). */
+const SPEAKER_DS = "ironlb-speaker";
 const group = "ironlb.dev";
 const version = "v1beta1";
 
@@ -200,6 +203,7 @@ describe("BGP mode: speakers peered with FRR", () => {
       subnet: E2E_SUBNET,
       poolCIDR: POOL_CIDR,
       nodes: 2,
+      speakerArgs: ["--daemonset", SPEAKER_DS],
       kubeconfig: inject("kubeconfig"),
       binDir: inject("binDir"),
       workDir,
@@ -578,6 +582,121 @@ exit
     await waitHops(ip, [], "the Service is deleted");
   });
 
+  it("with enableGracefulRestart, SIGTERM while the speaker's DaemonSet stays (rolling update) changes no route; once the DaemonSet is gone (uninstall), SIGTERM withdraws at once", async () => {
+    // A restart time no earlier test uses: the router's view of it tells the new sessions
+    // (GR enabled) from older ones (the capability, with restart time 0, is always sent).
+    const grNegotiated = (n: Neighbor) =>
+      established(n) &&
+      n.neighborCapabilities?.gracefulRestart === "advertisedAndReceived" &&
+      (n.gracefulRestartInfo as { timers?: { receivedRestartTimer?: number } } | undefined)?.timers
+        ?.receivedRestartTimer === 45;
+    const apps = lab.kc.makeApiClient(AppsV1Api);
+    const namespace = "ironlb-system";
+    const node2 = lab.node("node2");
+    const n1 = lab.node("node1").ip;
+    // The speakers run with --daemonset SPEAKER_DS (beforeAll); no controller-manager runs
+    // DaemonSets here, so the object is only what the speakers read at SIGTERM.
+    await apps.createNamespacedDaemonSet({
+      namespace,
+      body: {
+        metadata: { name: SPEAKER_DS },
+        spec: {
+          selector: { matchLabels: { app: SPEAKER_DS } },
+          template: {
+            metadata: { labels: { app: SPEAKER_DS } },
+            spec: { containers: [{ name: "speaker", image: "ironlb:e2e" }] },
+          },
+        },
+      },
+    });
+    const deleteDs = () =>
+      apps.deleteNamespacedDaemonSet({ name: SPEAKER_DS, namespace }).catch(() => undefined);
+    await patchPeer({ enableGracefulRestart: true, gracefulRestartTime: "45s" });
+    try {
+      for (const n of lab.nodes)
+        await waitNeighbor(n.ip, grNegotiated, `graceful restart negotiated with ${n.name}`);
+      const { svc, ip } = await advertisedByBoth("rolling");
+      await waitFor(
+        "node2's BGPSessionState to say graceful restart is negotiated",
+        async () => (await sessionState("node2"))?.gracefulRestart === "Negotiated",
+      );
+      const before = await hopsFor(ip);
+      const sessionsBefore = (await neighbor(node2.ip))?.connectionsEstablished ?? 0;
+      const rolling = new RouteWatch(routerNs, [`${ip}/32`], "192.0.2.254/32");
+      try {
+        await rolling.ready;
+        // A rolling update: SIGTERM, the DaemonSet stays, the new pod starts.
+        const old = lab.speaker("node2")!;
+        await lab.stopSpeaker("node2", "SIGTERM");
+        lab.startSpeaker("node2");
+        await lab.waitSpeakersReady(60_000);
+        await waitForPath(
+          ip,
+          async (ps) => {
+            const p2 = ps.find((p) => p.nexthops?.some((h) => h.ip === node2.ip));
+            const n = await neighbor(node2.ip);
+            return (
+              n !== undefined &&
+              (n.connectionsEstablished ?? 0) > sessionsBefore &&
+              grNegotiated(n) &&
+              p2 !== undefined &&
+              p2.stale !== true
+            );
+          },
+          "FRR to take node2's path as fresh again, on a new session",
+          30_000,
+        ).catch(async (err: Error) => {
+          throw new Error(
+            `${err.message}\n${await router!.vtysh(`show bgp neighbors ${node2.ip}`)}`,
+          );
+        });
+        expect(await hopsFor(ip)).toEqual(before);
+        expect(rolling.events, "route changes at the router during the rolling update").toEqual([]);
+        // No NOTIFICATION reached the router: the TCP connection just closed.
+        expect((await neighbor(node2.ip))?.lastResetDueTo).not.toBe("BGP Notification received");
+        const decided = old
+          .logs()
+          .find((l) => typeof l.msg === "string" && /^(restart|departure): /.test(l.msg));
+        expect(decided?.msg, "the speaker's shutdown decision").toMatch(/^restart: /);
+        expect(decided?.reason).toBe(
+          `DaemonSet ${SPEAKER_DS} stays and this node is not leaving: a restart`,
+        );
+      } finally {
+        rolling.stop();
+      }
+
+      // Uninstall: the DaemonSet is deleted first, then its pods get SIGTERM.
+      await deleteDs();
+      const t0 = performance.now();
+      await lab.stopSpeaker("node2", "SIGTERM");
+      await waitHops(ip, [n1], "node2's speaker left (its DaemonSet gone)", { timeoutMs: 5000 });
+      // Far below the 45 s restart time: the Cease ended it, no graceful restart.
+      expect(performance.now() - t0).toBeLessThan(3000);
+      expect(await neighbor(node2.ip)).toMatchObject({
+        lastResetDueTo: "BGP Notification received",
+        lastNotificationReason: "Cease/Administrative Shutdown",
+        lastShutdownDescription: "ironlb: speaker shutting down",
+      });
+      const left = lab
+        .speaker("node2")!
+        .logs()
+        .find((l) => typeof l.msg === "string" && l.msg.startsWith("departure: "));
+      expect(left?.reason).toBe(`DaemonSet ${SPEAKER_DS} is gone (uninstall)`);
+      lab.startSpeaker("node2");
+      await lab.waitSpeakersReady(60_000);
+      await waitHops(
+        ip,
+        lab.nodes.map((n) => n.ip),
+        "node2's speaker is back",
+      );
+      await lab.deleteService(svc);
+      await waitHops(ip, [], "the Service is deleted");
+    } finally {
+      await deleteDs();
+      await patchPeer({ enableGracefulRestart: null, gracefulRestartTime: null });
+    }
+  });
+
   it("runs BFD with the router when the BGPPeer names a BFDProfile: a node cut off loses its next hop in well under a second (figure printed), and it comes back", async () => {
     const node = lab.node("node1");
     const both = lab.nodes.map((n) => n.ip);
@@ -632,6 +751,36 @@ exit
         await waitHops(ip, both, "both nodes advertise with BFD up");
       };
       await allUp();
+
+      // RFC 5881 §5 in the real speaker: BFD packets that did not arrive with TTL 255 (here
+      // 254, as if forwarded) are dropped before decoding and counted in its metrics.
+      const node2 = lab.node("node2");
+      const ttlDrops = async () => {
+        const text = await (await fetch(`http://${node2.ip}:7473/metrics`)).text();
+        const m = /^ironlb_speaker_bfd_packets_dropped_total\{reason="ttl"\} (\S+)$/m.exec(text);
+        return Number(m?.[1] ?? 0);
+      };
+      const dropsBefore = await ttlDrops();
+      const send = `const s = require("node:dgram").createSocket("udp4");
+        s.bind(0, ${JSON.stringify(ROUTER_IP)}, () => {
+          s.setTTL(254);
+          let n = 5;
+          const go = () => s.send(Buffer.alloc(24, 0x20), 3784, ${JSON.stringify(node2.ip)}, () => {
+            if (--n > 0) setTimeout(go, 20); else s.close();
+          });
+          go();
+        });`;
+      execFileSync("ip", ["netns", "exec", routerNs, process.execPath, "-e", send], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      await waitFor(
+        "node2's metric of BFD packets dropped for their TTL to count the 5 sent",
+        async () => (await ttlDrops()) === dropsBefore + 5,
+        5000,
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}; now ${await ttlDrops()}, before ${dropsBefore}`);
+      });
+      expect((await bfdPeer(node2.ip))?.status).toBe("up");
 
       // node1 cut off from the router (its link stays up): the router's BFD notices within
       // 3 × 100 ms and its kernel route loses node1, long before any BGP hold time.

@@ -22,7 +22,9 @@ import {
   CoordinationV1Api,
   type KubernetesObject,
   loadYaml,
+  PatchStrategy,
   PolicyV1Api,
+  setHeaderOptions,
   type V1DaemonSet,
   type V1Deployment,
   type V1Job,
@@ -32,6 +34,8 @@ import { load as loadPlainYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeClient } from "../../src/k8s/client.ts";
 import { httpStatus } from "../../src/k8s/errors.ts";
+import { readShutdownEvidence } from "../../src/speaker/shutdown-evidence.ts";
+import { shutdownIntent } from "../../src/speaker/shutdown-intent.ts";
 import {
   type Component,
   clients,
@@ -268,6 +272,7 @@ describe("helm chart", () => {
           "--api-qps=50",
           "--api-burst=100",
           "--bgp-drain-delay=5",
+          "--daemonset=lb-ironlb-speaker",
         ]),
       );
       expect(c.args).toEqual(expect.arrayContaining(["--api-qps=500", "--api-burst=1000"]));
@@ -893,6 +898,51 @@ current-context: ${sa}
       expect(logText(speaker)).not.toMatch(/forbidden/i);
     });
 
+    it("lets the speaker tell a restart from a departure at SIGTERM, with its own token and the chart's --daemonset", async () => {
+      const ds = await apps.readNamespacedDaemonSet({
+        name: `${release}-ironlb-speaker`,
+        namespace: ns,
+      });
+      const arg = ds.spec?.template.spec?.containers[0]?.args?.find((a) =>
+        a.startsWith("--daemonset="),
+      );
+      expect(arg).toBe(`--daemonset=${release}-ironlb-speaker`);
+      const api = KubeClient.load(await saKubeconfig(`${release}-ironlb-speaker`));
+      const node = `gr-node-${process.pid}`;
+      // A node the DaemonSet selects (the chart's nodeSelector).
+      const labels = ds.spec?.template.spec?.nodeSelector ?? {};
+      await core.createNode({ body: { metadata: { name: node, labels } } });
+      try {
+        const read = () =>
+          readShutdownEvidence(api, { namespace: ns, node, daemonSet: arg!.split("=")[1] });
+        const rolling = await read();
+        expect(rolling.error).toBeUndefined();
+        expect(shutdownIntent(rolling)).toEqual({
+          restart: true,
+          reason: `DaemonSet ${release}-ironlb-speaker stays and this node is not leaving: a restart`,
+        });
+        // kubectl cordon (as before a reboot): a departure, read fresh (not from a cache).
+        await core.patchNode(
+          { name: node, body: { spec: { unschedulable: true } } },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        expect(shutdownIntent(await read())).toMatchObject({
+          restart: false,
+          reason: "this node is cordoned (kubectl cordon or drain)",
+        });
+        // A DaemonSet the token may not read: the safe side, and the log says why.
+        const forbidden = await readShutdownEvidence(api, {
+          namespace: ns,
+          node,
+          daemonSet: "someone-else",
+        });
+        expect(forbidden.error).toMatch(/^HTTP 403: /);
+        expect(shutdownIntent(forbidden).restart).toBe(false);
+      } finally {
+        await core.deleteNode({ name: node });
+      }
+    });
+
     it("keeps the controller's Lease out of the speakers' reach, and each speaker to its own Lease", async () => {
       const sa = `${release}-ironlb-speaker`;
       const leasePath = (name = "") =>
@@ -1113,6 +1163,11 @@ current-context: ${sa}
         ["speaker", ["patch", "nodes"], "no"],
         ["speaker", ["patch", "ipaddresspools.ironlb.dev", "--subresource=status"], "no"],
         ["speaker", ["list", "pods", "--all-namespaces"], "no"],
+        // At SIGTERM: its own DaemonSet, read only (restart or departure).
+        ["speaker", ["get", `daemonsets.apps/${release}-ironlb-speaker`, "-n", ns], "yes"],
+        ["speaker", ["get", "daemonsets.apps/other", "-n", ns], "no"],
+        ["speaker", ["list", "daemonsets.apps", "-n", ns], "no"],
+        ["speaker", ["patch", `daemonsets.apps/${release}-ironlb-speaker`, "-n", ns], "no"],
       ];
       const results = await Promise.all(cases.map(async ([sa, args]) => canI(sa, args)));
       expect(results.map((r, i) => `${cases[i]![0]} ${cases[i]![1].join(" ")}: ${r}`)).toEqual(
