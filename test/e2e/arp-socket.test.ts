@@ -386,6 +386,8 @@ describe("ARP announcer on a real packet socket (network namespaces)", () => {
       "stats",
       // BGP's TCP sockets with TCP-MD5 and GTSM (src/bgp/tcp-socket.ts).
       "tcpSocket",
+      // The heartbeat socket's kernel filter (src/speaker/heartbeat-gate.ts).
+      "udpSetFilter",
     ];
     expect(names(ADDON)).toEqual(production);
     expect(names(TOOLS_ADDON)).toEqual([...production, "sendBatch"].sort());
