@@ -16,8 +16,8 @@ import {
   parseIPAnnouncement,
 } from "../api/ipannouncement.ts";
 import { type L2Advertisement, parseL2Advertisement } from "../api/l2advertisement.ts";
-import { type ClassFilter, isOurs } from "../api/service.ts";
-import { PATHS, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
+import { type ClassFilter, isOurs, statusIPs } from "../api/service.ts";
+import { keyOf, PATHS, SERVICE_NAME_LABEL } from "../api/vocabulary.ts";
 import type { KubeClient } from "../k8s/client.ts";
 import { describeError, httpStatus } from "../k8s/errors.ts";
 import { EventRecorder, serviceTarget } from "../k8s/events.ts";
@@ -46,6 +46,7 @@ import {
 import { formatLinks, usableLinks } from "./links.ts";
 import type { Membership, RejoinReason } from "./membership.ts";
 import type { SpeakerMetrics } from "./metrics.ts";
+import { ServicesWithIPs } from "./service-events.ts";
 import { slimEndpointSlice, slimNode, slimService } from "./slim.ts";
 import { type ClusterSnapshot, clusterSnapshot } from "./snapshot.ts";
 
@@ -272,24 +273,34 @@ export class Speaker {
       { kind: "IPAnnouncement", parse: parseIPAnnouncement, freeze: false },
       log,
     );
+    // Services without an IP before and after an event change nothing (service-events.ts).
+    const withIPs = new ServicesWithIPs();
+    const pokeService = (svc: V1Service, deleted = false) => {
+      if (withIPs.seen(keyOf(svc), !deleted && statusIPs(svc).length > 0)) this.#scheduleBatched();
+    };
+    const pokeServices = {
+      add: (svc: V1Service) => pokeService(svc),
+      update: (svc: V1Service) => pokeService(svc),
+      delete: (svc: V1Service) => pokeService(svc, true),
+    };
     const poke = {
       add: () => this.#scheduleBatched(),
       update: () => this.#scheduleBatched(),
       delete: () => this.#scheduleBatched(),
     };
-    // Most EndpointSlices of a cluster belong to Services that are not ours: their churn
-    // (pods coming and going) changes nothing here.
+    // Most EndpointSlices of a cluster belong to Services that are not ours, or that have no
+    // IP yet: their churn (pods coming and going) changes nothing here.
     const pokeSlice = (s: V1EndpointSlice) => {
       const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
       const svc = name ? this.#services.get(name, s.metadata?.namespace) : undefined;
-      if (svc && !isOurs(svc, this.#o)) return;
+      if (svc && (!isOurs(svc, this.#o) || statusIPs(svc).length === 0)) return;
       this.#scheduleBatched();
     };
     // Every Service, EndpointSlice and Node of the cluster is cached: only what is read.
     this.#services = new Informer(
       api,
       PATHS.services,
-      poke,
+      pokeServices,
       log,
       {},
       {

@@ -374,7 +374,7 @@ export class SpeakerCluster {
   }
 
   /**
-   * A barrier instead of a sleep: a canary Service (not ours) is written, and this returns
+   * A barrier instead of a sleep: a canary Service (not ours, with an IP) is written, and this returns
    * once every running speaker has evaluated with it in its cache, so every change of the
    * Services written before has been evaluated too. Twice, so that what the first evaluation
    * started (a record written, a probe of 0 ms) has been seen by the second.
@@ -382,9 +382,12 @@ export class SpeakerCluster {
   async settle(rounds = 2): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       const name = `canary-${++this.#canaries}`;
+      // Another implementation's LoadBalancer, with an IP in its status: speakers skip the
+      // events of Services without one.
       this.api.put(PATHS.services, {
         metadata: { name, namespace: "barrier" },
-        spec: { type: "ClusterIP" },
+        spec: { type: "LoadBalancer", loadBalancerClass: "example.com/other" },
+        status: { loadBalancer: { ingress: [{ ip: "203.0.113.254" }] } },
       });
       await waitUntil(() =>
         [...this.nodes.values()].every(
