@@ -289,11 +289,13 @@ export class Speaker {
       delete: () => this.#scheduleBatched(),
     };
     // Most EndpointSlices of a cluster belong to Services that are not ours, or that have no
-    // IP yet: their churn (pods coming and going) changes nothing here.
+    // IP yet: their churn (pods coming and going) changes nothing here. Nor does a slice of a
+    // Service not cached yet: the Service's own event, when it comes with an IP, evaluates
+    // with every slice then cached.
     const pokeSlice = (s: V1EndpointSlice) => {
       const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
       const svc = name ? this.#services.get(name, s.metadata?.namespace) : undefined;
-      if (svc && (!isOurs(svc, this.#o) || statusIPs(svc).length === 0)) return;
+      if (!svc || !isOurs(svc, this.#o) || statusIPs(svc).length === 0) return;
       this.#scheduleBatched();
     };
     // Every Service, EndpointSlice and Node of the cluster is cached: only what is read.
