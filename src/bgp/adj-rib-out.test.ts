@@ -42,7 +42,11 @@ describe("planSync", () => {
     expect([...p.advertised.keys()].sort()).toEqual(["198.51.100.1/32", "198.51.100.2/32"]);
     expect(p.announced).toBe(2);
     expect(p.ignored).toEqual([
-      { prefix: "2001:db8::1/128", reason: "the session does not carry ipv6-unicast" },
+      {
+        prefix: "2001:db8::1/128",
+        reason: "the session does not carry ipv6-unicast",
+        otherFamily: true,
+      },
     ]);
   });
 

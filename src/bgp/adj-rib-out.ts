@@ -22,7 +22,11 @@ export interface SyncPlan {
   announced: number;
   withdrawn: number;
   /** Desired prefixes that cannot go on this session, and why. */
-  ignored: { prefix: string; reason: string }[];
+  /**
+   * Prefixes not sent, and why. `otherFamily`: the session did not negotiate the prefix's
+   * family, the normal case of a dual-stack Service with one session per family.
+   */
+  ignored: { prefix: string; reason: string; otherFamily?: boolean }[];
 }
 
 /**
@@ -74,7 +78,7 @@ export function planSync(
   for (const p of desired.keys()) {
     const f = fam(p);
     if (!families.includes(f))
-      ignored.push({ prefix: p, reason: `the session does not carry ${f}` });
+      ignored.push({ prefix: p, reason: `the session does not carry ${f}`, otherFamily: true });
   }
   return { messages, advertised: next, announced, withdrawn, ignored };
 }

@@ -6,7 +6,7 @@
 import { connect, type Socket } from "node:net";
 import type { Logger } from "pino";
 import { formatIP, parseIP } from "../net/address.ts";
-import { forgetFamily, planSync } from "./adj-rib-out.ts";
+import { forgetFamily, planSync, type SyncPlan } from "./adj-rib-out.ts";
 import { type FsmAction, type FsmEvent, type FsmState, initialState, step } from "./fsm.ts";
 import type { MessageKind } from "./messages.ts";
 import { describeNotification, type Notification } from "./notification.ts";
@@ -440,9 +440,14 @@ export class BgpSession {
    * Logs the prefixes that cannot go to this peer, once per prefix and reason: one line per
    * reason with a count and a few examples (a dual-stack cluster has a whole family of them).
    */
-  #ignore(ignored: readonly { prefix: string; reason: string }[]): void {
+  #ignore(ignored: SyncPlan["ignored"]): void {
     const fresh = new Map<string, string[]>();
-    for (const { prefix, reason } of ignored) {
+    // A family the session does not carry is expected with one session per family (a
+    // dual-stack Service): info, not a warning on every new Service. The status still counts
+    // the prefixes (prefixesIgnored).
+    const otherFamily = new Set<string>();
+    for (const { prefix, reason, otherFamily: other } of ignored) {
+      if (other) otherFamily.add(reason);
       let reasons = this.#ignored.get(prefix);
       if (reasons === undefined) {
         reasons = new Set();
@@ -455,10 +460,9 @@ export class BgpSession {
       fresh.set(reason, list);
     }
     for (const [reason, prefixes] of fresh) {
-      this.#log.warn(
-        { reason, count: prefixes.length, prefixes: prefixes.slice(0, 5) },
-        "bgp prefixes not advertised",
-      );
+      const line = { reason, count: prefixes.length, prefixes: prefixes.slice(0, 5) };
+      if (otherFamily.has(reason)) this.#log.info(line, "bgp prefixes not advertised");
+      else this.#log.warn(line, "bgp prefixes not advertised");
     }
   }
 }
