@@ -318,7 +318,8 @@ describe("speaker: BGP mode against the real apiserver", () => {
           const o = await stateOf(md5Peer);
           return o?.status?.lastError?.includes(want) ? o : undefined;
         },
-        20_000,
+        // A Secret the watch cannot see (another type) is read again every 10 s.
+        30_000,
       );
     const where = `passwordSecret default/${md5Secret}`;
     await api.create(
