@@ -39,6 +39,7 @@ export default defineConfig({
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
           globalSetup: ["test/controlplane/vitest-global-setup.ts"],
+          setupFiles: ["test/e2e/setup-labs.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,
           fileParallelism: false,

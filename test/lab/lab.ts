@@ -302,6 +302,18 @@ function isIronlbProcess(pid: number): boolean {
 }
 
 /** Removes everything of the lab with exactly this prefix: processes, namespaces, uplink. */
+/**
+ * The labs this process created and has not destroyed, on globalThis so that the e2e
+ * tier's setup file (test/e2e/setup-labs.ts) reaches them without importing this module: a
+ * test file whose `beforeAll` times out inside `Lab.create` never gets the lab to destroy.
+ */
+const UNFINISHED = Symbol.for("ironlb.unfinishedLabs");
+function unfinished(): Set<{ destroy(): Promise<void> }> {
+  const g = globalThis as { [UNFINISHED]?: Set<{ destroy(): Promise<void> }> };
+  g[UNFINISHED] ??= new Set();
+  return g[UNFINISHED];
+}
+
 async function removeLab(prefix: string): Promise<void> {
   const marker = readMarker(markerPath(prefix));
   const rootPids = (marker?.pids ?? []).filter(isIronlbProcess);
@@ -472,6 +484,7 @@ export class Lab {
   /** Builds the LAN, the nodes (Node objects, kube-proxy) and the EndpointSlice controller. */
   static async create(opts: LabOptions): Promise<Lab> {
     const lab = new Lab(opts);
+    unfinished().add(lab);
     try {
       await lab.#build();
       return lab;
@@ -1662,6 +1675,7 @@ export class Lab {
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    unfinished().delete(this);
     const all = [
       ...this.#speakers.values(),
       ...this.#proxies.values(),
