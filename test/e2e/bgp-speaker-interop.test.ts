@@ -63,13 +63,6 @@ describe("BGP mode: three speakers peered with FRR and BIRD over IPv4 and IPv6",
   let workDir = "";
   let nextPort = 9300;
   const custom = () => clientsFor(lab.kc).custom;
-  const createObject = (plural: string, kind: string, name: string, spec: object) =>
-    custom().createClusterCustomObject({
-      group,
-      version,
-      plural,
-      body: { apiVersion: `${group}/${version}`, kind, metadata: { name }, spec },
-    });
   const v4Hops = () => lab.nodes.map((n) => n.ip).sort();
   const v6Hops = () => lab.nodes.map((n) => n.ip6!).sort();
   const host = (ip: string) => (ip.includes(":") ? `${ip}/128` : `${ip}/32`);
@@ -286,14 +279,14 @@ ${birdProtocols}
       keepaliveTime: "3s",
       connectTime: "2s",
     });
-    await createObject("bgppeers", "BGPPeer", "bgpi-frr4", peer(FRR_ASN, FRR.v4));
-    await createObject("bgppeers", "BGPPeer", "bgpi-frr6", peer(FRR_ASN, FRR.v6));
-    await createObject("bgppeers", "BGPPeer", "bgpi-bird4", peer(NODE_ASN, BIRD.v4));
-    await createObject("bgppeers", "BGPPeer", "bgpi-bird6", peer(NODE_ASN, BIRD.v6));
-    await createObject("bgpadvertisements", "BGPAdvertisement", "bgpi", {
+    await lab.createClusterObject("bgppeers", "BGPPeer", "bgpi-frr4", peer(FRR_ASN, FRR.v4));
+    await lab.createClusterObject("bgppeers", "BGPPeer", "bgpi-frr6", peer(FRR_ASN, FRR.v6));
+    await lab.createClusterObject("bgppeers", "BGPPeer", "bgpi-bird4", peer(NODE_ASN, BIRD.v4));
+    await lab.createClusterObject("bgppeers", "BGPPeer", "bgpi-bird6", peer(NODE_ASN, BIRD.v6));
+    await lab.createClusterObject("bgpadvertisements", "BGPAdvertisement", "bgpi", {
       ipAddressPools: ["bgpi"],
     });
-    await createObject("bgpadvertisements", "BGPAdvertisement", "bgpi-attrs", {
+    await lab.createClusterObject("bgpadvertisements", "BGPAdvertisement", "bgpi-attrs", {
       ipAddressPools: ["bgpi-attrs"],
       communities: ["64512:300", "no-advertise", "large:4200000004:5:6"],
       localPref: 250,
@@ -302,26 +295,13 @@ ${birdProtocols}
 
   afterEach((ctx) => {
     if (ctx.task.result?.state !== "fail" || !lab) return;
-    const lines: string[] = [];
-    for (const n of lab.nodes)
-      for (const l of lab.speaker(n.name)?.logs() ?? [])
-        if (typeof l.level === "number" && l.level >= 40)
-          lines.push(`  ${n.name}: ${l.msg} ${JSON.stringify(l)}`);
-    if (lines.length > 0) console.error(`speaker warnings:\n${lines.slice(-40).join("\n")}`);
+    const lines = lab.speakerLogLines(40, 40);
+    if (lines.length > 0) console.error(`speaker warnings:\n${lines.join("\n")}`);
   });
 
   afterAll(async () => {
     try {
-      if (lab) {
-        for (const [plural, name] of [
-          ["bgpadvertisements", "bgpi"],
-          ["bgpadvertisements", "bgpi-attrs"],
-          ...PEERS.map((p) => ["bgppeers", p] as const),
-        ] as const)
-          await custom()
-            .deleteClusterCustomObject({ group, version, plural, name })
-            .catch(() => undefined);
-      }
+      // destroy() deletes the BGPPeers, BGPAdvertisements and BFDProfiles it created.
       frr?.stop();
       bird?.stop();
       removeNamespaces([ns.frr, ns.bird]);

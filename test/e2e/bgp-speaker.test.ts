@@ -159,14 +159,6 @@ describe("BGP mode: speakers peered with FRR", () => {
       timeoutMs,
     );
   const established = (n: Neighbor) => n.bgpState === "Established";
-  /** Creates a cluster-scoped ironlb object (BGPPeer, BGPAdvertisement, BFDProfile). */
-  const createObject = (plural: string, kind: string, name: string, spec: object) =>
-    custom().createClusterCustomObject({
-      group,
-      version,
-      plural,
-      body: { apiVersion: `${group}/${version}`, kind, metadata: { name }, spec },
-    });
   /** A Cluster Service with its endpoint on node1, once both nodes advertise its IP. */
   const advertisedByBoth = async (name: string, pool = "bgp") => {
     const svc = await lab.createService(name, { port: nextPort++, pool, endpoints: ["node1"] });
@@ -272,7 +264,7 @@ exit
     for (const n of lab.nodes) lab.startSpeaker(n.name);
     await lab.waitSpeakersReady(60_000);
     await lab.createPool("bgp", ["198.51.100.90-198.51.100.99"], { autoAssign: false });
-    await createObject("bgppeers", "BGPPeer", "tor", {
+    await lab.createClusterObject("bgppeers", "BGPPeer", "tor", {
       myASN: NODE_ASN,
       peerASN: ROUTER_ASN,
       peerAddress: ROUTER_IP,
@@ -280,31 +272,20 @@ exit
       keepaliveTime: "3s",
       connectTime: "2s",
     });
-    await createObject("bgpadvertisements", "BGPAdvertisement", "bgp", { ipAddressPools: ["bgp"] });
+    await lab.createClusterObject("bgpadvertisements", "BGPAdvertisement", "bgp", {
+      ipAddressPools: ["bgp"],
+    });
   }, 180_000);
 
   afterEach((ctx) => {
     if (ctx.task.result?.state !== "fail" || !lab) return;
-    const lines: string[] = [];
-    for (const n of lab.nodes)
-      for (const l of lab.speaker(n.name)?.logs() ?? [])
-        if (typeof l.level === "number" && l.level >= 40)
-          lines.push(`  ${n.name}: ${l.msg} ${JSON.stringify(l)}`);
-    if (lines.length > 0) console.error(`speaker warnings:\n${lines.slice(-40).join("\n")}`);
+    const lines = lab.speakerLogLines(40, 40);
+    if (lines.length > 0) console.error(`speaker warnings:\n${lines.join("\n")}`);
   });
 
   afterAll(async () => {
     try {
-      if (lab) {
-        for (const [plural, name] of [
-          ["bgpadvertisements", "bgp"],
-          ["bgppeers", "tor"],
-          ["bfdprofiles", "fast"],
-        ] as const)
-          await custom()
-            .deleteClusterCustomObject({ group, version, plural, name })
-            .catch(() => undefined);
-      }
+      // destroy() deletes the BGPPeers, BGPAdvertisements and BFDProfiles it created.
       router?.stop();
       removeNamespaces([routerNs]);
       await lab?.destroy();
@@ -477,13 +458,13 @@ exit
 
   it("carries an advertisement's communities, large communities and aggregation to the router", async () => {
     await lab.createPool("bgp-attrs", ["198.51.100.100/30"], { autoAssign: false });
-    await createObject("bgpadvertisements", "BGPAdvertisement", "bgp-attrs", {
+    await lab.createClusterObject("bgpadvertisements", "BGPAdvertisement", "bgp-attrs", {
       ipAddressPools: ["bgp-attrs"],
       communities: ["64512:100", "no-export", "large:64512:1:2"],
     });
     // The same pool aggregated to its /30: accepted by a second prefix-list entry.
     await router!.vtysh("configure terminal", "ip prefix-list SVC seq 10 permit 198.51.100.100/30");
-    await createObject("bgpadvertisements", "BGPAdvertisement", "bgp-agg", {
+    await lab.createClusterObject("bgpadvertisements", "BGPAdvertisement", "bgp-agg", {
       ipAddressPools: ["bgp-attrs"],
       aggregationLength: 30,
     });
@@ -715,7 +696,7 @@ exit
       await waitFor(`${n.name}'s status naming the missing profile`, async () =>
         (await sessionState(n.name))?.bfdError?.includes('BFDProfile "fast" not found'),
       );
-    await createObject("bfdprofiles", "BFDProfile", "fast", {
+    await lab.createClusterObject("bfdprofiles", "BFDProfile", "fast", {
       receiveInterval: 100,
       transmitInterval: 100,
       detectMultiplier: 3,

@@ -438,8 +438,8 @@ export class Lab {
   readonly #proxies = new Map<string, LabProcess>();
   readonly #services = new Map<string, LabService>();
   /** Pools and L2Advertisements this lab made (removed with it: the control plane may be shared). */
-  readonly #pools = new Set<string>();
-  readonly #ads = new Set<string>();
+  /** The cluster-scoped ironlb objects it created ("plural/name"): destroy() deletes them. */
+  readonly #objects = new Set<string>();
   /** Address offsets in use per node's pod range. */
   readonly #podOffsets = new Map<string, Set<number>>();
   #podCounter = 0;
@@ -1117,22 +1117,32 @@ export class Lab {
     labels: Record<string, string> = {},
   ) {
     await createPoolWith(this.kc, name, { addresses, ...extra }, labels);
-    this.#pools.add(name);
+    this.#objects.add(`ipaddresspools/${name}`);
   }
 
   async createL2Advertisement(name: string, spec: Record<string, unknown> = {}) {
+    await this.createClusterObject("l2advertisements", "L2Advertisement", name, spec);
+  }
+
+  /** Creates a cluster-scoped ironlb object (BGPPeer, BGPAdvertisement, BFDProfile, ...); destroy() deletes it. */
+  async createClusterObject(plural: string, kind: string, name: string, spec: object = {}) {
     await clientsFor(this.kc).custom.createClusterCustomObject({
       group,
       version,
-      plural: "l2advertisements",
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: "L2Advertisement",
-        metadata: { name },
-        spec,
-      },
+      plural,
+      body: { apiVersion: `${group}/${version}`, kind, metadata: { name }, spec },
     });
-    this.#ads.add(name);
+    this.#objects.add(`${plural}/${name}`);
+  }
+
+  /** The last `last` log lines at `minLevel` or above (pino levels) of every speaker. */
+  speakerLogLines(minLevel: number, last: number): string[] {
+    const lines: string[] = [];
+    for (const n of this.nodes)
+      for (const l of this.speaker(n.name)?.logs() ?? [])
+        if (typeof l.level === "number" && l.level >= minLevel)
+          lines.push(`  ${n.name}: ${l.msg} ${JSON.stringify(l)}`);
+    return lines.slice(-last);
   }
 
   async deleteL2Advertisement(name: string) {
@@ -1696,15 +1706,13 @@ export class Lab {
           .deleteNamespacedPod({ name: pod.name, namespace: pod.namespace, gracePeriodSeconds: 0 })
           .catch(() => {});
     }
-    // Its pools and advertisements too: a pool left behind would keep its addresses from a
-    // later file's overlapping pool (the older pool wins an overlap).
+    // Its pools, advertisements and peers too: a pool left behind would keep its addresses
+    // from a later file's overlapping pool (the older pool wins an overlap).
     const { custom } = clientsFor(this.kc);
-    for (const [plural, names] of [
-      ["ipaddresspools", this.#pools],
-      ["l2advertisements", this.#ads],
-    ] as const)
-      for (const name of names)
-        await custom.deleteClusterCustomObject({ group, version, plural, name }).catch(() => {});
+    for (const o of this.#objects) {
+      const [plural, name] = o.split("/") as [string, string];
+      await custom.deleteClusterCustomObject({ group, version, plural, name }).catch(() => {});
+    }
     // And the records its (now killed) speakers kept: the next lab reuses the node names,
     // and a stale record would name an owner of that lab's IPs that never claimed them.
     const anns = (await custom
